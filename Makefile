@@ -1,0 +1,25 @@
+# Two commands do all the set-up on a fresh machine:
+#   make demo   create/reuse .venv, install, run the whole pipeline on the embedded synthetic corpus
+#   make test   same venv, run the test suite (CI: .ci/run)
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+DEMO_OUT ?= results/demo
+PYTEST_ARGS ?=
+
+.PHONY: demo test clean-demo
+
+$(STAMP): setup.cfg pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/scatterxai run --out $(DEMO_OUT)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+clean-demo:
+	rm -rf $(DEMO_OUT)

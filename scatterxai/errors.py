@@ -1,0 +1,30 @@
+"""The one exception root of scatterxai.
+
+Every error the package raises on purpose derives from :class:`ScatterXAIError`, so a caller can catch
+everything with one ``except``.  Subclasses say which stage failed; messages quote the bad value and say
+what would be valid.
+"""
+
+
+class ScatterXAIError(Exception):
+    """Root of every error raised by scatterxai."""
+
+
+class ParameterError(ScatterXAIError, ValueError):
+    """A parameter or an input array has a bad value, type or shape."""
+
+
+class AudioError(ScatterXAIError):
+    """An audio file cannot be read or holds no usable signal (empty, corrupt, NaN)."""
+
+
+class DataError(ScatterXAIError):
+    """A dataset description (meta CSV, audio tree) is incomplete or inconsistent."""
+
+
+class StoreError(ScatterXAIError):
+    """An HDF5 file is missing, malformed or incompatible with the requested operation."""
+
+
+class ModelError(ScatterXAIError):
+    """A model directory is missing, malformed, or does not fit the features it is applied to."""
