@@ -1,0 +1,385 @@
+"""The paper's 1-D convnet on scattering coefficients, and its weights-only model directory.
+
+A model directory holds two files:
+
+* ``model.pt`` — the ``state_dict`` written by :func:`torch.save`; read back with
+  ``torch.load(..., weights_only=True)``, so loading never executes code from the file;
+* ``config.json`` — everything needed to rebuild and apply the network: input selection (``"s1"`` or
+  ``"s1s2"``), the selected channels (indices into the features' path table) and their path metadata,
+  normalisation μ and c, class names, scattering parameters, seed, training configuration and history.
+
+The input of the network is ``log_normalize(S[:, channels], mu, c)`` (:func:`prepare_input`), computed in
+float64 then cast to float32 so that training, evaluation and explanation see bit-identical inputs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import pickle
+from pathlib import Path
+from typing import Dict, Mapping, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from . import __version__
+from .errors import ModelError, ParameterError
+from .scattering import LOG_C, ScatteringConfig, log_normalize, resolve_device
+
+__all__ = ["ConvNet", "count_parameters", "prepare_input", "save_model", "load_model", "LoadedModel",
+           "WEIGHTS_FILE", "CONFIG_FILE", "INPUTS"]
+
+WEIGHTS_FILE = "model.pt"
+CONFIG_FILE = "config.json"
+#: input selections: name → description (the channels are chosen by :func:`scatterxai.train.input_channels`)
+INPUTS = {"s1": "first-order coefficients only", "s1s2": "first- and second-order coefficients"}
+#: keys config.json must hold for :func:`load_model` to rebuild and apply a network
+REQUIRED_KEYS = ("input", "n_channels", "channels", "mu", "c", "classes", "scattering", "paths")
+PATH_FIELDS = ("order", "lambda1_hz", "lambda2_hz", "n1", "n2")
+
+
+class ConvNet(nn.Module):
+    """The paper's convnet (companion code): three 'same' convolutions, global average, two dense layers.
+
+    With c_ref = C_in // 4 the convolutions have C0, C1, C2 = c_ref // 2, c_ref, 2·c_ref output channels.
+    C_in = 1,200 (S1+S2) → 2,068,289 parameters; C_in = 74 (S1) → 10,383.
+
+    Modules are registered in forward order and each is used once (no shared ReLU), so that LRP
+    canonizers that merge a BatchNorm into the layer registered just before it, and per-layer rule
+    assignment, see the network as it runs.
+
+    Parameters
+    ----------
+    n_channels : int
+        Number of input channels C_in (scattering paths).
+    n_classes : int
+        Number of output logits.
+
+    Notes
+    -----
+    Input: float tensor [shape=(batch, C_in, T)], T ≥ 4 frames (32 for the paper configuration);
+    output: logits [shape=(batch, n_classes)] (softmax is in the loss).
+    """
+
+    def __init__(self, n_channels: int, n_classes: int = 5):
+        super().__init__()
+        for name, value, low in (("n_channels", n_channels, 8), ("n_classes", n_classes, 2)):
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+                raise ParameterError(f"{name} must be an integer >= {low}, got {value!r}")
+        n_channels, n_classes = int(n_channels), int(n_classes)
+        c_ref = n_channels // 4
+        c0, c1, c2 = c_ref // 2, c_ref, 2 * c_ref
+        self.n_channels, self.n_classes = n_channels, n_classes
+        self.input_bn = nn.BatchNorm1d(n_channels)
+        self.conv0 = nn.Conv1d(n_channels, c0, kernel_size=7, padding="same", bias=False)
+        self.bn0 = nn.BatchNorm1d(c0)
+        self.relu0 = nn.ReLU()
+        self.pool0 = nn.AvgPool1d(2)
+        self.conv1 = nn.Conv1d(c0, c1, kernel_size=5, padding="same", bias=False)
+        self.bn1 = nn.BatchNorm1d(c1)
+        self.relu1 = nn.ReLU()
+        self.pool1 = nn.AvgPool1d(2)
+        self.conv2 = nn.Conv1d(c1, c2, kernel_size=3, padding="same", bias=False)
+        self.bn2 = nn.BatchNorm1d(c2)
+        self.relu2 = nn.ReLU()
+        self.gap = nn.AdaptiveAvgPool1d(1)
+        self.flatten = nn.Flatten()
+        self.dropout = nn.Dropout(0.5)
+        self.fc1 = nn.Linear(c2, 64)
+        self.relu3 = nn.ReLU()
+        self.fc2 = nn.Linear(64, n_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.ndim != 3 or x.shape[1] != self.n_channels:
+            raise ParameterError(f"ConvNet expects input of shape (batch, {self.n_channels}, T), "
+                                 f"got {tuple(x.shape)}")
+        # registration order == call order: iterate instead of repeating the module list
+        for module in self.children():
+            x = module(x)
+        return x
+
+
+def count_parameters(net: nn.Module) -> int:
+    """Number of trainable parameters (BatchNorm running statistics are buffers, not counted)."""
+    return sum(p.numel() for p in net.parameters() if p.requires_grad)
+
+
+def prepare_input(S_raw, channels, mu, c: float = LOG_C, *, device="cpu", chunk: int = 256) -> torch.Tensor:
+    """Network input from raw scattering features: channel selection then log compression.
+
+    Parameters
+    ----------
+    S_raw : np.ndarray or torch.Tensor [shape=(K, C, T)]
+        Raw (not log-normalised) scattering coefficients of all kept paths (C = len(path table)).
+    channels : array of int [shape=(C_in,)]
+        Indices of the input channels among the C paths.
+    mu : array [shape=(C_in,)]
+        Training-split mean of each input channel's time average.
+    c : float
+        Constant of the compression log1p(S / (c·μ + 1e-8)).
+    device : str or torch.device
+    chunk : int
+        Examples normalised at once (the float64 intermediate costs 8·chunk·C_in·T bytes).
+
+    Returns
+    -------
+    torch.Tensor [shape=(K, C_in, T), float32] on ``device``.
+    """
+    if isinstance(S_raw, torch.Tensor):
+        S_raw = S_raw.detach().cpu().numpy()
+    S_raw = np.asarray(S_raw)
+    channels = np.asarray(channels, dtype=np.int64)
+    if S_raw.ndim != 3:
+        raise ParameterError(f"features must have shape (K, C, T), got {S_raw.shape}")
+    if channels.size and (channels.min() < 0 or channels.max() >= S_raw.shape[1]):
+        raise ParameterError(f"channel indices span [{channels.min()}, {channels.max()}] but the features "
+                             f"have {S_raw.shape[1]} coefficients")
+    out = np.empty((S_raw.shape[0], channels.size, S_raw.shape[2]), dtype=np.float32)
+    for i in range(0, S_raw.shape[0], chunk):
+        block = S_raw[i:i + chunk][:, channels].astype(np.float64)
+        out[i:i + chunk] = log_normalize(block, np.asarray(mu, dtype=np.float64), c)
+    if not np.isfinite(out).all():
+        raise ParameterError("features contain NaN or inf values (or negative values below -c·μ)")
+    return torch.from_numpy(out).to(resolve_device(device))
+
+
+# ---------------------------------------------------------------------------------------------- saving
+
+def _jsonable(value):
+    """numpy/torch → JSON-native values; NaN/inf → null (strict JSON, readable by any tool)."""
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, torch.Tensor):
+        value = value.detach().cpu().numpy()
+    if isinstance(value, np.ndarray):
+        return [_jsonable(v) for v in value.tolist()]
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, (np.floating, float)):
+        value = float(value)
+        return value if math.isfinite(value) else None
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.bool_):
+        return bool(value)
+    return value
+
+
+def write_json(path, obj) -> None:
+    """Write ``obj`` as strict JSON (NaN → null) atomically (temporary file + rename)."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(_jsonable(obj), f, indent=1, allow_nan=False)
+        f.write("\n")
+    os.replace(tmp, path)
+
+
+def save_model(net: ConvNet, model_dir, config: Mapping) -> Path:
+    """Write ``model_dir/model.pt`` (state dict) and ``model_dir/config.json``.
+
+    Parameters
+    ----------
+    net : ConvNet
+    model_dir : str or Path
+        Created if needed; existing files are replaced.
+    config : mapping
+        Must hold at least the keys of :data:`REQUIRED_KEYS` (see :class:`LoadedModel`).
+
+    Returns
+    -------
+    Path of the model directory.
+    """
+    missing = [k for k in REQUIRED_KEYS if k not in config]
+    if missing:
+        raise ParameterError(f"model config lacks {missing}; required keys are {list(REQUIRED_KEYS)}")
+    model_dir = Path(model_dir)
+    model_dir.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
+    tmp = model_dir / (WEIGHTS_FILE + ".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, model_dir / WEIGHTS_FILE)
+    full = dict(config)
+    full.setdefault("n_params", count_parameters(net))
+    full.setdefault("scatterxai_version", __version__)
+    write_json(model_dir / CONFIG_FILE, full)
+    return model_dir
+
+
+# --------------------------------------------------------------------------------------------- loading
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _float_array(values) -> np.ndarray:
+    return np.array([np.nan if v is None else v for v in values], dtype=np.float64)
+
+
+class LoadedModel:
+    """A trained network with what is needed to apply it to raw features (see :func:`load_model`).
+
+    Attributes
+    ----------
+    net : ConvNet
+        In eval mode, on ``device``.
+    config : dict
+        Contents of config.json: ``input``, ``n_channels``, ``channels`` (indices into the path table),
+        ``mu`` (per input channel), ``c``, ``classes``, ``scattering`` (``ScatteringConfig.to_dict()``),
+        ``paths`` (the 5 path-table columns of the input channels; NaN stored as null), ``seed``,
+        ``history``, ``n_params``, ``scatterxai_version``, ``train_config``…
+    device : torch.device
+    checksum : str
+        sha256 (hex) of model.pt, to tie exports to the exact weights.
+    """
+
+    def __init__(self, net: ConvNet, config: dict, device: torch.device, checksum: str):
+        self.net = net
+        self.config = config
+        self.device = device
+        self.checksum = checksum
+        self.channels = np.asarray(config["channels"], dtype=np.int64)
+        self.mu = _float_array(config["mu"])
+        self.c = float(config["c"])
+        self.classes = tuple(config["classes"])
+        self.scattering = ScatteringConfig.from_dict(config["scattering"])
+        self.paths = {k: (_float_array(config["paths"][k]) if k.endswith("_hz")
+                          else np.asarray(config["paths"][k], dtype=np.int64)) for k in PATH_FIELDS}
+
+    def __repr__(self):
+        return (f"LoadedModel(input={self.config['input']!r}, n_channels={len(self.channels)}, "
+                f"classes={self.classes}, device={self.device}, sha256={self.checksum[:12]}…)")
+
+    def check_compatible(self, feature_file) -> None:
+        """Raise :class:`ModelError` unless ``feature_file`` has this model's scattering and paths.
+
+        Parameters
+        ----------
+        feature_file : scatterxai.store.FeatureFile, or a path to one
+            Anything with ``.config`` (ScatteringConfig), ``.table`` (PathTable) and ``.classes``.
+        """
+        if isinstance(feature_file, (str, os.PathLike)):
+            from .store import FeatureFile
+            with FeatureFile(feature_file) as ff:
+                return self.check_compatible(ff)
+        if feature_file.config != self.scattering:
+            raise ModelError(f"the features were computed with scattering parameters {feature_file.config} "
+                             f"but the model was trained on {self.scattering}; extract features with the "
+                             f"model's parameters")
+        table = feature_file.table
+        if self.channels.size and self.channels.max() >= len(table):
+            raise ModelError(f"the model reads channel {self.channels.max()} but the features have only "
+                             f"{len(table)} paths")
+        for k in PATH_FIELDS:
+            mine, theirs = self.paths[k], np.asarray(getattr(table, k))[self.channels]
+            if mine.shape != theirs.shape or not np.allclose(mine, theirs, rtol=1e-9, atol=0, equal_nan=True):
+                raise ModelError(f"the features' path table differs from the model's in column {k!r} "
+                                 f"(first values {theirs[:4].tolist()} vs {mine[:4].tolist()}); the model "
+                                 f"cannot be applied to these features")
+        classes = tuple(getattr(feature_file, "classes", self.classes))
+        if classes != self.classes:
+            raise ModelError(f"the features name classes {classes} but the model was trained on "
+                             f"{self.classes}")
+
+    def prepare(self, S_raw) -> torch.Tensor:
+        """Network input from raw features: channel selection + log_normalize(μ, c).
+
+        Parameters
+        ----------
+        S_raw : np.ndarray or torch.Tensor [shape=(K, C, T)]
+            Raw features of all C paths of the model's path table; an array that already holds only the
+            model's C_in channels (C == C_in, in the model's channel order) is also accepted.
+
+        Returns
+        -------
+        torch.Tensor [shape=(K, C_in, T), float32] on :attr:`device`.
+        """
+        shape = tuple(S_raw.shape)
+        if len(shape) != 3:
+            raise ModelError(f"features must have shape (K, C, T), got {shape}")
+        channels = self.channels
+        n_paths = self.config.get("n_paths")
+        if shape[1] == len(channels) and shape[1] != n_paths:
+            channels = np.arange(len(channels))
+        elif n_paths is not None and shape[1] != n_paths:
+            raise ModelError(f"features have {shape[1]} coefficients; this model expects {n_paths} (all "
+                             f"paths) or {len(channels)} (its input channels)")
+        return prepare_input(S_raw, channels, self.mu, self.c, device=self.device)
+
+    @torch.no_grad()
+    def logits(self, S_raw, batch_size: int = 64) -> np.ndarray:
+        """Logits [shape=(K, n_classes), float32] of raw features [shape=(K, C, T)], in eval mode."""
+        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+            raise ParameterError(f"batch_size must be a positive integer, got {batch_size!r}")
+        x = self.prepare(S_raw)
+        self.net.eval()
+        out = [self.net(x[i:i + batch_size]).cpu() for i in range(0, x.shape[0], batch_size)]
+        if not out:
+            return np.zeros((0, len(self.classes)), dtype=np.float32)
+        return torch.cat(out).numpy()
+
+
+def load_model(model_dir, device="auto") -> LoadedModel:
+    """Rebuild a trained network from a model directory without executing any code from it.
+
+    Parameters
+    ----------
+    model_dir : str or Path
+        Directory with ``model.pt`` and ``config.json`` (written by :func:`save_model`).
+    device : str or torch.device
+        ``"auto"``, ``"cpu"``, ``"cuda"``…
+
+    Returns
+    -------
+    LoadedModel
+
+    Raises
+    ------
+    ModelError
+        Missing files, malformed config, weights that are not a plain state dict (e.g. a pickled
+        object, which ``weights_only=True`` refuses to build), or weights that do not fit the network.
+    """
+    model_dir = Path(model_dir)
+    weights, cfg_path = model_dir / WEIGHTS_FILE, model_dir / CONFIG_FILE
+    for p in (weights, cfg_path):
+        if not p.is_file():
+            raise ModelError(f"{p} not found: a model directory holds {WEIGHTS_FILE} and {CONFIG_FILE} "
+                             f"(written by 'scatterxai train')")
+    try:
+        with open(cfg_path, encoding="utf-8") as f:
+            config = json.load(f)
+    except (OSError, ValueError) as e:
+        raise ModelError(f"cannot read {cfg_path}: {e}") from None
+    if not isinstance(config, dict):
+        raise ModelError(f"{cfg_path} must hold a JSON object, got {type(config).__name__}")
+    missing = [k for k in REQUIRED_KEYS if k not in config]
+    if missing:
+        raise ModelError(f"{cfg_path} lacks {missing}; required keys are {list(REQUIRED_KEYS)}")
+    dev = resolve_device(device)
+    try:
+        state = torch.load(weights, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError, AttributeError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ModelError(f"{weights} is not a plain tensor state dict and was not loaded (only weights are "
+                         f"read, never pickled objects): {first}") from None
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ModelError(f"{weights} must hold a state dict of tensors, got {type(state).__name__}")
+    try:
+        n_channels = int(config["n_channels"])
+        if len(config["channels"]) != n_channels or len(config["mu"]) != n_channels:
+            raise ModelError(f"{cfg_path}: n_channels={n_channels} but {len(config['channels'])} channels and "
+                             f"{len(config['mu'])} mu values are listed")
+        net = ConvNet(n_channels, n_classes=len(config["classes"]))
+        net.load_state_dict(state, strict=True)
+        model = LoadedModel(net.to(dev).eval(), config, dev, _sha256(weights))
+    except (RuntimeError, ParameterError, TypeError, ValueError, KeyError) as e:
+        raise ModelError(f"{model_dir} does not describe a valid ConvNet: {e}") from None
+    return model
