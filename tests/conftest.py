@@ -1,0 +1,21 @@
+"""Shared fixtures: tiny scattering configurations so that the suite stays fast."""
+
+import numpy as np
+import pytest
+
+from scatterxai.scattering import ScatteringConfig
+
+#: tiny configuration for unit tests (249 kept paths, 128 frames)
+SMALL = ScatteringConfig(N=2 ** 13, J=6, Q=(8, 2), T=2 ** 6)
+#: a configuration long enough to resolve slow modulations (λ2 down to ~1 Hz at 8 kHz)
+SLOW_MOD = ScatteringConfig(sr=8000, N=2 ** 15, J=11, Q=(8, 2), T=2 ** 11)
+
+
+@pytest.fixture
+def small_config():
+    return SMALL
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(0)
