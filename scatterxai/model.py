@@ -174,9 +174,22 @@ def write_json(path, obj) -> None:
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(_jsonable(obj), f, indent=1, allow_nan=False)
-        f.write("\n")
+        f.write(_format_json(_jsonable(obj)) + "\n")
     os.replace(tmp, path)
+
+
+def _format_json(obj, indent: str = "") -> str:
+    """One key per line, numeric arrays on one line, lists of records one record per line."""
+    def dump(v):
+        return json.dumps(v, allow_nan=False, ensure_ascii=False)
+
+    inner = indent + "  "
+    if isinstance(obj, dict) and obj:
+        items = [f"{inner}{dump(k)}: {_format_json(v, inner)}" for k, v in obj.items()]
+        return "{\n" + ",\n".join(items) + "\n" + indent + "}"
+    if isinstance(obj, list) and obj and all(isinstance(v, (dict, list)) for v in obj):
+        return "[\n" + ",\n".join(inner + dump(v) for v in obj) + "\n" + indent + "]"
+    return dump(obj)
 
 
 def save_model(net: ConvNet, model_dir, config: Mapping) -> Path:
@@ -377,7 +390,9 @@ def load_model(model_dir, device="auto") -> LoadedModel:
         if len(config["channels"]) != n_channels or len(config["mu"]) != n_channels:
             raise ModelError(f"{cfg_path}: n_channels={n_channels} but {len(config['channels'])} channels and "
                              f"{len(config['mu'])} mu values are listed")
-        net = ConvNet(n_channels, n_classes=len(config["classes"]))
+        # the random initialisation is overwritten at once: keep it from advancing the caller's RNG
+        with torch.random.fork_rng(devices=[]):
+            net = ConvNet(n_channels, n_classes=len(config["classes"]))
         net.load_state_dict(state, strict=True)
         model = LoadedModel(net.to(dev).eval(), config, dev, _sha256(weights))
     except (RuntimeError, ParameterError, TypeError, ValueError, KeyError) as e:
