@@ -337,7 +337,7 @@ def _create_partial(path, n_rows, table, settings, config, method):
             # metadata, so a kill mid-write cannot corrupt the file structure.
             dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
             dcpl.set_alloc_time(h5py.h5d.ALLOC_TIME_EARLY)
-            f.create_dataset(name, shape=shape, dtype=dtype, dcpl=dcpl, fillvalue=0)
+            f.create_dataset(name, shape=shape, dtype=dtype, dcpl=dcpl)
     os.replace(tmp, path)
 
 
