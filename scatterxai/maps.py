@@ -1,0 +1,332 @@
+"""Relevance maps on the (λ1, λ2) plane and their statistics — pure numpy (no torch).
+
+Every function takes arrays with leading batch axes and a path table: a
+:class:`scatterxai.scattering.PathTable`, or any mapping with the columns ``order, lambda1_hz, lambda2_hz,
+n1, n2`` (e.g. the ``/paths`` group of an exported HDF5 file, or ``LoadedModel.paths``).
+
+Definitions
+-----------
+local map
+    Time average of the relevance R[path, frame] → one value per path (paper).
+grid
+    Rows: first-order filters n1, sorted by λ1 ascending.  Column 0: S1 (drawn at "λ2 = 0"); columns 1…:
+    second-order filters n2, sorted by λ2 ascending.  Cells without a path are NaN.
+top-n aggregation (paper eq. 13)
+    For each example, the indices of the n largest values of its local map (over all paths) are marked 1;
+    the indicator maps are summed over the examples of each class.
+kurtosis
+    ``scipy.stats.kurtosis`` (Fisher, biased estimator, as in the companion code) of the values of each
+    local map; summaries report mean ± standard deviation (ddof = 0) overall and per class.
+localisation
+    Ground truth check: an example is localised when the second-order path of highest local relevance has
+    λ2 within ±``octaves`` of the true modulation rate, |log2(λ2 / f_m)| ≤ octaves.  Examples without a
+    (finite, positive) modulation rate are excluded (NaN).
+S1 share
+    Share of relevance magnitude on first-order paths: Σ_{S1, t}|R| / Σ_{all, t}|R| per example
+    (``mode="abs"``); ``mode="positive"`` uses the positive part max(R, 0) instead.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from typing import Dict, Mapping
+
+import numpy as np
+import scipy.stats
+
+from .errors import ParameterError
+
+__all__ = ["local_map", "GridIndex", "grid_index", "grid_layout", "grid_values", "topn_aggregate",
+           "map_kurtosis", "peak_modulation_hz", "localisation", "s1_share", "class_summary"]
+
+_FIELDS = ("order", "lambda1_hz", "lambda2_hz", "n1", "n2")
+
+
+def _columns(table) -> Dict[str, np.ndarray]:
+    """The five path columns of a PathTable or a mapping (h5py groups included) as numpy arrays."""
+    try:
+        if isinstance(table, Mapping):  # dicts and h5py groups (datasets convert with np.asarray)
+            cols = {k: np.asarray(table[k]) for k in _FIELDS}
+        else:
+            cols = {k: np.asarray(getattr(table, k)) for k in _FIELDS}
+    except (KeyError, AttributeError) as e:
+        raise ParameterError(f"table must be a PathTable or a mapping with columns {list(_FIELDS)}; "
+                             f"missing {e}") from None
+    C = cols["order"].shape
+    if len(C) != 1 or any(v.shape != C for v in cols.values()):
+        raise ParameterError(f"path columns must be 1-D arrays of equal length, got shapes "
+                             f"{ {k: v.shape for k, v in cols.items()} }")
+    return cols
+
+
+def _check_last_axis(values: np.ndarray, C: int, name: str):
+    if values.ndim < 1 or values.shape[-1] != C:
+        raise ParameterError(f"{name} must have shape (..., C) with C = {C} paths, got {values.shape}")
+
+
+def local_map(R, *, axis: int = -1) -> np.ndarray:
+    """Time average of relevance: R [shape=(..., C, T)] → local map [shape=(..., C)]."""
+    R = np.asarray(R)
+    if R.ndim < 2:
+        raise ParameterError(f"R must have shape (..., C, T), got {R.shape}")
+    return R.mean(axis=axis)
+
+
+@dataclass(frozen=True)
+class GridIndex:
+    """Where each path goes on the (λ1, λ2) grid.
+
+    Attributes
+    ----------
+    row, col : np.ndarray [shape=(C,), int64]
+        Cell of each path; ``col == 0`` for first-order paths.
+    lambda1_hz : np.ndarray [shape=(n_λ1,)]
+        Carrier frequency of each row (Hz, ascending).
+    lambda2_hz : np.ndarray [shape=(1 + n_λ2,)]
+        Modulation rate of each column (Hz): 0 for the S1 column, then ascending.
+    """
+
+    row: np.ndarray
+    col: np.ndarray
+    lambda1_hz: np.ndarray
+    lambda2_hz: np.ndarray
+
+    @property
+    def shape(self):
+        return (len(self.lambda1_hz), len(self.lambda2_hz))
+
+
+def _levels(keys: np.ndarray, freqs: np.ndarray, what: str):
+    """Distinct filter indices sorted by frequency, their frequencies, and each element's level."""
+    uniq = np.unique(keys)
+    f = np.empty(len(uniq))
+    for i, k in enumerate(uniq):
+        fk = freqs[keys == k]
+        if not np.allclose(fk, fk[0], rtol=1e-9, atol=0):
+            raise ParameterError(f"paths with {what} = {k} have different frequencies {np.unique(fk)[:4]}")
+        f[i] = fk[0]
+    order = np.argsort(f, kind="stable")
+    level = np.empty(len(uniq), np.int64)
+    level[order] = np.arange(len(uniq))
+    return f[order], level[np.searchsorted(uniq, keys)]
+
+
+def grid_index(table) -> GridIndex:
+    """Grid cell of every path of ``table`` (see the module docstring for the layout)."""
+    cols = _columns(table)
+    order = cols["order"].astype(np.int64)
+    if not np.isin(order, (1, 2)).all():
+        raise ParameterError(f"path orders must be 1 or 2, got {np.unique(order)}")
+    lam1, row = _levels(cols["n1"].astype(np.int64), cols["lambda1_hz"].astype(float), "n1")
+    col = np.zeros(len(order), np.int64)
+    s2 = order == 2
+    if s2.any():
+        lam2, level2 = _levels(cols["n2"][s2].astype(np.int64), cols["lambda2_hz"][s2].astype(float), "n2")
+        col[s2] = 1 + level2
+    else:
+        lam2 = np.zeros(0)
+    cells = row * (len(lam2) + 1) + col
+    if np.unique(cells).size != cells.size:
+        raise ParameterError("two paths share a (n1, n2) cell; the table is not a scattering path table")
+    return GridIndex(row=row, col=col, lambda1_hz=lam1, lambda2_hz=np.concatenate([[0.0], lam2]))
+
+
+def grid_layout(values, table):
+    """Lay per-path values on the (λ1, λ2) grid.
+
+    Parameters
+    ----------
+    values : np.ndarray [shape=(..., C)]
+    table : PathTable or mapping of path columns
+
+    Returns
+    -------
+    grid : np.ndarray [shape=(..., n_λ1, 1 + n_λ2), float64]
+        NaN where no path exists.
+    lambda1_hz : np.ndarray [shape=(n_λ1,)]
+        Row frequencies (Hz), ascending.
+    lambda2_hz : np.ndarray [shape=(1 + n_λ2,)]
+        Column frequencies (Hz): 0 for S1, then ascending.
+    """
+    values = np.asarray(values)
+    g = grid_index(table)
+    _check_last_axis(values, len(g.row), "values")
+    grid = np.full(values.shape[:-1] + g.shape, np.nan)
+    grid[..., g.row, g.col] = values
+    return grid, g.lambda1_hz, g.lambda2_hz
+
+
+def grid_values(grid, table) -> np.ndarray:
+    """Inverse of :func:`grid_layout`: grid [shape=(..., n_λ1, 1 + n_λ2)] → per-path values (..., C)."""
+    grid = np.asarray(grid)
+    g = grid_index(table)
+    if grid.ndim < 2 or grid.shape[-2:] != g.shape:
+        raise ParameterError(f"grid must have shape (..., {g.shape[0]}, {g.shape[1]}), got {grid.shape}")
+    return grid[..., g.row, g.col]
+
+
+def _labels(labels, K: int, n_classes: int) -> np.ndarray:
+    labels = np.asarray(labels)
+    if labels.shape != (K,) or (K and labels.dtype.kind not in "iu"):
+        raise ParameterError(f"labels must be an integer array of shape ({K},), got shape {labels.shape} "
+                             f"and dtype {labels.dtype}")
+    if isinstance(n_classes, bool) or not isinstance(n_classes, (int, np.integer)) or n_classes < 1:
+        raise ParameterError(f"n_classes must be a positive integer, got {n_classes!r}")
+    if K and (labels.min() < 0 or labels.max() >= n_classes):
+        raise ParameterError(f"labels must lie in [0, {n_classes}), got values in "
+                             f"[{labels.min()}, {labels.max()}]")
+    return labels.astype(np.int64)
+
+
+def topn_aggregate(local, labels, n_classes: int, n: int = 5) -> np.ndarray:
+    """Class-wise top-n indicator sum (paper eq. 13).
+
+    Parameters
+    ----------
+    local : np.ndarray [shape=(K, C)]
+        Local maps.
+    labels : array of int [shape=(K,)]
+        Class of each example.
+    n_classes : int
+    n : int
+        Number of largest values marked per example (ties: the lower path index first).
+
+    Returns
+    -------
+    np.ndarray [shape=(n_classes, C), int64]
+        How many examples of each class have each path among their n largest values.
+    """
+    local = np.asarray(local, dtype=float)
+    if local.ndim != 2:
+        raise ParameterError(f"local must have shape (K, C), got {local.shape}")
+    K, C = local.shape
+    labels = _labels(labels, K, n_classes)
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or not 1 <= n <= C:
+        raise ParameterError(f"n must be an integer in [1, C = {C}], got {n!r}")
+    if np.isnan(local).any():
+        raise ParameterError("local maps contain NaN")
+    top = np.argsort(-local, axis=1, kind="stable")[:, :n]
+    indicator = np.zeros((K, C), np.int64)
+    np.put_along_axis(indicator, top, 1, axis=1)
+    out = np.zeros((n_classes, C), np.int64)
+    np.add.at(out, labels, indicator)
+    return out
+
+
+def map_kurtosis(local) -> np.ndarray:
+    """Fisher kurtosis of each local map's values: (..., C) → (...,) (NaN for a constant map)."""
+    local = np.asarray(local, dtype=float)
+    if local.ndim < 1 or local.shape[-1] < 2:
+        raise ParameterError(f"local must have shape (..., C) with C >= 2, got {local.shape}")
+    with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
+        # a constant map has no kurtosis (NaN); scipy also warns about it
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.asarray(scipy.stats.kurtosis(local, axis=-1, fisher=True, bias=True), dtype=float)
+
+
+def peak_modulation_hz(local, table) -> np.ndarray:
+    """λ2 (Hz) of the second-order path with the highest local relevance: (K, C) → (K,)."""
+    local = np.asarray(local, dtype=float)
+    cols = _columns(table)
+    _check_last_axis(local, len(cols["order"]), "local")
+    s2 = np.flatnonzero(cols["order"] == 2)
+    if s2.size == 0:
+        raise ParameterError("the path table has no second-order paths: no modulation rate to locate")
+    return cols["lambda2_hz"][s2][np.argmax(local[..., s2], axis=-1)].astype(float)
+
+
+def localisation(local, table, modulation_hz, *, octaves: float = 1.0) -> np.ndarray:
+    """Whether the top second-order relevance lies within ±``octaves`` of the true modulation rate.
+
+    Parameters
+    ----------
+    local : np.ndarray [shape=(K, C)]
+    table : PathTable or mapping of path columns
+    modulation_hz : array [shape=(K,)]
+        True modulation rate (Hz); NaN, non-positive or infinite values mark examples without ground truth.
+    octaves : float
+        Tolerance in octaves on each side.
+
+    Returns
+    -------
+    np.ndarray [shape=(K,), float64]
+        1.0 (localised), 0.0 (not), NaN (no ground truth: excluded from scores, see :func:`class_summary`).
+    """
+    local = np.asarray(local, dtype=float)
+    if local.ndim != 2:
+        raise ParameterError(f"local must have shape (K, C), got {local.shape}")
+    f_m = np.asarray(modulation_hz, dtype=float)
+    if f_m.shape != (local.shape[0],):
+        raise ParameterError(f"modulation_hz must have shape ({local.shape[0]},), got {f_m.shape}")
+    if not (isinstance(octaves, (int, float, np.floating)) and octaves > 0):
+        raise ParameterError(f"octaves must be a positive number, got {octaves!r}")
+    peak = peak_modulation_hz(local, table)
+    valid = np.isfinite(f_m) & (f_m > 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        hit = np.abs(np.log2(peak / np.where(valid, f_m, 1.0))) <= octaves + 1e-12
+    return np.where(valid, hit.astype(float), np.nan)
+
+
+def s1_share(R, table, *, mode: str = "abs") -> np.ndarray:
+    """Share of relevance on first-order paths, per example.
+
+    Parameters
+    ----------
+    R : np.ndarray [shape=(..., C, T)]
+        Relevance (a local map can be passed as ``local[..., None]``).
+    table : PathTable or mapping of path columns
+    mode : {"abs", "positive"}
+        Sum |R| (default) or the positive part max(R, 0).
+
+    Returns
+    -------
+    np.ndarray [shape=(...,)]
+        Σ_{S1, t} / Σ_{all, t} (NaN where the total is 0); the S2 share is 1 minus this.
+    """
+    R = np.asarray(R, dtype=float)
+    cols = _columns(table)
+    if R.ndim < 2 or R.shape[-2] != len(cols["order"]):
+        raise ParameterError(f"R must have shape (..., C, T) with C = {len(cols['order'])}, got {R.shape}")
+    if mode == "abs":
+        mag = np.abs(R)
+    elif mode == "positive":
+        mag = np.clip(R, 0, None)
+    else:
+        raise ParameterError(f"mode must be 'abs' or 'positive', got {mode!r}")
+    per_path = mag.sum(axis=-1)
+    total = per_path.sum(axis=-1)
+    s1 = per_path[..., cols["order"] == 1].sum(axis=-1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(total > 0, s1 / total, np.nan)
+
+
+def class_summary(values, labels, n_classes: int) -> dict:
+    """Mean ± standard deviation (ddof = 0) of per-example values, overall and per class; NaN excluded.
+
+    Parameters
+    ----------
+    values : array [shape=(K,)]
+        E.g. kurtosis, localisation (1/0/NaN: the mean is the localisation score) or S1 share.
+    labels : array of int [shape=(K,)]
+    n_classes : int
+
+    Returns
+    -------
+    dict
+        ``mean``, ``std``, ``n`` (counted examples) overall, and ``per_class``: a dict of arrays
+        [shape=(n_classes,)] with the same keys (NaN where a class has no counted example).
+    """
+    values = np.asarray(values, dtype=float)
+    if values.ndim != 1:
+        raise ParameterError(f"values must have shape (K,), got {values.shape}")
+    labels = _labels(labels, len(values), n_classes)
+
+    def stats(v):
+        v = v[np.isfinite(v)]
+        return (float(v.mean()), float(v.std()), int(v.size)) if v.size else (np.nan, np.nan, 0)
+
+    mean, std, n = stats(values)
+    per = np.array([stats(values[labels == c]) for c in range(n_classes)], dtype=float).reshape(n_classes, 3)
+    return {"mean": mean, "std": std, "n": n,
+            "per_class": {"mean": per[:, 0], "std": per[:, 1], "n": per[:, 2].astype(np.int64)}}
