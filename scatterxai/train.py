@@ -299,7 +299,7 @@ def _predict(net, x, batch_size):
 
 def train_model(features, *, input: str, out_dir, seed: int = 0, device="auto",
                 max_epochs: Optional[int] = None, progress: bool = True,
-                config: Optional[TrainConfig] = None) -> LoadedModel:
+                config: Optional[TrainConfig] = None, threads: Optional[int] = None) -> LoadedModel:
     """Train the convnet on the training split, early-stopped on the validation split; save it.
 
     Parameters
@@ -320,6 +320,11 @@ def train_model(features, *, input: str, out_dir, seed: int = 0, device="auto",
         Print one line per epoch.
     config : TrainConfig, optional
         Defaults to ``TrainConfig()``.
+    threads : int, optional
+        Torch intra-op CPU threads during training (restored afterwards); default: torch's current
+        setting (``OMP_NUM_THREADS``).  On a CPU shared with other jobs, 1 thread is often faster than
+        several, whose barrier waits stall whenever one core is busy elsewhere; results can differ in the
+        last bits between thread counts (config.json records the count).
 
     Returns
     -------
@@ -330,6 +335,20 @@ def train_model(features, *, input: str, out_dir, seed: int = 0, device="auto",
         config = dataclasses.replace(config, max_epochs=max_epochs)
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
         raise ParameterError(f"seed must be an integer, got {seed!r}")
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, (int, np.integer))
+                                or threads < 1):
+        raise ParameterError(f"threads must be a positive integer or None, got {threads!r}")
+    prev_threads = torch.get_num_threads()
+    try:
+        if threads is not None:
+            torch.set_num_threads(int(threads))
+        return _train(features, input=input, out_dir=out_dir, seed=int(seed), device=device,
+                      progress=progress, config=config)
+    finally:
+        torch.set_num_threads(prev_threads)
+
+
+def _train(features, *, input, out_dir, seed, device, progress, config) -> LoadedModel:
     dev = resolve_device(device)
     t_start = time.perf_counter()
     with _open_features(features) as ff:

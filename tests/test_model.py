@@ -13,7 +13,7 @@ from scatterxai.model import (CONFIG_FILE, WEIGHTS_FILE, ConvNet, count_paramete
 from scatterxai.scattering import ScatteringConfig, log_normalize, path_table
 from scatterxai.store import FeatureFile, write_features
 
-SMALL = ScatteringConfig(N=2 ** 13, J=6, Q=(8, 2), T=2 ** 6)
+from .conftest import SMALL
 ORDER = ["input_bn", "conv0", "bn0", "relu0", "pool0", "conv1", "bn1", "relu1", "pool1", "conv2", "bn2",
          "relu2", "gap", "flatten", "dropout", "fc1", "relu3", "fc2"]
 

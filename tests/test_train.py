@@ -16,7 +16,7 @@ from scatterxai.store import FeatureFile, write_features
 from scatterxai.train import (TrainConfig, class_weights, classification_metrics, confusion_matrix,
                               evaluate_model, input_channels, metrics_markdown, table1, train_model)
 
-SMALL = ScatteringConfig(N=2 ** 13, J=6, Q=(8, 2), T=2 ** 6)
+from .conftest import SMALL
 CLASSES = ["vibrato", "trill", "tremolo", "bisbigliando", "flatterzunge"]
 FAST = TrainConfig(max_epochs=12, patience=12)
 
@@ -186,9 +186,11 @@ def test_determinism_and_rng_hygiene(toy, trained, tmp_path):
     h1 = json.loads((out / "config.json").read_text())["history"]
     h2 = again.config["history"]
     assert [r["val_loss"] for r in h1] == [r["val_loss"] for r in h2]
+    threads = torch.get_num_threads()
     other = train_model(toy, input="s1s2", out_dir=tmp_path / "other", seed=4, device="cpu", progress=False,
-                        config=dataclasses.replace(FAST, max_epochs=1))
+                        config=dataclasses.replace(FAST, max_epochs=1), threads=1)
     assert not torch.equal(other.net.state_dict()["conv0.weight"], a["conv0.weight"])
+    assert other.config["torch_threads"] == 1 and torch.get_num_threads() == threads
 
 
 def test_incompatible_features_raise_model_error(trained, tmp_path):
