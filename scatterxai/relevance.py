@@ -7,14 +7,14 @@ backward pass from the explained logit.
 
 Rule presets (:data:`RULES`; each maps ``(epsilon, zero_bias)`` to a Zennit composite):
 
-=========================  ==============  ==============  ====================  ============================
-name                       convolutions    dense layers    average pooling       activations, BatchNorm
-=========================  ==============  ==============  ====================  ============================
-``lrp0``                   z               z               z                     pass
-``epsilon``                ε               ε               ε                     pass
-``epsilon_plus``           z+              ε               z (Zennit ``Norm``)   pass   — Zennit ``EpsilonPlus``
-``epsilon_conv_zplus_dense`` ε             z+              z (Zennit ``Norm``)   pass
-=========================  ==============  ==============  ====================  ============================
+============================  ============  ============  ===================  ======================
+name                          convolutions  dense layers  average pooling      activations, BatchNorm
+============================  ============  ============  ===================  ======================
+``lrp0``                      z             z             z                    pass
+``epsilon``                   ε             ε             ε                    pass
+``epsilon_plus``              z+            ε             z (Zennit ``Norm``)  pass
+``epsilon_conv_zplus_dense``  ε             z+            z (Zennit ``Norm``)  pass
+============================  ============  ============  ===================  ======================
 
 ε (``epsilon``, default 1e-6 as in the companion code) is the ε-rule's ε; z+ and ``Norm`` are stabilised
 by min(ε, 1e-6): Zennit's default 1e-6 at the default ε (so ``epsilon_plus`` is exactly Zennit's
@@ -50,6 +50,9 @@ hands its relevance to x[path, frame].  Why:
   become a bias that differs at the first and last frames, and that bias would absorb relevance that
   belongs to the input.
 
+Consequence: the first layer's rule weighs contributions by x', the standardised value the network actually
+works with, not by the raw log-scattering x (a path near its training mean has x' ≈ β).
+
 Attribution never touches the caller's network: :func:`attribute` works on a deep copy (put in eval mode,
 on the requested device and precision), so canonizers and hooks live and die with that copy.
 """
@@ -67,7 +70,7 @@ from zennit.attribution import Gradient
 from zennit.canonizers import SequentialMergeBatchNorm
 from zennit.composites import EpsilonPlus, LayerMapComposite, layer_map_base
 from zennit.core import Composite, Stabilizer
-from zennit.rules import Epsilon, Norm, ZPlus
+from zennit.rules import Epsilon, ZPlus
 from zennit.types import Convolution
 
 from .errors import ParameterError
