@@ -38,7 +38,7 @@ from .scattering import (ALPHA, PAPER_CONFIG, R_PSI, SIGMA0, PathTable, Scatteri
                          resolve_device)
 
 __all__ = ["FeatureFile", "write_features", "extract_features", "ExtractSummary", "read_string_array",
-           "write_column", "scattering_attrs"]
+           "write_column", "scattering_attrs", "audio_resolver"]
 
 _STR = h5py.string_dtype("utf-8")
 _REASON_LEN = 240
@@ -367,7 +367,7 @@ def _open_partial(path, settings, overwrite):
     return f
 
 
-def _resolver(audio_root: str):
+def audio_resolver(audio_root: str):
     """Map a file_name to a path: DIR/file_name if it exists, else a unique base-name match under DIR."""
     index = {}
 
@@ -461,7 +461,7 @@ def extract_features(meta_csv, audio_root, out, *, config: ScatteringConfig = PA
     if f is None:
         _create_partial(partial, n_rows, table, settings, config, method)
         f = h5py.File(partial, "r+")
-    resolve = _resolver(audio_root)
+    resolve = audio_resolver(audio_root)
     with f:
         status = f["status"][()]
         n_resumed = int((status != _PENDING).sum())
