@@ -1,0 +1,41 @@
+import json
+import os
+
+import h5py
+import numpy as np
+
+from scatterxai.pipeline import run
+
+from .conftest import SMALL
+
+
+def test_run_end_to_end_and_stage_reuse(tmp_path, capsys):
+    out = str(tmp_path / "run")
+    kw = dict(scale=0.01, seed=3, device="cpu", max_epochs=2, jobs=2, config=SMALL)
+    paths = run(out, **kw)
+    first = capsys.readouterr().out
+    for name in ("features.h5", "relevance.h5", "report.md", "metrics_s1.json", "metrics_s1s2.json",
+                 "models/s1/model.pt", "models/s1s2/config.json", "figures/fig1_examples.png",
+                 "figures/fig2_class_maps.png", "figures/confusion.png"):
+        assert os.path.exists(os.path.join(out, name)), name
+    for stage in ("data", "extract", "train_s1", "train_s1s2", "explain", "figures"):
+        assert f"[{stage}] running" in first
+    with h5py.File(paths["relevance"], "r") as f:
+        assert set(f["relevance"]) == {"epsilon", "epsilon_plus"}
+        assert f["features"].shape[1:] == (249, 128)
+    for inp, n_channels in (("s1", 38), ("s1s2", 249)):
+        with open(paths[f"metrics_{inp}"]) as fh:
+            m = json.load(fh)
+        assert m["input"] == inp and 0 <= m["macro_accuracy"] <= 1
+        assert np.sum(m["confusion_matrix"]) == m["n_examples"]
+    report = open(paths["report"]).read()
+    assert "Table 1" in report and "figures/fig1_examples.png" in report and "kurtosis" in report
+
+    mtime = os.path.getmtime(paths["features"])
+    run(out, **kw)  # nothing changed: every stage is reused
+    second = capsys.readouterr().out
+    assert "running" not in second and second.count("reused") == 8
+    run(out, **{**kw, "max_epochs": 1})  # a training setting changed: data and features are reused
+    third = capsys.readouterr().out
+    assert "[data] reused" in third and "[extract] reused" in third and "[train_s1] running" in third
+    assert os.path.getmtime(paths["features"]) == mtime
