@@ -39,3 +39,29 @@ def test_run_end_to_end_and_stage_reuse(tmp_path, capsys):
     third = capsys.readouterr().out
     assert "[data] reused" in third and "[extract] reused" in third and "[train_s1] running" in third
     assert os.path.getmtime(paths["features"]) == mtime
+
+
+def test_run_on_a_sol_like_tree(tmp_path, capsys):
+    """Real-data path: SOL-PMT meta columns only, audio nested in family/instrument folders by base name."""
+    import shutil
+
+    from scatterxai.datasets import META_COLUMNS, read_meta_csv, write_meta_csv
+    from scatterxai.synth import synthesize_corpus
+
+    meta = read_meta_csv(synthesize_corpus(str(tmp_path / "synth"), scale=0.01, seed=5, jobs=2,
+                                           progress=False))
+    sol = tmp_path / "SOL-0.9HQ"
+    for fam, inst, name in zip(meta["instrument family"], meta["instrument"], meta["file_name"]):
+        dest = sol / str(fam) / str(inst) / "ordinario"
+        dest.mkdir(parents=True, exist_ok=True)
+        shutil.copy(tmp_path / "synth" / "audio" / os.path.basename(str(name)), dest)
+    csv = str(tmp_path / "sol_meta.csv")
+    write_meta_csv(csv, {k: np.array([os.path.basename(str(v)) for v in meta[k]], dtype=object)
+                         if k == "file_name" else meta[k] for k in META_COLUMNS})
+    paths = run(str(tmp_path / "out"), sol_root=str(sol), meta=csv, device="cpu", max_epochs=1, config=SMALL)
+    with h5py.File(paths["features"], "r") as f:
+        assert f["features"].shape[0] == len(meta["file_name"]) and "f0_hz" not in f["examples"]
+    with h5py.File(paths["relevance"], "r") as f:
+        assert "localisation" not in f  # no ground truth in real data
+    assert os.path.exists(os.path.join(paths["figures"], "fig1_examples.png"))
+    assert "Table 1" in open(paths["report"]).read()
