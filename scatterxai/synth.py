@@ -1,0 +1,421 @@
+"""The embedded synthetic playing-technique corpus: per-note specs, rendering, and the corpus writer.
+
+The real SOL-PMT audio is licensed, so first runs, tests and benchmarks use notes this module makes.  The
+corpus follows SOL-PMT's profile: the instrument × technique counts of
+``data/sol-pmt-instrument-by-technique.csv`` times ``scale`` (at least one note per non-zero cell), and
+for each note a SOL-PMT note of that cell (``data/SOL-0.9HQ-PMT_meta.csv``) gives the technique variant
+("ordinario-to-flatterzunge", "sul-ponticello-tremolo", ...), the pitch and the dynamics, so that techniques
+are tied to instruments, registers and dynamics as in the real data.
+
+Per note (:class:`NoteSpec`): every parameter is drawn from ``np.random.default_rng([seed, index])`` —
+modulation rate and depths, duration (2–8 s), onset offset, tuning; :func:`render_note` draws the rest
+(timbre variation, noise, room) from ``default_rng([seed, index, 1])``.  A note therefore depends only on
+(seed, index) and on its SOL profile row, never on the other notes: generation parallelises and an
+interrupted run is completed by running it again.
+
+Files (:func:`synthesize_corpus`): ``OUT_DIR/audio/<index>_<SOL name>.wav`` — 44.1 kHz mono 16-bit PCM
+(half the size of float, and its quantisation noise, −98 dBFS, lies far below the synthesised noise floor
+of −78…−62 dBFS, so nothing measurable is lost) — and ``OUT_DIR/meta.csv``: the SOL-PMT columns plus the
+ground truth of each note (:data:`GROUND_TRUTH_COLUMNS`).  ``OUT_DIR/synth.json`` records the settings,
+so that a re-run with other settings in the same directory fails instead of mixing two corpora.
+
+Ground truth: ``f0_hz`` is the (lower, main) note's fundamental; ``modulation_hz`` the mean rate of the
+pattern over the modulated segment: vibrato and flatterzunge modulator frequency, trill full up-down
+cycles per second, tremolo strokes per second, bisbigliando repetitions (plucks or fingering changes) per
+second.  ``fm_depth_st``: vibrato peak deviation, trill interval, key-bisbigliando detuning, flutter
+roughness (semitones; 0 for tremolo and harp).  ``am_depth``: nominal relative depth of the amplitude
+pattern (1 for harp plucks).  ``mod_start_s``/``mod_end_s``: modulated segment from the note onset;
+``modulated_fraction`` its share of ``duration_s``.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import multiprocessing
+import os
+import re
+from dataclasses import dataclass
+from typing import Dict, List, Optional
+
+import numpy as np
+import soundfile as sf
+
+from .datasets import CLASSES, META_COLUMNS, SOL_META_CSV, read_meta_csv, split_622, write_meta_csv
+from .errors import DataError, ParameterError
+from .instruments import DYNAMICS, midi_hz, midi_name, note_midi, parse_instrument
+from .render import SR, body_and_room, finish, render_plucked, render_sustained
+
+__all__ = ["NoteSpec", "VARIANTS", "GROUND_TRUTH_COLUMNS", "PROFILE_CSV", "SYNTH_VERSION",
+           "make_note_spec", "render_note", "write_note", "plan_corpus", "corpus_columns", "synthesize_corpus",
+           "profile_counts"]
+
+#: instrument × technique counts of SOL-PMT (package data)
+PROFILE_CSV = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data",
+                           "sol-pmt-instrument-by-technique.csv")
+#: bumped whenever the synthesis changes the audio of a given (seed, index)
+SYNTH_VERSION = 1
+#: meta.csv columns after the SOL-PMT ones
+GROUND_TRUTH_COLUMNS = ("f0_hz", "modulation_hz", "dynamics", "mute", "pitch", "duration_s", "onset_s",
+                        "mod_start_s", "mod_end_s", "modulated_fraction", "fm_depth_st", "am_depth",
+                        "source_file", "note_index")
+
+# SOL technique variants: class, and timbre or segment adjustments.  "in"/"out": the technique starts
+# late / stops early (ordinario-to-X / X-to-ordinario); comb: bow position range (fraction of the string).
+VARIANTS: Dict[str, dict] = {
+    "vibrato": dict(technique="vibrato"),
+    "trill-major-second-up": dict(technique="trill", interval=2.0),
+    "trill-minor-second-up": dict(technique="trill", interval=1.0),
+    "double-trill-major-second-up": dict(technique="trill", interval=2.0, alt_db=5.0),
+    "double-trill-minor-second-up": dict(technique="trill", interval=1.0, alt_db=5.0),
+    "tremolo": dict(technique="tremolo"),
+    "ordinario-to-tremolo": dict(technique="tremolo", transition="in"),
+    "tremolo-to-ordinario": dict(technique="tremolo", transition="out"),
+    "sul-ponticello-tremolo": dict(technique="tremolo", comb=(0.02, 0.05), tilt_add=-4.0, noise_add_db=6.0),
+    "sul-tasto-tremolo": dict(technique="tremolo", comb=(0.15, 0.25), tilt_add=4.0, noise_add_db=-2.0),
+    "artificial-harmonic-tremolo": dict(technique="tremolo", tilt_add=14.0, noise_add_db=5.0),
+    "tremolo-with-fingertips": dict(technique="tremolo"),
+    "bisbigliando": dict(technique="bisbigliando", alt_db=1.5),
+    "bisbigliando-with-stick": dict(technique="bisbigliando", stick=True, alt_db=1.5),
+    "flatterzunge": dict(technique="flatterzunge"),
+    "ordinario-to-flatterzunge": dict(technique="flatterzunge", transition="in"),
+    "flatterzunge-to-ordinario": dict(technique="flatterzunge", transition="out"),
+    "flatterzunge-and-voice-unison": dict(technique="flatterzunge", voice=True),
+    "flatterzunge-stopped": dict(technique="flatterzunge", mute="stopped", tilt_add=-4.0),
+    "flatterzunge-no-mouthpiece": dict(technique="flatterzunge", tilt_add=8.0, noise_add_db=20.0),
+    "flatterzunge-high-register": dict(technique="flatterzunge"),
+    "flatterzunge-open": dict(technique="flatterzunge", mute="wah"),
+    "flatterzunge-closed": dict(technique="flatterzunge", mute="wah-closed"),
+}
+
+# Per-technique parameter ranges (uniform unless noted): rate Hz, depths, irregularity, onset delay.
+_RATES = {"vibrato": (4.0, 7.0), "trill": (5.0, 10.0), "tremolo": (8.0, 16.0), "bisbigliando": (6.0, 12.0),
+          "flatterzunge": (20.0, 35.0)}
+_TRILL_RATES = {"bowed": (5.0, 9.0), "lip": (5.0, 8.5)}
+
+
+@dataclass(frozen=True)
+class NoteSpec:
+    """Everything that defines one synthetic note (the ground truth is read from here).
+
+    Build with :func:`make_note_spec`; render with :func:`render_note`.  Times in seconds from the note
+    onset, frequencies in Hz, depths as documented in the module docstring.
+    """
+
+    index: int
+    seed: int
+    instrument: str
+    technique_original: str
+    technique: str
+    pitch: str
+    dynamics: str
+    mute: str
+    f0_hz: float
+    duration_s: float
+    onset_s: float
+    modulation_hz: float
+    fm_depth_st: float
+    am_depth: float
+    mod_start_s: float
+    mod_end_s: float
+    ramp_s: float
+    jitter: float
+    drift: float
+    flutter_noise: float
+    source_file: str = ""
+
+    @property
+    def label(self) -> int:
+        return CLASSES.index(self.technique)
+
+    @property
+    def family(self) -> str:
+        return parse_instrument(self.instrument)[0].family
+
+    @property
+    def modulated_fraction(self) -> float:
+        return (self.mod_end_s - self.mod_start_s) / self.duration_s
+
+    @property
+    def file_name(self) -> str:
+        base = self.source_file or (f"{parse_instrument(self.instrument)[0].code}-"
+                                    f"{self.technique_original}-{self.pitch}-{self.dynamics}.wav")
+        return f"{self.index:05d}_{base.replace(' ', '_')}"
+
+    def params(self) -> dict:
+        """Parameters of :func:`scatterxai.techniques.technique_controls`."""
+        return {k: getattr(self, k) for k in ("modulation_hz", "fm_depth_st", "am_depth", "mod_start_s",
+                                               "mod_end_s", "duration_s", "ramp_s", "jitter", "drift",
+                                               "flutter_noise")}
+
+
+def make_note_spec(instrument: str, technique_original: str, *, pitch: Optional[str] = None,
+                   dynamics: str = "mf", seed: int = 0, index: int = 0, source_file: str = "",
+                   duration_s: Optional[float] = None) -> NoteSpec:
+    """Draw the parameters of one note.
+
+    Parameters
+    ----------
+    instrument : str
+        SOL-PMT instrument name, mute included ("Violin-sordina", "Trumpet-C-harmon", ...).
+    technique_original : str
+        A key of :data:`VARIANTS` (SOL's technique name).
+    pitch : str, optional
+        Note name ("A4", "C#1"); default: drawn from the instrument's range.
+    dynamics : {"pp", "p", "mf", "f", "ff", "fff"}
+    seed, index : int
+        The note's random draws come from ``np.random.default_rng([seed, index])``.
+    source_file : str
+        SOL file the note imitates (used in the file name).
+    duration_s : float, optional
+        Fixes the duration (s, ≥ 1.5) instead of drawing it; the other draws are unchanged.
+
+    Returns
+    -------
+    NoteSpec
+    """
+    inst, mute = parse_instrument(instrument)
+    if technique_original not in VARIANTS:
+        raise ParameterError(f"unknown technique {technique_original!r}; valid: {sorted(VARIANTS)}")
+    if dynamics not in DYNAMICS:
+        raise ParameterError(f"dynamics must be one of {list(DYNAMICS)}, got {dynamics!r}")
+    variant = VARIANTS[technique_original]
+    technique = variant["technique"]
+    rng = np.random.default_rng([int(seed), int(index)])
+    lo, hi = inst.midi_range
+    if pitch is None:
+        pitch = midi_name(int(rng.integers(lo + 6, hi - 5)))
+    midi = note_midi(pitch)
+    if not lo <= midi <= hi:
+        raise ParameterError(f"pitch {pitch} is outside the range of {inst.name} "
+                             f"({midi_name(lo)}–{midi_name(hi)})")
+    f0 = float(midi_hz(midi)) * 2.0 ** (rng.uniform(-8.0, 8.0) / 1200.0)   # tuning of the day
+    duration = float(np.exp(rng.uniform(np.log(2.0), np.log(8.0))))
+    if duration_s is not None:
+        if not isinstance(duration_s, (int, float)) or not 1.5 <= duration_s <= 60.0:
+            raise ParameterError(f"duration_s must be a number of seconds in [1.5, 60], got {duration_s!r}")
+        duration = float(duration_s)
+    onset = rng.uniform(0.02, 0.3)
+    rate = rng.uniform(*(_TRILL_RATES.get(inst.excitation, _RATES["trill"]) if technique == "trill"
+                         else _RATES[technique]))
+    jitter, drift = rng.uniform(0.03, 0.12), rng.uniform(0.01, 0.03)
+    fm, flutter_noise, ramp = 0.0, 0.0, 0.02
+    start = 0.0
+    if technique == "vibrato":
+        fm = float(np.exp(rng.uniform(np.log(0.08), np.log(0.5))))
+        am = rng.uniform(0.0, 0.12) if inst.excitation == "lip" else rng.uniform(0.03, 0.3)
+        start, ramp = rng.uniform(0.05, 0.5), rng.uniform(0.15, 0.5)
+    elif technique == "trill":
+        fm, am = variant["interval"], rng.uniform(0.0, 0.35)
+        start = rng.uniform(0.08, 0.4)
+    elif technique == "tremolo":
+        am, start = rng.uniform(0.3, 0.95), rng.uniform(0.0, 0.03)
+    elif technique == "bisbigliando":
+        jitter = rng.uniform(0.05, 0.15)
+        if inst.excitation == "plucked":
+            am = 1.0
+        else:
+            am, fm = rng.uniform(0.3, 0.7), rng.uniform(0.02, 0.08)
+    else:  # flatterzunge
+        am, fm = rng.uniform(0.3, 0.95), rng.uniform(0.01, 0.08)
+        flutter_noise, start, ramp = rng.uniform(0.5, 3.0), rng.uniform(0.0, 0.05), 0.03
+    end = duration
+    if inst.excitation == "plucked":
+        start, end = 0.0, duration - rng.uniform(0.3, 1.2)   # the strings ring out after the last pluck
+    if variant.get("transition") == "in":
+        start, ramp = rng.uniform(0.3, 0.6) * duration, rng.uniform(0.1, 0.4)
+    elif variant.get("transition") == "out":
+        end, ramp = rng.uniform(0.4, 0.7) * duration, rng.uniform(0.1, 0.4)
+    mute = variant.get("mute", mute)
+    return NoteSpec(index=int(index), seed=int(seed), instrument=instrument,
+                    technique_original=technique_original, technique=technique, pitch=pitch,
+                    dynamics=dynamics, mute=mute or "none", f0_hz=f0, duration_s=duration, onset_s=onset,
+                    modulation_hz=rate, fm_depth_st=float(fm), am_depth=float(am), mod_start_s=float(start),
+                    mod_end_s=float(end), ramp_s=float(ramp), jitter=jitter, drift=drift,
+                    flutter_noise=float(flutter_noise), source_file=source_file)
+
+
+def render_note(spec: NoteSpec, *, sr: int = SR) -> np.ndarray:
+    """Audio of one note: source → body (+ mute) → room → level → noise floor.
+
+    Returns
+    -------
+    y : np.ndarray [shape=(n,), float64]
+        Mono, within ±1; n = (onset + duration + release and room tail) · sr.
+    """
+    inst, _ = parse_instrument(spec.instrument)
+    variant = dict(VARIANTS[spec.technique_original])
+    rng = np.random.default_rng([spec.seed, spec.index, 1])
+    if inst.excitation == "bowed":
+        variant.setdefault("comb", (0.07, 0.14))
+    if "comb" in variant:
+        variant["comb_beta"] = rng.uniform(*variant["comb"])
+    tail_s = max(inst.release_s) * 3.0 + 0.4
+    n = int(round((spec.onset_s + spec.duration_s + tail_s) * sr))
+    t = np.arange(n) / sr - spec.onset_s
+    if inst.excitation == "plucked":
+        x = render_plucked(spec, inst, t, rng, sr, variant=variant)
+    else:
+        x = render_sustained(spec, inst, t, rng, sr, variant=variant)
+    y = body_and_room(x, inst, None if spec.mute == "none" else spec.mute, rng, sr)
+    return finish(y, spec.dynamics, rng, sr)
+
+
+# ----------------------------------------------------------------------------------------------------
+# the corpus
+
+_SOL_NAME = re.compile(r"-([A-G]#?\d)-(pp|p|mf|f|ff|fff)(?=[-. ])")
+
+
+@functools.lru_cache(maxsize=1)
+def _sol_rows():
+    """SOL-PMT notes grouped by (instrument, class): lists of (technique original, pitch, dynamics,
+    file name), pitch None where the file name has none."""
+    cols = read_meta_csv(SOL_META_CSV)
+    rows = {}
+    for inst, tech, orig, name in zip(cols["instrument"], cols["modulation technique"],
+                                      cols["technique original"], cols["file_name"]):
+        m = _SOL_NAME.search(name)
+        pitch, dyn = (m.group(1), m.group(2)) if m else (None, name.rsplit("-", 1)[-1].split(".")[0])
+        rows.setdefault((inst, tech), []).append((orig, pitch, dyn if dyn in DYNAMICS else "mf", name))
+    for key in rows:
+        rows[key].sort(key=lambda r: (r[0], -1 if r[1] is None else note_midi(r[1]), r[2], r[3]))
+    return rows
+
+
+def profile_counts() -> List[tuple]:
+    """The SOL-PMT instrument × technique table: [(family, instrument, technique, count), ...]."""
+    cols = read_meta_csv(PROFILE_CSV)
+    out = []
+    for i, inst in enumerate(cols["instrument"]):
+        for tech in CLASSES:
+            if int(cols[tech][i]) > 0:
+                out.append((str(cols["instrument family"][i]), str(inst), tech, int(cols[tech][i])))
+    return out
+
+
+def plan_corpus(*, scale: float = 0.1, seed: int = 0) -> List[NoteSpec]:
+    """Specs of every note of the corpus, in index order.
+
+    Each non-zero cell of the profile gets max(1, round(count · scale)) notes, imitating SOL-PMT notes of
+    that cell picked evenly through the cell's list (sorted by variant, pitch and dynamics) from a seeded
+    random offset, so that variants, registers and dynamics keep their SOL proportions.
+    """
+    if isinstance(scale, bool) or not isinstance(scale, (int, float, np.integer, np.floating)) \
+            or not np.isfinite(scale) or scale <= 0:
+        raise ParameterError(f"scale must be a positive number, got {scale!r}")
+    rows = _sol_rows()
+    specs = []
+    for cell_number, (_, inst, tech, count) in enumerate(profile_counts()):
+        cell = rows.get((inst, tech))
+        if not cell:
+            raise DataError(f"the SOL-PMT meta CSV has no {tech} notes of {inst} but the profile has {count}")
+        n = max(1, int(round(count * scale)))
+        offset = np.random.default_rng([int(seed), 1_000_003, cell_number]).uniform()
+        for j in range(n):
+            orig, pitch, dyn, name = cell[int((j + offset) * len(cell) / n) % len(cell)]
+            specs.append(make_note_spec(inst, orig, pitch=pitch, dynamics=dyn, seed=seed, index=len(specs),
+                                        source_file=name))
+    return specs
+
+
+def corpus_columns(specs, *, seed: int = 0) -> Dict[str, np.ndarray]:
+    """meta.csv columns of a list of specs: SOL-PMT columns (6:2:2 split per class per instrument) then
+    :data:`GROUND_TRUTH_COLUMNS`."""
+    labels = np.array([s.label for s in specs], dtype=np.int64)
+    instruments = np.array([s.instrument for s in specs], dtype=object)
+    cols = {
+        "instrument family": np.array([s.family for s in specs], dtype=object),
+        "instrument": instruments,
+        "technique original": np.array([s.technique_original for s in specs], dtype=object),
+        "modulation technique": np.array([s.technique for s in specs], dtype=object),
+        "file_name": np.array([s.file_name for s in specs], dtype=object),
+        "subset": split_622(labels, groups=instruments, seed=seed),
+        "label": labels,
+    }
+    for name in GROUND_TRUTH_COLUMNS:
+        attr = "index" if name == "note_index" else name
+        values = [getattr(s, attr) for s in specs]
+        cols[name] = np.array(values, dtype=object if isinstance(values[0], str) else None)
+    assert tuple(cols)[:len(META_COLUMNS)] == META_COLUMNS
+    return cols
+
+
+def write_note(spec: NoteSpec, path) -> str:
+    """Render one note to a 16-bit WAV at ``path`` (temporary name, then rename: a file that exists is
+    complete)."""
+    path = os.fspath(path)
+    tmp = f"{path}.part"
+    sf.write(tmp, render_note(spec), SR, subtype="PCM_16", format="WAV")
+    os.replace(tmp, path)
+    return path
+
+
+def _write_note(args):
+    write_note(*args)
+    return args[0].index
+
+
+def synthesize_corpus(out_dir, *, scale: float = 0.1, seed: int = 0, jobs: int = 1,
+                      progress: bool = True) -> str:
+    """Write the synthetic corpus: ``out_dir/audio/*.wav`` and ``out_dir/meta.csv``.
+
+    Resumable: notes whose WAV exists are kept; meta.csv is written last (atomically).
+
+    Parameters
+    ----------
+    out_dir : str
+    scale : float
+        Fraction of the SOL-PMT counts (0.1 ≈ 560 notes; 1 = 5,564).
+    seed : int
+    jobs : int
+        Worker processes.
+    progress : bool
+        Show a progress bar.
+
+    Returns
+    -------
+    meta_csv : str
+        Path of ``out_dir/meta.csv``.
+    """
+    if isinstance(jobs, bool) or not isinstance(jobs, (int, np.integer)) or jobs < 1:
+        raise ParameterError(f"jobs must be a positive integer, got {jobs!r}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ParameterError(f"seed must be a non-negative integer, got {seed!r}")
+    specs = plan_corpus(scale=scale, seed=seed)
+    out_dir = os.path.abspath(os.fspath(out_dir))
+    audio_dir = os.path.join(out_dir, "audio")
+    os.makedirs(audio_dir, exist_ok=True)
+    settings = {"scale": float(scale), "seed": int(seed), "synth_version": SYNTH_VERSION,
+                "sample_rate": SR, "n_notes": len(specs)}
+    manifest = os.path.join(out_dir, "synth.json")
+    if os.path.exists(manifest):
+        with open(manifest, encoding="utf-8") as f:
+            previous = json.load(f)
+        if previous != settings:
+            raise DataError(f"{out_dir} holds a corpus made with {previous}; this run asks for {settings}. "
+                            f"Use another directory or delete it")
+    else:
+        with open(manifest + ".tmp", "w", encoding="utf-8") as f:
+            json.dump(settings, f, indent=1)
+        os.replace(manifest + ".tmp", manifest)
+    for name in os.listdir(audio_dir):
+        if name.endswith(".part"):   # left by an interrupted run
+            os.remove(os.path.join(audio_dir, name))
+    todo = [(s, os.path.join(audio_dir, s.file_name)) for s in specs
+            if not os.path.exists(os.path.join(audio_dir, s.file_name))]
+    from tqdm import tqdm
+    with tqdm(total=len(specs), initial=len(specs) - len(todo), disable=not progress, desc="synth",
+              unit="note") as bar:
+        if jobs == 1 or len(todo) < 2:
+            for item in todo:
+                _write_note(item)
+                bar.update()
+        else:
+            # fork where available: workers need only numpy/scipy, and re-importing the package (and
+            # torch with it) in spawned workers costs seconds each
+            method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+            with multiprocessing.get_context(method).Pool(min(jobs, len(todo))) as pool:
+                for _ in pool.imap_unordered(_write_note, todo, chunksize=1):
+                    bar.update()
+    return write_meta_csv(os.path.join(out_dir, "meta.csv"), corpus_columns(specs, seed=seed))
