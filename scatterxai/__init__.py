@@ -9,5 +9,6 @@ __version__ = "0.1.0"
 
 from .errors import (AudioError, DataError, ModelError, ParameterError, ScatterXAIError,  # noqa: F401
                      StoreError)
+from .datasets import CLASSES  # noqa: F401
 from .scattering import (PAPER_CONFIG, PathTable, ScatteringConfig, compute_mu,  # noqa: F401
                          log_normalize, path_table, scatter)
