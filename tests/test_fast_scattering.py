@@ -124,12 +124,12 @@ def test_equals_kymatio_float64(config):
 
 
 def test_aliasing_runs_and_tiny_blocks_equal_kymatio():
-    # rtol=0 keeps every filter bin, so runs wrap around the subsampled spectra and accumulate; a block of
-    # 4 KiB forces many blocks per resolution, batch splitting and reuse of freed memory.
+    # rtol=0 keeps every filter bin, so runs wrap around the subsampled spectra and accumulate; blocks of
+    # 4 KiB force one example and one wavelet per block and reuse of freed memory.
     config = CONFIGS[3]
     x = torch.as_tensor(notes(3, config, seed=3))
     ref = get_scattering(config, device="cpu", method="kymatio", dtype=torch.float64)(x)
-    fast = FastScattering.build(config, CPU, torch.float64, rtol=0.0, block_bytes=4096)
+    fast = FastScattering.build(config, CPU, torch.float64, rtol=0.0, block_bytes=4096, group_bytes=4096)
     assert any(r.accumulate for g in fast._groups for so in g.second for r in so.filt.runs)
     assert rel_diff(fast(x), ref).max() < 1e-8
 
@@ -154,7 +154,7 @@ def test_batched_equals_per_item_and_blocks_do_not_matter():
     S = fast(x)
     for i in range(3):
         np.testing.assert_allclose(fast(x[i:i + 1])[0], S[i], rtol=1e-12, atol=1e-15)
-    tiny = FastScattering.build(SMALL, CPU, torch.float64, block_bytes=2 ** 14)   # one row × one example
+    tiny = FastScattering.build(SMALL, CPU, torch.float64, block_bytes=2 ** 14, group_bytes=2 ** 14)
     np.testing.assert_allclose(tiny(x[:2]), S[:2], rtol=1e-12, atol=1e-15)
 
 
@@ -181,6 +181,8 @@ def test_errors_quote_bad_values():
         FastScattering.build(SMALL, CPU, torch.float64, rtol=2.0)
     with pytest.raises(ParameterError, match="block_bytes must be"):
         FastScattering.build(SMALL, CPU, torch.float64, block_bytes=0)
+    with pytest.raises(ParameterError, match="group_bytes must be"):
+        FastScattering.build(SMALL, CPU, torch.float64, group_bytes=1.5)
 
 
 # --- paper configuration ----------------------------------------------------------------------------------
