@@ -7,7 +7,10 @@ realistic signals — harmonic tones (1–10 partials, f0 55–1760 Hz) with vib
 4–30 Hz, an attack/release envelope and white noise 20–40 dB below, prepared like audio files
 (:func:`scatterxai.audio.prepare`: fixed length, divided by the standard deviation).  Batches alternate
 which method runs first, so that the load of a shared machine affects both alike; the speed-up is the
-ratio of total times.  Filter construction is timed separately and excluded.
+ratio of total times.  Filter construction is timed separately and excluded.  On a machine whose cores
+are busy with other jobs, OpenMP threads spin against them and Kymatio's many small operations slow
+down far more than the fast path's (seen here: Kymatio 3.1 s/example with one thread, 12–24 s with two);
+``--threads 1`` then gives the most reproducible ratio.
 
 Agreement: for every example and kept path (1,200 on the paper configuration),
 ``rel = max_t |fast - kymatio| / max_t |kymatio|`` (time maxima over the path's frames, no floor); the
