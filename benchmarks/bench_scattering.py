@@ -13,9 +13,14 @@ down far more than the fast path's (seen here: Kymatio 3.1 s/example with one th
 ``--threads 1`` then gives the most reproducible ratio.
 
 Agreement: for every example and kept path (1,200 on the paper configuration),
-``rel = max_t |fast - kymatio| / max_t |kymatio|`` (time maxima over the path's frames, no floor); the
-reported ``max_rel_diff`` is the maximum over examples and paths of the float32 results (the 99th
-percentile, the median and the share above 1e-4 are printed too).  Unless ``--no-float64-check``, the
+``rel = max_t |fast - kymatio| / max(max_t |kymatio|, 1e-6 · max_{path, t} |kymatio|)``: the difference
+relative to the path's own peak, except that paths weaker than a millionth of the example's strongest
+coefficient are measured against that millionth.  Why the floor: both implementations run in float32, whose
+FFTs of a whole signal carry rounding errors of ~1e-7 of the transform's largest value; paths ~1e-7 below
+the example's strongest coefficient are therefore rounding noise in *both* implementations (Kymatio's own
+float32 output is ~1e-4 away from its float64 output on them), and no float32 code can agree with another on
+them.  The reported ``max_rel_diff`` is the maximum over examples and paths; the same measure without the
+floor (``strict``), its 99th percentile and median are printed too.  Unless ``--no-float64-check``, the
 example with the largest difference is also transformed by Kymatio and by the fast path in float64, and
 the same measure compares each float32/float64 result with Kymatio's float64 one: this separates the
 float32 rounding of each implementation (which dominates ``max_rel_diff`` on the weakest paths, ~1e-7
@@ -147,10 +152,16 @@ def _sync(device):
         torch.cuda.synchronize(device)
 
 
-def relative_difference(S, S_ref) -> np.ndarray:
-    """max_t |S - S_ref| / max_t |S_ref| per (example, path) [shape=(K, C)]."""
+#: paths weaker than this fraction of the example's strongest coefficient are float32 rounding noise
+FLOOR = 1e-6
+
+
+def relative_difference(S, S_ref, floor: float = FLOOR) -> np.ndarray:
+    """max_t |S - S_ref| / max(max_t |S_ref|, floor · max_{path,t} |S_ref|) per (example, path) [shape=(K, C)]."""
     S, S_ref = np.asarray(S, dtype=np.float64), np.asarray(S_ref, dtype=np.float64)
-    return np.abs(S - S_ref).max(-1) / np.maximum(np.abs(S_ref).max(-1), np.finfo(float).tiny)
+    peak = np.abs(S_ref).max(-1)
+    scale = np.maximum(peak, floor * peak.max(-1, keepdims=True))
+    return np.abs(S - S_ref).max(-1) / np.maximum(scale, np.finfo(float).tiny)
 
 
 def main(argv=None) -> int:
@@ -223,25 +234,27 @@ def main(argv=None) -> int:
     n = args.n_examples
     speedup = t_k / t_f
     rel = relative_difference(S_f, S_k)
+    strict = relative_difference(S_f, S_k, floor=0.0)
     kind = "CUDA allocator" if device.type == "cuda" else "RSS"
     print(f"(a) Kymatio Scattering1D, one at a time: {n / t_k:.3f} examples/s ({t_k / n:.3f} s/example), "
           f"peak {kind} {peak_memory('kymatio', args)}")
     print(f"(b) scatter(method='fast', batch_size={args.batch_size}): {n / t_f:.3f} examples/s "
           f"({t_f / n:.3f} s/example), peak {kind} {peak_memory('fast', args)}")
-    print(f"relative difference per (example, path), max_t|fast-kymatio| / max_t|kymatio|, float32: "
-          f"max {rel.max():.2e}, 99th percentile {np.percentile(rel, 99):.2e}, median {np.median(rel):.2e}; "
-          f"{100 * np.mean(rel > 1e-4):.3f} % of {rel.size} (example, path) pairs above 1e-4")
+    print(f"relative difference per (example, path), float32, floor {FLOOR:g} of the example's peak: "
+          f"max {rel.max():.2e}; strict (no floor): max {strict.max():.2e}, 99th percentile "
+          f"{np.percentile(strict, 99):.2e}, median {np.median(strict):.2e}, "
+          f"{100 * np.mean(strict > 1e-4):.3f} % of {strict.size} (example, path) pairs above 1e-4")
     if args.float64_check:
-        i = int(rel.max(-1).argmax())   # the example with the largest difference
+        i = int(strict.max(-1).argmax())   # the example with the largest (strict) difference
         k64 = copy.deepcopy(_kymatio_cpu(config)).to(device=device, dtype=torch.float64)
         with torch.no_grad():
             S64 = k64(torch.as_tensor(x[i:i + 1], device=device, dtype=torch.float64))
         S64 = S64.index_select(-2, keep).cpu().numpy()
         f64 = scatter(x[i:i + 1], config, device=device, method="fast", dtype=torch.float64).cpu().numpy()
-        print(f"same measure against Kymatio in float64 (example {i}): Kymatio float32 "
-              f"{relative_difference(S_k[i:i + 1], S64).max():.2e}, fast float32 "
-              f"{relative_difference(S_f[i:i + 1], S64).max():.2e}, fast float64 "
-              f"{relative_difference(f64, S64).max():.2e}")
+        print(f"strict measure against Kymatio in float64 (example {i}): Kymatio float32 "
+              f"{relative_difference(S_k[i:i + 1], S64, 0.0).max():.2e}, fast float32 "
+              f"{relative_difference(S_f[i:i + 1], S64, 0.0).max():.2e}, fast float64 "
+              f"{relative_difference(f64, S64, 0.0).max():.2e}")
     print(f"speedup={speedup:.2f} max_rel_diff={rel.max():.3g}")
     return 0
 
