@@ -4,8 +4,9 @@
   instantaneous phase ∫f(t)dt, so that any pitch trajectory (vibrato, trill glides, drift) costs one table
   look-up per sample.  Two tables (one dynamics step darker and brighter) are cross-faded by a brightness
   control: louder moments and attacks are brighter, as in real instruments.  An alternate pair of tables
-  holds the second timbre of trills and key bisbigliandi (another fingering).  Breath or bow noise is added
-  with its own envelope.
+  holds the second timbre of trills and key bisbigliandi (another fingering), at the same loudness.
+  Breath or bow noise follows the air flow or bow; the technique's own noise (flutter turbulence,
+  bow-change scratch, key clicks) is added at the note's ``tech_noise_db`` relative to the tone.
 * The harp: two strings tuned to the same pitch, plucked alternately; each octave band of partials has
   its own decay (high partials die first) and its own slightly stretched fundamental (string stiffness:
   f_k = k f0 sqrt(1 + B k²)); a finger/stick click at each pluck.
@@ -111,7 +112,7 @@ def render_sustained(spec, inst, t, rng, sr=SR, *, variant):
 
     dyn_step = DYNAMICS[spec.dynamics][0]
     n_partials = int(max(1, min(TABLE_SIZE // 2 - 1, 0.45 * sr / f.max())))
-    tilt = rng.normal(0.0, 1.5) + variant.get("tilt_add", 0.0)
+    tilt = rng.normal(0.0, 1.0) + variant.get("tilt_add", 0.0)
     beta = variant.get("comb_beta", 0.0)
     ripple = 10.0 ** (rng.normal(0.0, 1.5, n_partials) / 20.0)   # per-partial irregularity
     phases = rng.uniform(0, 2 * np.pi, n_partials)
@@ -146,8 +147,15 @@ def render_sustained(spec, inst, t, rng, sr=SR, *, variant):
     noise *= env * np.maximum(ctrl.noise, 0.0) * onset_burst
     noise_db = rng.uniform(*inst.noise_db) + variant.get("noise_add_db", 0.0)
     on = (t > 0) & (t < spec.duration_s)
-    gain = 10.0 ** (noise_db / 20.0) * _rms(harm[on]) / max(_rms(noise[on]), 1e-12)
-    return harm + gain * noise
+    harm_rms = _rms(harm[on])
+    out = harm + 10.0 ** (noise_db / 20.0) * harm_rms / max(_rms(noise[on]), 1e-12) * noise
+    if ctrl.tech_noise is not None and spec.tech_noise_db > -100:
+        # the technique's own noise, its level (re the tone) measured where the technique is active
+        tn = _highpass(rng.standard_normal(n), inst.noise_hp_hz, sr) * env * ctrl.tech_noise
+        active = on & (ctrl.tech_noise > 0.05 * ctrl.tech_noise.max())
+        if active.any():
+            out += 10.0 ** (spec.tech_noise_db / 20.0) * harm_rms / max(_rms(tn[active]), 1e-12) * tn
+    return out
 
 
 def _voice(f0, pitch, env, rng, sr):
@@ -181,7 +189,7 @@ def render_plucked(spec, inst, t, rng, sr=SR, *, variant):
     dyn_step = DYNAMICS[spec.dynamics][0]
     # the two strings share a design (pluck position, stiffness, spectrum) and differ slightly: detuning
     # of a few cents, ±20 % stiffness, ±1.5 dB spectral ripple, ±0.7 dB level
-    n_partials = int(max(1, min(63, 0.45 * sr / (spec.f0_hz * 1.05), 8000.0 / spec.f0_hz)))
+    n_partials = int(max(1, min(63, 0.45 * sr / (spec.f0_hz * 1.05), 5000.0 / spec.f0_hz)))
     base_amps = harmonic_amplitudes(inst, spec.f0_hz, n_partials, dyn_step=dyn_step,
                                     tilt_add_db_oct=rng.normal(0.0, 1.5) - (3.0 if stick else 0.0),
                                     comb_beta=rng.uniform(0.2, 0.5))
@@ -287,10 +295,10 @@ def body_and_room(x, inst, mute, rng, sr=SR):
     """
     n_small = 16384
     f = np.fft.rfftfreq(n_small, 1.0 / sr)
-    coloration = [(2.0 ** rng.uniform(np.log2(100.0), np.log2(10000.0)), rng.uniform(0.3, 1.2),
-                   rng.uniform(-2.5, 2.5)) for _ in range(3)]
-    db = response_db(inst, mute, f, formant_shift_oct=rng.normal(0.0, 0.06), extra=coloration)
-    db += rng.uniform(-1.0, 1.0) * np.log2(np.maximum(f, 20.0) / 1000.0)
+    coloration = [(2.0 ** rng.uniform(np.log2(100.0), np.log2(10000.0)), rng.uniform(0.5, 1.5),
+                   rng.uniform(-1.5, 1.5)) for _ in range(3)]
+    db = response_db(inst, mute, f, formant_shift_oct=rng.normal(0.0, 0.03), extra=coloration)
+    db += rng.uniform(-0.5, 0.5) * np.log2(np.maximum(f, 20.0) / 1000.0)
     db -= db.max()
     body, room = _min_phase_ir(db, n_small), _room_ir(rng, sr)
     n_h = len(body) + len(room) - 1

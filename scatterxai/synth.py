@@ -24,8 +24,10 @@ pattern over the modulated segment: vibrato and flatterzunge modulator frequency
 cycles per second, tremolo strokes per second, bisbigliando repetitions (plucks or fingering changes) per
 second.  ``fm_depth_st``: vibrato peak deviation, trill interval, key-bisbigliando detuning, flutter
 roughness (semitones; 0 for tremolo and harp).  ``am_depth``: nominal relative depth of the amplitude
-pattern (1 for harp plucks).  ``mod_start_s``/``mod_end_s``: modulated segment from the note onset;
-``modulated_fraction`` its share of ``duration_s``.
+pattern (1 for harp plucks).  ``tech_noise_db``: level of the technique's own noise (flutter turbulence,
+bow-change scratch, key clicks) relative to the tone, where the technique is active (-200: none).
+``mod_start_s``/``mod_end_s``: modulated segment from the note onset; ``modulated_fraction`` its share
+of ``duration_s``.
 """
 
 from __future__ import annotations
@@ -54,11 +56,11 @@ __all__ = ["NoteSpec", "VARIANTS", "GROUND_TRUTH_COLUMNS", "PROFILE_CSV", "SYNTH
 PROFILE_CSV = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data",
                            "sol-pmt-instrument-by-technique.csv")
 #: bumped whenever the synthesis changes the audio of a given (seed, index)
-SYNTH_VERSION = 1
+SYNTH_VERSION = 2
 #: meta.csv columns after the SOL-PMT ones
 GROUND_TRUTH_COLUMNS = ("f0_hz", "modulation_hz", "dynamics", "mute", "pitch", "duration_s", "onset_s",
                         "mod_start_s", "mod_end_s", "modulated_fraction", "fm_depth_st", "am_depth",
-                        "source_file", "note_index")
+                        "tech_noise_db", "source_file", "note_index")
 
 # SOL technique variants: class, and timbre or segment adjustments.  "in"/"out": the technique starts
 # late / stops early (ordinario-to-X / X-to-ordinario); comb: bow position range (fraction of the string).
@@ -91,7 +93,10 @@ VARIANTS: Dict[str, dict] = {
 # Per-technique parameter ranges (uniform unless noted): rate Hz, depths, irregularity, onset delay.
 _RATES = {"vibrato": (4.0, 7.0), "trill": (5.0, 10.0), "tremolo": (8.0, 16.0), "bisbigliando": (6.0, 12.0),
           "flatterzunge": (20.0, 35.0)}
-_TRILL_RATES = {"bowed": (5.0, 9.0), "lip": (5.0, 8.5)}
+_TRILL_RATES = {"bowed": (5.5, 9.0), "lip": (5.5, 8.5), "reed": (6.0, 10.0), "airjet": (6.0, 10.0)}
+# level (dB re the tone) of the technique's own noise: flutter turbulence, bow-change scratch, key clicks
+_TECH_NOISE_DB = {"vibrato": (-200.0, -200.0), "trill": (-46.0, -32.0), "tremolo": (-26.0, -12.0),
+                  "bisbigliando": (-40.0, -26.0), "flatterzunge": (-24.0, -8.0)}
 
 
 @dataclass(frozen=True)
@@ -121,7 +126,7 @@ class NoteSpec:
     ramp_s: float
     jitter: float
     drift: float
-    flutter_noise: float
+    tech_noise_db: float
     source_file: str = ""
 
     @property
@@ -146,7 +151,7 @@ class NoteSpec:
         """Parameters of :func:`scatterxai.techniques.technique_controls`."""
         return {k: getattr(self, k) for k in ("modulation_hz", "fm_depth_st", "am_depth", "mod_start_s",
                                                "mod_end_s", "duration_s", "ramp_s", "jitter", "drift",
-                                               "flutter_noise")}
+                                               "tech_noise_db")}
 
 
 def make_note_spec(instrument: str, technique_original: str, *, pitch: Optional[str] = None,
@@ -199,14 +204,15 @@ def make_note_spec(instrument: str, technique_original: str, *, pitch: Optional[
     rate = rng.uniform(*(_TRILL_RATES.get(inst.excitation, _RATES["trill"]) if technique == "trill"
                          else _RATES[technique]))
     jitter, drift = rng.uniform(0.03, 0.12), rng.uniform(0.01, 0.03)
-    fm, flutter_noise, ramp = 0.0, 0.0, 0.02
+    fm, ramp = 0.0, 0.02
+    tech_noise_db = rng.uniform(*_TECH_NOISE_DB[technique])
     start = 0.0
     if technique == "vibrato":
-        fm = float(np.exp(rng.uniform(np.log(0.08), np.log(0.5))))
+        fm = float(np.exp(rng.uniform(np.log(0.1), np.log(0.45))))
         am = rng.uniform(0.0, 0.12) if inst.excitation == "lip" else rng.uniform(0.03, 0.3)
         start, ramp = rng.uniform(0.05, 0.5), rng.uniform(0.15, 0.5)
     elif technique == "trill":
-        fm, am = variant["interval"], rng.uniform(0.0, 0.35)
+        fm, am = variant["interval"], rng.uniform(0.0, 0.15)
         start = rng.uniform(0.08, 0.4)
     elif technique == "tremolo":
         am, start = rng.uniform(0.3, 0.95), rng.uniform(0.0, 0.03)
@@ -218,7 +224,7 @@ def make_note_spec(instrument: str, technique_original: str, *, pitch: Optional[
             am, fm = rng.uniform(0.3, 0.7), rng.uniform(0.02, 0.08)
     else:  # flatterzunge
         am, fm = rng.uniform(0.3, 0.95), rng.uniform(0.01, 0.08)
-        flutter_noise, start, ramp = rng.uniform(0.5, 3.0), rng.uniform(0.0, 0.05), 0.03
+        start, ramp = rng.uniform(0.0, 0.05), 0.03
     end = duration
     if inst.excitation == "plucked":
         start, end = 0.0, duration - rng.uniform(0.3, 1.2)   # the strings ring out after the last pluck
@@ -232,7 +238,7 @@ def make_note_spec(instrument: str, technique_original: str, *, pitch: Optional[
                     dynamics=dynamics, mute=mute or "none", f0_hz=f0, duration_s=duration, onset_s=onset,
                     modulation_hz=rate, fm_depth_st=float(fm), am_depth=float(am), mod_start_s=float(start),
                     mod_end_s=float(end), ramp_s=float(ramp), jitter=jitter, drift=drift,
-                    flutter_noise=float(flutter_noise), source_file=source_file)
+                    tech_noise_db=float(tech_noise_db), source_file=source_file)
 
 
 def render_note(spec: NoteSpec, *, sr: int = SR) -> np.ndarray:

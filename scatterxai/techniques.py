@@ -8,8 +8,10 @@ depth or shape) and the fractional part is the position in the cycle.
 
 :func:`technique_controls` turns a technique and its parameters into audio-rate control arrays
 (:class:`Controls`) that the renderer applies to a harmonic source: a pitch offset (semitones), an
-amplitude multiplier, a brightness offset, a noise multiplier, and the weight of an alternate timbre (the
-upper note of a trill, the second fingering of a bisbigliando).  A presence weight μ(t) ∈ [0, 1] fades the
+amplitude multiplier, a brightness offset, a multiplier of the instrument's breath / bow noise, the
+envelope of the technique's own noise (flutter turbulence, bow-change scratch, key clicks; its level
+relative to the tone is the note's ``tech_noise_db``), and the weight of an alternate timbre (the upper
+note of a trill, the second fingering of a bisbigliando).  A presence weight μ(t) ∈ [0, 1] fades the
 technique in and out, so that SOL's transition variants ("ordinario-to-flatterzunge") modulate only part of
 the note.
 
@@ -49,6 +51,7 @@ class Controls:
     bright : brightness offset in dynamics steps (+1 ≈ one marking louder in timbre)
     noise : multiplier of the breath / bow noise
     alt : weight in [0, 1] of the alternate timbre table, or None
+    tech_noise : envelope (≥ 0, ~1 where active) of the technique's own noise, or None
     """
 
     pitch_st: np.ndarray
@@ -56,6 +59,7 @@ class Controls:
     bright: np.ndarray
     noise: np.ndarray
     alt: Optional[np.ndarray] = None
+    tech_noise: Optional[np.ndarray] = None
 
 
 def smooth_noise(rng, n: int, sr: float, cutoff_hz: float) -> np.ndarray:
@@ -156,10 +160,10 @@ def _trill(rng, t, phi, mu, p, sr):
     duty = _per_cycle(rng, phi, lambda k: np.clip(rng.normal(rng.uniform(0.42, 0.58), 0.04, k), 0.3, 0.7))
     s = _square(phi, duty, int(rng.uniform(0.006, 0.02) * sr), mu > 0.5)
     change = 4.0 * s * (1.0 - s)  # 1 in the middle of each glide
-    up_gain = 10.0 ** (rng.uniform(-3.0, 2.0) / 20.0)
+    up_gain = 10.0 ** (rng.uniform(-2.0, 1.5) / 20.0)
     amp = (1.0 + (up_gain - 1.0) * s) * (1.0 - p["am_depth"] * change)
-    return Controls(pitch_st=p["fm_depth_st"] * s, amp=amp, bright=0.3 * change,
-                    noise=1.0 + rng.uniform(0.5, 4.0) * change, alt=s)
+    return Controls(pitch_st=p["fm_depth_st"] * s, amp=amp, bright=0.3 * change, noise=np.ones(len(t)),
+                    alt=s, tech_noise=change)
 
 
 def _tremolo(rng, t, phi, mu, p, sr):
@@ -177,11 +181,12 @@ def _tremolo(rng, t, phi, mu, p, sr):
     e = (1.0 - np.exp(-u / rise)) * (sustain + (1.0 - sustain) * np.exp(-u / decay)) \
         * (1.0 - np.exp(-(1.0 - u) / fall))
     e = floor + (1.0 - floor) * a * e
-    burst = rng.uniform(2.0, 8.0) * np.exp(-u / (rng.uniform(0.004, 0.015) * rate))
-    attack_pitch = rng.uniform(0.0, 0.06) * np.exp(-u / decay)
+    # bow-change scratch: a burst at each reversal, a little scratch throughout the stroke
+    burst = np.exp(-u / (rng.uniform(0.004, 0.015) * rate)) + rng.uniform(0.05, 0.3)
+    attack_pitch = rng.uniform(0.0, 0.04) * np.exp(-u / decay)
     return Controls(pitch_st=mu * attack_pitch, amp=1.0 + mu * (e - 1.0),
                     bright=mu * rng.uniform(0.5, 1.5) * np.exp(-u / decay),
-                    noise=1.0 + mu * (burst + (e - 1.0)))
+                    noise=1.0 + mu * (e - 1.0), tech_noise=mu * burst)
 
 
 def _bisbigliando_keys(rng, t, phi, mu, p, sr):
@@ -193,8 +198,8 @@ def _bisbigliando_keys(rng, t, phi, mu, p, sr):
     bump = np.exp(-0.5 * (d / width) ** 2) * mu
     amp = 1.0 - p["am_depth"] * bump
     sign = rng.choice((-1.0, 1.0))
-    return Controls(pitch_st=sign * p["fm_depth_st"] * s, amp=amp, bright=-0.5 * bump,
-                    noise=1.0 + rng.uniform(1.0, 5.0) * bump, alt=s)
+    return Controls(pitch_st=sign * p["fm_depth_st"] * s, amp=amp, bright=-0.5 * bump, noise=amp,
+                    alt=s, tech_noise=bump)
 
 
 def _flatterzunge(rng, t, phi, mu, p, sr):
@@ -207,11 +212,11 @@ def _flatterzunge(rng, t, phi, mu, p, sr):
     closure = np.where(inside, np.sin(np.pi * np.minimum(u / duty, 1.0)) ** power, 0.0)
     amp = 1.0 - mu * depth * closure
     after = np.where(inside, 0.0, np.exp(-(u - duty) / (rng.uniform(0.01, 0.03) * rate)))
-    noise_gain = p.get("flutter_noise", 2.0)
-    noise = 1.0 + mu * (noise_gain * (1.0 - closure) + rng.uniform(1.0, 4.0) * after - closure * 0.8)
+    # turbulence: strongest when the tongue lets the air through again, present while open
+    turbulence = mu * ((1.0 - closure) * rng.uniform(0.3, 1.0) + rng.uniform(1.0, 3.0) * after)
     fm = p["fm_depth_st"] * (closure - 0.5 * duty)
-    return Controls(pitch_st=mu * fm, amp=amp, bright=-mu * rng.uniform(0.5, 1.5) * closure,
-                    noise=np.maximum(noise, 0.05))
+    return Controls(pitch_st=mu * fm, amp=amp, bright=-mu * rng.uniform(0.5, 1.5) * closure, noise=amp,
+                    tech_noise=turbulence)
 
 
 _TECHNIQUES = {"vibrato": _vibrato, "trill": _trill, "tremolo": _tremolo,
@@ -229,7 +234,7 @@ def technique_controls(technique: str, t: np.ndarray, params: dict, rng, sr: flo
         Time since the note's onset (seconds; negative before it).
     params : dict
         ``modulation_hz``, ``fm_depth_st``, ``am_depth``, ``mod_start_s``, ``mod_end_s``, ``duration_s``,
-        ``ramp_s``, ``jitter``, ``drift`` (and ``flutter_noise`` for flatterzunge).
+        ``ramp_s``, ``jitter``, ``drift``.
     rng : np.random.Generator
     sr : float
 

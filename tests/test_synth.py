@@ -158,7 +158,8 @@ def test_f0_is_the_spectrum_fundamental(tmp_path, instrument, technique, pitch):
     near = (f > spec.f0_hz * 2 ** (-0.8 / 12)) & (f < spec.f0_hz * 2 ** (0.8 / 12))
     peak = f[near][np.argmax(P[near])]
     assert abs(peak / spec.f0_hz - 1) < 0.006, (peak, spec.f0_hz)
-    assert 10 * np.log10(P[near].max() / np.median(P[near])) > 15      # a real partial, not noise
+    around = (f > 0.6 * spec.f0_hz) & (f < 1.6 * spec.f0_hz)            # mostly the gaps between partials
+    assert 10 * np.log10(P[near].max() / np.median(P[around])) > 15     # a real partial, not noise
     sub = (f > spec.f0_hz / 2 * 0.97) & (f < spec.f0_hz / 2 * 1.03)
     assert 10 * np.log10(P[sub].max() / P[near].max()) < -20             # no partial an octave below
 
@@ -186,6 +187,20 @@ def test_transition_variants_modulate_only_part_of_the_note(tmp_path):
     assert after > 3 * before
     out = make_note_spec("Violin", "tremolo-to-ordinario", pitch="A4", seed=7, index=1, duration_s=5.0)
     assert out.mod_start_s < 0.05 and 0.4 * 5.0 <= out.mod_end_s <= 0.7 * 5.0
+
+
+def test_technique_noise_fills_the_gaps_between_partials():
+    spec = make_note_spec("Trumpet-C", "flatterzunge", pitch="A#3", seed=10, index=0, duration_s=2.0)
+
+    def gap_level(tech_noise_db):  # power between partials 2–8 kHz relative to the partials' power
+        P, f = long_term_spectrum(render_note(dataclasses.replace(spec, tech_noise_db=tech_noise_db)))
+        band = (f > 2000) & (f < 8000)
+        h = f[band] / spec.f0_hz
+        gaps = np.abs(h - np.round(h)) > 0.3
+        return 10 * np.log10(P[band][gaps].mean() / P[band][~gaps].mean())
+
+    quiet, loud = gap_level(-200.0), gap_level(-10.0)
+    assert loud > quiet + 6.0, (quiet, loud)
 
 
 def test_dynamics_change_level_and_brightness():
