@@ -147,7 +147,7 @@ INSTRUMENTS: Dict[str, Instrument] = {i.name: i for i in (
     _strings("Viola", "Va", (48, 107), 0.8, 125.0),
     _strings("Violoncello", "Vc", (36, 100), 0.45, 62.0),
     _strings("Contrabass", "Cb", (28, 89), 0.28, 40.0),
-    Instrument("Harp", "PluckedStrings", "Hp", "plucked", (24, 103), 10.0, 0.0, 1.2,
+    Instrument("Harp", "PluckedStrings", "Hp", "plucked", (24, 103), 12.0, 0.0, 1.2,
                ((180.0, 0.6, 4.0), (600.0, 0.7, 3.0)), 50.0, 4000.0, (-60.0, -50.0), 2000.0,
                (0.001, 0.004), (0.1, 0.4)),
 )}

@@ -187,9 +187,10 @@ def render_plucked(spec, inst, t, rng, sr=SR, *, variant):
     damp = np.exp(-np.maximum(t - spec.duration_s, 0.0) / release)
     drift = 2.0 ** ((rng.uniform(0.01, 0.04) * smooth_noise(rng, len(t), sr, 0.3)) / 12.0)
     dyn_step = DYNAMICS[spec.dynamics][0]
-    # the two strings share a design (pluck position, stiffness, spectrum) and differ slightly: detuning
-    # of a few cents, ±20 % stiffness, ±1.5 dB spectral ripple, ±0.7 dB level
-    n_partials = int(max(1, min(63, 0.45 * sr / (spec.f0_hz * 1.05), 5000.0 / spec.f0_hz)))
+    # the two strings share a design (pluck position, stiffness, spectrum) and differ slightly: a unison
+    # tuned by ear (the harpist removes audible beats: the fundamentals beat slower than 1 Hz), ±20 %
+    # stiffness, ±0.7 dB spectral ripple, ±0.3 dB level
+    n_partials = int(max(1, min(63, 0.45 * sr / (spec.f0_hz * 1.05), 4000.0 / spec.f0_hz)))
     base_amps = harmonic_amplitudes(inst, spec.f0_hz, n_partials, dyn_step=dyn_step,
                                     tilt_add_db_oct=rng.normal(0.0, 1.5) - (3.0 if stick else 0.0),
                                     comb_beta=rng.uniform(0.2, 0.5))
@@ -199,10 +200,10 @@ def render_plucked(spec, inst, t, rng, sr=SR, *, variant):
         mine = times[s::2]
         if len(mine) == 0:
             continue
-        f0 = spec.f0_hz * 2.0 ** (rng.normal(0.0, 0.04) / 12.0) if s else spec.f0_hz
+        f0 = spec.f0_hz + rng.uniform(-1.0, 1.0) if s else spec.f0_hz
         inharm = base_inharm * rng.uniform(0.8, 1.2)
-        gain = 10.0 ** (rng.normal(0.0, 0.7) / 20.0)
-        amps = base_amps * 10.0 ** (rng.normal(0.0, 1.5, n_partials) / 20.0)
+        gain = 10.0 ** (rng.normal(0.0, 0.3) / 20.0)
+        amps = base_amps * 10.0 ** (rng.normal(0.0, 0.7, n_partials) / 20.0)
         phases = rng.uniform(0, 2 * np.pi, n_partials)
         cycles0 = np.cumsum(f0 * drift) / sr
         j = np.searchsorted(mine, t, side="right") - 1          # last pluck of this string at t
@@ -236,7 +237,7 @@ def render_plucked(spec, inst, t, rng, sr=SR, *, variant):
     tau_c = rng.uniform(0.003, 0.008) if stick else rng.uniform(0.001, 0.003)
     click_env = lfilter([1.0], [1.0, -np.exp(-1.0 / (tau_c * sr))], click)
     noise = _highpass(rng.standard_normal(len(t)), inst.noise_hp_hz, sr) * click_env
-    click_db = rng.uniform(-14.0, -6.0) if stick else rng.uniform(-26.0, -16.0)
+    click_db = rng.uniform(-24.0, -14.0) if stick else rng.uniform(-36.0, -24.0)
     on = (t > 0) & (t < spec.duration_s)
     peak_rms = _rms(out[on])
     return out + 10.0 ** (click_db / 20.0) * noise * peak_rms / max(_rms(noise[on]), 1e-12) * 3.0
