@@ -56,6 +56,10 @@ _SPLIT_PATTERN = ("validation", "training", "test", "training", "training")
 
 def _parse_column(cells: List[str]) -> np.ndarray:
     """int64 if every cell is an int, float64 if every cell is a float (empty → NaN), else str objects."""
+    if any("_" in c for c in cells):  # int("1_2") == 12 in Python: such cells are text, not numbers
+        out = np.empty(len(cells), dtype=object)
+        out[:] = cells
+        return out
     try:
         return np.array([int(c) for c in cells], dtype=np.int64)
     except (ValueError, OverflowError):

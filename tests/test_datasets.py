@@ -47,6 +47,12 @@ def test_meta_csv_round_trip_keeps_types_and_exact_floats(tmp_path):
     assert not os.path.exists(str(path) + f".tmp-{os.getpid()}")
 
 
+def test_meta_csv_underscored_digits_stay_text(tmp_path):
+    _write_text(tmp_path / "m.csv", "file_name,take\na.wav,1_2\nb.wav,3\n")
+    back = read_meta_csv(tmp_path / "m.csv")
+    assert back["take"].dtype == object and back["take"].tolist() == ["1_2", "3"]
+
+
 def test_meta_csv_empty_cells_in_a_float_column_are_nan(tmp_path):
     _write_text(tmp_path / "m.csv", "file_name,x\na.wav,1.5\nb.wav,\n")
     back = read_meta_csv(tmp_path / "m.csv")
