@@ -33,7 +33,7 @@ built process (filters, Python, torch); on CUDA, the allocator's peak.
 
 Usage::
 
-    python benchmarks/bench_scattering.py [--config paper|small] [--n-examples 8] [--batch-size 8]
+    python benchmarks/bench_scattering.py [--config paper|small] [--n-examples 24] [--batch-size 8]
                                           [--device cpu] [--threads N] [--seed 0] [--no-float64-check]
 
 Last line: ``speedup=<fast examples/s ÷ Kymatio examples/s> max_rel_diff=<value>``.
@@ -167,7 +167,8 @@ def relative_difference(S, S_ref, floor: float = FLOOR) -> np.ndarray:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--config", choices=sorted(CONFIGS), default="paper")
-    p.add_argument("--n-examples", type=int, default=8, help="examples transformed by each method")
+    p.add_argument("--n-examples", type=int, default=24,
+                   help="examples transformed by each method (in batches whose order alternates)")
     p.add_argument("--batch-size", type=int, default=8, help="batch size of the fast path")
     p.add_argument("--device", default="cpu", help="cpu, cuda, auto")
     p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")

@@ -24,11 +24,17 @@ of :func:`scatterxai.scattering.path_table`; only the arithmetic is reorganised:
   through one FFT call (long CPU transforms, which MKL runs faster one row at a time, excepted); the
   second-order wavelet n2 multiplies every row at once (its filter does not depend on n1).  Chunks and
   blocks have bounded sizes (``group_bytes``, ``block_bytes``), so memory does not grow with the batch.
+  The spectra to invert live in one zeroed scratch buffer: each filter writes its runs and clears them
+  after the inverse FFT (no full-length zeroing per filter).
+* **Only the frames the output reads.**  ``|U2|`` is formed only on the frames that the low-pass of the
+  kept output frames reaches (51 of 64 on the paper configuration, float32).
 
-Cost on the paper configuration (one CPU core): ~0.43 s per example against ~3.1 s for Kymatio.  The
-inverse FFTs that Kymatio also computes (one per kept path, at Kymatio's resolution) now take about half
-of the time, the modulus and the rfft of ``|U1|`` most of the rest; Kymatio's full-length products and
-periodisation sums, its complex FFTs of real signals and its FFTs of ``|U2|`` are gone.
+Cost on the paper configuration (2 CPU cores, torch 2.15): ~0.10–0.13 s per example against ~0.5–0.7 s
+for Kymatio one example at a time (``benchmarks/bench_scattering.py``).  The FFTs — the inverse FFTs
+that Kymatio also computes (one per kept path, at Kymatio's resolution, which equality with Kymatio
+fixes) and the rfft of ``|U1|`` — take ~70 % of the time, the modulus ~17 %, the low-pass GEMMs ~5 %;
+Kymatio's full-length products and periodisation sums, its complex FFTs of real signals and its FFTs
+of ``|U2|`` are gone.
 
 Filters: the module reuses the float32 filter bank of the cached Kymatio module
 (``scatterxai.scattering._kymatio_cpu``) rather than rebuilding it in float64.  Those float32 values *are*
@@ -375,6 +381,12 @@ class FastScattering(torch.nn.Module):
             groups.append(_Group(m1, filters, name, add_channels([s1[n1] for n1 in rows]), tuple(second),
                                  mirror))
         self._groups = tuple(groups)
+        # frames of |U2| that the low-pass reads, as a slice when they are contiguous (no wrap-around)
+        self._frames = {}
+        for name, value in buffers.items():
+            if name.endswith("_rows"):
+                contiguous = bool(np.all(np.diff(value) == 1))
+                self._frames[name[:-5]] = slice(int(value[0]), int(value[-1]) + 1) if contiguous else None
         cdtype = _COMPLEX[dtype]
         self.register_buffer("_weights", torch.as_tensor(np.concatenate(weights), dtype=dtype),
                              persistent=False)
@@ -391,14 +403,13 @@ class FastScattering(torch.nn.Module):
         return cls(_kymatio_cpu(config), path_table(config), device=device, dtype=dtype, **kwargs)
 
     def _place(self, dst: torch.Tensor, src: torch.Tensor, mirror: torch.Tensor, filt: _Filter) -> None:
-        """``dst = periodise(spectrum * filter)``, written run by run.
+        """``dst = periodise(spectrum * filter)``, written run by run into an all-zero ``dst``.
 
         ``src`` holds the rfft of the spectrum's real signal and ``mirror`` its first bins reversed
-        (negative frequencies); real views turn the conjugation into a sign of the weights.
+        (negative frequencies); real views turn the conjugation into a sign of the weights.  ``dst`` must
+        be zero outside the runs (see :meth:`_clear`): the bins between runs are not written.
         """
         dst, src, mirror = torch.view_as_real(dst), torch.view_as_real(src), torch.view_as_real(mirror)
-        for a, b in filt.gaps:
-            dst[..., a:b, :].zero_()
         for run in filt.runs:
             s = (mirror if run.conj else src)[..., run.s0:run.s0 + run.n, :]
             w = self._weights[run.offset:run.offset + run.n]
@@ -407,6 +418,18 @@ class FastScattering(torch.nn.Module):
                 d.addcmul_(s, w)
             else:
                 torch.mul(s, w, out=d)
+
+    def _rows_per_block(self, n: int, m: int) -> int:
+        """Rows of ``n`` examples' length-``m`` spectra that fit in ``block_bytes`` (at least one)."""
+        return max(1, self.block_elements // (n * m))
+
+    @staticmethod
+    def _clear(dst: torch.Tensor, filt: _Filter) -> None:
+        """Zero the bins :meth:`_place` wrote, so that the buffer is all-zero again (cheaper than zeroing
+        the whole spectrum, most of which lies outside the filter's support)."""
+        for run in filt.runs:
+            if not run.accumulate:
+                dst[..., run.d0:run.d0 + run.n].zero_()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Scattering coefficients.
@@ -436,32 +459,45 @@ class FastScattering(torch.nn.Module):
         return out
 
     def _group(self, g: _Group, x_hat, x_mirror, out) -> None:
-        """S1 of the rows of group ``g`` and the S2 paths hanging on them, for a chunk of examples."""
+        """S1 of the rows of group ``g`` and the S2 paths hanging on them, for a chunk of examples.
+
+        Row-major layouts (row, example, bin) keep every block of rows contiguous, so that FFTs write
+        straight into ``u1_hat``.  One zeroed scratch buffer holds every spectrum to invert: a filter's
+        runs are written into it and cleared after the inverse FFT.
+        """
         n, R = x_hat.shape[0], len(g.filters)
-        u1_hat = x_hat.new_empty(n, R, g.m1 // 2 + 1)
-        step = max(1, self.block_elements // (n * g.m1))
+        u1_hat = x_hat.new_empty(R, n, g.m1 // 2 + 1)
+        step = self._rows_per_block(n, g.m1)
+        scratch = x_hat.new_zeros(max([min(step, R) * n * g.m1] + [
+            min(self._rows_per_block(n, so.m2), so.n_rows) * n * so.m2 for so in g.second]))
         for r0 in range(0, R, step):
-            spectrum = x_hat.new_empty(n, min(step, R - r0), g.m1)
-            for i in range(spectrum.shape[1]):
-                self._place(spectrum[:, i], x_hat, x_mirror, g.filters[r0 + i])
-            u1_hat[:, r0:r0 + step] = torch.fft.rfft(_modulus_ifft(spectrum))
-            del spectrum
+            r1 = min(r0 + step, R)
+            spectrum = scratch[:(r1 - r0) * n * g.m1].view(r1 - r0, n, g.m1)
+            for i in range(r1 - r0):
+                self._place(spectrum[i], x_hat, x_mirror, g.filters[r0 + i])
+            torch.fft.rfft(_modulus_ifft(spectrum)[..., 0, :], out=u1_hat[r0:r1])
+            for i in range(r1 - r0):
+                self._clear(spectrum[i], g.filters[r0 + i])
         A = getattr(self, g.lowpass)
         s1 = torch.matmul(u1_hat[..., :A.shape[0]], A).real
-        out.index_copy_(1, self._channels[g.channels:g.channels + R], s1)
+        out.index_copy_(1, self._channels[g.channels:g.channels + R], s1.transpose(0, 1))
         u1_mirror = u1_hat[..., :g.mirror].flip(-1)
         for so in g.second:
             G, rows = getattr(self, so.lowpass), getattr(self, so.lowpass + "_rows")
-            step = max(1, self.block_elements // (n * so.m2))
+            frames = self._frames[so.lowpass]
+            step = self._rows_per_block(n, so.m2)
             for r0 in range(0, so.n_rows, step):
                 r1 = min(r0 + step, so.n_rows)
-                u2_hat = u1_hat.new_empty(n, r1 - r0, so.m2)
-                self._place(u2_hat, u1_hat[:, r0:r1], u1_mirror[:, r0:r1], so.filt)
-                u2 = _modulus_ifft(u2_hat)
-                del u2_hat
-                P = torch.matmul(u2.view(*u2.shape[:-1], self.m_out, -1), G).index_select(-2, rows)
+                u2_hat = scratch[:(r1 - r0) * n * so.m2].view(r1 - r0, n, so.m2)
+                self._place(u2_hat, u1_hat[r0:r1], u1_mirror[r0:r1], so.filt)
+                if frames is not None:
+                    # |U2| only on the frames that reach the kept output frames (a contiguous range)
+                    P = torch.matmul(_modulus_ifft(u2_hat, self.m_out, frames), G)
+                else:
+                    P = torch.matmul(_modulus_ifft(u2_hat, self.m_out), G).index_select(-2, rows)
+                self._clear(u2_hat, so.filt)
                 s2 = P.unfold(-2, G.shape[1], 1).diagonal(dim1=-2, dim2=-1).sum(-1)
-                out.index_copy_(1, self._channels[so.channels + r0:so.channels + r1], s2)
+                out.index_copy_(1, self._channels[so.channels + r0:so.channels + r1], s2.transpose(0, 1))
 
 
 #: on CPU, complex FFTs at least this long run faster one row per call than batched (measured with
@@ -469,15 +505,24 @@ class FastScattering(torch.nn.Module):
 _ROWWISE_FFT_MIN = 2 ** 17
 
 
-def _modulus_ifft(spectrum: torch.Tensor) -> torch.Tensor:
-    """``|ifft(spectrum)|`` along the last axis (real, same shape)."""
+def _modulus_ifft(spectrum: torch.Tensor, m_out: int = 1, frames: slice = slice(None)) -> torch.Tensor:
+    """``|ifft(spectrum)|`` along the last axis, cut into ``m_out`` frames of which ``frames`` are kept.
+
+    Returns
+    -------
+    torch.Tensor [shape=(*spectrum.shape[:-1], n_kept_frames, M // m_out)], real (for the default
+    ``m_out=1``: all of ``|ifft(spectrum)|``, shape (*spectrum.shape[:-1], 1, M)).
+    """
     M = spectrum.shape[-1]
+    lead = spectrum.shape[:-1]
     if spectrum.device.type != "cpu" or M < _ROWWISE_FFT_MIN or spectrum.numel() == M:
-        return _modulus(torch.fft.ifft(spectrum))
-    out = spectrum.real.new_empty(spectrum.shape)
-    for row, out_row in zip(spectrum.reshape(-1, M), out.view(-1, M)):
-        _modulus(torch.fft.ifft(row), out=out_row)
-    return out
+        return _modulus(torch.fft.ifft(spectrum).view(*lead, m_out, M // m_out)[..., frames, :])
+    rows = spectrum.reshape(-1, M)
+    kept = range(m_out)[frames]
+    out = spectrum.real.new_empty(rows.shape[0], len(kept), M // m_out)
+    for row, out_row in zip(rows, out):
+        _modulus(torch.fft.ifft(row).view(m_out, M // m_out)[frames], out=out_row)
+    return out.view(*lead, len(kept), M // m_out)
 
 
 def _modulus(u: torch.Tensor, out=None) -> torch.Tensor:

@@ -369,7 +369,9 @@ def scatter(x, config: ScatteringConfig = PAPER_CONFIG, *, device="auto", method
     module = get_scattering(config, device=device, method=method, dtype=dtype)
     dev = resolve_device(device)
     t = _as_batch(x, config, dev, dtype)
-    with torch.no_grad():
+    # inference mode skips autograd bookkeeping on the thousands of small ops of a forward pass; the
+    # result is copied out of it (torch.cat outside the context) so callers get an ordinary tensor.
+    with torch.inference_mode():
         out = [module(t[i:i + batch_size]) for i in range(0, t.shape[0], batch_size)]
     return torch.cat(out, dim=0)
 
