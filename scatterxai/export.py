@@ -295,6 +295,18 @@ class RelevanceFile:
             return None
         return self._get("localisation", rule)
 
+    def localisation_misses(self, rule: str) -> Optional[dict]:
+        """Where the top S2 relevance lies for non-localised examples (:func:`scatterxai.maps.localisation_misses`;
+        F0 from ``/examples/f0_hz`` when present), or None without ground truth."""
+        if self.localisation(rule) is None:
+            return None
+        f0 = self.examples.get("f0_hz")
+        return maps.localisation_misses(self.local(rule), self.paths,
+                                        np.asarray(self.examples["modulation_hz"], dtype=float),
+                                        None if f0 is None else np.asarray(f0, dtype=float),
+                                        octaves=float(self._f["localisation"][rule].attrs.get(
+                                            "octaves", LOCALISATION_OCTAVES)))
+
     def to_grid(self, values) -> np.ndarray:
         """Per-path values (..., C) → (..., n_λ1, 1 + n_λ2) on the file's grid (NaN where no path)."""
         values = np.asarray(values)

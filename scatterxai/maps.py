@@ -21,6 +21,12 @@ localisation
     Ground truth check: an example is localised when the second-order path of highest local relevance has
     λ2 within ±``octaves`` of the true modulation rate, |log2(λ2 / f_m)| ≤ octaves.  Examples without a
     (finite, positive) modulation rate are excluded (NaN).
+misses
+    Where the top second-order relevance of a non-localised example lies instead
+    (:func:`localisation_misses`): at λ2 ≈ the note's F0 (within ±½ octave: the beating of neighbouring
+    partials inside one wide λ1 filter, a pitch/timbre cue rather than a modulation), more than
+    ``octaves`` above the true rate (harmonics of a non-sinusoidal pattern, sharp re-attacks, noise
+    texture), or more than ``octaves`` below it.
 S1 share
     Share of relevance magnitude on first-order paths: Σ_{S1, t}|R| / Σ_{all, t}|R| per example
     (``mode="abs"``); ``mode="positive"`` uses the positive part max(R, 0) instead.
@@ -38,7 +44,8 @@ import scipy.stats
 from .errors import ParameterError
 
 __all__ = ["local_map", "GridIndex", "grid_index", "grid_layout", "grid_values", "topn_aggregate",
-           "map_kurtosis", "peak_modulation_hz", "localisation", "s1_share", "class_summary"]
+           "map_kurtosis", "peak_modulation_hz", "localisation", "localisation_misses", "s1_share",
+           "class_summary"]
 
 _FIELDS = ("order", "lambda1_hz", "lambda2_hz", "n1", "n2")
 
@@ -261,11 +268,56 @@ def localisation(local, table, modulation_hz, *, octaves: float = 1.0) -> np.nda
         raise ParameterError(f"modulation_hz must have shape ({local.shape[0]},), got {f_m.shape}")
     if not (isinstance(octaves, (int, float, np.floating)) and octaves > 0):
         raise ParameterError(f"octaves must be a positive number, got {octaves!r}")
+    offset = _peak_offset_octaves(local, table, f_m)
+    return np.where(np.isfinite(offset), (np.abs(offset) <= octaves + 1e-12).astype(float), np.nan)
+
+
+def _peak_offset_octaves(local, table, f_m) -> np.ndarray:
+    """log2(λ2 of the top second-order path / true rate) per example; NaN without ground truth."""
     peak = peak_modulation_hz(local, table)
     valid = np.isfinite(f_m) & (f_m > 0)
     with np.errstate(divide="ignore", invalid="ignore"):
-        hit = np.abs(np.log2(peak / np.where(valid, f_m, 1.0))) <= octaves + 1e-12
-    return np.where(valid, hit.astype(float), np.nan)
+        return np.where(valid, np.log2(peak / np.where(valid, f_m, 1.0)), np.nan)
+
+
+def localisation_misses(local, table, modulation_hz, f0_hz=None, *, octaves: float = 1.0) -> Dict[str, int]:
+    """Where the top second-order relevance lies for the examples that :func:`localisation` misses.
+
+    Parameters
+    ----------
+    local : np.ndarray [shape=(K, C)]
+    table : PathTable or mapping of path columns
+    modulation_hz : array [shape=(K,)]
+        True modulation rate (Hz); examples without one (NaN, ≤ 0) are left out.
+    f0_hz : array [shape=(K,)], optional
+        Fundamental frequency of each note (Hz), for the ``near_f0`` count.
+    octaves : float
+        The localisation tolerance.
+
+    Returns
+    -------
+    dict
+        ``n`` (examples with ground truth), ``localised``, ``misses``, and among the misses:
+        ``near_f0`` (λ2 within ±½ octave of F0; 0 without ``f0_hz``), then, of the others, ``above``
+        (more than ``octaves`` above the rate) and ``below``.
+    """
+    local = np.asarray(local, dtype=float)
+    hit = localisation(local, table, modulation_hz, octaves=octaves)
+    valid = np.isfinite(hit)
+    miss = valid & (hit == 0)
+    near_f0 = np.zeros(len(hit), dtype=bool)
+    if f0_hz is not None:
+        f0 = np.asarray(f0_hz, dtype=float)
+        if f0.shape != hit.shape:
+            raise ParameterError(f"f0_hz must have shape {hit.shape}, got {f0.shape}")
+        peak = peak_modulation_hz(local, table)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            near_f0 = np.isfinite(f0) & (f0 > 0) & (np.abs(np.log2(peak / np.where(f0 > 0, f0, 1.0))) <= 0.5)
+    offset = _peak_offset_octaves(local, table, np.asarray(modulation_hz, dtype=float))
+    other = miss & ~near_f0
+    return {"n": int(valid.sum()), "localised": int((hit == 1).sum()), "misses": int(miss.sum()),
+            "near_f0": int((miss & near_f0).sum()), "above": int((other & (offset > 0)).sum()),
+            "below": int((other & (offset < 0)).sum())}
 
 
 def s1_share(R, table, *, mode: str = "abs") -> np.ndarray:

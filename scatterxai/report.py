@@ -158,6 +158,23 @@ def _data_table(features) -> str:
     return "\n".join(lines)
 
 
+def _misses_table(misses: Mapping[str, Optional[dict]]) -> list:
+    """Markdown lines: where the top S2 relevance lies for the examples that are not localised."""
+    rows = [(r, m) for r, m in misses.items() if m is not None and m["n"]]
+    if not rows:
+        return []
+    lines = ["Examples that are not localised — where their top second-order relevance lies instead:", "",
+             "| rule | localised | not localised | at λ2 ≈ F0 (±½ octave) | above the rate | below the rate |",
+             "|---|---:|---:|---:|---:|---:|"]
+    for rule, m in rows:
+        lines.append(f"| {rule} | {m['localised']} / {m['n']} | {m['misses']} | {m['near_f0']} | {m['above']} | "
+                     f"{m['below']} |")
+    lines += ["", "λ2 ≈ F0 is the beating of neighbouring partials inside one wide λ1 filter (pitch and timbre, "
+              "not modulation); above the rate: harmonics of a non-sinusoidal pattern, sharp re-attacks or "
+              "noise texture.", ""]
+    return lines
+
+
 def write_report(path, *, metrics_paths: Mapping[str, str], relevance: str, features: str, figures_dir: str,
                  settings: Optional[dict] = None) -> str:
     """Write ``report.md``: data, Table 1, per-model metrics, LRP statistics, figures.  Returns ``path``."""
@@ -172,6 +189,7 @@ def write_report(path, *, metrics_paths: Mapping[str, str], relevance: str, feat
         summary = rf.summary()
         classes = rf.classes
         target = rf.attrs.get("target", "pred")
+        misses = {r: rf.localisation_misses(r) for r in rf.rules}
     rel = os.path.relpath(figures_dir, os.path.dirname(os.path.abspath(path)))
     lines = ["# scatterxai report", ""]
     if settings:
@@ -190,6 +208,7 @@ def write_report(path, *, metrics_paths: Mapping[str, str], relevance: str, feat
               "relevance / explained logit (biases, including merged BatchNorm shifts, absorb the rest).  "
               "Localised: the second-order path of highest relevance lies within ±1 octave of the note's "
               "true modulation rate (synthetic ground truth).", "",
+              *_misses_table(misses),
               "## Figures", "",
               f"Fig. 1 — one test example per class (pitch nearest A4): (a) spectrogram, (b) time-averaged "
               f"model input on the (λ1, λ2) plane (S1 column at \"0\", dashed line: F0), (c) LRP-ε and "

@@ -143,6 +143,9 @@ def test_reader_and_summary(data, exported):
             np.testing.assert_allclose(rf.s1_share(rule, block=3), share)
             loc = rf.localisation(rule)
             assert s["localisation"]["mean"] == pytest.approx(np.nanmean(loc)) and s["localisation"]["n"] == 9
+            misses = rf.localisation_misses(rule)
+            assert misses["n"] == 9 and misses["localised"] == int(np.nansum(loc))
+            assert misses["misses"] == misses["near_f0"] + misses["above"] + misses["below"] == 9 - np.nansum(loc)
         table = format_summary(summary, rf.classes)
         assert "| epsilon_plus | kurtosis |" in table and "localised" in table and "vibrato" in table
         with pytest.raises(ParameterError, match="rule 'lrp0' is not in"):
@@ -158,6 +161,7 @@ def test_true_target_s1_model_and_cli(data, tmp_path):
         assert len(rf) == K_ALL and rf.attrs["target"] == "true"
         np.testing.assert_array_equal(rf.examples["explained"], data["examples"]["label"])
         assert rf.localisation("lrp0") is None  # an S1 model has no modulation axis
+        assert rf.localisation_misses("lrp0") is None
         assert rf.grid.shape == (len(data["table"].s1), 1) and np.all(rf.paths["order"] == 1)
         assert rf.summary()["rules"]["lrp0"]["localisation"] is None
 

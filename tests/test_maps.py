@@ -130,6 +130,16 @@ def test_localisation_on_a_hand_made_map():
     score = maps.class_summary(loc, np.array([0, 0, 1, 1]), 2)
     assert score["mean"] == pytest.approx(2 / 3) and score["n"] == 3
     np.testing.assert_array_equal(score["per_class"]["mean"], [0.5, 1.0])
+    # misses: example 1 peaks at 16 Hz, 1.68 octaves above 5 Hz; with F0 = 20 Hz it counts as "near F0"
+    assert maps.localisation_misses(local, table, f_m) == dict(n=3, localised=2, misses=1, near_f0=0, above=1,
+                                                               below=0)
+    f0 = np.array([440.0, 20.0, 440.0, 440.0])
+    assert maps.localisation_misses(local, table, f_m, f0)["near_f0"] == 1
+    # rates 40 Hz (16 Hz peak: 1.3 octaves below) and 1 Hz (8 Hz peak: 3 octaves above)
+    assert maps.localisation_misses(local, table, np.array([5.0, 40.0, 8.0, 1.0])) == dict(
+        n=4, localised=2, misses=2, near_f0=0, above=1, below=1)
+    with pytest.raises(ParameterError, match=r"f0_hz must have shape \(4,\)"):
+        maps.localisation_misses(local, table, f_m, f0[:2])
     s1_only = {k: v[:2] for k, v in table.items()}
     with pytest.raises(ParameterError, match="no second-order paths"):
         maps.localisation(local[:, :2], s1_only, f_m)
