@@ -6,10 +6,12 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from . import __version__
 from .errors import ScatterXAIError
+from .pipeline import DEMO_SCALE
 
 
 def _positive_int(text):
@@ -84,10 +86,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("synth", help="write the synthetic playing-technique corpus (audio + meta.csv)")
     s.add_argument("out_dir", metavar="OUT_DIR")
-    s.add_argument("--scale", type=_positive_float, default=0.1,
-                   help="fraction of the SOL-PMT counts per instrument x technique (default 0.1 ≈ 560 notes)")
+    s.add_argument("--scale", type=_positive_float, default=DEMO_SCALE,
+                   help=f"fraction of the SOL-PMT counts per instrument x technique (default {DEMO_SCALE}, "
+                        f"the demo profile: ≈ {round(5564 * DEMO_SCALE, -1):,.0f} notes; 0.1 ≈ 560; 1 = 5,564)")
     s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--jobs", type=_positive_int, default=1, help="worker processes")
+    s.add_argument("--jobs", type=_positive_int, default=os.cpu_count() or 1,
+                   help="worker processes (default: all cores)")
     s.set_defaults(func=_cmd_synth)
 
     s = sub.add_parser("extract", help="scattering features of every file in a meta CSV → HDF5 (resumable)")
@@ -138,8 +142,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("run", help="the whole pipeline: data → features → models → relevance → figures")
     s.add_argument("--out", required=True, metavar="DIR")
-    s.add_argument("--scale", type=_positive_float, default=None,
-                   help="synthetic corpus size as a fraction of SOL-PMT (default: the demo profile)")
+    s.add_argument("--scale", type=_positive_float, default=DEMO_SCALE,
+                   help=f"synthetic corpus size as a fraction of SOL-PMT (default {DEMO_SCALE}, the demo profile)")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--sol-root", default=None, metavar="PATH", help="SOL 0.9HQ directory (real data)")
     s.add_argument("--meta", default=None, metavar="CSV",

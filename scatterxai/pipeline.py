@@ -18,11 +18,13 @@ from typing import Callable, Dict, List, Optional
 from . import __version__
 from .errors import DataError, ParameterError
 from .scattering import PAPER_CONFIG, ScatteringConfig
+from .synth import DEFAULT_SCALE
 
 __all__ = ["run", "DEMO_SCALE", "RULES_RUN", "Stage"]
 
-#: size of the default (demo) synthetic corpus as a fraction of SOL-PMT's counts
-DEMO_SCALE = 0.1
+#: size of the default (demo) synthetic corpus as a fraction of SOL-PMT's counts (see
+#: :data:`scatterxai.synth.DEFAULT_SCALE`; ~5.5 minutes on 2 CPU cores)
+DEMO_SCALE = DEFAULT_SCALE
 #: LRP rules of the pipeline: LRP-ε and the paper's composite LRP-[ε,z+]
 RULES_RUN = ("epsilon", "epsilon_plus")
 INPUTS = ("s1", "s1s2")

@@ -48,7 +48,7 @@ from .errors import DataError, ParameterError
 from .instruments import DYNAMICS, midi_hz, midi_name, note_midi, parse_instrument
 from .render import SR, body_and_room, finish, render_plucked, render_sustained
 
-__all__ = ["NoteSpec", "VARIANTS", "GROUND_TRUTH_COLUMNS", "PROFILE_CSV", "SYNTH_VERSION",
+__all__ = ["NoteSpec", "VARIANTS", "GROUND_TRUTH_COLUMNS", "PROFILE_CSV", "SYNTH_VERSION", "DEFAULT_SCALE",
            "make_note_spec", "render_note", "write_note", "plan_corpus", "corpus_columns", "synthesize_corpus",
            "profile_counts"]
 
@@ -57,6 +57,10 @@ PROFILE_CSV = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data",
                            "sol-pmt-instrument-by-technique.csv")
 #: bumped whenever the synthesis changes the audio of a given (seed, index)
 SYNTH_VERSION = 3
+#: default corpus size as a fraction of SOL-PMT's counts (≈ 1,670 notes), the demo profile of
+#: ``scatterxai run``: at 0.1 (556 notes) the S1+S2 network sees 11 vibrato and 17 bisbigliando training
+#: notes and its test macro accuracy varies from 78 % to 91 % with the seed; at 0.3 it is 93–98 %
+DEFAULT_SCALE = 0.3
 #: meta.csv columns after the SOL-PMT ones
 GROUND_TRUTH_COLUMNS = ("f0_hz", "modulation_hz", "dynamics", "mute", "pitch", "duration_s", "onset_s",
                         "mod_start_s", "mod_end_s", "modulated_fraction", "fm_depth_st", "am_depth",
@@ -300,7 +304,7 @@ def profile_counts() -> List[tuple]:
     return out
 
 
-def plan_corpus(*, scale: float = 0.1, seed: int = 0) -> List[NoteSpec]:
+def plan_corpus(*, scale: float = DEFAULT_SCALE, seed: int = 0) -> List[NoteSpec]:
     """Specs of every note of the corpus, in index order.
 
     Each non-zero cell of the profile gets max(1, round(count · scale)) notes, imitating SOL-PMT notes of
@@ -362,7 +366,7 @@ def _write_note(args):
     return args[0].index
 
 
-def synthesize_corpus(out_dir, *, scale: float = 0.1, seed: int = 0, jobs: int = 1,
+def synthesize_corpus(out_dir, *, scale: float = DEFAULT_SCALE, seed: int = 0, jobs: int = 1,
                       progress: bool = True) -> str:
     """Write the synthetic corpus: ``out_dir/audio/*.wav`` and ``out_dir/meta.csv``.
 
@@ -372,7 +376,7 @@ def synthesize_corpus(out_dir, *, scale: float = 0.1, seed: int = 0, jobs: int =
     ----------
     out_dir : str
     scale : float
-        Fraction of the SOL-PMT counts (0.1 ≈ 560 notes; 1 = 5,564).
+        Fraction of the SOL-PMT counts (default :data:`DEFAULT_SCALE` ≈ 1,670 notes; 0.1 ≈ 560; 1 = 5,564).
     seed : int
     jobs : int
         Worker processes.
