@@ -24,8 +24,9 @@ relevance when S2 is present.  Expect small differences: training is seeded but 
 companion code (PyTorch version, early-stopping details), and Zennit 0.5.1 merges BatchNorm slightly
 differently from 1.0 (recorded in relevance.h5).
 
-Cost: extraction of 5,564 notes dominates (the package's fast scattering path; Kymatio itself needs
-~2.6 s per note on 2 CPU cores, ~4 h).  The run is resumable: interrupt and re-run the same command.
+Cost: extraction of 5,564 notes dominates: ~12 minutes on 2 CPU cores with the package's fast scattering
+path (~0.13 s per note; Kymatio itself needs ~0.5–0.7 s per note with torch 2.15, up to 2.6 s with older
+builds).  The run is resumable: interrupt and re-run the same command.
 
 Usage::
 

@@ -30,6 +30,17 @@ def test_run_end_to_end_and_stage_reuse(tmp_path, capsys):
         assert np.sum(m["confusion_matrix"]) == m["n_examples"]
     report = open(paths["report"]).read()
     assert "Table 1" in report and "figures/fig1_examples.png" in report and "kurtosis" in report
+    assert "not localised" in report
+
+    # experiments/synthetic_study.py --figures: the repository's figures/ as palette PNGs
+    import sys
+    from PIL import Image
+    sys.path.insert(0, os.path.join(os.path.dirname(__file__), os.pardir, "experiments"))
+    from synthetic_study import copy_figures
+    copy_figures(paths["figures"], str(tmp_path / "figs"))
+    for name in ("fig1_examples.png", "fig2_class_maps.png", "confusion.png"):
+        small = Image.open(tmp_path / "figs" / name)
+        assert small.mode == "P" and small.size == Image.open(os.path.join(paths["figures"], name)).size
 
     mtime = os.path.getmtime(paths["features"])
     run(out, **kw)  # nothing changed: every stage is reused
