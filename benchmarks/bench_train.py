@@ -14,7 +14,6 @@ Last line: ``s1_s_per_epoch=<v> s1s2_s_per_epoch=<v> ratio=<v>``.
 """
 
 import argparse
-import dataclasses
 import os
 import statistics
 import sys

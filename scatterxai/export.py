@@ -44,7 +44,7 @@ import numpy as np
 from . import maps
 from .errors import ParameterError, StoreError
 from .relevance import DEFAULT_EPSILON, ZENNIT_STABILIZER, attribute, get_rule
-from .store import read_string_array, scattering_attrs, write_column
+from .store import open_hdf5, read_string_array, scattering_attrs, write_column
 
 __all__ = ["explain", "RelevanceFile", "format_summary", "LOCALISATION_OCTAVES"]
 
@@ -209,12 +209,7 @@ class RelevanceFile:
 
     def __init__(self, path):
         self.path = os.fspath(path)
-        if not os.path.isfile(self.path):
-            raise StoreError(f"relevance file not found: {self.path}")
-        try:
-            self._f = h5py.File(self.path, "r")
-        except OSError as e:
-            raise StoreError(f"cannot open {self.path} as HDF5 ({e}); is it a relevance file?") from None
+        self._f = open_hdf5(self.path, "relevance")
         try:
             self._validate()
         except Exception:

@@ -14,13 +14,12 @@ float64 then cast to float32 so that training, evaluation and explanation see bi
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
 import pickle
 from pathlib import Path
-from typing import Dict, Mapping, Sequence
+from typing import Mapping
 
 import numpy as np
 import torch
@@ -29,6 +28,7 @@ from torch import nn
 from . import __version__
 from .errors import ModelError, ParameterError
 from .scattering import LOG_C, ScatteringConfig, log_normalize, resolve_device
+from .store import file_sha256
 
 __all__ = ["ConvNet", "count_parameters", "prepare_input", "save_model", "load_model", "LoadedModel",
            "WEIGHTS_FILE", "CONFIG_FILE", "INPUTS"]
@@ -225,14 +225,6 @@ def save_model(net: ConvNet, model_dir, config: Mapping) -> Path:
 
 # --------------------------------------------------------------------------------------------- loading
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _float_array(values) -> np.ndarray:
     return np.array([np.nan if v is None else v for v in values], dtype=np.float64)
 
@@ -394,7 +386,7 @@ def load_model(model_dir, device="auto") -> LoadedModel:
         with torch.random.fork_rng(devices=[]):
             net = ConvNet(n_channels, n_classes=len(config["classes"]))
         net.load_state_dict(state, strict=True)
-        model = LoadedModel(net.to(dev).eval(), config, dev, _sha256(weights))
+        model = LoadedModel(net.to(dev).eval(), config, dev, file_sha256(weights))
     except (RuntimeError, ParameterError, TypeError, ValueError, KeyError) as e:
         raise ModelError(f"{model_dir} does not describe a valid ConvNet: {e}") from None
     return model

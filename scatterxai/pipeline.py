@@ -18,6 +18,7 @@ from typing import Callable, Dict, List, Optional
 from . import __version__
 from .errors import DataError, ParameterError
 from .scattering import PAPER_CONFIG, ScatteringConfig
+from .store import file_sha256
 from .synth import DEFAULT_SCALE
 
 __all__ = ["run", "DEMO_SCALE", "RULES_RUN", "Stage"]
@@ -75,14 +76,6 @@ class Stage:
         print(f"[{self.name}] {seconds:.1f} s", flush=True)
 
 
-def _file_sha256(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _data_stage(out, *, scale, seed, sol_root, meta, jobs):
     """Stage 1: the synthetic corpus, or a check of the user's audio tree. Returns (stage, meta_csv, root)."""
     data_dir = os.path.join(out, "data")
@@ -99,7 +92,7 @@ def _data_stage(out, *, scale, seed, sol_root, meta, jobs):
     from .datasets import META_COLUMNS, SOL_META_CSV, load_csv, load_sol, read_meta_csv
     sol_root = os.path.abspath(sol_root)
     meta = SOL_META_CSV if meta is None else os.path.abspath(meta)
-    stage = Stage(out, "data", {"source": "files", "root": sol_root, "meta_sha256": _file_sha256(meta)},
+    stage = Stage(out, "data", {"source": "files", "root": sol_root, "meta_sha256": file_sha256(meta)},
                   [meta_out])
 
     def check():

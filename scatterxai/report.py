@@ -210,7 +210,7 @@ def write_report(path, *, metrics_paths: Mapping[str, str], relevance: str, feat
               "true modulation rate (synthetic ground truth).", "",
               *_misses_table(misses),
               "## Figures", "",
-              f"Fig. 1 — one test example per class (pitch nearest A4): (a) spectrogram, (b) time-averaged "
+              "Fig. 1 — one test example per class (pitch nearest A4): (a) spectrogram, (b) time-averaged "
               f"model input on the (λ1, λ2) plane (S1 column at \"0\", dashed line: F0), (c) LRP-ε and "
               f"(d) LRP-[ε,z+] local relevance maps.", "",
               f"![Fig. 1]({rel}/{FIGURE_FILES['fig1']})", "",

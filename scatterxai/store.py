@@ -38,7 +38,7 @@ from .scattering import (ALPHA, PAPER_CONFIG, R_PSI, SIGMA0, PathTable, Scatteri
                          resolve_device)
 
 __all__ = ["FeatureFile", "write_features", "extract_features", "ExtractSummary", "read_string_array",
-           "write_column", "scattering_attrs", "audio_resolver"]
+           "write_column", "scattering_attrs", "audio_resolver", "open_hdf5", "file_sha256"]
 
 _STR = h5py.string_dtype("utf-8")
 _REASON_LEN = 240
@@ -61,6 +61,25 @@ def write_column(group: h5py.Group, name: str, values) -> h5py.Dataset:
     if arr.dtype.kind == "f":
         return group.create_dataset(name, data=arr.astype(np.float64))
     raise StoreError(f"column {name!r} has unsupported dtype {arr.dtype}")
+
+
+def open_hdf5(path: str, kind: str) -> h5py.File:
+    """Open ``path`` read-only, or raise :class:`StoreError` saying it should be a ``kind`` file."""
+    if not os.path.isfile(path):
+        raise StoreError(f"{kind} file not found: {path}")
+    try:
+        return h5py.File(path, "r")
+    except OSError as e:
+        raise StoreError(f"cannot open {path} as HDF5 ({e}); is it a {kind} file?") from None
+
+
+def file_sha256(path) -> str:
+    """sha256 (hex) of a file's bytes, read in 1-MiB blocks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def read_string_array(ds: h5py.Dataset) -> np.ndarray:
@@ -105,12 +124,7 @@ class FeatureFile:
 
     def __init__(self, path):
         self.path = os.fspath(path)
-        if not os.path.isfile(self.path):
-            raise StoreError(f"features file not found: {self.path}")
-        try:
-            self._f = h5py.File(self.path, "r")
-        except OSError as e:
-            raise StoreError(f"cannot open {self.path} as HDF5 ({e}); is it a features file?") from None
+        self._f = open_hdf5(self.path, "features")
         try:
             self._validate()
         except Exception:

@@ -32,7 +32,7 @@ import torch
 from torch import nn
 
 from . import __version__
-from .errors import DataError, ModelError, ParameterError
+from .errors import DataError, ParameterError
 from .model import (INPUTS, ConvNet, LoadedModel, count_parameters, load_model, prepare_input, save_model,
                     write_json)
 from .scattering import LOG_C, resolve_device

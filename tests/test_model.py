@@ -1,7 +1,6 @@
 """Tests of scatterxai.model: architecture, input preparation, weights-only save/load, compatibility."""
 
 import json
-import os
 
 import numpy as np
 import pytest
