@@ -211,8 +211,8 @@ def write_report(path, *, metrics_paths: Mapping[str, str], relevance: str, feat
               *_misses_table(misses),
               "## Figures", "",
               "Fig. 1 — one test example per class (pitch nearest A4): (a) spectrogram, (b) time-averaged "
-              f"model input on the (λ1, λ2) plane (S1 column at \"0\", dashed line: F0), (c) LRP-ε and "
-              f"(d) LRP-[ε,z+] local relevance maps.", "",
+              "model input on the (λ1, λ2) plane (S1 column at \"0\", dashed line: F0), (c) LRP-ε and "
+              "(d) LRP-[ε,z+] local relevance maps.", "",
               f"![Fig. 1]({rel}/{FIGURE_FILES['fig1']})", "",
               f"Fig. 2 — top: class mean of the model input; bottom: top-{summary.get('top_n', 5)} aggregated "
               f"LRP-[ε,z+] relevance per class (paper eq. 13).", "",
