@@ -220,21 +220,11 @@ def lowpass_freq(phi, m_out: int, t0: int, n_frames: int, *, rtol: float) -> np.
     return w[:K + 1, None] * np.exp(2j * np.pi * lam * t / m_out)
 
 
-def _gaps(runs, m: int) -> Tuple[Tuple[int, int], ...]:
-    """Intervals [a, b) of [0, m) that no run writes: they must be zeroed."""
-    free = np.ones(m, dtype=bool)
-    for r in runs:
-        free[r.d0:r.d0 + r.n] = False
-    step = np.diff(np.concatenate([[0], free.astype(np.int8), [0]]))
-    return tuple(zip(np.flatnonzero(step == 1).tolist(), np.flatnonzero(step == -1).tolist()))
-
-
 @dataclass(frozen=True)
 class _Filter:
-    """Runs of one filter on one destination spectrum, and the gaps to zero."""
+    """Runs of one filter on one destination spectrum (the bins between them stay zero)."""
 
     runs: Tuple[Run, ...]
-    gaps: Tuple[Tuple[int, int], ...]
 
 
 @dataclass(frozen=True)
@@ -340,14 +330,14 @@ class FastScattering(torch.nn.Module):
         weights, channels, buffers, groups = [], [], {}, []
         sizes = {"weights": 0, "channels": 0}
 
-        def make_filter(raw, m_dst, mirror):
+        def make_filter(raw, mirror):
             runs = []
             for d0, s0, n, conj, w, acc in raw:
                 # (re, im) weights: conj(z) * w = (re * w, -im * w); the mirror holds bins backwards.
                 weights.append(np.stack([w, -w if conj else w], axis=-1))
                 runs.append(Run(d0, mirror - s0 - n if conj else s0, n, conj, sizes["weights"], acc))
                 sizes["weights"] += n
-            return _Filter(tuple(runs), _gaps(runs, m_dst))
+            return _Filter(tuple(runs))
 
         def add_channels(idx):
             channels.append(np.asarray(idx, dtype=np.int64))
@@ -356,7 +346,7 @@ class FastScattering(torch.nn.Module):
 
         for k1, rows in sorted(by_k1.items()):
             m1 = n_pad >> k1
-            filters = tuple(make_filter(raw1[n1], m1, self.mirror) for n1 in rows)
+            filters = tuple(make_filter(raw1[n1], self.mirror) for n1 in rows)
             name = f"lowpass_hat_{k1}"
             buffers[name] = lowpass_freq(phi[k1], m_out, t0, self.n_frames, rtol=rtol)
             blocks = []
@@ -376,7 +366,7 @@ class FastScattering(torch.nn.Module):
                 if lname not in buffers:
                     buffers[lname], buffers[lname + "_rows"] = lowpass_frames(
                         phi[k1 + k2], m_out, t0, self.n_frames, rtol=lowpass_rtol)
-                second.append(_SecondOrder(n_rows, m1 >> k2, make_filter(raw, m1 >> k2, mirror), lname,
+                second.append(_SecondOrder(n_rows, m1 >> k2, make_filter(raw, mirror), lname,
                                            add_channels([s2[(n1, n2)] for n1 in rows[:n_rows]])))
             groups.append(_Group(m1, filters, name, add_channels([s1[n1] for n1 in rows]), tuple(second),
                                  mirror))

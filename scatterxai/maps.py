@@ -268,16 +268,11 @@ def localisation(local, table, modulation_hz, *, octaves: float = 1.0) -> np.nda
         raise ParameterError(f"modulation_hz must have shape ({local.shape[0]},), got {f_m.shape}")
     if not (isinstance(octaves, (int, float, np.floating)) and octaves > 0):
         raise ParameterError(f"octaves must be a positive number, got {octaves!r}")
-    offset = _peak_offset_octaves(local, table, f_m)
-    return np.where(np.isfinite(offset), (np.abs(offset) <= octaves + 1e-12).astype(float), np.nan)
-
-
-def _peak_offset_octaves(local, table, f_m) -> np.ndarray:
-    """log2(λ2 of the top second-order path / true rate) per example; NaN without ground truth."""
     peak = peak_modulation_hz(local, table)
     valid = np.isfinite(f_m) & (f_m > 0)
     with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(valid, np.log2(peak / np.where(valid, f_m, 1.0)), np.nan)
+        hit = np.abs(np.log2(peak / np.where(valid, f_m, 1.0))) <= octaves + 1e-12
+    return np.where(valid, hit.astype(float), np.nan)
 
 
 def localisation_misses(local, table, modulation_hz, f0_hz=None, *, octaves: float = 1.0) -> Dict[str, int]:
@@ -302,22 +297,22 @@ def localisation_misses(local, table, modulation_hz, f0_hz=None, *, octaves: flo
         (more than ``octaves`` above the rate) and ``below``.
     """
     local = np.asarray(local, dtype=float)
-    hit = localisation(local, table, modulation_hz, octaves=octaves)
+    hit = localisation(local, table, modulation_hz, octaves=octaves)   # validates the arguments
     valid = np.isfinite(hit)
     miss = valid & (hit == 0)
+    peak = peak_modulation_hz(local, table)
     near_f0 = np.zeros(len(hit), dtype=bool)
     if f0_hz is not None:
         f0 = np.asarray(f0_hz, dtype=float)
         if f0.shape != hit.shape:
             raise ParameterError(f"f0_hz must have shape {hit.shape}, got {f0.shape}")
-        peak = peak_modulation_hz(local, table)
         with np.errstate(divide="ignore", invalid="ignore"):
             near_f0 = np.isfinite(f0) & (f0 > 0) & (np.abs(np.log2(peak / np.where(f0 > 0, f0, 1.0))) <= 0.5)
-    offset = _peak_offset_octaves(local, table, np.asarray(modulation_hz, dtype=float))
     other = miss & ~near_f0
+    above = peak > np.asarray(modulation_hz, dtype=float)   # a miss is more than `octaves` off either way
     return {"n": int(valid.sum()), "localised": int((hit == 1).sum()), "misses": int(miss.sum()),
-            "near_f0": int((miss & near_f0).sum()), "above": int((other & (offset > 0)).sum()),
-            "below": int((other & (offset < 0)).sum())}
+            "near_f0": int((miss & near_f0).sum()), "above": int((other & above).sum()),
+            "below": int((other & ~above).sum())}
 
 
 def s1_share(R, table, *, mode: str = "abs") -> np.ndarray:
