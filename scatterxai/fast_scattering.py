@@ -328,6 +328,8 @@ class FastScattering(torch.nn.Module):
         self.mirror = _mirror_length(r for n1 in s1 for r in raw1[n1])
 
         weights, channels, buffers, groups = [], [], {}, []
+        # frames of |U2| that each low-pass reads, as a slice when they are contiguous (no wrap-around)
+        self._frames = {}
         sizes = {"weights": 0, "channels": 0}
 
         def make_filter(raw, mirror):
@@ -364,19 +366,16 @@ class FastScattering(torch.nn.Module):
             for n2, n_rows, k2, raw in blocks:
                 lname = f"lowpass_{k1 + k2}"
                 if lname not in buffers:
-                    buffers[lname], buffers[lname + "_rows"] = lowpass_frames(
-                        phi[k1 + k2], m_out, t0, self.n_frames, rtol=lowpass_rtol)
+                    buffers[lname], rows_read = lowpass_frames(phi[k1 + k2], m_out, t0, self.n_frames,
+                                                               rtol=lowpass_rtol)
+                    buffers[lname + "_rows"] = rows_read
+                    contiguous = bool(np.all(np.diff(rows_read) == 1))
+                    self._frames[lname] = slice(int(rows_read[0]), int(rows_read[-1]) + 1) if contiguous else None
                 second.append(_SecondOrder(n_rows, m1 >> k2, make_filter(raw, mirror), lname,
                                            add_channels([s2[(n1, n2)] for n1 in rows[:n_rows]])))
             groups.append(_Group(m1, filters, name, add_channels([s1[n1] for n1 in rows]), tuple(second),
                                  mirror))
         self._groups = tuple(groups)
-        # frames of |U2| that the low-pass reads, as a slice when they are contiguous (no wrap-around)
-        self._frames = {}
-        for name, value in buffers.items():
-            if name.endswith("_rows"):
-                contiguous = bool(np.all(np.diff(value) == 1))
-                self._frames[name[:-5]] = slice(int(value[0]), int(value[-1]) + 1) if contiguous else None
         cdtype = _COMPLEX[dtype]
         self.register_buffer("_weights", torch.as_tensor(np.concatenate(weights), dtype=dtype),
                              persistent=False)
@@ -418,8 +417,7 @@ class FastScattering(torch.nn.Module):
         """Zero the bins :meth:`_place` wrote, so that the buffer is all-zero again (cheaper than zeroing
         the whole spectrum, most of which lies outside the filter's support)."""
         for run in filt.runs:
-            if not run.accumulate:
-                dst[..., run.d0:run.d0 + run.n].zero_()
+            dst[..., run.d0:run.d0 + run.n].zero_()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Scattering coefficients.
