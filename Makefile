@@ -1,6 +1,6 @@
 # Two commands do all the set-up on a fresh machine:
 #   make demo   create/reuse .venv, install, run the whole pipeline on the embedded synthetic corpus
-#   make test   same venv, run the test suite (CI: .ci/run)
+#   make test   same venv, lint (ruff) and run the test suite (CI: .ci/run)
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed-stamp
 DEMO_OUT ?= results/demo
 PYTEST_ARGS ?=
 
-.PHONY: demo test clean-demo
+.PHONY: demo test lint clean-demo
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,7 +18,11 @@ $(STAMP): setup.cfg pyproject.toml
 demo: $(STAMP)
 	$(BIN)/scatterxai run --out $(DEMO_OUT)
 
-test: $(STAMP)
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+# every test, paper-size ones (marker "slow") included; PYTEST_ARGS='-m "not slow"' skips those
+test: lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 clean-demo:

@@ -3,7 +3,7 @@
 The network is :class:`scatterxai.model.ConvNet` with 1,200 input paths (2,068,289 parameters), random
 weights and non-trivial BatchNorm statistics (or a trained model with ``--model``); the inputs are random
 arrays of the paper's shape (K, 1200, 32): the cost of LRP does not depend on the values.  Each round runs
-:func:`scatterxai.relevance.attribute` on the same K examples twice — with ``batch_size=B`` and with
+:func:`scatterxai.explain.attribute` on the same K examples twice — with ``batch_size=B`` and with
 ``batch_size=1`` — alternating the order from round to round so that the load of a shared machine affects
 both alike.  The speed of each is the median over rounds; maps per minute are those of the batched run.
 
@@ -23,8 +23,8 @@ import time
 import numpy as np
 import torch
 
+from scatterxai.explain import RULES, attribute
 from scatterxai.model import ConvNet, count_parameters, load_model
-from scatterxai.relevance import RULES, attribute
 
 
 def random_net(n_channels=1200, seed=0) -> ConvNet:
@@ -39,7 +39,7 @@ def random_net(n_channels=1200, seed=0) -> ConvNet:
 
 def timed(net, x, *, rule, batch_size, device) -> float:
     t0 = time.perf_counter()
-    res = attribute(net, x, rule=rule, batch_size=batch_size, device=device)
+    res = attribute(net, x, method=rule, batch_size=batch_size, device=device)
     seconds = time.perf_counter() - t0
     assert res.relevance.shape == tuple(x.shape) and np.isfinite(res.relevance).all()
     return seconds

@@ -50,9 +50,10 @@ import time
 import numpy as np
 import torch
 
+from scatterxai._util.device import resolve_device
 from scatterxai.audio import prepare
-from scatterxai.scattering import (PAPER_CONFIG, ScatteringConfig, _kymatio_cpu, get_scattering, path_table,
-                                   resolve_device, scatter)
+from scatterxai.scattering import PAPER_CONFIG, ScatteringConfig, get_scattering, path_table, scatter
+from scatterxai.scattering.kymatio import kymatio_module
 
 CONFIGS = {"paper": PAPER_CONFIG, "small": ScatteringConfig(N=2 ** 13, J=6, Q=(8, 2), T=2 ** 6)}
 
@@ -103,7 +104,7 @@ def memory_probe(method: str, config: ScatteringConfig, batch_size: int, device:
     """
     x = signals(batch_size, config)
     if method == "kymatio":
-        module = _kymatio_cpu(config)
+        module = kymatio_module(config)
         if device.type != "cpu":
             module = copy.deepcopy(module).to(device)
     else:
@@ -191,7 +192,7 @@ def main(argv=None) -> int:
           f"device {device}, {torch.get_num_threads()} threads, torch {torch.__version__}")
 
     t0 = time.perf_counter()
-    kymatio = _kymatio_cpu(config)
+    kymatio = kymatio_module(config)
     if device.type != "cpu":
         kymatio = copy.deepcopy(kymatio).to(device)
     t_build_k = time.perf_counter() - t0
@@ -247,7 +248,7 @@ def main(argv=None) -> int:
           f"{100 * np.mean(strict > 1e-4):.3f} % of {strict.size} (example, path) pairs above 1e-4")
     if args.float64_check:
         i = int(strict.max(-1).argmax())   # the example with the largest (strict) difference
-        k64 = copy.deepcopy(_kymatio_cpu(config)).to(device=device, dtype=torch.float64)
+        k64 = copy.deepcopy(kymatio_module(config)).to(device=device, dtype=torch.float64)
         with torch.no_grad():
             S64 = k64(torch.as_tensor(x[i:i + 1], device=device, dtype=torch.float64))
         S64 = S64.index_select(-2, keep).cpu().numpy()

@@ -1,6 +1,6 @@
 """Seconds per training epoch of the convnet, S1 (74 channels) versus S1+S2 (1,200 channels), side by side.
 
-Runs :func:`scatterxai.train.train_model` for a few epochs on each input, alternating the two in rounds so
+Runs :func:`scatterxai.model.train_model` for a few epochs on each input, alternating the two in rounds so
 that the load of a shared machine affects both alike; reports the median epoch time of each (from the
 training history, validation pass included) and their ratio.  Without ``--features`` the data are random
 features of the paper's shape (1,200 paths × 32 frames) with the split sizes of the synthetic corpus at
@@ -23,9 +23,9 @@ import warnings
 import numpy as np
 import torch
 
+from scatterxai.features import write_features
+from scatterxai.model import TrainConfig, train_model
 from scatterxai.scattering import PAPER_CONFIG, path_table
-from scatterxai.store import write_features
-from scatterxai.train import TrainConfig, train_model
 
 
 def random_features(path, *, n_train=330, n_val=112, n_test=112, seed=0):

@@ -38,7 +38,7 @@ Usage::
 import argparse
 import sys
 
-from scatterxai.datasets import SOL_META_CSV
+from scatterxai.data import SOL_META_CSV
 from scatterxai.pipeline import run
 
 

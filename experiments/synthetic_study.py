@@ -45,7 +45,7 @@ from scatterxai.pipeline import DEMO_SCALE, run
 
 def copy_figures(src_dir: str, dst_dir: str) -> None:
     """Copy every PNG of ``src_dir`` to ``dst_dir`` with a 256-colour palette (a third of the size)."""
-    from PIL import Image   # pillow comes with matplotlib
+    from PIL import Image  # pillow comes with matplotlib
     os.makedirs(dst_dir, exist_ok=True)
     for name in sorted(os.listdir(src_dir)):
         if name.endswith(".png"):

@@ -16,14 +16,16 @@ import numpy as np
 import soundfile as sf
 from scipy.signal import resample_poly
 
+from ._util.validate import check_positive_int
 from .errors import AudioError, ParameterError
-from .scattering import PAPER_CONFIG, ScatteringConfig
 
 __all__ = ["read_audio", "to_mono", "resample", "fix_length", "standardize", "prepare", "load_prepared",
-           "STD_EPS"]
+           "STD_EPS", "DEFAULT_SR", "DEFAULT_N"]
 
 #: added to the standard deviation before division (companion code)
 STD_EPS = 1e-10
+#: the paper's sample rate and signal length (those of ``scatterxai.PAPER_CONFIG``)
+DEFAULT_SR, DEFAULT_N = 44100, 2 ** 18
 
 
 def read_audio(path):
@@ -83,32 +85,37 @@ def standardize(y) -> np.ndarray:
     return y / (y.std(axis=-1, keepdims=True) + STD_EPS)
 
 
-def prepare(y, sr: int, config: ScatteringConfig = PAPER_CONFIG) -> np.ndarray:
-    """Mono, resample to ``config.sr``, fix length to ``config.N``, standardise.
+def prepare(y, sr: int, config=None, *, sr_out: int = DEFAULT_SR, n: int = DEFAULT_N) -> np.ndarray:
+    """Mono, resample to ``sr_out`` Hz, fix the length to ``n`` samples, standardise.
 
     Parameters
     ----------
-    y : np.ndarray [shape=(n,) or (n, channels)]
+    y : np.ndarray [shape=(n_samples,) or (n_samples, channels)]
     sr : int
         Sample rate of ``y`` in Hz.
+    config : object with ``sr`` and ``N`` attributes, optional
+        E.g. a :class:`scatterxai.ScatteringConfig`: its ``sr`` and ``N`` replace ``sr_out`` and ``n``.
+    sr_out, n : int
+        Target sample rate (Hz) and length (samples); default the paper's 44,100 Hz and 2**18.
 
     Returns
     -------
-    x : np.ndarray [shape=(config.N,), float32]
+    x : np.ndarray [shape=(n,), float32]
     """
-    if isinstance(sr, bool) or not isinstance(sr, (int, np.integer)) or sr <= 0:
-        raise ParameterError(f"sr must be a positive integer number of Hz, got {sr!r}")
+    if config is not None:
+        sr_out, n = config.sr, config.N
+    sr = check_positive_int("sr", sr)
+    sr_out, n = check_positive_int("sr_out", sr_out), check_positive_int("n", n)
     y = to_mono(y)
     if y.size == 0:
         raise AudioError("audio holds no samples")
     if not np.isfinite(y).all():
         raise AudioError("audio holds NaN or inf samples")
-    y = resample(y, sr, config.sr)
-    return standardize(fix_length(y, config.N)).astype(np.float32)
+    y = resample(y, sr, sr_out)
+    return standardize(fix_length(y, n)).astype(np.float32)
 
 
-def load_prepared(path, config: ScatteringConfig = PAPER_CONFIG) -> np.ndarray:
-    """:func:`read_audio` then :func:`prepare`: a file → (config.N,) float32 ready for scattering."""
+def load_prepared(path, config=None, *, sr_out: int = DEFAULT_SR, n: int = DEFAULT_N) -> np.ndarray:
+    """:func:`read_audio` then :func:`prepare`: a file → (n,) float32 ready for scattering."""
     y, sr = read_audio(path)
-    return prepare(y, sr, config)
-
+    return prepare(y, sr, config, sr_out=sr_out, n=n)

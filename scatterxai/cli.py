@@ -1,6 +1,6 @@
-"""Command-line interface: argument parsing only; each sub-command calls one stage function.
+"""The ``scatterxai`` command: argument parsing only; each sub-command calls one stage function.
 
-``scatterxai synth | extract | train | evaluate | explain | run`` — see README.md.
+Nothing heavy is imported to build the parser (``scatterxai --help`` loads neither torch nor Kymatio).
 """
 
 from __future__ import annotations
@@ -11,7 +11,16 @@ import sys
 
 from . import __version__
 from .errors import ScatterXAIError
-from .pipeline import DEMO_SCALE
+from .task import DEFAULT_SCALE
+
+DESCRIPTION = """\
+Explain audio classifiers of playing techniques in physical units.  Wavelet scattering describes each
+note on a (carrier λ1, modulation rate λ2) plane in Hz; a small convnet classifies the technique;
+attribution methods (layer-wise relevance propagation and others) show which (λ1, λ2) cells the
+decision rests on.  `scatterxai run --out DIR` does the whole study on the embedded synthetic corpus;
+the other commands are its steps, for your own data."""
+
+EPILOG = "Each command has its own --help.  Errors exit with status 2; Ctrl-C with 130."
 
 
 def _positive_int(text):
@@ -29,19 +38,31 @@ def _positive_float(text):
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {value}")
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive finite number, got {value}")
     return value
 
 
+def _seed(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer seed in [0, 2**32), got {text!r}") from None
+    if not 0 <= value < 2 ** 32:
+        raise argparse.ArgumentTypeError(f"expected an integer seed in [0, 2**32), got {value}")
+    return value
+
+
+# ---------------------------------------------------------------------------------------------- commands
+
 def _cmd_synth(args):
-    from .synth import synthesize_corpus
-    synthesize_corpus(args.out_dir, scale=args.scale, seed=args.seed, jobs=args.jobs, progress=True)
+    from .data.synth import synthesize_corpus
+    print(synthesize_corpus(args.out_dir, scale=args.scale, seed=args.seed, jobs=args.jobs, progress=True))
     return 0
 
 
 def _cmd_extract(args):
-    from .store import extract_features
+    from .features import extract_features
     summary = extract_features(args.meta_csv, args.audio_root, args.out, device=args.device,
                                batch_size=args.batch_size, method=args.method, overwrite=args.overwrite,
                                progress=True)
@@ -50,14 +71,14 @@ def _cmd_extract(args):
 
 
 def _cmd_train(args):
-    from .train import train_model
+    from .model import train_model
     train_model(args.features, input=args.input, out_dir=args.out, seed=args.seed, device=args.device,
                 max_epochs=args.max_epochs, progress=True)
     return 0
 
 
 def _cmd_evaluate(args):
-    from .train import evaluate_model
+    from .model import evaluate_model
     metrics = evaluate_model(args.features, model_dir=args.model, out_dir=args.out, subset=args.subset,
                              device=args.device)
     print(metrics["markdown"])
@@ -65,98 +86,125 @@ def _cmd_evaluate(args):
 
 
 def _cmd_explain(args):
-    from .export import explain
-    explain(args.features, model_dir=args.model, rules=[r for r in args.rules.split(",") if r],
-            out=args.out, subset=args.subset, target=args.target, top_n=args.top_n, epsilon=args.epsilon,
-            device=args.device, batch_size=args.batch_size, progress=True)
+    from .explain import ExplainConfig, explain
+    config = ExplainConfig(methods=args.methods, subset=args.subset, target=args.target, top_n=args.top_n,
+                           epsilon=args.epsilon, device=args.device, batch_size=args.batch_size)
+    print(explain(args.features, model_dir=args.model, out=args.out, config=config, progress=True))
     return 0
 
 
 def _cmd_run(args):
-    from .pipeline import run
-    run(args.out, scale=args.scale, seed=args.seed, sol_root=args.sol_root, meta=args.meta,
-        device=args.device, max_epochs=args.max_epochs, jobs=args.jobs)
+    from .pipeline import RunConfig, run
+    config = RunConfig(scale=args.scale, seed=args.seed, sol_root=args.sol_root, meta=args.meta,
+                       device=args.device, max_epochs=args.max_epochs, jobs=args.jobs)
+    print(run(args.out, config)["report"])
     return 0
 
 
+# ------------------------------------------------------------------------------------------------ parser
+
+def _common(p, *, device=True):
+    """Options every sub-command has (verbosity; device where torch runs)."""
+    g = p.add_argument_group("output")
+    g.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS,
+                   help="more messages (-vv: debug)")
+    g.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS,
+                   help="only warnings and errors; no progress bars")
+    if device:
+        p.add_argument("--device", default="auto", help="auto (CUDA when present, else CPU), cpu, cuda, cuda:<i>")
+
+
+def _sub(sub, name, help, func):
+    s = sub.add_parser(name, help=help, description=help[:1].upper() + help[1:] + ".",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    s.set_defaults(func=func)
+    return s
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="scatterxai", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="scatterxai", description=DESCRIPTION, epilog=EPILOG,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--version", action="version", version=f"scatterxai {__version__}")
+    p.add_argument("-v", "--verbose", action="count", default=0, help="more messages (-vv: debug)")
+    p.add_argument("-q", "--quiet", action="store_true", default=False,
+                   help="only warnings and errors; no progress bars")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    s = sub.add_parser("synth", help="write the synthetic playing-technique corpus (audio + meta.csv)")
-    s.add_argument("out_dir", metavar="OUT_DIR")
-    s.add_argument("--scale", type=_positive_float, default=DEMO_SCALE,
-                   help=f"fraction of the SOL-PMT counts per instrument x technique (default {DEMO_SCALE}, "
-                        f"the demo profile: ≈ {round(5564 * DEMO_SCALE, -1):,.0f} notes; 0.1 ≈ 560; 1 = 5,564)")
-    s.add_argument("--seed", type=int, default=0)
+    s = _sub(sub, "run", "the whole study: data → features → models → relevance → figures → report", _cmd_run)
+    s.add_argument("--out", required=True, metavar="DIR", help="output directory (stages already done are reused)")
+    s.add_argument("--scale", type=_positive_float, default=DEFAULT_SCALE,
+                   help="synthetic corpus size as a fraction of SOL-PMT's 5,564 notes (the demo profile)")
+    s.add_argument("--seed", type=_seed, default=0, help="seed of the synthetic corpus, the split and training")
+    s.add_argument("--sol-root", default=None, metavar="PATH",
+                   help="directory of real audio (SOL 0.9HQ) instead of the synthetic corpus")
+    s.add_argument("--meta", default=None, metavar="CSV",
+                   help="meta CSV of the real data (with --sol-root; default: the published SOL-PMT split)")
+    s.add_argument("--max-epochs", type=_positive_int, default=None,
+                   help="upper bound on training epochs (early stopping decides below it; default 60)")
+    s.add_argument("--jobs", type=_positive_int, default=None,
+                   help="worker processes for synthesis (default: all cores)")
+    _common(s)
+
+    s = _sub(sub, "synth", "write the synthetic playing-technique corpus (audio + meta.csv)", _cmd_synth)
+    s.add_argument("out_dir", metavar="OUT_DIR", help="output directory (audio/*.wav, meta.csv)")
+    s.add_argument("--scale", type=_positive_float, default=DEFAULT_SCALE,
+                   help=f"fraction of the SOL-PMT counts per instrument x technique (≈ "
+                        f"{round(5564 * DEFAULT_SCALE, -1):,.0f} notes; 0.1 ≈ 560; 1 = 5,564)")
+    s.add_argument("--seed", type=_seed, default=0, help="seed of every note's parameters")
     s.add_argument("--jobs", type=_positive_int, default=os.cpu_count() or 1,
                    help="worker processes (default: all cores)")
-    s.set_defaults(func=_cmd_synth)
+    _common(s, device=False)
 
-    s = sub.add_parser("extract", help="scattering features of every file in a meta CSV → HDF5 (resumable)")
+    s = _sub(sub, "extract", "scattering features of every file in a meta CSV → HDF5 (resumable)", _cmd_extract)
     s.add_argument("meta_csv", metavar="META_CSV", help="CSV with at least a file_name column")
     s.add_argument("--audio-root", required=True, metavar="DIR",
                    help="directory that file_name is relative to (searched recursively by base name if "
                         "not found there, as in the SOL tree)")
-    s.add_argument("--out", required=True, metavar="FEATURES.h5")
-    s.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda")
-    s.add_argument("--batch-size", type=_positive_int, default=8)
+    s.add_argument("--out", required=True, metavar="FEATURES.h5", help="output features file")
+    s.add_argument("--batch-size", type=_positive_int, default=8, help="files transformed at once")
     s.add_argument("--method", choices=("fast", "kymatio"), default="fast",
-                   help="scattering implementation (same coefficients; fast is the default)")
+                   help="scattering implementation (same coefficients)")
     s.add_argument("--overwrite", action="store_true",
                    help="discard an existing output or partial extraction made with other settings")
-    s.set_defaults(func=_cmd_extract)
+    _common(s)
 
-    s = sub.add_parser("train", help="train the convnet on S1 or S1+S2 features")
-    s.add_argument("features", metavar="FEATURES.h5")
-    s.add_argument("--input", choices=("s1", "s1s2"), required=True)
-    s.add_argument("--out", required=True, metavar="MODEL_DIR")
-    s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--device", default="auto")
+    s = _sub(sub, "train", "train the convnet on S1 or S1+S2 features", _cmd_train)
+    s.add_argument("features", metavar="FEATURES.h5", help="features file with label and subset columns")
+    s.add_argument("--input", choices=("s1", "s1s2"), required=True,
+                   help="first-order coefficients only, or first and second order")
+    s.add_argument("--out", required=True, metavar="MODEL_DIR", help="model directory to write")
+    s.add_argument("--seed", type=_seed, default=0, help="seed of initialisation, dropout and batch order")
     s.add_argument("--max-epochs", type=_positive_int, default=None,
-                   help="upper bound on epochs (early stopping on the validation split decides)")
-    s.set_defaults(func=_cmd_train)
+                   help="upper bound on epochs (early stopping on the validation split decides; default 60)")
+    _common(s)
 
-    s = sub.add_parser("evaluate", help="per-class accuracy and confusion matrix of a trained model")
-    s.add_argument("features", metavar="FEATURES.h5")
-    s.add_argument("--model", required=True, metavar="MODEL_DIR")
-    s.add_argument("--out", required=True, metavar="DIR")
-    s.add_argument("--subset", default="test")
-    s.add_argument("--device", default="auto")
-    s.set_defaults(func=_cmd_evaluate)
+    s = _sub(sub, "evaluate", "per-class accuracy and confusion matrix of a trained model", _cmd_evaluate)
+    s.add_argument("features", metavar="FEATURES.h5", help="features file with labels")
+    s.add_argument("--model", required=True, metavar="MODEL_DIR", help="model directory (scatterxai train)")
+    s.add_argument("--out", required=True, metavar="DIR", help="directory for metrics.json and metrics.md")
+    s.add_argument("--subset", default="test", help="training, validation or test")
+    _common(s)
 
-    s = sub.add_parser("explain", help="LRP relevance on the (λ1, λ2) plane → HDF5")
-    s.add_argument("features", metavar="FEATURES.h5")
-    s.add_argument("--model", required=True, metavar="MODEL_DIR")
-    s.add_argument("--rules", default="epsilon,epsilon_plus", help="comma-separated rule presets")
-    s.add_argument("--out", required=True, metavar="RELEVANCE.h5")
-    s.add_argument("--subset", default="test")
+    s = _sub(sub, "explain", "relevance on the (λ1, λ2) plane with attribution methods → HDF5", _cmd_explain)
+    s.add_argument("features", metavar="FEATURES.h5", help="features file")
+    s.add_argument("--model", required=True, metavar="MODEL_DIR", help="model directory (scatterxai train)")
+    s.add_argument("--methods", "--rules", dest="methods", default="epsilon,epsilon_plus",
+                   help="comma-separated attribution methods (--rules is an alias)")
+    s.add_argument("--out", required=True, metavar="RELEVANCE.h5", help="output relevance file")
+    s.add_argument("--subset", default="test", help="training, validation, test or all")
     s.add_argument("--target", choices=("pred", "true"), default="pred",
                    help="explain the predicted class (paper) or the true class")
-    s.add_argument("--top-n", type=_positive_int, default=5)
-    s.add_argument("--epsilon", type=_positive_float, default=1e-6)
-    s.add_argument("--device", default="auto")
-    s.add_argument("--batch-size", type=_positive_int, default=64)
-    s.set_defaults(func=_cmd_explain)
-
-    s = sub.add_parser("run", help="the whole pipeline: data → features → models → relevance → figures")
-    s.add_argument("--out", required=True, metavar="DIR")
-    s.add_argument("--scale", type=_positive_float, default=DEMO_SCALE,
-                   help=f"synthetic corpus size as a fraction of SOL-PMT (default {DEMO_SCALE}, the demo profile)")
-    s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--sol-root", default=None, metavar="PATH", help="SOL 0.9HQ directory (real data)")
-    s.add_argument("--meta", default=None, metavar="CSV",
-                   help="meta CSV of the real data (default with --sol-root: the published SOL-PMT split)")
-    s.add_argument("--device", default="auto")
-    s.add_argument("--max-epochs", type=_positive_int, default=None)
-    s.add_argument("--jobs", type=_positive_int, default=None, help="worker processes for synthesis")
-    s.set_defaults(func=_cmd_run)
+    s.add_argument("--top-n", type=_positive_int, default=5, help="n of the per-class top-n aggregation")
+    s.add_argument("--epsilon", type=_positive_float, default=1e-6, help="ε of the LRP ε-rule")
+    s.add_argument("--batch-size", type=_positive_int, default=64, help="examples attributed at once")
+    _common(s)
     return p
 
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    from ._util.log import configure
+    configure(-1 if args.quiet else args.verbose)
     try:
         return args.func(args)
     except ScatterXAIError as e:

@@ -3,7 +3,8 @@
 Each stage writes its outputs under ``OUT`` and a stamp ``OUT/.stages/<stage>.json`` holding the hash of
 its settings and of the stamps of the stages it depends on.  Re-running skips a stage whose stamp matches
 and whose outputs exist, so changing a setting (say ``--seed``) redoes exactly the stages downstream of it.
-Extraction is itself resumable (see :mod:`scatterxai.store`), so an interrupted run loses little work.
+Extraction is itself resumable (see :mod:`scatterxai.features.extract`), so an interrupted run loses little
+work.  ``OUT/timings.json`` records the seconds each stage took in the last run.
 """
 
 from __future__ import annotations
@@ -13,22 +14,76 @@ import json
 import os
 import shutil
 import time
-from typing import Callable, Dict, List, Optional
+from dataclasses import dataclass
+from typing import Callable, Dict, List, Optional, Tuple
 
 from . import __version__
+from ._util.fs import file_sha256
+from ._util.jsonio import write_json
+from ._util.log import logger
+from ._util.validate import check_int, check_positive_float, check_positive_int, with_settings
 from .errors import DataError, ParameterError
-from .scattering import PAPER_CONFIG, ScatteringConfig
-from .store import file_sha256
-from .synth import DEFAULT_SCALE
+from .scattering.config import PAPER_CONFIG, ScatteringConfig
+from .task import DEFAULT_SCALE, INPUTS
 
-__all__ = ["run", "DEMO_SCALE", "RULES_RUN", "Stage"]
+__all__ = ["run", "RunConfig", "DEMO_SCALE", "RULES_RUN", "Stage"]
 
-#: size of the default (demo) synthetic corpus as a fraction of SOL-PMT's counts (see
-#: :data:`scatterxai.synth.DEFAULT_SCALE`; ~5.5 minutes on 2 CPU cores)
+#: size of the default (demo) synthetic corpus (:data:`scatterxai.task.DEFAULT_SCALE`)
 DEMO_SCALE = DEFAULT_SCALE
 #: LRP rules of the pipeline: LRP-ε and the paper's composite LRP-[ε,z+]
 RULES_RUN = ("epsilon", "epsilon_plus")
-INPUTS = ("s1", "s1s2")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Settings of :func:`run`.
+
+    Parameters
+    ----------
+    scale : float
+        Synthetic corpus size as a fraction of SOL-PMT's counts (default :data:`DEMO_SCALE`); ignored with
+        ``sol_root``.
+    seed : int
+        Seeds the synthetic corpus (or the split of a CSV without subsets) and training.
+    sol_root : str, optional
+        Directory of real audio (SOL 0.9HQ); with ``meta`` (default: the published SOL-PMT split) instead of
+        the synthetic corpus.  ``meta`` may also be any CSV with ``file_name`` and ``label`` columns.
+    meta : str, optional
+    device : str
+    max_epochs : int, optional
+        Upper bound on training epochs (early stopping decides below it).
+    jobs : int, optional
+        Worker processes for synthesis (default: all cores).
+    scattering : ScatteringConfig
+    methods : tuple of str
+        Attribution methods to explain with.
+    top_n : int
+        n of the class-wise top-n aggregation.
+    """
+
+    scale: float = DEMO_SCALE
+    seed: int = 0
+    sol_root: Optional[str] = None
+    meta: Optional[str] = None
+    device: str = "auto"
+    max_epochs: Optional[int] = None
+    jobs: Optional[int] = None
+    scattering: ScatteringConfig = PAPER_CONFIG
+    methods: Tuple[str, ...] = RULES_RUN
+    top_n: int = 5
+
+    def __post_init__(self):
+        check_positive_float("scale", self.scale)
+        check_int("seed", self.seed, low=0)
+        for name in ("max_epochs", "jobs"):
+            if getattr(self, name) is not None:
+                check_positive_int(name, getattr(self, name))
+        check_positive_int("top_n", self.top_n)
+        if self.meta is not None and self.sol_root is None:
+            raise ParameterError("--meta needs --sol-root (the directory its audio paths are relative to)")
+        if not isinstance(self.scattering, ScatteringConfig):
+            raise ParameterError(f"scattering must be a ScatteringConfig, got {type(self.scattering).__name__}")
+        object.__setattr__(self, "methods", tuple(self.methods))
 
 
 class Stage:
@@ -50,6 +105,7 @@ class Stage:
         self.stamp = os.path.join(out, ".stages", name + ".json")
         blob = json.dumps({"stage": name, "version": __version__, **key}, sort_keys=True, default=str)
         self.digest = hashlib.sha256(blob.encode()).hexdigest()
+        self.seconds: Optional[float] = None
 
     def done(self) -> bool:
         try:
@@ -59,137 +115,156 @@ class Stage:
             return False
         return same and all(os.path.exists(p) for p in self.outputs)
 
-    def run(self, fn: Callable[[], None]) -> None:
+    def run(self, fn: Callable[[], object]) -> None:
         if self.done():
-            print(f"[{self.name}] reused (settings unchanged)", flush=True)
+            logger.info("[%s] reused (settings unchanged)", self.name)
             return
-        print(f"[{self.name}] running", flush=True)
+        logger.info("[%s] running", self.name)
         t0 = time.perf_counter()
         fn()
-        seconds = time.perf_counter() - t0
+        self.seconds = time.perf_counter() - t0
         missing = [p for p in self.outputs if not os.path.exists(p)]
         if missing:
             raise DataError(f"stage {self.name} did not write {missing}")
         os.makedirs(os.path.dirname(self.stamp), exist_ok=True)
-        with open(self.stamp, "w") as fh:
-            json.dump({"digest": self.digest, "seconds": seconds}, fh)
-        print(f"[{self.name}] {seconds:.1f} s", flush=True)
+        write_json(self.stamp, {"digest": self.digest, "seconds": self.seconds})
+        logger.info("[%s] %.1f s", self.name, self.seconds)
 
 
-def _data_stage(out, *, scale, seed, sol_root, meta, jobs):
-    """Stage 1: the synthetic corpus, or a check of the user's audio tree. Returns (stage, meta_csv, root)."""
-    data_dir = os.path.join(out, "data")
-    meta_out = os.path.join(data_dir, "meta.csv")
-    if sol_root is None:
-        if meta is not None:
-            raise ParameterError("--meta needs --sol-root (the directory its audio paths are relative to)")
-        from .synth import synthesize_corpus
-        stage = Stage(out, "data", {"source": "synthetic", "scale": scale, "seed": seed}, [meta_out])
-        stage.run(lambda: synthesize_corpus(data_dir, scale=scale, seed=seed, jobs=jobs or os.cpu_count() or 1,
-                                            progress=True))
-        return stage, meta_out, os.path.join(data_dir, "audio")
+class _Run:
+    """The state of one pipeline run: its directory, settings and stages, one method per stage."""
 
-    from .datasets import META_COLUMNS, SOL_META_CSV, load_csv, load_sol, read_meta_csv
-    sol_root = os.path.abspath(sol_root)
-    meta = SOL_META_CSV if meta is None else os.path.abspath(meta)
-    stage = Stage(out, "data", {"source": "files", "root": sol_root, "meta_sha256": file_sha256(meta)},
-                  [meta_out])
+    def __init__(self, out: str, config: RunConfig):
+        self.out, self.config = out, config
+        self.stages: Dict[str, Stage] = {}
+        self.features = os.path.join(out, "features.h5")
+        self.relevance = os.path.join(out, "relevance.h5")
+        self.fig_dir = os.path.join(out, "figures")
+        self.metrics_paths = {inp: os.path.join(out, f"metrics_{inp}.json") for inp in INPUTS}
 
-    def check():
-        os.makedirs(data_dir, exist_ok=True)
-        if all(c in read_meta_csv(meta) for c in META_COLUMNS):
-            load_sol(sol_root, meta)  # raises DataError listing missing files
-            shutil.copyfile(meta, meta_out)  # base names: extraction looks them up under sol_root
-        else:
-            load_csv(meta, audio_root=sol_root, seed=seed).to_meta_csv(meta_out, relative_to=sol_root)
+    def stage(self, name: str, key: dict, outputs: List[str], fn: Callable[[], object]) -> Stage:
+        st = Stage(self.out, name, key, outputs)
+        st.run(fn)
+        self.stages[name] = st
+        return st
 
-    stage.run(check)
-    return stage, meta_out, sol_root
+    def model_dir(self, inp: str) -> str:
+        return os.path.join(self.out, "models", inp)
+
+    def data(self) -> Tuple[str, str]:
+        """Stage 1: the synthetic corpus, or a check of the user's audio tree.  Returns (meta CSV, root)."""
+        cfg = self.config
+        data_dir = os.path.join(self.out, "data")
+        meta_out = os.path.join(data_dir, "meta.csv")
+        if cfg.sol_root is None:
+            from .data.synth import synthesize_corpus
+            self.stage("data", {"source": "synthetic", "scale": cfg.scale, "seed": cfg.seed}, [meta_out],
+                       lambda: synthesize_corpus(data_dir, scale=cfg.scale, seed=cfg.seed,
+                                                 jobs=cfg.jobs or os.cpu_count() or 1, progress=True))
+            return meta_out, os.path.join(data_dir, "audio")
+
+        from .data import META_COLUMNS, SOL_META_CSV, load_csv, load_sol, read_meta_csv
+        sol_root = os.path.abspath(cfg.sol_root)
+        meta = SOL_META_CSV if cfg.meta is None else os.path.abspath(cfg.meta)
+
+        def check():
+            os.makedirs(data_dir, exist_ok=True)
+            if all(c in read_meta_csv(meta) for c in META_COLUMNS):
+                load_sol(sol_root, meta)  # raises DataError listing missing files
+                shutil.copyfile(meta, meta_out)  # base names: extraction looks them up under sol_root
+            else:
+                load_csv(meta, audio_root=sol_root, seed=cfg.seed).to_meta_csv(meta_out, relative_to=sol_root)
+
+        self.stage("data", {"source": "files", "root": sol_root, "meta_sha256": file_sha256(meta)}, [meta_out],
+                   check)
+        return meta_out, sol_root
+
+    def extract(self, meta_csv: str, audio_root: str) -> None:
+        from .features import extract_features
+        cfg = self.config
+        self.stage("extract", {"data": self.stages["data"].digest, "config": cfg.scattering.to_dict()},
+                   [self.features],
+                   lambda: logger.info("%s", extract_features(meta_csv, audio_root, self.features,
+                                                              config=cfg.scattering, device=cfg.device,
+                                                              overwrite=True, progress=True).describe()))
+
+    def train_and_evaluate(self, inp: str) -> None:
+        from .model import evaluate_model, train_model
+        cfg, model_dir = self.config, self.model_dir(inp)
+        st = self.stage(f"train_{inp}", {"extract": self.stages["extract"].digest, "seed": cfg.seed,
+                                         "max_epochs": cfg.max_epochs},
+                        [os.path.join(model_dir, "model.pt"), os.path.join(model_dir, "config.json")],
+                        lambda: train_model(self.features, input=inp, out_dir=model_dir, seed=cfg.seed,
+                                            device=cfg.device, max_epochs=cfg.max_epochs, progress=True))
+
+        def evaluate():
+            eval_dir = os.path.join(model_dir, "evaluation")
+            evaluate_model(self.features, model_dir=model_dir, out_dir=eval_dir, subset="test", device=cfg.device)
+            shutil.copyfile(os.path.join(eval_dir, "metrics.json"), self.metrics_paths[inp])
+
+        self.stage(f"evaluate_{inp}", {"train": st.digest}, [self.metrics_paths[inp]], evaluate)
+
+    def explain(self) -> None:
+        from .explain import ExplainConfig, explain
+        cfg = self.config
+        config = ExplainConfig(methods=cfg.methods, subset="test", target="pred", top_n=cfg.top_n,
+                               device=cfg.device)
+        self.stage("explain", {"train": self.stages["train_s1s2"].digest, "rules": list(cfg.methods),
+                               "top_n": cfg.top_n}, [self.relevance],
+                   lambda: explain(self.features, model_dir=self.model_dir("s1s2"), out=self.relevance,
+                                   config=config, progress=True))
+
+    def figures(self, audio_root: str) -> None:
+        from .report import FIGURE_FILES, make_figures
+        self.stage("figures", {"explain": self.stages["explain"].digest,
+                               "metrics": [self.stages[f"train_{i}"].digest for i in INPUTS]},
+                   [os.path.join(self.fig_dir, n) for n in FIGURE_FILES.values()],
+                   lambda: make_figures(self.relevance, self.metrics_paths, audio_root=audio_root,
+                                        out_dir=self.fig_dir))
+
+    def report(self, sections=()) -> str:
+        from .report import write_report
+        cfg = self.config
+        path = os.path.join(self.out, "report.md")
+        write_report(path, metrics_paths=self.metrics_paths, relevance=self.relevance, features=self.features,
+                     figures_dir=self.fig_dir, settings={"scale": None if cfg.sol_root else cfg.scale,
+                                                         "seed": cfg.seed,
+                                                         "data": cfg.sol_root or "synthetic corpus",
+                                                         "device": cfg.device}, sections=sections)
+        return path
+
+    def write_timings(self, total: float) -> None:
+        timings = {name: st.seconds for name, st in self.stages.items()}
+        write_json(os.path.join(self.out, "timings.json"), {"stages": timings, "total": total})
 
 
-def run(out, *, scale: Optional[float] = None, seed: int = 0, sol_root=None, meta=None, device="auto",
-        max_epochs: Optional[int] = None, jobs: Optional[int] = None,
-        config: ScatteringConfig = PAPER_CONFIG, rules=RULES_RUN, top_n: int = 5) -> Dict[str, str]:
+def run(out, config: Optional[RunConfig] = None, **settings) -> Dict[str, str]:
     """Run the whole study and return the paths of what it wrote.
 
     Parameters
     ----------
     out : str
         Output directory: ``features.h5``, ``models/{s1,s1s2}/``, ``metrics_{s1,s1s2}.json``,
-        ``relevance.h5``, ``figures/*.png``, ``report.md``.
-    scale : float, optional
-        Synthetic corpus size as a fraction of SOL-PMT's counts (default :data:`DEMO_SCALE`); ignored with
-        ``sol_root``.
-    seed : int
-        Seeds the synthetic corpus (or the split of a CSV without subsets) and training.
-    sol_root : str, optional
-        Directory of real audio (SOL 0.9HQ); with ``meta`` (default: the published SOL-PMT split) instead of
-        the synthetic corpus.  ``meta`` may also be any CSV with ``file_name`` and ``label`` columns.
-    device : str
-    max_epochs : int, optional
-        Upper bound on training epochs (early stopping decides below it).
-    jobs : int, optional
-        Worker processes for synthesis (default: all cores).
-    config : ScatteringConfig
-    rules : sequence of str
-        LRP presets to explain with.
-    top_n : int
-        n of the class-wise top-n aggregation.
+        ``relevance.h5``, ``figures/*.png``, ``report.md``, ``timings.json``.
+    config : RunConfig, optional
+        Default ``RunConfig()`` (the demo).
+    **settings
+        Fields of :class:`RunConfig` overriding ``config`` (e.g. ``seed=1``).
     """
-    from .export import explain
-    from .report import make_figures, write_report
-    from .store import extract_features
-    from .train import evaluate_model, train_model
-
+    config = with_settings(config or RunConfig(), settings)
     out = os.path.abspath(os.fspath(out))
     os.makedirs(out, exist_ok=True)
-    if scale is None:
-        scale = DEMO_SCALE
     t_start = time.perf_counter()
-    data, meta_csv, audio_root = _data_stage(out, scale=scale, seed=seed, sol_root=sol_root, meta=meta,
-                                             jobs=jobs)
-
-    features = os.path.join(out, "features.h5")
-    extract = Stage(out, "extract", {"data": data.digest, "config": config.to_dict()}, [features])
-    extract.run(lambda: print(extract_features(meta_csv, audio_root, features, config=config, device=device,
-                                               overwrite=True, progress=True).describe()))
-
-    metrics_paths, train_stages = {}, {}
+    r = _Run(out, config)
+    meta_csv, audio_root = r.data()
+    r.extract(meta_csv, audio_root)
     for inp in INPUTS:
-        model_dir = os.path.join(out, "models", inp)
-        st = Stage(out, f"train_{inp}", {"extract": extract.digest, "seed": seed, "max_epochs": max_epochs},
-                   [os.path.join(model_dir, "model.pt"), os.path.join(model_dir, "config.json")])
-        st.run(lambda: train_model(features, input=inp, out_dir=model_dir, seed=seed, device=device,
-                                   max_epochs=max_epochs, progress=True))
-        train_stages[inp] = st
-        metrics_paths[inp] = os.path.join(out, f"metrics_{inp}.json")
-        ev = Stage(out, f"evaluate_{inp}", {"train": st.digest}, [metrics_paths[inp]])
-
-        def evaluate(model_dir=model_dir, inp=inp):
-            eval_dir = os.path.join(model_dir, "evaluation")
-            evaluate_model(features, model_dir=model_dir, out_dir=eval_dir, subset="test", device=device)
-            shutil.copyfile(os.path.join(eval_dir, "metrics.json"), metrics_paths[inp])
-
-        ev.run(evaluate)
-
-    relevance = os.path.join(out, "relevance.h5")
-    exp = Stage(out, "explain", {"train": train_stages["s1s2"].digest, "rules": list(rules), "top_n": top_n},
-                [relevance])
-    exp.run(lambda: explain(features, model_dir=os.path.join(out, "models", "s1s2"), rules=list(rules),
-                            out=relevance, subset="test", target="pred", top_n=top_n, device=device,
-                            progress=True))
-
-    fig_dir = os.path.join(out, "figures")
-    figs = Stage(out, "figures", {"explain": exp.digest, "metrics": [train_stages[i].digest for i in INPUTS]},
-                 [os.path.join(fig_dir, n) for n in ("fig1_examples.png", "fig2_class_maps.png",
-                                                     "confusion.png")])
-    figs.run(lambda: make_figures(relevance, metrics_paths, audio_root=audio_root, out_dir=fig_dir))
-
-    report = os.path.join(out, "report.md")
-    write_report(report, metrics_paths=metrics_paths, relevance=relevance, features=features,
-                 figures_dir=fig_dir, settings={"scale": None if sol_root else scale, "seed": seed,
-                                                "data": sol_root or "synthetic corpus",
-                                                "device": device})
-    print(f"[total] {time.perf_counter() - t_start:.1f} s — report: {report}", flush=True)
-    return {"report": report, "features": features, "relevance": relevance, "figures": fig_dir,
-            **{f"metrics_{k}": v for k, v in metrics_paths.items()}}
+        r.train_and_evaluate(inp)
+    r.explain()
+    r.figures(audio_root)
+    report = r.report()
+    total = time.perf_counter() - t_start
+    r.write_timings(total)
+    logger.info("[total] %.1f s — report: %s", total, report)
+    return {"report": report, "features": r.features, "relevance": r.relevance, "figures": r.fig_dir,
+            **{f"metrics_{k}": v for k, v in r.metrics_paths.items()}}

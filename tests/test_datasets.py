@@ -7,9 +7,20 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from scatterxai.datasets import (CLASSES, META_COLUMNS, SOL_META_CSV, SUBSETS, Dataset, labels_from_values,
-                                 load_csv, load_sol, read_meta_csv, split_622, write_meta_csv)
+from scatterxai.data import (
+    META_COLUMNS,
+    SOL_META_CSV,
+    SUBSETS,
+    Dataset,
+    labels_from_values,
+    load_csv,
+    load_sol,
+    read_meta_csv,
+    split_622,
+    write_meta_csv,
+)
 from scatterxai.errors import DataError, ParameterError
+from scatterxai.task import CLASSES
 
 
 def _wav(path, n=441):
@@ -100,7 +111,7 @@ def test_split_622_per_cell_and_per_class():
     labels, groups = np.array(labels), np.array(groups, dtype=object)
     subset = split_622(labels, groups=groups, seed=3)
     assert set(subset) == set(SUBSETS)
-    for key in {(l, g) for l, g in zip(labels, groups)} | {(l, None) for l in set(labels)}:
+    for key in {(c, g) for c, g in zip(labels, groups)} | {(c, None) for c in set(labels)}:
         rows = (labels == key[0]) & ((groups == key[1]) if key[1] is not None else True)
         n = rows.sum()
         counts = collections.Counter(subset[rows])

@@ -6,13 +6,13 @@ import pytest
 import torch
 
 from scatterxai import cli, maps
-from scatterxai.datasets import CLASSES
 from scatterxai.errors import ParameterError, StoreError
-from scatterxai.export import RelevanceFile, explain, format_summary
+from scatterxai.explain import attribute, explain
+from scatterxai.features import FeatureFile, write_features
+from scatterxai.io.relevance import RelevanceFile, format_summary
 from scatterxai.model import ConvNet, load_model, save_model
-from scatterxai.relevance import attribute
 from scatterxai.scattering import path_table
-from scatterxai.store import FeatureFile, write_features
+from scatterxai.task import CLASSES
 
 from .conftest import SMALL
 
@@ -55,7 +55,7 @@ def data(tmp_path_factory):
 @pytest.fixture(scope="module")
 def exported(data):
     out = data["root"] / "RELEVANCE.h5"
-    explain(data["features"], model_dir=data["models"]["s1s2"], rules="epsilon,epsilon_plus", out=out,
+    explain(data["features"], model_dir=data["models"]["s1s2"], methods="epsilon,epsilon_plus", out=out,
             top_n=3, batch_size=4, progress=False)
     return out
 
@@ -88,7 +88,7 @@ def test_export_read_back_with_bare_h5py(data, exported):
             assert f.attrs[key]
         modulation = data["examples"]["modulation_hz"][rows]
         for rule in ("epsilon", "epsilon_plus"):
-            res = attribute(model.net, x, rule=rule, batch_size=4)
+            res = attribute(model.net, x, method=rule, batch_size=4)
             R = f[f"relevance/{rule}"][()]
             assert R.shape == x.shape and R.dtype == np.float32
             np.testing.assert_allclose(R, res.relevance, rtol=1e-5, atol=1e-5 * np.abs(R).max())
@@ -148,7 +148,7 @@ def test_reader_and_summary(data, exported):
             assert misses["misses"] == misses["near_f0"] + misses["above"] + misses["below"] == 9 - np.nansum(loc)
         table = format_summary(summary, rf.classes)
         assert "| epsilon_plus | kurtosis |" in table and "localised" in table and "vibrato" in table
-        with pytest.raises(ParameterError, match="rule 'lrp0' is not in"):
+        with pytest.raises(ParameterError, match="method 'lrp0' is not in"):
             rf.local("lrp0")
 
 
@@ -168,24 +168,24 @@ def test_true_target_s1_model_and_cli(data, tmp_path):
 
 def test_errors_and_atomic_write(data, tmp_path, monkeypatch):
     out = tmp_path / "R.h5"
-    with pytest.raises(ParameterError, match="unknown LRP rule 'gamma'"):
-        explain(data["features"], model_dir=data["models"]["s1s2"], rules=["gamma"], out=out, progress=False)
-    with pytest.raises(ParameterError, match="target must be 'pred' or 'true'"):
-        explain(data["features"], model_dir=data["models"]["s1s2"], rules=["epsilon"], out=out, target="x",
+    with pytest.raises(ParameterError, match="unknown attribution method 'gamma'"):
+        explain(data["features"], model_dir=data["models"]["s1s2"], methods=["gamma"], out=out, progress=False)
+    with pytest.raises(ParameterError, match=r"target must be one of \['pred', 'true'\], got 'x'"):
+        explain(data["features"], model_dir=data["models"]["s1s2"], methods=["epsilon"], out=out, target="x",
                 progress=False)
     out.write_bytes(b"previous result")
-    import scatterxai.export as export
+    import scatterxai.explain.export as export
     calls = []
 
     def failing(*args, **kwargs):
-        calls.append(kwargs["rule"])
+        calls.append(kwargs["method"])
         if len(calls) == 2:
             raise RuntimeError("simulated crash")
         return attribute(*args, **kwargs)
 
     monkeypatch.setattr(export, "attribute", failing)
     with pytest.raises(RuntimeError, match="simulated crash"):
-        explain(data["features"], model_dir=data["models"]["s1s2"], rules=["epsilon", "epsilon_plus"], out=out,
+        explain(data["features"], model_dir=data["models"]["s1s2"], methods=["epsilon", "epsilon_plus"], out=out,
                 progress=False)
     assert out.read_bytes() == b"previous result"  # the old file is intact, no partial file remains
     assert sorted(p.name for p in tmp_path.iterdir()) == ["R.h5"]

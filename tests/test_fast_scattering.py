@@ -5,9 +5,9 @@ import pytest
 import torch
 
 from scatterxai.errors import ParameterError
-from scatterxai.fast_scattering import FastScattering, lowpass_frames, lowpass_freq, support_runs
-from scatterxai.scattering import (PAPER_CONFIG, ScatteringConfig, _kymatio_cpu, get_scattering, path_table,
-                                   scatter)
+from scatterxai.scattering import PAPER_CONFIG, ScatteringConfig, get_scattering, path_table, scatter
+from scatterxai.scattering.fast import FastScattering, lowpass_frames, lowpass_freq, support_runs
+from scatterxai.scattering.kymatio import kymatio_module
 
 CPU = torch.device("cpu")
 SMALL = ScatteringConfig(N=2 ** 13, J=6, Q=(8, 2), T=2 ** 6)
@@ -87,7 +87,7 @@ def test_support_runs_drop_bins_below_rtol():
 
 
 def test_lowpass_matrices_equal_kymatio_lowpass():
-    kym = _kymatio_cpu(SMALL)
+    kym = kymatio_module(SMALL)
     L, t0, t1 = kym.log2_T, kym.ind_start[kym.log2_T], kym.ind_end[kym.log2_T]
     rng = np.random.default_rng(2)
     for k in sorted({0, 2, len(kym.phi_f["levels"]) - 1}):
@@ -187,6 +187,7 @@ def test_errors_quote_bad_values():
 
 # --- paper configuration ----------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_paper_config_equals_kymatio():
     # ~20 s on one core (10 s of it build Kymatio's filter bank, which both methods share).  In float32
     # the two implementations round differently: on these notes they agree within 3.1e-5 on every path

@@ -85,7 +85,7 @@ def test_topn_aggregate_by_hand():
                                         [1, 1, 0, 1, 1]])
     assert agg.sum() == 2 * len(local)
     np.testing.assert_array_equal(maps.topn_aggregate(local, labels, 3, n=5).sum(axis=1), [10, 0, 10])
-    with pytest.raises(ParameterError, match=r"n must be an integer in \[1, C = 5\]"):
+    with pytest.raises(ParameterError, match=r"n must be an integer in \[1, 5\], got 6"):
         maps.topn_aggregate(local, labels, 3, n=6)
     with pytest.raises(ParameterError, match=r"lie in \[0, 2\)"):
         maps.topn_aggregate(local, labels, 2)

@@ -7,12 +7,12 @@ import pytest
 import torch
 
 from scatterxai.errors import ModelError, ParameterError
-from scatterxai.model import (CONFIG_FILE, WEIGHTS_FILE, ConvNet, count_parameters, load_model, prepare_input,
-                              save_model)
+from scatterxai.features import FeatureFile, write_features
+from scatterxai.model import CONFIG_FILE, WEIGHTS_FILE, ConvNet, count_parameters, load_model, prepare_input, save_model
 from scatterxai.scattering import ScatteringConfig, log_normalize, path_table
-from scatterxai.store import FeatureFile, write_features
 
 from .conftest import SMALL
+
 ORDER = ["input_bn", "conv0", "bn0", "relu0", "pool0", "conv1", "bn1", "relu1", "pool1", "conv2", "bn2",
          "relu2", "gap", "flatten", "dropout", "fc1", "relu3", "fc2"]
 

@@ -1,4 +1,5 @@
 import json
+import logging
 import os
 
 import h5py
@@ -9,11 +10,13 @@ from scatterxai.pipeline import run
 from .conftest import SMALL
 
 
-def test_run_end_to_end_and_stage_reuse(tmp_path, capsys):
+def test_run_end_to_end_and_stage_reuse(tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="scatterxai")
     out = str(tmp_path / "run")
-    kw = dict(scale=0.01, seed=3, device="cpu", max_epochs=2, jobs=2, config=SMALL)
+    kw = dict(scale=0.01, seed=3, device="cpu", max_epochs=2, jobs=2, scattering=SMALL)
     paths = run(out, **kw)
-    first = capsys.readouterr().out
+    first = caplog.text
+    caplog.clear()
     for name in ("features.h5", "relevance.h5", "report.md", "metrics_s1.json", "metrics_s1s2.json",
                  "models/s1/model.pt", "models/s1s2/config.json", "figures/fig1_examples.png",
                  "figures/fig2_class_maps.png", "figures/confusion.png"):
@@ -26,6 +29,8 @@ def test_run_end_to_end_and_stage_reuse(tmp_path, capsys):
     for inp, n_channels in (("s1", 38), ("s1s2", 249)):
         with open(paths[f"metrics_{inp}"]) as fh:
             m = json.load(fh)
+        with open(os.path.join(out, "models", inp, "config.json")) as fh:
+            assert json.load(fh)["n_channels"] == n_channels
         assert m["input"] == inp and 0 <= m["macro_accuracy"] <= 1
         assert np.sum(m["confusion_matrix"]) == m["n_examples"]
     report = open(paths["report"]).read()
@@ -34,6 +39,7 @@ def test_run_end_to_end_and_stage_reuse(tmp_path, capsys):
 
     # experiments/synthetic_study.py --figures: the repository's figures/ as palette PNGs
     import sys
+
     from PIL import Image
     sys.path.insert(0, os.path.join(os.path.dirname(__file__), os.pardir, "experiments"))
     from synthetic_study import copy_figures
@@ -44,10 +50,11 @@ def test_run_end_to_end_and_stage_reuse(tmp_path, capsys):
 
     mtime = os.path.getmtime(paths["features"])
     run(out, **kw)  # nothing changed: every stage is reused
-    second = capsys.readouterr().out
+    second = caplog.text
+    caplog.clear()
     assert "running" not in second and second.count("reused") == 8
     run(out, **{**kw, "max_epochs": 1})  # a training setting changed: data and features are reused
-    third = capsys.readouterr().out
+    third = caplog.text
     assert "[data] reused" in third and "[extract] reused" in third and "[train_s1] running" in third
     assert os.path.getmtime(paths["features"]) == mtime
 
@@ -56,8 +63,8 @@ def test_run_on_a_sol_like_tree(tmp_path, capsys):
     """Real-data path: SOL-PMT meta columns only, audio nested in family/instrument folders by base name."""
     import shutil
 
-    from scatterxai.datasets import META_COLUMNS, read_meta_csv, write_meta_csv
-    from scatterxai.synth import synthesize_corpus
+    from scatterxai.data import META_COLUMNS, read_meta_csv, write_meta_csv
+    from scatterxai.data.synth.corpus import synthesize_corpus
 
     meta = read_meta_csv(synthesize_corpus(str(tmp_path / "synth"), scale=0.01, seed=5, jobs=2,
                                            progress=False))
@@ -69,7 +76,7 @@ def test_run_on_a_sol_like_tree(tmp_path, capsys):
     csv = str(tmp_path / "sol_meta.csv")
     write_meta_csv(csv, {k: np.array([os.path.basename(str(v)) for v in meta[k]], dtype=object)
                          if k == "file_name" else meta[k] for k in META_COLUMNS})
-    paths = run(str(tmp_path / "out"), sol_root=str(sol), meta=csv, device="cpu", max_epochs=1, config=SMALL)
+    paths = run(str(tmp_path / "out"), sol_root=str(sol), meta=csv, device="cpu", max_epochs=1, scattering=SMALL)
     with h5py.File(paths["features"], "r") as f:
         assert f["features"].shape[0] == len(meta["file_name"]) and "f0_hz" not in f["examples"]
     with h5py.File(paths["relevance"], "r") as f:

@@ -5,11 +5,12 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from scatterxai import plots  # noqa: E402
+from scatterxai.data.notes import pitch_hz_from_name
 from scatterxai.errors import ParameterError  # noqa: E402
 from scatterxai.maps import grid_layout  # noqa: E402
-from scatterxai.report import choose_examples, pitch_hz_from_name  # noqa: E402
+from scatterxai.report import choose_examples  # noqa: E402
 from scatterxai.scattering import PAPER_CONFIG, path_table  # noqa: E402
+from scatterxai.viz import plots  # noqa: E402
 
 
 @pytest.fixture(autouse=True)

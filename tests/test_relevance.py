@@ -8,8 +8,9 @@ import torch
 from zennit.canonizers import SequentialMergeBatchNorm
 
 from scatterxai.errors import ParameterError
+from scatterxai.explain import RULES, attribute, get_rule
+from scatterxai.explain.lrp import LRP0_CLIP
 from scatterxai.model import ConvNet
-from scatterxai.relevance import LRP0_CLIP, RULES, attribute, get_rule
 
 C_IN, T, K = 16, 16, 5
 
@@ -154,7 +155,7 @@ def reference_lrp(net, x, rule, *, eps, zero_bias=False, target=None):
 def test_rules_match_independent_implementation(rule, zero_bias):
     net, x = make_net(), inputs()
     eps = 0.05  # large enough that a wrong ε placement shows
-    res = attribute(net, x, rule=rule, epsilon=eps, zero_bias=zero_bias, batch_size=2)
+    res = attribute(net, x, method=rule, epsilon=eps, zero_bias=zero_bias, batch_size=2)
     assert res.relevance.dtype == np.float64 and res.relevance.shape == x.shape
     for k in range(K):
         R, logit = reference_lrp(net, x[k], rule, eps=eps, zero_bias=zero_bias)
@@ -165,7 +166,7 @@ def test_rules_match_independent_implementation(rule, zero_bias):
 def test_true_class_target_matches_reference():
     net, x = make_net(1), inputs(1)
     labels = np.array([4, 3, 2, 1, 0])
-    res = attribute(net, x, rule="epsilon_plus", target=labels)
+    res = attribute(net, x, method="epsilon_plus", target=labels)
     np.testing.assert_array_equal(res.explained, labels)
     np.testing.assert_allclose(res.explained_logit, res.logits[np.arange(K), labels])
     for k in range(K):
@@ -178,7 +179,7 @@ def test_conservation_without_biases(rule):
     """ε → 0 and no bias anywhere (the input BatchNorm keeps its shift): input relevance = explained logit."""
     net, x = make_net(2, zero_biases=True), inputs(2)
     assert net.input_bn.running_mean.abs().min() > 0  # the input BN is not trivial
-    res = attribute(net, x, rule=rule, epsilon=1e-12)
+    res = attribute(net, x, method=rule, epsilon=1e-12)
     np.testing.assert_allclose(res.relevance.sum(axis=(1, 2)), res.explained_logit, rtol=1e-4)
     np.testing.assert_allclose(res.conservation, 1.0, rtol=1e-4)
 
@@ -186,12 +187,12 @@ def test_conservation_without_biases(rule):
 @pytest.mark.parametrize("rule", sorted(RULES))
 def test_zero_bias_option_and_biases_absorb(rule):
     net, x = make_net(3), inputs(3)
-    exact = attribute(net, x, rule=rule, epsilon=1e-12, zero_bias=True)
+    exact = attribute(net, x, method=rule, epsilon=1e-12, zero_bias=True)
     if "plus" not in rule:
         # z/ε rules without biases in the denominators conserve exactly (z+ may drop the relevance of a
         # unit that only its bias switched on: it has no positive contribution to pass it down)
         np.testing.assert_allclose(exact.conservation, 1.0, rtol=1e-4)
-    absorbed = attribute(net, x, rule=rule, epsilon=1e-12)
+    absorbed = attribute(net, x, method=rule, epsilon=1e-12)
     assert np.all(np.abs(absorbed.conservation - 1) > 1e-3)  # the merged BatchNorm shifts take a share
     assert not np.allclose(exact.relevance, absorbed.relevance)
 
@@ -204,8 +205,8 @@ def test_input_batchnorm_passes_relevance_like_moving_it_out():
     without = copy.deepcopy(net)
     without.input_bn = torch.nn.Identity()
     for rule in RULES:
-        a = attribute(net, x, rule=rule)
-        b = attribute(without, x_bn, rule=rule)
+        a = attribute(net, x, method=rule)
+        b = attribute(without, x_bn, method=rule)
         np.testing.assert_allclose(a.logits, b.logits, rtol=1e-10)
         np.testing.assert_allclose(a.relevance, b.relevance, rtol=1e-8, atol=1e-14)
 
@@ -214,8 +215,8 @@ def test_logits_match_the_network_and_batching_does_not_matter():
     net, x = make_net(5), inputs(5)
     with torch.no_grad():
         logits = net(torch.as_tensor(x)).numpy()
-    one = attribute(net, x, rule="epsilon_plus", batch_size=1)
-    many = attribute(net, x, rule="epsilon_plus", batch_size=64)
+    one = attribute(net, x, method="epsilon_plus", batch_size=1)
+    many = attribute(net, x, method="epsilon_plus", batch_size=64)
     np.testing.assert_allclose(one.logits, logits, rtol=1e-10)  # exact BatchNorm merge: same outputs
     np.testing.assert_array_equal(one.explained, logits.argmax(axis=1))
     np.testing.assert_allclose(one.relevance, many.relevance, rtol=1e-10, atol=1e-15)
@@ -223,8 +224,8 @@ def test_logits_match_the_network_and_batching_does_not_matter():
 
 def test_float32_inputs_give_float32_close_to_float64():
     net, x = make_net(6), inputs(6)
-    r64 = attribute(net, x, rule="epsilon_plus").relevance
-    r32 = attribute(net.float(), x.astype(np.float32), rule="epsilon_plus").relevance
+    r64 = attribute(net, x, method="epsilon_plus").relevance
+    r32 = attribute(net.float(), x.astype(np.float32), method="epsilon_plus").relevance
     assert r32.dtype == np.float32
     np.testing.assert_allclose(r32, r64, atol=1e-4 * np.abs(r64).max())
 
@@ -235,7 +236,7 @@ def test_caller_network_is_left_untouched():
     before = {k: v.clone() for k, v in net.state_dict().items()}
     params = {k: id(v) for k, v in net.named_parameters()}
     x_t = torch.as_tensor(x)
-    attribute(net, x_t, rule="epsilon_plus")
+    attribute(net, x_t, method="epsilon_plus")
     assert net.training
     assert net.conv0.bias is None and net.bn0.eps == 1e-5
     assert {k: id(v) for k, v in net.named_parameters()} == params
@@ -245,8 +246,8 @@ def test_caller_network_is_left_untouched():
         assert not (m._forward_hooks or m._forward_pre_hooks or m._backward_hooks)
     assert all(p.requires_grad for p in net.parameters()) and not x_t.requires_grad
     # eval-mode attribution of the training-mode network equals that of an eval copy
-    np.testing.assert_allclose(attribute(net, x, rule="epsilon").relevance,
-                               attribute(copy.deepcopy(net).eval(), x, rule="epsilon").relevance)
+    np.testing.assert_allclose(attribute(net, x, method="epsilon").relevance,
+                               attribute(copy.deepcopy(net).eval(), x, method="epsilon").relevance)
 
 
 def test_presets_are_zennit_composites_with_exact_batchnorm_merge():
@@ -265,19 +266,19 @@ def test_presets_are_zennit_composites_with_exact_batchnorm_merge():
 
 def test_errors():
     net, x = make_net(), inputs()
-    with pytest.raises(ParameterError, match="unknown LRP rule 'zplus'.*epsilon_plus"):
-        attribute(net, x, rule="zplus")
+    with pytest.raises(ParameterError, match="unknown attribution method 'zplus'.*epsilon_plus"):
+        attribute(net, x, method="zplus")
     with pytest.raises(ParameterError, match="target must be 'pred'"):
-        attribute(net, x, rule="epsilon", target="true")
+        attribute(net, x, method="epsilon", target="true")
     with pytest.raises(ParameterError, match=r"shape \(5,\)"):
-        attribute(net, x, rule="epsilon", target=np.array([0, 1]))
+        attribute(net, x, method="epsilon", target=np.array([0, 1]))
     with pytest.raises(ParameterError, match=r"lie in \[0, 5\)"):
-        attribute(net, x, rule="epsilon", target=np.array([0, 1, 2, 3, 5]))
+        attribute(net, x, method="epsilon", target=np.array([0, 1, 2, 3, 5]))
     with pytest.raises(ParameterError, match="expects 16"):
-        attribute(net, x[:, :8], rule="epsilon")
+        attribute(net, x[:, :8], method="epsilon")
     with pytest.raises(ParameterError, match=r"shape \(K, C, T\)"):
-        attribute(net, x[0], rule="epsilon")
-    with pytest.raises(ParameterError, match="epsilon must be a number > 0"):
-        attribute(net, x, rule="epsilon", epsilon=0.0)
+        attribute(net, x[0], method="epsilon")
+    with pytest.raises(ParameterError, match="epsilon must be a positive finite number"):
+        attribute(net, x, method="epsilon", epsilon=0.0)
     with pytest.raises(ParameterError, match="batch_size"):
-        attribute(net, x, rule="epsilon", batch_size=0)
+        attribute(net, x, method="epsilon", batch_size=0)

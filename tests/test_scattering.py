@@ -4,8 +4,7 @@ import torch
 from kymatio.scattering1d.frontend.torch_frontend import ScatteringTorch1D
 
 from scatterxai.errors import ParameterError
-from scatterxai.scattering import (PAPER_CONFIG, ScatteringConfig, compute_mu, log_normalize, path_table,
-                                   scatter)
+from scatterxai.scattering import PAPER_CONFIG, ScatteringConfig, compute_mu, log_normalize, path_table, scatter
 
 from .conftest import SLOW_MOD, SMALL
 

@@ -11,8 +11,8 @@ import soundfile as sf
 from scatterxai.audio import load_prepared
 from scatterxai.cli import main
 from scatterxai.errors import StoreError
+from scatterxai.features import FeatureFile, extract_features, write_features
 from scatterxai.scattering import path_table, scatter
-from scatterxai.store import FeatureFile, extract_features, write_features
 
 from .conftest import SMALL
 
@@ -105,7 +105,7 @@ _KILLER = textwrap.dedent("""
     import os, signal, sys
     import h5py
     from scatterxai.scattering import ScatteringConfig
-    from scatterxai.store import extract_features
+    from scatterxai.features import extract_features
     csv, root, out, kill_at = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
     calls = [0]
     flush = h5py.File.flush

@@ -11,12 +11,22 @@ import pytest
 import soundfile as sf
 from scipy.ndimage import uniform_filter1d
 
-import scatterxai.synth as synth
-from scatterxai.datasets import CLASSES, META_COLUMNS, SUBSETS, read_meta_csv
+import scatterxai.data.synth.corpus as synth
+from scatterxai.data import META_COLUMNS, SUBSETS, read_meta_csv
+from scatterxai.data.notes import midi_hz, note_midi
+from scatterxai.data.synth.corpus import (
+    GROUND_TRUTH_COLUMNS,
+    VARIANTS,
+    make_note_spec,
+    plan_corpus,
+    profile_counts,
+    render_note,
+    synthesize_corpus,
+    write_note,
+)
+from scatterxai.data.synth.instruments import INSTRUMENTS, MUTES, parse_instrument
 from scatterxai.errors import DataError, ParameterError
-from scatterxai.instruments import INSTRUMENTS, MUTES, midi_hz, note_midi, parse_instrument
-from scatterxai.synth import (GROUND_TRUTH_COLUMNS, VARIANTS, make_note_spec, plan_corpus, profile_counts,
-                              render_note, synthesize_corpus, write_note)
+from scatterxai.task import CLASSES
 
 SR = 44100
 
@@ -387,9 +397,9 @@ def test_note_spec_errors(kwargs, match):
 
 
 def test_corpus_argument_errors(tmp_path):
-    with pytest.raises(ParameterError, match="scale must be a positive number"):
+    with pytest.raises(ParameterError, match="scale must be a positive finite number"):
         plan_corpus(scale=0, seed=0)
     with pytest.raises(ParameterError, match="jobs must be a positive integer"):
         synthesize_corpus(tmp_path, jobs=0)
-    with pytest.raises(ParameterError, match="seed must be a non-negative integer"):
+    with pytest.raises(ParameterError, match="seed must be an integer in \\[0, inf\\]"):
         synthesize_corpus(tmp_path, seed=-1)

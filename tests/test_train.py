@@ -10,13 +10,23 @@ import torch
 
 from scatterxai import cli
 from scatterxai.errors import ModelError, ParameterError
-from scatterxai.model import load_model
+from scatterxai.features import FeatureFile, write_features
+from scatterxai.model import (
+    TrainConfig,
+    class_weights,
+    classification_metrics,
+    confusion_matrix,
+    evaluate_model,
+    input_channels,
+    load_model,
+    metrics_markdown,
+    table1,
+    train_model,
+)
 from scatterxai.scattering import ScatteringConfig, path_table
-from scatterxai.store import FeatureFile, write_features
-from scatterxai.train import (TrainConfig, class_weights, classification_metrics, confusion_matrix,
-                              evaluate_model, input_channels, metrics_markdown, table1, train_model)
 
 from .conftest import SMALL
+
 CLASSES = ["vibrato", "trill", "tremolo", "bisbigliando", "flatterzunge"]
 FAST = TrainConfig(max_epochs=12, patience=12)
 
@@ -161,8 +171,8 @@ def test_training_reaches_high_accuracy_and_records_config(toy, trained, tmp_pat
 def test_s1_training_and_cli(toy, tmp_path, capsys):
     assert cli.main(["train", str(toy), "--input", "s1", "--out", str(tmp_path / "m"), "--seed", "1",
                      "--device", "cpu", "--max-epochs", "12"]) == 0
-    out = capsys.readouterr().out
-    assert "epoch   1/12" in out and "train acc" in out
+    err = capsys.readouterr().err  # progress is logged to stderr
+    assert "epoch   1/12" in err and "train acc" in err
     assert cli.main(["evaluate", str(toy), "--model", str(tmp_path / "m"), "--out", str(tmp_path / "e"),
                      "--device", "cpu"]) == 0
     assert "| **macro** |" in capsys.readouterr().out

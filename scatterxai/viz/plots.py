@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .errors import ParameterError
+from ..errors import ParameterError
 
 __all__ = ["lambda_map", "spectrogram", "confusion", "figure1", "figure2", "LAMBDA2_TICKS_HZ"]
 

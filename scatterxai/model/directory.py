@@ -1,4 +1,4 @@
-"""The paper's 1-D convnet on scattering coefficients, and its weights-only model directory.
+"""The weights-only model directory of a trained convnet, and the network input it expects.
 
 A model directory holds two files:
 
@@ -15,7 +15,6 @@ float64 then cast to float32 so that training, evaluation and explanation see bi
 from __future__ import annotations
 
 import json
-import math
 import os
 import pickle
 from pathlib import Path
@@ -23,89 +22,24 @@ from typing import Mapping
 
 import numpy as np
 import torch
-from torch import nn
 
-from . import __version__
-from .errors import ModelError, ParameterError
-from .scattering import LOG_C, ScatteringConfig, log_normalize, resolve_device
-from .store import file_sha256
+from .. import __version__
+from .._util.device import resolve_device
+from .._util.fs import atomic_path, file_sha256
+from .._util.jsonio import write_json
+from .._util.validate import check_positive_int
+from ..errors import ModelError, ParameterError
+from ..scattering.config import ScatteringConfig
+from ..scattering.normalize import LOG_C, log_normalize
+from ..task import PATH_FIELDS
+from .net import ConvNet, count_parameters
 
-__all__ = ["ConvNet", "count_parameters", "prepare_input", "save_model", "load_model", "LoadedModel",
-           "WEIGHTS_FILE", "CONFIG_FILE", "INPUTS"]
+__all__ = ["prepare_input", "save_model", "load_model", "LoadedModel", "WEIGHTS_FILE", "CONFIG_FILE"]
 
 WEIGHTS_FILE = "model.pt"
 CONFIG_FILE = "config.json"
-#: input selections: name → description (the channels are chosen by :func:`scatterxai.train.input_channels`)
-INPUTS = {"s1": "first-order coefficients only", "s1s2": "first- and second-order coefficients"}
 #: keys config.json must hold for :func:`load_model` to rebuild and apply a network
 REQUIRED_KEYS = ("input", "n_channels", "channels", "mu", "c", "classes", "scattering", "paths")
-PATH_FIELDS = ("order", "lambda1_hz", "lambda2_hz", "n1", "n2")
-
-
-class ConvNet(nn.Module):
-    """The paper's convnet (companion code): three 'same' convolutions, global average, two dense layers.
-
-    With c_ref = C_in // 4 the convolutions have C0, C1, C2 = c_ref // 2, c_ref, 2·c_ref output channels.
-    C_in = 1,200 (S1+S2) → 2,068,289 parameters; C_in = 74 (S1) → 10,383.
-
-    Modules are registered in forward order and each is used once (no shared ReLU), so that LRP
-    canonizers that merge a BatchNorm into the layer registered just before it, and per-layer rule
-    assignment, see the network as it runs.
-
-    Parameters
-    ----------
-    n_channels : int
-        Number of input channels C_in (scattering paths).
-    n_classes : int
-        Number of output logits.
-
-    Notes
-    -----
-    Input: float tensor [shape=(batch, C_in, T)], T ≥ 4 frames (32 for the paper configuration);
-    output: logits [shape=(batch, n_classes)] (softmax is in the loss).
-    """
-
-    def __init__(self, n_channels: int, n_classes: int = 5):
-        super().__init__()
-        for name, value, low in (("n_channels", n_channels, 8), ("n_classes", n_classes, 2)):
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-                raise ParameterError(f"{name} must be an integer >= {low}, got {value!r}")
-        n_channels, n_classes = int(n_channels), int(n_classes)
-        c_ref = n_channels // 4
-        c0, c1, c2 = c_ref // 2, c_ref, 2 * c_ref
-        self.n_channels, self.n_classes = n_channels, n_classes
-        self.input_bn = nn.BatchNorm1d(n_channels)
-        self.conv0 = nn.Conv1d(n_channels, c0, kernel_size=7, padding="same", bias=False)
-        self.bn0 = nn.BatchNorm1d(c0)
-        self.relu0 = nn.ReLU()
-        self.pool0 = nn.AvgPool1d(2)
-        self.conv1 = nn.Conv1d(c0, c1, kernel_size=5, padding="same", bias=False)
-        self.bn1 = nn.BatchNorm1d(c1)
-        self.relu1 = nn.ReLU()
-        self.pool1 = nn.AvgPool1d(2)
-        self.conv2 = nn.Conv1d(c1, c2, kernel_size=3, padding="same", bias=False)
-        self.bn2 = nn.BatchNorm1d(c2)
-        self.relu2 = nn.ReLU()
-        self.gap = nn.AdaptiveAvgPool1d(1)
-        self.flatten = nn.Flatten()
-        self.dropout = nn.Dropout(0.5)
-        self.fc1 = nn.Linear(c2, 64)
-        self.relu3 = nn.ReLU()
-        self.fc2 = nn.Linear(64, n_classes)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.ndim != 3 or x.shape[1] != self.n_channels:
-            raise ParameterError(f"ConvNet expects input of shape (batch, {self.n_channels}, T), "
-                                 f"got {tuple(x.shape)}")
-        # registration order == call order: iterate instead of repeating the module list
-        for module in self.children():
-            x = module(x)
-        return x
-
-
-def count_parameters(net: nn.Module) -> int:
-    """Number of trainable parameters (BatchNorm running statistics are buffers, not counted)."""
-    return sum(p.numel() for p in net.parameters() if p.requires_grad)
 
 
 def prepare_input(S_raw, channels, mu, c: float = LOG_C, *, device="cpu", chunk: int = 256) -> torch.Tensor:
@@ -149,49 +83,6 @@ def prepare_input(S_raw, channels, mu, c: float = LOG_C, *, device="cpu", chunk:
 
 # ---------------------------------------------------------------------------------------------- saving
 
-def _jsonable(value):
-    """numpy/torch → JSON-native values; NaN/inf → null (strict JSON, readable by any tool)."""
-    if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, torch.Tensor):
-        value = value.detach().cpu().numpy()
-    if isinstance(value, np.ndarray):
-        return [_jsonable(v) for v in value.tolist()]
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, (np.floating, float)):
-        value = float(value)
-        return value if math.isfinite(value) else None
-    if isinstance(value, np.integer):
-        return int(value)
-    if isinstance(value, np.bool_):
-        return bool(value)
-    return value
-
-
-def write_json(path, obj) -> None:
-    """Write ``obj`` as strict JSON (NaN → null) atomically (temporary file + rename)."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(_format_json(_jsonable(obj)) + "\n")
-    os.replace(tmp, path)
-
-
-def _format_json(obj, indent: str = "") -> str:
-    """One key per line, numeric arrays on one line, lists of records one record per line."""
-    def dump(v):
-        return json.dumps(v, allow_nan=False, ensure_ascii=False)
-
-    inner = indent + "  "
-    if isinstance(obj, dict) and obj:
-        items = [f"{inner}{dump(k)}: {_format_json(v, inner)}" for k, v in obj.items()]
-        return "{\n" + ",\n".join(items) + "\n" + indent + "}"
-    if isinstance(obj, list) and obj and all(isinstance(v, (dict, list)) for v in obj):
-        return "[\n" + ",\n".join(inner + dump(v) for v in obj) + "\n" + indent + "]"
-    return dump(obj)
-
-
 def save_model(net: ConvNet, model_dir, config: Mapping) -> Path:
     """Write ``model_dir/model.pt`` (state dict) and ``model_dir/config.json``.
 
@@ -213,9 +104,8 @@ def save_model(net: ConvNet, model_dir, config: Mapping) -> Path:
     model_dir = Path(model_dir)
     model_dir.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
-    tmp = model_dir / (WEIGHTS_FILE + ".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, model_dir / WEIGHTS_FILE)
+    with atomic_path(model_dir / WEIGHTS_FILE) as tmp:
+        torch.save(state, tmp)
     full = dict(config)
     full.setdefault("n_params", count_parameters(net))
     full.setdefault("scatterxai_version", __version__)
@@ -272,7 +162,7 @@ class LoadedModel:
             Anything with ``.config`` (ScatteringConfig), ``.table`` (PathTable) and ``.classes``.
         """
         if isinstance(feature_file, (str, os.PathLike)):
-            from .store import FeatureFile
+            from ..features.store import FeatureFile
             with FeatureFile(feature_file) as ff:
                 return self.check_compatible(ff)
         if feature_file.config != self.scattering:
@@ -322,8 +212,7 @@ class LoadedModel:
     @torch.no_grad()
     def logits(self, S_raw, batch_size: int = 64) -> np.ndarray:
         """Logits [shape=(K, n_classes), float32] of raw features [shape=(K, C, T)], in eval mode."""
-        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-            raise ParameterError(f"batch_size must be a positive integer, got {batch_size!r}")
+        batch_size = check_positive_int("batch_size", batch_size)
         x = self.prepare(S_raw)
         self.net.eval()
         out = [self.net(x[i:i + batch_size]).cpu() for i in range(0, x.shape[0], batch_size)]

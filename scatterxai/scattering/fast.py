@@ -37,7 +37,7 @@ Kymatio's full-length products and periodisation sums, its complex FFTs of real 
 of ``|U2|`` are gone.
 
 Filters: the module reuses the float32 filter bank of the cached Kymatio module
-(``scatterxai.scattering._kymatio_cpu``) rather than rebuilding it in float64.  Those float32 values *are*
+(``scatterxai.scattering.kymatio.kymatio_module``) rather than rebuilding it in float64.  Those float32 values *are*
 the reference's filters, so in float64 the fast path agrees with Kymatio run in float64 to ~1e-12 (the
 only remaining differences are rounding and the dropped filter tails below ``rtol``), and the 10-s
 filter construction happens once per process for both methods.  In float32 both implementations round
@@ -51,15 +51,18 @@ All operations are plain torch operations on the module's device (no numpy, no h
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .errors import ParameterError, ScatterXAIError
+from .._util.validate import check_positive_int
+from ..errors import ParameterError, ScatterXAIError
+from .config import path_table
+from .kymatio import kymatio_module
 
-__all__ = ["FastScattering", "support_runs", "lowpass_frames", "lowpass_freq", "DEFAULT_RTOL",
+__all__ = ["FastScattering", "FastPlan", "plan_fast", "support_runs", "lowpass_frames", "lowpass_freq", "DEFAULT_RTOL",
            "LOWPASS_RTOL"]
 
 #: relative magnitude below which filter bins are dropped, per dtype: the dropped tails are far below the
@@ -250,24 +253,143 @@ class _Group:
     mirror: int                         # rfft bins of |U1| read backwards by conjugate runs
 
 
+@dataclass(frozen=True)
+class FastPlan:
+    """What :class:`FastScattering` executes: filter runs, low-pass matrices and output channels (numpy).
+
+    Built by :func:`plan_fast` from a Kymatio filter bank; independent of device and dtype.
+    """
+
+    N: int
+    pad_left: int
+    pad_right: int
+    n_frames: int
+    m_out: int
+    n_channels: int
+    mirror: int                      # rfft bins of the padded input read backwards by conjugate runs
+    rtol: float
+    groups: Tuple[_Group, ...]
+    weights: np.ndarray              # (n, 2) real/imaginary weights of every run, concatenated
+    channels: np.ndarray             # output channel of every computed row, concatenated
+    buffers: Dict[str, np.ndarray]   # low-pass matrices (and the frames they read) by name
+    frames: Dict[str, Optional[slice]]
+
+
+def _check_kymatio(k) -> None:
+    if k.oversampling != 0 or not k.average or k.max_order != 2:
+        raise ScatterXAIError("FastScattering reproduces Kymatio with average=True, oversampling=0 and "
+                              "max_order=2 only")
+
+
+class _PlanBuilder:
+    """Accumulates the runs' weights and the output channels while :func:`plan_fast` walks the bank."""
+
+    def __init__(self):
+        self.weights, self.channels = [], []
+        self.n_weights = self.n_channels = 0
+
+    def filter(self, raw, mirror: int) -> _Filter:
+        runs = []
+        for d0, s0, n, conj, w, acc in raw:
+            # (re, im) weights: conj(z) * w = (re * w, -im * w); the mirror holds bins backwards.
+            self.weights.append(np.stack([w, -w if conj else w], axis=-1))
+            runs.append(Run(d0, mirror - s0 - n if conj else s0, n, conj, self.n_weights, acc))
+            self.n_weights += n
+        return _Filter(tuple(runs))
+
+    def add_channels(self, idx) -> int:
+        self.channels.append(np.asarray(idx, dtype=np.int64))
+        self.n_channels += len(idx)
+        return self.n_channels - len(idx)
+
+
+def plan_fast(k, table, *, rtol: float, lowpass_rtol: float) -> FastPlan:
+    """Plan the fast scattering of the kept paths of ``table`` with Kymatio module ``k``'s filter bank.
+
+    Pure numpy: reads ``k``'s filters (``psi1_f``, ``psi2_f``, ``phi_f``), padding and frame bounds.
+
+    Parameters
+    ----------
+    k : kymatio ``ScatteringTorch1D`` (or anything with its filter-bank attributes)
+    table : PathTable
+    rtol, lowpass_rtol : float in [0, 1)
+        See :data:`DEFAULT_RTOL`, :data:`LOWPASS_RTOL`.
+    """
+    for name, value in (("rtol", rtol), ("lowpass_rtol", lowpass_rtol)):
+        if not 0 <= float(value) < 1:
+            raise ParameterError(f"{name} must be in [0, 1), got {value}")
+    rtol, lowpass_rtol = float(rtol), float(lowpass_rtol)
+    _check_kymatio(k)
+    L = int(k.log2_T)
+    phi = [np.asarray(p, dtype=np.float64).ravel() for p in k.phi_f["levels"]]
+    n_pad = phi[0].size
+    m_out = n_pad >> L
+    t0, t1 = int(k.ind_start[L]), int(k.ind_end[L])
+    n_frames = t1 - t0
+    if n_frames != table.n_frames:
+        raise ScatterXAIError(f"Kymatio gives {n_frames} frames, the path table {table.n_frames}")
+    j1 = [int(p["j"]) for p in k.psi1_f]
+    j2 = [int(p["j"]) for p in k.psi2_f]
+    s1 = {int(table.n1[c]): int(c) for c in table.s1}
+    s2 = {(int(table.n1[c]), int(table.n2[c])): int(c) for c in table.s2}
+    if any(n1 not in s1 for n1, _ in s2):
+        raise ScatterXAIError("the path table keeps second-order paths whose first-order path it drops")
+
+    by_k1 = {}
+    for n1 in sorted(s1, key=lambda n: (j1[n], n)):
+        by_k1.setdefault(min(j1[n1], L), []).append(n1)
+    # Raw runs first: the mirror length of each source (how many low bins conjugate runs read
+    # backwards) must be known before the runs can address the mirrored copy.
+    raw1 = {n1: support_runs(k.psi1_f[n1]["levels"][0], n_pad >> min(j1[n1], L), rtol=rtol) for n1 in s1}
+    x_mirror = _mirror_length(r for n1 in s1 for r in raw1[n1])
+
+    b = _PlanBuilder()
+    buffers, groups = {}, []
+    frames = {}  # frames of |U2| that each low-pass reads, as a slice when they are contiguous
+    for k1, rows in sorted(by_k1.items()):
+        m1 = n_pad >> k1
+        filters = tuple(b.filter(raw1[n1], x_mirror) for n1 in rows)
+        name = f"lowpass_hat_{k1}"
+        buffers[name] = lowpass_freq(phi[k1], m_out, t0, n_frames, rtol=rtol)
+        blocks = []
+        for n2 in sorted({n2 for (n1, n2) in s2 if n1 in rows}):
+            valid = [(n1, n2) in s2 for n1 in rows]
+            n_rows = sum(valid)
+            if valid != [True] * n_rows + [False] * (len(rows) - n_rows):
+                raise ScatterXAIError(f"second-order paths of n2={n2} are not a prefix of the rows "
+                                      f"sorted by j1: unsupported Kymatio path structure")
+            k2 = max(min(j2[n2], L) - k1, 0)
+            blocks.append((n2, n_rows, k2, support_runs(k.psi2_f[n2]["levels"][k1], m1 >> k2, rtol=rtol)))
+        mirror = _mirror_length(r for blk in blocks for r in blk[3])
+        second = []
+        for n2, n_rows, k2, raw in blocks:
+            lname = f"lowpass_{k1 + k2}"
+            if lname not in buffers:
+                buffers[lname], rows_read = lowpass_frames(phi[k1 + k2], m_out, t0, n_frames, rtol=lowpass_rtol)
+                buffers[lname + "_rows"] = rows_read
+                contiguous = bool(np.all(np.diff(rows_read) == 1))
+                frames[lname] = slice(int(rows_read[0]), int(rows_read[-1]) + 1) if contiguous else None
+            second.append(_SecondOrder(n_rows, m1 >> k2, b.filter(raw, mirror), lname,
+                                       b.add_channels([s2[(n1, n2)] for n1 in rows[:n_rows]])))
+        groups.append(_Group(m1, filters, name, b.add_channels([s1[n1] for n1 in rows]), tuple(second), mirror))
+    return FastPlan(N=int(k.shape[0]), pad_left=int(k.pad_left), pad_right=int(k.pad_right), n_frames=n_frames,
+                    m_out=m_out, n_channels=len(table), mirror=x_mirror, rtol=rtol, groups=tuple(groups),
+                    weights=np.concatenate(b.weights), channels=np.concatenate(b.channels), buffers=buffers,
+                    frames=frames)
+
+
 class FastScattering(torch.nn.Module):
     """Kymatio's scattering of the kept paths: (B, N) → (B, C, n_frames), in ``path_table`` order.
 
-    Build with :meth:`build`; see the module docstring for the method.  Inference only: the forward pass
+    Build with :meth:`build`; see the module docstring for the method.  The module executes a
+    :class:`FastPlan` (made by the pure function :func:`plan_fast`).  Inference only: the forward pass
     writes into preallocated spectra, which autograd does not support.
 
     Parameters
     ----------
-    kymatio_module : kymatio ``ScatteringTorch1D``
-        Source of the filter bank, padding and frame bounds (its float32 filters are read once).
-    table : PathTable
-        The kept paths and their output order.
+    plan : FastPlan
     device : torch.device
     dtype : torch.float32 or torch.float64
-    rtol : float, optional
-        Filter bins below ``rtol`` times the filter's peak are dropped (default :data:`DEFAULT_RTOL`).
-    lowpass_rtol : float, optional
-        The same for the low-pass frame offsets (default :data:`LOWPASS_RTOL`; 0 keeps all).
     block_bytes : int
         Size of the largest intermediate spectrum: the wavelets of one resolution are processed in blocks
         of at most this many bytes (at least one wavelet for the examples of a chunk).
@@ -280,116 +402,42 @@ class FastScattering(torch.nn.Module):
         without the 20k page faults per example).
     """
 
-    def __init__(self, kymatio_module, table, *, device, dtype, rtol=None, lowpass_rtol=None,
-                 block_bytes=2 ** 23, group_bytes=2 ** 25):
+    def __init__(self, plan: FastPlan, *, device, dtype, block_bytes=2 ** 23, group_bytes=2 ** 25):
         super().__init__()
         if dtype not in _COMPLEX:
             raise ParameterError(f"dtype must be torch.float32 or torch.float64, got {dtype}")
-        for name, value in (("block_bytes", block_bytes), ("group_bytes", group_bytes)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ParameterError(f"{name} must be a positive int, got {value!r}")
-        rtol = DEFAULT_RTOL[dtype] if rtol is None else float(rtol)
-        lowpass_rtol = LOWPASS_RTOL[dtype] if lowpass_rtol is None else float(lowpass_rtol)
-        for name, value in (("rtol", rtol), ("lowpass_rtol", lowpass_rtol)):
-            if not 0 <= value < 1:
-                raise ParameterError(f"{name} must be in [0, 1), got {value}")
-        k = kymatio_module
-        if k.oversampling != 0 or not k.average or k.max_order != 2:
-            raise ScatterXAIError("FastScattering reproduces Kymatio with average=True, oversampling=0 and "
-                                  "max_order=2 only")
-        self.dtype, self.rtol = dtype, rtol
+        block_bytes = check_positive_int("block_bytes", block_bytes)
+        group_bytes = check_positive_int("group_bytes", group_bytes)
+        self.dtype, self.rtol = dtype, plan.rtol
         self.block_elements = max(1, block_bytes // _COMPLEX[dtype].itemsize)
         self.group_bytes = group_bytes
-        self.N = int(k.shape[0])
-        self.pad_left, self.pad_right = int(k.pad_left), int(k.pad_right)
-        L = int(k.log2_T)
-        phi = [np.asarray(p, dtype=np.float64).ravel() for p in k.phi_f["levels"]]
-        n_pad = phi[0].size
-        m_out = n_pad >> L
-        t0, t1 = int(k.ind_start[L]), int(k.ind_end[L])
-        self.n_frames, self.m_out = t1 - t0, m_out
-        if self.n_frames != table.n_frames:
-            raise ScatterXAIError(f"Kymatio gives {self.n_frames} frames, the path table {table.n_frames}")
-        self.n_channels = len(table)
-        j1 = [int(p["j"]) for p in k.psi1_f]
-        j2 = [int(p["j"]) for p in k.psi2_f]
-        s1 = {int(table.n1[c]): int(c) for c in table.s1}
-        s2 = {(int(table.n1[c]), int(table.n2[c])): int(c) for c in table.s2}
-        if any(n1 not in s1 for n1, _ in s2):
-            raise ScatterXAIError("the path table keeps second-order paths whose first-order path it drops")
-
-        by_k1 = {}
-        for n1 in sorted(s1, key=lambda n: (j1[n], n)):
-            by_k1.setdefault(min(j1[n1], L), []).append(n1)
-        # Raw runs first: the mirror length of each source (how many low bins conjugate runs read
-        # backwards) must be known before the runs can address the mirrored copy.
-        raw1 = {n1: support_runs(k.psi1_f[n1]["levels"][0], n_pad >> min(j1[n1], L), rtol=rtol)
-                for n1 in s1}
-        self.mirror = _mirror_length(r for n1 in s1 for r in raw1[n1])
-
-        weights, channels, buffers, groups = [], [], {}, []
-        # frames of |U2| that each low-pass reads, as a slice when they are contiguous (no wrap-around)
-        self._frames = {}
-        sizes = {"weights": 0, "channels": 0}
-
-        def make_filter(raw, mirror):
-            runs = []
-            for d0, s0, n, conj, w, acc in raw:
-                # (re, im) weights: conj(z) * w = (re * w, -im * w); the mirror holds bins backwards.
-                weights.append(np.stack([w, -w if conj else w], axis=-1))
-                runs.append(Run(d0, mirror - s0 - n if conj else s0, n, conj, sizes["weights"], acc))
-                sizes["weights"] += n
-            return _Filter(tuple(runs))
-
-        def add_channels(idx):
-            channels.append(np.asarray(idx, dtype=np.int64))
-            sizes["channels"] += len(idx)
-            return sizes["channels"] - len(idx)
-
-        for k1, rows in sorted(by_k1.items()):
-            m1 = n_pad >> k1
-            filters = tuple(make_filter(raw1[n1], self.mirror) for n1 in rows)
-            name = f"lowpass_hat_{k1}"
-            buffers[name] = lowpass_freq(phi[k1], m_out, t0, self.n_frames, rtol=rtol)
-            blocks = []
-            for n2 in sorted({n2 for (n1, n2) in s2 if n1 in rows}):
-                valid = [(n1, n2) in s2 for n1 in rows]
-                n_rows = sum(valid)
-                if valid != [True] * n_rows + [False] * (len(rows) - n_rows):
-                    raise ScatterXAIError(f"second-order paths of n2={n2} are not a prefix of the rows "
-                                          f"sorted by j1: unsupported Kymatio path structure")
-                k2 = max(min(j2[n2], L) - k1, 0)
-                blocks.append((n2, n_rows, k2,
-                               support_runs(k.psi2_f[n2]["levels"][k1], m1 >> k2, rtol=rtol)))
-            mirror = _mirror_length(r for b in blocks for r in b[3])
-            second = []
-            for n2, n_rows, k2, raw in blocks:
-                lname = f"lowpass_{k1 + k2}"
-                if lname not in buffers:
-                    buffers[lname], rows_read = lowpass_frames(phi[k1 + k2], m_out, t0, self.n_frames,
-                                                               rtol=lowpass_rtol)
-                    buffers[lname + "_rows"] = rows_read
-                    contiguous = bool(np.all(np.diff(rows_read) == 1))
-                    self._frames[lname] = slice(int(rows_read[0]), int(rows_read[-1]) + 1) if contiguous else None
-                second.append(_SecondOrder(n_rows, m1 >> k2, make_filter(raw, mirror), lname,
-                                           add_channels([s2[(n1, n2)] for n1 in rows[:n_rows]])))
-            groups.append(_Group(m1, filters, name, add_channels([s1[n1] for n1 in rows]), tuple(second),
-                                 mirror))
-        self._groups = tuple(groups)
+        self.N, self.pad_left, self.pad_right = plan.N, plan.pad_left, plan.pad_right
+        self.n_frames, self.m_out, self.n_channels, self.mirror = plan.n_frames, plan.m_out, plan.n_channels, \
+            plan.mirror
+        self._groups, self._frames = plan.groups, dict(plan.frames)
         cdtype = _COMPLEX[dtype]
-        self.register_buffer("_weights", torch.as_tensor(np.concatenate(weights), dtype=dtype),
-                             persistent=False)
-        self.register_buffer("_channels", torch.as_tensor(np.concatenate(channels)), persistent=False)
-        for name, value in buffers.items():
+        self.register_buffer("_weights", torch.as_tensor(plan.weights, dtype=dtype), persistent=False)
+        self.register_buffer("_channels", torch.as_tensor(plan.channels), persistent=False)
+        for name, value in plan.buffers.items():
             kind = {"c": cdtype, "f": dtype, "i": torch.int64}[value.dtype.kind]
             self.register_buffer(name, torch.as_tensor(value, dtype=kind), persistent=False)
         self.to(device)
 
     @classmethod
-    def build(cls, config, device: torch.device, dtype: torch.dtype, **kwargs) -> "FastScattering":
-        """The module for a :class:`~scatterxai.scattering.ScatteringConfig` on ``device`` (see class)."""
-        from .scattering import _kymatio_cpu, path_table
-        return cls(_kymatio_cpu(config), path_table(config), device=device, dtype=dtype, **kwargs)
+    def build(cls, config, device: torch.device, dtype: torch.dtype, *, rtol=None, lowpass_rtol=None,
+              **kwargs) -> FastScattering:
+        """The module for a :class:`~scatterxai.scattering.ScatteringConfig` on ``device``: the plan of
+        Kymatio's cached filter bank (:func:`plan_fast`) and its executor.
+
+        ``rtol`` / ``lowpass_rtol``: filter bins (low-pass frame offsets) below this times the peak are
+        dropped (defaults :data:`DEFAULT_RTOL`, :data:`LOWPASS_RTOL`; 0 keeps all).  ``kwargs``:
+        ``block_bytes``, ``group_bytes`` (see the class)."""
+        if dtype not in _COMPLEX:
+            raise ParameterError(f"dtype must be torch.float32 or torch.float64, got {dtype}")
+        plan = plan_fast(kymatio_module(config), path_table(config),
+                         rtol=DEFAULT_RTOL[dtype] if rtol is None else rtol,
+                         lowpass_rtol=LOWPASS_RTOL[dtype] if lowpass_rtol is None else lowpass_rtol)
+        return cls(plan, device=device, dtype=dtype, **kwargs)
 
     def _place(self, dst: torch.Tensor, src: torch.Tensor, mirror: torch.Tensor, filt: _Filter) -> None:
         """``dst = periodise(spectrum * filter)``, written run by run into an all-zero ``dst``.

@@ -36,16 +36,22 @@ import functools
 import json
 import multiprocessing
 import os
-import re
 from dataclasses import dataclass
 from typing import Dict, List, Optional
 
 import numpy as np
 import soundfile as sf
 
-from .datasets import CLASSES, META_COLUMNS, SOL_META_CSV, read_meta_csv, split_622, write_meta_csv
-from .errors import DataError, ParameterError
-from .instruments import DYNAMICS, midi_hz, midi_name, note_midi, parse_instrument
+from ..._util.fs import atomic_path
+from ..._util.log import progress as progress_bar
+from ..._util.validate import check_int, check_positive_float, check_positive_int
+from ...errors import DataError, ParameterError
+from ...task import CLASSES, DEFAULT_SCALE
+from ..loaders import SOL_META_CSV
+from ..meta import META_COLUMNS, read_meta_csv, write_meta_csv
+from ..notes import midi_hz, midi_name, note_midi, sol_pitch_and_dynamics
+from ..split import split_622
+from .instruments import DYNAMICS, parse_instrument
 from .render import SR, body_and_room, finish, render_plucked, render_sustained
 
 __all__ = ["NoteSpec", "VARIANTS", "GROUND_TRUTH_COLUMNS", "PROFILE_CSV", "SYNTH_VERSION", "DEFAULT_SCALE",
@@ -53,14 +59,10 @@ __all__ = ["NoteSpec", "VARIANTS", "GROUND_TRUTH_COLUMNS", "PROFILE_CSV", "SYNTH
            "profile_counts"]
 
 #: instrument × technique counts of SOL-PMT (package data)
-PROFILE_CSV = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data",
+PROFILE_CSV = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                            "sol-pmt-instrument-by-technique.csv")
 #: bumped whenever the synthesis changes the audio of a given (seed, index)
 SYNTH_VERSION = 3
-#: default corpus size as a fraction of SOL-PMT's counts (≈ 1,670 notes), the demo profile of
-#: ``scatterxai run``: at 0.1 (556 notes) the S1+S2 network sees 11 vibrato and 17 bisbigliando training
-#: notes and its test macro accuracy varies from 78 % to 91 % with the seed; at 0.3 it is 93–98 %
-DEFAULT_SCALE = 0.3
 #: meta.csv columns after the SOL-PMT ones
 GROUND_TRUTH_COLUMNS = ("f0_hz", "modulation_hz", "dynamics", "mute", "pitch", "duration_s", "onset_s",
                         "mod_start_s", "mod_end_s", "modulated_fraction", "fm_depth_st", "am_depth",
@@ -274,9 +276,6 @@ def render_note(spec: NoteSpec, *, sr: int = SR) -> np.ndarray:
 # ----------------------------------------------------------------------------------------------------
 # the corpus
 
-_SOL_NAME = re.compile(r"-([A-G]#?\d)-(pp|p|mf|f|ff|fff)(?=[-. ])")
-
-
 @functools.lru_cache(maxsize=1)
 def _sol_rows():
     """SOL-PMT notes grouped by (instrument, class): lists of (technique original, pitch, dynamics,
@@ -285,8 +284,9 @@ def _sol_rows():
     rows = {}
     for inst, tech, orig, name in zip(cols["instrument"], cols["modulation technique"],
                                       cols["technique original"], cols["file_name"]):
-        m = _SOL_NAME.search(name)
-        pitch, dyn = (m.group(1), m.group(2)) if m else (None, name.rsplit("-", 1)[-1].split(".")[0])
+        pitch, dyn = sol_pitch_and_dynamics(name)
+        if pitch is None:
+            dyn = name.rsplit("-", 1)[-1].split(".")[0]
         rows.setdefault((inst, tech), []).append((orig, pitch, dyn if dyn in DYNAMICS else "mf", name))
     for key in rows:
         rows[key].sort(key=lambda r: (r[0], -1 if r[1] is None else note_midi(r[1]), r[2], r[3]))
@@ -311,9 +311,7 @@ def plan_corpus(*, scale: float = DEFAULT_SCALE, seed: int = 0) -> List[NoteSpec
     that cell picked evenly through the cell's list (sorted by variant, pitch and dynamics) from a seeded
     random offset, so that variants, registers and dynamics keep their SOL proportions.
     """
-    if isinstance(scale, bool) or not isinstance(scale, (int, float, np.integer, np.floating)) \
-            or not np.isfinite(scale) or scale <= 0:
-        raise ParameterError(f"scale must be a positive number, got {scale!r}")
+    scale = check_positive_float("scale", scale)
     rows = _sol_rows()
     specs = []
     for cell_number, (_, inst, tech, count) in enumerate(profile_counts()):
@@ -355,9 +353,8 @@ def write_note(spec: NoteSpec, path) -> str:
     """Render one note to a 16-bit WAV at ``path`` (temporary name, then rename: a file that exists is
     complete)."""
     path = os.fspath(path)
-    tmp = f"{path}.part"
-    sf.write(tmp, render_note(spec), SR, subtype="PCM_16", format="WAV")
-    os.replace(tmp, path)
+    with atomic_path(path, suffix=".part") as tmp:
+        sf.write(tmp, render_note(spec), SR, subtype="PCM_16", format="WAV")
     return path
 
 
@@ -388,10 +385,8 @@ def synthesize_corpus(out_dir, *, scale: float = DEFAULT_SCALE, seed: int = 0, j
     meta_csv : str
         Path of ``out_dir/meta.csv``.
     """
-    if isinstance(jobs, bool) or not isinstance(jobs, (int, np.integer)) or jobs < 1:
-        raise ParameterError(f"jobs must be a positive integer, got {jobs!r}")
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ParameterError(f"seed must be a non-negative integer, got {seed!r}")
+    jobs = check_positive_int("jobs", jobs)
+    seed = check_int("seed", seed, low=0)
     specs = plan_corpus(scale=scale, seed=seed)
     out_dir = os.path.abspath(os.fspath(out_dir))
     audio_dir = os.path.join(out_dir, "audio")
@@ -406,17 +401,15 @@ def synthesize_corpus(out_dir, *, scale: float = DEFAULT_SCALE, seed: int = 0, j
             raise DataError(f"{out_dir} holds a corpus made with {previous}; this run asks for {settings}. "
                             f"Use another directory or delete it")
     else:
-        with open(manifest + ".tmp", "w", encoding="utf-8") as f:
+        with atomic_path(manifest) as tmp, open(tmp, "w", encoding="utf-8") as f:
             json.dump(settings, f, indent=1)
-        os.replace(manifest + ".tmp", manifest)
     for name in os.listdir(audio_dir):
         if name.endswith(".part"):   # left by an interrupted run
             os.remove(os.path.join(audio_dir, name))
     todo = [(s, os.path.join(audio_dir, s.file_name)) for s in specs
             if not os.path.exists(os.path.join(audio_dir, s.file_name))]
-    from tqdm import tqdm
-    with tqdm(total=len(specs), initial=len(specs) - len(todo), disable=not progress, desc="synth",
-              unit="note") as bar:
+    with progress_bar(total=len(specs), initial=len(specs) - len(todo), enabled=progress, desc="synth",
+                      unit="note") as bar:
         if jobs == 1 or len(todo) < 2:
             for item in todo:
                 _write_note(item)

@@ -20,38 +20,16 @@ from typing import Dict, Optional, Tuple
 
 import numpy as np
 
-from .errors import ParameterError
+from ...errors import ParameterError
 
 __all__ = ["Instrument", "INSTRUMENTS", "MUTES", "FAMILY_MUTES", "DYNAMICS", "parse_instrument", "harmonic_amplitudes",
-           "response_db", "note_midi", "midi_hz", "midi_name"]
+           "response_db"]
 
 #: dynamics markings → (source-slope step, peak level in dBFS of the written file)
 DYNAMICS: Dict[str, Tuple[float, float]] = {
     "pp": (-2.0, -28.0), "p": (-1.0, -22.0), "mf": (0.0, -16.0), "f": (1.0, -11.0), "ff": (2.0, -7.0),
     "fff": (2.5, -5.0),
 }
-
-_NOTE_NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
-
-
-def note_midi(name: str) -> int:
-    """'A4' → 69, 'C#1' → 25 (sharps only, as in SOL file names)."""
-    text = str(name).strip()
-    pitch, octave = text[:-1], text[-1:]
-    if pitch not in _NOTE_NAMES or not octave.isdigit():
-        raise ParameterError(f"pitch must be a note name like 'A4' or 'C#1' (sharps only), got {name!r}")
-    return 12 * (int(octave) + 1) + _NOTE_NAMES.index(pitch)
-
-
-def midi_name(midi: int) -> str:
-    """69 → 'A4'."""
-    return f"{_NOTE_NAMES[int(midi) % 12]}{int(midi) // 12 - 1}"
-
-
-def midi_hz(midi) -> float:
-    """Equal temperament, A4 = 440 Hz."""
-    return 440.0 * 2.0 ** ((np.asarray(midi, dtype=np.float64) - 69.0) / 12.0)
-
 
 @dataclass(frozen=True)
 class Instrument:

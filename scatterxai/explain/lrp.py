@@ -1,4 +1,4 @@
-"""Layer-wise relevance propagation (Zennit) on the scattering convnet: rule presets and batched attribution.
+"""Layer-wise relevance propagation (Zennit) on the scattering convnet: the rule presets, one explainer each.
 
 A prediction f_c(x) is decomposed onto the input coefficients x[path, frame] with Zennit: a *composite*
 assigns one LRP rule per layer type, a *canonizer* first merges each BatchNorm into the convolution or dense
@@ -53,18 +53,17 @@ hands its relevance to x[path, frame].  Why:
 Consequence: the first layer's rule weighs contributions by x', the standardised value the network actually
 works with, not by the raw log-scattering x (a path near its training mean has x' ≈ β).
 
-Attribution never touches the caller's network: :func:`attribute` works on a deep copy (put in eval mode,
-on the requested device and precision), so canonizers and hooks live and die with that copy.
+Attribution never touches the caller's network: :func:`scatterxai.explain.attribute` works on a deep copy
+(put in eval mode, on the requested device and precision), so canonizers and hooks live and die with that
+copy.
 """
 
 from __future__ import annotations
 
-import copy
-import numbers
+import contextlib
 from dataclasses import dataclass
 from typing import Callable, Dict
 
-import numpy as np
 import torch
 from zennit.attribution import Gradient
 from zennit.canonizers import SequentialMergeBatchNorm
@@ -73,11 +72,12 @@ from zennit.core import Composite, Stabilizer
 from zennit.rules import Epsilon, ZPlus
 from zennit.types import Convolution
 
-from .errors import ParameterError
-from .scattering import resolve_device
+from .._util.validate import check_positive_float
+from ..errors import ParameterError
+from .base import Explainer, register
 
-__all__ = ["RULES", "RulePreset", "MergeBatchNormExact", "Attribution", "attribute", "get_rule",
-           "LRP0_CLIP", "DEFAULT_EPSILON"]
+__all__ = ["RULES", "RulePreset", "MergeBatchNormExact", "get_rule", "LRPExplainer", "one_hot_logit",
+           "LRP0_CLIP", "DEFAULT_EPSILON", "ZENNIT_STABILIZER"]
 
 #: default ε of the ε-rule (companion code)
 DEFAULT_EPSILON = 1e-6
@@ -193,166 +193,70 @@ def get_rule(rule) -> RulePreset:
     return RULES[rule]
 
 
-@dataclass
-class Attribution:
-    """Result of :func:`attribute` for K examples.
-
-    Attributes
-    ----------
-    relevance : np.ndarray [shape=(K, C, T)]
-        Input relevance R[path, frame] (float32, or float64 for float64 inputs).
-    logits : np.ndarray [shape=(K, n_classes)]
-        Network output (the canonized network reproduces the original's logits).
-    explained : np.ndarray [shape=(K,), int64]
-        Index of the explained class of each example.
-    explained_logit : np.ndarray [shape=(K,)]
-        Its logit: the relevance that enters the network at the top.
-    conservation : np.ndarray [shape=(K,)]
-        Sum of input relevance / explained logit (NaN where the logit is 0); below 1 when biases absorb
-        relevance.
-    rule : str
-    epsilon : float
-    """
-
-    relevance: np.ndarray
-    logits: np.ndarray
-    explained: np.ndarray
-    explained_logit: np.ndarray
-    conservation: np.ndarray
-    rule: str
-    epsilon: float
-
-
-def _check_positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, (numbers.Integral, np.integer)) or value < 1:
-        raise ParameterError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
-
-
-def _as_input(inputs) -> torch.Tensor:
-    if isinstance(inputs, torch.Tensor):
-        x = inputs.detach()
-    else:
-        try:
-            x = torch.as_tensor(np.asarray(inputs))
-        except (TypeError, ValueError, RuntimeError):
-            raise ParameterError(f"inputs must be a numeric array of shape (K, C, T), got "
-                                 f"{type(inputs).__name__}") from None
-    if x.ndim != 3:
-        raise ParameterError(f"inputs must have shape (K, C, T), got {tuple(x.shape)}")
-    if not x.is_floating_point():
-        x = x.to(torch.float32)
-    return x
-
-
-def _targets(target, K: int, n_classes: int):
-    """None for "pred", else validated int64 labels (K,)."""
-    if isinstance(target, str):
-        if target != "pred":
-            raise ParameterError(f"target must be 'pred' or an array of K={K} class indices, got {target!r}")
-        return None
-    labels = np.asarray(target)
-    if labels.shape != (K,) or labels.dtype.kind not in "iu":
-        raise ParameterError(f"target labels must be an integer array of shape ({K},), got shape "
-                             f"{labels.shape} and dtype {labels.dtype}")
-    if K and (labels.min() < 0 or labels.max() >= n_classes):
-        raise ParameterError(f"target labels must lie in [0, {n_classes}), got values in "
-                             f"[{labels.min()}, {labels.max()}]")
-    return labels.astype(np.int64)
-
-
-def _one_hot_logit(output: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+def one_hot_logit(output: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     """Initial relevance: the explained logit at its class, 0 elsewhere."""
     out = output.detach()
     return torch.zeros_like(out).scatter(1, index[:, None], out.gather(1, index[:, None]))
 
 
-def attribute(net: torch.nn.Module, inputs, *, rule, target="pred", epsilon: float = DEFAULT_EPSILON,
-              batch_size: int = 64, device="auto", zero_bias: bool = False,
-              progress: bool = False) -> Attribution:
-    """LRP relevance of each input coefficient for the explained logit, in batches.
+def explained_index(output: torch.Tensor, target) -> torch.Tensor:
+    """The explained class per example: ``target``, or the argmax of ``output`` when it is None."""
+    return output.detach().argmax(dim=1) if target is None else target
+
+
+class LRPExplainer(Explainer):
+    """LRP with one of the rule presets of :data:`RULES` (Zennit's ``Gradient`` attributor + composite).
 
     Parameters
     ----------
-    net : torch.nn.Module
-        Network (e.g. :class:`scatterxai.model.ConvNet`) mapping (B, C, T) to logits (B, n_classes); modules
-        registered in forward order.  It is not modified: a deep copy in eval mode is explained.
-    inputs : np.ndarray or torch.Tensor [shape=(K, C, T)]
-        Exactly what the network sees (log-normalised features, see ``LoadedModel.prepare``).  float64
-        inputs are explained in float64, anything else in float32.
-    rule : str or RulePreset
-        A key of :data:`RULES`.
-    target : "pred" or array of int [shape=(K,)]
-        Explain the predicted class (paper), or the given classes (e.g. the true labels).
     epsilon : float
-        ε of the ε-rule (ignored by ``lrp0``).
-    batch_size : int
-        Examples attributed at once.
-    device : str or torch.device
-        ``"auto"`` (CUDA when present), ``"cpu"``, ``"cuda"``…
+        ε of the ε-rule (default 1e-6; ignored by ``lrp0``).
     zero_bias : bool
         Leave biases (including merged BatchNorm shifts) out of the rules, so that relevance is conserved.
-    progress : bool
-        Show a progress bar over batches.
-
-    Returns
-    -------
-    Attribution
     """
-    preset = get_rule(rule)
-    batch_size = _check_positive_int("batch_size", batch_size)
-    if isinstance(epsilon, bool) or not isinstance(epsilon, numbers.Real) or not epsilon > 0:
-        raise ParameterError(f"epsilon must be a number > 0, got {epsilon!r}")
-    if not isinstance(net, torch.nn.Module):
-        raise ParameterError(f"net must be a torch.nn.Module, got {type(net).__name__}")
-    x_all = _as_input(inputs)
-    K = x_all.shape[0]
-    n_channels = getattr(net, "n_channels", None)
-    if n_channels is not None and x_all.shape[1] != n_channels:
-        raise ParameterError(f"inputs have {x_all.shape[1]} channels but the network expects {n_channels}")
-    dev = resolve_device(device)
-    dtype = torch.float64 if x_all.dtype == torch.float64 else torch.float32
 
-    # Canonizers rewrite parameters in place and hooks stay on modules: work on a private copy.
-    model = copy.deepcopy(net).to(device=dev, dtype=dtype).eval()
-    for p in model.parameters():
-        p.requires_grad_(False)
-    n_classes = getattr(net, "n_classes", None)
-    if n_classes is None:
-        with torch.no_grad():
-            n_classes = model(x_all[:1].to(dev, dtype)).shape[1]
-    labels = _targets(target, K, n_classes)
+    family = "lrp"
 
-    np_dtype = np.float64 if dtype == torch.float64 else np.float32
-    relevance = np.empty(tuple(x_all.shape), dtype=np_dtype)
-    logits = np.empty((K, n_classes), dtype=np_dtype)
-    explained = np.empty(K, dtype=np.int64)
-    starts = range(0, K, batch_size)
-    if progress:
-        from tqdm.auto import tqdm
-        starts = tqdm(starts, desc=f"LRP {preset.name}", unit="batch", leave=False)
-    composite = preset(epsilon=float(epsilon), zero_bias=zero_bias)
-    with Gradient(model=model, composite=composite) as attributor, torch.enable_grad():
-        for start in starts:
-            xb = x_all[start:start + batch_size].to(device=dev, dtype=dtype).clone()
-            if labels is None:
-                def init(output):
-                    return _one_hot_logit(output, output.detach().argmax(dim=1))
-            else:
-                index = torch.as_tensor(labels[start:start + batch_size], device=dev)
+    def __init__(self, *, epsilon: float = DEFAULT_EPSILON, zero_bias: bool = False):
+        self.epsilon = check_positive_float("epsilon", epsilon)
+        self.zero_bias = bool(zero_bias)
+        self.preset = RULES[self.name]
 
-                def init(output, index=index):
-                    return _one_hot_logit(output, index)
-            output, rel = attributor(xb, attr_output=init)
-            stop = start + xb.shape[0]
-            relevance[start:stop] = rel.detach().cpu().numpy()
-            logits[start:stop] = output.detach().cpu().numpy()
-            explained[start:stop] = (output.detach().argmax(dim=1).cpu().numpy() if labels is None
-                                     else labels[start:stop])
-    explained_logit = logits[np.arange(K), explained]
-    total = relevance.reshape(K, -1).sum(axis=1, dtype=np.float64)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        conservation = np.where(explained_logit != 0, total / explained_logit, np.nan)
-    return Attribution(relevance=relevance, logits=logits, explained=explained,
-                       explained_logit=explained_logit, conservation=conservation.astype(np_dtype),
-                       rule=preset.name, epsilon=float(epsilon))
+    def params(self) -> dict:
+        return {"epsilon": self.epsilon, "stabilizer": _stabilizer(self.epsilon), "zero_bias": self.zero_bias}
+
+    def attrs(self) -> dict:
+        p = self.preset
+        return {**super().attrs(), "conv": p.conv, "dense": p.dense, "pool": p.pool, "description": p.describe()}
+
+    @contextlib.contextmanager
+    def session(self, model):
+        composite = self.preset(epsilon=self.epsilon, zero_bias=self.zero_bias)
+        with Gradient(model=model, composite=composite) as attributor:
+            def run(x, target=None):
+                return attributor(x, attr_output=lambda output: one_hot_logit(output, explained_index(output, target)))
+            yield run
+
+
+@register
+class LRP0(LRPExplainer):
+    name = "lrp0"
+    summary = "LRP-0: z-rule everywhere"
+
+
+@register
+class LRPEpsilon(LRPExplainer):
+    name = "epsilon"
+    summary = "LRP-ε: ε-rule for convolutions, dense layers and pooling (ε = 1e-6)"
+
+
+@register
+class LRPEpsilonPlus(LRPExplainer):
+    name = "epsilon_plus"
+    summary = "LRP-[ε,z+]: z+ for convolutions, ε for dense layers (Zennit's EpsilonPlus; the paper's figures)"
+
+
+@register
+class LRPEpsilonConvZPlusDense(LRPExplainer):
+    name = "epsilon_conv_zplus_dense"
+    summary = "LRP-[z+,ε]: ε for convolutions, z+ for dense layers (the mapping the paper's text describes)"

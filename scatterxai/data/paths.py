@@ -1,0 +1,80 @@
+"""Where a meta CSV's ``file_name`` points: one resolver for extraction, loaders and figures.
+
+A name is looked up as ``root/name`` first and otherwise by base name anywhere under ``root`` (SOL trees
+nest files in family/instrument/technique folders while the published meta CSV holds base names).  A base
+name that matches several files is an error rather than a guess.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Dict, List, Optional, Sequence
+
+from ..errors import AudioError, DataError
+
+__all__ = ["AudioResolver", "resolve_all"]
+
+
+class AudioResolver:
+    """Resolve ``file_name`` values under one audio root (the recursive index is built on first need).
+
+    Parameters
+    ----------
+    root : str
+        Directory the names are relative to.
+    """
+
+    def __init__(self, root):
+        self.root = os.path.abspath(os.fspath(root))
+        self._index: Optional[Dict[str, List[str]]] = None
+
+    def _matches(self, name: str) -> List[str]:
+        if self._index is None:
+            self._index = {}
+            for dirpath, dirnames, filenames in os.walk(self.root):
+                dirnames.sort()
+                for fn in sorted(filenames):
+                    self._index.setdefault(fn, []).append(os.path.join(dirpath, fn))
+        return self._index.get(os.path.basename(name), [])
+
+    def candidates(self, name) -> List[str]:
+        """Absolute paths ``name`` may denote: ``[root/name]`` if that file exists, else every file under
+        ``root`` with its base name (empty if none)."""
+        name = str(name)
+        direct = os.path.join(self.root, name)
+        if os.path.isfile(direct):
+            return [os.path.abspath(direct)]
+        return [os.path.abspath(p) for p in self._matches(name)]
+
+    def __call__(self, name) -> str:
+        """The file ``name`` denotes; :class:`AudioError` if it is missing or ambiguous."""
+        found = self.candidates(name)
+        if len(found) == 1:
+            return found[0]
+        if not found:
+            raise AudioError(f"audio file not found: {os.path.join(self.root, str(name))}")
+        raise AudioError(f"{str(name)!r} matches {len(found)} files under {self.root}: {found[:3]}")
+
+
+def resolve_all(names: Sequence, root) -> List[str]:
+    """Absolute audio path of every name; :class:`DataError` listing the missing and ambiguous ones."""
+    root = os.path.abspath(os.fspath(root))
+    if not os.path.isdir(root):
+        raise DataError(f"audio directory not found: {root}")
+    resolver = AudioResolver(root)
+    paths, missing, ambiguous = [], [], []
+    for name in names:
+        found = resolver.candidates(name)
+        if len(found) == 1:
+            paths.append(found[0])
+        elif found:
+            ambiguous.append(f"{name} ({len(found)} copies, e.g. {found[0]}, {found[1]})")
+        else:
+            missing.append(str(name))
+    if missing:
+        shown = ", ".join(missing[:10]) + (", …" if len(missing) > 10 else "")
+        raise DataError(f"{len(missing)} of {len(names)} audio files were not found under {root}: {shown}")
+    if ambiguous:
+        raise DataError(f"{len(ambiguous)} file names match several files under {root} "
+                        f"(point the root at one copy of the tree): {'; '.join(ambiguous[:10])}")
+    return paths

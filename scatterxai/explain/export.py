@@ -1,0 +1,224 @@
+"""``scatterxai explain``: explain a trained model's predictions on a features file → the relevance file.
+
+The layout of the file is documented in :mod:`scatterxai.io.relevance` (which reads it).  Per method the
+same datasets are written whatever the method: the writer asks the method's :class:`~.base.Explainer`
+only for relevance and for the attributes to record.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, Mapping, Optional, Tuple
+
+import h5py
+import numpy as np
+
+from .. import maps
+from .._util.fs import atomic_path
+from .._util.validate import check_choice, check_positive_float, check_positive_int, with_settings
+from .._util.versions import package_version
+from ..errors import ParameterError
+from ..io.hdf5 import scattering_attrs, write_column
+from .attribute import attribute
+from .base import Explainer, get_explainer
+from .lrp import DEFAULT_EPSILON, ZENNIT_STABILIZER
+
+__all__ = ["ExplainConfig", "explain", "method_names"]
+
+
+def method_names(methods) -> Tuple[str, ...]:
+    """Registered method names from a comma-separated string or a sequence (duplicates dropped)."""
+    from .base import available_methods
+    if isinstance(methods, str):
+        methods = [m.strip() for m in methods.split(",") if m.strip()]
+    names = []
+    valid = available_methods()
+    for m in methods:
+        name = m.name if isinstance(m, Explainer) else m
+        if name not in valid:
+            raise ParameterError(f"unknown attribution method {name!r}; valid methods are {valid}")
+        if name not in names:
+            names.append(name)
+    if not names:
+        raise ParameterError(f"methods is empty; give at least one of {valid}")
+    return tuple(names)
+
+
+@dataclass(frozen=True)
+class ExplainConfig:
+    """Settings of :func:`explain` (recorded in the relevance file's attributes).
+
+    Parameters
+    ----------
+    methods : tuple of str
+        Registered attribution methods (:func:`scatterxai.explain.available_methods`).
+    subset : str or None
+        Rows to explain ("training", "validation", "test"); None or "all" for every row.
+    target : {"pred", "true"}
+        Explain the predicted class (paper) or the true label.
+    top_n : int
+        n of the class-wise top-n aggregation (paper eq. 13).
+    epsilon : float
+        ε of the ε-rule, for the LRP methods (see :mod:`scatterxai.explain.lrp`).
+    method_params : mapping method → dict
+        Further parameters of individual methods.
+    batch_size : int
+        Examples attributed at once.
+    device : str
+    """
+
+    methods: Tuple[str, ...] = ("epsilon", "epsilon_plus")
+    subset: Optional[str] = "test"
+    target: str = "pred"
+    top_n: int = 5
+    epsilon: float = DEFAULT_EPSILON
+    method_params: Mapping[str, dict] = field(default_factory=dict)
+    batch_size: int = 64
+    device: str = "auto"
+
+    def __post_init__(self):
+        object.__setattr__(self, "methods", method_names(self.methods))
+        check_choice("target", self.target, ("pred", "true"))
+        check_positive_int("top_n", self.top_n)
+        check_positive_float("epsilon", self.epsilon)
+        check_positive_int("batch_size", self.batch_size)
+        unknown = sorted(set(self.method_params) - set(self.methods))
+        if unknown:
+            raise ParameterError(f"method_params names methods {unknown} that are not in methods "
+                                 f"{list(self.methods)}")
+
+    def explainer(self, name: str) -> Explainer:
+        """The configured explainer of method ``name``."""
+        from .base import REGISTRY
+        params = dict(self.method_params.get(name, {}))
+        if REGISTRY[name].family == "lrp":
+            params.setdefault("epsilon", self.epsilon)
+        return get_explainer(name, **params)
+
+
+def _load_inputs(features, model, config: ExplainConfig):
+    """(network input x, example columns, scattering attributes, features path) of the explained rows."""
+    from ..features.store import FeatureFile
+    with FeatureFile(features) as ff:
+        model.check_compatible(ff)
+        rows = ff.indices(None if config.subset in (None, "all") else config.subset)
+        examples = {k: v[rows] for k, v in ff.examples.items()}
+        if config.target == "true" and "label" not in examples:
+            raise ParameterError(f"target='true' needs labels but {ff.path} has no /examples/label column; "
+                                 f"use target='pred'")
+        return model.prepare(ff.load(rows)), examples, scattering_attrs(ff.config, ff.table), ff.path
+
+
+def _root_attrs(attrs: dict, model, config: ExplainConfig, features_path: str) -> dict:
+    from .base import REGISTRY
+    lrp = [m for m in config.methods if REGISTRY[m].family == "lrp"]
+    attrs.update(classes=np.array(list(model.classes), dtype=object),
+                 methods=np.array(config.methods, dtype=object), rules=np.array(lrp, dtype=object),
+                 epsilon=float(config.epsilon), stabilizer=min(float(config.epsilon), ZENNIT_STABILIZER),
+                 target=config.target, subset=str(config.subset) if config.subset is not None else "all",
+                 top_n=int(config.top_n), model_checksum=model.checksum,
+                 model_input=str(model.config.get("input", "")), log_c=model.c,
+                 zennit_version=package_version("zennit"), torch_version=package_version("torch"),
+                 features_file=os.path.basename(os.fspath(features_path)))
+    return attrs
+
+
+def _write_shared(f: h5py.File, x, paths: Dict[str, np.ndarray], grid) -> None:
+    K, C, T = x.shape
+    f.create_dataset("features", data=x.cpu().numpy(), chunks=(1, C, T) if K else None)
+    g = f.create_group("paths")
+    for k in ("order", "lambda1_hz", "lambda2_hz", "n1", "n2"):
+        g.create_dataset(k, data=paths[k])
+    g = f.create_group("grid")
+    for k in ("row", "col", "lambda1_hz", "lambda2_hz"):
+        g.create_dataset(k, data=getattr(grid, k))
+
+
+def _write_examples(f: h5py.File, examples: Dict[str, np.ndarray], res) -> np.ndarray:
+    """Metadata columns plus pred, explained and logits (from the first method's forward pass)."""
+    g = f.create_group("examples")
+    for k, v in examples.items():
+        # names this file defines itself win over same-named metadata columns
+        write_column(g, k if k not in ("pred", "explained", "logits") else f"meta_{k}", v)
+    pred = res.logits.argmax(axis=1).astype(np.int64)
+    g.create_dataset("pred", data=pred)
+    g.create_dataset("explained", data=res.explained)
+    g.create_dataset("logits", data=res.logits.astype(np.float32))
+    return pred
+
+
+def _write_method(f: h5py.File, name: str, explainer: Explainer, res, *, groups, n_classes: int, top_n: int,
+                  paths, modulation) -> None:
+    """The per-method datasets: relevance, local map, aggregate, kurtosis, conservation, localisation."""
+    K, C, T = res.relevance.shape
+    local = maps.local_map(res.relevance)
+    ds = f.create_dataset(f"relevance/{name}", data=res.relevance.astype(np.float32, copy=False),
+                          chunks=(1, C, T) if K else None)
+    ds.attrs.update(explainer.attrs())
+    f.create_dataset(f"local/{name}", data=local.astype(np.float32))
+    ds = f.create_dataset(f"aggregate/{name}", data=maps.topn_aggregate(local, groups[0], n_classes,
+                                                                       n=min(top_n, C)))
+    ds.attrs.update(top_n=int(top_n), grouped_by=groups[1])
+    f.create_dataset(f"kurtosis/{name}", data=maps.map_kurtosis(local))
+    f.create_dataset(f"conservation/{name}", data=res.conservation.astype(np.float64))
+    if modulation is not None:
+        ds = f.create_dataset(f"localisation/{name}", data=maps.localisation(
+            local, paths, modulation, octaves=maps.LOCALISATION_OCTAVES))
+        ds.attrs["octaves"] = maps.LOCALISATION_OCTAVES
+
+
+def explain(features, *, model_dir, out, config: Optional[ExplainConfig] = None, progress: bool = True,
+            **settings) -> Path:
+    """Explain a trained model's predictions on a features file and write RELEVANCE.h5.
+
+    Parameters
+    ----------
+    features : str or Path
+        Features HDF5 file (:class:`scatterxai.features.FeatureFile`).
+    model_dir : str or Path
+        Model directory (:func:`scatterxai.model.load_model`); must match the features' scattering.
+    out : str or Path
+        Output file (replaced atomically if it exists).
+    config : ExplainConfig, optional
+        Methods, subset, target, top-n, ε, batch size, device (default ``ExplainConfig()``).
+    progress : bool
+        Show progress bars.
+    **settings
+        Fields of :class:`ExplainConfig` overriding ``config`` (e.g. ``methods=["epsilon_plus"]``).
+
+    Returns
+    -------
+    Path of the written file.
+    """
+    from ..model.directory import load_model
+
+    config = with_settings(config or ExplainConfig(), settings)
+    out = Path(out)
+    model = load_model(model_dir, device=config.device)
+    x, examples, attrs, features_path = _load_inputs(features, model, config)
+    n_classes = len(model.classes)
+    paths = model.paths
+    labels = np.asarray(examples["label"], dtype=np.int64) if "label" in examples else None
+    target_arg = labels if config.target == "true" else "pred"
+    modulation = (np.asarray(examples["modulation_hz"], dtype=float)
+                  if "modulation_hz" in examples and (paths["order"] == 2).any() else None)
+    attrs = _root_attrs(attrs, model, config, features_path)
+    explainers = {name: config.explainer(name) for name in config.methods}
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(out) as tmp, h5py.File(tmp, "w") as f:
+        f.attrs.update(attrs)
+        _write_shared(f, x, paths, maps.grid_index(paths))
+        groups = None
+        for name, explainer in explainers.items():
+            res = attribute(model.net, x, method=explainer, target=target_arg, batch_size=config.batch_size,
+                            device=model.device, progress=progress)
+            if groups is None:
+                pred = _write_examples(f, examples, res)
+                groups = (labels, "label") if labels is not None else (pred, "pred")
+            _write_method(f, name, explainer, res, groups=groups, n_classes=n_classes, top_n=config.top_n,
+                          paths=paths, modulation=modulation)
+            del res
+    return out

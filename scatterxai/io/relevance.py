@@ -1,0 +1,220 @@
+"""The relevance HDF5 file: explanations of a trained model, readable with h5py and numpy alone.
+
+Layout (K explained examples, C = the model's input channels, T frames; a public contract)::
+
+    /relevance/<method>   (K, C, T) float32  input relevance R[path, frame] (attrs: family, description, the
+                                             method's parameters; LRP: conv, dense, pool rules)
+    /local/<method>         (K, C)   float32   local map: time average of R
+    /aggregate/<method>     (n_classes, C) int64  top-n indicator sum per class (paper eq. 13);
+                                             attrs top_n, grouped_by ("label", or "pred" without labels)
+    /kurtosis/<method>      (K,)     float64   Fisher kurtosis of each local map
+    /conservation/<method>  (K,)     float64   sum of input relevance / explained logit
+    /localisation/<method>  (K,)     float64   1 / 0 / NaN (no ground truth): top S2 relevance within
+                                             ±1 octave of /examples/modulation_hz (attr octaves); only when
+                                             the data have modulation_hz and the model reads S2 paths
+    /features             (K, C, T) float32  the normalised input exactly as the model saw it
+    /examples/<column>    (K,)               metadata columns of the features file (file_name, label,
+                                             subset, modulation_hz…), plus pred (int64), explained (int64:
+                                             the explained class) and logits (K, n_classes)
+    /paths/{order, lambda1_hz, lambda2_hz, n1, n2}   (C,) the model's input paths (λ in Hz, λ2 NaN for S1)
+    /grid/lambda1_hz      (n_λ1,)            grid rows: carrier frequency (Hz), ascending
+    /grid/lambda2_hz      (1 + n_λ2,)        grid columns: 0 for the S1 column, then modulation rate (Hz)
+    /grid/row, /grid/col  (C,) int64         grid cell of each path: grid[row, col] = local
+    root attributes       classes, methods, rules (the LRP ones), epsilon, stabilizer, target, subset, top_n,
+                          model_checksum (sha256 of model.pt), model_input, log_c, scattering parameters
+                          (sr, N, J, Q, T, fmin_hz, n_frames…), scatterxai/zennit/kymatio/torch versions
+
+Redrawing a map needs only h5py and numpy::
+
+    grid = np.full((f["grid/lambda1_hz"].size, f["grid/lambda2_hz"].size), np.nan)
+    grid[f["grid/row"][()], f["grid/col"][()]] = f["local/epsilon_plus"][k]
+
+The writer is :func:`scatterxai.explain.explain`; the file is written to ``OUT.tmp`` and renamed into
+place, so ``OUT`` is either absent or complete.  This module reads it (:class:`RelevanceFile`).
+"""
+
+from __future__ import annotations
+
+from typing import Dict, Optional, Sequence
+
+import numpy as np
+
+from .. import maps
+from ..errors import ParameterError, StoreError
+from .hdf5 import H5Reader
+
+__all__ = ["RelevanceFile", "format_summary", "PER_METHOD"]
+
+#: datasets written for every method
+PER_METHOD = ("relevance", "local", "aggregate", "kurtosis", "conservation")
+_PATH_FIELDS = ("order", "lambda1_hz", "lambda2_hz", "n1", "n2")
+
+
+class RelevanceFile(H5Reader):
+    """Read a relevance file written by :func:`scatterxai.explain.explain` (arrays are read on demand).
+
+    Attributes
+    ----------
+    methods : tuple of str
+        The attribution methods the file holds (``rules`` is the same tuple, for files of LRP only).
+    classes : tuple of str
+    attrs : dict
+        Root attributes.
+    paths : dict of str → np.ndarray [shape=(C,)]
+    grid : scatterxai.maps.GridIndex
+    examples : dict of str → np.ndarray [shape=(K,)]
+        Metadata columns (strings decoded), ``pred``, ``explained``; ``logits`` is :attr:`logits`.
+    """
+
+    KIND = "relevance"
+    REQUIRED = ("features", "paths", "grid", "examples/logits", "examples/pred") + PER_METHOD
+
+    def _validate(self):
+        f = self._f
+        key = "methods" if "methods" in f.attrs else "rules"   # files of version 0.1 name only rules
+        if key not in f.attrs or "classes" not in f.attrs:
+            raise StoreError(f"{self.path} lacks the root attributes 'methods' and 'classes'")
+        self.methods = tuple(str(r) for r in f.attrs[key])
+        self.classes = tuple(str(c) for c in f.attrs["classes"])
+        for group in PER_METHOD:
+            missing = [r for r in self.methods if r not in f[group]]
+            if missing:
+                raise StoreError(f"{self.path}: /{group} lacks methods {missing}")
+        self.paths = {k: f["paths"][k][()] for k in _PATH_FIELDS}
+        g = f["grid"]
+        self.grid = maps.GridIndex(row=g["row"][()], col=g["col"][()], lambda1_hz=g["lambda1_hz"][()],
+                                   lambda2_hz=g["lambda2_hz"][()])
+        self.examples: Dict[str, np.ndarray] = self._read_examples(skip=("logits",))
+
+    @property
+    def rules(self) -> tuple:
+        """The methods (name kept from version 0.1, when every method was an LRP rule)."""
+        return self.methods
+
+    def __len__(self) -> int:
+        return self._f["features"].shape[0]
+
+    def _get(self, group: str, rule: str, rows=None):
+        if rule not in self.methods:
+            raise ParameterError(f"method {rule!r} is not in {self.path}; it holds {list(self.methods)}")
+        ds = self._f[group][rule]
+        return ds[()] if rows is None else ds[np.sort(np.asarray(rows))]
+
+    @property
+    def logits(self) -> np.ndarray:
+        return self._f["examples/logits"][()]
+
+    @property
+    def labels(self) -> Optional[np.ndarray]:
+        """True labels (K,), or None if the explained data had none."""
+        return self.examples.get("label")
+
+    def features(self, rows=None) -> np.ndarray:
+        """The normalised network input (k, C, T) of ``rows`` (sorted) or of all examples."""
+        ds = self._f["features"]
+        return ds[()] if rows is None else ds[np.sort(np.asarray(rows))]
+
+    def relevance(self, rule: str, rows=None) -> np.ndarray:
+        return self._get("relevance", rule, rows)
+
+    def local(self, rule: str) -> np.ndarray:
+        return self._get("local", rule)
+
+    def aggregate(self, rule: str) -> np.ndarray:
+        return self._get("aggregate", rule)
+
+    def kurtosis(self, rule: str) -> np.ndarray:
+        return self._get("kurtosis", rule)
+
+    def conservation(self, rule: str) -> np.ndarray:
+        return self._get("conservation", rule)
+
+    def localisation(self, rule: str) -> Optional[np.ndarray]:
+        """1 / 0 / NaN per example, or None when the file has no ground-truth localisation."""
+        if "localisation" not in self._f or rule not in self._f["localisation"]:
+            return None
+        return self._get("localisation", rule)
+
+    def localisation_misses(self, rule: str) -> Optional[dict]:
+        """Where the top S2 relevance lies for non-localised examples (:func:`scatterxai.maps.localisation_misses`;
+        F0 from ``/examples/f0_hz`` when present), or None without ground truth."""
+        if self.localisation(rule) is None:
+            return None
+        f0 = self.examples.get("f0_hz")
+        return maps.localisation_misses(self.local(rule), self.paths,
+                                        np.asarray(self.examples["modulation_hz"], dtype=float),
+                                        None if f0 is None else np.asarray(f0, dtype=float),
+                                        octaves=float(self._f["localisation"][rule].attrs.get(
+                                            "octaves", maps.LOCALISATION_OCTAVES)))
+
+    def to_grid(self, values) -> np.ndarray:
+        """Per-path values (..., C) → (..., n_λ1, 1 + n_λ2) on the file's grid (NaN where no path)."""
+        values = np.asarray(values)
+        if values.shape[-1:] != self.grid.row.shape:
+            raise ParameterError(f"values must have shape (..., {self.grid.row.size}), got {values.shape}")
+        out = np.full(values.shape[:-1] + self.grid.shape, np.nan)
+        out[..., self.grid.row, self.grid.col] = values
+        return out
+
+    def s1_share(self, rule: str, *, mode: str = "abs", block: int = 256) -> np.ndarray:
+        """Per-example share of relevance on S1 paths (see :func:`scatterxai.maps.s1_share`), streamed."""
+        if rule not in self.methods:
+            raise ParameterError(f"method {rule!r} is not in {self.path}; it holds {list(self.methods)}")
+        ds = self._f["relevance"][rule]
+        return np.concatenate([maps.s1_share(ds[i:i + block], self.paths, mode=mode)
+                               for i in range(0, len(self), block)] or [np.zeros(0)])
+
+    def summary(self, rules: Optional[Sequence[str]] = None) -> dict:
+        """Per-rule statistics for reports, each as :func:`scatterxai.maps.class_summary` output.
+
+        Examples are grouped by true label (by prediction if the file has no labels).  For each rule:
+        ``kurtosis``, ``s1_share`` (|R|), ``s1_share_positive``, ``conservation`` and ``localisation``
+        (its ``mean`` is the localisation score; None without ground truth).  ``accuracy`` (overall and per
+        class, when labels exist) and ``grouped_by`` are given once.
+        """
+        groups = self.labels if self.labels is not None else self.examples["pred"]
+        groups = np.asarray(groups, dtype=np.int64)
+        n_classes = len(self.classes)
+        result = {"grouped_by": "label" if self.labels is not None else "pred", "n_examples": len(self),
+                  "rules": {}}
+        if self.labels is not None:
+            result["accuracy"] = maps.class_summary((self.examples["pred"] == groups).astype(float), groups,
+                                                    n_classes)
+        for rule in (rules or self.methods):
+            loc = self.localisation(rule)
+            result["rules"][rule] = {
+                "kurtosis": maps.class_summary(self.kurtosis(rule), groups, n_classes),
+                "s1_share": maps.class_summary(self.s1_share(rule), groups, n_classes),
+                "s1_share_positive": maps.class_summary(self.s1_share(rule, mode="positive"), groups,
+                                                        n_classes),
+                "conservation": maps.class_summary(self.conservation(rule), groups, n_classes),
+                "localisation": None if loc is None else maps.class_summary(loc, groups, n_classes),
+            }
+        return result
+
+
+def format_summary(summary: dict, classes: Sequence[str]) -> str:
+    """Markdown table of :meth:`RelevanceFile.summary`: one row per rule and statistic, one column per class."""
+    head = "| rule | statistic | all | " + " | ".join(classes) + " |"
+    lines = [head, "|" + "---|" * (3 + len(classes))]
+
+    def cell(mean, std=None, pct=False):
+        if not np.isfinite(mean):
+            return "–"
+        if pct:
+            return f"{100 * mean:.1f} %"
+        return f"{mean:.2f} ± {std:.2f}" if std is not None else f"{mean:.3f}"
+
+    for rule, stats in summary["rules"].items():
+        for key, label, pct in (("kurtosis", "kurtosis", False), ("s1_share", "S1 share of abs(R)", True),
+                                ("s1_share_positive", "S1 share of max(R, 0)", True),
+                                ("conservation", "conserved share", False),
+                                ("localisation", "localised (±1 octave)", True)):
+            s = stats.get(key)
+            if s is None:
+                continue
+            std = None if pct else s["std"]
+            per = [cell(m, None if pct else sd, pct) for m, sd in zip(s["per_class"]["mean"],
+                                                                     s["per_class"]["std"])]
+            lines.append(f"| {rule} | {label} | {cell(s['mean'], std, pct)} | " + " | ".join(per) + " |")
+    return "\n".join(lines)

@@ -1,0 +1,130 @@
+"""The study's figures (PNG) from a pipeline run's files: the paper's Fig. 1 and Fig. 2, confusion matrices.
+
+Reads a relevance file (:mod:`scatterxai.io.relevance`) and metrics files (:mod:`scatterxai.model.evaluate`);
+draws with :mod:`scatterxai.viz.plots`.  Used by ``scatterxai run`` and the experiments/ scripts.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Dict, Mapping
+
+import numpy as np
+
+from ..data.notes import pitch_hz_from_name
+from ..errors import AudioError
+from ..task import INPUT_LABELS
+from ..viz.plots import confusion, figure1, figure2
+
+__all__ = ["make_figures", "choose_examples", "FIGURE_FILES", "RULE_TITLES", "PAPER_KURTOSIS"]
+
+FIGURE_FILES = {"fig1": "fig1_examples.png", "fig2": "fig2_class_maps.png", "confusion": "confusion.png"}
+RULE_TITLES = {"lrp0": "LRP-0", "epsilon": "LRP-ε", "epsilon_plus": "LRP-[ε,z+]",
+               "epsilon_conv_zplus_dense": "LRP-[z+,ε] (paper text)"}
+#: kurtosis of local maps on the SOL-PMT test split (paper)
+PAPER_KURTOSIS = {"epsilon": (13.82, 8.81), "epsilon_plus": (19.22, 13.72)}
+
+
+def _f0_column(examples: Mapping[str, np.ndarray]) -> np.ndarray:
+    if "f0_hz" in examples:
+        return np.asarray(examples["f0_hz"], dtype=float)
+    return np.array([pitch_hz_from_name(n) for n in examples["file_name"]])
+
+
+def choose_examples(labels, preds, f0_hz, n_classes: int, *, target_hz: float = 440.0) -> Dict[int, int]:
+    """One example per class for Fig. 1: correctly classified if possible, pitch nearest ``target_hz`` (A4).
+
+    Returns
+    -------
+    dict class index → row index (classes without examples are absent)
+    """
+    labels, preds, f0 = np.asarray(labels), np.asarray(preds), np.asarray(f0_hz, float)
+    dist = np.where(np.isfinite(f0) & (f0 > 0), np.abs(np.log2(np.where(f0 > 0, f0, 1) / target_hz)), np.inf)
+    chosen = {}
+    for c in range(n_classes):
+        rows = np.flatnonzero(labels == c)
+        if rows.size == 0:
+            continue
+        correct = rows[preds[rows] == c]
+        pool = correct if correct.size else rows
+        chosen[c] = int(pool[np.argmin(dist[pool])])
+    return chosen
+
+
+def make_figures(relevance, metrics_paths: Mapping[str, str], *, audio_root: str, out_dir: str,
+                 rules=("epsilon", "epsilon_plus"), aggregate_rule: str = "epsilon_plus", dpi: int = 80) -> dict:
+    """Write Fig. 1, Fig. 2 and the confusion matrices as PNG files in ``out_dir``.
+
+    Parameters
+    ----------
+    relevance : str
+        Relevance file (``scatterxai explain``) with ``rules`` and labels.
+    metrics_paths : mapping {"s1": path, "s1s2": path}
+        metrics.json files of the two models.
+    audio_root : str
+        Where the examples' audio files are (for the spectrograms of Fig. 1).
+    out_dir : str
+
+    Returns
+    -------
+    dict figure name → path
+    """
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from ..audio import load_prepared
+    from ..data.paths import AudioResolver
+    from ..io.relevance import RelevanceFile
+    from ..scattering.config import ScatteringConfig
+
+    os.makedirs(out_dir, exist_ok=True)
+    written = {}
+    with RelevanceFile(relevance) as rf:
+        config = ScatteringConfig.from_dict(rf.attrs)
+        labels = np.asarray(rf.labels if rf.labels is not None else rf.examples["pred"], dtype=np.int64)
+        preds = np.asarray(rf.examples["pred"], dtype=np.int64)
+        f0 = _f0_column(rf.examples)
+        lam1, lam2 = rf.grid.lambda1_hz, rf.grid.lambda2_hz
+        S_mean = rf.features().mean(axis=-1)  # (K, C) time-averaged model input
+        resolve = AudioResolver(audio_root)
+        columns = []
+        for c, k in choose_examples(labels, preds, f0, len(rf.classes)).items():
+            try:
+                audio = load_prepared(resolve(str(rf.examples["file_name"][k])), config)
+            except AudioError:
+                audio = np.zeros(config.N)  # audio moved since extraction: draw the other panels anyway
+            ok = "" if preds[k] == labels[k] else f" (predicted {rf.classes[preds[k]]})"
+            f0_text = f", {f0[k]:.0f} Hz" if np.isfinite(f0[k]) else ""
+            columns.append(dict(title=f"{rf.classes[c]}{ok}\n{os.path.basename(str(rf.examples['file_name'][k]))}"
+                                f"{f0_text}", audio=audio, sr=config.sr, f0_hz=f0[k],
+                                S=rf.to_grid(S_mean[k]), lambda1_hz=lam1, lambda2_hz=lam2,
+                                maps=[rf.to_grid(rf.local(r)[k]) for r in rules]))
+        fig = figure1(columns, rule_titles=[RULE_TITLES.get(r, r) for r in rules])
+        written["fig1"] = os.path.join(out_dir, FIGURE_FILES["fig1"])
+        fig.savefig(written["fig1"], dpi=dpi)
+        plt.close(fig)
+
+        present = [c for c in range(len(rf.classes)) if np.any(labels == c)]
+        mean_S = np.stack([rf.to_grid(S_mean[labels == c].mean(axis=0)) for c in present])
+        agg = rf.to_grid(rf.aggregate(aggregate_rule).astype(float))[present]
+        fig = figure2(mean_S, agg, lam1, lam2, [rf.classes[c] for c in present],
+                      top_n=int(rf.attrs.get("top_n", 5)), rule_title=RULE_TITLES.get(aggregate_rule,
+                                                                                      aggregate_rule))
+        written["fig2"] = os.path.join(out_dir, FIGURE_FILES["fig2"])
+        fig.savefig(written["fig2"], dpi=dpi)
+        plt.close(fig)
+
+    fig, axes = plt.subplots(1, len(metrics_paths), figsize=(4.6 * len(metrics_paths), 4.2),
+                             layout="constrained", squeeze=False)
+    for ax, (name, path) in zip(axes[0], metrics_paths.items()):
+        with open(path) as fh:
+            m = json.load(fh)
+        confusion(m["confusion_matrix"], m["classes"], ax=ax,
+                  title=f"{INPUT_LABELS.get(name, name)}: macro accuracy "
+                        f"{100 * m['macro_accuracy']:.1f} %")
+    written["confusion"] = os.path.join(out_dir, FIGURE_FILES["confusion"])
+    fig.savefig(written["confusion"], dpi=dpi)
+    plt.close(fig)
+    return written
