@@ -44,6 +44,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.spatial.distance
 import scipy.special
 
 from .errors import ParameterError
@@ -183,8 +184,7 @@ class PlaneGeometry:
     def cost(self) -> np.ndarray:
         """Ground-distance matrix [shape=(C, C)] in octaves (computed once, then cached)."""
         if "_cost" not in self.__dict__:
-            d = self.coords[:, None, :] - self.coords[None, :, :]
-            object.__setattr__(self, "_cost", np.ascontiguousarray(np.sqrt((d ** 2).sum(-1))))
+            object.__setattr__(self, "_cost", scipy.spatial.distance.cdist(self.coords, self.coords))
         return self.__dict__["_cost"]
 
 
@@ -274,15 +274,7 @@ def emd_lambda2(p, q, paths) -> np.ndarray:
 def emd(p, q, paths) -> np.ndarray:
     """Earth mover's distance on the (log2 λ1, log2 λ2) plane in octaves (POT ``ot.emd2``, exact).
 
-    Parameters
-    ----------
-    p, q : np.ndarray [shape=(..., C)]
-        Distributions (e.g. from :func:`to_distribution`); NaN rows give NaN.
-    paths : mapping or PathTable
-
-    Returns
-    -------
-    np.ndarray [shape=(...)]
+    Distributions [shape=(..., C)] → [shape=(...)], one network-simplex solve per row (NaN rows give NaN).
     """
     import ot  # POT is needed only here
 

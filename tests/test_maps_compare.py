@@ -270,6 +270,8 @@ def test_between_class_pairs_all_and_sampled():
     s = between_class_pairs(big, max_pairs=500, seed=1)
     assert s.n_available == 100 * 50 + 100 * 20 + 50 * 20 and len(s.index) == 500
     assert (big[s.index[:, 0]] != big[s.index[:, 1]]).all() and len(np.unique(s.index, axis=0)) == 500
+    one = between_class_pairs(np.zeros(5, np.int64))
+    assert one.n_available == 0 and one.index.shape == (0, 2)
     with pytest.raises(ParameterError, match="max_pairs"):
         between_class_pairs(big, max_pairs=-1)
 
