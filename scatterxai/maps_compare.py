@@ -184,7 +184,9 @@ class PlaneGeometry:
     def cost(self) -> np.ndarray:
         """Ground-distance matrix [shape=(C, C)] in octaves (computed once, then cached)."""
         if "_cost" not in self.__dict__:
-            object.__setattr__(self, "_cost", scipy.spatial.distance.cdist(self.coords, self.coords))
+            cost = scipy.spatial.distance.cdist(self.coords, self.coords)
+            cost.flags.writeable = False  # shared by every caller through the cache
+            object.__setattr__(self, "_cost", cost)
         return self.__dict__["_cost"]
 
 
