@@ -1,0 +1,578 @@
+"""Comparing two relevance maps (ANALYSIS.md §2, after Chen et al. 2024) — pure numpy, no torch.
+
+Inputs are *local maps*, one value per scattering path (shape (..., C)), and a path table: a mapping with
+arrays ``order`` (1 or 2), ``lambda1_hz`` and ``lambda2_hz`` (NaN for order 1), as
+``PathTable.arrays()`` or the ``/paths`` group of an exported HDF5 file (a ``PathTable`` works too).
+
+Definitions
+-----------
+distribution
+    :func:`to_distribution` turns a map into p⁺ ≥ 0 summing to 1 over the paths: ``"positive"``
+    max(p, 0) / Σ max(p, 0) (default); ``"abs"`` |p| / Σ |p|; ``"shift"`` (p − min p) / Σ (p − min p).
+    A map with no mass (e.g. all ≤ 0 in ``"positive"`` mode, or constant in ``"shift"`` mode) has no
+    distribution: its row is NaN and every metric involving it is NaN (not a uniform map: that would claim a
+    spread the method never gave).  Summaries skip NaN values and count only the defined pairs.
+metrics (on distributions p⁺, q⁺)
+    ``mean_diff`` mean over paths of |p⁺ − q⁺| (unit: probability per path; it scales as 1/C).
+    ``kl`` KL(p⁺‖q⁺) = Σ p⁺ ln((p⁺ + ε)/(q⁺ + ε)), ε = 1e-12, in nats.  Asymmetric; within-class pairs (i, j)
+    with i < j report KL(p_i‖p_j).  ε makes it finite when q⁺ misses part of p⁺'s support; ε can also make
+    the sum negative by at most C·ε, so it is clipped at 0.
+    ``js`` the Jensen–Shannon **divergence** ½ KL(p⁺‖m) + ½ KL(q⁺‖m), m = (p⁺ + q⁺)/2, in nats, exact
+    (no ε: m > 0 wherever p⁺ or q⁺ is), in [0, ln 2], ln 2 for disjoint supports.  SciPy's
+    ``scipy.spatial.distance.jensenshannon`` returns the Jensen–Shannon *distance*, its square root.
+    ``emd`` earth mover's distance (Wasserstein-1) on the (λ1, λ2) plane, in octaves: the ground distance of
+    two paths is the Euclidean distance of their (log2 λ1, log2 λ2) positions; solved exactly by POT's
+    ``ot.emd2`` with a cost matrix cached per path table.
+    ``emd_lambda1``, ``emd_lambda2`` 1-D Wasserstein-1 distances of the λ1 and λ2 marginals, in octaves:
+    the L1 distance of the two cumulative distribution functions along the log2 axis.
+S1 position
+    First-order paths have no λ2; they are placed one λ2 *step* below the lowest second-order λ2, where the
+    step is the median log2 spacing of the distinct second-order λ2 values (Q2 = 2 → ½ octave; 1 octave when
+    there are fewer than two distinct λ2).  The λ2 marginal therefore includes S1 at that position.  With no
+    second-order path at all, every path sits at log2 λ2 = 0.
+
+For the study (:func:`compare_study`) pairs are sampled by :func:`within_class_pairs` and
+:func:`between_class_pairs`; at most ``max_pairs`` per class, per between-class reference and per
+method pair bound the number of 2-D EMDs (≈ 0.05–0.3 s each on the paper's 1,200 paths).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.spatial.distance
+import scipy.special
+
+from .errors import ParameterError
+
+__all__ = ["DISTRIBUTION_MODES", "KL_EPS", "METRICS", "Metric", "Pairs", "PlaneGeometry", "between_class_pairs",
+           "compare_maps", "compare_study", "emd", "emd_lambda1", "emd_lambda2", "js", "kl", "mean_diff",
+           "plane_coordinates", "plane_geometry", "study_values", "summarise", "summarise_study",
+           "to_distribution", "within_class_pairs"]
+
+logger = logging.getLogger("scatterxai")
+
+#: how a local map becomes a distribution (name → definition, for reports)
+DISTRIBUTION_MODES = {
+    "positive": "p+ = max(p, 0) / sum max(p, 0)",
+    "abs": "p+ = |p| / sum |p|",
+    "shift": "p+ = (p - min p) / sum (p - min p)",
+}
+#: ε of the KL divergence (ANALYSIS.md)
+KL_EPS = 1e-12
+#: tolerance on Σ p⁺ = 1 when a metric checks its inputs
+_SUM_TOL = 1e-6
+#: POT's network simplex stops after this many iterations (its default, 1e5, is too few for 1,200 paths)
+_EMD_MAX_ITER = 10_000_000
+
+
+# --------------------------------------------------------------------------- distributions
+
+def to_distribution(p, *, mode: str = "positive") -> np.ndarray:
+    """Turn local maps into distributions over paths.
+
+    Parameters
+    ----------
+    p : np.ndarray [shape=(..., C)]
+        Local maps (finite values).
+    mode : {"positive", "abs", "shift"}
+        See :data:`DISTRIBUTION_MODES`.
+
+    Returns
+    -------
+    np.ndarray [shape=(..., C), float64]
+        Non-negative rows summing to 1; a row with no mass is all NaN.
+    """
+    if mode not in DISTRIBUTION_MODES:
+        raise ParameterError(f"mode must be one of {list(DISTRIBUTION_MODES)}, got {mode!r}")
+    p = np.asarray(p, dtype=np.float64)
+    if p.ndim < 1 or p.shape[-1] == 0:
+        raise ParameterError(f"maps must have shape (..., C) with C >= 1 paths, got {p.shape}")
+    if not np.isfinite(p).all():
+        raise ParameterError(f"maps must be finite; got {int((~np.isfinite(p)).sum())} NaN/inf values")
+    if mode == "positive":
+        w = np.maximum(p, 0.0)
+    elif mode == "abs":
+        w = np.abs(p)
+    else:
+        w = p - p.min(axis=-1, keepdims=True)
+    total = w.sum(axis=-1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = w / total
+    out[np.broadcast_to(total <= 0, out.shape)] = np.nan
+    return out
+
+
+def _pair(p, q):
+    """Broadcast two distributions (..., C) and check them (NaN rows allowed)."""
+    p = np.asarray(p, dtype=np.float64)
+    q = np.asarray(q, dtype=np.float64)
+    if p.ndim < 1 or q.ndim < 1 or p.shape[-1] != q.shape[-1]:
+        raise ParameterError(f"p and q must have shapes (..., C) with the same C, got {p.shape} and {q.shape}")
+    try:
+        p, q = np.broadcast_arrays(p, q)
+    except ValueError:
+        raise ParameterError(f"p and q shapes {p.shape} and {q.shape} do not broadcast") from None
+    for name, d in (("p", p), ("q", q)):
+        rows = np.isfinite(d).all(axis=-1)
+        good = d[rows]
+        if (good < 0).any() or (np.abs(good.sum(axis=-1) - 1) > _SUM_TOL).any():
+            raise ParameterError(f"{name} must be distributions (>= 0, rows summing to 1, e.g. from "
+                                 f"to_distribution); got min {good.min():.3g}, row sums in "
+                                 f"[{good.sum(-1).min():.6g}, {good.sum(-1).max():.6g}]")
+    return p, q
+
+
+# --------------------------------------------------------------------------- geometry of the plane
+
+def _path_columns(paths):
+    try:
+        if isinstance(paths, Mapping):
+            cols = [np.asarray(paths[k]) for k in ("order", "lambda1_hz", "lambda2_hz")]
+        else:
+            cols = [np.asarray(getattr(paths, k)) for k in ("order", "lambda1_hz", "lambda2_hz")]
+    except (KeyError, AttributeError) as e:
+        raise ParameterError(f"paths must be a mapping (or PathTable) with arrays order, lambda1_hz, "
+                             f"lambda2_hz; missing {e}") from None
+    order, lam1, lam2 = cols[0].astype(np.int64), cols[1].astype(float), cols[2].astype(float)
+    if order.ndim != 1 or order.size == 0 or lam1.shape != order.shape or lam2.shape != order.shape:
+        raise ParameterError(f"path columns must be 1-D arrays of equal, non-zero length, got shapes "
+                             f"{order.shape}, {lam1.shape}, {lam2.shape}")
+    if not np.isin(order, (1, 2)).all():
+        raise ParameterError(f"path orders must be 1 or 2, got {np.unique(order)}")
+    s2 = order == 2
+    if not (np.isfinite(lam1) & (lam1 > 0)).all() or not (np.isfinite(lam2[s2]) & (lam2[s2] > 0)).all():
+        raise ParameterError("lambda1_hz (all paths) and lambda2_hz (order 2) must be finite and > 0 Hz")
+    return order, lam1, lam2
+
+
+def _levels(x: np.ndarray):
+    """Distinct positions of x (rounded to 1e-9 octave) and the level of each element."""
+    r = np.round(x, 9)
+    pos, level = np.unique(r, return_inverse=True)
+    return pos, level.reshape(x.shape)
+
+
+@dataclass(frozen=True, eq=False)
+class PlaneGeometry:
+    """Positions of the paths on the (log2 λ1, log2 λ2) plane, in octaves.
+
+    Attributes
+    ----------
+    coords : np.ndarray [shape=(C, 2)]
+        (log2 λ1, log2 λ2) of each path; S1 at ``s1_lambda2``.
+    lambda2_step : float
+        Median log2 spacing of the distinct second-order λ2 (octaves).
+    s1_lambda2 : float
+        log2 λ2 position given to the first-order paths.
+    axis_positions : tuple of two np.ndarray
+        Sorted distinct positions on each axis (octaves).
+    axis_levels : tuple of two np.ndarray [shape=(C,), int]
+        Index of each path's position in ``axis_positions``.
+    """
+
+    coords: np.ndarray
+    lambda2_step: float
+    s1_lambda2: float
+    axis_positions: tuple
+    axis_levels: tuple
+
+    def cost(self) -> np.ndarray:
+        """Ground-distance matrix [shape=(C, C)] in octaves (computed once, then cached)."""
+        if "_cost" not in self.__dict__:
+            cost = scipy.spatial.distance.cdist(self.coords, self.coords)
+            cost.flags.writeable = False  # shared by every caller through the cache
+            object.__setattr__(self, "_cost", cost)
+        return self.__dict__["_cost"]
+
+
+_GEOMETRY_CACHE: dict[bytes, PlaneGeometry] = {}
+_GEOMETRY_CACHE_SIZE = 4
+
+
+def plane_geometry(paths) -> PlaneGeometry:
+    """The :class:`PlaneGeometry` of a path table (cached by the table's contents)."""
+    order, lam1, lam2 = _path_columns(paths)
+    key = order.tobytes() + lam1.tobytes() + np.where(order == 2, lam2, 0.0).tobytes()
+    geometry = _GEOMETRY_CACHE.get(key)
+    if geometry is None:
+        s2 = order == 2
+        x = np.log2(lam1)
+        y = np.zeros(len(order))
+        step, s1_y = 1.0, 0.0
+        if s2.any():
+            y[s2] = np.log2(lam2[s2])
+            distinct, _ = _levels(y[s2])
+            step = float(np.median(np.diff(distinct))) if len(distinct) > 1 else 1.0
+            s1_y = float(distinct[0] - step)
+            y[~s2] = s1_y
+        (px, lx), (py, ly) = _levels(x), _levels(y)
+        geometry = PlaneGeometry(coords=np.stack([x, y], axis=1), lambda2_step=step, s1_lambda2=s1_y,
+                                 axis_positions=(px, py), axis_levels=(lx, ly))
+        if len(_GEOMETRY_CACHE) >= _GEOMETRY_CACHE_SIZE:
+            _GEOMETRY_CACHE.pop(next(iter(_GEOMETRY_CACHE)))
+        _GEOMETRY_CACHE[key] = geometry
+    return geometry
+
+
+def plane_coordinates(paths) -> np.ndarray:
+    """(log2 λ1, log2 λ2) of every path [shape=(C, 2)], octaves; S1 one λ2 step below the lowest S2."""
+    return plane_geometry(paths).coords.copy()
+
+
+# --------------------------------------------------------------------------- metrics
+
+def mean_diff(p, q) -> np.ndarray:
+    """Mean over paths of |p⁺ − q⁺|: distributions [shape=(..., C)] → [shape=(...)]."""
+    p, q = _pair(p, q)
+    return np.abs(p - q).mean(axis=-1)
+
+
+def kl(p, q, *, eps: float = KL_EPS) -> np.ndarray:
+    """KL(p⁺‖q⁺) = Σ p⁺ ln((p⁺ + ε)/(q⁺ + ε)) in nats, clipped at 0: [shape=(..., C)] → [shape=(...)]."""
+    if not eps > 0:
+        raise ParameterError(f"eps must be > 0, got {eps!r}")
+    p, q = _pair(p, q)
+    return np.maximum((p * np.log((p + eps) / (q + eps))).sum(axis=-1), 0.0)
+
+
+def js(p, q) -> np.ndarray:
+    """Jensen–Shannon divergence (not SciPy's distance = its square root) in nats, in [0, ln 2].
+
+    Distributions [shape=(..., C)] → [shape=(...)]; exact (0 ln 0 = 0), clipped to [0, ln 2] against rounding.
+    """
+    p, q = _pair(p, q)
+    m = 0.5 * (p + q)
+    d = 0.5 * (scipy.special.rel_entr(p, m).sum(axis=-1) + scipy.special.rel_entr(q, m).sum(axis=-1))
+    return np.clip(d, 0.0, math.log(2))
+
+
+def _emd_axis(p, q, paths, axis: int) -> np.ndarray:
+    p, q = _pair(p, q)
+    geometry = plane_geometry(paths)
+    if p.shape[-1] != len(geometry.coords):
+        raise ParameterError(f"maps have C = {p.shape[-1]} paths but the path table has {len(geometry.coords)}")
+    pos, level = geometry.axis_positions[axis], geometry.axis_levels[axis]
+    onehot = np.zeros((len(level), len(pos)))
+    onehot[np.arange(len(level)), level] = 1.0
+    cdf_gap = np.abs(np.cumsum(p @ onehot, axis=-1) - np.cumsum(q @ onehot, axis=-1))
+    return (cdf_gap[..., :-1] * np.diff(pos)).sum(axis=-1)
+
+
+def emd_lambda1(p, q, paths) -> np.ndarray:
+    """1-D earth mover's distance of the λ1 marginals (octaves): [shape=(..., C)] → [shape=(...)]."""
+    return _emd_axis(p, q, paths, 0)
+
+
+def emd_lambda2(p, q, paths) -> np.ndarray:
+    """1-D earth mover's distance of the λ2 marginals, S1 included (octaves): (..., C) → (...)."""
+    return _emd_axis(p, q, paths, 1)
+
+
+def emd(p, q, paths) -> np.ndarray:
+    """Earth mover's distance on the (log2 λ1, log2 λ2) plane in octaves (POT ``ot.emd2``, exact).
+
+    Distributions [shape=(..., C)] → [shape=(...)], one network-simplex solve per row (NaN rows give NaN).
+    """
+    import ot  # POT is needed only here
+
+    p, q = _pair(p, q)
+    geometry = plane_geometry(paths)
+    C = len(geometry.coords)
+    if p.shape[-1] != C:
+        raise ParameterError(f"maps have C = {p.shape[-1]} paths but the path table has {C}")
+    cost = geometry.cost()
+    flat_p, flat_q = p.reshape(-1, C), q.reshape(-1, C)
+    out = np.full(len(flat_p), np.nan)
+    for k, (a, b) in enumerate(zip(flat_p, flat_q)):
+        if not (np.isfinite(a).all() and np.isfinite(b).all()):
+            continue
+        # renormalise in float64 so that POT's equal-mass check (6 decimals) never trips on rounding
+        value, log = ot.emd2(a / a.sum(), b / b.sum(), cost, numItermax=_EMD_MAX_ITER, log=True)
+        if log.get("warning"):
+            logger.warning("ot.emd2 on pair %d: %s", k, log["warning"])
+        out[k] = float(value)
+    return out.reshape(p.shape[:-1])
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A map-comparison metric: ``metric(p, q, paths)`` on distributions (..., C) → (...)."""
+
+    name: str
+    function: Callable
+    unit: str
+    symmetric: bool
+    uses_paths: bool
+    description: str
+
+    def __call__(self, p, q, paths=None) -> np.ndarray:
+        if self.uses_paths:
+            if paths is None:
+                raise ParameterError(f"metric {self.name!r} needs the path table (paths=...)")
+            return self.function(p, q, paths)
+        return self.function(p, q)
+
+
+#: the comparison metrics by name (see the module docstring)
+METRICS: dict[str, Metric] = {m.name: m for m in (
+    Metric("mean_diff", mean_diff, "1/path", True, False, "mean |p+ - q+| over paths"),
+    Metric("kl", kl, "nats", False, False, "KL(p+ || q+), eps = 1e-12"),
+    Metric("js", js, "nats", True, False, "Jensen-Shannon divergence (not its square root), <= ln 2"),
+    Metric("emd", emd, "octaves", True, True, "earth mover's distance on the (log2 l1, log2 l2) plane"),
+    Metric("emd_lambda1", emd_lambda1, "octaves", True, True, "1-D EMD of the lambda1 marginals"),
+    Metric("emd_lambda2", emd_lambda2, "octaves", True, True, "1-D EMD of the lambda2 marginals (S1 included)"),
+)}
+
+
+def _metric_names(metrics) -> list:
+    names = list(METRICS) if metrics is None else ([metrics] if isinstance(metrics, str) else list(metrics))
+    bad = [m for m in names if m not in METRICS]
+    if bad or not names:
+        raise ParameterError(f"metrics must be a non-empty list of {list(METRICS)}, got {metrics!r}")
+    return names
+
+
+def _compare_distributions(p, q, paths, names) -> dict[str, np.ndarray]:
+    return {name: np.asarray(METRICS[name](p, q, paths), dtype=np.float64) for name in names}
+
+
+def compare_maps(P, Q, paths, *, metrics: Sequence[str] | None = None, mode: str = "positive"):
+    """Compare paired local maps with several metrics.
+
+    Parameters
+    ----------
+    P, Q : np.ndarray [shape=(K, C)] (or any broadcastable (..., C))
+        Raw local maps; row k of P is compared with row k of Q.
+    paths : mapping or PathTable
+        Path table of the C paths.
+    metrics : sequence of str, optional
+        Names from :data:`METRICS` (default: all).
+    mode : {"positive", "abs", "shift"}
+        How maps become distributions (:func:`to_distribution`).
+
+    Returns
+    -------
+    dict
+        metric name → np.ndarray [shape=(K,)] (NaN where a map has no mass).
+    """
+    names = _metric_names(metrics)
+    C = len(_path_columns(paths)[0])
+    P, Q = to_distribution(P, mode=mode), to_distribution(Q, mode=mode)
+    if P.shape[-1] != C or Q.shape[-1] != C:
+        raise ParameterError(f"maps must have C = {C} paths (the path table), got {P.shape} and {Q.shape}")
+    return _compare_distributions(P, Q, paths, names)
+
+
+# --------------------------------------------------------------------------- pairs and summaries
+
+@dataclass(frozen=True)
+class Pairs:
+    """A sample of unordered pairs of rows.
+
+    Attributes
+    ----------
+    index : np.ndarray [shape=(M, 2), int64]
+        Row indices (i < j), sorted.
+    n_available : int
+        Number of pairs the sample was drawn from (M = n_available when nothing was dropped).
+    """
+
+    index: np.ndarray
+    n_available: int
+
+
+def _check_labels(labels) -> np.ndarray:
+    labels = np.asarray(labels)
+    if labels.ndim != 1 or (labels.size and labels.dtype.kind not in "iu") or (labels.size and labels.min() < 0):
+        raise ParameterError(f"labels must be a 1-D array of non-negative integers, got shape {labels.shape}, "
+                             f"dtype {labels.dtype}")
+    return labels.astype(np.int64)
+
+
+def _check_max_pairs(max_pairs):
+    if max_pairs is not None and (isinstance(max_pairs, bool) or not isinstance(max_pairs, (int, np.integer))
+                                  or max_pairs < 0):
+        raise ParameterError(f"max_pairs must be None (all pairs) or an integer >= 0, got {max_pairs!r}")
+
+
+def _sample(n_available: int, max_pairs, seed: int, key: tuple) -> np.ndarray:
+    """Sorted linear indices: all of range(n_available), or a seeded sample of max_pairs of them."""
+    if max_pairs is None or n_available <= max_pairs:
+        return np.arange(n_available, dtype=np.int64)
+    rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=key))
+    return np.sort(rng.choice(n_available, size=max_pairs, replace=False)).astype(np.int64)
+
+
+def _triangle_pairs(members: np.ndarray, linear: np.ndarray) -> np.ndarray:
+    """Unrank linear indices of the pairs (a < b) of ``members`` in lexicographic order."""
+    n = len(members)
+    starts = np.concatenate([[0], np.cumsum(np.arange(n - 1, 0, -1))]).astype(np.int64)
+    a = np.searchsorted(starts, linear, side="right") - 1
+    b = linear - starts[a] + a + 1
+    return np.stack([members[a], members[b]], axis=1)
+
+
+def within_class_pairs(labels, *, max_pairs: int | None = None, seed: int = 0) -> dict[int, Pairs]:
+    """All unordered pairs of rows with the same label, or a seeded sample of at most ``max_pairs`` per class.
+
+    Each class draws from its own seed stream (``SeedSequence(seed, spawn_key=(0, label))``), so a class's
+    sample does not depend on which other classes are present.
+
+    Returns
+    -------
+    dict
+        label → :class:`Pairs`, for every label present.
+    """
+    labels = _check_labels(labels)
+    _check_max_pairs(max_pairs)
+    out = {}
+    for c in np.unique(labels):
+        members = np.flatnonzero(labels == c)
+        n = len(members)
+        linear = _sample(n * (n - 1) // 2, max_pairs, seed, (0, int(c)))
+        out[int(c)] = Pairs(_triangle_pairs(members, linear), n * (n - 1) // 2)
+    return out
+
+
+def between_class_pairs(labels, *, max_pairs: int | None = None, seed: int = 0) -> Pairs:
+    """All unordered pairs of rows with different labels, or a seeded sample of at most ``max_pairs``."""
+    labels = _check_labels(labels)
+    _check_max_pairs(max_pairs)
+    groups = [np.flatnonzero(labels == c) for c in np.unique(labels)]
+    blocks = [(ga, gb) for i, ga in enumerate(groups) for gb in groups[i + 1:]]
+    sizes = np.array([len(ga) * len(gb) for ga, gb in blocks], dtype=np.int64)
+    n_available = int(sizes.sum())
+    linear = _sample(n_available, max_pairs, seed, (1,))
+    starts = np.concatenate([[0], np.cumsum(sizes)])
+    index = np.empty((len(linear), 2), np.int64)
+    block = np.searchsorted(starts, linear, side="right") - 1
+    for k in np.unique(block):
+        ga, gb = blocks[k]
+        r, s = np.divmod(linear[block == k] - starts[k], len(gb))
+        index[block == k] = np.stack([ga[r], gb[s]], axis=1)
+    index.sort(axis=1)
+    index = index[np.lexsort((index[:, 1], index[:, 0]))]
+    return Pairs(index, n_available)
+
+
+def summarise(values) -> dict:
+    """``{"mean", "std", "n_pairs"}`` of finite values (std with ddof = 0; NaN and 0 when none)."""
+    v = np.asarray(values, dtype=float).ravel()
+    v = v[np.isfinite(v)]
+    if not v.size:
+        return {"mean": float("nan"), "std": float("nan"), "n_pairs": 0}
+    return {"mean": float(v.mean()), "std": float(v.std()), "n_pairs": int(v.size)}
+
+
+# --------------------------------------------------------------------------- the study
+
+def study_values(local_maps: Mapping[str, np.ndarray], labels, classes: Sequence[str], paths, *,
+                 metrics: Sequence[str] | None = None, reference_method: str | None = None,
+                 max_pairs: int | None = 100, seed: int = 0, mode: str = "positive") -> dict:
+    """Per-pair metric values of the comparison study (the layout of :func:`compare_study`, arrays as leaves).
+
+    Parameters
+    ----------
+    local_maps : dict
+        Method name → local maps [shape=(K, C)] of the same K notes (no ``"|"`` in names).
+    labels : array of int [shape=(K,)]
+        Class index of each note, in [0, len(classes)).
+    classes : sequence of str
+        Class names.
+    paths : mapping or PathTable
+        Path table of the C paths.
+    metrics : sequence of str, optional
+        Names from :data:`METRICS` (default: all).
+    reference_method : str, optional
+        If given, methods are compared only with it (keys ``"reference|other"``); else every unordered pair
+        of methods, in the dict's order (``"a|b"`` with a before b; KL is KL(a‖b)).
+    max_pairs : int or None
+        Sampling bound (seeded, None = all): pairs per class within classes, pairs between classes, and
+        notes per method pair.  The same pairs serve every method.
+    seed : int
+    mode : {"positive", "abs", "shift"}
+
+    Returns
+    -------
+    dict
+        ``{"metrics": [...], "normalisation": mode, "within_class": {method: {class: {metric: (M,)}}},
+        "between_class": {method: {metric: (M,)}}, "between_methods": {"a|b": {metric: (M,)}}}``.
+    """
+    names = _metric_names(metrics)
+    if not isinstance(local_maps, Mapping) or not local_maps:
+        raise ParameterError("local_maps must be a non-empty dict method → (K, C) array")
+    methods = list(local_maps)
+    if any("|" in str(m) for m in methods):
+        raise ParameterError(f"method names must not contain '|', got {methods}")
+    C = len(_path_columns(paths)[0])
+    labels = _check_labels(labels)
+    K = len(labels)
+    classes = list(classes)
+    if K and labels.max() >= len(classes):
+        raise ParameterError(f"labels must lie in [0, {len(classes)}) (one per class name), got max {labels.max()}")
+    dists = {}
+    for m in methods:
+        arr = np.asarray(local_maps[m])
+        if arr.shape != (K, C):
+            raise ParameterError(f"local_maps[{m!r}] must have shape (K, C) = ({K}, {C}), got {arr.shape}")
+        dists[m] = to_distribution(arr, mode=mode)
+    if reference_method is None:
+        method_pairs = [(a, b) for i, a in enumerate(methods) for b in methods[i + 1:]]
+    elif reference_method in local_maps:
+        method_pairs = [(reference_method, b) for b in methods if b != reference_method]
+    else:
+        raise ParameterError(f"reference_method must be one of {methods} or None, got {reference_method!r}")
+
+    within = within_class_pairs(labels, max_pairs=max_pairs, seed=seed)
+    between = between_class_pairs(labels, max_pairs=max_pairs, seed=seed)
+    notes = _sample(K, max_pairs, seed, (2,))
+    empty = np.zeros((0, 2), np.int64)
+    n_within = sum(len(within[c].index) if c in within else 0 for c in range(len(classes)))
+    logger.info("compare_study: %d methods; %d within-class pairs (of %d), %d between-class pairs (of %d), "
+                "%d notes for each of %d method pairs", len(methods), n_within,
+                sum(w.n_available for w in within.values()), len(between.index), between.n_available,
+                len(notes), len(method_pairs))
+
+    def values(a, b, index):
+        return _compare_distributions(dists[a][index[:, 0]], dists[b][index[:, 1]], paths, names)
+
+    return {
+        "metrics": names,
+        "normalisation": mode,
+        "within_class": {m: {name: values(m, m, within[c].index if c in within else empty)
+                             for c, name in enumerate(classes)} for m in methods},
+        "between_class": {m: values(m, m, between.index) for m in methods},
+        "between_methods": {f"{a}|{b}": values(a, b, np.stack([notes, notes], axis=1)) for a, b in method_pairs},
+    }
+
+
+def summarise_study(values: dict) -> dict:
+    """Replace every array leaf of :func:`study_values` output by :func:`summarise` of it."""
+    def walk(node):
+        if isinstance(node, Mapping):
+            return {k: walk(v) for k, v in node.items()}
+        return summarise(node)
+
+    out = {"metrics": list(values["metrics"]), "normalisation": values["normalisation"]}
+    for part in ("within_class", "between_class", "between_methods"):
+        out[part] = walk(values[part])
+    return out
+
+
+def compare_study(local_maps: Mapping[str, np.ndarray], labels, classes: Sequence[str], paths, *,
+                  metrics: Sequence[str] | None = None, reference_method: str | None = None,
+                  max_pairs: int | None = 100, seed: int = 0, mode: str = "positive") -> dict:
+    """The comparison study, summarised: :func:`study_values` with ``{"mean", "std", "n_pairs"}`` leaves.
+
+    ``n_pairs`` counts the sampled pairs whose metric is defined (maps with no mass are skipped).  Cost: the
+    2-D EMD dominates, one ``ot.emd2`` per pair; with M methods, n classes and P method pairs at most
+    ``max_pairs · (M · (n + 1) + P)`` of them.
+    """
+    return summarise_study(study_values(local_maps, labels, classes, paths, metrics=metrics,
+                                        reference_method=reference_method, max_pairs=max_pairs, seed=seed,
+                                        mode=mode))
