@@ -20,8 +20,8 @@ debiased CKA
 permutation null
     Rows of Y are shuffled (200 times by default); p = (1 + #{null ≥ observed}) / (1 + n_permutations).
     Only tr(K L_π) and d_K·d_L[π] change under a permutation, so each shuffle costs either one
-    (q × n)(n × p) product (feature space) or one gather of the n × n Gram (Gram space), whichever is
-    cheaper; the Gram matrices are built once.
+    (r_L × n)(n × r_K) product of factors with r = min(features, n) columns (feature space) or one gather
+    of the n × n Gram (Gram space), whichever is cheaper; factors and Grams are built once.
 
 Undefined values (a representation with no variance, or a non-positive debiased self-HSIC, which can
 happen for tiny n) are returned as NaN with a warning on the ``scatterxai`` logger.
@@ -59,27 +59,28 @@ def _as_matrix(X, name: str) -> np.ndarray:
 
 
 class _Centred:
-    """Column-centred features with their Gram diagonal and self-trace, plus two cheaper stand-ins.
+    """Column-centred features reduced to what CKA needs: Gram diagonal, traces, a factor, the Gram.
 
-    ``factor`` has the same Gram K as the centred features but at most n columns (U·S of the thin SVD
-    when p > n), so cross terms cost n·min(p, n)·min(q, n); ``gram`` is K itself (built lazily).
+    ``factor`` F has the centred Gram K = F Fᵀ with r = min(p, n) columns at most (the centred features
+    themselves when p ≤ n, else V √Λ from the eigendecomposition of K), so cross terms cost n · r_K · r_L
+    whatever p is; ``gram`` is K (built lazily when p ≤ n).
     """
 
     def __init__(self, X, name: str):
         A = _as_matrix(X, name)
-        self.x = A - A.mean(axis=0)
-        self.n, self.p = self.x.shape
-        self.diag = np.einsum("ij,ij->i", self.x, self.x)  # d_K
+        x = A - A.mean(axis=0)
+        self.n, self.p = x.shape
+        self.diag = np.einsum("ij,ij->i", x, x)  # d_K
         self.total = float(self.diag.sum())  # S_K = tr(K)
-        self._gram = None
         if self.p <= self.n:
-            self.factor = self.x
-            self.trace_sq = float(np.sum((self.x.T @ self.x) ** 2))  # tr(K²) = ‖XcᵀXc‖²_F
+            self.factor, self._gram = x, None
+            self.trace_sq = float(np.sum((x.T @ x) ** 2))  # tr(K²) = ‖XcᵀXc‖²_F
         else:
-            U, s, _ = np.linalg.svd(self.x, full_matrices=False)
-            keep = s > (s[0] * max(self.n, self.p) * np.finfo(float).eps if s.size else 0.0)
-            self.factor = U[:, keep] * s[keep]
-            self.trace_sq = float(np.sum(s[keep] ** 4))  # tr(K²) = Σ σ⁴
+            self._gram = x @ x.T
+            w, V = np.linalg.eigh(self._gram)
+            keep = w > max(float(w[-1]), 0.0) * self.n * np.finfo(float).eps
+            self.factor = V[:, keep] * np.sqrt(w[keep])
+            self.trace_sq = float(np.sum(w[keep] ** 2))  # tr(K²) = Σ λ²
 
     @property
     def rank(self) -> int:
