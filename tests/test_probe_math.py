@@ -115,6 +115,16 @@ def test_permutation_test_matches_brute_force_in_both_spaces(rng, monkeypatch, d
         assert pv == pytest.approx(expected_p)
 
 
+def test_permutation_test_counts_ties_with_the_observed_value(rng):
+    # n = 4: some of the 200 shuffles are the identity and reproduce the observed CKA exactly
+    X = rng.normal(size=(4, 3))
+    perm_rng = np.random.default_rng(0)
+    identities = sum(np.array_equal(perm_rng.permutation(4), np.arange(4)) for _ in range(200))
+    assert identities > 0
+    value, p = cka_permutation_test(X, X, debiased=False)
+    assert value == pytest.approx(1.0) and p == pytest.approx((1 + identities) / 201)
+
+
 def test_permutation_test_dependent_small_p_independent_not(rng):
     X, Y = _related(rng, n=60, p=20, q=5)
     value, p = cka_permutation_test(X, Y, n_permutations=99)
@@ -177,6 +187,16 @@ def test_ridge_probe_grouped_cv_does_not_learn_group_identity(rng):
     X = np.eye(n_groups)[groups] * 5 + rng.normal(size=(n_groups * per, n_groups)) * 0.1
     y = rng.normal(size=n_groups)[groups]
     assert ridge_probe(X, y, groups=groups)["r2"] < 0.1
+
+
+def test_ridge_probe_mean_predictor_is_the_training_fold_mean(rng):
+    # two groups at levels 0 and 10, two folds: each note's mean predictor is the other group's mean
+    groups = np.repeat([0, 1], 40)
+    y = 10.0 * groups + rng.normal(size=80)
+    other_mean = np.where(groups == 0, y[groups == 1].mean(), y[groups == 0].mean())
+    res = ridge_probe(rng.normal(size=(80, 3)), y, groups=groups, n_splits=2)
+    assert res["rmse_mean"] == pytest.approx(np.sqrt(np.mean((y - other_mean) ** 2)), rel=1e-12)
+    assert res["rmse_mean"] > 1.5 * y.std()  # not the pooled mean's spread (≈ 5)
 
 
 def test_ridge_probe_many_features_low_rank_signal(rng):
