@@ -214,7 +214,8 @@ def test_row_space_projection_is_exact_for_l2_models(rng):
     y = X[:, 0] + rng.normal(size=n)
     plain = make_pipeline(StandardScaler(), Ridge(alpha=3.0)).fit(X, y)
     proj = make_pipeline(StandardScaler(), _RowSpace(), Ridge(alpha=3.0)).fit(X, y)
-    assert proj[1].basis_.shape == (p, n - 1)  # centred rows: rank n − 1
+    assert proj[1].weights_.shape == (n, n - 1)  # centred rows: rank n − 1
+    np.testing.assert_allclose(proj[1].transform(proj[0].transform(X)), proj[:2].fit_transform(X), atol=1e-9)
     np.testing.assert_allclose(proj.predict(Xnew), plain.predict(Xnew), rtol=1e-8, atol=1e-10)
     labels = (y > 0).astype(int)
     plain = make_pipeline(StandardScaler(), LogisticRegression(C=0.1, tol=1e-10, max_iter=10000)).fit(X, labels)
