@@ -158,7 +158,7 @@ def _grid(values, name: str) -> np.ndarray:
     return v
 
 
-def _warn_edge(chosen: np.ndarray, grid: np.ndarray, name: str):
+def _log_edge(chosen: np.ndarray, grid: np.ndarray, name: str):
     at_edge = int(np.sum(np.isclose(chosen, grid.min()) | np.isclose(chosen, grid.max())))
     if at_edge:  # expected without signal (strongest penalty) or with p ≪ n and little noise (weakest)
         logger.info("%s chosen at the edge of its grid [%g, %g] in %d of %d folds",
@@ -184,7 +184,7 @@ def ridge_probe(X, y, *, groups, n_splits: int = 5, alphas=ALPHAS, inner_splits:
     inner_splits : int ≥ 2
         Grouped folds of the inner CV.
     seed : int
-        Orders groups of equal size before they are dealt to folds.
+        Orders groups of equal size before they are dealt to folds (outer and inner CV).
 
     Returns
     -------
@@ -222,7 +222,7 @@ def ridge_probe(X, y, *, groups, n_splits: int = 5, alphas=ALPHAS, inner_splits:
         base[test] = y[train].mean()
         chosen.append(float(model[-1].alpha_))
     chosen = np.array(chosen)
-    _warn_edge(chosen, alphas, "ridge alpha")
+    _log_edge(chosen, alphas, "ridge alpha")
     sse = float(np.sum((y - y_pred) ** 2))
     sst = float(np.sum((y - base) ** 2))
     n = y.shape[0]
@@ -309,7 +309,7 @@ def logistic_probe(X, labels, *, groups, n_splits: int = 5, Cs=CS, inner_splits:
         y_pred[test] = model.predict(X[test])
         chosen.append(float(np.ravel(clf.C_)[0]))
     chosen = np.array(chosen)
-    _warn_edge(chosen[np.isfinite(chosen)], Cs, "logistic C")
+    _log_edge(chosen[np.isfinite(chosen)], Cs, "logistic C")
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*y_pred contains classes not in y_true.*")
         bacc = float(balanced_accuracy_score(labels, y_pred))
