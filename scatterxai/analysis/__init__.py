@@ -1,0 +1,1 @@
+"""Analyses beyond the paper: explanation quality, layer probes, controlled sweeps, auralisation."""
