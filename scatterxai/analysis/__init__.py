@@ -1,0 +1,1 @@
+"""Analyses beyond the paper: quality checks, probes, sweeps and auralisation (ANALYSIS.md)."""
