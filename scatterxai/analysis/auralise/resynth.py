@@ -20,8 +20,8 @@ Design choices
   ``ScatteringBase1D.build`` for the configuration (level 0, the full-rate filters).  Filter indices are
   Kymatio's ``n1``, ``n2`` of :func:`path_table`.
 * **Rate**: like Kymatio, each carrier band is processed subsampled, by the largest power of two D at which
-  the spectrum of U1 (ψ̂1's support down to 1e-13 of its peak) folds without overlap into at most half of
-  the decimated band; U1 is then exact on its samples, and only the far tail of |U1|'s spectrum (above
+  the spectrum of U1 (ψ̂1's support down to 1e-13 of its peak) folds without overlap into at most a quarter
+  of the decimated band; U1 is then exact on its samples, and only the far tail of |U1|'s spectrum (above
   the decimated Nyquist) aliases, as in Kymatio's own S2.  The envelope split is the same partition
   restricted to the decimated bins.  A band whose weights are all 1 is not split at all (Σ h_b = 1).
 * **Borders**: the signal is reflect-padded exactly as Kymatio pads it, processed circularly at the padded
@@ -116,10 +116,10 @@ def _divide_floored(num: np.ndarray, lp: np.ndarray) -> np.ndarray:
 
 
 def _decimation(idx: np.ndarray, n: int) -> int:
-    """Largest power of two D such that the cyclic arc holding ``idx`` fits in n / (2D) bins.
+    """Largest power of two D such that the cyclic arc holding ``idx`` spans at most n / (4D) bins.
 
     Then U1 = x ∗ ψ1 is exactly represented by its samples every D (its spectrum folds without overlap),
-    and the envelope's main band (|ω| ≲ that arc) lies below the decimated Nyquist frequency.
+    and the main band of its envelope (|ω| ≤ the arc's width) lies below the decimated Nyquist n / (2D).
     """
     gaps = np.diff(np.concatenate([idx, idx[:1] + n]))
     span = n - gaps.max() + 1
