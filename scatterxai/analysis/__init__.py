@@ -1,1 +1,1 @@
-"""Analyses beyond the paper: explanation quality, layer probes, controlled sweeps, auralisation."""
+"""Analyses beside the paper: each a subpackage (describe, probe, auralise, quality, sweep...)."""
