@@ -134,7 +134,7 @@ def test_silence_short_and_bad_input():
         audio_descriptors(np.stack([y, y]), SR)
     with pytest.raises(ParameterError, match="NaN"):
         audio_descriptors(np.where(np.arange(len(y)) == 3, np.nan, y), SR)
-    for sr in (0, -8000, True, float("nan")):
+    for sr in (0, -8000, 500, True, float("nan")):
         with pytest.raises(ParameterError, match="sr must be"):
             audio_descriptors(y, sr)
     with pytest.raises(ParameterError, match="fewer than one analysis frame"):

@@ -188,8 +188,8 @@ SCATTERING_DESCRIPTORS: tuple[str, ...] = tuple(DESCRIPTORS)[10:]
 
 def _check_audio(y, sr) -> tuple[np.ndarray, float]:
     if isinstance(sr, bool) or not isinstance(sr, (int, float, np.integer, np.floating)) \
-            or not np.isfinite(sr) or sr <= 0:
-        raise ParameterError(f"sr must be a positive number of Hz, got {sr!r}")
+            or not np.isfinite(sr) or sr < 1000:
+        raise ParameterError(f"sr must be an audio sample rate, a number of Hz >= 1000, got {sr!r}")
     try:
         y = np.asarray(y, dtype=np.float64)
     except (TypeError, ValueError):
@@ -356,7 +356,7 @@ def audio_descriptors(y, sr, *, fmin: float = C1_HZ, fmax: float = C8_HZ) -> dic
     y : np.ndarray [shape=(n,)]
         Mono signal as read (not standardised), at least one analysis frame (≈ 46 ms) long.
     sr : number
-        Its sample rate (Hz), any.
+        Its sample rate (Hz), any from 1 kHz up.
     fmin, fmax : float
         pYIN's search range (Hz), C1–C8 by default; ``fmax`` is clipped to sr/2.
 
