@@ -11,9 +11,9 @@ from scatterxai.analysis.describe.descriptors import (
     modulation_axis,
     scattering_descriptors,
 )
+from scatterxai.data.synth import make_note_spec, render_note
 from scatterxai.errors import ParameterError
 from scatterxai.scattering import path_table, scatter
-from scatterxai.synth import make_note_spec, render_note
 
 from .conftest import SLOW_MOD
 

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from scatterxai.errors import ParameterError
-from scatterxai.maps_compare import compare_study, study_values
-from scatterxai.viz_compare import agreement_matrix, metric_boxplot
+from scatterxai.maps.compare_study import compare_study, study_values
+from scatterxai.viz.compare import agreement_matrix, metric_boxplot
 
 
 @pytest.fixture(autouse=True)

@@ -24,15 +24,16 @@ from ..task import PATH_FIELDS as _FIELDS
 __all__ = ["local_map", "GridIndex", "grid_index", "grid_layout", "grid_values", "path_columns"]
 
 
-def path_columns(table) -> Dict[str, np.ndarray]:
-    """The five path columns of a PathTable or a mapping (h5py groups included) as numpy arrays."""
+def path_columns(table, fields=_FIELDS) -> Dict[str, np.ndarray]:
+    """Path columns (default the five of ``PATH_FIELDS``) of a PathTable or a mapping (h5py groups
+    included) as numpy arrays of equal length."""
     try:
         if isinstance(table, Mapping):  # dicts and h5py groups (datasets convert with np.asarray)
-            cols = {k: np.asarray(table[k]) for k in _FIELDS}
+            cols = {k: np.asarray(table[k]) for k in fields}
         else:
-            cols = {k: np.asarray(getattr(table, k)) for k in _FIELDS}
+            cols = {k: np.asarray(getattr(table, k)) for k in fields}
     except (KeyError, AttributeError) as e:
-        raise ParameterError(f"table must be a PathTable or a mapping with columns {list(_FIELDS)}; "
+        raise ParameterError(f"table must be a PathTable or a mapping with columns {list(fields)}; "
                              f"missing {e}") from None
     C = cols["order"].shape
     if len(C) != 1 or any(v.shape != C for v in cols.values()):

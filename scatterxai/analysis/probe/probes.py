@@ -12,9 +12,9 @@ model
     ``Pipeline(StandardScaler, row-space projection, RidgeCV | LogisticRegressionCV)`` fitted on the
     training fold only: features are z-scored with the training fold's mean and standard deviation.  When
     a training fold has more features than notes, its z-scored features are replaced by their
-    coordinates in the fold's row space (≤ n_train columns, from the eigendecomposition of its Gram).  An L2-penalised linear model's
-    weights always lie in that row space and the penalty is rotation-invariant, so the fit, α / C and
-    the predictions are unchanged; it only makes p = 38,400 (flattened conv0) as cheap as p ≈ n.
+    coordinates in the fold's row space (≤ n_train columns, from the eigendecomposition of its Gram).  An
+    L2-penalised linear model's weights always lie in that row space and the penalty is rotation-invariant,
+    so the fit, α / C and the predictions are unchanged; it only makes p = 38,400 (flattened conv0) as cheap as p ≈ n.
 inner CV
     α (ridge) or C (logistic) is chosen on the training fold by a grouped K-fold over the training
     fold's own groups (``inner_splits`` folds, fewer if it holds fewer groups), scored by mean squared

@@ -1,7 +1,7 @@
 """Figures of the map-comparison study: per-class box plots and a method × method agreement matrix.
 
-Inputs are the dicts of :func:`scatterxai.maps_compare.study_values` (per-pair arrays) and
-:func:`scatterxai.maps_compare.compare_study` (summaries).  Plot functions take ``ax=None`` and return the
+Inputs are the dicts of :func:`scatterxai.maps.compare_study.study_values` (per-pair arrays) and
+:func:`scatterxai.maps.compare_study.compare_study` (summaries).  Plot functions take ``ax=None`` and return the
 artist; nothing here saves files.  No torch import.
 """
 
@@ -11,8 +11,9 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from .errors import ParameterError
-from .maps_compare import METRICS, summarise
+from ..errors import ParameterError
+from ..maps.compare import METRICS
+from ..maps.compare_study import summarise
 
 __all__ = ["agreement_matrix", "metric_boxplot"]
 
@@ -37,7 +38,7 @@ def metric_boxplot(values: Mapping, metric: str, *, between: Mapping | None = No
     values : dict
         ``{method: {class: {metric: array (M,)}}}``, i.e. ``study_values(...)["within_class"]``.
     metric : str
-        A name of :data:`scatterxai.maps_compare.METRICS`.
+        A name of :data:`scatterxai.maps.compare.METRICS`.
     between : dict, optional
         ``{method: {metric: array (M,)}}`` (``study_values(...)["between_class"]``), drawn as a last group
         "between classes", the reference that within-class values should stay below.
@@ -103,7 +104,7 @@ def agreement_matrix(between_methods: Mapping, metric: str, *, methods: Sequence
         ``{"a|b": {metric: summary or array}}``: ``compare_study(...)["between_methods"]`` (leaves
         ``{"mean", "std", "n_pairs"}``) or ``study_values(...)["between_methods"]`` (per-note arrays).
     metric : str
-        A name of :data:`scatterxai.maps_compare.METRICS`.
+        A name of :data:`scatterxai.maps.compare.METRICS`.
     methods : sequence of str, optional
         Rows/columns and their order (default: in order of appearance in the keys).
     ax : matplotlib.axes.Axes, optional
