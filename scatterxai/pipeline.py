@@ -26,7 +26,7 @@ from .errors import DataError, ParameterError
 from .scattering.config import PAPER_CONFIG, ScatteringConfig
 from .task import DEFAULT_SCALE, INPUTS
 
-__all__ = ["run", "RunConfig", "DEMO_SCALE", "RULES_RUN", "Stage"]
+__all__ = ["run", "RunConfig", "RunContext", "Stage", "ANALYSES", "DEMO_SCALE", "RULES_RUN"]
 
 #: size of the default (demo) synthetic corpus (:data:`scatterxai.task.DEFAULT_SCALE`)
 DEMO_SCALE = DEFAULT_SCALE
@@ -131,8 +131,20 @@ class Stage:
         logger.info("[%s] %.1f s", self.name, self.seconds)
 
 
-class _Run:
-    """The state of one pipeline run: its directory, settings and stages, one method per stage."""
+#: analysis stages run after the paper's stages, in order: "module:function" (relative to the package).
+#: Each function takes the :class:`RunContext` and returns a Markdown section for report.md (or "").
+ANALYSES: Tuple[str, ...] = ()
+#: the stages whose time is the reference of the demo's time budget (everything else ≤ 50 % of it)
+CORE_STAGES = ("data", "extract", "train_s1", "train_s1s2")
+
+
+class RunContext:
+    """The state of one pipeline run: its directory, settings and stages (one method per stage).
+
+    Analysis stages (:data:`ANALYSES`) receive it: they find the run's files here (``features``,
+    ``relevance``, ``model_dir("s1s2")``, ``meta_csv``, ``audio_root``) and run their work through
+    :meth:`stage`, which reuses a stage whose settings and upstream stamps are unchanged.
+    """
 
     def __init__(self, out: str, config: RunConfig):
         self.out, self.config = out, config
@@ -141,12 +153,20 @@ class _Run:
         self.relevance = os.path.join(out, "relevance.h5")
         self.fig_dir = os.path.join(out, "figures")
         self.metrics_paths = {inp: os.path.join(out, f"metrics_{inp}.json") for inp in INPUTS}
+        self.meta_csv: Optional[str] = None
+        self.audio_root: Optional[str] = None
 
     def stage(self, name: str, key: dict, outputs: List[str], fn: Callable[[], object]) -> Stage:
+        """Run ``fn`` as stage ``name`` unless a stamp with the same ``key`` (settings, upstream digests)
+        and all ``outputs`` exist; record the stage."""
         st = Stage(self.out, name, key, outputs)
         st.run(fn)
         self.stages[name] = st
         return st
+
+    def digest(self, name: str) -> str:
+        """Digest of an earlier stage of this run (put it in a later stage's key)."""
+        return self.stages[name].digest
 
     def model_dir(self, inp: str) -> str:
         return os.path.join(self.out, "models", inp)
@@ -233,9 +253,39 @@ class _Run:
                                                          "device": cfg.device}, sections=sections)
         return path
 
-    def write_timings(self, total: float) -> None:
+    def write_timings(self, total: float) -> dict:
+        """``timings.json``: seconds per stage run now (null when reused), and the demo's budget ratio:
+        the stages after training against :data:`CORE_STAGES` (rule: ≤ 0.5 when all ran in this run)."""
         timings = {name: st.seconds for name, st in self.stages.items()}
-        write_json(os.path.join(self.out, "timings.json"), {"stages": timings, "total": total})
+        core = [timings.get(n) for n in CORE_STAGES]
+        after = [t for n, t in timings.items() if n not in CORE_STAGES and not n.startswith("evaluate_")]
+        ratio = (sum(t for t in after if t is not None) / sum(core)
+                 if all(t is not None for t in core) and sum(core) > 0 else None)
+        result = {"stages": timings, "total": total, "core_stages": list(CORE_STAGES),
+                  "after_training_over_core": ratio}
+        write_json(os.path.join(self.out, "timings.json"), result)
+        if ratio is not None:
+            logger.info("stages after training took %.0f %% of data + extract + train", 100 * ratio)
+        return result
+
+
+def _timings_section(timings: dict) -> str:
+    from ._util.markdown import md_table
+    rows = [(name, "reused" if sec is None else f"{sec:.1f}") for name, sec in timings["stages"].items()]
+    ratio = timings["after_training_over_core"]
+    lines = ["## Timings (this run)", "", md_table(("stage", "seconds"), rows), ""]
+    if ratio is not None:
+        lines += [f"Stages after training took {100 * ratio:.0f} % of the time of "
+                  f"{' + '.join(timings['core_stages'])} (the demo's budget: at most 50 %).", ""]
+    else:
+        lines += ["Some stages were reused from an earlier run, so no time ratio is given.", ""]
+    return "\n".join(lines)
+
+
+def _analysis(name: str) -> Callable[[RunContext], str]:
+    import importlib
+    module, func = name.split(":")
+    return getattr(importlib.import_module(module, __package__), func)
 
 
 def run(out, config: Optional[RunConfig] = None, **settings) -> Dict[str, str]:
@@ -255,16 +305,18 @@ def run(out, config: Optional[RunConfig] = None, **settings) -> Dict[str, str]:
     out = os.path.abspath(os.fspath(out))
     os.makedirs(out, exist_ok=True)
     t_start = time.perf_counter()
-    r = _Run(out, config)
+    r = RunContext(out, config)
     meta_csv, audio_root = r.data()
+    r.meta_csv, r.audio_root = meta_csv, audio_root
     r.extract(meta_csv, audio_root)
     for inp in INPUTS:
         r.train_and_evaluate(inp)
     r.explain()
     r.figures(audio_root)
-    report = r.report()
+    sections = [section for section in (_analysis(name)(r) for name in ANALYSES) if section]
     total = time.perf_counter() - t_start
-    r.write_timings(total)
+    timings = r.write_timings(total)
+    report = r.report(sections + [_timings_section(timings)])
     logger.info("[total] %.1f s — report: %s", total, report)
     return {"report": report, "features": r.features, "relevance": r.relevance, "figures": r.fig_dir,
             **{f"metrics_{k}": v for k, v in r.metrics_paths.items()}}
