@@ -93,6 +93,21 @@ def _cmd_explain(args):
     return 0
 
 
+def _cmd_quality(args):
+    from .analysis.quality import QualityConfig, quality
+    from .analysis.quality.report import failure_sentence, ranking_table
+    config = QualityConfig(subset=args.subset, max_examples=args.max_examples, select=args.select,
+                           n_steps=args.steps, max_fraction=args.max_fraction, n_random=args.random_orders,
+                           baseline=args.baseline, randomisation_examples=args.randomisation_examples,
+                           permuted_epochs=args.permuted_epochs, seed=args.seed, randomisation_seed=args.seed,
+                           device=args.device)
+    res = quality(args.features, model_dir=args.model, relevance=args.relevance, out=args.out, config=config,
+                  permuted_model=args.permuted_model, progress=True)
+    print(ranking_table(res["quality"]) + "\n\n" + failure_sentence(res["quality"]) + "\n\n"
+          + f"details: {res['files']['markdown']}")
+    return 0
+
+
 def _cmd_run(args):
     from .pipeline import RunConfig, run
     config = RunConfig(scale=args.scale, seed=args.seed, sol_root=args.sol_root, meta=args.meta,
@@ -197,6 +212,38 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--top-n", type=_positive_int, default=5, help="n of the per-class top-n aggregation")
     s.add_argument("--epsilon", type=_positive_float, default=1e-6, help="ε of the LRP ε-rule")
     s.add_argument("--batch-size", type=_positive_int, default=64, help="examples attributed at once")
+    _common(s)
+
+    s = _sub(sub, "quality", "is the explanation right? deletion/insertion of paths against random orders, "
+                             "randomisation sanity checks and ground truth for every method of a relevance file",
+             _cmd_quality)
+    s.add_argument("features", metavar="FEATURES.h5",
+                   help="features file the model was trained on (baseline, permuted-label training)")
+    s.add_argument("--model", required=True, metavar="MODEL_DIR", help="the model the relevance file explains")
+    s.add_argument("--relevance", required=True, metavar="R.h5", help="relevance file (scatterxai explain)")
+    s.add_argument("--out", required=True, metavar="DIR",
+                   help="output directory: quality.json, quality.md, figures")
+    s.add_argument("--subset", default="test", help="rows of the relevance file scored (training, validation, "
+                                                     "test or all)")
+    s.add_argument("--max-examples", type=_positive_int, default=None, metavar="N",
+                   help="score the first N notes every method explained (default: all)")
+    s.add_argument("--select", choices=("first", "spread"), default="first",
+                   help="with --max-examples: the first N in file order, or N evenly spaced over the file")
+    s.add_argument("--steps", type=_positive_int, default=20, help="deletion/insertion steps (at least 20)")
+    s.add_argument("--max-fraction", type=_positive_float, default=0.5,
+                   help="largest fraction of the paths deleted or inserted")
+    s.add_argument("--random-orders", type=_positive_int, default=5,
+                   help="seeded random path orders per note, the reference (at least 5)")
+    s.add_argument("--baseline", choices=("training_mean", "mu", "zero"), default="training_mean",
+                   help="network input of a replaced path: its mean over the training notes and frames, the "
+                        "input of a coefficient equal to its mean energy μ, or silence (0)")
+    s.add_argument("--randomisation-examples", type=_positive_int, default=None, metavar="N",
+                   help="notes used by the randomisation checks (the first of the scored notes; default all)")
+    s.add_argument("--permuted-epochs", type=int, default=5,
+                   help="epochs of the network trained on permuted labels (0: no data randomisation check)")
+    s.add_argument("--permuted-model", default=None, metavar="DIR",
+                   help="a model directory already trained on permuted labels (instead of training one)")
+    s.add_argument("--seed", type=_seed, default=0, help="seed of the random orders and of re-initialisation")
     _common(s)
     return p
 

@@ -154,7 +154,8 @@ def _predict(net, x, batch_size):
 
 def train_model(features, *, input: str, out_dir, seed: int = 0, device="auto",
                 max_epochs: Optional[int] = None, progress: bool = True,
-                config: Optional[TrainConfig] = None, threads: Optional[int] = None) -> LoadedModel:
+                config: Optional[TrainConfig] = None, threads: Optional[int] = None,
+                permute_labels: bool = False) -> LoadedModel:
     """Train the convnet on the training split, early-stopped on the validation split; save it.
 
     Parameters
@@ -180,6 +181,12 @@ def train_model(features, *, input: str, out_dir, seed: int = 0, device="auto",
         setting (``OMP_NUM_THREADS``).  On a CPU shared with other jobs, 1 thread is often faster than
         several, whose barrier waits stall whenever one core is busy elsewhere; results can differ in the
         last bits between thread counts (config.json records the count).
+    permute_labels : bool
+        Data-randomisation control (Adebayo et al. 2018): shuffle the labels within the training split and
+        within the validation split (seeded by ``seed``; class counts, hence class weights, unchanged),
+        train exactly ``max_epochs`` epochs and keep the last one (early stopping on shuffled validation
+        labels would pick an arbitrary epoch).  Everything else (data, initialisation, batch order) is as
+        without it; config.json records ``labels_permuted``.
 
     Returns
     -------
@@ -196,7 +203,7 @@ def train_model(features, *, input: str, out_dir, seed: int = 0, device="auto",
         if threads is not None:
             torch.set_num_threads(threads)
         return _train(features, input=input, out_dir=out_dir, seed=seed, device=device,
-                      progress=progress, config=config)
+                      progress=progress, config=config, permute_labels=bool(permute_labels))
     finally:
         torch.set_num_threads(prev_threads)
 
@@ -248,8 +255,15 @@ def _epoch(net, opt, loss_fn, data: _Data, yt_tr, batches, config: TrainConfig, 
     return total_loss / len(data.y_tr), correct / len(data.y_tr)
 
 
-def _fit(data: _Data, weights, *, seed, dev, config: TrainConfig, progress: bool):
-    """Epochs with early stopping; returns (network with the best weights, history, best, stop reason)."""
+def permuted_labels(y_tr, y_va, seed: int):
+    """Labels shuffled within each split (training, validation) by a generator seeded with ``seed``."""
+    rng = np.random.default_rng([int(seed), 0x5eed])
+    return rng.permutation(y_tr), rng.permutation(y_va)
+
+
+def _fit(data: _Data, weights, *, seed, dev, config: TrainConfig, progress: bool, keep_last: bool = False):
+    """Epochs with early stopping (``keep_last``: all ``max_epochs`` epochs, the last one kept); returns
+    (network with the kept weights, history, best, stop reason)."""
     yt_tr, yt_va = torch.as_tensor(data.y_tr, device=dev), torch.as_tensor(data.y_va, device=dev)
     loss_fn = nn.CrossEntropyLoss(weight=torch.as_tensor(weights, dtype=torch.float32, device=dev))
     history, best = [], None
@@ -269,7 +283,7 @@ def _fit(data: _Data, weights, *, seed, dev, config: TrainConfig, progress: bool
                       "val_macro_accuracy": vm["macro_accuracy"], "seconds": time.perf_counter() - t0}
             history.append(record)
             score = (vm["macro_accuracy"], -val_loss)
-            improved = best is None or score > best["score"]
+            improved = best is None or score > best["score"] or keep_last
             if improved:
                 best = {"score": score, "epoch": epoch,
                         "state": {k: v.detach().clone() for k, v in net.state_dict().items()}}
@@ -281,18 +295,21 @@ def _fit(data: _Data, weights, *, seed, dev, config: TrainConfig, progress: bool
                             "%.1f s%s", epoch, config.max_epochs, record["train_loss"], record["train_accuracy"],
                             val_loss, record["val_accuracy"], record["val_macro_accuracy"], record["seconds"],
                             "  *" if improved else "")
-            if stale >= config.patience:
+            if stale >= config.patience and not keep_last:
                 break
-    stop_reason = (f"no validation improvement for {config.patience} epochs" if stale >= config.patience
-                   else f"reached max_epochs={config.max_epochs}")
+    stop_reason = (f"no validation improvement for {config.patience} epochs"
+                   if stale >= config.patience and not keep_last
+                   else f"reached max_epochs={config.max_epochs}" + (" (last epoch kept)" if keep_last else ""))
     net.load_state_dict(best["state"])
     return net, history, best, stop_reason
 
 
-def _train(features, *, input, out_dir, seed, device, progress, config) -> LoadedModel:
+def _train(features, *, input, out_dir, seed, device, progress, config, permute_labels=False) -> LoadedModel:
     dev = resolve_device(device)
     t_start = time.perf_counter()
     data = _load_data(features, input, config.c, dev)
+    if permute_labels:
+        data.y_tr, data.y_va = permuted_labels(data.y_tr, data.y_va, seed)
     n_classes = len(data.classes)
     weights = class_weights(data.y_tr, n_classes)
     if (weights == 0).any():
@@ -302,7 +319,8 @@ def _train(features, *, input, out_dir, seed, device, progress, config) -> Loade
         logger.info("train %s: %d channels, %d training / %d validation examples, device %s, %d threads",
                     INPUT_LABELS[input], len(data.channels), len(data.y_tr), len(data.y_va), dev,
                     torch.get_num_threads())
-    net, history, best, stop_reason = _fit(data, weights, seed=seed, dev=dev, config=config, progress=progress)
+    net, history, best, stop_reason = _fit(data, weights, seed=seed, dev=dev, config=config, progress=progress,
+                                           keep_last=permute_labels)
     channels = data.channels
     model_config = {
         "input": input, "input_description": INPUTS[input], "n_channels": int(len(channels)),
@@ -311,7 +329,7 @@ def _train(features, *, input, out_dir, seed, device, progress, config) -> Loade
         "classes": list(data.classes), "scattering": data.scattering.to_dict(),
         "paths": {k: np.asarray(getattr(data.table, k))[channels] for k in ("order", "lambda1_hz", "lambda2_hz",
                                                                             "n1", "n2")},
-        "seed": int(seed), "train_config": dataclasses.asdict(config),
+        "seed": int(seed), "train_config": dataclasses.asdict(config), "labels_permuted": bool(permute_labels),
         "class_counts_training": np.bincount(data.y_tr, minlength=n_classes), "class_weights": weights,
         "n_training": int(len(data.y_tr)), "n_validation": int(len(data.y_va)),
         "best_epoch": best["epoch"], "epochs_run": len(history), "stop_reason": stop_reason,

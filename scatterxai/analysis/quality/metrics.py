@@ -1,0 +1,196 @@
+"""Scores of the quality checks — pure numpy (no torch).
+
+Definitions (ANALYSIS.md section 3; where it is vague, the choice below is ours):
+
+relevance order
+    Paths sorted by decreasing local relevance (signed: the most positive evidence first); ties are broken
+    by a seeded random key, never by path index (which would favour the S1 paths, listed first).
+deletion / insertion steps
+    k_j = round(j / n_steps · max_fraction · C) paths, j = 0 … n_steps (k_0 = 0).  Deletion replaces the first
+    k_j paths of an order (all frames) by the baseline; insertion starts from the all-baseline input and
+    puts back the first k_j paths of the note.
+AOPC (Samek et al. 2017)
+    mean over j = 0 … n_steps of f(x) − f(x_{k_j}), f the explained logit (the j = 0 term is 0).  Higher:
+    the order finds what the decision rests on sooner.
+insertion AUC
+    mean over j = 0 … n_steps of f(x̃_{k_j}) − f(x̃_0), x̃_0 the all-baseline input: the logit gained by
+    inserting the top paths (a Riemann sum of the area under the insertion curve over the fraction axis,
+    divided by its length, measured from the curve's start).
+rank correlation
+    Spearman ρ between two maps of the same note (average ranks for ties; NaN for a constant map).
+rate-band share
+    Σ max(R, 0) over second-order paths with |log2(λ2 / f_m)| ≤ 1 octave, divided by Σ max(R, 0) over all
+    second-order paths (local maps); its chance level, for a map spread evenly, is the share of
+    second-order paths inside the band (:func:`rate_band_chance`), which is also the chance level of the
+    localisation score (the probability that a random second-order path lies in the band).
+checks
+    A method passes *deletion* (*insertion*) when its per-note margin over the random orders has a mean
+    above twice its standard error (a one-sided test at ≈ 2.5 %), *ground truth* when the per-note margin
+    of localisation over chance does, and the *randomisation* checks when the mean ρ between its maps of
+    the trained network and of the fully re-initialised (or permuted-label) network stays below
+    :data:`RANDOMISATION_THRESHOLD` (ANALYSIS.md: "ρ > 0.5 after full randomisation explains the input,
+    not the model").
+"""
+
+from __future__ import annotations
+
+from typing import Dict, Optional, Sequence
+
+import numpy as np
+import scipy.stats
+
+from ...errors import ParameterError
+from ...maps.grid import path_columns
+
+__all__ = ["relevance_order", "random_orders", "step_counts", "aopc", "insertion_auc", "spearman_rows",
+           "rate_band_share", "rate_band_chance", "margin_passes", "mean_std", "ranks", "RANDOMISATION_THRESHOLD",
+           "RATE_BAND_OCTAVES"]
+
+#: mean ρ at or above which a method fails a randomisation check
+RANDOMISATION_THRESHOLD = 0.5
+#: half-width of the band around the true modulation rate, in octaves
+RATE_BAND_OCTAVES = 1.0
+
+
+def relevance_order(local, *, seed: int = 0) -> np.ndarray:
+    """Paths by decreasing relevance: (K, C) local maps → (K, C) path indices; ties in seeded random order.
+
+    Parameters
+    ----------
+    local : np.ndarray [shape=(K, C)]
+        Finite local maps.
+    seed : int
+        Seed of the tie-breaking keys (note k uses the stream ``(seed, k)``).
+    """
+    local = np.asarray(local, dtype=float)
+    if local.ndim != 2:
+        raise ParameterError(f"local must have shape (K, C), got {local.shape}")
+    if not np.isfinite(local).all():
+        raise ParameterError("local maps contain NaN or inf; select the examples every method explained")
+    out = np.empty(local.shape, dtype=np.int64)
+    for k, row in enumerate(local):
+        tie = np.random.default_rng([seed, k]).random(row.size)
+        out[k] = np.lexsort((tie, -row))
+    return out
+
+
+def random_orders(n_notes: int, n_paths: int, n_orders: int, *, seed: int = 0) -> np.ndarray:
+    """Seeded random path orders: (n_notes, n_orders, n_paths); note k uses the stream ``(seed, k)``, so a
+    note's random orders do not depend on which other notes are scored."""
+    out = np.empty((n_notes, n_orders, n_paths), dtype=np.int64)
+    for k in range(n_notes):
+        rng = np.random.default_rng([seed, k])
+        for i in range(n_orders):
+            out[k, i] = rng.permutation(n_paths)
+    return out
+
+
+def step_counts(n_paths: int, n_steps: int, max_fraction: float) -> np.ndarray:
+    """Numbers of replaced paths k_j = round(j / n_steps · max_fraction · C), j = 0 … n_steps: (n_steps + 1,)."""
+    if not 0 < max_fraction <= 1:
+        raise ParameterError(f"max_fraction must lie in (0, 1], got {max_fraction!r}")
+    ks = np.rint(np.linspace(0.0, max_fraction * n_paths, n_steps + 1)).astype(np.int64)
+    if np.any(np.diff(ks) <= 0):
+        raise ParameterError(f"{n_steps} steps up to {max_fraction:g} of {n_paths} paths repeat a step; use "
+                             f"fewer steps or more paths")
+    return ks
+
+
+def aopc(logits_curve) -> np.ndarray:
+    """AOPC of deletion curves: (..., n_steps + 1) explained logits, step 0 unperturbed → (...,)."""
+    c = np.asarray(logits_curve, dtype=float)
+    return (c[..., :1] - c).mean(axis=-1)
+
+
+def insertion_auc(logits_curve) -> np.ndarray:
+    """Insertion AUC: (..., n_steps + 1) explained logits, step 0 all-baseline → mean gain over step 0."""
+    c = np.asarray(logits_curve, dtype=float)
+    return (c - c[..., :1]).mean(axis=-1)
+
+
+def spearman_rows(a, b) -> np.ndarray:
+    """Spearman ρ between matching rows of two (K, C) arrays → (K,) (NaN where a row is constant)."""
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if a.shape != b.shape or a.ndim != 2:
+        raise ParameterError(f"maps must be two arrays of the same shape (K, C), got {a.shape} and {b.shape}")
+    ra = scipy.stats.rankdata(a, axis=1)
+    rb = scipy.stats.rankdata(b, axis=1)
+    ra -= ra.mean(axis=1, keepdims=True)
+    rb -= rb.mean(axis=1, keepdims=True)
+    num = (ra * rb).sum(axis=1)
+    den = np.sqrt((ra ** 2).sum(axis=1) * (rb ** 2).sum(axis=1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
+
+
+def _band(table, modulation_hz, octaves: float):
+    cols = path_columns(table)
+    s2 = cols["order"] == 2
+    if not s2.any():
+        raise ParameterError("the path table has no second-order paths: no modulation band to score")
+    f_m = np.asarray(modulation_hz, dtype=float)
+    valid = np.isfinite(f_m) & (f_m > 0)
+    lam2 = cols["lambda2_hz"]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        dist = np.abs(np.log2(lam2[None, :] / np.where(valid, f_m, 1.0)[:, None]))
+    in_band = s2[None, :] & (dist <= octaves + 1e-12)
+    return s2, in_band, valid
+
+
+def rate_band_share(local, table, modulation_hz, *, octaves: float = RATE_BAND_OCTAVES) -> np.ndarray:
+    """Share of positive second-order relevance within ±``octaves`` of the true modulation rate.
+
+    Parameters
+    ----------
+    local : np.ndarray [shape=(K, C)]
+    table : PathTable or mapping of path columns
+    modulation_hz : array [shape=(K,)]
+        True rate (Hz); NaN or ≤ 0 marks notes without ground truth.
+
+    Returns
+    -------
+    np.ndarray [shape=(K,)] in [0, 1]; NaN without ground truth or without positive S2 relevance.
+    """
+    local = np.asarray(local, dtype=float)
+    if local.ndim != 2 or np.shape(modulation_hz) != (local.shape[0],):
+        raise ParameterError(f"local must be (K, C) and modulation_hz (K,), got {local.shape} and "
+                             f"{np.shape(modulation_hz)}")
+    s2, in_band, valid = _band(table, modulation_hz, octaves)
+    pos = np.clip(local, 0, None)
+    total = pos[:, s2].sum(axis=1)
+    inside = np.where(in_band, pos, 0.0).sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(valid & (total > 0), inside / np.where(total > 0, total, 1.0), np.nan)
+
+
+def rate_band_chance(table, modulation_hz, *, octaves: float = RATE_BAND_OCTAVES) -> np.ndarray:
+    """Share of second-order paths inside each note's band (K,): the rate-band share of an even map and
+    the probability that a random second-order path is localised (NaN without ground truth)."""
+    s2, in_band, valid = _band(table, modulation_hz, octaves)
+    return np.where(valid, in_band.sum(axis=1) / s2.sum(), np.nan)
+
+
+def margin_passes(margin) -> Optional[bool]:
+    """Whether per-note margins have a mean above twice their standard error (None without 2 finite
+    values)."""
+    m = np.asarray(margin, dtype=float)
+    m = m[np.isfinite(m)]
+    if m.size < 2:
+        return None
+    return bool(m.mean() > 2 * m.std(ddof=1) / np.sqrt(m.size))
+
+
+def mean_std(values) -> Dict[str, float]:
+    """``{"mean", "std", "n"}`` of the finite values (std with ddof = 0; NaN when there are none)."""
+    v = np.asarray(values, dtype=float).ravel()
+    v = v[np.isfinite(v)]
+    if not v.size:
+        return {"mean": float("nan"), "std": float("nan"), "n": 0}
+    return {"mean": float(v.mean()), "std": float(v.std()), "n": int(v.size)}
+
+
+def ranks(values: Sequence[float], *, higher_is_better: bool = True) -> np.ndarray:
+    """Competition ranks (1 = best; NaN values last, sharing the last rank)."""
+    v = np.asarray(values, dtype=float)
+    key = np.where(np.isfinite(v), -v if higher_is_better else v, np.inf)
+    return np.array([1 + int(np.sum(key < x)) for x in key], dtype=np.int64)

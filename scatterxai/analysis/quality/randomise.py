@@ -1,0 +1,167 @@
+"""Sanity checks by randomisation (Adebayo et al. 2018): do the maps depend on what the network learned?
+
+Model-parameter randomisation.  The network's layers are re-initialised from the output down, cumulatively
+("cascading": fc2, then fc2 + fc1, …, down to the input BatchNorm, where the whole network is
+re-initialised), and one at a time ("independent"); each note's local map of the randomised network is
+compared with the original map by Spearman rank correlation.  The explained class stays the original one.
+
+Layers (decision, :data:`CONVNET_BLOCKS`).  A convolution and the BatchNorm that follows it are one layer
+(the BatchNorm is merged into it for LRP, and its running statistics describe the trained convolution's
+output, meaningless for a random one).  The input BatchNorm is the last step: with it the network is
+exactly a freshly constructed :class:`~scatterxai.model.ConvNet` in eval mode.  Re-initialisation is each
+module's own ``reset_parameters()`` — PyTorch's default initialisation, the distribution the network was
+trained from (``ConvNet`` does not override it); a BatchNorm becomes the identity (γ = 1, β = 0, running
+mean 0, variance 1).  The random weights of a layer are drawn once (seeded) and are the same at every step
+in which the layer is randomised.
+
+Data randomisation needs a network trained on permuted labels (:func:`scatterxai.model.train_model` with
+``permute_labels=True``); :func:`map_correlation` compares its maps with the trained network's.
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+from typing import Dict, Mapping, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+
+from ...errors import ParameterError
+from ...explain.attribute import attribute
+from ...explain.base import REGISTRY, Explainer, get_explainer
+from ...maps.grid import local_map
+from ...model.net import ConvNet
+from .metrics import spearman_rows
+
+__all__ = ["CONVNET_BLOCKS", "default_blocks", "reinitialised_state", "randomised_network", "map_correlation",
+           "randomisation_study", "explainer_from_attrs"]
+
+#: the ConvNet's layers from the output down: (step name, modules re-initialised together)
+CONVNET_BLOCKS: Tuple[Tuple[str, Tuple[str, ...]], ...] = (
+    ("fc2", ("fc2",)), ("fc1", ("fc1",)), ("conv2", ("conv2", "bn2")), ("conv1", ("conv1", "bn1")),
+    ("conv0", ("conv0", "bn0")), ("input_bn", ("input_bn",)))
+
+
+def default_blocks(net: torch.nn.Module) -> Tuple[Tuple[str, Tuple[str, ...]], ...]:
+    """:data:`CONVNET_BLOCKS` for a ConvNet; otherwise each direct child with parameters or buffers, from the
+    last registered to the first."""
+    if isinstance(net, ConvNet):
+        return CONVNET_BLOCKS
+    named = [(n, m) for n, m in net.named_children()
+             if any(True for _ in m.parameters()) or any(True for _ in m.buffers())]
+    if not named:
+        raise ParameterError(f"{type(net).__name__} has no child module with parameters to randomise")
+    return tuple((n, (n,)) for n, _ in reversed(named))
+
+
+def _modules(net: torch.nn.Module, blocks) -> Dict[str, torch.nn.Module]:
+    children = dict(net.named_modules())
+    out = {}
+    for _, names in blocks:
+        for n in names:
+            if n not in children:
+                raise ParameterError(f"{type(net).__name__} has no module {n!r}; modules: {sorted(children)[:12]}")
+            if not hasattr(children[n], "reset_parameters"):
+                raise ParameterError(f"module {n!r} ({type(children[n]).__name__}) has no reset_parameters()")
+            out[n] = children[n]
+    return out
+
+
+def reinitialised_state(net: torch.nn.Module, blocks, *, seed: int = 0) -> Dict[str, Dict[str, torch.Tensor]]:
+    """Freshly initialised parameters and buffers of every module of ``blocks``: {module: state dict}.
+
+    Drawn in a forked RNG seeded with ``seed`` (the caller's RNG state is untouched), in block order."""
+    model = copy.deepcopy(net)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(seed))
+        states = {}
+        for name, module in _modules(model, blocks).items():
+            module.reset_parameters()
+            states[name] = {k: v.detach().clone() for k, v in module.state_dict().items()}
+    return states
+
+
+def randomised_network(net: torch.nn.Module, state: Mapping[str, Mapping[str, torch.Tensor]],
+                       modules: Sequence[str]) -> torch.nn.Module:
+    """A copy of ``net`` (eval mode) whose ``modules`` hold the re-initialised ``state``."""
+    model = copy.deepcopy(net).eval()
+    children = dict(model.named_modules())
+    for n in modules:
+        children[n].load_state_dict(state[n])
+    return model
+
+
+def map_correlation(net: torch.nn.Module, x, explainer: Explainer, reference, explained, *,
+                    batch_size: int = 64, device="cpu") -> np.ndarray:
+    """Spearman ρ between the local maps of ``net`` (explaining the classes ``explained``) and
+    ``reference`` (K, C), per note (K,)."""
+    att = attribute(net, x, method=explainer, target=np.asarray(explained, dtype=np.int64),
+                    batch_size=batch_size, device=device)
+    return spearman_rows(local_map(att.relevance), reference)
+
+
+def randomisation_study(net: torch.nn.Module, x, explainers: Mapping[str, Explainer], reference: Mapping,
+                        explained, *, blocks=None, seed: int = 0, batch_size: int = 64, device="cpu") -> dict:
+    """Cascading and independent model-parameter randomisation of every method.
+
+    Parameters
+    ----------
+    net : torch.nn.Module
+        The trained network.
+    x : np.ndarray [shape=(K, C, T)]
+    explainers : dict method → Explainer
+    reference : dict method → np.ndarray [shape=(K, C)]
+        The trained network's local maps (e.g. from the relevance file).
+    explained : array of int [shape=(K,)]
+        The explained classes (kept for the randomised networks).
+    blocks : sequence of (step name, module names), optional
+        Default :func:`default_blocks`.
+    seed : int
+        Seed of the re-initialisation.
+
+    Returns
+    -------
+    dict method → {"cascading": {"steps": [...], "rho": (n_steps, K)}, "independent": {...}}
+        Cascading steps start with ``"original"`` (the trained network attributed again: 1 for a
+        deterministic method, its reproducibility otherwise).
+    """
+    blocks = tuple(default_blocks(net) if blocks is None else blocks)
+    state = reinitialised_state(net, blocks, seed=seed)
+    names = [b[0] for b in blocks]
+    cascading = [("original", ())] + [(names[i], sum((b[1] for b in blocks[:i + 1]), ()))
+                                      for i in range(len(blocks))]
+    independent = list(blocks)
+    nets = {}
+    for _, modules in cascading + independent:
+        key = tuple(sorted(modules))
+        if key not in nets:
+            nets[key] = randomised_network(net, state, modules)
+    out = {}
+    for method, explainer in explainers.items():
+        out[method] = {}
+        for kind, steps in (("cascading", cascading), ("independent", independent)):
+            rho = [map_correlation(nets[tuple(sorted(modules))], x, explainer, reference[method], explained,
+                                   batch_size=batch_size, device=device) for _, modules in steps]
+            out[method][kind] = {"steps": [s for s, _ in steps], "rho": np.array(rho)}
+    return out
+
+
+def _plain(value):
+    if isinstance(value, bytes):
+        return value.decode()
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def explainer_from_attrs(method: str, attrs: Mapping) -> Optional[Explainer]:
+    """The explainer that wrote ``/relevance/<method>``, rebuilt from the dataset's attributes (those that
+    name a keyword of the method's constructor); None when the method is not registered here."""
+    if method not in REGISTRY:
+        return None
+    params = inspect.signature(REGISTRY[method].__init__).parameters
+    kwargs = {k: _plain(v) for k, v in attrs.items()
+              if k in params and params[k].kind in (inspect.Parameter.KEYWORD_ONLY,
+                                                    inspect.Parameter.POSITIONAL_OR_KEYWORD) and k != "self"}
+    return get_explainer(method, **kwargs)

@@ -1,0 +1,434 @@
+"""Quality checks: deletion / insertion against random orders, randomisation sanity checks, ground truth.
+
+Known answers: a convnet that reads only a known set of paths (its other conv0 weights are zero), a linear
+model trained on true and on permuted labels, random-weight networks; test-only explainers registered here
+(a plain gradient, gradient × input, and "x itself", an input-only method that must fail randomisation).
+"""
+
+import contextlib
+import json
+
+import h5py
+import numpy as np
+import pytest
+import scipy.stats
+import torch
+
+from scatterxai import cli
+from scatterxai.analysis.quality import (
+    aopc,
+    insertion_auc,
+    map_correlation,
+    perturbation_logits,
+    perturbation_study,
+    quality,
+    randomisation_study,
+    rate_band_chance,
+    rate_band_share,
+    relevance_order,
+    select_examples,
+    spearman_rows,
+    step_counts,
+)
+from scatterxai.analysis.quality.metrics import margin_passes
+from scatterxai.errors import ModelError, ParameterError
+from scatterxai.explain import Explainer, attribute, explain, get_explainer
+from scatterxai.explain.base import REGISTRY
+from scatterxai.features import FeatureFile, write_features
+from scatterxai.io.relevance import RelevanceFile
+from scatterxai.maps import local_map
+from scatterxai.model import ConvNet, TrainConfig, load_model, save_model, train_model
+from scatterxai.scattering import path_table
+
+from .conftest import SMALL
+
+# ----------------------------------------------------------------------------------- test-only methods
+
+class _Gradient(Explainer):
+    name, family, summary = "test_gradient", "gradient", "∂f_c/∂x (test)"
+    times_input = False
+
+    @contextlib.contextmanager
+    def session(self, model):
+        def run(x, target=None):
+            x = x.clone().requires_grad_(True)
+            out = model(x)
+            index = out.argmax(1) if target is None else target
+            (g,) = torch.autograd.grad(out.gather(1, index[:, None]).sum(), x)
+            return out.detach(), g * x.detach() if self.times_input else g
+        yield run
+
+
+class _GradientXInput(_Gradient):
+    name, summary, times_input = "test_gradient_x_input", "x ⊙ ∂f_c/∂x (test)", True
+
+
+class _Input(Explainer):
+    """An 'explanation' that ignores the network: the input itself."""
+    name, family, summary = "test_input", "gradient", "x itself (test)"
+
+    @contextlib.contextmanager
+    def session(self, model):
+        def run(x, target=None):
+            with torch.no_grad():
+                return model(x), x.clone()
+        yield run
+
+
+@pytest.fixture(scope="module", autouse=True)
+def test_methods():
+    """Register the test-only methods for this module and remove them afterwards; one torch thread (faster
+    than two on a shared machine for these tiny networks)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    classes = (_Gradient, _GradientXInput, _Input)
+    for cls in classes:
+        REGISTRY[cls.name] = cls
+    yield
+    for cls in classes:
+        REGISTRY.pop(cls.name, None)
+    torch.set_num_threads(threads)
+
+
+def _random_bn(net, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    for m in net.modules():
+        if isinstance(m, torch.nn.BatchNorm1d):
+            n = m.num_features
+            m.running_mean.copy_(torch.rand(n, generator=g) - 0.5)
+            m.running_var.copy_(0.5 + 1.5 * torch.rand(n, generator=g))
+            m.weight.data.copy_(0.5 + torch.rand(n, generator=g))
+            m.bias.data.copy_(0.6 * torch.rand(n, generator=g) - 0.3)
+    return net.eval()
+
+
+# ------------------------------------------------------------------------------------------ pure metrics
+
+def test_steps_aopc_insertion_auc_by_hand():
+    np.testing.assert_array_equal(step_counts(1200, 20, 0.5), np.arange(0, 601, 30))
+    assert step_counts(96, 20, 0.5)[-1] == 48
+    with pytest.raises(ParameterError, match="repeat a step"):
+        step_counts(10, 20, 0.5)
+    curve = np.array([4.0, 3.0, 1.0, 0.0])                    # deletion: drops 0, 1, 3, 4
+    assert aopc(curve) == pytest.approx(2.0)
+    assert insertion_auc(np.array([1.0, 2.0, 4.0, 5.0])) == pytest.approx((0 + 1 + 3 + 4) / 4)
+    assert margin_passes([1.0, 1.1, 0.9, 1.0]) is True
+    assert margin_passes([1.0, -1.0, 1.0, -1.0]) is False and margin_passes([1.0]) is None
+
+
+def test_spearman_rows_matches_scipy_and_orders_break_ties_randomly(rng):
+    a, b = rng.normal(size=(5, 30)), rng.normal(size=(5, 30))
+    b[0] = a[0] ** 3                                            # monotone: ρ = 1
+    a[1, :10] = 0.0                                             # ties
+    rho = spearman_rows(a, b)
+    for k in range(5):
+        assert rho[k] == pytest.approx(scipy.stats.spearmanr(a[k], b[k]).statistic)
+    assert rho[0] == pytest.approx(1.0)
+    assert np.isnan(spearman_rows(np.ones((1, 4)), rng.normal(size=(1, 4))))[0]
+    order = relevance_order(np.zeros((200, 8)))                 # all tied: not by path index
+    assert np.mean(order[:, 0] == 0) < 0.3
+    order = relevance_order(np.array([[0.1, 3.0, -1.0, 2.0]]))
+    np.testing.assert_array_equal(order, [[1, 3, 0, 2]])
+    with pytest.raises(ParameterError, match="NaN"):
+        relevance_order(np.array([[np.nan, 1.0]]))
+
+
+def test_rate_band_share_and_chance():
+    paths = {"order": np.array([1, 2, 2, 2, 2]), "lambda1_hz": np.full(5, 440.0),
+             "lambda2_hz": np.array([np.nan, 2.0, 8.0, 16.0, 64.0]), "n1": np.zeros(5, int), "n2": np.arange(5)}
+    local = np.array([[5.0, 1.0, 2.0, 1.0, -3.0],               # S1 ignored; band [4, 16] Hz: 3 of 4
+                      [0.0, -1.0, -1.0, -1.0, -1.0],            # no positive S2 relevance
+                      [0.0, 1.0, 1.0, 1.0, 1.0]])               # no ground truth
+    f_m = np.array([8.0, 8.0, np.nan])
+    share = rate_band_share(local, paths, f_m)
+    assert share[0] == pytest.approx(3 / 4) and np.isnan(share[1]) and np.isnan(share[2])
+    np.testing.assert_allclose(rate_band_chance(paths, f_m), [0.5, 0.5, np.nan])
+
+
+# ------------------------------------------------------------------------------- deletion / insertion
+
+def test_fast_path_equals_perturbing_the_input(rng):
+    net = _random_bn(ConvNet(40, 3).double())
+    x = rng.normal(size=(40, 16))
+    orders = np.stack([rng.permutation(40) for _ in range(3)])
+    ks = np.array([0, 2, 5, 9, 20])
+    for baseline in (rng.normal(size=40), rng.normal(size=(40, 16))):
+        fast = perturbation_logits(net, x, orders, ks, baseline, fast=True)
+        slow = perturbation_logits(net, x, orders, ks, baseline, fast=False)
+        for a, b in zip(fast, slow):
+            np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
+    # step 0 is the note itself (deletion) and the all-baseline input (insertion); full deletion = baseline
+    dele, ins = perturbation_logits(net, x, orders, np.array([0, 40]), baseline)
+    with torch.no_grad():
+        f_x = net(torch.as_tensor(x)[None])[0].numpy()
+        f_b = net(torch.as_tensor(baseline)[None])[0].numpy()
+    np.testing.assert_allclose(dele[:, 0], np.tile(f_x, (3, 1)), rtol=1e-10)
+    np.testing.assert_allclose(dele[:, 1], np.tile(f_b, (3, 1)), rtol=1e-10)
+    np.testing.assert_allclose(ins[:, 0], np.tile(f_b, (3, 1)), rtol=1e-10)
+    np.testing.assert_allclose(ins[:, 1], np.tile(f_x, (3, 1)), rtol=1e-10)
+
+
+C_KNOWN, T_KNOWN, P_KNOWN = 96, 16, np.array([7, 23, 50, 81])
+
+
+@pytest.fixture(scope="module")
+def known_paths():
+    """A convnet that reads only the paths P (its other conv0 weights are zero), trained on notes whose
+    label is carried by P alone (P shifted by ±1.5 for class 1 / 0, every path N(0, 1) noise)."""
+    rng = np.random.default_rng(0)
+    K = 320
+    y = rng.integers(0, 2, K)
+    x = rng.normal(size=(K, C_KNOWN, T_KNOWN))
+    x[:, P_KNOWN, :] += 1.5 * (2 * y - 1)[:, None, None]
+    x = torch.tensor(x, dtype=torch.float32)
+    torch.manual_seed(0)
+    net = ConvNet(C_KNOWN, 2)
+    unread = torch.ones(C_KNOWN, dtype=torch.bool)
+    unread[P_KNOWN] = False
+    with torch.no_grad():
+        net.conv0.weight[:, unread] = 0
+    opt = torch.optim.Adam(net.parameters(), 3e-3)
+    yt = torch.as_tensor(y)
+    for _ in range(10):
+        net.train()
+        for b in torch.randperm(K, generator=torch.Generator().manual_seed(1)).split(32):
+            opt.zero_grad()
+            torch.nn.functional.cross_entropy(net(x[b]), yt[b]).backward()
+            opt.step()
+            with torch.no_grad():
+                net.conv0.weight[:, unread] = 0
+    net.eval()
+    with torch.no_grad():
+        pred = net(x).argmax(1).numpy()
+    assert (pred == y).mean() > 0.98
+    return net, x.numpy(), y, pred
+
+
+FAITHFUL = ("epsilon", "epsilon_plus", "lrp0", "test_gradient_x_input")
+
+
+def test_deletion_of_the_read_paths_destroys_the_logit_and_faithful_methods_find_them(known_paths):
+    net, x, y, pred = known_paths
+    n = 40
+    xs, explained = x[:n], pred[:n]
+    local = {m: local_map(attribute(net, xs, method=m, target=explained, device="cpu").relevance)
+             for m in FAITHFUL}
+    local["reversed"] = -local["epsilon"]                      # least relevant first: worse than random
+    for m in FAITHFUL:                                          # every faithful method ranks P first
+        top = np.sort(np.argsort(-local[m], axis=1)[:, :P_KNOWN.size], axis=1)
+        assert (top == P_KNOWN).all(), m
+    baseline = x.mean(axis=(0, 2))
+    res = perturbation_study(net, xs, local, explained, explained, baseline, n_steps=20, n_random=5)
+    ks = res["ks"]
+    j = int(np.flatnonzero(ks >= P_KNOWN.size)[0])             # first step with all of P deleted
+    with torch.no_grad():
+        f_b = net(torch.as_tensor(np.repeat(baseline[:, None], T_KNOWN, 1), dtype=torch.float32)[None])[0]
+    f_b = f_b.numpy()[explained]
+    for m in FAITHFUL:
+        d = res["methods"][m]["deletion"]
+        # P deleted: the logit is the all-baseline logit whatever the note (the network reads nothing else)
+        np.testing.assert_allclose(d["logit"][:, j:], np.repeat(f_b[:, None], ks.size - j, 1), atol=1e-4)
+        assert d["logit"][:, 0].mean() - d["logit"][:, j].mean() > 3.0
+        assert d["holds"][:, j].mean() < 0.8
+        assert aopc(d["logit"]).mean() > 3 * aopc(res["random"]["deletion"]["logit"]).mean()
+        ins = res["methods"][m]["insertion"]["logit"]
+        np.testing.assert_allclose(ins[:, j:], np.repeat(d["logit"][:, :1], ks.size - j, 1), atol=1e-4)
+        margin = aopc(d["logit"]) - aopc(res["random"]["deletion"]["logit"]).mean(axis=1)
+        assert margin_passes(margin) is True
+    r = res["random"]["deletion"]
+    assert r["holds"][:, :, j].mean() > 0.85                    # random deletion of as many paths: the decision stays
+    rev = aopc(res["methods"]["reversed"]["deletion"]["logit"]) - aopc(r["logit"]).mean(axis=1)
+    assert margin_passes(rev) is False
+
+
+# ------------------------------------------------------------------------------------------ randomisation
+
+def test_model_randomisation_separates_methods():
+    torch.manual_seed(0)
+    net = _random_bn(ConvNet(64, 5))
+    x = np.random.default_rng(1).normal(size=(48, 64, 16)).astype(np.float32)
+    with torch.no_grad():
+        explained = net(torch.as_tensor(x)).argmax(1).numpy()
+    methods = ("epsilon", "test_gradient", "test_input")
+    expl = {m: get_explainer(m) for m in methods}
+    ref = {m: local_map(attribute(net, x, method=m, target=explained, device="cpu").relevance) for m in methods}
+    res = randomisation_study(net, x, expl, ref, explained, seed=1)
+    steps = res["epsilon"]["cascading"]["steps"]
+    assert steps == ["original", "fc2", "fc1", "conv2", "conv1", "conv0", "input_bn"]
+    assert res["epsilon"]["independent"]["steps"] == steps[1:]
+    mean = {m: np.nanmean(res[m]["cascading"]["rho"], axis=1) for m in methods}
+    for m in methods:
+        assert mean[m][0] == pytest.approx(1.0)                 # the trained network attributed again
+    # fully re-initialised network: LRP-ε maps unrelated to the original ones
+    assert abs(mean["epsilon"][-1]) < 0.1
+    assert mean["test_gradient"][-1] < 0.5 and mean["epsilon"][-1] < 0.5      # pass
+    np.testing.assert_allclose(res["test_input"]["cascading"]["rho"], 1.0)     # fails at every step
+    np.testing.assert_allclose(res["test_input"]["independent"]["rho"], 1.0)
+    # the caller's network is untouched and the fully re-initialised one is a fresh ConvNet in eval mode
+    with torch.no_grad():
+        assert net(torch.as_tensor(x)).argmax(1).numpy().tolist() == explained.tolist()
+
+
+class _Linear(torch.nn.Module):
+    def __init__(self, C, T, n_classes=2):
+        super().__init__()
+        self.fc = torch.nn.Linear(C * T, n_classes)
+
+    def forward(self, x):
+        return self.fc(x.flatten(1))
+
+
+def _fit_linear(x, y, seed):
+    torch.manual_seed(seed)
+    net = _Linear(x.shape[1], x.shape[2])
+    opt = torch.optim.Adam(net.parameters(), 1e-2, weight_decay=1e-3)
+    xt, yt = torch.as_tensor(x), torch.as_tensor(y)
+    for _ in range(150):
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(net(xt), yt).backward()
+        opt.step()
+    return net.eval()
+
+
+def test_data_randomisation_of_a_linear_model():
+    rng = np.random.default_rng(2)
+    C, T, K = 48, 4, 200
+    y = rng.integers(0, 2, K)
+    x = rng.normal(size=(K, C, T)).astype(np.float32)
+    x[:, :6] += (1.2 * (2 * y - 1))[:, None, None]
+    real = _fit_linear(x, y, seed=0)
+    permuted = _fit_linear(x, rng.permutation(y), seed=0)
+    xs, explained = x[:24], np.ones(24, dtype=np.int64)
+    ref = {m: local_map(attribute(real, xs, method=m, target=explained, device="cpu").relevance)
+           for m in ("test_gradient", "test_input")}
+    # the gradient of a linear model is its weight row: it changes exactly as much as the weights do
+    w_real = real.fc.weight[1].detach().reshape(C, T).mean(1).numpy()
+    w_perm = permuted.fc.weight[1].detach().reshape(C, T).mean(1).numpy()
+    rho_w = scipy.stats.spearmanr(w_real, w_perm).statistic
+    rho = map_correlation(permuted, xs, get_explainer("test_gradient"), ref["test_gradient"], explained)
+    np.testing.assert_allclose(rho, rho_w, atol=1e-6)
+    assert abs(rho_w) < 0.5                                     # gradient: passes data randomisation
+    same = map_correlation(real, xs, get_explainer("test_gradient"), ref["test_gradient"], explained)
+    np.testing.assert_allclose(same, 1.0)                       # unchanged weights, unchanged maps
+    rho_x = map_correlation(permuted, xs, get_explainer("test_input"), ref["test_input"], explained)
+    np.testing.assert_allclose(rho_x, 1.0)                      # input-only: fails
+
+
+# ---------------------------------------------------------------------------------- the stage and the CLI
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    """Features (SMALL) whose class k multiplies a few S2 paths at λ2 ≈ its true rate, a model trained on
+    them, and a relevance file with two LRP presets and the test gradient."""
+    root = tmp_path_factory.mktemp("quality")
+    table = path_table(SMALL)
+    rng = np.random.default_rng(0)
+    s2 = np.flatnonzero(table.order == 2)
+    lam2 = table.lambda2_hz[s2]
+    rates = np.unique(lam2)[-5:]                                # one rate per class
+    S, labels, subsets, mod = [], [], [], []
+    for k, rate in enumerate(rates):
+        band = s2[np.abs(np.log2(lam2 / rate)) < 0.3]
+        for subset, n in (("training", 12), ("validation", 3), ("test", 6)):
+            v = rng.gamma(2.0, 1.0, size=(n, len(table), table.n_frames))
+            v[:, band] *= 8.0
+            S.append(v)
+            labels += [k] * n
+            subsets += [subset] * n
+            mod += [rate] * n
+    order = rng.permutation(len(labels))
+    S = np.concatenate(S)[order].astype(np.float32)
+    examples = {"file_name": np.array([f"n{i:03d}.wav" for i in range(len(labels))], dtype=object),
+                "label": np.array(labels)[order], "subset": np.array(subsets, dtype=object)[order],
+                "modulation_hz": np.array(mod)[order]}
+    features = root / "features.h5"
+    write_features(features, S, examples, SMALL)
+    model_dir = root / "model"
+    train_model(features, input="s1s2", out_dir=model_dir, seed=0, device="cpu", progress=False,
+                config=TrainConfig(max_epochs=6, patience=6))
+    rel = root / "R.h5"
+    explain(features, model_dir=model_dir, out=rel, methods="epsilon,epsilon_plus,test_gradient", progress=False,
+            device="cpu")
+    return {"root": root, "features": features, "model": model_dir, "relevance": rel}
+
+
+def test_permuted_label_training(study, tmp_path):
+    model = train_model(study["features"], input="s1s2", out_dir=tmp_path / "p", seed=0, device="cpu",
+                        progress=False, config=TrainConfig(max_epochs=2, patience=1), permute_labels=True)
+    cfg = model.config
+    assert cfg["labels_permuted"] is True and cfg["epochs_run"] == 2 and cfg["best_epoch"] == 2
+    assert "last epoch kept" in cfg["stop_reason"]
+    assert load_model(study["model"]).config["labels_permuted"] is False
+
+
+def test_quality_cli_writes_the_contract(study, tmp_path, capsys):
+    rel = tmp_path / "R.h5"
+    rel.write_bytes(study["relevance"].read_bytes())
+    with h5py.File(rel, "a") as f:                              # a slow method that skipped two notes
+        f["local/test_gradient"][1] = np.nan
+        f["local/test_gradient"][3] = np.nan
+    with RelevanceFile(rel) as rf:
+        test_rows = np.flatnonzero(rf.examples["subset"] == "test")
+        rows = select_examples(rf, subset="test", max_examples=6)
+        assert not ({1, 3} & set(rows.tolist())) and rows.tolist() == [r for r in test_rows if r not in (1, 3)][:6]
+        spread = select_examples(rf, subset="test", max_examples=3, select="spread")
+        assert spread[0] == rows[0] and spread.size == 3
+    out = tmp_path / "q"
+    assert cli.main(["quality", str(study["features"]), "--model", str(study["model"]), "--relevance", str(rel),
+                     "--out", str(out), "--max-examples", "6", "--randomisation-examples", "4",
+                     "--permuted-epochs", "1", "--device", "cpu", "-q"]) == 0
+    printed = capsys.readouterr().out
+    assert "| rank | method |" in printed and "quality.md" in printed
+    q = json.loads((out / "quality.json").read_text())
+    assert list(q) == ["epsilon", "epsilon_plus", "test_gradient"]
+    for m, e in q.items():
+        for key in ("deletion", "deletion_random", "insertion", "insertion_random"):
+            assert set(e[key]) >= {"fraction", "logit", "prob", "accuracy"} and len(e[key]["logit"]) == 21
+            assert e[key]["fraction"][0] == 0 and e[key]["fraction"][-1] == pytest.approx(0.5, abs=0.01)
+        assert e["deletion"]["accuracy"][0] == 1.0 and e["deletion"]["logit"] == pytest.approx(
+            q["epsilon"]["deletion"]["logit"][:1] + e["deletion"]["logit"][1:])
+        assert e["deletion_random"] == q["epsilon"]["deletion_random"]     # one random reference
+        for key in ("aopc", "aopc_random", "insertion_auc", "insertion_auc_random", "label_randomisation_spearman",
+                    "localisation", "rate_band_share"):
+            assert isinstance(e[key], float), (m, key)
+        r = e["randomisation"]
+        assert r["steps"][0] == "original" and r["steps"][-1] == "input_bn" and r["spearman_mean"][0] == 1.0
+        assert len(r["spearman_mean"]) == len(r["spearman_std"]) == 7
+        assert e["n_examples"] == 6 and set(e["checks"]) == {"deletion", "insertion", "model_randomisation",
+                                                             "label_randomisation", "ground_truth"}
+        assert len(e["per_class"]["aopc"]["mean"]) == 5
+    assert q["test_gradient"]["n_examples"] == 6
+    settings = json.loads((out / "quality_settings.json").read_text())
+    assert settings["rows"] == rows.tolist() and settings["n_randomisation"] == 4
+    assert settings["permuted_model"]["labels_permuted"] is True and settings["permuted_model"]["epochs"] == 1
+    md = (out / "quality.md").read_text()
+    assert "| rank | method |" in md and "quality_curves.png" in md and "Cascading randomisation" in md
+    assert (out / "quality_curves.png").stat().st_size > 0 and (out / "quality_randomisation.png").exists()
+    assert (out / "permuted_labels_model" / "model.pt").exists()
+    # a relevance file of another model is refused
+    other = load_model(study["model"])
+    torch.nn.init.zeros_(other.net.fc2.bias)
+    save_model(other.net, tmp_path / "other", other.config)
+    with pytest.raises(ModelError, match="checksum"):
+        quality(study["features"], model_dir=tmp_path / "other", relevance=rel, out=tmp_path / "x",
+                permuted_epochs=0, progress=False, device="cpu")
+
+
+def test_unregistered_method_and_no_ground_truth(study, tmp_path):
+    rel = tmp_path / "R.h5"
+    rel.write_bytes(study["relevance"].read_bytes())
+    with h5py.File(rel, "a") as f:
+        del f["examples/modulation_hz"]
+    saved = REGISTRY.pop("test_gradient")
+    try:
+        res = quality(study["features"], model_dir=study["model"], relevance=rel, out=tmp_path / "q",
+                      max_examples=4, permuted_epochs=0, progress=False, device="cpu")
+    finally:
+        REGISTRY["test_gradient"] = saved
+    q = res["quality"]
+    assert q["test_gradient"]["randomisation"] is None and q["test_gradient"]["checks"]["model_randomisation"] is None
+    assert q["epsilon"]["randomisation"] is not None and q["epsilon"]["label_randomisation_spearman"] is None
+    assert q["epsilon"]["localisation"] is None and q["epsilon"]["checks"]["ground_truth"] is None
+    assert "not registered" in res["markdown"] and res["settings"]["unregistered_methods"] == ["test_gradient"]
+    with FeatureFile(study["features"]) as ff:
+        assert len(ff) == 105
