@@ -238,7 +238,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="network input of a replaced path: its mean over the training notes and frames, the "
                         "input of a coefficient equal to its mean energy μ, or silence (0)")
     s.add_argument("--randomisation-examples", type=_positive_int, default=None, metavar="N",
-                   help="notes used by the randomisation checks (the first of the scored notes; default all)")
+                   help="notes used by the randomisation checks (the first of the scored notes, or spread over "
+                        "them with --select spread; default all)")
     s.add_argument("--permuted-epochs", type=int, default=5,
                    help="epochs of the network trained on permuted labels (0: no data randomisation check)")
     s.add_argument("--permuted-model", default=None, metavar="DIR",

@@ -19,9 +19,11 @@ def test_run_end_to_end_and_stage_reuse(tmp_path, caplog):
     caplog.clear()
     for name in ("features.h5", "relevance.h5", "report.md", "metrics_s1.json", "metrics_s1s2.json",
                  "models/s1/model.pt", "models/s1s2/config.json", "figures/fig1_examples.png",
-                 "figures/fig2_class_maps.png", "figures/confusion.png"):
+                 "figures/fig2_class_maps.png", "figures/confusion.png", "quality/quality.json",
+                 "quality/quality_curves.png", "quality/permuted_labels_model/model.pt"):
         assert os.path.exists(os.path.join(out, name)), name
-    for stage in ("data", "extract", "train_s1", "train_s1s2", "explain", "figures"):
+    for stage in ("data", "extract", "train_s1", "train_s1s2", "explain", "figures", "quality_permuted_labels",
+                  "quality"):
         assert f"[{stage}] running" in first
     with h5py.File(paths["relevance"], "r") as f:
         assert set(f["relevance"]) == {"epsilon", "epsilon_plus"}
@@ -36,6 +38,8 @@ def test_run_end_to_end_and_stage_reuse(tmp_path, caplog):
     report = open(paths["report"]).read()
     assert "Table 1" in report and "figures/fig1_examples.png" in report and "kurtosis" in report
     assert "not localised" in report
+    assert "## Is the explanation right? Quality checks" in report and "(quality/quality_curves.png)" in report
+    assert "| rank | method |" in report
 
     # experiments/synthetic_study.py --figures: the repository's figures/ as palette PNGs
     import sys
@@ -52,7 +56,7 @@ def test_run_end_to_end_and_stage_reuse(tmp_path, caplog):
     run(out, **kw)  # nothing changed: every stage is reused
     second = caplog.text
     caplog.clear()
-    assert "running" not in second and second.count("reused") == 8
+    assert "running" not in second and second.count("reused") == 10
     run(out, **{**kw, "max_epochs": 1})  # a training setting changed: data and features are reused
     third = caplog.text
     assert "[data] reused" in third and "[extract] reused" in third and "[train_s1] running" in third

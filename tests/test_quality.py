@@ -136,6 +136,8 @@ def test_spearman_rows_matches_scipy_and_orders_break_ties_randomly(rng):
 def test_rate_band_share_and_chance():
     paths = {"order": np.array([1, 2, 2, 2, 2]), "lambda1_hz": np.full(5, 440.0),
              "lambda2_hz": np.array([np.nan, 2.0, 8.0, 16.0, 64.0]), "n1": np.zeros(5, int), "n2": np.arange(5)}
+    unresolved = rate_band_share(np.ones((1, 5)), paths, np.array([500.0]))   # no path within an octave
+    assert np.isnan(unresolved[0]) and np.isnan(rate_band_chance(paths, np.array([500.0]))[0])
     local = np.array([[5.0, 1.0, 2.0, 1.0, -3.0],               # S1 ignored; band [4, 16] Hz: 3 of 4
                       [0.0, -1.0, -1.0, -1.0, -1.0],            # no positive S2 relevance
                       [0.0, 1.0, 1.0, 1.0, 1.0]])               # no ground truth

@@ -149,13 +149,15 @@ def rate_band_share(local, table, modulation_hz, *, octaves: float = RATE_BAND_O
 
     Returns
     -------
-    np.ndarray [shape=(K,)] in [0, 1]; NaN without ground truth or without positive S2 relevance.
+    np.ndarray [shape=(K,)] in [0, 1]; NaN without ground truth, without a second-order path in the band
+    or without positive S2 relevance.
     """
     local = np.asarray(local, dtype=float)
     if local.ndim != 2 or np.shape(modulation_hz) != (local.shape[0],):
         raise ParameterError(f"local must be (K, C) and modulation_hz (K,), got {local.shape} and "
                              f"{np.shape(modulation_hz)}")
     s2, in_band, valid = _band(table, modulation_hz, octaves)
+    valid &= in_band.any(axis=1)
     pos = np.clip(local, 0, None)
     total = pos[:, s2].sum(axis=1)
     inside = np.where(in_band, pos, 0.0).sum(axis=1)
@@ -165,9 +167,11 @@ def rate_band_share(local, table, modulation_hz, *, octaves: float = RATE_BAND_O
 
 def rate_band_chance(table, modulation_hz, *, octaves: float = RATE_BAND_OCTAVES) -> np.ndarray:
     """Share of second-order paths inside each note's band (K,): the rate-band share of an even map and
-    the probability that a random second-order path is localised (NaN without ground truth)."""
+    the probability that a random second-order path is localised (NaN without ground truth, and where no
+    second-order path lies in the band: the scattering cannot resolve that rate)."""
     s2, in_band, valid = _band(table, modulation_hz, octaves)
-    return np.where(valid, in_band.sum(axis=1) / s2.sum(), np.nan)
+    n = in_band.sum(axis=1)
+    return np.where(valid & (n > 0), n / s2.sum(), np.nan)
 
 
 def margin_passes(margin) -> Optional[bool]:

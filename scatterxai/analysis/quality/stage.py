@@ -25,7 +25,8 @@ method and random, mean/std/n per class); ``checks`` (pass/fail per check, null 
 Which notes.  The examples of the relevance file that every method explained (finite local maps), in the
 ``subset`` (default "test"), then the first ``max_examples`` of them in file order (``select="spread"``:
 evenly spaced over them instead, which covers every class and instrument of a file sorted by them).  The
-randomisation checks use the first ``randomisation_examples`` of those notes.
+randomisation checks use ``randomisation_examples`` of those notes (the first ones, or with ``select="spread"``
+evenly spaced over them).
 """
 
 from __future__ import annotations
@@ -76,7 +77,8 @@ class QualityConfig:
     baseline : {"training_mean", "mu", "zero"}
         Input of a replaced path (:mod:`.perturb`).
     randomisation_examples : int, optional
-        Notes used by the randomisation checks (the first of the scored notes; default all).
+        Notes used by the randomisation checks (default all): the first of the scored notes, or evenly
+        spaced over them with ``select="spread"``.
     randomisation_seed : int
         Seed of the re-initialised weights.
     permuted_epochs : int
@@ -267,6 +269,9 @@ def quality(features, *, model_dir, relevance, out, config: Optional[QualityConf
     n_classes = len(classes)
     K = rows.size
     R = min(K, config.randomisation_examples or K)
+    # the randomisation notes: the first R scored notes, or R spread over them like the notes themselves
+    sub = (np.arange(R) if config.select == "first"
+           else np.unique(np.rint(np.linspace(0, K - 1, R)).astype(np.int64)))
     logger.info("quality: %d notes (%d for randomisation), methods %s", K, R, methods)
 
     t = time.perf_counter()
@@ -284,8 +289,8 @@ def quality(features, *, model_dir, relevance, out, config: Optional[QualityConf
     if unknown:
         logger.warning("methods %s are not registered here: no randomisation check for them", unknown)
     explainers = {m: e for m, e in explainers.items() if e is not None}
-    rand = randomisation_study(model.net, x[:R], explainers, {m: local[m][:R] for m in explainers},
-                               explained[:R], seed=config.randomisation_seed, batch_size=config.batch_size,
+    rand = randomisation_study(model.net, x[sub], explainers, {m: local[m][sub] for m in explainers},
+                               explained[sub], seed=config.randomisation_seed, batch_size=config.batch_size,
                                device=model.device)
     timings["model_randomisation"] = time.perf_counter() - t
 
@@ -307,7 +312,7 @@ def quality(features, *, model_dir, relevance, out, config: Optional[QualityConf
         perm_info = {"labels_permuted": perm.config.get("labels_permuted"), "epochs": len(hist),
                      "train_accuracy": hist[-1].get("train_accuracy"), "checksum": perm.checksum}
         for m, e in explainers.items():
-            label_rho[m] = map_correlation(perm.net, x[:R], e, local[m][:R], explained[:R],
+            label_rho[m] = map_correlation(perm.net, x[sub], e, local[m][sub], explained[sub],
                                            batch_size=config.batch_size, device=perm.device)
     timings["label_randomisation"] = time.perf_counter() - t
 
@@ -328,7 +333,8 @@ def quality(features, *, model_dir, relevance, out, config: Optional[QualityConf
         entry["label_randomisation_spearman_std"] = None if lr is None else lr["std"]
         checks["label_randomisation"] = None if lr is None else bool(lr["mean"] < metrics.RANDOMISATION_THRESHOLD)
         if modulation is not None:
-            loc = localisation(local[m], paths, modulation)
+            # notes whose rate no second-order path resolves (chance NaN) are left out
+            loc = np.where(np.isfinite(chance), localisation(local[m], paths, modulation), np.nan)
             share = metrics.rate_band_share(local[m], paths, modulation)
             entry.update(localisation=metrics.mean_std(loc)["mean"], rate_band_share=metrics.mean_std(share)["mean"],
                          rate_band_chance=metrics.mean_std(chance)["mean"])
@@ -345,6 +351,7 @@ def quality(features, *, model_dir, relevance, out, config: Optional[QualityConf
                     "features": os.fspath(features), "model_checksum": model.checksum, "methods": methods,
                     "classes": classes, "grouped_by": "label" if labels is not None else "pred",
                     "rows": rows, "file_names": file_names, "n_examples": int(K), "n_randomisation": int(R),
+                    "randomisation_rows": rows[sub],
                     "steps_paths": pert["ks"], "n_paths": int(x.shape[1]),
                     "randomisation_threshold": metrics.RANDOMISATION_THRESHOLD,
                     "rate_band_octaves": metrics.RATE_BAND_OCTAVES, "permuted_model": perm_info,
