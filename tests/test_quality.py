@@ -263,6 +263,7 @@ def test_model_randomisation_separates_methods():
         assert mean[m][0] == pytest.approx(1.0)                 # the trained network attributed again
     # fully re-initialised network: LRP-ε maps unrelated to the original ones
     assert abs(mean["epsilon"][-1]) < 0.1
+    assert np.mean(np.abs(res["epsilon"]["cascading"]["rho"][-1])) < 0.25     # |ρ| of 64 unrelated ranks ≈ 0.1
     assert mean["test_gradient"][-1] < 0.5 and mean["epsilon"][-1] < 0.5      # pass
     np.testing.assert_allclose(res["test_input"]["cascading"]["rho"], 1.0)     # fails at every step
     np.testing.assert_allclose(res["test_input"]["independent"]["rho"], 1.0)
@@ -395,7 +396,8 @@ def test_quality_cli_writes_the_contract(study, tmp_path, capsys):
             assert isinstance(e[key], float), (m, key)
         r = e["randomisation"]
         assert r["steps"][0] == "original" and r["steps"][-1] == "input_bn" and r["spearman_mean"][0] == 1.0
-        assert len(r["spearman_mean"]) == len(r["spearman_std"]) == 7
+        assert len(r["spearman_mean"]) == len(r["spearman_std"]) == len(r["abs_spearman_mean"]) == 7
+        assert all(a >= abs(s) - 1e-12 for a, s in zip(r["abs_spearman_mean"], r["spearman_mean"]))
         assert e["n_examples"] == 6 and set(e["checks"]) == {"deletion", "insertion", "model_randomisation",
                                                              "label_randomisation", "ground_truth"}
         assert len(e["per_class"]["aopc"]["mean"]) == 5

@@ -76,10 +76,11 @@ def perturbation_curves(result: Mapping, *, mode: str = "deletion", quantity: st
     return lines
 
 
-def randomisation_curves(result: Mapping, *, kind: str = "cascading", methods: Sequence[str] | None = None,
-                         labels: Mapping[str, str] | None = None, threshold: float | None = 0.5, ax=None):
-    """Spearman ρ (mean ± std over notes) between each method's maps of the trained and of the randomised
-    network, per randomisation step.
+def randomisation_curves(result: Mapping, *, kind: str = "cascading", absolute: bool = True,
+                         methods: Sequence[str] | None = None, labels: Mapping[str, str] | None = None,
+                         threshold: float | None = 0.5, ax=None):
+    """Spearman |ρ| (or ρ; mean ± std over notes) between each method's maps of the trained and of the
+    randomised network, per randomisation step.
 
     Parameters
     ----------
@@ -88,6 +89,8 @@ def randomisation_curves(result: Mapping, *, kind: str = "cascading", methods: S
         "randomisation_independent": {...}, "label_randomisation_spearman": m}}`` (quality.json); methods
         without randomisation (null) are skipped.
     kind : {"cascading", "independent"}
+    absolute : bool
+        Plot |ρ| per note (what the checks use), or the signed ρ.
     threshold : float, optional
         Drawn as a horizontal line (the check's limit).
 
@@ -108,8 +111,9 @@ def randomisation_curves(result: Mapping, *, kind: str = "cascading", methods: S
         r = result[m][key]
         steps = list(r["steps"])
         x = np.arange(len(steps)) + 0.06 * (i - (len(methods) - 1) / 2)
-        y = np.array([np.nan if v is None else v for v in r["spearman_mean"]], float)
-        e = np.array([np.nan if v is None else v for v in r["spearman_std"]], float)
+        pre = "abs_" if absolute else ""
+        y = np.array([np.nan if v is None else v for v in r[pre + "spearman_mean"]], float)
+        e = np.array([np.nan if v is None else v for v in r[pre + "spearman_std"]], float)
         artists.append(ax.errorbar(x, y, yerr=e, marker="o", capsize=2, label=labels.get(m, m),
                                    linestyle="-" if kind == "cascading" else "none"))
     if threshold is not None:
@@ -117,8 +121,8 @@ def randomisation_curves(result: Mapping, *, kind: str = "cascading", methods: S
     ax.axhline(0, color="black", linewidth=0.5)
     ax.set_xticks(np.arange(len(steps)))
     ax.set_xticklabels(steps, rotation=30)
-    ax.set_ylim(-0.3, 1.05)
-    ax.set_ylabel("Spearman ρ with the trained network's map")
+    ax.set_ylim(-0.05 if absolute else -1.05, 1.05)
+    ax.set_ylabel(("|Spearman ρ|" if absolute else "Spearman ρ") + " with the trained network's map")
     ax.set_title("cascading randomisation (output → input)" if kind == "cascading"
                  else "one layer randomised at a time")
     if methods:

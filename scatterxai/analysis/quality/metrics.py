@@ -26,10 +26,12 @@ rate-band share
 checks
     A method passes *deletion* (*insertion*) when its per-note margin over the random orders has a mean
     above twice its standard error (a one-sided test at ≈ 2.5 %), *ground truth* when the per-note margin
-    of localisation over chance does, and the *randomisation* checks when the mean ρ between its maps of
+    of localisation over chance does, and the *randomisation* checks when the mean |ρ| between its maps of
     the trained network and of the fully re-initialised (or permuted-label) network stays below
     :data:`RANDOMISATION_THRESHOLD` (ANALYSIS.md: "ρ > 0.5 after full randomisation explains the input,
-    not the model").
+    not the model").  |ρ|, per note, because a randomised output layer often only flips the sign of the
+    explained logit's weights: a map that comes back negated (ρ ≈ −1) has kept its structure, and signed
+    ρ of ±1 over notes would average to a reassuring 0.
 """
 
 from __future__ import annotations

@@ -19,8 +19,9 @@ FIGURES = {"fig_curves": "quality_curves.png", "fig_randomisation": "quality_ran
 CHECKS = {
     "deletion": "deletion (AOPC not above random orders)",
     "insertion": "insertion (AUC not above random orders)",
-    "model_randomisation": f"model randomisation (ρ ≥ {RANDOMISATION_THRESHOLD} after re-initialising every layer)",
-    "label_randomisation": f"data randomisation (ρ ≥ {RANDOMISATION_THRESHOLD} with the permuted-label network)",
+    "model_randomisation": f"model randomisation (|ρ| ≥ {RANDOMISATION_THRESHOLD} after re-initialising every "
+                           f"layer)",
+    "label_randomisation": f"data randomisation (|ρ| ≥ {RANDOMISATION_THRESHOLD} with the permuted-label network)",
     "ground_truth": "ground truth (localisation not above chance)",
 }
 
@@ -35,21 +36,21 @@ def _num(v, fmt="{:.2f}", none="–") -> str:
 
 def _full_rho(entry: Mapping) -> Optional[float]:
     r = entry.get("randomisation")
-    return None if not r else r["spearman_mean"][-1]
+    return None if not r else r["abs_spearman_mean"][-1]
 
 
 def _cascade_rho(entry: Mapping) -> Optional[float]:
-    """Mean ρ over the cascading steps after "original": low when the maps follow every layer."""
+    """Mean |ρ| over the cascading steps after "original": low when the maps follow every layer."""
     r = entry.get("randomisation")
     if not r:
         return None
-    v = np.array([np.nan if s is None else s for s in r["spearman_mean"][1:]], dtype=float)
+    v = np.array([np.nan if s is None else s for s in r["abs_spearman_mean"][1:]], dtype=float)
     return float(np.nanmean(v)) if np.isfinite(v).any() else None
 
 
 def ranking(result: Mapping) -> list:
     """Methods ordered by their mean rank over AOPC above random (higher first), randomisation
-    sensitivity (mean ρ over the cascading steps, lower first: a method whose maps survive randomising the
+    sensitivity (mean |ρ| over the cascading steps, lower first: a method whose maps survive randomising the
     top layers ranks low even if they decorrelate at the end) and localisation (higher first); ties by AOPC
     above random.
 
@@ -101,13 +102,13 @@ def ranking_table(result: Mapping) -> str:
                      f"{_num(e['aopc_above_random'])} ± {_num(e['aopc_above_random_se'])} ({rk['aopc']})",
                      f"{_num(e['insertion_auc_above_random'])} ± {_num(e['insertion_auc_above_random_se'])}",
                      f"{_num(_cascade_rho(e))} ({rk['randomisation']})", _num(_full_rho(e)),
-                     _num(e["label_randomisation_spearman"]),
+                     _num(e["label_randomisation_abs_spearman"]),
                      (f"{_num(e['localisation'], '{:.0%}')} ({rk['localisation']})" if "localisation" in rk
                       else "–"),
                      _num(e["rate_band_share"], "{:.0%}"),
                      ", ".join(fails) or "none"))
     header = ("rank", "method", "AOPC − random (rank)", "insertion AUC − random",
-              "ρ, mean over cascade (rank)", "ρ, all layers random", "ρ, permuted labels", "localisation (rank)",
+              "|ρ|, mean over cascade (rank)", "|ρ|, all layers random", "|ρ|, permuted labels", "localisation (rank)",
               "rate-band share", "fails")
     return md_table(header, rows, align="rl" + "r" * 7 + "l")
 
@@ -126,8 +127,9 @@ def _rho_table(result: Mapping, key: str) -> str:
     if not methods:
         return ""
     steps = result[methods[0]][key]["steps"]
-    rows = [(_title(m), *[f"{_num(a)} ± {_num(s)}" for a, s in zip(result[m][key]["spearman_mean"],
-                                                                 result[m][key]["spearman_std"])])
+    r = {m: result[m][key] for m in methods}
+    rows = [(_title(m), *[f"{_num(a)} ± {_num(s)} ({_num(sg)})" for a, s, sg in
+                          zip(r[m]["abs_spearman_mean"], r[m]["abs_spearman_std"], r[m]["spearman_mean"])])
             for m in methods]
     return md_table(("method", *steps), rows)
 
@@ -149,16 +151,17 @@ def quality_markdown(result: Mapping, settings: Mapping, figures: Optional[Mappi
              f"back into the all-baseline input; reference: {cfg['n_random']} seeded random orders per note.  "
              f"AOPC = mean drop of the explained logit over the steps; insertion AUC = mean gain; both are "
              f"given as the mean per-note margin over the random orders ± its standard error.  ρ: Spearman rank "
-             f"correlation of the local maps with those of the trained network.", ""]
+             f"correlation of a note's local maps from the randomised and the trained network; |ρ| per note "
+             f"(a map that only changes sign keeps its structure).", ""]
     if perm:
         lines += [f"Data randomisation: a network trained {perm['epochs']} epochs on permuted labels (same data, "
                   f"seed and settings; training accuracy {_num(perm['train_accuracy'], '{:.0%}')}).", ""]
     lines += [ranking_table(result), "", failure_sentence(result), "",
               "Rank: mean of the ranks in parentheses (AOPC above random; randomisation sensitivity = low mean "
-              "ρ over the cascading steps fc2 … input_bn; ground-truth localisation).  A check passes when the mean "
+              "|ρ| over the cascading steps fc2 … input_bn; ground-truth localisation).  A check passes when the mean "
               "per-note margin exceeds twice its standard error (deletion, insertion, ground truth: "
               "localisation above the chance level "
-              f"{_num(next(iter(result.values()))['rate_band_chance'], '{:.1%}')}), or when ρ stays below "
+              f"{_num(next(iter(result.values()))['rate_band_chance'], '{:.1%}')}), or when |ρ| stays below "
               f"{RANDOMISATION_THRESHOLD} (randomisation).", ""]
     if figures:
         for key, alt in (("fig_curves", "deletion and insertion curves against random orders"),
@@ -167,8 +170,9 @@ def quality_markdown(result: Mapping, settings: Mapping, figures: Optional[Mappi
                 lines += [f"![{alt}]({figures[key]})", ""]
     lines += [f"{h2} AOPC per class (method, random in parentheses; grouped by {settings['grouped_by']})", "",
               _class_table(result, classes), ""]
-    for key, title in (("randomisation", "Cascading randomisation (from the output layer down), ρ mean ± std"),
-                       ("randomisation_independent", "One layer randomised at a time, ρ mean ± std")):
+    for key, title in (("randomisation", "Cascading randomisation (from the output layer down), |ρ| mean ± std "
+                                         "(signed ρ mean)"),
+                       ("randomisation_independent", "One layer randomised at a time, |ρ| mean ± std (signed ρ mean)")):
         table = _rho_table(result, key)
         if table:
             lines += [f"{h2} {title}", "", table, ""]

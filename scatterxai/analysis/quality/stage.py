@@ -17,7 +17,8 @@ holds, and the standard deviation of the logit; ``aopc``, ``aopc_random``, ``ins
 ``insertion_auc_random`` (means over notes; ``*_std`` alongside), ``aopc_above_random`` (mean per-note
 margin over the note's random orders, ``aopc_above_random_se`` its standard error, and the same for
 insertion); ``randomisation`` (cascading) and ``randomisation_independent``: ``{"steps", "spearman_mean",
-"spearman_std"}``; ``label_randomisation_spearman`` (and ``_std``); ``localisation`` and
+"spearman_std", "abs_spearman_mean", "abs_spearman_std"}`` (ρ per note, and its absolute value |ρ|, which the
+checks use); ``label_randomisation_spearman`` (and ``_std``, ``label_randomisation_abs_spearman``); ``localisation`` and
 ``rate_band_share`` with their chance level ``rate_band_chance``; ``per_class`` (AOPC and insertion AUC,
 method and random, mean/std/n per class); ``checks`` (pass/fail per check, null when not measured; see
 :mod:`.metrics`).  Values that cannot be measured are null (e.g. ground truth without ``modulation_hz``).
@@ -207,8 +208,10 @@ def _faithfulness(pert: dict, method: str, fraction, groups, n_classes) -> dict:
 
 def _rho_summary(rho: np.ndarray, steps) -> dict:
     stats = [metrics.mean_std(r) for r in rho]
+    abs_stats = [metrics.mean_std(np.abs(r)) for r in rho]
     return {"steps": list(steps), "spearman_mean": [s["mean"] for s in stats],
-            "spearman_std": [s["std"] for s in stats]}
+            "spearman_std": [s["std"] for s in stats], "abs_spearman_mean": [s["mean"] for s in abs_stats],
+            "abs_spearman_std": [s["std"] for s in abs_stats]}
 
 
 # --------------------------------------------------------------------------------------------- the stage
@@ -326,12 +329,14 @@ def quality(features, *, model_dir, relevance, out, config: Optional[QualityConf
         entry["randomisation_independent"] = None if r is None else _rho_summary(r["independent"]["rho"],
                                                                                 r["independent"]["steps"])
         checks["model_randomisation"] = (None if r is None else
-                                         bool(entry["randomisation"]["spearman_mean"][-1]
+                                         bool(entry["randomisation"]["abs_spearman_mean"][-1]
                                               < metrics.RANDOMISATION_THRESHOLD))
         lr = metrics.mean_std(label_rho[m]) if m in label_rho else None
+        la = metrics.mean_std(np.abs(label_rho[m])) if m in label_rho else None
         entry["label_randomisation_spearman"] = None if lr is None else lr["mean"]
         entry["label_randomisation_spearman_std"] = None if lr is None else lr["std"]
-        checks["label_randomisation"] = None if lr is None else bool(lr["mean"] < metrics.RANDOMISATION_THRESHOLD)
+        entry["label_randomisation_abs_spearman"] = None if la is None else la["mean"]
+        checks["label_randomisation"] = None if la is None else bool(la["mean"] < metrics.RANDOMISATION_THRESHOLD)
         if modulation is not None:
             # notes whose rate no second-order path resolves (chance NaN) are left out
             loc = np.where(np.isfinite(chance), localisation(local[m], paths, modulation), np.nan)
