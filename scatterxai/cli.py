@@ -99,6 +99,7 @@ def _cmd_quality(args):
     config = QualityConfig(subset=args.subset, max_examples=args.max_examples, select=args.select,
                            n_steps=args.steps, max_fraction=args.max_fraction, n_random=args.random_orders,
                            baseline=args.baseline, randomisation_examples=args.randomisation_examples,
+                           randomisation_examples_slow=args.randomisation_examples_slow,
                            permuted_epochs=args.permuted_epochs, seed=args.seed, randomisation_seed=args.seed,
                            device=args.device)
     res = quality(args.features, model_dir=args.model, relevance=args.relevance, out=args.out, config=config,
@@ -240,6 +241,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--randomisation-examples", type=_positive_int, default=None, metavar="N",
                    help="notes used by the randomisation checks (the first of the scored notes, or spread over "
                         "them with --select spread; default all)")
+    s.add_argument("--randomisation-examples-slow", type=_positive_int, default=None, metavar="N",
+                   help="fewer randomisation notes for the slow methods (Integrated Gradients, SmoothGrad, "
+                        "occlusion; default: as many as the others)")
     s.add_argument("--permuted-epochs", type=int, default=5,
                    help="epochs of the network trained on permuted labels (0: no data randomisation check)")
     s.add_argument("--permuted-model", default=None, metavar="DIR",

@@ -75,13 +75,26 @@ class _Input(Explainer):
         yield run
 
 
+class _SlowGradient(_Gradient):
+    """A gradient registered as slow, with a parameter and a constructor argument taken from the model."""
+    name, summary, slow, context = "test_slow", "slow gradient (test)", True, ("paths",)
+
+    def __init__(self, *, scale: float = 1.0, paths=None):
+        if paths is None:
+            raise ParameterError("test_slow needs paths")
+        self.scale, self.n_paths = float(scale), len(paths["order"])
+
+    def params(self):
+        return {"scale": self.scale}
+
+
 @pytest.fixture(scope="module", autouse=True)
 def test_methods():
     """Register the test-only methods for this module and remove them afterwards; one torch thread (faster
     than two on a shared machine for these tiny networks)."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    classes = (_Gradient, _GradientXInput, _Input)
+    classes = (_Gradient, _GradientXInput, _Input, _SlowGradient)
     for cls in classes:
         REGISTRY[cls.name] = cls
     yield
@@ -436,3 +449,29 @@ def test_unregistered_method_and_no_ground_truth(study, tmp_path):
     assert "not registered" in res["markdown"] and res["settings"]["unregistered_methods"] == ["test_gradient"]
     with FeatureFile(study["features"]) as ff:
         assert len(ff) == 105
+
+
+def test_slow_method_rebuilt_with_model_context_on_fewer_notes(study, tmp_path):
+    from scatterxai.analysis.quality import explainer_from_attrs
+    paths = load_model(study["model"]).paths
+    e = explainer_from_attrs("test_slow", {"scale": np.float64(2.0), "family": "gradient"}, {"paths": paths})
+    assert isinstance(e, _SlowGradient) and e.scale == 2.0 and e.n_paths == len(paths["order"])
+    with pytest.raises(ParameterError, match="needs 'paths'"):
+        explainer_from_attrs("test_slow", {})
+    assert explainer_from_attrs("not_registered", {}) is None
+    rel = tmp_path / "R.h5"
+    rel.write_bytes(study["relevance"].read_bytes())
+    with h5py.File(rel, "a") as f:                              # add a slow method's datasets
+        for group in ("relevance", "local", "aggregate", "kurtosis", "conservation", "localisation"):
+            f.copy(f[f"{group}/test_gradient"], f[group], name="test_slow")
+        f["relevance/test_slow"].attrs["scale"] = 2.0
+        f.attrs["methods"] = np.array(list(f.attrs["methods"]) + ["test_slow"], dtype=object)
+    res = quality(study["features"], model_dir=study["model"], relevance=rel, out=tmp_path / "q", max_examples=6,
+                  randomisation_examples=4, randomisation_examples_slow=2, permuted_epochs=0, progress=False,
+                  device="cpu")
+    q = res["quality"]
+    assert q["test_slow"]["n_randomisation"] == 2 and q["test_gradient"]["n_randomisation"] == 4
+    # the same gradient on the first 2 of the same notes: the same correlations
+    np.testing.assert_allclose(q["test_slow"]["randomisation"]["spearman_mean"][:1], [1.0])
+    assert q["test_slow"]["aopc"] == q["test_gradient"]["aopc"]
+    assert "Slow methods were randomised on fewer notes: test_slow 2" in res["markdown"]

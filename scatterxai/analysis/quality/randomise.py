@@ -35,7 +35,7 @@ from ...model.net import ConvNet
 from .metrics import spearman_rows
 
 __all__ = ["CONVNET_BLOCKS", "default_blocks", "reinitialised_state", "randomised_network", "map_correlation",
-           "randomisation_study", "explainer_from_attrs"]
+           "randomisation_study", "explainer_from_attrs", "needs_per_example_inputs"]
 
 #: the ConvNet's layers from the output down: (step name, modules re-initialised together)
 CONVNET_BLOCKS: Tuple[Tuple[str, Tuple[str, ...]], ...] = (
@@ -155,13 +155,26 @@ def _plain(value):
     return value
 
 
-def explainer_from_attrs(method: str, attrs: Mapping) -> Optional[Explainer]:
+def explainer_from_attrs(method: str, attrs: Mapping, context: Optional[Mapping] = None) -> Optional[Explainer]:
     """The explainer that wrote ``/relevance/<method>``, rebuilt from the dataset's attributes (those that
-    name a keyword of the method's constructor); None when the method is not registered here."""
+    name a keyword of the method's constructor) and, for the constructor arguments the method derives from
+    the model (its ``context``, e.g. ``paths``, ``mean_input``), from ``context``; None when the method is
+    not registered here."""
     if method not in REGISTRY:
         return None
-    params = inspect.signature(REGISTRY[method].__init__).parameters
-    kwargs = {k: _plain(v) for k, v in attrs.items()
-              if k in params and params[k].kind in (inspect.Parameter.KEYWORD_ONLY,
-                                                    inspect.Parameter.POSITIONAL_OR_KEYWORD) and k != "self"}
+    cls = REGISTRY[method]
+    params = inspect.signature(cls.__init__).parameters
+    keyword = (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    kwargs = {k: _plain(v) for k, v in attrs.items() if k in params and params[k].kind in keyword and k != "self"}
+    for name in getattr(cls, "context", ()):
+        if context is None or name not in context:
+            raise ParameterError(f"method {method!r} needs {name!r} from the model to be rebuilt")
+        kwargs[name] = context[name]
     return get_explainer(method, **kwargs)
+
+
+def needs_per_example_inputs(explainer: Explainer) -> bool:
+    """Whether the explainer needs per-example arrays besides the input (e.g. Integrated Gradients with one
+    baseline per note), which a re-attribution here cannot supply."""
+    per_example = getattr(explainer, "per_example_inputs", None)
+    return bool(per_example()) if callable(per_example) else False

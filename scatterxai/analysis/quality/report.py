@@ -179,6 +179,14 @@ def quality_markdown(result: Mapping, settings: Mapping, figures: Optional[Mappi
     if settings.get("unregistered_methods"):
         lines += [f"Methods not registered in this installation (no randomisation check): "
                   f"{', '.join(settings['unregistered_methods'])}.", ""]
+    if settings.get("per_example_input_methods"):
+        lines += [f"Methods that need per-example inputs (no randomisation check): "
+                  f"{', '.join(settings['per_example_input_methods'])}.", ""]
+    fewer = {m: e["n_randomisation"] for m, e in result.items()
+             if e.get("n_randomisation") and e["n_randomisation"] < settings["n_randomisation"]}
+    if fewer:
+        lines += ["Slow methods were randomised on fewer notes: "
+                  + ", ".join(f"{_title(m)} {n}" for m, n in fewer.items()) + ".", ""]
     return "\n".join(lines)
 
 

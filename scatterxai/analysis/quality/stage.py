@@ -50,7 +50,7 @@ from ...io.relevance import RelevanceFile
 from ...maps.summary import class_summary, localisation
 from . import metrics
 from .perturb import BASELINES, baseline_input, perturbation_study
-from .randomise import explainer_from_attrs, map_correlation, randomisation_study
+from .randomise import explainer_from_attrs, map_correlation, needs_per_example_inputs, randomisation_study
 
 __all__ = ["QualityConfig", "quality", "select_examples", "train_permuted", "PERMUTED_DIR", "RUN_CONFIG",
            "pipeline_section"]
@@ -80,6 +80,9 @@ class QualityConfig:
     randomisation_examples : int, optional
         Notes used by the randomisation checks (default all): the first of the scored notes, or evenly
         spaced over them with ``select="spread"``.
+    randomisation_examples_slow : int, optional
+        Fewer notes for the methods registered as slow (many network passes per note: Integrated Gradients,
+        SmoothGrad, occlusion): the first of the randomisation notes (default: as many as the others).
     randomisation_seed : int
         Seed of the re-initialised weights.
     permuted_epochs : int
@@ -99,6 +102,7 @@ class QualityConfig:
     n_random: int = 5
     baseline: str = "training_mean"
     randomisation_examples: Optional[int] = None
+    randomisation_examples_slow: Optional[int] = None
     randomisation_seed: int = 0
     permuted_epochs: int = 5
     seed: int = 0
@@ -106,7 +110,7 @@ class QualityConfig:
     device: str = "auto"
 
     def __post_init__(self):
-        for name in ("max_examples", "randomisation_examples"):
+        for name in ("max_examples", "randomisation_examples", "randomisation_examples_slow"):
             if getattr(self, name) is not None:
                 check_positive_int(name, getattr(self, name))
         check_choice("select", self.select, ("first", "spread"))
@@ -287,14 +291,24 @@ def quality(features, *, model_dir, relevance, out, config: Optional[QualityConf
     timings["deletion_insertion"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    explainers = {m: explainer_from_attrs(m, attrs[m]) for m in methods}
+    context = {"paths": paths, "mean_input": baseline_input("mu", model=model)}
+    explainers = {m: explainer_from_attrs(m, attrs[m], context) for m in methods}
     unknown = [m for m, e in explainers.items() if e is None]
-    if unknown:
-        logger.warning("methods %s are not registered here: no randomisation check for them", unknown)
-    explainers = {m: e for m, e in explainers.items() if e is not None}
-    rand = randomisation_study(model.net, x[sub], explainers, {m: local[m][sub] for m in explainers},
-                               explained[sub], seed=config.randomisation_seed, batch_size=config.batch_size,
-                               device=model.device)
+    skipped = [m for m, e in explainers.items() if e is not None and needs_per_example_inputs(e)]
+    if unknown or skipped:
+        logger.warning("no randomisation check for %s (not registered here) and %s (per-example inputs)",
+                       unknown, skipped)
+    explainers = {m: e for m, e in explainers.items() if e is not None and m not in skipped}
+    # slow methods on the first of the randomisation notes
+    n_slow = min(sub.size, config.randomisation_examples_slow or sub.size)
+    notes = {m: sub[:n_slow] if getattr(e, "slow", False) else sub for m, e in explainers.items()}
+    rand = {}
+    for idx in {tuple(v) for v in notes.values()}:
+        idx = np.array(idx, dtype=np.int64)
+        group = {m: e for m, e in explainers.items() if np.array_equal(notes[m], idx)}
+        rand.update(randomisation_study(model.net, x[idx], group, {m: local[m][idx] for m in group},
+                                        explained[idx], seed=config.randomisation_seed,
+                                        batch_size=config.batch_size, device=model.device))
     timings["model_randomisation"] = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -315,7 +329,7 @@ def quality(features, *, model_dir, relevance, out, config: Optional[QualityConf
         perm_info = {"labels_permuted": perm.config.get("labels_permuted"), "epochs": len(hist),
                      "train_accuracy": hist[-1].get("train_accuracy"), "checksum": perm.checksum}
         for m, e in explainers.items():
-            label_rho[m] = map_correlation(perm.net, x[sub], e, local[m][sub], explained[sub],
+            label_rho[m] = map_correlation(perm.net, x[notes[m]], e, local[m][notes[m]], explained[notes[m]],
                                            batch_size=config.batch_size, device=perm.device)
     timings["label_randomisation"] = time.perf_counter() - t
 
@@ -348,6 +362,7 @@ def quality(features, *, model_dir, relevance, out, config: Optional[QualityConf
             entry.update(localisation=None, rate_band_share=None, rate_band_chance=None)
             checks["ground_truth"] = None
         entry["n_examples"] = int(K)
+        entry["n_randomisation"] = int(notes[m].size) if m in notes else 0
         entry["checks"] = checks
         result[m] = entry
     timings["total"] = time.perf_counter() - t0
@@ -360,7 +375,7 @@ def quality(features, *, model_dir, relevance, out, config: Optional[QualityConf
                     "steps_paths": pert["ks"], "n_paths": int(x.shape[1]),
                     "randomisation_threshold": metrics.RANDOMISATION_THRESHOLD,
                     "rate_band_octaves": metrics.RATE_BAND_OCTAVES, "permuted_model": perm_info,
-                    "unregistered_methods": unknown, "seconds": timings}
+                    "unregistered_methods": unknown, "per_example_input_methods": skipped, "seconds": timings}
     files = {"json": out / "quality.json", "settings": out / "quality_settings.json", "markdown": out / "quality.md"}
     write_json(files["json"], result)
     write_json(files["settings"], settings_out)
@@ -377,9 +392,10 @@ def quality(features, *, model_dir, relevance, out, config: Optional[QualityConf
 # --------------------------------------------------------------------------------------- scatterxai run
 
 #: the quality stage of ``scatterxai run``: a bounded test subset so that the demo keeps its time budget
-#: (40 notes spread over the test split, randomisation on 16 of them, 5 epochs on permuted labels)
+#: (40 notes spread over the test split, randomisation on 16 of them — 2 for the slow methods — and 5 epochs
+#: on permuted labels)
 RUN_CONFIG = QualityConfig(subset="test", max_examples=40, select="spread", randomisation_examples=16,
-                           permuted_epochs=5)
+                           randomisation_examples_slow=2, permuted_epochs=5)
 
 
 def section_markdown(out_dir, *, heading: str = "##", prefix: str = "") -> str:
