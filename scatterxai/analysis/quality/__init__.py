@@ -7,7 +7,7 @@
 * :mod:`.randomise` — model-parameter randomisation (cascading from the output, and one layer at a time)
   and the comparison with a network trained on permuted labels;
 * :mod:`.stage` — ``scatterxai quality``: all of it on a relevance file → quality.json, quality.md,
-  figures (:mod:`.report`); :mod:`.pipeline` — the ``quality`` stage of ``scatterxai run``.
+  figures (:mod:`.report`), and the ``quality`` stages of ``scatterxai run`` (:func:`.stage.pipeline_section`).
 
 Definitions and decisions are in each module's docstring (ANALYSIS.md section 3).
 """
