@@ -223,3 +223,15 @@ def test_segment_starts():
     np.testing.assert_allclose(segment_starts(5.0, 2.0), [0.0, 2.0, 3.0])   # the last one ends at the end
     with pytest.raises(ParameterError):
         segment_starts(1.0, 0.0)
+
+
+def test_run_config_data_sources():
+    from scatterxai.pipeline import RunConfig
+    with pytest.raises(ParameterError, match="--meta needs --audio-root"):
+        RunConfig(meta="my.csv")
+    with pytest.raises(ParameterError, match="--audio-root needs --meta"):
+        RunConfig(audio_root="audio")
+    with pytest.raises(ParameterError, match="not both"):
+        RunConfig(meta="my.csv", audio_root="audio", sol_root="sol")
+    assert RunConfig(meta="my.csv", audio_root="audio").audio_root == "audio"
+    assert RunConfig(sol_root="sol").meta is None   # SOL with the published split

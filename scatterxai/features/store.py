@@ -134,7 +134,7 @@ class FeatureFile(H5Reader):
             return np.arange(len(self), dtype=np.int64)
         if "subset" not in self.examples:
             raise StoreError(f"{self.path} has no /examples/subset column (its meta CSV had neither subsets nor "
-                             f"labels); cannot select subset {subset!r}: use all rows (--subset all)")
+                             f"labels); cannot select subset {subset!r} (explain takes --subset all)")
         sub = self.examples["subset"].astype(str)
         idx = np.flatnonzero(sub == subset)
         if idx.size == 0:
