@@ -282,7 +282,8 @@ class RunContext:
                      settings={"scale": cfg.scale if self.source == "synthetic" else None, "seed": cfg.seed,
                                "data": {"synthetic": "synthetic corpus (SOL-PMT profile)",
                                         "sol-pmt": f"SOL-PMT, published split ({cfg.sol_root})"}.get(
-                                   self.source, f"{cfg.meta} ({cfg.sol_root or cfg.audio_root})"),
+                                   self.source, f"{os.path.abspath(cfg.meta or '')} "
+                                                f"({os.path.abspath(cfg.sol_root or cfg.audio_root or '')})"),
                                "device": cfg.device}, sections=sections, paper=self.paper_reference)
         return path
 
