@@ -1,10 +1,16 @@
-"""Audio in: read a file, mix to mono, resample, fix the length, normalise.
+"""Audio in: read a file, mix to mono, resample, fix the length, normalise; cut long recordings into windows.
 
 Documented fix-ups (not errors): any sample rate is resampled to the configured one (polyphase, SciPy);
 multi-channel audio is averaged to mono; signals shorter than N are zero-padded at the end and longer ones
 truncated; the signal is divided by its standard deviation (+1e-10), so a silent file gives zeros, never
 NaN.  Errors (:class:`~scatterxai.errors.AudioError`): unreadable or corrupt files, files with no samples,
 non-finite samples.
+
+Only the frames a window needs are decoded (:func:`read_window`): the first N samples' worth of a
+1-hour recording, not the hour (plus a few samples beyond the window when resampling, so that the
+result is identical to resampling the whole file and then cutting).  A file longer than the window is
+either truncated (its duration tells the caller, who warns) or cut into consecutive windows
+(:func:`segment_starts`).
 """
 
 from __future__ import annotations
@@ -19,8 +25,8 @@ from scipy.signal import resample_poly
 from ._util.validate import check_positive_int
 from .errors import AudioError, ParameterError
 
-__all__ = ["read_audio", "to_mono", "resample", "fix_length", "standardize", "prepare", "load_prepared",
-           "STD_EPS", "DEFAULT_SR", "DEFAULT_N"]
+__all__ = ["read_audio", "audio_info", "to_mono", "resample", "fix_length", "standardize", "prepare",
+           "load_prepared", "read_window", "segment_starts", "load_signal", "STD_EPS", "DEFAULT_SR", "DEFAULT_N"]
 
 #: added to the standard deviation before division (companion code)
 STD_EPS = 1e-10
@@ -28,8 +34,8 @@ STD_EPS = 1e-10
 DEFAULT_SR, DEFAULT_N = 44100, 2 ** 18
 
 
-def read_audio(path):
-    """Read an audio file.
+def read_audio(path, *, start: int = 0, frames: int = -1):
+    """Read an audio file, or ``frames`` frames of it from frame ``start`` (only those are decoded).
 
     Returns
     -------
@@ -37,17 +43,42 @@ def read_audio(path):
     sr : int
         Sample rate in Hz.
     """
+    path = os.fspath(path)
     if not os.path.isfile(path):
         raise AudioError(f"audio file not found: {path}")
     try:
-        y, sr = sf.read(path, dtype="float64", always_2d=True)
+        with sf.SoundFile(path) as f:
+            sr = f.samplerate
+            if start:
+                f.seek(min(int(start), f.frames))
+            y = f.read(frames, dtype="float64", always_2d=True)
     except Exception as e:  # libsndfile raises RuntimeError/LibsndfileError/TypeError for corrupt input
         raise AudioError(f"cannot read audio file {path}: {e}") from None
     if y.shape[0] == 0:
-        raise AudioError(f"audio file {path} holds no samples")
+        raise AudioError(f"audio file {path} holds no samples" + (f" from frame {start}" if start else ""))
     if not np.isfinite(y).all():
         raise AudioError(f"audio file {path} holds NaN or inf samples")
     return y, int(sr)
+
+
+def audio_info(path):
+    """Duration and sample rate from the file's header (nothing is decoded).
+
+    Returns
+    -------
+    duration_s : float
+    sr : int
+    """
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise AudioError(f"audio file not found: {path}")
+    try:
+        info = sf.info(path)
+    except Exception as e:
+        raise AudioError(f"cannot read audio file {path}: {e}") from None
+    if info.samplerate <= 0:
+        raise AudioError(f"audio file {path} has sample rate {info.samplerate}")
+    return info.frames / info.samplerate, int(info.samplerate)
 
 
 def to_mono(y) -> np.ndarray:
@@ -115,7 +146,83 @@ def prepare(y, sr: int, config=None, *, sr_out: int = DEFAULT_SR, n: int = DEFAU
     return standardize(fix_length(y, n)).astype(np.float32)
 
 
+def _frames_needed(n: int, sr_in: int, sr_out: int) -> int:
+    """Input frames that determine the first ``n`` output samples of :func:`resample` exactly."""
+    if sr_in == sr_out:
+        return n
+    ratio = Fraction(int(sr_out), int(sr_in))
+    up, down = ratio.numerator, ratio.denominator
+    half_len = 10 * max(up, down)  # scipy.signal.resample_poly's default Kaiser filter, in upsampled samples
+    return -(-(n * down + half_len) // up) + 2
+
+
+def read_window(path, config=None, *, start_s: float = 0.0, sr_out: int = DEFAULT_SR, n: int = DEFAULT_N):
+    """One window of a file ready for scattering, decoding only the frames it needs.
+
+    Parameters
+    ----------
+    path : str
+    config : object with ``sr`` and ``N`` attributes, optional
+        E.g. a :class:`scatterxai.ScatteringConfig` (replaces ``sr_out`` and ``n``).
+    start_s : float
+        Start of the window in the file (s).
+    sr_out, n : int
+        Target sample rate (Hz) and window length (samples).
+
+    Returns
+    -------
+    x : np.ndarray [shape=(n,), float32]
+        Mono, resampled, cut or zero-padded to ``n`` samples, standardised.
+    duration_s : float
+        Duration of the whole file (s): longer than ``n / sr_out`` means the window does not cover it.
+    """
+    if config is not None:
+        sr_out, n = config.sr, config.N
+    sr_out, n = check_positive_int("sr_out", sr_out), check_positive_int("n", n)
+    duration_s, sr_in = audio_info(path)
+    start = int(round(float(start_s) * sr_in))
+    y, sr = read_audio(path, start=start, frames=_frames_needed(n, sr_in, sr_out))
+    return prepare(y, sr, sr_out=sr_out, n=n), duration_s
+
+
 def load_prepared(path, config=None, *, sr_out: int = DEFAULT_SR, n: int = DEFAULT_N) -> np.ndarray:
-    """:func:`read_audio` then :func:`prepare`: a file → (n,) float32 ready for scattering."""
-    y, sr = read_audio(path)
-    return prepare(y, sr, config, sr_out=sr_out, n=n)
+    """The first window of a file (mono, resampled, length ``n``, standardised): (n,) float32.
+
+    Only the frames the window needs are decoded (see :func:`read_window`, which also returns the file's
+    duration); the result equals :func:`prepare` of the whole file.
+    """
+    return read_window(path, config, sr_out=sr_out, n=n)[0]
+
+
+def segment_starts(duration_s: float, window_s: float) -> np.ndarray:
+    """Starts (s) of the consecutive windows that cover a recording.
+
+    Windows start at 0, w, 2w, …; the last one ends at the end of the recording (it overlaps its
+    predecessor rather than being zero-padded), so no sample is dropped and none is invented.  A
+    recording no longer than a window has one window, at 0.
+
+    Returns
+    -------
+    starts : np.ndarray [shape=(n_windows,), float64]
+    """
+    duration_s, window_s = float(duration_s), float(window_s)
+    if not window_s > 0:
+        raise ParameterError(f"window_s must be positive, got {window_s}")
+    # a remainder below one sample of a 1 MHz clock is rounding, not audio
+    n = max(1, int(np.ceil(duration_s / window_s - 1e-6)))
+    starts = np.arange(n, dtype=np.float64) * window_s
+    starts[-1] = max(0.0, min(starts[-1], duration_s - window_s))
+    return starts
+
+
+def load_signal(path, sr_out: int, *, start_s: float = 0.0, max_s=None) -> np.ndarray:
+    """Mono signal resampled to ``sr_out`` Hz, from ``start_s`` for at most ``max_s`` seconds (for plots).
+
+    Returns
+    -------
+    y : np.ndarray [shape=(n,), float64]
+    """
+    _, sr_in = audio_info(path)
+    frames = -1 if max_s is None else int(np.ceil(float(max_s) * sr_in))
+    y, sr = read_audio(path, start=int(round(float(start_s) * sr_in)), frames=frames)
+    return resample(to_mono(y), sr, sr_out)

@@ -65,7 +65,7 @@ def _cmd_extract(args):
     from .features import extract_features
     summary = extract_features(args.meta_csv, args.audio_root, args.out, device=args.device,
                                batch_size=args.batch_size, method=args.method, overwrite=args.overwrite,
-                               progress=True)
+                               classes=args.classes, seed=args.seed, segments=args.segments, progress=True)
     print(summary.describe())
     return 0 if summary.n_ok > 0 else 1
 
@@ -86,10 +86,40 @@ def _cmd_evaluate(args):
 
 
 def _cmd_explain(args):
-    from .explain import ExplainConfig, explain
+    from .errors import ParameterError
+    from .explain import ExplainConfig, explain, explain_files, is_features_file
     config = ExplainConfig(methods=args.methods, subset=args.subset, target=args.target, top_n=args.top_n,
                            epsilon=args.epsilon, device=args.device, batch_size=args.batch_size)
-    print(explain(args.features, model_dir=args.model, out=args.out, config=config, progress=True))
+    features = [p for p in args.inputs if is_features_file(p)]
+    if features:
+        if len(args.inputs) > 1:
+            raise ParameterError(f"explain takes one features file, or one or more audio files, not {args.inputs}")
+        if args.segments:
+            raise ParameterError("--segments applies to audio input; for a features file, cut the windows at "
+                                 "extraction (scatterxai extract --segments)")
+        print(explain(features[0], model_dir=args.model, out=args.out, config=config, progress=True))
+        return 0
+    from .report import example_figures
+    if args.out.lower().endswith((".h5", ".hdf5")):
+        raise ParameterError(f"for audio input --out is a directory (relevance.h5, predictions.json and a figure "
+                             f"per file go there), got {args.out!r}")
+    result = explain_files(args.inputs, model_dir=args.model, out_dir=args.out, config=config,
+                           segments=args.segments, progress=True)
+    figures = example_figures(result.relevance, args.out, fmt=args.format, dpi=args.dpi)
+    print(result.describe())
+    print("figures: " + ", ".join(figures))
+    return 0
+
+
+def _cmd_figures(args):
+    from .report import relevance_figures
+    examples = None if args.examples is None else [e.strip() for e in args.examples.split(",") if e.strip()]
+    methods = None if args.methods is None else [m.strip() for m in args.methods.split(",") if m.strip()]
+    written = relevance_figures(args.relevance, args.out, examples=examples, methods=methods,
+                                aggregate_method=args.aggregate_method, audio_root=args.audio_root,
+                                fmt=args.format, dpi=args.dpi)
+    for name, path in written.items():
+        print(f"{name}: {path}")
     return 0
 
 
@@ -112,7 +142,7 @@ def _cmd_quality(args):
 def _cmd_run(args):
     from .pipeline import RunConfig, run
     config = RunConfig(scale=args.scale, seed=args.seed, sol_root=args.sol_root, meta=args.meta,
-                       device=args.device, max_epochs=args.max_epochs, jobs=args.jobs)
+                       audio_root=args.audio_root, device=args.device, max_epochs=args.max_epochs, jobs=args.jobs)
     print(run(args.out, config)["report"])
     return 0
 
@@ -151,10 +181,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--scale", type=_positive_float, default=DEFAULT_SCALE,
                    help="synthetic corpus size as a fraction of SOL-PMT's 5,564 notes (the demo profile)")
     s.add_argument("--seed", type=_seed, default=0, help="seed of the synthetic corpus, the split and training")
-    s.add_argument("--sol-root", default=None, metavar="PATH",
-                   help="directory of real audio (SOL 0.9HQ) instead of the synthetic corpus")
     s.add_argument("--meta", default=None, metavar="CSV",
-                   help="meta CSV of the real data (with --sol-root; default: the published SOL-PMT split)")
+                   help="your own data: a CSV with file_name and label (text or integers), optionally subset "
+                        "(else a 6:2:2 split is drawn with --seed); with --audio-root")
+    s.add_argument("--audio-root", default=None, metavar="DIR",
+                   help="directory the file names of --meta are relative to (searched by base name below it)")
+    s.add_argument("--sol-root", default=None, metavar="PATH",
+                   help="IRCAM's SOL 0.9HQ instead of the synthetic corpus, with the published SOL-PMT split "
+                        "(or a SOL-format --meta); the report compares with the paper's numbers")
     s.add_argument("--max-epochs", type=_positive_int, default=None,
                    help="upper bound on training epochs (early stopping decides below it; default 60)")
     s.add_argument("--jobs", type=_positive_int, default=None,
@@ -182,6 +216,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="scattering implementation (same coefficients)")
     s.add_argument("--overwrite", action="store_true",
                    help="discard an existing output or partial extraction made with other settings")
+    s.add_argument("--classes", default=None, metavar="NAMES",
+                   help="comma-separated class names: the names of integer labels 0, 1, …, or the order of "
+                        "text labels (default: from the data; see the README)")
+    s.add_argument("--seed", type=_seed, default=0,
+                   help="seed of the 6:2:2 split drawn when the CSV has no subset column (recorded in the file)")
+    s.add_argument("--segments", action="store_true",
+                   help="cut files longer than the transform's window into consecutive windows (one row "
+                        "each, columns segment and start_s) instead of using their first window only")
     _common(s)
 
     s = _sub(sub, "train", "train the convnet on S1 or S1+S2 features", _cmd_train)
@@ -201,12 +243,22 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--subset", default="test", help="training, validation or test")
     _common(s)
 
-    s = _sub(sub, "explain", "relevance on the (λ1, λ2) plane with attribution methods → HDF5", _cmd_explain)
-    s.add_argument("features", metavar="FEATURES.h5", help="features file")
+    s = _sub(sub, "explain", "relevance on the (λ1, λ2) plane with attribution methods → HDF5, from a features "
+             "file or from audio files", _cmd_explain)
+    s.add_argument("inputs", nargs="+", metavar="INPUT",
+                   help="one features file (HDF5, by content or extension .h5/.hdf5) or one or more audio files "
+                        "(any other input: WAV, FLAC, …)")
     s.add_argument("--model", required=True, metavar="MODEL_DIR", help="model directory (scatterxai train)")
     s.add_argument("--methods", "--rules", dest="methods", default="epsilon,epsilon_plus",
                    help="comma-separated attribution methods (--rules is an alias)")
-    s.add_argument("--out", required=True, metavar="RELEVANCE.h5", help="output relevance file")
+    s.add_argument("--out", required=True, metavar="RELEVANCE.h5|DIR",
+                   help="output relevance file (features input), or output directory (audio input: "
+                        "relevance.h5, predictions.json, a figure per file)")
+    s.add_argument("--segments", action="store_true",
+                   help="audio input: cut files longer than the window into consecutive windows and average "
+                        "their probabilities and maps (default: first window only, with a warning)")
+    s.add_argument("--format", choices=("png", "pdf", "svg"), default="png", help="audio input: figure format")
+    s.add_argument("--dpi", type=_positive_float, default=100, help="audio input: figure resolution")
     s.add_argument("--subset", default="test", help="training, validation, test or all")
     s.add_argument("--target", choices=("pred", "true"), default="pred",
                    help="explain the predicted class (paper) or the true class")
@@ -214,6 +266,22 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--epsilon", type=_positive_float, default=1e-6, help="ε of the LRP ε-rule")
     s.add_argument("--batch-size", type=_positive_int, default=64, help="examples attributed at once")
     _common(s)
+
+    s = _sub(sub, "figures", "Fig. 1, Fig. 2 and the confusion matrix of any relevance file", _cmd_figures)
+    s.add_argument("relevance", metavar="RELEVANCE.h5", help="relevance file (scatterxai explain)")
+    s.add_argument("--out", required=True, metavar="DIR", help="output directory")
+    s.add_argument("--examples", default=None, metavar="LIST",
+                   help="comma-separated rows or file names drawn in Fig. 1 (default: one per class, correctly "
+                        "classified if possible, pitch nearest A4)")
+    s.add_argument("--methods", default=None, metavar="LIST",
+                   help="methods drawn in Fig. 1 (default: LRP-ε and LRP-[ε,z+] when present, else all)")
+    s.add_argument("--aggregate-method", default=None, metavar="METHOD",
+                   help="method of Fig. 2's aggregated maps (default: epsilon_plus when present, else the last)")
+    s.add_argument("--audio-root", default=None, metavar="DIR",
+                   help="where the audio files are, for the spectrograms (default: recorded at extraction)")
+    s.add_argument("--format", choices=("png", "pdf", "svg"), default="png", help="file format")
+    s.add_argument("--dpi", type=_positive_float, default=200, help="resolution (raster parts of vector files)")
+    _common(s, device=False)
 
     s = _sub(sub, "quality", "is the explanation right? deletion/insertion of paths against random orders, "
                              "randomisation sanity checks and ground truth for every method of a relevance file",

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional, Tuple
 
 from . import __version__
-from ._util.fs import file_sha256
+from ._util.fs import ensure_dir, file_sha256
 from ._util.jsonio import write_json
 from ._util.log import logger
 from ._util.validate import check_int, check_positive_float, check_positive_int, with_settings
@@ -46,9 +46,13 @@ class RunConfig:
     seed : int
         Seeds the synthetic corpus (or the split of a CSV without subsets) and training.
     sol_root : str, optional
-        Directory of real audio (SOL 0.9HQ); with ``meta`` (default: the published SOL-PMT split) instead of
-        the synthetic corpus.  ``meta`` may also be any CSV with ``file_name`` and ``label`` columns.
+        Directory of IRCAM's SOL 0.9HQ (any nesting); with ``meta`` None, the published SOL-PMT split, and
+        the report compares with the paper's numbers.
     meta : str, optional
+        Meta CSV of your own data (columns ``file_name`` and ``label``, optionally ``subset``), with
+        ``audio_root``; or a SOL-format split with ``sol_root``.
+    audio_root : str, optional
+        Directory the ``file_name`` values of ``meta`` are relative to (searched by base name below it).
     device : str
     max_epochs : int, optional
         Upper bound on training epochs (early stopping decides below it).
@@ -65,6 +69,7 @@ class RunConfig:
     seed: int = 0
     sol_root: Optional[str] = None
     meta: Optional[str] = None
+    audio_root: Optional[str] = None
     device: str = "auto"
     max_epochs: Optional[int] = None
     jobs: Optional[int] = None
@@ -79,8 +84,13 @@ class RunConfig:
             if getattr(self, name) is not None:
                 check_positive_int(name, getattr(self, name))
         check_positive_int("top_n", self.top_n)
-        if self.meta is not None and self.sol_root is None:
-            raise ParameterError("--meta needs --sol-root (the directory its audio paths are relative to)")
+        if self.sol_root is not None and self.audio_root is not None:
+            raise ParameterError("give --sol-root (SOL 0.9HQ with the published split) or --meta with "
+                                 "--audio-root (your own data), not both")
+        if self.meta is not None and self.sol_root is None and self.audio_root is None:
+            raise ParameterError("--meta needs --audio-root, the directory its file names are relative to")
+        if self.audio_root is not None and self.meta is None:
+            raise ParameterError("--audio-root needs --meta, the CSV that lists the files and their labels")
         if not isinstance(self.scattering, ScatteringConfig):
             raise ParameterError(f"scattering must be a ScatteringConfig, got {type(self.scattering).__name__}")
         object.__setattr__(self, "methods", tuple(self.methods))
@@ -155,6 +165,15 @@ class RunContext:
         self.metrics_paths = {inp: os.path.join(out, f"metrics_{inp}.json") for inp in INPUTS}
         self.meta_csv: Optional[str] = None
         self.audio_root: Optional[str] = None
+        #: where the data come from: "synthetic", "sol-pmt" (the published split), "sol" (another SOL-format
+        #: split) or "files" (a user's meta CSV)
+        self.source = "synthetic"
+
+    @property
+    def paper_reference(self) -> bool:
+        """Whether reports compare with the paper's numbers: only for SOL-PMT and the synthetic corpus that
+        imitates it (never for other data)."""
+        return self.source in ("synthetic", "sol-pmt")
 
     def stage(self, name: str, key: dict, outputs: List[str], fn: Callable[[], object]) -> Stage:
         """Run ``fn`` as stage ``name`` unless a stamp with the same ``key`` (settings, upstream digests)
@@ -176,37 +195,49 @@ class RunContext:
         cfg = self.config
         data_dir = os.path.join(self.out, "data")
         meta_out = os.path.join(data_dir, "meta.csv")
-        if cfg.sol_root is None:
+        if cfg.sol_root is None and cfg.audio_root is None:
             from .data.synth import synthesize_corpus
             self.stage("data", {"source": "synthetic", "scale": cfg.scale, "seed": cfg.seed}, [meta_out],
                        lambda: synthesize_corpus(data_dir, scale=cfg.scale, seed=cfg.seed,
                                                  jobs=cfg.jobs or os.cpu_count() or 1, progress=True))
             return meta_out, os.path.join(data_dir, "audio")
 
-        from .data import META_COLUMNS, SOL_META_CSV, load_csv, load_sol, read_meta_csv
-        sol_root = os.path.abspath(cfg.sol_root)
+        from .data import META_COLUMNS, SOL_META_CSV, load_sol, prepare_labels, read_meta_csv, resolve_all
+        root = os.path.abspath(cfg.sol_root or cfg.audio_root)
         meta = SOL_META_CSV if cfg.meta is None else os.path.abspath(cfg.meta)
+        sha = file_sha256(meta)
+        columns = read_meta_csv(meta)
+        if cfg.sol_root is not None and all(c in columns for c in META_COLUMNS):
+            self.source = "sol-pmt" if sha == file_sha256(SOL_META_CSV) else "sol"
+        else:
+            self.source = "files"
 
         def check():
             os.makedirs(data_dir, exist_ok=True)
-            if all(c in read_meta_csv(meta) for c in META_COLUMNS):
-                load_sol(sol_root, meta)  # raises DataError listing missing files
-                shutil.copyfile(meta, meta_out)  # base names: extraction looks them up under sol_root
+            if self.source != "files":
+                load_sol(root, meta)  # raises DataError listing missing files
             else:
-                load_csv(meta, audio_root=sol_root, seed=cfg.seed).to_meta_csv(meta_out, relative_to=sol_root)
+                if "file_name" not in columns or "label" not in columns:
+                    raise DataError(f"{meta} needs the columns file_name and label (and optionally subset); it "
+                                    f"has {list(columns)}")
+                prepare_labels(columns, seed=cfg.seed, what=meta)  # fail early; extraction applies it
+                resolve_all(columns["file_name"], root)
+            shutil.copyfile(meta, meta_out)  # names as given: extraction resolves them under the root
 
-        self.stage("data", {"source": "files", "root": sol_root, "meta_sha256": file_sha256(meta)}, [meta_out],
-                   check)
-        return meta_out, sol_root
+        self.stage("data", {"source": "files", "root": root, "meta_sha256": sha}, [meta_out], check)
+        return meta_out, root
 
     def extract(self, meta_csv: str, audio_root: str) -> None:
         from .features import extract_features
         cfg = self.config
-        self.stage("extract", {"data": self.stages["data"].digest, "config": cfg.scattering.to_dict()},
+        # the seed draws the split of a CSV without subsets (in extraction; a new seed only relabels)
+        self.stage("extract", {"data": self.stages["data"].digest, "config": cfg.scattering.to_dict(),
+                               "split_seed": cfg.seed},
                    [self.features],
                    lambda: logger.info("%s", extract_features(meta_csv, audio_root, self.features,
                                                               config=cfg.scattering, device=cfg.device,
-                                                              overwrite=True, progress=True).describe()))
+                                                              seed=cfg.seed, overwrite=True,
+                                                              progress=True).describe()))
 
     def train_and_evaluate(self, inp: str) -> None:
         from .model import evaluate_model, train_model
@@ -247,10 +278,13 @@ class RunContext:
         cfg = self.config
         path = os.path.join(self.out, "report.md")
         write_report(path, metrics_paths=self.metrics_paths, relevance=self.relevance, features=self.features,
-                     figures_dir=self.fig_dir, settings={"scale": None if cfg.sol_root else cfg.scale,
-                                                         "seed": cfg.seed,
-                                                         "data": cfg.sol_root or "synthetic corpus",
-                                                         "device": cfg.device}, sections=sections)
+                     figures_dir=self.fig_dir,
+                     settings={"scale": cfg.scale if self.source == "synthetic" else None, "seed": cfg.seed,
+                               "data": {"synthetic": "synthetic corpus (SOL-PMT profile)",
+                                        "sol-pmt": f"SOL-PMT, published split ({cfg.sol_root})"}.get(
+                                   self.source, f"{os.path.abspath(cfg.meta or '')} "
+                                                f"({os.path.abspath(cfg.sol_root or cfg.audio_root or '')})"),
+                               "device": cfg.device}, sections=sections, paper=self.paper_reference)
         return path
 
     def write_timings(self, total: float) -> dict:
@@ -294,16 +328,16 @@ def run(out, config: Optional[RunConfig] = None, **settings) -> Dict[str, str]:
     Parameters
     ----------
     out : str
-        Output directory: ``features.h5``, ``models/{s1,s1s2}/``, ``metrics_{s1,s1s2}.json``,
-        ``relevance.h5``, ``figures/*.png``, ``report.md``, ``timings.json``.
+        Output directory (created, with at most one missing folder above it): ``features.h5``,
+        ``models/{s1,s1s2}/``, ``metrics_{s1,s1s2}.json``, ``relevance.h5``, ``figures/*.png``,
+        ``report.md``, ``timings.json``.
     config : RunConfig, optional
         Default ``RunConfig()`` (the demo).
     **settings
         Fields of :class:`RunConfig` overriding ``config`` (e.g. ``seed=1``).
     """
     config = with_settings(config or RunConfig(), settings)
-    out = os.path.abspath(os.fspath(out))
-    os.makedirs(out, exist_ok=True)
+    out = ensure_dir(out, what="run directory")
     t_start = time.perf_counter()
     r = RunContext(out, config)
     meta_csv, audio_root = r.data()

@@ -254,8 +254,11 @@ def test_load_csv_errors(tmp_path):
     with pytest.raises(DataError, match=r"lacks the column\(s\) \['instrument'\]"):
         load_csv(csv_path, audio_root=audio, path_column="path", label_column="technique",
                  instrument_column="instrument")
-    with pytest.raises(DataError, match="are not class names"):
-        load_csv(csv_path, audio_root=audio, path_column="path", label_column="player")
+    # any text labels are classes (intended since the label-set change: they were refused before)
+    ds = load_csv(csv_path, audio_root=audio, path_column="path", label_column="player")
+    assert ds.classes == ("p0", "p1") and ds.labels.tolist() == [i % 2 for i in range(20)]
+    with pytest.raises(DataError, match=r"\['p1'\] are not among the given classes \['p0', 'x'\]"):
+        load_csv(csv_path, audio_root=audio, path_column="path", label_column="player", classes=["p0", "x"])
     os.remove(audio / "sub" / "n07.wav")
     with pytest.raises(DataError, match=r"1 of 20 audio files were not found.*n07\.wav"):
         load_csv(csv_path, audio_root=audio, path_column="path", label_column="technique")
@@ -273,3 +276,4 @@ def test_to_meta_csv_round_trips_through_load_csv(tmp_path):
         assert again.audio_paths == ds.audio_paths
         assert again.columns["subset"].tolist() == ds.columns["subset"].tolist()
         assert again.labels.tolist() == ds.labels.tolist()
+    assert again.classes == ds.classes == CLASSES

@@ -34,7 +34,7 @@ def data(tmp_path_factory):
         "instrument": np.array(["Vn", "Fl"] * (K_ALL // 2), dtype=object),
     }
     features = root / "features.h5"
-    write_features(features, S, examples, SMALL)
+    write_features(features, S, examples, SMALL, classes=CLASSES)  # integer labels are named by a class list
     with FeatureFile(features) as ff:
         mu = ff.mu
     models = {}

@@ -127,7 +127,7 @@ def make_separable(path, *, seed=0, per_class=(12, 4, 4), config=SMALL):
     S = np.concatenate(S).astype(np.float32)
     examples = {"file_name": np.array([f"n{i:03d}.wav" for i in range(len(labels))], dtype=object),
                 "label": np.array(labels), "subset": np.array(subsets, dtype=object)}
-    write_features(path, S, examples, config)
+    write_features(path, S, examples, config, classes=CLASSES)
     return path
 
 
@@ -217,7 +217,7 @@ def test_absent_class_in_subset(toy, trained, tmp_path):
     with FeatureFile(toy) as ff:
         keep = np.flatnonzero(~((ff.labels == 4) & (ff.examples["subset"] == "test")))
         S, ex = ff.load(keep), {k: v[keep] for k, v in ff.examples.items()}
-    write_features(tmp_path / "f.h5", S, ex, SMALL)
+    write_features(tmp_path / "f.h5", S, ex, SMALL, classes=CLASSES)
     with pytest.warns(RuntimeWarning, match="absent"):
         m = evaluate_model(tmp_path / "f.h5", model_dir=out, out_dir=tmp_path / "e", device="cpu")
     assert math.isnan(m["per_class_accuracy"]["flatterzunge"]) and m["absent_classes"] == ["flatterzunge"]

@@ -2,27 +2,28 @@
 
 * :func:`load_sol` — a SOL 0.9HQ directory and a meta CSV (by default the published SOL-PMT split) →
   :class:`Dataset` with resolved audio paths.
-* :func:`load_csv` — any CSV with a file-path column and a label column (class names or indices); without a
-  subset column the 6:2:2 split is drawn.
+* :func:`load_csv` — any CSV with a file-path column and a label column (class names or indices, any
+  number of classes); without a subset column the 6:2:2 split is drawn (:func:`scatterxai.data.prepare_labels`,
+  the same function ``scatterxai extract`` uses).
 
 :class:`Dataset` holds ``columns`` (dict of equal-length arrays, always ``file_name``, ``label`` (int64) and
-``subset``) and ``audio_paths`` (absolute path of each row); :meth:`Dataset.to_meta_csv` writes a meta CSV
-that ``scatterxai extract`` consumes.
+``subset``), ``classes`` and ``audio_paths`` (absolute path of each row); :meth:`Dataset.to_meta_csv` writes
+a meta CSV that ``scatterxai extract`` consumes.
 """
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Dict, List
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from ..errors import DataError, ParameterError
 from ..task import CLASSES
+from .labels import NAME_COLUMNS, prepare_labels
 from .meta import META_COLUMNS, SUBSETS, labels_from_values, read_meta_csv, write_meta_csv
 from .paths import resolve_all
-from .split import split_622
 
 __all__ = ["SOL_META_CSV", "Dataset", "load_sol", "load_csv"]
 
@@ -39,16 +40,19 @@ class Dataset:
     ----------
     columns : dict[str, np.ndarray [shape=(K,)]]
         Meta columns; always ``file_name`` (as given in the source CSV), ``label`` (int64 index into
-        :data:`CLASSES`) and ``subset`` (``"training"``, ``"validation"``, ``"test"``).
+        ``classes``) and ``subset`` (``"training"``, ``"validation"``, ``"test"``).
     audio_paths : list of str [length K]
         Absolute path of each row's audio file.
     source : str
         The CSV the rows came from.
+    classes : tuple of str
+        Class names (default: the paper's five, :data:`scatterxai.task.CLASSES`).
     """
 
     columns: Dict[str, np.ndarray]
     audio_paths: List[str]
     source: str = ""
+    classes: Tuple[str, ...] = CLASSES
     _n: int = field(init=False, repr=False, default=0)
 
     def __post_init__(self):
@@ -63,7 +67,7 @@ class Dataset:
 
     @property
     def labels(self) -> np.ndarray:
-        """(K,) int64 class indices."""
+        """(K,) int64 class indices into :attr:`classes`."""
         return self.columns["label"]
 
     def indices(self, subset=None) -> np.ndarray:
@@ -79,7 +83,9 @@ class Dataset:
 
         ``file_name`` becomes the path relative to ``relative_to`` (then pass that directory as
         ``scatterxai extract --audio-root``) or, by default, the absolute path (then any ``--audio-root``
-        works).  The other columns are written unchanged, SOL-PMT columns first.
+        works).  The other columns are written unchanged, SOL-PMT columns first; ``label`` is written
+        as the class name, so that ``scatterxai extract`` finds the same classes again (it stays an index
+        in the SOL-PMT format, whose ``modulation technique`` column names it).
         """
         if relative_to is None:
             names = list(self.audio_paths)
@@ -88,6 +94,8 @@ class Dataset:
         cols = {k: self.columns[k] for k in META_COLUMNS if k in self.columns}
         cols.update({k: v for k, v in self.columns.items() if k not in cols})
         cols["file_name"] = np.array(names, dtype=object)
+        if tuple(self.classes) != CLASSES or not any(c in self.columns for c in NAME_COLUMNS):
+            cols["label"] = np.array([self.classes[i] for i in self.labels], dtype=object)
         return write_meta_csv(path, cols)
 
 
@@ -144,7 +152,8 @@ def _check_subsets(values, path):
 
 
 def load_csv(csv_path, *, audio_root=None, path_column="file_name", label_column="label",
-             subset_column="subset", instrument_column=None, seed=0) -> Dataset:
+             subset_column="subset", instrument_column=None, classes: Optional[Sequence[str]] = None,
+             seed=0) -> Dataset:
     """Any CSV with a file-path column and a label column → :class:`Dataset`.
 
     Parameters
@@ -154,12 +163,15 @@ def load_csv(csv_path, *, audio_root=None, path_column="file_name", label_column
         Directory the paths are relative to (searched recursively by base name when a path is not found
         there); default: the CSV's directory.  Absolute paths are used as they are.
     path_column, label_column : str
-        Columns holding the audio path and the label (class names of :data:`CLASSES` or their indices).
+        Columns holding the audio path and the label: class names (any text) or integer indices (see
+        :func:`scatterxai.data.encode_labels` for how the class list is found).
     subset_column : str or None
         Column holding "training" / "validation" / "test".  If the CSV has no such column (or None is
         given), the 6:2:2 split of :func:`split_622` is drawn per class and per ``instrument_column``.
     instrument_column : str, optional
         Grouping column for the split (e.g. "instrument"); default: split per class only.
+    classes : sequence of str, optional
+        The class list (names of integer labels, or the order of text labels).
     seed : int
         Seed of the split.
 
@@ -174,19 +186,17 @@ def load_csv(csv_path, *, audio_root=None, path_column="file_name", label_column
     _require_columns(columns, [path_column, label_column], csv_path)
     if instrument_column is not None:
         _require_columns(columns, [instrument_column], csv_path)
-    labels = labels_from_values(columns[label_column], what=f"{csv_path}: column {label_column!r}")
     if label_column != "label" and "label" in columns:
         raise DataError(f"{csv_path} has both a 'label' column and label_column={label_column!r}; "
                         f"rename one of them")
-    columns["label"] = labels
+    table = dict(columns)
+    table["label"] = columns[label_column]
+    table.pop("subset", None)
     if subset_column is not None and subset_column in columns:
-        columns[subset_column] = np.array([str(v).strip() for v in columns[subset_column]], dtype=object)
-        _check_subsets(columns[subset_column], csv_path)
-        columns["subset"] = columns[subset_column]
-    else:
-        groups = None if instrument_column is None else columns[instrument_column]
-        columns["subset"] = split_622(labels, groups=groups, seed=seed)
+        table["subset"] = columns[subset_column]
+    info = prepare_labels(table, classes=classes, seed=seed, group_column=instrument_column, what=csv_path)
+    columns = info.apply(columns)
     names = [str(v) for v in columns[path_column]]
     columns["file_name"] = np.array(names, dtype=object)
     root = os.path.dirname(os.path.abspath(csv_path)) if audio_root is None else audio_root
-    return Dataset(columns, resolve_all(names, root), source=os.path.abspath(csv_path))
+    return Dataset(columns, resolve_all(names, root), source=os.path.abspath(csv_path), classes=info.classes)

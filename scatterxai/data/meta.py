@@ -11,6 +11,7 @@ a ``file_name`` column works for extraction.
 from __future__ import annotations
 
 import csv
+import io
 import os
 from typing import Dict, List
 
@@ -55,7 +56,8 @@ def read_meta_csv(path) -> Dict[str, np.ndarray]:
     Parameters
     ----------
     path : str
-        CSV with a header row (UTF-8, comma-separated, quoted as the ``csv`` module writes).
+        CSV with a header row (UTF-8, with or without a byte-order mark; comma-separated, quoted as the
+        ``csv`` module writes).
 
     Returns
     -------
@@ -66,13 +68,23 @@ def read_meta_csv(path) -> Dict[str, np.ndarray]:
     Raises
     ------
     DataError
-        Missing or empty file, duplicate or empty column names, rows of the wrong length.
+        Missing or empty file, text that is not UTF-8 (the message gives the line), duplicate or empty
+        column names, rows of the wrong length.
     """
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise DataError(f"meta CSV not found: {path}")
-    with open(path, newline="", encoding="utf-8-sig") as f:
-        rows = list(csv.reader(f))
+    with open(path, "rb") as f:
+        raw = f.read()
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = raw[:e.start].count(b"\n") + 1
+        raise DataError(f"meta CSV {path} is not UTF-8 text: byte 0x{raw[e.start]:02x} on line {line} is not "
+                        f"valid UTF-8 (the file looks like Latin-1/Windows-1252).  Save it as UTF-8, e.g. "
+                        f"`iconv -f latin1 -t utf-8 in.csv > out.csv` (file names must match the audio files "
+                        f"on disk exactly)") from None
+    rows = list(csv.reader(io.StringIO(text, newline="")))
     if not rows or not any(cell.strip() for cell in rows[0]):
         raise DataError(f"meta CSV {path} is empty (expected a header row, e.g. {','.join(META_COLUMNS)})")
     header = [h.strip() for h in rows[0]]
@@ -128,29 +140,33 @@ def write_meta_csv(path, columns) -> str:
     return path
 
 
-def labels_from_values(values, *, what="label") -> np.ndarray:
-    """Class names or integer indices → int64 labels (indices into :data:`CLASSES`).
+def labels_from_values(values, *, classes=CLASSES, what="label") -> np.ndarray:
+    """Class names or integer indices → int64 indices into a given class list (default: the paper's five).
+
+    To derive the class list from the data instead, use :func:`scatterxai.data.encode_labels`.
 
     Raises
     ------
     DataError
-        Unknown class names or out-of-range integers (the message lists the valid ones).
+        Unknown class names, out-of-range or non-integer numbers (the message lists the valid ones).
     """
+    classes = tuple(str(c) for c in classes)
     values = np.asarray(values)
     if values.dtype.kind in "iu":
-        bad = sorted({int(v) for v in values if not 0 <= v < len(CLASSES)})
+        bad = sorted({int(v) for v in values if not 0 <= v < len(classes)})
         if bad:
-            raise DataError(f"{what} values {bad[:10]} are not class indices 0..{len(CLASSES) - 1} "
-                            f"({', '.join(f'{i}={c}' for i, c in enumerate(CLASSES))})")
+            raise DataError(f"{what} values {bad[:10]} are not class indices 0..{len(classes) - 1} "
+                            f"({', '.join(f'{i}={c}' for i, c in enumerate(classes))})")
         return values.astype(np.int64)
     if values.dtype.kind == "f":
         if not np.all(np.isfinite(values)) or np.any(values != np.round(values)):
-            raise DataError(f"{what} values must be class names or integer indices, got non-integer numbers")
-        return labels_from_values(values.astype(np.int64), what=what)
+            bad = values[~np.isfinite(values) | (values != np.round(values))]
+            raise DataError(f"{what} values must be class names or integer indices, got {bad[:5].tolist()}")
+        return labels_from_values(values.astype(np.int64), classes=classes, what=what)
     names = [str(v).strip() for v in values]
-    index = {c: i for i, c in enumerate(CLASSES)}
+    index = {c: i for i, c in enumerate(classes)}
     unknown = sorted({n for n in names if n not in index})
     if unknown:
-        raise DataError(f"{what} values {unknown[:10]} are not class names; valid: {list(CLASSES)} "
-                        f"or their indices 0..{len(CLASSES) - 1}")
+        raise DataError(f"{what} values {unknown[:10]} are not class names; valid: {list(classes)} "
+                        f"or their indices 0..{len(classes) - 1}")
     return np.array([index[n] for n in names], dtype=np.int64)

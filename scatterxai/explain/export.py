@@ -1,8 +1,9 @@
 """``scatterxai explain``: explain a trained model's predictions on a features file → the relevance file.
 
 The layout of the file is documented in :mod:`scatterxai.io.relevance` (which reads it).  Per method the
-same datasets are written whatever the method: the writer asks the method's :class:`~.base.Explainer`
-only for relevance and for the attributes to record.
+same datasets are written whatever the method: the writer (:func:`write_relevance`, shared with the
+audio-in :func:`scatterxai.explain.explain_files`) asks the method's :class:`~.base.Explainer` only for
+relevance and for the attributes to record.
 """
 
 from __future__ import annotations
@@ -10,13 +11,13 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, Mapping, Optional, Tuple
+from typing import Callable, Dict, Mapping, Optional, Tuple
 
 import h5py
 import numpy as np
 
 from .. import maps
-from .._util.fs import atomic_path
+from .._util.fs import atomic_path, ensure_parent
 from .._util.validate import check_choice, check_positive_float, check_positive_int, with_settings
 from .._util.versions import package_version
 from ..errors import ParameterError
@@ -25,7 +26,7 @@ from .attribute import attribute
 from .base import Explainer, get_explainer
 from .lrp import DEFAULT_EPSILON, ZENNIT_STABILIZER
 
-__all__ = ["ExplainConfig", "explain", "method_names"]
+__all__ = ["ExplainConfig", "explain", "write_relevance", "method_names"]
 
 
 def method_names(methods) -> Tuple[str, ...]:
@@ -105,13 +106,18 @@ def _load_inputs(features, model, config: ExplainConfig):
         model.check_compatible(ff)
         rows = ff.indices(None if config.subset in (None, "all") else config.subset)
         examples = {k: v[rows] for k, v in ff.examples.items()}
+        if "label" in examples:
+            examples["label"] = ff.labels[rows]  # class indices, checked (never text or 1.5)
         if config.target == "true" and "label" not in examples:
             raise ParameterError(f"target='true' needs labels but {ff.path} has no /examples/label column; "
                                  f"use target='pred'")
-        return model.prepare(ff.load(rows)), examples, scattering_attrs(ff.config, ff.table), ff.path
+        attrs = scattering_attrs(ff.config, ff.table)
+        attrs.update({k: ff.attrs[k] for k in ("audio_root", "segments") if k in ff.attrs}, source="features",
+                     features_file=os.path.basename(os.fspath(ff.path)))
+        return model.prepare(ff.load(rows)), examples, attrs
 
 
-def _root_attrs(attrs: dict, model, config: ExplainConfig, features_path: str) -> dict:
+def _root_attrs(attrs: dict, model, config: ExplainConfig) -> dict:
     from .base import REGISTRY
     lrp = [m for m in config.methods if REGISTRY[m].family == "lrp"]
     attrs.update(classes=np.array(list(model.classes), dtype=object),
@@ -120,8 +126,7 @@ def _root_attrs(attrs: dict, model, config: ExplainConfig, features_path: str) -
                  target=config.target, subset=str(config.subset) if config.subset is not None else "all",
                  top_n=int(config.top_n), model_checksum=model.checksum,
                  model_input=str(model.config.get("input", "")), log_c=model.c,
-                 zennit_version=package_version("zennit"), torch_version=package_version("torch"),
-                 features_file=os.path.basename(os.fspath(features_path)))
+                 zennit_version=package_version("zennit"), torch_version=package_version("torch"))
     return attrs
 
 
@@ -180,7 +185,8 @@ def explain(features, *, model_dir, out, config: Optional[ExplainConfig] = None,
     model_dir : str or Path
         Model directory (:func:`scatterxai.model.load_model`); must match the features' scattering.
     out : str or Path
-        Output file (replaced atomically if it exists).
+        Output file (replaced atomically if it exists; its folder is created if that folder's parent
+        exists).
     config : ExplainConfig, optional
         Methods, subset, target, top-n, ε, batch size, device (default ``ExplainConfig()``).
     progress : bool
@@ -195,19 +201,44 @@ def explain(features, *, model_dir, out, config: Optional[ExplainConfig] = None,
     from ..model.directory import load_model
 
     config = with_settings(config or ExplainConfig(), settings)
-    out = Path(out)
     model = load_model(model_dir, device=config.device)
-    x, examples, attrs, features_path = _load_inputs(features, model, config)
+    x, examples, attrs = _load_inputs(features, model, config)
+    return write_relevance(out, x, examples, attrs, model, config, progress=progress)
+
+
+def write_relevance(out, x, examples: Dict[str, np.ndarray], attrs: dict, model, config: ExplainConfig, *,
+                    progress: bool = True, extra: Optional[Callable[[h5py.File], None]] = None) -> Path:
+    """Attribute the network input ``x`` with every method of ``config`` and write the relevance file.
+
+    Parameters
+    ----------
+    out : str or Path
+        Output file (written atomically; its folder is created if that folder's parent exists).
+    x : torch.Tensor [shape=(K, C_in, T)]
+        Network input (``model.prepare`` of the raw features).
+    examples : dict of str → np.ndarray [shape=(K,)]
+        Metadata columns; ``label`` (class indices into ``model.classes``) when known.
+    attrs : dict
+        Root attributes describing the data (scattering parameters, source…).
+    model : scatterxai.model.LoadedModel
+    config : ExplainConfig
+    extra : callable, optional
+        Called with the open file after everything else is written (to add groups).
+
+    Returns
+    -------
+    Path of the written file.
+    """
+    out = Path(ensure_parent(out, what="relevance file"))
     n_classes = len(model.classes)
     paths = model.paths
     labels = np.asarray(examples["label"], dtype=np.int64) if "label" in examples else None
     target_arg = labels if config.target == "true" else "pred"
     modulation = (np.asarray(examples["modulation_hz"], dtype=float)
                   if "modulation_hz" in examples and (paths["order"] == 2).any() else None)
-    attrs = _root_attrs(attrs, model, config, features_path)
+    attrs = _root_attrs(dict(attrs), model, config)
     explainers = {name: config.explainer(name) for name in config.methods}
 
-    out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(out) as tmp, h5py.File(tmp, "w") as f:
         f.attrs.update(attrs)
         _write_shared(f, x, paths, maps.grid_index(paths))
@@ -221,4 +252,6 @@ def explain(features, *, model_dir, out, config: Optional[ExplainConfig] = None,
             _write_method(f, name, explainer, res, groups=groups, n_classes=n_classes, top_n=config.top_n,
                           paths=paths, modulation=modulation)
             del res
+        if extra is not None:
+            extra(f)
     return out

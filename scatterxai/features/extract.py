@@ -12,6 +12,16 @@ Work goes to ``OUT.partial`` (:class:`scatterxai.io.partial.PartialFile`): a pro
 (even with SIGKILL) leaves a readable partial file in which every row marked done is complete, and
 re-running the same command resumes from it.  The final file is written to a temporary name and renamed
 into place, so ``OUT`` is either absent or complete.
+
+Labels and the split are decided here, before any audio is read (:func:`scatterxai.data.prepare_labels`:
+text or integer labels → class indices and the class list; the 6:2:2 split drawn with ``seed`` when the CSV
+has no ``subset`` column), and recorded in the file.  They do not change the coefficients: extracting
+again with another split seed or class list rewrites the file's labels from the existing coefficients.
+
+A file longer than the transform's window (N / sr seconds) is truncated to its first window, with a
+warning, unless ``segments=True``: then it is cut into consecutive windows
+(:func:`scatterxai.audio.segment_starts`), each a row with ``segment`` and ``start_s`` columns, all
+sharing the file's CSV row (and so its subset: the windows of one recording never straddle the split).
 """
 
 from __future__ import annotations
@@ -25,10 +35,12 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from .._util.fs import ensure_parent
+from .._util.log import logger
 from .._util.log import progress as progress_bar
-from .._util.validate import check_positive_int
+from .._util.validate import check_int, check_positive_int
 from ..errors import AudioError, StoreError
-from ..io.hdf5 import scattering_attrs
+from ..io.hdf5 import read_config, scattering_attrs
 from ..io.partial import PENDING, PartialFile
 from ..scattering.config import PAPER_CONFIG, ScatteringConfig, path_table
 from .store import FeatureFile, write_features
@@ -48,25 +60,50 @@ class ExtractSummary:
     seconds: float = 0.0
     already_complete: bool = False
     failed: List[tuple] = field(default_factory=list)
+    relabelled: bool = False
+    truncated: List[str] = field(default_factory=list)
+    window_s: float = 0.0
+    n_rows: int = 0
 
     def describe(self) -> str:
         if self.already_complete:
             head = f"{self.out}: already complete with these settings ({self.n_ok} examples); nothing to do"
+        elif self.relabelled:
+            head = (f"{self.out}: coefficients unchanged ({self.n_ok} examples); labels, classes and split "
+                    f"rewritten with the new settings")
         else:
             head = (f"{self.out}: {self.n_ok} of {self.n_total} files extracted, {self.n_failed} failed"
                     + (f", {self.n_resumed} resumed from an interrupted run" if self.n_resumed else "")
                     + f" ({self.seconds:.1f} s)")
+        if self.n_rows > self.n_total:
+            head += f"; {self.n_rows} windows of {self.window_s:.2f} s (--segments)"
         lines = [head] + [f"  failed: {name}: {reason}" for name, reason in self.failed[:20]]
         if len(self.failed) > 20:
             lines.append(f"  ... and {len(self.failed) - 20} more (see /failed in the file)")
+        if self.truncated:
+            lines.append(f"  {len(self.truncated)} file(s) are longer than the {self.window_s:.2f} s window and "
+                         f"only their first {self.window_s:.2f} s were used (e.g. {self.truncated[0]}); "
+                         f"--segments cuts long files into consecutive windows")
         return "\n".join(lines)
 
 
-def settings_hash(csv_bytes: bytes, audio_root: str, config: ScatteringConfig) -> str:
+def settings_hash(csv_bytes: bytes, audio_root: str, config: ScatteringConfig, *, segments: bool = False) -> str:
     """sha256 of everything that determines the extracted numbers (recorded as ``settings_sha256``)."""
     h = hashlib.sha256(csv_bytes)
-    h.update(json.dumps({"audio_root": os.path.abspath(audio_root), "config": config.to_dict()},
-                        sort_keys=True).encode())
+    key = {"audio_root": os.path.abspath(audio_root), "config": config.to_dict()}
+    if segments:
+        key["segments"] = True
+    h.update(json.dumps(key, sort_keys=True).encode())
+    return h.hexdigest()
+
+
+def labels_hash(info) -> str:
+    """sha256 of the labels, classes and subsets a :class:`~scatterxai.data.LabelInfo` assigns."""
+    h = hashlib.sha256(json.dumps({"classes": list(info.classes), "split": info.split,
+                                   "seed": info.split_seed, "groups": info.split_groups}).encode())
+    for a in (info.labels, info.subset):
+        if a is not None:
+            h.update(np.asarray(a).astype(str).tobytes())
     return h.hexdigest()
 
 
@@ -79,56 +116,97 @@ class BatchResult:
     ok_rows: List[int]
     S: np.ndarray                     # (len(ok_rows), C, T) float32
     failed: List[Tuple[int, str]]     # (row, reason)
+    truncated: List[int] = field(default_factory=list)  # rows whose file is longer than the window
 
 
 def compute_batch(rows: Sequence[int], paths: Sequence[str], *, resolve, config: ScatteringConfig,
-                  device="auto", method: str = "fast", batch_size: int = 8) -> BatchResult:
+                  device="auto", method: str = "fast", batch_size: int = 8,
+                  starts: Optional[Sequence[float]] = None) -> BatchResult:
     """Read, prepare and scatter the audio of ``rows``; unreadable files become failures, not errors.
 
     Parameters
     ----------
     rows : sequence of int
-        Rows of the meta CSV.
+        Rows to compute.
     paths : sequence of str
-        ``file_name`` of every row of the meta CSV.
+        ``file_name`` of every row.
     resolve : callable
         ``file_name`` → audio path (:class:`scatterxai.data.AudioResolver`).
+    starts : sequence of float, optional
+        Start (s) of every row's window in its file (segments); default: each file's first window, and
+        rows whose file is longer than it are listed in ``truncated``.
     """
-    from ..audio import load_prepared
+    from ..audio import read_window
     from ..scattering.api import scatter
 
-    ok_rows, signals, failed = [], [], []
+    ok_rows, signals, failed, truncated = [], [], [], []
+    window_s = config.N / config.sr
     for r in rows:
         try:
-            signals.append(load_prepared(resolve(paths[r]), config))
+            x, duration_s = read_window(resolve(paths[r]), config, start_s=0.0 if starts is None else starts[r])
+            signals.append(x)
             ok_rows.append(int(r))
+            if starts is None and duration_s > window_s + 1e-3:
+                truncated.append(int(r))
         except AudioError as e:
             failed.append((int(r), str(e)))
     if signals:
         S = scatter(np.stack(signals), config, device=device, method=method, batch_size=batch_size).cpu().numpy()
     else:
         S = np.zeros((0, len(path_table(config)), path_table(config).n_frames), np.float32)
-    return BatchResult(ok_rows, S, failed)
+    return BatchResult(ok_rows, S, failed, truncated)
 
 
 def finish(store: PartialFile, out: str, columns: Dict[str, np.ndarray], names: Sequence[str], *, config,
-           settings: str, method: str) -> Tuple[np.ndarray, np.ndarray, List[str]]:
+           settings: str, method: str, classes=(), attrs: Optional[dict] = None,
+           plan: Optional[SegmentPlan] = None) -> Tuple[np.ndarray, np.ndarray, List[str]]:
     """Write the final features file from the done rows of ``store`` (if any); return (ok rows, failed rows,
-    reasons)."""
+    reasons).  ``columns`` and ``names`` are per CSV row; with a segment ``plan`` the store's rows are
+    windows, mapped to their CSV rows."""
     ok, bad, reasons = store.outcome()
-    examples = {k: np.asarray(v)[ok] for k, v in columns.items()}
-    examples["csv_row"] = ok
+    csv_ok = ok if plan is None else plan.csv_row[ok]
+    csv_bad = bad if plan is None else plan.csv_row[bad]
+    examples = {k: np.asarray(v)[csv_ok] for k, v in columns.items()}
+    if plan is not None:
+        examples["segment"], examples["start_s"] = plan.segment[ok], plan.start_s[ok]
+    examples["csv_row"] = csv_ok
     if ok.size:
-        write_features(out, store.dataset("features"), examples, config, rows=ok,
-                       failed={"file_name": np.array([names[r] for r in bad], dtype=object),
-                               "reason": np.array(reasons, dtype=object), "csv_row": bad},
-                       attrs={"settings_sha256": settings, "method": method})
+        write_features(out, store.dataset("features"), examples, config, rows=ok, classes=classes or None,
+                       failed={"file_name": np.array([names[r] for r in csv_bad], dtype=object),
+                               "reason": np.array(reasons, dtype=object), "csv_row": csv_bad},
+                       attrs={"settings_sha256": settings, "method": method, **(attrs or {})})
     return ok, bad, reasons
+
+
+@dataclass
+class SegmentPlan:
+    """The windows of every file of a meta CSV (``--segments``): one row per window."""
+
+    csv_row: np.ndarray   # (R,) int64: the CSV row of each window
+    segment: np.ndarray   # (R,) int64: index of the window within its file
+    start_s: np.ndarray   # (R,) float64: start of the window in its file (s)
+
+    @classmethod
+    def of(cls, names: Sequence[str], resolve, config: ScatteringConfig) -> SegmentPlan:
+        """Read every file's duration from its header (unreadable files get one window, which fails later)."""
+        from ..audio import audio_info, segment_starts
+        csv_row, segment, start_s = [], [], []
+        for i, name in enumerate(names):
+            try:
+                starts = segment_starts(audio_info(resolve(name))[0], config.N / config.sr)
+            except AudioError:
+                starts = np.zeros(1)
+            csv_row += [i] * len(starts)
+            segment += range(len(starts))
+            start_s += starts.tolist()
+        return cls(np.array(csv_row, np.int64), np.array(segment, np.int64), np.array(start_s, np.float64))
 
 
 # ------------------------------------------------------------------------------------------ the command
 
-def _read_inputs(meta_csv: str, audio_root: str):
+def _read_inputs(meta_csv: str, audio_root: str, *, classes=None, seed: int = 0):
+    """(CSV bytes, columns with encoded labels and subsets, file names, LabelInfo)."""
+    from ..data.labels import prepare_labels
     from ..data.meta import read_meta_csv
     if not os.path.isfile(meta_csv):
         raise StoreError(f"meta CSV not found: {meta_csv}")
@@ -142,30 +220,53 @@ def _read_inputs(meta_csv: str, audio_root: str):
     names = [str(v) for v in columns["file_name"]]
     if not names:
         raise StoreError(f"{meta_csv} lists no files")
-    return csv_bytes, columns, names
+    info = prepare_labels(columns, classes=classes, seed=seed, what=meta_csv)
+    return csv_bytes, info.apply(columns), names, info
 
 
-def _existing_output(out: str, settings: str, n_rows: int, overwrite: bool) -> Optional[ExtractSummary]:
-    """A summary if ``out`` is already complete with these settings; raise if it holds other settings."""
+def _existing_output(out: str, settings: str, labels: str, n_rows: int, overwrite: bool) -> Optional[str]:
+    """"complete" if ``out`` is complete with these settings, "relabel" if only its labels differ, None if
+    it must be (re)computed; raise if it holds other settings and not ``overwrite``."""
     if not os.path.exists(out):
         return None
     try:
         with FeatureFile(out) as ff:
             same = ff.attrs.get("settings_sha256") == settings
-            n_done, failed = len(ff), ff.failed
+            same_labels = ff.attrs.get("labels_sha256") == labels
     except StoreError:
-        same = False
+        same = same_labels = False
     if same:
-        return ExtractSummary(out, n_rows, n_done, len(failed), already_complete=True, failed=failed)
+        return "complete" if same_labels else "relabel"
     if not overwrite:
-        raise StoreError(f"{out} exists and was made with other settings (meta CSV, audio root or "
-                         f"scattering configuration); choose another --out or pass --overwrite")
+        raise StoreError(f"{out} exists and was made with other settings (meta CSV, audio root, scattering "
+                         f"configuration or --segments); choose another --out or pass --overwrite")
     return None
 
 
+def _relabel(out: str, columns: Dict[str, np.ndarray], names: Sequence[str], attrs: dict, classes) -> int:
+    """Rewrite ``out`` with new labels and subsets (and μ of the new training rows), same coefficients."""
+    import h5py
+    with h5py.File(out, "r") as f:
+        ex = f["examples"]
+        csv_ok = ex["csv_row"][()]
+        examples = {k: np.asarray(v)[csv_ok] for k, v in columns.items()}
+        for k in ("segment", "start_s"):
+            if k in ex:
+                examples[k] = ex[k][()]
+        examples["csv_row"] = csv_ok
+        bad = f["failed/csv_row"][()] if "failed/csv_row" in f else np.zeros(0, np.int64)
+        failed = {"file_name": np.array([names[r] for r in bad], dtype=object),
+                  "reason": np.array(f["failed/reason"].asstr()[()], dtype=object), "csv_row": bad}
+        keep = {k: f.attrs[k] for k in ("settings_sha256", "method", "segments", "audio_root") if k in f.attrs}
+        write_features(out, f["features"], examples, read_config(f.attrs, "scatterxai features"),
+                       classes=classes or None,
+                       failed=failed, attrs={**keep, **attrs})
+    return int(csv_ok.size)
+
+
 def extract_features(meta_csv, audio_root, out, *, config: ScatteringConfig = PAPER_CONFIG, device="auto",
-                     batch_size: int = 8, method: str = "fast", overwrite: bool = False,
-                     progress: bool = True) -> ExtractSummary:
+                     batch_size: int = 8, method: str = "fast", overwrite: bool = False, classes=None,
+                     seed: int = 0, segments: bool = False, progress: bool = True) -> ExtractSummary:
     """Scattering features of every file listed in a meta CSV → features HDF5 (resumable).
 
     Parameters
@@ -173,17 +274,26 @@ def extract_features(meta_csv, audio_root, out, *, config: ScatteringConfig = PA
     meta_csv : str
         CSV with at least a ``file_name`` column (relative to ``audio_root``; if not found there, the file is
         looked up by base name anywhere under ``audio_root``, as in the SOL tree).  Every column is copied
-        to ``/examples``.
+        to ``/examples``; ``label`` (text or integers) becomes class indices and ``subset`` is drawn when
+        absent (:func:`scatterxai.data.prepare_labels`).
     audio_root : str
     out : str
-        Output path.  If it exists and was made with the same settings, nothing is done; with other
-        settings a :class:`StoreError` is raised unless ``overwrite``.
+        Output path (its folder is created if its parent exists).  If it exists and was made with the same
+        settings, nothing is done (or only its labels are rewritten, when ``classes`` or ``seed`` changed
+        them); with other settings a :class:`StoreError` is raised unless ``overwrite``.
     config : ScatteringConfig
     device, method : see :func:`scatterxai.scattering.get_scattering`
     batch_size : int
         Files transformed at once.
     overwrite : bool
         Discard an existing output or interrupted extraction made with other settings.
+    classes : sequence of str, optional
+        The class list (names of integer labels, or the order of text labels); default: from the data.
+    seed : int
+        Seed of the 6:2:2 split drawn when the CSV has no ``subset`` column (recorded as ``split_seed``).
+    segments : bool
+        Cut files longer than the window into consecutive windows (one row each) instead of truncating
+        them.
     progress : bool
         Show a progress bar.
 
@@ -197,31 +307,57 @@ def extract_features(meta_csv, audio_root, out, *, config: ScatteringConfig = PA
     t0 = time.perf_counter()
     meta_csv, audio_root, out = os.fspath(meta_csv), os.fspath(audio_root), os.fspath(out)
     batch_size = check_positive_int("batch_size", batch_size)
-    csv_bytes, columns, names = _read_inputs(meta_csv, audio_root)
+    seed = check_int("seed", seed, low=0, high=2 ** 32 - 1)
+    csv_bytes, columns, names, info = _read_inputs(meta_csv, audio_root, classes=classes, seed=seed)
     resolve_device(device)  # fail early on a bad device name
-    settings = settings_hash(csv_bytes, audio_root, config)
-    done = _existing_output(out, settings, len(names), overwrite)
-    if done is not None:
-        return done
+    settings = settings_hash(csv_bytes, audio_root, config, segments=bool(segments))
+    labels = labels_hash(info)
+    window_s = config.N / config.sr
+    label_attrs = {**{k: v for k, v in info.attrs().items() if k != "classes"}, "labels_sha256": labels}
+    state = _existing_output(out, settings, labels, len(names), overwrite)
+    if state is not None:
+        if state == "relabel":
+            _relabel(out, columns, names, label_attrs, info.classes)
+        with FeatureFile(out) as ff:
+            n, failed = len(ff), ff.failed
+        return ExtractSummary(out, len(names), n, len(failed), already_complete=state == "complete",
+                              relabelled=state == "relabel", failed=failed, window_s=window_s)
+    out = ensure_parent(out, what="features file")
 
     partial = out + ".partial"
     resolve = AudioResolver(audio_root)
+    plan = SegmentPlan.of(names, resolve, config) if segments else None
+    row_names = names if plan is None else [names[r] for r in plan.csv_row]
+    starts = None if plan is None else plan.start_s
     table = path_table(config)
     attrs = {**scattering_attrs(config, table), "method": method}
-    with PartialFile.open_or_create(partial, n_rows=len(names), settings=settings, attrs=attrs,
+    n_rows = len(row_names)
+    truncated = []
+    with PartialFile.open_or_create(partial, n_rows=n_rows, settings=settings, attrs=attrs,
                                     datasets={"features": ((len(table), table.n_frames), np.float32)},
                                     overwrite=overwrite, what="extraction") as store:
         n_resumed = int((store.status() != PENDING).sum())
-        with progress_bar(total=len(names), initial=n_resumed, desc="extract", unit="file",
+        with progress_bar(total=n_rows, initial=n_resumed, desc="extract", unit="file" if plan is None else "window",
                           enabled=progress) as bar:
             for rows in store.pending_batches(batch_size):
-                res = compute_batch(rows, names, resolve=resolve, config=config, device=device, method=method,
-                                    batch_size=batch_size)
+                res = compute_batch(rows, row_names, resolve=resolve, config=config, device=device, method=method,
+                                    batch_size=batch_size, starts=starts)
                 store.commit(res.ok_rows, {"features": res.S}, res.failed)
+                truncated += [row_names[r] for r in res.truncated]
                 bar.update(len(rows))
-        ok, bad, reasons = finish(store, out, columns, names, config=config, settings=settings, method=method)
+        ok, bad, reasons = finish(store, out, columns, names, config=config, settings=settings, method=method,
+                                  classes=info.classes, plan=plan,
+                                  attrs={**label_attrs, "segments": bool(segments),
+                                         "audio_root": os.path.abspath(audio_root)})
     # Nothing worth keeping if every file failed (e.g. a wrong audio root): the next run starts afresh.
     os.remove(partial)
-    failed = [(names[r], reason) for r, reason in zip(bad, reasons)]
-    return ExtractSummary(out, len(names), int(ok.size), int(bad.size), n_resumed=n_resumed,
-                          seconds=time.perf_counter() - t0, failed=failed)
+    if truncated:
+        logger.warning("warning: %d file(s) are longer than the transform's window (%.2f s) and only their first "
+                       "%.2f s were used, e.g. %s; --segments (segments=True) cuts them into consecutive "
+                       "windows instead", len(truncated), window_s, window_s, truncated[0])
+    bad_csv = bad if plan is None else np.unique(plan.csv_row[bad])
+    failed = [(row_names[r], reason) for r, reason in zip(bad, reasons)]
+    n_ok_files = int(ok.size) if plan is None else int(np.unique(plan.csv_row[ok]).size)
+    return ExtractSummary(out, len(names), n_ok_files, int(bad_csv.size), n_resumed=n_resumed,
+                          seconds=time.perf_counter() - t0, failed=failed, truncated=truncated,
+                          window_s=window_s, n_rows=n_rows)

@@ -10,7 +10,12 @@ Layout (a reader needs only h5py)::
                          (attrs: subset, n_examples)
     /failed/{file_name, reason, csv_row}   files that could not be read, and why
     root attributes      sr, N, J, Q, T, fmin_hz, n_frames, r_psi, sigma0, alpha, max_order,
-                         classes, method, scatterxai_version, kymatio_version, settings_sha256
+                         classes (when the data have labels: /examples/label indexes it), split ("given"
+                         by the meta CSV, "drawn" 6:2:2 by extraction, or "none"), split_seed and
+                         split_groups (when drawn), segments (whether long files were cut into windows:
+                         then /examples/segment and /examples/start_s say where each row starts),
+                         method, audio_root, scatterxai_version, kymatio_version, settings_sha256,
+                         labels_sha256
 
 Extraction (:func:`extract_features`) is batched and resumable.  Work goes to ``OUT.partial``, an HDF5 file
 whose datasets are all allocated when it is created, so that a batch only overwrites raw bytes (no HDF5
@@ -54,6 +59,8 @@ class FeatureFile(H5Reader):
     examples : dict of str → np.ndarray [shape=(K,)]
     mu : np.ndarray [shape=(C,), float64]
     classes : tuple of str
+        Class names that ``/examples/label`` indexes (root attribute ``classes``); empty when the file has
+        no labels.
     """
 
     KIND = "features"
@@ -79,16 +86,39 @@ class FeatureFile(H5Reader):
         self.mu = f["stats/mu"][()]
         if self.mu.shape != (C,):
             raise StoreError(f"{self.path}: /stats/mu has shape {self.mu.shape}, expected ({C},)")
-        self.classes = tuple(str(c) for c in f.attrs.get("classes", CLASSES))
+        if "label" not in self.examples:
+            self.classes = ()
+        elif "classes" in f.attrs:
+            self.classes = tuple(str(c) for c in np.atleast_1d(f.attrs["classes"]))
+        else:  # files of version 0.1 always indexed the paper's five
+            self.classes = CLASSES
 
     def __len__(self) -> int:
         return self._f["features"].shape[0]
 
     @property
     def labels(self) -> np.ndarray:
+        """(K,) int64 class indices into :attr:`classes` (checked: integral, in range; text labels of
+        files written before labels were encoded are looked up by name)."""
         if "label" not in self.examples:
             raise StoreError(f"{self.path} has no /examples/label column; the meta CSV had no labels")
-        return np.asarray(self.examples["label"], dtype=np.int64)
+        values, n = np.asarray(self.examples["label"]), len(self.classes)
+        if values.dtype.kind not in "iuf":
+            index = {c: i for i, c in enumerate(self.classes)}
+            unknown = sorted({str(v) for v in values} - set(index))
+            if unknown:
+                raise StoreError(f"{self.path}: /examples/label holds names {unknown[:5]} that are not among its "
+                                 f"classes {list(self.classes)}; extract the features again with this version")
+            return np.array([index[str(v)] for v in values], dtype=np.int64)
+        if values.dtype.kind == "f" and not np.all(np.isfinite(values) & (values == np.round(values))):
+            raise StoreError(f"{self.path}: /examples/label holds non-integer values "
+                             f"{values[~(np.isfinite(values) & (values == np.round(values)))][:5].tolist()}; "
+                             f"extract the features again with this version")
+        labels = values.astype(np.int64)
+        if labels.size and (labels.min() < 0 or labels.max() >= n):
+            raise StoreError(f"{self.path}: /examples/label holds {sorted(set(labels.tolist()) - set(range(n)))[:5]}, "
+                             f"not indices into its {n} classes {list(self.classes)}")
+        return labels
 
     @property
     def failed(self) -> List[tuple]:
@@ -103,7 +133,8 @@ class FeatureFile(H5Reader):
         if subset is None:
             return np.arange(len(self), dtype=np.int64)
         if "subset" not in self.examples:
-            raise StoreError(f"{self.path} has no /examples/subset column; cannot select subset {subset!r}")
+            raise StoreError(f"{self.path} has no /examples/subset column (its meta CSV had neither subsets nor "
+                             f"labels); cannot select subset {subset!r} (explain takes --subset all)")
         sub = self.examples["subset"].astype(str)
         idx = np.flatnonzero(sub == subset)
         if idx.size == 0:
@@ -147,7 +178,7 @@ def _mu_from(source, rows: np.ndarray, training: np.ndarray, C: int) -> np.ndarr
 
 
 def write_features(path, S, examples: Dict[str, np.ndarray], config: ScatteringConfig = PAPER_CONFIG, *,
-                   failed: Optional[Dict[str, np.ndarray]] = None, mu=None, rows=None,
+                   classes=None, failed: Optional[Dict[str, np.ndarray]] = None, mu=None, rows=None,
                    attrs: Optional[dict] = None):
     """Write a complete features file atomically (temporary file, then rename).
 
@@ -157,7 +188,12 @@ def write_features(path, S, examples: Dict[str, np.ndarray], config: ScatteringC
     S : array-like [shape=(K_source, C, T)]
         Raw scattering; a numpy array or an h5py dataset (copied in blocks, never loaded whole).
     examples : dict of str → array [shape=(K,)]
-        Metadata columns of the written rows (must include ``file_name``).
+        Metadata columns of the written rows (must include ``file_name``).  A ``label`` column (class
+        names or indices) is stored as int64 indices into ``classes``.
+    classes : sequence of str, optional
+        The class list (root attribute ``classes``); default: derived from the labels
+        (:func:`scatterxai.data.encode_labels`: text labels name themselves, integer labels are named by
+        their index unless a class list is given).
     rows : array of int, optional
         Rows of ``S`` to write (increasing); all if None.
     failed : dict with ``file_name``, ``reason`` (and optionally ``csv_row``) arrays, optional
@@ -180,6 +216,12 @@ def write_features(path, S, examples: Dict[str, np.ndarray], config: ScatteringC
             raise ParameterError(f"examples[{k!r}] has {len(v)} rows, expected {K}")
     if K and np.any(np.diff(rows) <= 0):
         raise ParameterError("rows must be strictly increasing")
+    examples = dict(examples)
+    if "label" in examples:
+        from ..data.labels import encode_labels
+        examples["label"], classes = encode_labels(examples["label"], classes, what="examples['label']")
+    elif classes is not None:
+        raise ParameterError("classes were given but examples have no 'label' column")
     if mu is None:
         training = _training_rows(examples, K)
         mu = _mu_from(S, rows, training, C) if K else np.zeros(C)
@@ -189,7 +231,8 @@ def write_features(path, S, examples: Dict[str, np.ndarray], config: ScatteringC
         mu, mu_subset, mu_n = np.asarray(mu, np.float64), "given", -1
     with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
         f.attrs.update(scattering_attrs(config, table))
-        f.attrs["classes"] = np.array(CLASSES, dtype=object)
+        if classes is not None:
+            f.attrs["classes"] = np.array(classes, dtype=object)
         for k, v in (attrs or {}).items():
             f.attrs[k] = v
         ds = f.create_dataset("features", shape=(K, C, T), dtype=np.float32, chunks=(1, C, T) if K else None)

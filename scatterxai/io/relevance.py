@@ -20,9 +20,14 @@ Layout (K explained examples, C = the model's input channels, T frames; a public
     /grid/lambda1_hz      (n_λ1,)            grid rows: carrier frequency (Hz), ascending
     /grid/lambda2_hz      (1 + n_λ2,)        grid columns: 0 for the S1 column, then modulation rate (Hz)
     /grid/row, /grid/col  (C,) int64         grid cell of each path: grid[row, col] = local
-    root attributes       classes, methods, rules (the LRP ones), epsilon, stabilizer, target, subset, top_n,
-                          model_checksum (sha256 of model.pt), model_input, log_c, scattering parameters
-                          (sr, N, J, Q, T, fmin_hz, n_frames…), scatterxai/zennit/kymatio/torch versions
+    /files/…                                 audio-in explanations only (``scatterxai explain AUDIO.wav``):
+                                             per-file means over its windows, see
+                                             :mod:`scatterxai.explain.files`
+    root attributes       classes (the model's: labels, pred, logits columns and aggregate rows index it),
+                          methods, rules (the LRP ones), epsilon, stabilizer, target, subset, top_n,
+                          model_checksum (sha256 of model.pt), model_input, log_c, source ("features" or
+                          "audio"), audio_root (when known), scattering parameters (sr, N, J, Q, T, fmin_hz,
+                          n_frames…), scatterxai/zennit/kymatio/torch versions
 
 Redrawing a map needs only h5py and numpy::
 
@@ -146,6 +151,17 @@ class RelevanceFile(H5Reader):
                                         None if f0 is None else np.asarray(f0, dtype=float),
                                         octaves=float(self._f["localisation"][rule].attrs.get(
                                             "octaves", maps.LOCALISATION_OCTAVES)))
+
+    def files(self) -> Optional[Dict[str, np.ndarray]]:
+        """Per-file means of an audio-in explanation (``/files``: ``file_name``, ``duration_s``,
+        ``n_segments``, ``probability``, ``pred``, ``local/<method>``), or None for a features-file one."""
+        if "files" not in self._f:
+            return None
+        g = self._f["files"]
+        out = {k: (np.array(g[k].asstr()[()], dtype=object) if g[k].dtype.kind in "OS" else g[k][()])
+               for k in g if k != "local"}
+        out.update({f"local/{m}": g["local"][m][()] for m in g["local"]})
+        return out
 
     def to_grid(self, values) -> np.ndarray:
         """Per-path values (..., C) → (..., n_λ1, 1 + n_λ2) on the file's grid (NaN where no path)."""

@@ -25,7 +25,7 @@ import torch
 
 from .. import __version__
 from .._util.device import resolve_device
-from .._util.fs import atomic_path, file_sha256
+from .._util.fs import atomic_path, ensure_dir, file_sha256
 from .._util.jsonio import write_json
 from .._util.validate import check_positive_int
 from ..errors import ModelError, ParameterError
@@ -90,7 +90,7 @@ def save_model(net: ConvNet, model_dir, config: Mapping) -> Path:
     ----------
     net : ConvNet
     model_dir : str or Path
-        Created if needed; existing files are replaced.
+        Created if needed (with at most one missing folder above it); existing files are replaced.
     config : mapping
         Must hold at least the keys of :data:`REQUIRED_KEYS` (see :class:`LoadedModel`).
 
@@ -101,8 +101,7 @@ def save_model(net: ConvNet, model_dir, config: Mapping) -> Path:
     missing = [k for k in REQUIRED_KEYS if k not in config]
     if missing:
         raise ParameterError(f"model config lacks {missing}; required keys are {list(REQUIRED_KEYS)}")
-    model_dir = Path(model_dir)
-    model_dir.mkdir(parents=True, exist_ok=True)
+    model_dir = Path(ensure_dir(model_dir, what="model directory"))
     state = {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
     with atomic_path(model_dir / WEIGHTS_FILE) as tmp:
         torch.save(state, tmp)
@@ -180,9 +179,9 @@ class LoadedModel:
                                  f"(first values {theirs[:4].tolist()} vs {mine[:4].tolist()}); the model "
                                  f"cannot be applied to these features")
         classes = tuple(getattr(feature_file, "classes", self.classes))
-        if classes != self.classes:
-            raise ModelError(f"the features name classes {classes} but the model was trained on "
-                             f"{self.classes}")
+        if classes and classes != self.classes:  # features without labels have no classes
+            raise ModelError(f"the features name classes {list(classes)} but the model was trained on "
+                             f"{list(self.classes)}")
 
     def prepare(self, S_raw) -> torch.Tensor:
         """Network input from raw features: channel selection + log_normalize(μ, c).

@@ -10,6 +10,7 @@ from typing import Optional
 import numpy as np
 
 from .. import __version__
+from .._util.fs import ensure_dir
 from .._util.jsonio import write_json
 from .directory import load_model
 from .metrics import classification_metrics, metrics_markdown
@@ -29,7 +30,7 @@ def evaluate_model(features, *, model_dir, out_dir, subset: Optional[str] = "tes
         Features with a ``label`` column (and ``subset`` unless ``subset`` is None).
     model_dir : str or Path
     out_dir : str or Path
-        Created if needed.
+        Created if needed (with at most one missing folder above it).
     subset : str or None
         "test" (default), "validation", "training", or None for every row.
     device : str
@@ -61,8 +62,7 @@ def evaluate_model(features, *, model_dir, out_dir, subset: Optional[str] = "tes
                                     "label": y.tolist(), "predicted": pred.tolist(),
                                     "logits": logits.astype(np.float64).round(6).tolist()}})
     markdown = metrics_markdown(metrics)
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = Path(ensure_dir(out_dir, what="evaluation directory"))
     write_json(out_dir / "metrics.json", metrics)
     (out_dir / "metrics.md").write_text(markdown, encoding="utf-8")
     if metrics["absent_classes"]:

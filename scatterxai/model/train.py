@@ -27,6 +27,7 @@ from torch import nn
 
 from .. import __version__
 from .._util.device import resolve_device
+from .._util.fs import ensure_dir
 from .._util.log import logger
 from .._util.validate import check_int, check_positive_int
 from ..errors import DataError, ParameterError
@@ -165,7 +166,8 @@ def train_model(features, *, input: str, out_dir, seed: int = 0, device="auto",
     input : {"s1", "s1s2"}
         First-order channels only, or all kept paths.
     out_dir : str or Path
-        Model directory to write (``model.pt`` + ``config.json``).
+        Model directory to write (``model.pt`` + ``config.json``); created, with at most one missing folder
+        above it.
     seed : int
         Seeds weight initialisation, dropout and batch order.
     device : str
@@ -306,6 +308,7 @@ def _fit(data: _Data, weights, *, seed, dev, config: TrainConfig, progress: bool
 
 def _train(features, *, input, out_dir, seed, device, progress, config, permute_labels=False) -> LoadedModel:
     dev = resolve_device(device)
+    ensure_dir(out_dir, what="model directory")  # a bad --out fails now, not after training
     t_start = time.perf_counter()
     data = _load_data(features, input, config.c, dev)
     if permute_labels:

@@ -12,6 +12,7 @@ from typing import Mapping, Optional, Sequence
 
 import numpy as np
 
+from ..task import CLASSES
 from .figures import FIGURE_FILES, PAPER_KURTOSIS, RULE_TITLES
 
 __all__ = ["write_report"]
@@ -51,9 +52,14 @@ def _misses_table(misses: Mapping[str, Optional[dict]]) -> list:
 
 
 def write_report(path, *, metrics_paths: Mapping[str, str], relevance: str, features: str, figures_dir: str,
-                 settings: Optional[dict] = None, sections: Sequence[str] = ()) -> str:
+                 settings: Optional[dict] = None, sections: Sequence[str] = (), paper: bool = False) -> str:
     """Write ``report.md``: data, Table 1, per-model metrics, relevance statistics, figures, then
-    ``sections`` (Markdown, e.g. from analyses).  Returns ``path``."""
+    ``sections`` (Markdown, e.g. from analyses).  Returns ``path``.
+
+    ``paper`` adds the paper's numbers (Table 1 rows and kurtosis, SOL-PMT test split) for comparison: the
+    pipeline sets it for SOL-PMT and for the synthetic corpus (which imitates SOL-PMT's profile), never
+    for other data; it is ignored unless the classes are the paper's five.
+    """
     from ..io.relevance import RelevanceFile, format_summary
     from ..model.metrics import metrics_markdown, table1
 
@@ -66,32 +72,37 @@ def write_report(path, *, metrics_paths: Mapping[str, str], relevance: str, feat
         classes = rf.classes
         target = rf.attrs.get("target", "pred")
         misses = {r: rf.localisation_misses(r) for r in rf.rules}
+        localised = any(rf.localisation(r) is not None for r in rf.rules)
+    paper = paper and tuple(classes) == CLASSES
+    methods_text = " and ".join(RULE_TITLES.get(r, r) for r in summary["rules"])
     rel = os.path.relpath(figures_dir, os.path.dirname(os.path.abspath(path)))
     lines = ["# scatterxai report", ""]
     if settings:
         lines += ["Settings: " + ", ".join(f"{k} = {v}" for k, v in settings.items() if v is not None), ""]
     lines += ["## Data (examples per subset and class)", "", _data_table(features), "",
               "## Table 1 — per-class test accuracy (%), S1 only vs S1+S2", "",
-              table1(metrics["s1"], metrics["s1s2"], paper=True),
+              table1(metrics["s1"], metrics["s1s2"], paper=paper),
               f"![confusion matrices]({rel}/{FIGURE_FILES['confusion']})", ""]
     for name in ("s1", "s1s2"):
         lines += [metrics_markdown(metrics[name]), ""]
     lines += [f"## Relevance (S1+S2 model, test split, explained output: {target})", "",
               format_summary(summary, classes), "",
-              "Kurtosis of the local maps, mean ± std over test examples (Fisher); the paper reports on SOL-PMT: "
-              + "; ".join(f"{RULE_TITLES[r]} {m:.2f} ± {s:.2f}" for r, (m, s) in PAPER_KURTOSIS.items()) + ".",
+              "Kurtosis of the local maps, mean ± std over test examples (Fisher)"
+              + ("; the paper reports on SOL-PMT: "
+                 + "; ".join(f"{RULE_TITLES[r]} {m:.2f} ± {s:.2f}" for r, (m, s) in PAPER_KURTOSIS.items())
+                 if paper else "") + ".",
               "S1 share: fraction of relevance magnitude on first-order paths.  Conserved share: sum of input "
-              "relevance / explained logit (biases, including merged BatchNorm shifts, absorb the rest).  "
-              "Localised: the second-order path of highest relevance lies within ±1 octave of the note's "
-              "true modulation rate (synthetic ground truth).", "",
+              "relevance / explained logit (biases, including merged BatchNorm shifts, absorb the rest)."
+              + ("  Localised: the second-order path of highest relevance lies within ±1 octave of the note's "
+                 "true modulation rate (synthetic ground truth)." if localised else ""), "",
               *_misses_table(misses),
               "## Figures", "",
-              "Fig. 1 — one test example per class (pitch nearest A4): (a) spectrogram, (b) time-averaged "
-              "model input on the (λ1, λ2) plane (S1 column at \"0\", dashed line: F0), (c) LRP-ε and "
-              "(d) LRP-[ε,z+] local relevance maps.", "",
+              "Fig. 1 — one test example per class (pitch nearest A4 when the file names give pitches): "
+              "(a) spectrogram, (b) time-averaged model input on the (λ1, λ2) plane (S1 column at \"0\", "
+              f"dashed line: F0), then the local relevance maps of {methods_text}.", "",
               f"![Fig. 1]({rel}/{FIGURE_FILES['fig1']})", "",
               f"Fig. 2 — top: class mean of the model input; bottom: top-{summary.get('top_n', 5)} aggregated "
-              f"LRP-[ε,z+] relevance per class (paper eq. 13).", "",
+              f"{RULE_TITLES.get('epsilon_plus')} relevance per class (paper eq. 13).", "",
               f"![Fig. 2]({rel}/{FIGURE_FILES['fig2']})", "", *sections]
     with open(path, "w", encoding="utf-8") as fh:
         fh.write("\n".join(lines))

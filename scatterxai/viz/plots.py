@@ -190,15 +190,16 @@ def confusion(cm, classes, *, ax=None, title=None, cmap="Blues"):
 
 
 def figure1(columns, *, rule_titles=("LRP-ε", "LRP-[ε,z+]")):
-    """The paper's Fig. 1: one column per class, rows (a) spectrogram, (b) S, (c)/(d) local relevance maps.
+    """The paper's Fig. 1: one column per class, rows (a) spectrogram, (b) S, (c), (d)… local relevance maps.
 
     Parameters
     ----------
     columns : list of dict
         One per class, with keys ``title`` (str), ``audio`` (1-D array), ``sr`` (Hz), ``f0_hz`` (float or
-        NaN), ``S`` (grid of the time-averaged model input), ``maps`` (two relevance grids, one per rule),
+        NaN), ``S`` (grid of the time-averaged model input), ``maps`` (one relevance grid per rule),
         ``lambda1_hz``, ``lambda2_hz`` (grid axes).
-    rule_titles : pair of str
+    rule_titles : sequence of str
+        One per map (the paper: LRP-ε and LRP-[ε,z+]).
 
     Returns
     -------
@@ -208,14 +209,16 @@ def figure1(columns, *, rule_titles=("LRP-ε", "LRP-[ε,z+]")):
     n = len(columns)
     if n == 0:
         raise ParameterError("figure1 needs at least one column")
-    fig, axes = plt.subplots(4, n, figsize=(3.6 * n, 12.5), squeeze=False, layout="constrained")
-    rows = ["(a) spectrogram", "(b) scattering S1+S2", f"(c) {rule_titles[0]}", f"(d) {rule_titles[1]}"]
+    n_maps = len(rule_titles)
+    fig, axes = plt.subplots(2 + n_maps, n, figsize=(3.6 * n, 3.1 * (2 + n_maps) + 0.1), squeeze=False,
+                             layout="constrained")
+    rows = ["(a) spectrogram", "(b) scattering S1+S2"] + [f"({'cdefghij'[r]}) {t}" for r, t in enumerate(rule_titles)]
     for j, col in enumerate(columns):
         spectrogram(col["audio"], col["sr"], ax=axes[0, j])
         axes[0, j].set_title(col["title"], fontsize=10)
         lambda_map(col["S"], col["lambda1_hz"], col["lambda2_hz"], ax=axes[1, j], f0_hz=col.get("f0_hz"),
                    label="log1p(S / cμ)")
-        for r in range(2):
+        for r in range(n_maps):
             lambda_map(col["maps"][r], col["lambda1_hz"], col["lambda2_hz"], ax=axes[2 + r, j], cmap="RdBu_r",
                        symmetric=True, f0_hz=col.get("f0_hz"), label="relevance")
     for i, name in enumerate(rows):

@@ -42,7 +42,7 @@ from typing import Dict, List, Optional
 import numpy as np
 import soundfile as sf
 
-from ..._util.fs import atomic_path
+from ..._util.fs import atomic_path, ensure_dir
 from ..._util.log import progress as progress_bar
 from ..._util.validate import check_int, check_positive_float, check_positive_int
 from ...errors import DataError, ParameterError
@@ -388,7 +388,7 @@ def synthesize_corpus(out_dir, *, scale: float = DEFAULT_SCALE, seed: int = 0, j
     jobs = check_positive_int("jobs", jobs)
     seed = check_int("seed", seed, low=0)
     specs = plan_corpus(scale=scale, seed=seed)
-    out_dir = os.path.abspath(os.fspath(out_dir))
+    out_dir = ensure_dir(out_dir, what="corpus directory")   # at most one missing folder above it
     audio_dir = os.path.join(out_dir, "audio")
     os.makedirs(audio_dir, exist_ok=True)
     settings = {"scale": float(scale), "seed": int(seed), "synth_version": SYNTH_VERSION,
