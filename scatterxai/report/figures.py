@@ -88,7 +88,7 @@ def make_figures(relevance, metrics_paths: Mapping[str, str], *, audio_root: str
         f0 = _f0_column(rf.examples)
         lam1, lam2 = rf.grid.lambda1_hz, rf.grid.lambda2_hz
         S_mean = rf.features().mean(axis=-1)  # (K, C) time-averaged model input
-        resolve = AudioResolver(audio_root)
+        resolve = AudioResolver(audio_root, allow_outside=True)  # names accepted at extraction
         columns = []
         for c, k in choose_examples(labels, preds, f0, len(rf.classes)).items():
             try:
