@@ -25,6 +25,16 @@ from .conftest import SMALL
 
 _GOOD = "good.wav"
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """One torch thread: these tiny transforms gain nothing from more, and lose a lot on a busy machine."""
+    import torch
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 cells = st.text(st.characters(blacklist_categories=("Cs",)), max_size=12)
 names = st.one_of(
     st.sampled_from([_GOOD, "junk0.wav", "junk1.wav", "riff.wav", "missing.wav", "", "../good.wav",

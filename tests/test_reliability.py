@@ -23,6 +23,16 @@ from scatterxai.io.partial import FAILED
 from .conftest import SMALL
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """One torch thread: these tiny transforms gain nothing from more, and lose a lot on a busy machine."""
+    import torch
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 def _tone(path, i, sr=22050):
     t = np.arange(SMALL.N // 2) / sr
     sf.write(path, np.sin(2 * np.pi * (200 + 40 * i) * t) * (1 + 0.5 * np.sin(2 * np.pi * 5 * t)), sr)
@@ -384,6 +394,18 @@ def test_method_is_part_of_the_settings(corpus, tmp_path, monkeypatch):
         _extract(csv, root, out, method="kymatio")
     with FeatureFile(out) as ff:
         assert ff.attrs["method"] == "fast"
+
+
+def test_a_file_of_the_previous_version_is_still_complete(corpus, tmp_path):
+    csv, root = corpus
+    out = str(tmp_path / "f.h5")
+    _extract(csv, root, out)
+    with h5py.File(out, "r+") as f:   # as version 0.2.0 wrote it: no method in the hash, no settings_json
+        f.attrs["settings_sha256"] = extract_mod._legacy_sha(open(csv, "rb").read(), root, SMALL)
+        del f.attrs["settings_json"]
+    assert _extract(csv, root, out).already_complete
+    with pytest.raises(StoreError, match="other settings"):
+        _extract(csv, root, out, method="kymatio")
 
 
 # ------------------------------------------------------------- 7. retry, start over, leftover partial

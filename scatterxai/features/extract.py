@@ -17,6 +17,7 @@ into place, so ``OUT`` is either absent or complete.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import time
 from dataclasses import dataclass, field
@@ -187,8 +188,16 @@ def _peek(path: str) -> Tuple[Optional[str], int]:
         return None, 0
 
 
+def _legacy_sha(csv_bytes: bytes, audio_root: str, config: ScatteringConfig) -> str:
+    """The settings hash of version 0.2.0 (meta CSV, audio root, scattering; the method was not in it)."""
+    h = hashlib.sha256(csv_bytes)
+    h.update(json.dumps({"audio_root": os.path.abspath(audio_root), "config": config.to_dict()},
+                        sort_keys=True).encode())
+    return h.hexdigest()
+
+
 def _plan(out: str, partial: str, settings: Tuple[str, str], n_rows: int, *, overwrite: bool, retry_failed: bool,
-          if_changed: str) -> Tuple[Optional[ExtractSummary], bool]:
+          if_changed: str, legacy: str = "", method: str = "") -> Tuple[Optional[ExtractSummary], bool]:
     """What to do with an existing output and partial file: (summary if there is nothing to do, seed the
     partial file from ``out`` for ``retry_failed``).  Removes a partial file left after the final rename."""
     sha = settings[0]
@@ -208,6 +217,8 @@ def _plan(out: str, partial: str, settings: Tuple[str, str], n_rows: int, *, ove
     with FeatureFile(out) as ff:
         out_sha, out_json = ff.attrs.get("settings_sha256"), ff.attrs.get("settings_json")
         n_done, failed = len(ff), ff.failed
+        if out_sha == legacy and legacy and ff.attrs.get("method") == method:
+            out_sha = sha   # a file of version 0.2.0 made with these settings (it records its method)
     if out_sha != sha:
         if if_changed == "replace":
             if p_sha not in (None, sha):
@@ -293,7 +304,7 @@ def extract_features(meta_csv, audio_root, out, *, config: ScatteringConfig = PA
     partial = out + PARTIAL_SUFFIX
     with output_lock(out, what="features file"):
         done, seed = _plan(out, partial, digest, len(names), overwrite=overwrite, retry_failed=retry_failed,
-                           if_changed=if_changed)
+                           if_changed=if_changed, legacy=_legacy_sha(csv_bytes, audio_root, config), method=method)
         if done is not None:
             return done
         resolve = AudioResolver(audio_root, allow_outside=allow_outside_root)
