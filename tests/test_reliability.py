@@ -315,6 +315,20 @@ def test_atomic_dir_replaces_as_a_whole(tmp_path):
     assert os.listdir(d) == ["new"] and sorted(os.listdir(tmp_path)) == ["d"]
 
 
+def test_leftovers_of_killed_writers_are_cleaned(tmp_path):
+    dead = int(subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True).stdout)
+    (tmp_path / f"d.tmp-{dead}").mkdir()             # killed while filling the new directory
+    (tmp_path / f"d.old-{dead}").mkdir()             # killed between the two renames of the fallback swap
+    (tmp_path / f"d.old-{dead}" / "old").write_text("1")
+    with pytest.raises(RuntimeError):
+        with atomic_dir(tmp_path / "d"):
+            raise RuntimeError
+    assert os.listdir(tmp_path / "d") == ["old"] and sorted(os.listdir(tmp_path)) == ["d"]
+    (tmp_path / "x.h5.tmp").write_bytes(b"half a file")
+    with output_lock(tmp_path / "x.h5"):
+        assert not (tmp_path / "x.h5.tmp").exists()
+
+
 # ----------------------------------------------------------------------- 4. an output is never an input
 
 def test_explain_out_equal_to_features_is_refused(trained, tmp_path):

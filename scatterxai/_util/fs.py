@@ -72,16 +72,40 @@ def _exchange(a: str, b: str) -> bool:
     raise OSError(err, os.strerror(err), b)
 
 
+def _clean_leftovers(path: str) -> None:
+    """Remove ``path.tmp-<pid>`` / ``path.old-<pid>`` directories of dead processes (SIGKILL during
+    :func:`atomic_dir`); if ``path`` itself is missing, the newest ``.old-`` directory (a kill between the
+    two renames of the fallback) is put back."""
+    folder, base = os.path.split(path)
+    olds = []
+    for name in os.listdir(folder):
+        stem, _, pid = name.rpartition("-")
+        if stem not in (f"{base}.tmp", f"{base}.old") or not pid.isdigit() or _pid_alive(int(pid)):
+            continue
+        full = os.path.join(folder, name)
+        if stem.endswith(".old"):
+            olds.append(full)
+        else:
+            shutil.rmtree(full, ignore_errors=True)
+    for i, old in enumerate(sorted(olds, key=os.path.getmtime, reverse=True)):
+        if i == 0 and not os.path.exists(path):
+            os.rename(old, path)
+        else:
+            shutil.rmtree(old, ignore_errors=True)
+
+
 @contextlib.contextmanager
 def atomic_dir(path) -> Iterator[str]:
     """Fill a temporary directory next to ``path`` and swap it into place only if the block succeeds.
 
     An existing ``path`` is replaced as a whole: on Linux by an atomic exchange of the two directories
     (``renameat2``), elsewhere by two renames (a process killed between them leaves the old directory at
-    ``path.old-<pid>``).  On any exception the temporary directory is removed and ``path`` is untouched.
+    ``path.old-<pid>``, which the next call puts back).  On any exception the temporary directory is
+    removed and ``path`` is untouched.  Hold the output's lock (:func:`output_lock`) around it.
     """
     path = os.path.abspath(os.fspath(path)).rstrip(os.sep)
     tmp, old = f"{path}.tmp-{os.getpid()}", f"{path}.old-{os.getpid()}"
+    _clean_leftovers(path)
     shutil.rmtree(tmp, ignore_errors=True)
     os.mkdir(tmp)
     try:
@@ -148,7 +172,8 @@ def _describe(info: dict) -> str:
 def output_lock(target, *, what: str = "output") -> Iterator[str]:
     """Hold the exclusive lock of an output (``TARGET.lock``) for the duration of the block.
 
-    The lock file records the holder's pid and host.  A second writer is refused with a
+    The lock file records the holder's pid and host; a temporary file ``TARGET.tmp`` left by a killed writer
+    (:func:`atomic_path`) is removed once the lock is held.  A second writer is refused with a
     :class:`~scatterxai.errors.LockError` naming the holder.  The lock itself is an ``flock`` held on the
     file, which the operating system releases when the holder dies (even by SIGKILL): a lock file left by a
     dead process of the same host is taken over.  A lock file written on another host (a shared file
@@ -212,6 +237,8 @@ def output_lock(target, *, what: str = "output") -> Iterator[str]:
         if info:
             from .log import logger
             logger.info("taking over the lock %s of %s, which no longer runs", lock, _describe(info))
+        if os.path.isfile(target + TMP_SUFFIX):   # a temporary file of a killed writer (we hold the lock)
+            os.remove(target + TMP_SUFFIX)
         os.ftruncate(fd, 0)
         os.lseek(fd, 0, os.SEEK_SET)
         os.write(fd, json.dumps({"pid": os.getpid(), "host": host, "since": time.time(),

@@ -124,6 +124,8 @@ class ScatteringConfig:
         except KeyError as e:
             raise ParameterError(f"scattering parameters lack {e.args[0]!r}; "
                                  f"expected keys sr, N, J, Q, T, fmin_hz") from None
+        except ParameterError:
+            raise
         except (TypeError, ValueError, OverflowError) as e:
             raise ParameterError(f"scattering parameters are not valid: {e}") from None
 

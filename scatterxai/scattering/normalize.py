@@ -58,8 +58,8 @@ def check_raw(S, mu, c, *, offset: int = 0) -> None:
     bad = ~np.isfinite(S) | (S > MAX_COEFFICIENT) | (S < _MIN_RATIO * den)
     if bad.any():
         k, ch, t = np.argwhere(bad)[0]
-        raise ParameterError(f"features hold {S[k, ch, t]!r} at example {offset + k}, coefficient {ch}, frame {t} "
-                             f"({int(bad.sum())} bad values): raw scattering coefficients are finite, "
+        raise ParameterError(f"features hold {float(S[k, ch, t])!r} at example {offset + k}, coefficient {ch}, "
+                             f"frame {t} ({int(bad.sum())} bad values): raw scattering coefficients are finite, "
                              f"non-negative up to rounding and below {MAX_COEFFICIENT:g}; the features are "
                              f"corrupt or not raw scattering")
 
