@@ -164,8 +164,11 @@ def _holder(fd: int) -> dict:
 def _describe(info: dict) -> str:
     if not info:
         return "another process"
-    since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(info.get("since", 0)))
-    return f"process {info.get('pid')} on host {info.get('host')!r} (since {since})"
+    try:
+        since = f" (since {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(float(info['since'])))})"
+    except (KeyError, TypeError, ValueError, OverflowError, OSError):
+        since = ""
+    return f"process {info.get('pid')} on host {info.get('host')!r}{since}"
 
 
 @contextlib.contextmanager
@@ -205,7 +208,8 @@ def output_lock(target, *, what: str = "output") -> Iterator[str]:
         except FileExistsError:   # pragma: no cover - non-POSIX fallback
             with open(lock, "rb") as fh:
                 info = _holder(fh.fileno())
-            if info.get("host") == host and not _pid_alive(int(info.get("pid", -1))):
+            pid = info.get("pid")
+            if info.get("host") == host and isinstance(pid, int) and not _pid_alive(pid):
                 os.remove(lock)
                 continue
             raise LockError(f"{target} is being written by {_describe(info)}; wait for it to finish, or "

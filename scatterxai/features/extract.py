@@ -232,8 +232,9 @@ def _plan(out: str, partial: str, settings: Tuple[str, str], n_rows: int, *, ove
         logger.info("removed %s, left over from the run that wrote %s", partial, out)
     if retry_failed and failed:
         if os.path.exists(partial):
-            raise StoreError(f"{partial} holds an interrupted extraction made with other settings; remove it "
-                             f"(or pass --overwrite to start over) before retrying the failed rows of {out}")
+            raise StoreError(f"{partial} holds another interrupted extraction (other settings, or in use); "
+                             f"remove it (or pass --overwrite to start over) before retrying the failed rows "
+                             f"of {out}")
         return None, True
     return ExtractSummary(out, n_rows, n_done, len(failed), already_complete=True, failed=failed), False
 
