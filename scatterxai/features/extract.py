@@ -75,10 +75,10 @@ def extraction_settings(csv_bytes: bytes, audio_root: str, config: ScatteringCon
 
     The meta CSV's bytes, the audio root, the scattering configuration, the method (``"fast"`` and
     ``"kymatio"`` differ by up to ~1e-4 relative) and whether names outside the audio root are read.
-    Not included, because they change only the float32 rounding (measured: ≤ 3e-7 of the largest
-    coefficient between batch sizes 1 and 8): the device, the batch size, the number of threads; nor the
-    package versions, which are recorded as attributes.  The audio files' contents are not hashed either:
-    after changing audio files, pass ``overwrite=True`` (``--overwrite``).
+    Not included, because they change only the float32 rounding (measured: 2–3e-7 of the largest
+    coefficient between batch sizes 1 and 8): the batch size, the number of threads, and the device
+    (assumed, not measured); nor the package versions, which are recorded as attributes.  The audio files'
+    contents are not hashed either: after changing audio files, pass ``overwrite=True`` (``--overwrite``).
     """
     return {"meta_csv_sha256": hashlib.sha256(csv_bytes).hexdigest(), "audio_root": os.path.abspath(audio_root),
             "scattering": config.to_dict(), "method": method, "allow_outside_root": bool(allow_outside_root)}
