@@ -15,7 +15,7 @@ import importlib
 #: public name → module that defines it (loaded on first access, PEP 562)
 _PUBLIC = {
     "ScatterXAIError": "errors", "ParameterError": "errors", "AudioError": "errors", "DataError": "errors",
-    "StoreError": "errors", "ModelError": "errors",
+    "StoreError": "errors", "ModelError": "errors", "LockError": "errors",
     "CLASSES": "task",
     "ScatteringConfig": "scattering.config", "PAPER_CONFIG": "scattering.config", "PathTable": "scattering.config",
     "path_table": "scattering.config",

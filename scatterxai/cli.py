@@ -22,6 +22,19 @@ the other commands are its steps, for your own data."""
 
 EPILOG = "Each command has its own --help.  Errors exit with status 2; Ctrl-C with 130."
 
+#: what an interrupted command leaves behind, and what re-running it does
+INTERRUPTED = {
+    "synth": "the notes written so far are kept; re-run the same command to continue",
+    "extract": "the finished batches are kept in OUT.partial; re-run the same command without --overwrite to "
+               "resume",
+    "train": "the model directory was not changed; re-running trains from the start",
+    "evaluate": "nothing was written; re-running starts over",
+    "explain": "the output file was not changed; re-running starts over",
+    "run": "finished stages are kept; re-run the same command to continue (extraction resumes, an "
+           "interrupted training or explanation starts over)",
+}
+SUBSETS_ARG = ("training", "validation", "test", "all")
+
 
 def _positive_int(text):
     try:
@@ -65,7 +78,9 @@ def _cmd_extract(args):
     from .features import extract_features
     summary = extract_features(args.meta_csv, args.audio_root, args.out, device=args.device,
                                batch_size=args.batch_size, method=args.method, overwrite=args.overwrite,
-                               classes=args.classes, seed=args.seed, segments=args.segments, progress=True)
+                               classes=args.classes, seed=args.seed, segments=args.segments,
+                               retry_failed=args.retry_failed, allow_outside_root=args.allow_outside_root,
+                               progress=True)
     print(summary.describe())
     return 0 if summary.n_ok > 0 else 1
 
@@ -215,7 +230,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--method", choices=("fast", "kymatio"), default="fast",
                    help="scattering implementation (same coefficients)")
     s.add_argument("--overwrite", action="store_true",
-                   help="discard an existing output or partial extraction made with other settings")
+                   help="start over: discard an interrupted extraction (OUT.partial) and replace OUT when done")
+    s.add_argument("--retry-failed", action="store_true",
+                   help="extract again the files that failed (listed in /failed), keeping the others")
+    s.add_argument("--allow-outside-root", action="store_true",
+                   help="read file_name values that are absolute or contain '..' (refused by default)")
     s.add_argument("--classes", default=None, metavar="NAMES",
                    help="comma-separated class names: the names of integer labels 0, 1, …, or the order of "
                         "text labels (default: from the data; see the README)")
@@ -240,7 +259,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("features", metavar="FEATURES.h5", help="features file with labels")
     s.add_argument("--model", required=True, metavar="MODEL_DIR", help="model directory (scatterxai train)")
     s.add_argument("--out", required=True, metavar="DIR", help="directory for metrics.json and metrics.md")
-    s.add_argument("--subset", default="test", help="training, validation or test")
+    s.add_argument("--subset", default="test", choices=SUBSETS_ARG, help="rows to evaluate")
     _common(s)
 
     s = _sub(sub, "explain", "relevance on the (λ1, λ2) plane with attribution methods → HDF5, from a features "
@@ -259,7 +278,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "their probabilities and maps (default: first window only, with a warning)")
     s.add_argument("--format", choices=("png", "pdf", "svg"), default="png", help="audio input: figure format")
     s.add_argument("--dpi", type=_positive_float, default=100, help="audio input: figure resolution")
-    s.add_argument("--subset", default="test", help="training, validation, test or all")
+    s.add_argument("--subset", default="test", choices=SUBSETS_ARG, help="features input: rows to explain")
     s.add_argument("--target", choices=("pred", "true"), default="pred",
                    help="explain the predicted class (paper) or the true class")
     s.add_argument("--top-n", type=_positive_int, default=5, help="n of the per-class top-n aggregation")
@@ -322,16 +341,22 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
-    from ._util.log import configure
-    configure(-1 if args.quiet else args.verbose)
+    """Run the command line; returns the exit status (0, 1 when nothing succeeded, 2 on errors, 130 on
+    Ctrl-C).  Everything, including parsing and the lazy imports of the commands, runs inside the handlers,
+    so that an interruption at any moment gives a message rather than a traceback."""
+    command = None
     try:
+        args = build_parser().parse_args(argv)
+        command = args.command
+        from ._util.log import configure
+        configure(-1 if args.quiet else args.verbose)
         return args.func(args)
     except ScatterXAIError as e:
-        print(f"scatterxai {args.command}: error: {e}", file=sys.stderr)
+        print(f"scatterxai {command}: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"scatterxai {args.command}: interrupted (re-run the same command to resume)", file=sys.stderr)
+        what = INTERRUPTED.get(command, "nothing was written")
+        print(f"scatterxai{' ' + command if command else ''}: interrupted; {what}", file=sys.stderr)
         return 130
 
 

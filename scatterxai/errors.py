@@ -28,3 +28,7 @@ class StoreError(ScatterXAIError):
 
 class ModelError(ScatterXAIError):
     """A model directory is missing, malformed, or does not fit the features it is applied to."""
+
+
+class LockError(ScatterXAIError):
+    """An output is being written by another process (its lock file is held), or cannot be locked."""

@@ -18,10 +18,10 @@ from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional, Tuple
 
 from . import __version__
-from ._util.fs import ensure_dir, file_sha256
+from ._util.fs import file_sha256, output_lock, prepare_output
 from ._util.jsonio import write_json
 from ._util.log import logger
-from ._util.validate import check_int, check_positive_float, check_positive_int, with_settings
+from ._util.validate import check_positive_float, check_positive_int, check_seed, with_settings
 from .errors import DataError, ParameterError
 from .scattering.config import PAPER_CONFIG, ScatteringConfig
 from .task import DEFAULT_SCALE, INPUTS
@@ -79,7 +79,7 @@ class RunConfig:
 
     def __post_init__(self):
         check_positive_float("scale", self.scale)
-        check_int("seed", self.seed, low=0)
+        check_seed("seed", self.seed)
         for name in ("max_epochs", "jobs"):
             if getattr(self, name) is not None:
                 check_positive_int(name, getattr(self, name))
@@ -121,7 +121,7 @@ class Stage:
         try:
             with open(self.stamp) as fh:
                 same = json.load(fh).get("digest") == self.digest
-        except (OSError, ValueError):
+        except (OSError, ValueError, RecursionError, AttributeError):
             return False
         return same and all(os.path.exists(p) for p in self.outputs)
 
@@ -234,10 +234,11 @@ class RunContext:
         self.stage("extract", {"data": self.stages["data"].digest, "config": cfg.scattering.to_dict(),
                                "split_seed": cfg.seed},
                    [self.features],
-                   lambda: logger.info("%s", extract_features(meta_csv, audio_root, self.features,
-                                                              config=cfg.scattering, device=cfg.device,
-                                                              seed=cfg.seed, overwrite=True,
-                                                              progress=True).describe()))
+                   lambda: logger.info("%s", extract_features(
+                       meta_csv, audio_root, self.features, config=cfg.scattering, device=cfg.device, seed=cfg.seed,
+                       # a changed stage replaces the old features; an interrupted one resumes
+                       if_changed="replace", allow_outside_root=self.source != "synthetic",
+                       progress=True).describe()))
 
     def train_and_evaluate(self, inp: str) -> None:
         from .model import evaluate_model, train_model
@@ -330,14 +331,20 @@ def run(out, config: Optional[RunConfig] = None, **settings) -> Dict[str, str]:
     out : str
         Output directory (created, with at most one missing folder above it): ``features.h5``,
         ``models/{s1,s1s2}/``, ``metrics_{s1,s1s2}.json``, ``relevance.h5``, ``figures/*.png``,
-        ``report.md``, ``timings.json``.
+        ``report.md``, ``timings.json``.  One run at a time writes it (``OUT.lock``).
     config : RunConfig, optional
         Default ``RunConfig()`` (the demo).
     **settings
         Fields of :class:`RunConfig` overriding ``config`` (e.g. ``seed=1``).
     """
     config = with_settings(config or RunConfig(), settings)
-    out = ensure_dir(out, what="run directory")
+    out = prepare_output(out, is_dir=True)
+    with output_lock(out, what="run directory"):
+        return _run(out, config)
+
+
+def _run(out: str, config: RunConfig) -> Dict[str, str]:
+    os.makedirs(os.path.join(out, "models"), exist_ok=True)
     t_start = time.perf_counter()
     r = RunContext(out, config)
     meta_csv, audio_root = r.data()

@@ -173,7 +173,13 @@ def test_errors_and_atomic_write(data, tmp_path, monkeypatch):
     with pytest.raises(ParameterError, match=r"target must be one of \['pred', 'true'\], got 'x'"):
         explain(data["features"], model_dir=data["models"]["s1s2"], methods=["epsilon"], out=out, target="x",
                 progress=False)
-    out.write_bytes(b"previous result")
+    out.write_bytes(b"not ours")   # a file scatterxai did not write is never replaced
+    with pytest.raises(StoreError, match="is not a scatterxai file; it is never replaced"):
+        explain(data["features"], model_dir=data["models"]["s1s2"], methods=["epsilon"], out=out, progress=False)
+    assert out.read_bytes() == b"not ours"
+    with h5py.File(out, "w") as f:   # stands for an earlier result
+        f.attrs["scatterxai_version"] = "0"
+    previous = out.read_bytes()
     import scatterxai.explain.export as export
     calls = []
 
@@ -187,7 +193,7 @@ def test_errors_and_atomic_write(data, tmp_path, monkeypatch):
     with pytest.raises(RuntimeError, match="simulated crash"):
         explain(data["features"], model_dir=data["models"]["s1s2"], methods=["epsilon", "epsilon_plus"], out=out,
                 progress=False)
-    assert out.read_bytes() == b"previous result"  # the old file is intact, no partial file remains
+    assert out.read_bytes() == previous  # the old file is intact, no partial file remains
     assert sorted(p.name for p in tmp_path.iterdir()) == ["R.h5"]
-    with pytest.raises(StoreError, match="cannot open .* as HDF5"):
+    with pytest.raises(StoreError, match="lacks /features"):
         RelevanceFile(out)

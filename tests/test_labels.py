@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from scatterxai._util.fs import ensure_dir, ensure_parent
+from scatterxai._util.fs import prepare_output
 from scatterxai.audio import load_prepared, prepare, read_audio, read_window, segment_starts
 from scatterxai.cli import main
 from scatterxai.data import encode_labels, prepare_labels, read_meta_csv, split_622
@@ -186,17 +186,18 @@ def test_features_labels_are_checked_when_read(tmp_path):
 # --------------------------------------------------------------------------------------- output folders
 
 def test_outputs_create_at_most_one_missing_folder(tmp_path, capsys):
-    assert ensure_parent(tmp_path / "new" / "r.h5") == str(tmp_path / "new" / "r.h5")
+    assert prepare_output(tmp_path / "new" / "r.h5") == str(tmp_path / "new" / "r.h5")
     assert os.path.isdir(tmp_path / "new")
     with pytest.raises(ParameterError, match=r"a does not exist"):
-        ensure_parent(tmp_path / "a" / "sub" / "r.h5")
+        prepare_output(tmp_path / "a" / "sub" / "r.h5")
     assert not os.path.exists(tmp_path / "a")
-    ensure_dir(tmp_path / "b" / "model")                # a directory output and its parent
+    prepare_output(tmp_path / "b" / "model", is_dir=True)     # a directory output and its parent
+    assert os.path.isdir(tmp_path / "b" / "model")
     with pytest.raises(ParameterError, match="does not exist"):
-        ensure_dir(tmp_path / "c" / "d" / "model")
+        prepare_output(tmp_path / "c" / "d" / "model", is_dir=True)
     (tmp_path / "file").write_text("")
     with pytest.raises(ParameterError, match="is not a directory"):
-        ensure_dir(tmp_path / "file" / "x")
+        prepare_output(tmp_path / "file" / "x", is_dir=True)
     # through a command: nothing is created outside the user's intent
     assert main(["figures", str(tmp_path / "missing.h5"), "--out", str(tmp_path / "x" / "y" / "figs")]) == 2
     assert not os.path.exists(tmp_path / "x")

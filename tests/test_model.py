@@ -152,6 +152,11 @@ def test_load_refuses_pickled_object(saved, tmp_path):
     model_dir = saved[0]
     marker = tmp_path / "executed"
     torch.save({"conv0.weight": _Payload(str(marker))}, model_dir / WEIGHTS_FILE)
+    with pytest.raises(ModelError, match="model.pt does not match config.json"):   # caught by the checksum
+        load_model(model_dir, device="cpu")
+    cfg = json.loads((model_dir / CONFIG_FILE).read_text())
+    del cfg["weights_sha256"]   # as in a directory written before checksums: weights_only refuses it
+    (model_dir / CONFIG_FILE).write_text(json.dumps(cfg))
     with pytest.raises(ModelError, match="not a plain tensor state dict"):
         load_model(model_dir, device="cpu")
     assert not marker.exists()

@@ -16,7 +16,8 @@ import numpy as np
 
 from ..errors import ParameterError
 
-__all__ = ["with_settings", "check_int", "check_positive_int", "check_float", "check_positive_float", "check_choice",
+__all__ = ["with_settings", "check_seed", "SEED_LIMIT",
+           "check_int", "check_positive_int", "check_float", "check_positive_float", "check_choice",
            "check_shape", "is_integer"]
 
 
@@ -35,6 +36,17 @@ def check_int(name: str, value: Any, *, low: Optional[int] = None, high: Optiona
         hi = "inf" if high is None else high
         raise ParameterError(f"{name} must be an integer in [{lo}, {hi}], got {value}")
     return value
+
+
+#: seeds are integers in [0, SEED_LIMIT) everywhere (the command line, RunConfig, training, synthesis)
+SEED_LIMIT = 2 ** 32
+
+
+def check_seed(name: str, value: Any) -> int:
+    """An integer seed in [0, 2**32)."""
+    if not is_integer(value) or not 0 <= int(value) < SEED_LIMIT:
+        raise ParameterError(f"{name} must be an integer in [0, 2**32), got {value!r}")
+    return int(value)
 
 
 def check_positive_int(name: str, value: Any) -> int:

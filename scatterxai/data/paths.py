@@ -3,6 +3,12 @@
 A name is looked up as ``root/name`` first and otherwise by base name anywhere under ``root`` (SOL trees
 nest files in family/instrument/technique folders while the published meta CSV holds base names).  A base
 name that matches several files is an error rather than a guess.
+
+Names stay inside the root: an absolute name outside it, or one with a ``..`` component, is refused
+unless ``allow_outside=True`` (``scatterxai extract --allow-outside-root``), so that a meta CSV from
+elsewhere cannot make scatterxai read files outside the folder the user named.  The check is lexical:
+symbolic links inside the root are followed wherever they point (they are the user's own layout).
+:func:`resolve_all` (the loaders, whose CSVs may hold absolute paths by design) allows them.
 """
 
 from __future__ import annotations
@@ -22,11 +28,24 @@ class AudioResolver:
     ----------
     root : str
         Directory the names are relative to.
+    allow_outside : bool
+        Accept absolute names outside ``root`` and names with ``..`` components.
     """
 
-    def __init__(self, root):
+    def __init__(self, root, *, allow_outside: bool = False):
         self.root = os.path.abspath(os.fspath(root))
+        self.allow_outside = bool(allow_outside)
         self._index: Optional[Dict[str, List[str]]] = None
+
+    def _check_inside(self, name: str) -> None:
+        if self.allow_outside:
+            return
+        parts = name.replace("\\", "/").split("/")
+        outside = ".." in parts or (os.path.isabs(name) and not (
+            os.path.normpath(name) + os.sep).startswith(self.root.rstrip(os.sep) + os.sep))
+        if outside:
+            raise AudioError(f"file_name {name!r} points outside the audio root {self.root}; names are relative "
+                             f"to it (pass --allow-outside-root / allow_outside_root=True to read it anyway)")
 
     def _matches(self, name: str) -> List[str]:
         if self._index is None:
@@ -41,6 +60,7 @@ class AudioResolver:
         """Absolute paths ``name`` may denote: ``[root/name]`` if that file exists, else every file under
         ``root`` with its base name (empty if none)."""
         name = str(name)
+        self._check_inside(name)
         direct = os.path.join(self.root, name)
         if os.path.isfile(direct):
             return [os.path.abspath(direct)]
@@ -61,7 +81,7 @@ def resolve_all(names: Sequence, root) -> List[str]:
     root = os.path.abspath(os.fspath(root))
     if not os.path.isdir(root):
         raise DataError(f"audio directory not found: {root}")
-    resolver = AudioResolver(root)
+    resolver = AudioResolver(root, allow_outside=True)
     paths, missing, ambiguous = [], [], []
     for name in names:
         found = resolver.candidates(name)

@@ -17,11 +17,11 @@ import h5py
 import numpy as np
 
 from .. import maps
-from .._util.fs import atomic_path, ensure_parent
+from .._util.fs import atomic_path, check_not_inputs, output_lock, prepare_output
 from .._util.validate import check_choice, check_positive_float, check_positive_int, with_settings
 from .._util.versions import package_version
-from ..errors import ParameterError
-from ..io.hdf5 import scattering_attrs, write_column
+from ..errors import ParameterError, StoreError
+from ..io.hdf5 import is_scatterxai_file, scattering_attrs, write_column
 from .attribute import attribute
 from .base import Explainer, get_explainer
 from .lrp import DEFAULT_EPSILON, ZENNIT_STABILIZER
@@ -185,8 +185,9 @@ def explain(features, *, model_dir, out, config: Optional[ExplainConfig] = None,
     model_dir : str or Path
         Model directory (:func:`scatterxai.model.load_model`); must match the features' scattering.
     out : str or Path
-        Output file (replaced atomically if it exists; its folder is created if that folder's parent
-        exists).
+        Output file, replaced atomically if it exists (only a file scatterxai wrote is replaced); its folder
+        is created if its parent exists.  One process at a time writes it (the lock ``OUT.lock``); it must
+        not be one of the inputs.
     config : ExplainConfig, optional
         Methods, subset, target, top-n, ε, batch size, device (default ``ExplainConfig()``).
     progress : bool
@@ -198,9 +199,21 @@ def explain(features, *, model_dir, out, config: Optional[ExplainConfig] = None,
     -------
     Path of the written file.
     """
+    config = with_settings(config or ExplainConfig(), settings)
+    check_not_inputs(out, {"features input": getattr(features, "path", features), "model directory": model_dir,
+                           "model weights": os.path.join(os.fspath(model_dir), "model.pt"),
+                           "model configuration": os.path.join(os.fspath(model_dir), "config.json")})
+    out = Path(prepare_output(out))
+    with output_lock(out, what="relevance file"):
+        if out.exists() and not is_scatterxai_file(out):
+            raise StoreError(f"{out} exists and is not a scatterxai file; it is never replaced (choose another "
+                             f"--out)")
+        return _explain(features, model_dir, out, config, progress)
+
+
+def _explain(features, model_dir, out: Path, config: ExplainConfig, progress: bool) -> Path:
     from ..model.directory import load_model
 
-    config = with_settings(config or ExplainConfig(), settings)
     model = load_model(model_dir, device=config.device)
     x, examples, attrs = _load_inputs(features, model, config)
     return write_relevance(out, x, examples, attrs, model, config, progress=progress)
@@ -229,7 +242,7 @@ def write_relevance(out, x, examples: Dict[str, np.ndarray], attrs: dict, model,
     -------
     Path of the written file.
     """
-    out = Path(ensure_parent(out, what="relevance file"))
+    out = Path(prepare_output(out))
     n_classes = len(model.classes)
     paths = model.paths
     labels = np.asarray(examples["label"], dtype=np.int64) if "label" in examples else None

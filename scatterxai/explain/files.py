@@ -29,7 +29,7 @@ from typing import List, Optional, Sequence
 
 import numpy as np
 
-from .._util.fs import ensure_dir
+from .._util.fs import check_not_inputs, output_lock, prepare_output
 from .._util.jsonio import write_json
 from .._util.log import logger
 from .._util.log import progress as progress_bar
@@ -202,7 +202,9 @@ def explain_files(inputs, *, model_dir, out_dir, config: Optional[ExplainConfig]
     scfg = model.scattering
     window_s = scfg.N / scfg.sr
     plan = _plan(inputs, window_s, bool(segments))
-    out_dir = Path(ensure_dir(out_dir, what="output directory"))
+    check_not_inputs(os.path.join(os.fspath(out_dir), "relevance.h5"), {f"audio input {i + 1}": p for i, p in
+                                                                          enumerate(inputs)})
+    out_dir = Path(prepare_output(out_dir, is_dir=True))
 
     file_index = np.concatenate([np.full(len(s), i, np.int64) for i, (_, _, s) in enumerate(plan)])
     segment = np.concatenate([np.arange(len(s), dtype=np.int64) for _, _, s in plan])
@@ -215,9 +217,10 @@ def explain_files(inputs, *, model_dir, out_dir, config: Optional[ExplainConfig]
                 "duration_s": np.array([plan[i][1] for i in file_index], dtype=np.float64)}
     attrs = scattering_attrs(scfg, path_table(scfg))
     attrs.update(source="audio", segments=bool(segments), window_s=window_s, features_file="")
-    relevance = write_relevance(out_dir / "relevance.h5", x, examples, attrs, model,
-                                with_settings(config, {"subset": None}), progress=progress,
-                                extra=_file_groups(file_index, len(plan), config.methods, plan))
+    with output_lock(out_dir / "relevance.h5", what="relevance file"):
+        relevance = write_relevance(out_dir / "relevance.h5", x, examples, attrs, model,
+                                    with_settings(config, {"subset": None}), progress=progress,
+                                    extra=_file_groups(file_index, len(plan), config.methods, plan))
     from ..io.relevance import RelevanceFile
     with RelevanceFile(relevance) as rf:
         prob = softmax(rf.logits)

@@ -33,19 +33,24 @@ import time
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple
 
+import h5py
 import numpy as np
 
-from .._util.fs import ensure_parent
+from .._util.fs import LOCK_SUFFIX, TMP_SUFFIX, check_not_inputs, output_lock, prepare_output
 from .._util.log import logger
 from .._util.log import progress as progress_bar
-from .._util.validate import check_int, check_positive_int
-from ..errors import AudioError, StoreError
-from ..io.hdf5 import read_config, scattering_attrs
-from ..io.partial import PENDING, PartialFile
+from .._util.validate import check_choice, check_positive_int, check_seed
+from ..errors import AudioError, DataError, StoreError
+from ..io.hdf5 import is_scatterxai_file, read_config, scattering_attrs
+from ..io.partial import PENDING, PartialFile, describe_change, settings_digest
 from ..scattering.config import PAPER_CONFIG, ScatteringConfig, path_table
 from .store import FeatureFile, write_features
 
-__all__ = ["extract_features", "ExtractSummary", "BatchResult", "compute_batch", "settings_hash", "finish"]
+__all__ = ["extract_features", "ExtractSummary", "BatchResult", "compute_batch", "extraction_settings",
+           "settings_hash", "finish", "PARTIAL_SUFFIX"]
+
+#: suffix of the interrupted extraction next to the output
+PARTIAL_SUFFIX = ".partial"
 
 
 @dataclass
@@ -87,14 +92,31 @@ class ExtractSummary:
         return "\n".join(lines)
 
 
-def settings_hash(csv_bytes: bytes, audio_root: str, config: ScatteringConfig, *, segments: bool = False) -> str:
-    """sha256 of everything that determines the extracted numbers (recorded as ``settings_sha256``)."""
-    h = hashlib.sha256(csv_bytes)
-    key = {"audio_root": os.path.abspath(audio_root), "config": config.to_dict()}
+def extraction_settings(csv_bytes: bytes, audio_root: str, config: ScatteringConfig, method: str = "fast",
+                        allow_outside_root: bool = False, segments: bool = False) -> dict:
+    """Everything that determines the extracted numbers (hashed into ``settings_sha256``).
+
+    The meta CSV's bytes, the audio root, the scattering configuration, the method (``"fast"`` and
+    ``"kymatio"`` differ by up to ~1e-4 relative), whether names outside the audio root are read and whether
+    long files are cut into windows.  Not included, because they change only the float32 rounding
+    (measured: 2–3e-7 of the largest coefficient between batch sizes 1 and 8): the batch size, the number of
+    threads, and the device (assumed, not measured); nor the package versions, which are recorded as
+    attributes.  The audio files' contents are not hashed either: after changing audio files, pass
+    ``overwrite=True`` (``--overwrite``).  Labels and the split do not change the coefficients: they have
+    their own hash (:func:`labels_hash`).
+    """
+    settings = {"meta_csv_sha256": hashlib.sha256(csv_bytes).hexdigest(), "audio_root": os.path.abspath(audio_root),
+                "scattering": config.to_dict(), "method": method, "allow_outside_root": bool(allow_outside_root)}
     if segments:
-        key["segments"] = True
-    h.update(json.dumps(key, sort_keys=True).encode())
-    return h.hexdigest()
+        settings["segments"] = True
+    return settings
+
+
+def settings_hash(csv_bytes: bytes, audio_root: str, config: ScatteringConfig, method: str = "fast",
+                  allow_outside_root: bool = False, segments: bool = False) -> str:
+    """sha256 of :func:`extraction_settings` (recorded as ``settings_sha256``)."""
+    return settings_digest(extraction_settings(csv_bytes, audio_root, config, method, allow_outside_root,
+                                               segments))[0]
 
 
 def labels_hash(info) -> str:
@@ -158,11 +180,11 @@ def compute_batch(rows: Sequence[int], paths: Sequence[str], *, resolve, config:
 
 
 def finish(store: PartialFile, out: str, columns: Dict[str, np.ndarray], names: Sequence[str], *, config,
-           settings: str, method: str, classes=(), attrs: Optional[dict] = None,
+           settings: Tuple[str, str], method: str, classes=(), attrs: Optional[dict] = None,
            plan: Optional[SegmentPlan] = None) -> Tuple[np.ndarray, np.ndarray, List[str]]:
     """Write the final features file from the done rows of ``store`` (if any); return (ok rows, failed rows,
-    reasons).  ``columns`` and ``names`` are per CSV row; with a segment ``plan`` the store's rows are
-    windows, mapped to their CSV rows."""
+    reasons).  ``settings`` is (sha256, JSON) of :func:`extraction_settings`; ``columns`` and ``names`` are per
+    CSV row; with a segment ``plan`` the store's rows are windows, mapped to their CSV rows."""
     ok, bad, reasons = store.outcome()
     csv_ok = ok if plan is None else plan.csv_row[ok]
     csv_bad = bad if plan is None else plan.csv_row[bad]
@@ -174,7 +196,8 @@ def finish(store: PartialFile, out: str, columns: Dict[str, np.ndarray], names: 
         write_features(out, store.dataset("features"), examples, config, rows=ok, classes=classes or None,
                        failed={"file_name": np.array([names[r] for r in csv_bad], dtype=object),
                                "reason": np.array(reasons, dtype=object), "csv_row": csv_bad},
-                       attrs={"settings_sha256": settings, "method": method, **(attrs or {})})
+                       attrs={"settings_sha256": settings[0], "settings_json": settings[1], "method": method,
+                              **(attrs or {})})
     return ok, bad, reasons
 
 
@@ -204,6 +227,10 @@ class SegmentPlan:
 
 # ------------------------------------------------------------------------------------------ the command
 
+#: column names that HDF5 cannot hold as a dataset name, or that the file defines itself
+_RESERVED_COLUMNS = (".", "csv_row", "segment", "start_s")
+
+
 def _read_inputs(meta_csv: str, audio_root: str, *, classes=None, seed: int = 0):
     """(CSV bytes, columns with encoded labels and subsets, file names, LabelInfo)."""
     from ..data.labels import prepare_labels
@@ -217,6 +244,15 @@ def _read_inputs(meta_csv: str, audio_root: str, *, classes=None, seed: int = 0)
     columns = read_meta_csv(meta_csv)
     if "file_name" not in columns:
         raise StoreError(f"{meta_csv} has no 'file_name' column; columns are {sorted(columns)}")
+    for name, values in columns.items():
+        if "/" in name or name in _RESERVED_COLUMNS or "\0" in name:
+            raise DataError(f"{meta_csv}: column name {name!r} cannot be stored (names must not contain '/' or "
+                            f"NUL, nor be one of {list(_RESERVED_COLUMNS)}); rename the column")
+        if values.dtype == object:
+            bad = [i for i, v in enumerate(values) if "\0" in str(v)]
+            if bad:
+                raise DataError(f"{meta_csv}: column {name!r} holds a NUL character (data row {bad[0] + 1}); a meta "
+                                f"CSV is text: is this file binary or damaged?")
     names = [str(v) for v in columns["file_name"]]
     if not names:
         raise StoreError(f"{meta_csv} lists no files")
@@ -224,23 +260,80 @@ def _read_inputs(meta_csv: str, audio_root: str, *, classes=None, seed: int = 0)
     return csv_bytes, info.apply(columns), names, info
 
 
-def _existing_output(out: str, settings: str, labels: str, n_rows: int, overwrite: bool) -> Optional[str]:
-    """"complete" if ``out`` is complete with these settings, "relabel" if only its labels differ, None if
-    it must be (re)computed; raise if it holds other settings and not ``overwrite``."""
-    if not os.path.exists(out):
-        return None
+def _peek(path: str) -> Tuple[Optional[str], int]:
+    """(settings_sha256, rows still pending) of a partial file, or (None, 0) if it cannot be read now (the
+    partial store then reports why when it opens the file)."""
     try:
-        with FeatureFile(out) as ff:
-            same = ff.attrs.get("settings_sha256") == settings
-            same_labels = ff.attrs.get("labels_sha256") == labels
-    except StoreError:
-        same = same_labels = False
-    if same:
-        return "complete" if same_labels else "relabel"
-    if not overwrite:
-        raise StoreError(f"{out} exists and was made with other settings (meta CSV, audio root, scattering "
-                         f"configuration or --segments); choose another --out or pass --overwrite")
-    return None
+        with h5py.File(path, "r") as f:
+            return str(f.attrs.get("settings_sha256", "")), int((f["status"][()] == PENDING).sum())
+    except (OSError, KeyError, TypeError, ValueError):
+        return None, 0
+
+
+def _legacy_sha(csv_bytes: bytes, audio_root: str, config: ScatteringConfig) -> str:
+    """The settings hash of version 0.2.0 (meta CSV, audio root, scattering; the method was not in it)."""
+    h = hashlib.sha256(csv_bytes)
+    h.update(json.dumps({"audio_root": os.path.abspath(audio_root), "config": config.to_dict()},
+                        sort_keys=True).encode())
+    return h.hexdigest()
+
+
+def _plan(out: str, partial: str, settings: Tuple[str, str], labels: str, *, overwrite: bool, retry_failed: bool,
+          if_changed: str, legacy: str = "", method: str = "") -> str:
+    """What to do with an existing output and partial file: "compute", "complete" (nothing to do),
+    "relabel" (same coefficients, other labels or split) or "retry" (seed a partial file from ``out`` and
+    compute its failed rows).  Removes a partial file left after the final rename."""
+    sha = settings[0]
+    exists = os.path.exists(out)
+    if exists and not is_scatterxai_file(out):
+        raise StoreError(f"{out} exists and is not a scatterxai file; it is never replaced (choose another --out)")
+    if overwrite:
+        return "compute"
+    p_sha, p_pending = _peek(partial) if os.path.exists(partial) else (None, 0)
+    resumable = p_sha == sha and p_pending > 0
+    if not exists or resumable:
+        if resumable and exists:
+            logger.info("resuming %s; it will replace %s when done", partial, out)
+        if p_sha not in (None, sha) and if_changed == "replace":
+            os.remove(partial)
+        return "compute"
+    with FeatureFile(out) as ff:
+        out_sha, out_json = ff.attrs.get("settings_sha256"), ff.attrs.get("settings_json")
+        same_labels = ff.attrs.get("labels_sha256") == labels
+        n_failed = len(ff.failed)
+        if out_sha == legacy and legacy and ff.attrs.get("method") == method:
+            out_sha = sha   # a file of version 0.2.0 made with these settings (it records its method)
+    if out_sha != sha:
+        if if_changed == "replace":
+            if p_sha not in (None, sha):
+                os.remove(partial)
+            return "compute"
+        change = describe_change(out_json, settings[1]) or " (meta CSV, audio root, scattering or method)"
+        raise StoreError(f"{out} exists and was made with other settings{change}; choose another --out, or "
+                         f"pass --overwrite to replace it")
+    if p_sha == sha:   # every row finished: the run was killed between the final rename and this removal
+        os.remove(partial)
+        logger.info("removed %s, left over from the run that wrote %s", partial, out)
+    if retry_failed and n_failed:
+        if os.path.exists(partial):
+            raise StoreError(f"{partial} holds another interrupted extraction (other settings, or in use); "
+                             f"remove it (or pass --overwrite to start over) before retrying the failed rows "
+                             f"of {out}")
+        return "retry"
+    return "complete" if same_labels else "relabel"
+
+
+def _seed_from_output(store: PartialFile, out: str, plan: Optional[SegmentPlan]) -> None:
+    """Copy the rows of a complete ``out`` into a fresh partial file (its failed rows stay pending)."""
+    with FeatureFile(out) as ff:
+        csv_rows = np.asarray(ff.examples["csv_row"], dtype=np.int64)
+        if plan is None:
+            rows = csv_rows
+        else:  # store rows are windows: (csv row, segment) → position in the plan
+            where = {(int(c), int(g)): i for i, (c, g) in enumerate(zip(plan.csv_row, plan.segment))}
+            rows = np.array([where[(int(c), int(g))] for c, g in zip(csv_rows, ff.examples["segment"])], np.int64)
+        for i in range(0, len(rows), 64):
+            store.commit(rows[i:i + 64], {"features": ff.load(np.arange(i, min(i + 64, len(rows))))})
 
 
 def _relabel(out: str, columns: Dict[str, np.ndarray], names: Sequence[str], attrs: dict, classes) -> int:
@@ -266,7 +359,9 @@ def _relabel(out: str, columns: Dict[str, np.ndarray], names: Sequence[str], att
 
 def extract_features(meta_csv, audio_root, out, *, config: ScatteringConfig = PAPER_CONFIG, device="auto",
                      batch_size: int = 8, method: str = "fast", overwrite: bool = False, classes=None,
-                     seed: int = 0, segments: bool = False, progress: bool = True) -> ExtractSummary:
+                     seed: int = 0, segments: bool = False, retry_failed: bool = False,
+                     allow_outside_root: bool = False, if_changed: str = "error",
+                     progress: bool = True) -> ExtractSummary:
     """Scattering features of every file listed in a meta CSV → features HDF5 (resumable).
 
     Parameters
@@ -278,15 +373,19 @@ def extract_features(meta_csv, audio_root, out, *, config: ScatteringConfig = PA
         absent (:func:`scatterxai.data.prepare_labels`).
     audio_root : str
     out : str
-        Output path (its folder is created if its parent exists).  If it exists and was made with the same
-        settings, nothing is done (or only its labels are rewritten, when ``classes`` or ``seed`` changed
-        them); with other settings a :class:`StoreError` is raised unless ``overwrite``.
+        Output path (created with at most one missing folder above it).  If it exists and was made with the
+        same settings (:func:`extraction_settings`), nothing is done (or only its labels are rewritten, when
+        ``classes`` or ``seed`` changed them); with other settings a :class:`StoreError` is raised unless
+        ``overwrite``.  A file that scatterxai did not write is never replaced.  One process at a time
+        writes ``out`` (the lock ``OUT.lock``).
     config : ScatteringConfig
     device, method : see :func:`scatterxai.scattering.get_scattering`
     batch_size : int
         Files transformed at once.
     overwrite : bool
-        Discard an existing output or interrupted extraction made with other settings.
+        Start over: discard an interrupted extraction (``OUT.partial``) and replace ``out`` when done.
+        Without it, an interrupted extraction with the same settings is resumed (and replaces ``out`` when
+        done, whatever ``out`` holds: only an ``overwrite`` run can have left it).
     classes : sequence of str, optional
         The class list (names of integer labels, or the order of text labels); default: from the data.
     seed : int
@@ -294,6 +393,13 @@ def extract_features(meta_csv, audio_root, out, *, config: ScatteringConfig = PA
     segments : bool
         Cut files longer than the window into consecutive windows (one row each) instead of truncating
         them.
+    retry_failed : bool
+        Extract again the rows that failed (of ``out``, or of an interrupted extraction), keeping the others.
+    allow_outside_root : bool
+        Read ``file_name`` values that are absolute or contain ``..`` (:class:`~scatterxai.data.AudioResolver`).
+    if_changed : {"error", "replace"}
+        What to do with an ``out`` or ``OUT.partial`` made with other settings (the pipeline replaces them;
+        an interrupted extraction with the same settings is still resumed).
     progress : bool
         Show a progress bar.
 
@@ -307,50 +413,59 @@ def extract_features(meta_csv, audio_root, out, *, config: ScatteringConfig = PA
     t0 = time.perf_counter()
     meta_csv, audio_root, out = os.fspath(meta_csv), os.fspath(audio_root), os.fspath(out)
     batch_size = check_positive_int("batch_size", batch_size)
-    seed = check_int("seed", seed, low=0, high=2 ** 32 - 1)
+    seed = check_seed("seed", seed)
+    check_choice("method", method, ("fast", "kymatio"))
+    check_choice("if_changed", if_changed, ("error", "replace"))
+    check_not_inputs(out, {"meta CSV": meta_csv, "audio root": audio_root},
+                     suffixes=("", TMP_SUFFIX, LOCK_SUFFIX, PARTIAL_SUFFIX, PARTIAL_SUFFIX + TMP_SUFFIX))
     csv_bytes, columns, names, info = _read_inputs(meta_csv, audio_root, classes=classes, seed=seed)
     resolve_device(device)  # fail early on a bad device name
-    settings = settings_hash(csv_bytes, audio_root, config, segments=bool(segments))
+    out = prepare_output(out)
+    settings = extraction_settings(csv_bytes, audio_root, config, method, allow_outside_root, bool(segments))
+    digest = settings_digest(settings)
     labels = labels_hash(info)
     window_s = config.N / config.sr
     label_attrs = {**{k: v for k, v in info.attrs().items() if k != "classes"}, "labels_sha256": labels}
-    state = _existing_output(out, settings, labels, len(names), overwrite)
-    if state is not None:
-        if state == "relabel":
-            _relabel(out, columns, names, label_attrs, info.classes)
-        with FeatureFile(out) as ff:
-            n, failed = len(ff), ff.failed
-        return ExtractSummary(out, len(names), n, len(failed), already_complete=state == "complete",
-                              relabelled=state == "relabel", failed=failed, window_s=window_s)
-    out = ensure_parent(out, what="features file")
-
-    partial = out + ".partial"
-    resolve = AudioResolver(audio_root)
-    plan = SegmentPlan.of(names, resolve, config) if segments else None
-    row_names = names if plan is None else [names[r] for r in plan.csv_row]
-    starts = None if plan is None else plan.start_s
-    table = path_table(config)
-    attrs = {**scattering_attrs(config, table), "method": method}
-    n_rows = len(row_names)
-    truncated = []
-    with PartialFile.open_or_create(partial, n_rows=n_rows, settings=settings, attrs=attrs,
-                                    datasets={"features": ((len(table), table.n_frames), np.float32)},
-                                    overwrite=overwrite, what="extraction") as store:
-        n_resumed = int((store.status() != PENDING).sum())
-        with progress_bar(total=n_rows, initial=n_resumed, desc="extract", unit="file" if plan is None else "window",
-                          enabled=progress) as bar:
-            for rows in store.pending_batches(batch_size):
-                res = compute_batch(rows, row_names, resolve=resolve, config=config, device=device, method=method,
-                                    batch_size=batch_size, starts=starts)
-                store.commit(res.ok_rows, {"features": res.S}, res.failed)
-                truncated += [row_names[r] for r in res.truncated]
-                bar.update(len(rows))
-        ok, bad, reasons = finish(store, out, columns, names, config=config, settings=settings, method=method,
-                                  classes=info.classes, plan=plan,
-                                  attrs={**label_attrs, "segments": bool(segments),
-                                         "audio_root": os.path.abspath(audio_root)})
-    # Nothing worth keeping if every file failed (e.g. a wrong audio root): the next run starts afresh.
-    os.remove(partial)
+    partial = out + PARTIAL_SUFFIX
+    with output_lock(out, what="features file"):
+        state = _plan(out, partial, digest, labels, overwrite=overwrite, retry_failed=retry_failed,
+                      if_changed=if_changed, legacy=_legacy_sha(csv_bytes, audio_root, config), method=method)
+        if state in ("complete", "relabel"):
+            if state == "relabel":
+                _relabel(out, columns, names, label_attrs, info.classes)
+            with FeatureFile(out) as ff:
+                n, failed = len(ff), ff.failed
+            return ExtractSummary(out, len(names), n, len(failed), already_complete=state == "complete",
+                                  relabelled=state == "relabel", failed=failed, window_s=window_s)
+        resolve = AudioResolver(audio_root, allow_outside=allow_outside_root)
+        plan = SegmentPlan.of(names, resolve, config) if segments else None
+        row_names = names if plan is None else [names[r] for r in plan.csv_row]
+        starts = None if plan is None else plan.start_s
+        table = path_table(config)
+        attrs = {**scattering_attrs(config, table), "method": method}
+        n_rows = len(row_names)
+        truncated = []
+        with PartialFile.open_or_create(partial, n_rows=n_rows, settings=settings, attrs=attrs,
+                                        datasets={"features": ((len(table), table.n_frames), np.float32)},
+                                        overwrite=overwrite or state == "retry", retry_failed=retry_failed,
+                                        what="extraction") as store:
+            if state == "retry":
+                _seed_from_output(store, out, plan)
+            n_resumed = int((store.status() != PENDING).sum())
+            with progress_bar(total=n_rows, initial=n_resumed, desc="extract",
+                              unit="file" if plan is None else "window", enabled=progress) as bar:
+                for rows in store.pending_batches(batch_size):
+                    res = compute_batch(rows, row_names, resolve=resolve, config=config, device=device,
+                                        method=method, batch_size=batch_size, starts=starts)
+                    store.commit(res.ok_rows, {"features": res.S}, res.failed)
+                    truncated += [row_names[r] for r in res.truncated]
+                    bar.update(len(rows))
+            ok, bad, reasons = finish(store, out, columns, names, config=config, settings=digest, method=method,
+                                      classes=info.classes, plan=plan,
+                                      attrs={**label_attrs, "segments": bool(segments),
+                                             "audio_root": os.path.abspath(audio_root)})
+        # Nothing worth keeping if every file failed (e.g. a wrong audio root): the next run starts afresh.
+        os.remove(partial)
     if truncated:
         logger.warning("warning: %d file(s) are longer than the transform's window (%.2f s) and only their first "
                        "%.2f s were used, e.g. %s; --segments (segments=True) cuts them into consecutive "

@@ -34,7 +34,7 @@ import numpy as np
 
 from .._util.fs import atomic_path
 from ..errors import ParameterError, StoreError
-from ..io.hdf5 import H5Reader, read_config, read_string_array, scattering_attrs, write_column
+from ..io.hdf5 import H5Reader, has_link, read_config, read_string_array, scattering_attrs, write_column
 from ..scattering.config import PAPER_CONFIG, ScatteringConfig, path_table
 from ..task import CLASSES
 
@@ -69,23 +69,34 @@ class FeatureFile(H5Reader):
 
     def _validate(self):
         f = self._f
-        self.config = read_config(f.attrs, "scatterxai features")
+        self.config = read_config(f.attrs, "scatterxai features", self.path)
         self.table = path_table(self.config)
-        paths = {k: f["paths"][k][()] for k in f["paths"]}
+        ds = self._obj("features")
+        if not isinstance(ds, h5py.Dataset) or ds.ndim != 3:
+            what = f"a {ds.ndim}-D dataset" if isinstance(ds, h5py.Dataset) else "a group"
+            raise StoreError(f"{self.path}: /features is {what}; a features file holds a 3-D dataset (K, C, T)")
+        if ds.dtype != np.float32:
+            raise StoreError(f"{self.path}: /features has dtype {ds.dtype}; a features file holds float32 raw "
+                             f"scattering coefficients (write it with scatterxai.features.write_features)")
+        paths = {k: self._obj(f"paths/{k}")[()] for k in self.table.FIELDS if has_link(f, f"paths/{k}")}
         if not self.table.matches(paths):
             raise StoreError(f"{self.path}: /paths does not match the path table of {self.config}; the file "
                              f"was written by an incompatible version")
-        K, C, T = f["features"].shape
+        K, C, T = ds.shape
         if (C, T) != (len(self.table), self.table.n_frames):
-            raise StoreError(f"{self.path}: /features has shape {f['features'].shape}, expected "
+            raise StoreError(f"{self.path}: /features has shape {ds.shape}, expected "
                              f"(K, {len(self.table)}, {self.table.n_frames})")
         self.examples: Dict[str, np.ndarray] = self._read_examples()
         for k, v in self.examples.items():
             if len(v) != K:
                 raise StoreError(f"{self.path}: /examples/{k} has {len(v)} rows, /features has {K}")
-        self.mu = f["stats/mu"][()]
-        if self.mu.shape != (C,):
-            raise StoreError(f"{self.path}: /stats/mu has shape {self.mu.shape}, expected ({C},)")
+        mu = self._obj("stats/mu")
+        self.mu = mu[()] if isinstance(mu, h5py.Dataset) else None
+        if self.mu is None or self.mu.shape != (C,) or self.mu.dtype.kind != "f":
+            raise StoreError(f"{self.path}: /stats/mu must be a float dataset of shape ({C},)")
+        if not (np.isfinite(self.mu).all() and (self.mu >= 0).all()):
+            raise StoreError(f"{self.path}: /stats/mu holds negative, NaN or inf values; it is the mean of "
+                             f"non-negative coefficients")
         if "label" not in self.examples:
             self.classes = ()
         elif "classes" in f.attrs:
@@ -125,12 +136,12 @@ class FeatureFile(H5Reader):
         """(file_name, reason) of every file that could not be read."""
         if "failed" not in self._f:
             return []
-        g = self._f["failed"]
-        return list(zip(read_string_array(g["file_name"]), read_string_array(g["reason"])))
+        names, reasons = self._obj("failed/file_name"), self._obj("failed/reason")
+        return list(zip(read_string_array(names), read_string_array(reasons)))
 
     def indices(self, subset: Optional[str] = None) -> np.ndarray:
-        """Row indices of ``subset`` ("training", "validation", "test"); all rows if None."""
-        if subset is None:
+        """Row indices of ``subset`` ("training", "validation", "test"); all rows if None or "all"."""
+        if subset is None or subset == "all":
             return np.arange(len(self), dtype=np.int64)
         if "subset" not in self.examples:
             raise StoreError(f"{self.path} has no /examples/subset column (its meta CSV had neither subsets nor "
@@ -138,7 +149,8 @@ class FeatureFile(H5Reader):
         sub = self.examples["subset"].astype(str)
         idx = np.flatnonzero(sub == subset)
         if idx.size == 0:
-            raise StoreError(f"subset {subset!r} has no rows in {self.path}; present: {sorted(set(sub))}")
+            raise StoreError(f"subset {subset!r} has no rows in {self.path}; present: "
+                             f"{sorted(str(v) for v in set(sub))} (or 'all')")
         return idx.astype(np.int64)
 
     def load(self, indices=None) -> np.ndarray:

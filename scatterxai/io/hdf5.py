@@ -14,14 +14,89 @@ import h5py
 import numpy as np
 
 from .. import __version__
-from ..errors import StoreError
+from ..errors import ScatterXAIError, StoreError
 from ..scattering.config import ALPHA, R_PSI, SIGMA0, PathTable, ScatteringConfig
 
 __all__ = ["open_hdf5", "write_column", "read_string_array", "scattering_attrs", "read_config", "H5Reader",
-           "STR_DTYPE"]
+           "STR_DTYPE", "get_object", "has_link", "has_hdf5_signature", "is_lock_error", "is_scatterxai_file"]
 
 #: variable-length UTF-8 strings
 STR_DTYPE = h5py.string_dtype("utf-8")
+#: the 8 bytes that open an HDF5 superblock (at offset 0, 512, 1024, 2048…)
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+
+
+def has_hdf5_signature(path) -> bool:
+    """True if ``path`` holds an HDF5 superblock signature where HDF5 looks for one.
+
+    Raises OSError if the file cannot be read (a transient error is not taken for "not HDF5").
+    """
+    size = os.path.getsize(path)
+    with open(path, "rb") as fh:
+        offset = 0
+        while offset + len(HDF5_SIGNATURE) <= size:
+            fh.seek(offset)
+            if fh.read(len(HDF5_SIGNATURE)) == HDF5_SIGNATURE:
+                return True
+            offset = 512 if offset == 0 else 2 * offset
+    return False
+
+
+def is_lock_error(e: BaseException) -> bool:
+    """True if an error of ``h5py.File`` means that another process holds the file (HDF5 file locking)."""
+    return isinstance(e, BlockingIOError) or "unable to lock file" in str(e)
+
+
+def is_scatterxai_file(path) -> bool:
+    """True if ``path`` is an HDF5 file written by scatterxai (root attribute ``scatterxai_version``)."""
+    try:
+        if not has_hdf5_signature(path):
+            return False
+        with h5py.File(path, "r") as f:
+            return "scatterxai_version" in f.attrs
+    except OSError as e:
+        if is_lock_error(e):
+            raise StoreError(f"{path} is in use by another process; close it there and re-run") from None
+        return False
+
+
+def get_object(f: h5py.File, name: str, path: str = ""):
+    """``f[name]`` following hard links only, or raise :class:`StoreError`.
+
+    scatterxai reads only what is stored in the file itself: soft and external links (which may dangle,
+    loop, or point into other files) are not followed, and datasets whose data live in other files
+    (external storage, virtual datasets) are refused.
+    """
+    obj, parts = f, [p for p in name.split("/") if p]
+    for i, part in enumerate(parts):
+        where = "/" + "/".join(parts[:i + 1])
+        link = obj.get(part, getlink=True) if isinstance(obj, h5py.Group) else None
+        if link is None:
+            raise StoreError(f"{path or f.filename}: {where} missing")
+        if not isinstance(link, h5py.HardLink):
+            kind = (f"an external link to {link.filename}:{link.path}" if isinstance(link, h5py.ExternalLink)
+                    else f"a soft link to {link.path}")
+            raise StoreError(f"{path or f.filename}: {where} is {kind}; scatterxai does not follow links "
+                             f"(store the data in the file itself, e.g. with h5py's copy)")
+        obj = obj[part]
+    if isinstance(obj, h5py.Dataset) and (obj.is_virtual or obj.external):
+        raise StoreError(f"{path or f.filename}: /{name.strip('/')} keeps its data in other files (a virtual or "
+                         f"external dataset), which scatterxai does not read")
+    return obj
+
+
+def has_link(f: h5py.File, name: str) -> bool:
+    """True if the path ``name`` exists as links, whatever they point to (no link is followed beyond a
+    non-hard one)."""
+    obj = f
+    for part in (p for p in name.split("/") if p):
+        link = obj.get(part, getlink=True) if isinstance(obj, h5py.Group) else None
+        if link is None:
+            return False
+        if not isinstance(link, h5py.HardLink):
+            return True
+        obj = obj[part]
+    return True
 
 
 def write_column(group: h5py.Group, name: str, values) -> h5py.Dataset:
@@ -46,6 +121,9 @@ def open_hdf5(path, kind: str) -> h5py.File:
     try:
         return h5py.File(path, "r")
     except OSError as e:
+        if is_lock_error(e):
+            raise StoreError(f"{path} is in use by another process (open for writing there); wait for it "
+                             f"or close it, then re-run") from None
         raise StoreError(f"cannot open {path} as HDF5 ({e}); is it a {kind} file?") from None
 
 
@@ -64,12 +142,17 @@ def scattering_attrs(config: ScatteringConfig, table: PathTable) -> dict:
                 alpha=ALPHA, scatterxai_version=__version__, kymatio_version=kymatio.__version__)
 
 
-def read_config(attrs, kind: str = "scatterxai") -> ScatteringConfig:
-    """The :class:`ScatteringConfig` recorded in a file's root attributes."""
+def read_config(attrs, kind: str = "scatterxai", path: str = "") -> ScatteringConfig:
+    """The :class:`ScatteringConfig` recorded in a file's root attributes (checked like any configuration)."""
+    where = f"{path}: " if path else ""
+    keys = ("sr", "N", "J", "Q", "T", "fmin_hz")
+    missing = [k for k in keys if k not in attrs]
+    if missing:
+        raise StoreError(f"{where}root attribute {missing[0]!r} missing: not a {kind} file") from None
     try:
-        return ScatteringConfig.from_dict({k: attrs[k] for k in ("sr", "N", "J", "Q", "T", "fmin_hz")})
-    except KeyError as e:
-        raise StoreError(f"root attribute {e.args[0]!r} missing: not a {kind} file") from None
+        return ScatteringConfig.from_dict({k: attrs[k] for k in keys})
+    except (ScatterXAIError, TypeError, ValueError, OverflowError) as e:
+        raise StoreError(f"{where}the root attributes do not describe a valid scattering: {e}") from None
 
 
 class H5Reader:
@@ -88,21 +171,34 @@ class H5Reader:
         self.path = os.fspath(path)
         self._f = open_hdf5(self.path, self.KIND)
         try:
-            missing = [name for name in self.REQUIRED if name not in self._f]
+            missing = [name for name in self.REQUIRED if not has_link(self._f, name)]
             if missing:
                 raise StoreError(f"{self.path} lacks /{missing[0]}: not a complete scatterxai {self.KIND} file"
                                  + (f" ({self.HINT})" if self.HINT else ""))
+            for name in self.REQUIRED:
+                self._obj(name)
             self._validate()
         except Exception:
             self._f.close()
             raise
 
+    def _obj(self, name: str):
+        """``name`` in the file, hard links only (:func:`get_object`)."""
+        return get_object(self._f, name, self.path)
+
     def _validate(self) -> None:
         """Check the layout and read the small metadata (override and call super)."""
 
     def _read_examples(self, skip=()) -> Dict[str, np.ndarray]:
-        g = self._f["examples"]
-        return {k: read_string_array(g[k]) for k in g if k not in skip}
+        g = self._obj("examples")
+        out = {}
+        for k in g:
+            if k not in skip:
+                ds = self._obj(f"examples/{k}")
+                if not isinstance(ds, h5py.Dataset) or ds.ndim != 1:
+                    raise StoreError(f"{self.path}: /examples/{k} must be a 1-D dataset (one value per example)")
+                out[k] = read_string_array(ds)
+        return out
 
     @property
     def attrs(self) -> dict:

@@ -7,12 +7,14 @@ is complete.  Re-running the same command with the same settings resumes from it
 file then writes its final output from the done rows (atomically) and removes the partial file.
 
 Layout: one dataset per result (``(n_rows, *row_shape)``), ``status`` (n_rows,) int8 (0 pending, 1 done,
-2 failed), ``reason`` (n_rows,) fixed-length UTF-8 bytes for failures, root attribute ``settings_sha256``
-plus whatever attributes the owner records.
+2 failed), ``reason`` (n_rows,) fixed-length UTF-8 bytes for failures, root attributes ``settings_sha256``
+and ``settings_json`` plus whatever attributes the owner records.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 from typing import Iterator, Mapping, Optional, Sequence, Tuple
 
@@ -22,12 +24,34 @@ import numpy as np
 from .._util.fs import atomic_path
 from .._util.log import logger
 from ..errors import StoreError
+from .hdf5 import has_hdf5_signature, is_lock_error
 
-__all__ = ["PartialFile", "PENDING", "DONE", "FAILED", "REASON_LEN"]
+__all__ = ["PartialFile", "PENDING", "DONE", "FAILED", "REASON_LEN", "settings_digest", "describe_change"]
 
 PENDING, DONE, FAILED = 0, 1, 2
 #: bytes kept of a failure's reason
 REASON_LEN = 240
+
+
+def settings_digest(settings) -> Tuple[str, str]:
+    """(sha256, JSON) of a settings mapping (JSON keys sorted); a string is taken as a ready-made hash
+    (then the JSON is empty)."""
+    if isinstance(settings, str):
+        return settings, ""
+    js = json.dumps(dict(settings), sort_keys=True, default=str)
+    return hashlib.sha256(js.encode("utf-8")).hexdigest(), js
+
+
+def describe_change(old_json, new_json) -> str:
+    """`` (key: old → new, …)`` between two settings JSON strings, or "" if either is unknown."""
+    try:
+        old, new = json.loads(old_json), json.loads(new_json)
+    except (TypeError, ValueError, RecursionError):
+        return ""
+    if not isinstance(old, dict) or not isinstance(new, dict):
+        return ""
+    diff = [f"{k}: {old.get(k)!r} → {new.get(k)!r}" for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
+    return f" ({'; '.join(diff)})" if diff else ""
 
 
 class PartialFile:
@@ -39,12 +63,19 @@ class PartialFile:
     n_rows : int
     datasets : mapping name → (row shape, dtype)
         The per-row results, e.g. ``{"features": ((1200, 32), np.float32)}``.
-    settings : str
-        Hash of everything that determines the results; a partial file with another hash is not resumed.
+    settings : mapping or str
+        Everything that determines the results (JSON-serialisable; recorded as ``settings_sha256`` and
+        ``settings_json``), or a ready-made hash; a partial file with another hash is not resumed and the
+        error names the settings that changed.
     attrs : mapping
         Root attributes recorded at creation.
     overwrite : bool
-        Replace a partial file made with other settings (otherwise a :class:`StoreError`).
+        Start over: discard an existing partial file, whatever it holds.  Without it a partial file made with
+        other settings is a :class:`StoreError`, and one that cannot be opened (held by another process, an
+        I/O error) is left untouched and reported; only a file that is provably not a partial file (not
+        HDF5, or HDF5 without the layout) is replaced.
+    retry_failed : bool
+        Mark the rows that failed in an earlier run pending again.
     what : str
         What the file holds, for messages ("extraction", "description"…).
     """
@@ -54,12 +85,14 @@ class PartialFile:
 
     @staticmethod
     def _create(path, n_rows: int, datasets: Mapping[str, Tuple[tuple, object]], settings: str,
-                attrs: Mapping) -> None:
+                settings_json: str, attrs: Mapping) -> None:
         specs = [(name, (n_rows, *shape), dtype) for name, (shape, dtype) in datasets.items()]
         specs += [("status", (n_rows,), np.int8), ("reason", (n_rows,), f"S{REASON_LEN}")]
         with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
             f.attrs.update(attrs)
             f.attrs["settings_sha256"] = settings
+            if settings_json:
+                f.attrs["settings_json"] = settings_json
             for name, shape, dtype in specs:
                 # Early allocation and contiguous layout: later writes touch raw bytes only, never HDF5
                 # metadata, so a kill mid-write cannot corrupt the file structure.
@@ -68,40 +101,77 @@ class PartialFile:
                 f.create_dataset(name, shape=shape, dtype=dtype, dcpl=dcpl)
 
     @staticmethod
-    def _open_existing(path: str, names: Sequence[str], settings: str, overwrite: bool,
+    def _open_existing(path: str, names: Sequence[str], settings: str, settings_json: str, overwrite: bool,
                        what: str) -> Optional[h5py.File]:
-        """The partial file opened for resuming, or None if there is none to resume."""
+        """The partial file opened for resuming, or None if there is none to resume.
+
+        Only a file that is provably not a partial file of this kind (no HDF5 signature, or HDF5 without
+        the layout) is replaced; a file that cannot be opened for another reason (held by another
+        process, an I/O error) is left untouched and reported.
+        """
         if not os.path.exists(path):
+            return None
+        if overwrite:   # start over: whatever the file holds is discarded
+            os.remove(path)
             return None
         try:
             f = h5py.File(path, "r+")
-            ok = all(k in f for k in (*names, "status", "reason"))
-        except OSError:
-            f, ok = None, False
-        if not ok:
-            if f is not None:
-                f.close()
-            logger.warning("warning: %s is not a readable partial %s; starting over", path, what)
+        except OSError as e:
+            if is_lock_error(e):
+                raise StoreError(f"{path} is in use by another process (it holds the interrupted {what}, "
+                                 f"e.g. open in an h5py session); close it there and re-run to resume") from None
+            try:
+                ours = has_hdf5_signature(path)
+            except OSError:
+                ours = True   # unreadable: cannot prove it is not ours
+            if ours:
+                raise StoreError(f"cannot open {path} to resume the interrupted {what} ({e}); it was left "
+                                 f"untouched: re-run when the cause is fixed, or pass overwrite=True "
+                                 f"(--overwrite) to start over") from None
+            logger.warning("warning: %s is not a partial %s (not an HDF5 file); replacing it", path, what)
+            os.remove(path)
+            return None
+        if not all(k in f for k in (*names, "status", "reason")) or "settings_sha256" not in f.attrs:
+            f.close()
+            logger.warning("warning: %s is not a partial %s (an HDF5 file without its layout); replacing it",
+                           path, what)
             os.remove(path)
             return None
         if f.attrs.get("settings_sha256") != settings:
+            theirs = f.attrs.get("settings_json")
             f.close()
-            if not overwrite:
-                raise StoreError(f"{path} holds an interrupted {what} made with other settings; re-run with the "
-                                 f"same settings to resume, or pass overwrite=True (--overwrite) to start over")
-            os.remove(path)
-            return None
+            raise StoreError(f"{path} holds an interrupted {what} made with other settings"
+                             f"{describe_change(theirs, settings_json)}; re-run with the same "
+                             f"settings to resume, or pass overwrite=True (--overwrite) to start over")
         return f
 
     @classmethod
     def open_or_create(cls, path: str, *, n_rows: int, datasets: Mapping[str, Tuple[tuple, object]],
-                       settings: str, attrs: Mapping = (), overwrite: bool = False,
+                       settings, attrs: Mapping = (), overwrite: bool = False, retry_failed: bool = False,
                        what: str = "run") -> PartialFile:
-        f = cls._open_existing(path, list(datasets), settings, overwrite, what)
+        sha, js = settings_digest(settings)
+        f = cls._open_existing(path, list(datasets), sha, js, overwrite, what)
         if f is None:
-            cls._create(path, n_rows, datasets, settings, dict(attrs))
+            cls._create(path, n_rows, datasets, sha, js, dict(attrs))
             f = h5py.File(path, "r+")
-        return cls(path, f, list(datasets))
+        elif f["status"].shape != (n_rows,):
+            f.close()
+            raise StoreError(f"{path} has {f['status'].shape[0]} rows, expected {n_rows}: its settings hash "
+                             f"does not describe its rows; delete it or pass overwrite=True (--overwrite)")
+        store = cls(path, f, list(datasets))
+        if retry_failed:
+            store.retry_failed()
+        return store
+
+    def retry_failed(self) -> int:
+        """Mark the failed rows pending again; returns their number."""
+        status = self.status()
+        failed = np.flatnonzero(status == FAILED)
+        if failed.size:
+            status[failed] = PENDING
+            self._f["status"][...] = status
+            self._f.flush()
+        return int(failed.size)
 
     def status(self) -> np.ndarray:
         """(n_rows,) int8: :data:`PENDING`, :data:`DONE` or :data:`FAILED`."""

@@ -14,6 +14,7 @@ float64 then cast to float32 so that training, evaluation and explanation see bi
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import pickle
@@ -25,16 +26,18 @@ import torch
 
 from .. import __version__
 from .._util.device import resolve_device
-from .._util.fs import atomic_path, ensure_dir, file_sha256
+from .._util.fs import atomic_dir, bytes_sha256, file_sha256, prepare_output
 from .._util.jsonio import write_json
+from .._util.log import logger
 from .._util.validate import check_positive_int
 from ..errors import ModelError, ParameterError
 from ..scattering.config import ScatteringConfig
-from ..scattering.normalize import LOG_C, log_normalize
+from ..scattering.normalize import LOG_C, check_log_params, check_raw, log_normalize
 from ..task import PATH_FIELDS
 from .net import ConvNet, count_parameters
 
-__all__ = ["prepare_input", "save_model", "load_model", "LoadedModel", "WEIGHTS_FILE", "CONFIG_FILE"]
+__all__ = ["prepare_input", "save_model", "load_model", "LoadedModel", "check_replaceable", "WEIGHTS_FILE",
+           "CONFIG_FILE"]
 
 WEIGHTS_FILE = "model.pt"
 CONFIG_FILE = "config.json"
@@ -69,28 +72,38 @@ def prepare_input(S_raw, channels, mu, c: float = LOG_C, *, device="cpu", chunk:
     channels = np.asarray(channels, dtype=np.int64)
     if S_raw.ndim != 3:
         raise ParameterError(f"features must have shape (K, C, T), got {S_raw.shape}")
+    if S_raw.dtype.kind != "f":
+        raise ParameterError(f"features must be raw scattering coefficients (float32), got dtype {S_raw.dtype}")
     if channels.size and (channels.min() < 0 or channels.max() >= S_raw.shape[1]):
         raise ParameterError(f"channel indices span [{channels.min()}, {channels.max()}] but the features "
                              f"have {S_raw.shape[1]} coefficients")
+    mu, c = check_log_params(mu, c)
+    if mu.shape != channels.shape:
+        raise ParameterError(f"mu has shape {mu.shape}, expected one value per channel {channels.shape}")
     out = np.empty((S_raw.shape[0], channels.size, S_raw.shape[2]), dtype=np.float32)
     for i in range(0, S_raw.shape[0], chunk):
         block = S_raw[i:i + chunk][:, channels].astype(np.float64)
-        out[i:i + chunk] = log_normalize(block, np.asarray(mu, dtype=np.float64), c)
-    if not np.isfinite(out).all():
-        raise ParameterError("features contain NaN or inf values (or negative values below -c·μ)")
+        check_raw(block, mu, c, offset=i)
+        out[i:i + chunk] = log_normalize(block, mu, c)
     return torch.from_numpy(out).to(resolve_device(device))
 
 
 # ---------------------------------------------------------------------------------------------- saving
 
 def save_model(net: ConvNet, model_dir, config: Mapping) -> Path:
-    """Write ``model_dir/model.pt`` (state dict) and ``model_dir/config.json``.
+    """Write ``model_dir/model.pt`` (state dict) and ``model_dir/config.json``, atomically.
+
+    Both files are written into a temporary directory next to ``model_dir``, which then replaces
+    ``model_dir`` as a whole (:func:`scatterxai._util.fs.atomic_dir`): a process killed at any moment leaves
+    either the old model directory or the new one, never new weights beside an old configuration.
+    ``config.json`` records the sha256 of ``model.pt`` (``weights_sha256``), which :func:`load_model` checks.
 
     Parameters
     ----------
     net : ConvNet
     model_dir : str or Path
-        Created if needed (with at most one missing folder above it); existing files are replaced.
+        Created if needed (with at most one missing folder above it); an existing model directory is
+        replaced as a whole.  A directory that holds anything else is never replaced (:class:`ParameterError`).
     config : mapping
         Must hold at least the keys of :data:`REQUIRED_KEYS` (see :class:`LoadedModel`).
 
@@ -101,15 +114,35 @@ def save_model(net: ConvNet, model_dir, config: Mapping) -> Path:
     missing = [k for k in REQUIRED_KEYS if k not in config]
     if missing:
         raise ParameterError(f"model config lacks {missing}; required keys are {list(REQUIRED_KEYS)}")
-    model_dir = Path(ensure_dir(model_dir, what="model directory"))
+    model_dir = Path(prepare_output(model_dir, is_dir=True, create=False))
+    check_replaceable(model_dir)
     state = {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
-    with atomic_path(model_dir / WEIGHTS_FILE) as tmp:
-        torch.save(state, tmp)
     full = dict(config)
     full.setdefault("n_params", count_parameters(net))
     full.setdefault("scatterxai_version", __version__)
-    write_json(model_dir / CONFIG_FILE, full)
+    with atomic_dir(model_dir) as tmp:
+        weights = os.path.join(tmp, WEIGHTS_FILE)
+        torch.save(state, weights)
+        full["weights_sha256"] = file_sha256(weights)
+        write_json(os.path.join(tmp, CONFIG_FILE), full)
     return model_dir
+
+
+#: what a model directory may hold besides its two files (an evaluation of it, leftovers of writes)
+_MODEL_DIR_EXTRAS = ("evaluation", "metrics.json", "metrics.md", "metrics.json.lock", WEIGHTS_FILE + ".tmp",
+                     CONFIG_FILE + ".tmp")
+
+
+def check_replaceable(model_dir) -> None:
+    """ParameterError unless ``model_dir`` is absent, empty or a model directory (which may be replaced)."""
+    model_dir = Path(model_dir)
+    if not model_dir.is_dir():
+        return
+    entries = sorted(os.listdir(model_dir))
+    others = [e for e in entries if e not in (WEIGHTS_FILE, CONFIG_FILE, *_MODEL_DIR_EXTRAS)]
+    if entries and (others or CONFIG_FILE not in entries and WEIGHTS_FILE not in entries):
+        raise ParameterError(f"{model_dir} exists and is not a model directory (it holds {others[:5]}); it "
+                             f"would be replaced as a whole: choose a new or empty directory")
 
 
 # --------------------------------------------------------------------------------------------- loading
@@ -249,6 +282,9 @@ def load_model(model_dir, device="auto") -> LoadedModel:
     try:
         with open(cfg_path, encoding="utf-8") as f:
             config = json.load(f)
+    except RecursionError:
+        raise ModelError(f"cannot read {cfg_path}: its JSON is nested too deeply to be a model configuration") \
+            from None
     except (OSError, ValueError) as e:
         raise ModelError(f"cannot read {cfg_path}: {e}") from None
     if not isinstance(config, dict):
@@ -258,23 +294,40 @@ def load_model(model_dir, device="auto") -> LoadedModel:
         raise ModelError(f"{cfg_path} lacks {missing}; required keys are {list(REQUIRED_KEYS)}")
     dev = resolve_device(device)
     try:
-        state = torch.load(weights, map_location="cpu", weights_only=True)
+        blob = weights.read_bytes()   # read once: the checksum and the weights are of the same bytes
+    except OSError as e:
+        raise ModelError(f"cannot read {weights}: {e}") from None
+    checksum = bytes_sha256(blob)
+    recorded = config.get("weights_sha256")
+    if recorded is None:
+        logger.warning("warning: %s has no weights_sha256 (written by scatterxai < 0.2.1): %s cannot be checked "
+                       "against it; re-train to record one", cfg_path, WEIGHTS_FILE)
+    elif recorded != checksum:
+        raise ModelError(f"{weights} does not match config.json (sha256 {checksum[:12]}…, config.json records "
+                         f"{str(recorded)[:12]}…): the directory was modified or written only in part; "
+                         f"re-train it")
+    try:
+        state = torch.load(io.BytesIO(blob), map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError, AttributeError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise ModelError(f"{weights} is not a plain tensor state dict and was not loaded (only weights are "
                          f"read, never pickled objects): {first}") from None
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise ModelError(f"{weights} must hold a state dict of tensors, got {type(state).__name__}")
+    bad = [k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if bad:
+        raise ModelError(f"{weights} holds NaN or inf weights (in {bad[:3]}); the model cannot be used")
     try:
         n_channels = int(config["n_channels"])
         if len(config["channels"]) != n_channels or len(config["mu"]) != n_channels:
             raise ModelError(f"{cfg_path}: n_channels={n_channels} but {len(config['channels'])} channels and "
                              f"{len(config['mu'])} mu values are listed")
+        check_log_params(_float_array(config["mu"]), config["c"])
         # the random initialisation is overwritten at once: keep it from advancing the caller's RNG
         with torch.random.fork_rng(devices=[]):
             net = ConvNet(n_channels, n_classes=len(config["classes"]))
         net.load_state_dict(state, strict=True)
-        model = LoadedModel(net.to(dev).eval(), config, dev, file_sha256(weights))
-    except (RuntimeError, ParameterError, TypeError, ValueError, KeyError) as e:
+        model = LoadedModel(net.to(dev).eval(), config, dev, checksum)
+    except (RuntimeError, ParameterError, TypeError, ValueError, KeyError, OverflowError) as e:
         raise ModelError(f"{model_dir} does not describe a valid ConvNet: {e}") from None
     return model

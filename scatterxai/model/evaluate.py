@@ -10,7 +10,7 @@ from typing import Optional
 import numpy as np
 
 from .. import __version__
-from .._util.fs import ensure_dir
+from .._util.fs import atomic_path, check_not_inputs, output_lock, prepare_output
 from .._util.jsonio import write_json
 from .directory import load_model
 from .metrics import classification_metrics, metrics_markdown
@@ -32,7 +32,7 @@ def evaluate_model(features, *, model_dir, out_dir, subset: Optional[str] = "tes
     out_dir : str or Path
         Created if needed (with at most one missing folder above it).
     subset : str or None
-        "test" (default), "validation", "training", or None for every row.
+        "test" (default), "validation", "training", or "all" / None for every row.
     device : str
     batch_size : int
 
@@ -43,6 +43,12 @@ def evaluate_model(features, *, model_dir, out_dir, subset: Optional[str] = "tes
     ``class_counts``, ``absent_classes``, ``predictions``…; a class absent from the subset has accuracy
     NaN, written as null) plus ``markdown``, the Markdown report.
     """
+    features_path = getattr(features, "path", features)
+    inputs = {"features input": features_path, "model directory": model_dir}
+    check_not_inputs(out_dir, {"features input": features_path})
+    for name in ("metrics.json", "metrics.md"):
+        check_not_inputs(os.path.join(os.fspath(out_dir), name), inputs)
+    out_dir = Path(prepare_output(out_dir, is_dir=True))
     model = load_model(model_dir, device=device)
     with open_features(features) as ff:
         model.check_compatible(ff)
@@ -62,9 +68,10 @@ def evaluate_model(features, *, model_dir, out_dir, subset: Optional[str] = "tes
                                     "label": y.tolist(), "predicted": pred.tolist(),
                                     "logits": logits.astype(np.float64).round(6).tolist()}})
     markdown = metrics_markdown(metrics)
-    out_dir = Path(ensure_dir(out_dir, what="evaluation directory"))
-    write_json(out_dir / "metrics.json", metrics)
-    (out_dir / "metrics.md").write_text(markdown, encoding="utf-8")
+    with output_lock(out_dir / "metrics.json", what="evaluation"):
+        write_json(out_dir / "metrics.json", metrics)
+        with atomic_path(out_dir / "metrics.md") as tmp:
+            Path(tmp).write_text(markdown, encoding="utf-8")
     if metrics["absent_classes"]:
         warnings.warn(f"classes {metrics['absent_classes']} are absent from subset {subset!r}: their accuracy "
                       f"is NaN and the macro accuracy averages the other classes", RuntimeWarning, stacklevel=2)

@@ -7,10 +7,12 @@ from torch import nn
 
 from .._util.validate import check_int
 
-__all__ = ["ConvNet", "count_parameters", "LAYERS"]
+__all__ = ["ConvNet", "count_parameters", "LAYERS", "MIN_FRAMES"]
 
 #: the layers whose activations analyses read, in forward order
 LAYERS = ("conv0", "conv1", "conv2", "fc1")
+#: fewest time frames the network accepts: it average-pools twice by 2
+MIN_FRAMES = 4
 
 
 class ConvNet(nn.Module):
@@ -63,10 +65,10 @@ class ConvNet(nn.Module):
         self.fc2 = nn.Linear(64, n_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.ndim != 3 or x.shape[1] != self.n_channels:
+        if x.ndim != 3 or x.shape[1] != self.n_channels or x.shape[2] < MIN_FRAMES:
             from ..errors import ParameterError
-            raise ParameterError(f"ConvNet expects input of shape (batch, {self.n_channels}, T), "
-                                 f"got {tuple(x.shape)}")
+            raise ParameterError(f"ConvNet expects input of shape (batch, {self.n_channels}, T) with T >= "
+                                 f"{MIN_FRAMES} frames (it pools twice by 2), got {tuple(x.shape)}")
         # registration order == call order: iterate instead of repeating the module list
         for module in self.children():
             x = module(x)

@@ -27,15 +27,15 @@ from torch import nn
 
 from .. import __version__
 from .._util.device import resolve_device
-from .._util.fs import ensure_dir
+from .._util.fs import check_not_inputs, output_lock, prepare_output
 from .._util.log import logger
-from .._util.validate import check_int, check_positive_int
+from .._util.validate import check_positive_int, check_seed
 from ..errors import DataError, ParameterError
 from ..scattering.normalize import LOG_C
 from ..task import INPUT_LABELS, INPUTS
-from .directory import LoadedModel, load_model, prepare_input, save_model
+from .directory import LoadedModel, check_replaceable, load_model, prepare_input, save_model
 from .metrics import classification_metrics
-from .net import ConvNet, count_parameters
+from .net import MIN_FRAMES, ConvNet, count_parameters
 
 __all__ = ["TrainConfig", "input_channels", "class_weights", "train_model", "open_features", "labels_of"]
 
@@ -166,10 +166,11 @@ def train_model(features, *, input: str, out_dir, seed: int = 0, device="auto",
     input : {"s1", "s1s2"}
         First-order channels only, or all kept paths.
     out_dir : str or Path
-        Model directory to write (``model.pt`` + ``config.json``); created, with at most one missing folder
-        above it.
+        Model directory to write (``model.pt`` + ``config.json``), replaced as a whole when training ends
+        (an interrupted training leaves it unchanged); at most one missing folder above it is created.  One
+        process at a time writes it (the lock ``MODEL_DIR.lock``).
     seed : int
-        Seeds weight initialisation, dropout and batch order.
+        Seeds weight initialisation, dropout and batch order; in [0, 2**32).
     device : str
         ``"auto"``, ``"cpu"``, ``"cuda"``.
     max_epochs : int, optional
@@ -197,17 +198,22 @@ def train_model(features, *, input: str, out_dir, seed: int = 0, device="auto",
     config = config or TrainConfig()
     if max_epochs is not None:
         config = dataclasses.replace(config, max_epochs=max_epochs)
-    seed = check_int("seed", seed)
+    seed = check_seed("seed", seed)
     if threads is not None:
         threads = check_positive_int("threads", threads)
+    features_path = getattr(features, "path", features)
+    check_not_inputs(out_dir, {"features input": features_path}, is_dir=True)
+    out_dir = prepare_output(out_dir, is_dir=True, create=False)
+    check_replaceable(out_dir)
     prev_threads = torch.get_num_threads()
-    try:
-        if threads is not None:
-            torch.set_num_threads(threads)
-        return _train(features, input=input, out_dir=out_dir, seed=seed, device=device,
-                      progress=progress, config=config, permute_labels=bool(permute_labels))
-    finally:
-        torch.set_num_threads(prev_threads)
+    with output_lock(out_dir, what="model directory"):
+        try:
+            if threads is not None:
+                torch.set_num_threads(threads)
+            return _train(features, input=input, out_dir=out_dir, seed=seed, device=device,
+                          progress=progress, config=config, permute_labels=bool(permute_labels))
+        finally:
+            torch.set_num_threads(prev_threads)
 
 
 @dataclass
@@ -229,13 +235,23 @@ class _Data:
 
 def _load_data(features, input: str, c: float, dev) -> _Data:
     with open_features(features) as ff:
+        if ff.table.n_frames < MIN_FRAMES:
+            raise DataError(f"{ff.path} has {ff.table.n_frames} time frame(s) per coefficient; the convnet pools "
+                            f"twice by 2 and needs at least {MIN_FRAMES}: extract with a smaller T (T <= N/"
+                            f"{MIN_FRAMES}, e.g. ScatteringConfig(N={ff.config.N}, J={ff.config.J}, "
+                            f"T={max(1, ff.config.N // 32)}))")
         channels = input_channels(ff.table, input)
         classes = tuple(ff.classes)
         idx_tr, idx_va = ff.indices("training"), ff.indices("validation")
         y_tr, y_va = labels_of(ff, idx_tr, len(classes)), labels_of(ff, idx_va, len(classes))
         mu = np.asarray(ff.mu, dtype=np.float64)[channels]
-        x_tr = prepare_input(ff.load(idx_tr), channels, mu, c, device=dev)
-        x_va = prepare_input(ff.load(idx_va), channels, mu, c, device=dev)
+        x = []
+        for subset, idx in (("training", idx_tr), ("validation", idx_va)):
+            try:
+                x.append(prepare_input(ff.load(idx), channels, mu, c, device=dev))
+            except ParameterError as e:
+                raise DataError(f"{ff.path}, {subset} rows: {e}") from None
+        x_tr, x_va = x
         return _Data(channels, classes, x_tr, y_tr, x_va, y_va, mu, ff.config, ff.table, len(ff.table),
                      os.path.abspath(ff.path))
 
@@ -308,7 +324,6 @@ def _fit(data: _Data, weights, *, seed, dev, config: TrainConfig, progress: bool
 
 def _train(features, *, input, out_dir, seed, device, progress, config, permute_labels=False) -> LoadedModel:
     dev = resolve_device(device)
-    ensure_dir(out_dir, what="model directory")  # a bad --out fails now, not after training
     t_start = time.perf_counter()
     data = _load_data(features, input, config.c, dev)
     if permute_labels:

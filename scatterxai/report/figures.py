@@ -15,7 +15,7 @@ from typing import Dict, List, Mapping, Optional, Sequence
 
 import numpy as np
 
-from .._util.fs import ensure_dir
+from .._util.fs import prepare_output
 from .._util.log import logger
 from ..data.notes import pitch_hz_from_name
 from ..errors import AudioError, ParameterError
@@ -101,7 +101,8 @@ def _aggregate_method(rf, method: Optional[str]) -> str:
 
 def _audio_resolver(rf, audio_root):
     from ..data.paths import AudioResolver
-    return AudioResolver(audio_root or rf.attrs.get("audio_root") or os.getcwd())
+    # names accepted at extraction
+    return AudioResolver(audio_root or rf.attrs.get("audio_root") or os.getcwd(), allow_outside=True)
 
 
 def _window_audio(rf, k: int, resolve, config) -> np.ndarray:
@@ -244,7 +245,7 @@ def relevance_figures(relevance, out_dir, *, examples=None, methods=None, aggreg
     from ..io.relevance import RelevanceFile
     _agg_backend()
     names = {k: figure_name(k, fmt) for k in FIGURE_FILES}
-    out_dir = ensure_dir(out_dir, what="figures directory")
+    out_dir = prepare_output(out_dir, is_dir=True)
     written = {}
     with RelevanceFile(relevance) as rf:
         written["fig1"] = _save(fig1(rf, examples=examples, methods=methods, audio_root=audio_root),
@@ -387,7 +388,7 @@ def example_figures(relevance, out_dir, *, methods=None, top: int = 3, fmt: str 
     """
     from ..io.relevance import RelevanceFile
     _agg_backend()
-    out_dir = ensure_dir(out_dir, what="figures directory")
+    out_dir = prepare_output(out_dir, is_dir=True)
     suffix = "." + figure_name("fig1", fmt).rsplit(".", 1)[1]
     written, taken = [], set()
     with RelevanceFile(relevance) as rf:

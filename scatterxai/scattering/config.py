@@ -25,10 +25,17 @@ from ..errors import ParameterError
 from ..task import PATH_FIELDS
 
 __all__ = ["ScatteringConfig", "PAPER_CONFIG", "PathTable", "path_table", "PATH_FIELDS", "R_PSI", "SIGMA0",
-           "ALPHA", "frame_bounds"]
+           "ALPHA", "frame_bounds", "MAX_N", "MAX_Q", "MAX_SR"]
 
 #: Kymatio's Morlet filter-bank constants (defaults of ``ScatteringBase1D.build``), recorded in exports
 R_PSI, SIGMA0, ALPHA = math.sqrt(0.5), 0.1, 5.0
+#: largest signal length accepted (≈ 95 s at 44.1 kHz; building Kymatio's filters for it takes seconds,
+#: and they grow with N: a bound keeps a corrupt file attribute from asking for terabytes)
+MAX_N = 2 ** 22
+#: largest number of wavelets per octave accepted
+MAX_Q = 64
+#: largest sample rate accepted (Hz)
+MAX_SR = 768_000
 
 
 @dataclass(frozen=True)
@@ -40,9 +47,9 @@ class ScatteringConfig:
     sr : int
         Sample rate in Hz that audio is resampled to.
     N : int
-        Fixed signal length in samples (2^18 ≈ 5.9 s at 44.1 kHz).
+        Fixed signal length in samples (2^18 ≈ 5.9 s at 44.1 kHz); at most :data:`MAX_N` = 2^22.
     J : int
-        Maximum log2-scale of the wavelets.
+        Maximum log2-scale of the wavelets (at most log2 N).
     Q : tuple of two ints
         Wavelets per octave at first and second order.  An int ``q`` means ``(q, 1)`` as in Kymatio;
         lists and numpy integers are converted.
@@ -75,18 +82,23 @@ class ScatteringConfig:
         object.__setattr__(self, "Q", q)
         for name in ("sr", "N", "J", "T"):
             object.__setattr__(self, name, check_int(name, getattr(self, name)))
-        object.__setattr__(self, "fmin_hz", float(self.fmin_hz))
-        if min(q) < 1:
-            raise ParameterError(f"Q values must be >= 1, got {q}")
-        if self.sr <= 0:
-            raise ParameterError(f"sr must be a positive number of Hz, got {self.sr}")
-        if self.J < 1:
-            raise ParameterError(f"J must be >= 1, got {self.J}")
+        try:
+            object.__setattr__(self, "fmin_hz", float(self.fmin_hz))
+        except (TypeError, ValueError):
+            raise ParameterError(f"fmin_hz must be a number of Hz, got {self.fmin_hz!r}") from None
+        if min(q) < 1 or max(q) > MAX_Q:
+            raise ParameterError(f"Q values must be in [1, {MAX_Q}], got {q}")
+        if not 0 < self.sr <= MAX_SR:
+            raise ParameterError(f"sr must be a positive number of Hz up to {MAX_SR}, got {self.sr}")
+        if not 1 <= self.N <= MAX_N:
+            raise ParameterError(f"N must be in [1, {MAX_N} = 2**22] samples, got {self.N}")
         if self.T < 1 or self.T & (self.T - 1):
             raise ParameterError(f"T must be a power of two >= 1, got {self.T}")
         if self.N < self.T:
             raise ParameterError(f"N must be >= T (the low-pass support), got N={self.N}, T={self.T}")
-        if self.fmin_hz < 0 or self.fmin_hz >= self.sr / 2:
+        if not 1 <= self.J <= math.log2(self.N):
+            raise ParameterError(f"J must be in [1, log2(N) = {math.log2(self.N):g}], got {self.J}")
+        if not 0 <= self.fmin_hz < self.sr / 2:
             raise ParameterError(f"fmin_hz must be in [0, sr/2 = {self.sr / 2}), got {self.fmin_hz}")
 
     @property
@@ -112,6 +124,10 @@ class ScatteringConfig:
         except KeyError as e:
             raise ParameterError(f"scattering parameters lack {e.args[0]!r}; "
                                  f"expected keys sr, N, J, Q, T, fmin_hz") from None
+        except ParameterError:
+            raise
+        except (TypeError, ValueError, OverflowError) as e:
+            raise ParameterError(f"scattering parameters are not valid: {e}") from None
 
 
 PAPER_CONFIG = ScatteringConfig()

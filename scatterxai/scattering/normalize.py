@@ -9,12 +9,59 @@ import numpy as np
 
 from ..errors import ParameterError
 
-__all__ = ["compute_mu", "log_normalize", "LOG_C", "MU_EPS"]
+__all__ = ["compute_mu", "log_normalize", "check_raw", "check_log_params", "LOG_C", "MU_EPS", "MAX_COEFFICIENT",
+           "MAX_LOG_C"]
 
 #: constant c of the log compression log1p(S / (c·μ + 1e-8)) (companion code)
 LOG_C = 0.1
 #: additive floor of the log compression's denominator
 MU_EPS = 1e-8
+#: largest raw coefficient accepted: the audio is standardised (unit variance), which bounds every
+#: coefficient by √N (512 for N = 2^18; measured ≤ 3 on real notes); larger values mean the array holds
+#: something else
+MAX_COEFFICIENT = 1e6
+#: largest constant c of the log compression accepted (paper: 0.1)
+MAX_LOG_C = 1e6
+#: raw coefficients may be slightly negative (rounding of the low-pass filter, ≈ -2e-7); below this share of
+#: the denominator c·μ + 1e-8 they are not rounding (and log1p approaches its pole at -1)
+_MIN_RATIO = -0.5
+
+
+def check_log_params(mu, c) -> tuple:
+    """(μ as float64, c as float) if they are usable by :func:`log_normalize`, else ParameterError.
+
+    μ: finite, in [0, :data:`MAX_COEFFICIENT`], not all zero; c: finite, in (0, :data:`MAX_LOG_C`].
+    """
+    try:
+        c = float(c)
+        mu = np.asarray(mu, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ParameterError(f"mu must be an array of numbers and c a number, got c={c!r}") from None
+    if not (np.isfinite(c) and 0 < c <= MAX_LOG_C):
+        raise ParameterError(f"c (the log compression constant) must be a finite number in (0, {MAX_LOG_C:g}], "
+                             f"got {c}")
+    if mu.size and not (np.isfinite(mu).all() and mu.min() >= 0 and mu.max() <= MAX_COEFFICIENT):
+        bad = mu[~(np.isfinite(mu) & (mu >= 0) & (mu <= MAX_COEFFICIENT))][0]
+        raise ParameterError(f"mu (the training mean of each coefficient) must be finite and in "
+                             f"[0, {MAX_COEFFICIENT:g}], got {bad}")
+    if mu.size and not mu.any():
+        raise ParameterError("mu (the training mean of each coefficient) is zero everywhere: no usable data")
+    return mu, c
+
+
+def check_raw(S, mu, c, *, offset: int = 0) -> None:
+    """ParameterError unless raw coefficients S [shape=(K, C, T)] are finite, ≤ :data:`MAX_COEFFICIENT` and
+    non-negative up to rounding (S ≥ -0.5·(c·μ + 1e-8)); the message names the first bad value
+    (example index counted from ``offset``, coefficient, frame)."""
+    S = np.asarray(S)
+    den = c * np.asarray(mu, dtype=np.float64)[:, None] + MU_EPS
+    bad = ~np.isfinite(S) | (S > MAX_COEFFICIENT) | (S < _MIN_RATIO * den)
+    if bad.any():
+        k, ch, t = np.argwhere(bad)[0]
+        raise ParameterError(f"features hold {float(S[k, ch, t])!r} at example {offset + k}, coefficient {ch}, "
+                             f"frame {t} ({int(bad.sum())} bad values): raw scattering coefficients are finite, "
+                             f"non-negative up to rounding and below {MAX_COEFFICIENT:g}; the features are "
+                             f"corrupt or not raw scattering")
 
 
 def _is_tensor(x) -> bool:

@@ -42,9 +42,9 @@ from typing import Dict, List, Optional
 import numpy as np
 import soundfile as sf
 
-from ..._util.fs import atomic_path, ensure_dir
+from ..._util.fs import atomic_path, output_lock, prepare_output
 from ..._util.log import progress as progress_bar
-from ..._util.validate import check_int, check_positive_float, check_positive_int
+from ..._util.validate import check_positive_float, check_positive_int, check_seed
 from ...errors import DataError, ParameterError
 from ...task import CLASSES, DEFAULT_SCALE
 from ..loaders import SOL_META_CSV
@@ -372,6 +372,7 @@ def synthesize_corpus(out_dir, *, scale: float = DEFAULT_SCALE, seed: int = 0, j
     Parameters
     ----------
     out_dir : str
+        Created if missing (its parent must exist).  One process at a time writes it (``OUT_DIR.lock``).
     scale : float
         Fraction of the SOL-PMT counts (default :data:`DEFAULT_SCALE` ≈ 1,670 notes; 0.1 ≈ 560; 1 = 5,564).
     seed : int
@@ -386,17 +387,25 @@ def synthesize_corpus(out_dir, *, scale: float = DEFAULT_SCALE, seed: int = 0, j
         Path of ``out_dir/meta.csv``.
     """
     jobs = check_positive_int("jobs", jobs)
-    seed = check_int("seed", seed, low=0)
+    seed = check_seed("seed", seed)
     specs = plan_corpus(scale=scale, seed=seed)
-    out_dir = ensure_dir(out_dir, what="corpus directory")   # at most one missing folder above it
+    out_dir = prepare_output(out_dir, is_dir=True)
+    with output_lock(out_dir, what="corpus"):
+        return _synthesize(out_dir, specs, scale=scale, seed=seed, jobs=jobs, progress=progress)
+
+
+def _synthesize(out_dir: str, specs, *, scale, seed, jobs, progress) -> str:
     audio_dir = os.path.join(out_dir, "audio")
     os.makedirs(audio_dir, exist_ok=True)
     settings = {"scale": float(scale), "seed": int(seed), "synth_version": SYNTH_VERSION,
                 "sample_rate": SR, "n_notes": len(specs)}
     manifest = os.path.join(out_dir, "synth.json")
     if os.path.exists(manifest):
-        with open(manifest, encoding="utf-8") as f:
-            previous = json.load(f)
+        try:
+            with open(manifest, encoding="utf-8") as f:
+                previous = json.load(f)
+        except (OSError, ValueError, RecursionError) as e:
+            raise DataError(f"cannot read {manifest} ({e}); delete it or use another directory") from None
         if previous != settings:
             raise DataError(f"{out_dir} holds a corpus made with {previous}; this run asks for {settings}. "
                             f"Use another directory or delete it")
