@@ -373,11 +373,18 @@ def test_existing_file_that_is_not_ours_is_never_replaced(corpus, tmp_path):
 def test_output_folders_are_created_one_level_only(tmp_path):
     assert prepare_output(tmp_path / "new" / "f.h5") == str(tmp_path / "new" / "f.h5")
     assert (tmp_path / "new").is_dir()
-    with pytest.raises(ParameterError, match="does not exist; scatterxai creates at most the last folder"):
+    with pytest.raises(ParameterError, match="does not exist; scatterxai creates an output and at most one"):
         prepare_output(tmp_path / "a" / "b" / "f.h5")
     assert not (tmp_path / "a").exists()
     prepare_output(tmp_path / "dir", is_dir=True)
     assert (tmp_path / "dir").is_dir()
+    prepare_output(tmp_path / "results" / "demo", is_dir=True)   # `make demo` on a fresh clone
+    assert (tmp_path / "results" / "demo").is_dir()
+    with pytest.raises(ParameterError, match="does not exist"):
+        prepare_output(tmp_path / "x" / "y" / "dir", is_dir=True)
+    assert not (tmp_path / "x").exists()
+    assert prepare_output(tmp_path / "m" / "model", is_dir=True, create=False) == str(tmp_path / "m" / "model")
+    assert (tmp_path / "m").is_dir() and not (tmp_path / "m" / "model").exists()
     (tmp_path / "file").write_text("x")
     with pytest.raises(ParameterError, match="is not a directory"):
         prepare_output(tmp_path / "file", is_dir=True)

@@ -195,7 +195,7 @@ def test_cli_output_in_a_missing_tree(trained, tmp_path, capsys):
     features, model_dir = trained
     code = cli.main(["explain", features, "--model", model_dir, "--out", str(tmp_path / "no" / "sub" / "r.h5"),
                      "--device", "cpu", "-q"])
-    assert code == 2 and "creates at most the last folder" in capsys.readouterr().err
+    assert code == 2 and "creates an output and at most one missing folder" in capsys.readouterr().err
     assert not (tmp_path / "no").exists()
 
 
