@@ -65,7 +65,7 @@ def _cmd_extract(args):
     from .features import extract_features
     summary = extract_features(args.meta_csv, args.audio_root, args.out, device=args.device,
                                batch_size=args.batch_size, method=args.method, overwrite=args.overwrite,
-                               progress=True)
+                               progress=True, compression=_compression(args.compression))
     print(summary.describe())
     return 0 if summary.n_ok > 0 else 1
 
@@ -88,7 +88,8 @@ def _cmd_evaluate(args):
 def _cmd_explain(args):
     from .explain import ExplainConfig, explain
     config = ExplainConfig(methods=args.methods, subset=args.subset, target=args.target, top_n=args.top_n,
-                           epsilon=args.epsilon, device=args.device, batch_size=args.batch_size)
+                           epsilon=args.epsilon, device=args.device, batch_size=args.batch_size,
+                           compression=_compression(args.compression))
     print(explain(args.features, model_dir=args.model, out=args.out, config=config, progress=True))
     return 0
 
@@ -102,6 +103,20 @@ def _cmd_run(args):
 
 
 # ------------------------------------------------------------------------------------------------ parser
+
+#: --compression choices (lossless HDF5 filters of the large datasets)
+COMPRESSION_CHOICES = ("none", "gzip", "lzf")
+
+
+def _compression(name):
+    return None if name == "none" else name
+
+
+def _add_compression(p):
+    p.add_argument("--compression", choices=COMPRESSION_CHOICES, default="none",
+                   help="lossless compression of the (example, path, frame) datasets, chunked per example: "
+                        "gzip (smaller, slower) or lzf (faster)")
+
 
 def _common(p, *, device=True):
     """Options every sub-command has (verbosity; device where torch runs)."""
@@ -166,6 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="scattering implementation (same coefficients)")
     s.add_argument("--overwrite", action="store_true",
                    help="discard an existing output or partial extraction made with other settings")
+    _add_compression(s)
     _common(s)
 
     s = _sub(sub, "train", "train the convnet on S1 or S1+S2 features", _cmd_train)
@@ -197,6 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--top-n", type=_positive_int, default=5, help="n of the per-class top-n aggregation")
     s.add_argument("--epsilon", type=_positive_float, default=1e-6, help="ε of the LRP ε-rule")
     s.add_argument("--batch-size", type=_positive_int, default=64, help="examples attributed at once")
+    _add_compression(s)
     _common(s)
     return p
 

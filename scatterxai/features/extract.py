@@ -29,6 +29,7 @@ from .._util.log import progress as progress_bar
 from .._util.validate import check_positive_int
 from ..errors import AudioError, StoreError
 from ..io.hdf5 import scattering_attrs
+from ..io.netcdf import dataset_options
 from ..io.partial import PENDING, PartialFile
 from ..scattering.config import PAPER_CONFIG, ScatteringConfig, path_table
 from .store import FeatureFile, write_features
@@ -112,7 +113,7 @@ def compute_batch(rows: Sequence[int], paths: Sequence[str], *, resolve, config:
 
 
 def finish(store: PartialFile, out: str, columns: Dict[str, np.ndarray], names: Sequence[str], *, config,
-           settings: str, method: str) -> Tuple[np.ndarray, np.ndarray, List[str]]:
+           settings: str, method: str, compression: Optional[str] = None) -> Tuple[np.ndarray, np.ndarray, List[str]]:
     """Write the final features file from the done rows of ``store`` (if any); return (ok rows, failed rows,
     reasons)."""
     ok, bad, reasons = store.outcome()
@@ -122,7 +123,7 @@ def finish(store: PartialFile, out: str, columns: Dict[str, np.ndarray], names: 
         write_features(out, store.dataset("features"), examples, config, rows=ok,
                        failed={"file_name": np.array([names[r] for r in bad], dtype=object),
                                "reason": np.array(reasons, dtype=object), "csv_row": bad},
-                       attrs={"settings_sha256": settings, "method": method})
+                       attrs={"settings_sha256": settings, "method": method}, compression=compression)
     return ok, bad, reasons
 
 
@@ -165,7 +166,7 @@ def _existing_output(out: str, settings: str, n_rows: int, overwrite: bool) -> O
 
 def extract_features(meta_csv, audio_root, out, *, config: ScatteringConfig = PAPER_CONFIG, device="auto",
                      batch_size: int = 8, method: str = "fast", overwrite: bool = False,
-                     progress: bool = True) -> ExtractSummary:
+                     progress: bool = True, compression: Optional[str] = None) -> ExtractSummary:
     """Scattering features of every file listed in a meta CSV → features HDF5 (resumable).
 
     Parameters
@@ -186,6 +187,9 @@ def extract_features(meta_csv, audio_root, out, *, config: ScatteringConfig = PA
         Discard an existing output or interrupted extraction made with other settings.
     progress : bool
         Show a progress bar.
+    compression : {None, "gzip", "lzf"}
+        Lossless compression of ``/features`` in the final file (see :func:`write_features`; it does not
+        change the numbers, so an existing output with the same settings is kept as it is).
 
     Returns
     -------
@@ -197,6 +201,7 @@ def extract_features(meta_csv, audio_root, out, *, config: ScatteringConfig = PA
     t0 = time.perf_counter()
     meta_csv, audio_root, out = os.fspath(meta_csv), os.fspath(audio_root), os.fspath(out)
     batch_size = check_positive_int("batch_size", batch_size)
+    dataset_options(compression, (0,))  # fail early on a bad compression name
     csv_bytes, columns, names = _read_inputs(meta_csv, audio_root)
     resolve_device(device)  # fail early on a bad device name
     settings = settings_hash(csv_bytes, audio_root, config)
@@ -219,7 +224,8 @@ def extract_features(meta_csv, audio_root, out, *, config: ScatteringConfig = PA
                                     batch_size=batch_size)
                 store.commit(res.ok_rows, {"features": res.S}, res.failed)
                 bar.update(len(rows))
-        ok, bad, reasons = finish(store, out, columns, names, config=config, settings=settings, method=method)
+        ok, bad, reasons = finish(store, out, columns, names, config=config, settings=settings, method=method,
+                                  compression=compression)
     # Nothing worth keeping if every file failed (e.g. a wrong audio root): the next run starts afresh.
     os.remove(partial)
     failed = [(names[r], reason) for r, reason in zip(bad, reasons)]
