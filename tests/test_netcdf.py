@@ -5,60 +5,27 @@ import warnings
 import h5py
 import numpy as np
 import pytest
-import torch
 
 xr = pytest.importorskip("xarray")
 pytest.importorskip("h5netcdf")
 
-from scatterxai.explain import explain  # noqa: E402
 from scatterxai.features import FeatureFile, write_features  # noqa: E402
 from scatterxai.io.netcdf import undescribed  # noqa: E402
-from scatterxai.model import ConvNet, save_model  # noqa: E402
 from scatterxai.scattering import path_table, scatter  # noqa: E402
 from scatterxai.task import CLASSES  # noqa: E402
 
+from ._small_run import K, make_small_run  # noqa: E402
+from ._small_run import write_small_features as _features  # noqa: E402
 from .conftest import SMALL  # noqa: E402
 
-K = 10
 FEATURE_GROUPS = ("examples", "paths", "stats", "failed")
 RELEVANCE_GROUPS = ("examples", "paths", "grid", "relevance", "local", "aggregate", "kurtosis", "conservation",
                     "localisation")
 
 
-def _features(path, compression=None, seed=0):
-    rng = np.random.default_rng(seed)
-    table = path_table(SMALL)
-    S = rng.gamma(2.0, 1.0, size=(K, len(table), table.n_frames)).astype(np.float32)
-    examples = {"file_name": np.array([f"n{i}-é.wav" for i in range(K)], dtype=object),
-                "label": np.arange(K) % 5, "subset": np.array(["training"] * 4 + ["test"] * 6, dtype=object),
-                "modulation_hz": rng.uniform(4, 32, K), "instrument family": np.array(["Strings"] * K, dtype=object),
-                "is_loud": np.arange(K) % 2 == 0, "duration_s": rng.uniform(2, 8, K)}
-    failed = {"file_name": np.array(["bad.wav", "gone.wav"], dtype=object),
-              "reason": np.array(["empty", "missing"], dtype=object), "csv_row": np.array([3, 7])}
-    write_features(path, S, examples, SMALL, failed=failed, compression=compression)
-    return S
-
-
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
-    root = tmp_path_factory.mktemp("netcdf")
-    features = root / "features.h5"
-    _features(features)
-    table = path_table(SMALL)
-    with FeatureFile(features) as ff:
-        mu = ff.mu
-    torch.manual_seed(0)
-    channels = np.arange(len(table))
-    config = {"input": "s1s2", "n_channels": len(channels), "channels": channels, "n_paths": len(table), "mu": mu,
-              "c": 0.1, "classes": list(CLASSES), "scattering": SMALL.to_dict(),
-              "paths": {k: np.asarray(getattr(table, k)) for k in table.FIELDS}}
-    model = save_model(ConvNet(len(channels), n_classes=5), root / "model", config)
-    relevance = {}
-    for compression in (None, "gzip", "lzf"):
-        relevance[compression] = root / f"relevance-{compression}.h5"
-        explain(features, model_dir=model, out=relevance[compression], methods="epsilon,epsilon_plus", top_n=3,
-                batch_size=4, progress=False, subset="test", compression=compression)
-    return {"root": root, "features": features, "relevance": relevance[None], "relevance_by": relevance}
+    return make_small_run(tmp_path_factory.mktemp("netcdf"), compressions=(None, "gzip", "lzf"))
 
 
 def _open(path, group=None):

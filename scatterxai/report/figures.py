@@ -1,4 +1,7 @@
-"""The study's figures (PNG) from a pipeline run's files: the paper's Fig. 1 and Fig. 2, confusion matrices.
+"""The study's figures from a pipeline run's files: the paper's Fig. 1 and Fig. 2, confusion matrices.
+
+PNG by default; PDF and SVG are vector files (text and axes as vectors, the map cells rasterised at
+``dpi``, which keeps them small).
 
 Reads a relevance file (:mod:`scatterxai.io.relevance`) and metrics files (:mod:`scatterxai.model.evaluate`);
 draws with :mod:`scatterxai.viz.plots`.  Used by ``scatterxai run`` and the experiments/ scripts.
@@ -12,18 +15,36 @@ from typing import Dict, Mapping
 
 import numpy as np
 
+from .._util.validate import check_choice, check_positive_int
 from ..data.notes import pitch_hz_from_name
 from ..errors import AudioError
 from ..task import INPUT_LABELS
 from ..viz.plots import confusion, figure1, figure2
 
-__all__ = ["make_figures", "choose_examples", "FIGURE_FILES", "RULE_TITLES", "PAPER_KURTOSIS"]
+__all__ = ["make_figures", "choose_examples", "figure_files", "FIGURE_FILES", "FIGURE_FORMATS", "RULE_TITLES",
+           "PAPER_KURTOSIS"]
 
-FIGURE_FILES = {"fig1": "fig1_examples.png", "fig2": "fig2_class_maps.png", "confusion": "confusion.png"}
+#: formats of :func:`make_figures` (matplotlib backends that need no display)
+FIGURE_FORMATS = ("png", "pdf", "svg")
+_STEMS = {"fig1": "fig1_examples", "fig2": "fig2_class_maps", "confusion": "confusion"}
+#: file names of the figures in the default format (PNG)
+FIGURE_FILES = {k: f"{v}.png" for k, v in _STEMS.items()}
 RULE_TITLES = {"lrp0": "LRP-0", "epsilon": "LRP-ε", "epsilon_plus": "LRP-[ε,z+]",
                "epsilon_conv_zplus_dense": "LRP-[z+,ε] (paper text)"}
 #: kurtosis of local maps on the SOL-PMT test split (paper)
 PAPER_KURTOSIS = {"epsilon": (13.82, 8.81), "epsilon_plus": (19.22, 13.72)}
+
+
+def figure_files(fmt: str = "png") -> Dict[str, str]:
+    """File name of each figure in format ``fmt`` (see :data:`FIGURE_FORMATS`)."""
+    check_choice("fmt", fmt, FIGURE_FORMATS)
+    return {k: f"{v}.{fmt}" for k, v in _STEMS.items()}
+
+
+def _save(fig, path: str, fmt: str, dpi: int) -> None:
+    # no creation date in vector files, so that the same inputs give the same bytes
+    metadata = {"pdf": {"CreationDate": None}, "svg": {"Date": None}}.get(fmt)
+    fig.savefig(path, dpi=dpi, format=fmt, metadata=metadata)
 
 
 def _f0_column(examples: Mapping[str, np.ndarray]) -> np.ndarray:
@@ -53,18 +74,25 @@ def choose_examples(labels, preds, f0_hz, n_classes: int, *, target_hz: float = 
 
 
 def make_figures(relevance, metrics_paths: Mapping[str, str], *, audio_root: str, out_dir: str,
-                 rules=("epsilon", "epsilon_plus"), aggregate_rule: str = "epsilon_plus", dpi: int = 80) -> dict:
-    """Write Fig. 1, Fig. 2 and the confusion matrices as PNG files in ``out_dir``.
+                 rules=("epsilon", "epsilon_plus"), aggregate_rule: str = "epsilon_plus", dpi: int = 80,
+                 fmt: str = "png") -> dict:
+    """Write Fig. 1, Fig. 2 and the confusion matrices in ``out_dir``.
 
     Parameters
     ----------
     relevance : str
         Relevance file (``scatterxai explain``) with ``rules`` and labels.
     metrics_paths : mapping {"s1": path, "s1s2": path}
-        metrics.json files of the two models.
+        metrics.json files of the models (empty: no confusion figure).  The confusion figure has one
+        column per model: counts on top, the row-normalised shares (%) below — each true class's row sums
+        to 100 %, so the diagonal is the per-class accuracy, whatever the class sizes.
     audio_root : str
         Where the examples' audio files are (for the spectrograms of Fig. 1).
     out_dir : str
+    dpi : int
+        Resolution of PNG files and of the rasterised map cells of PDF/SVG files.
+    fmt : {"png", "pdf", "svg"}
+        File format (:func:`figure_files` gives the names).
 
     Returns
     -------
@@ -79,6 +107,8 @@ def make_figures(relevance, metrics_paths: Mapping[str, str], *, audio_root: str
     from ..io.relevance import RelevanceFile
     from ..scattering.config import ScatteringConfig
 
+    names = figure_files(fmt)
+    dpi = check_positive_int("dpi", dpi)
     os.makedirs(out_dir, exist_ok=True)
     written = {}
     with RelevanceFile(relevance) as rf:
@@ -102,8 +132,8 @@ def make_figures(relevance, metrics_paths: Mapping[str, str], *, audio_root: str
                                 S=rf.to_grid(S_mean[k]), lambda1_hz=lam1, lambda2_hz=lam2,
                                 maps=[rf.to_grid(rf.local(r)[k]) for r in rules]))
         fig = figure1(columns, rule_titles=[RULE_TITLES.get(r, r) for r in rules])
-        written["fig1"] = os.path.join(out_dir, FIGURE_FILES["fig1"])
-        fig.savefig(written["fig1"], dpi=dpi)
+        written["fig1"] = os.path.join(out_dir, names["fig1"])
+        _save(fig, written["fig1"], fmt, dpi)
         plt.close(fig)
 
         present = [c for c in range(len(rf.classes)) if np.any(labels == c)]
@@ -112,19 +142,24 @@ def make_figures(relevance, metrics_paths: Mapping[str, str], *, audio_root: str
         fig = figure2(mean_S, agg, lam1, lam2, [rf.classes[c] for c in present],
                       top_n=int(rf.attrs.get("top_n", 5)), rule_title=RULE_TITLES.get(aggregate_rule,
                                                                                       aggregate_rule))
-        written["fig2"] = os.path.join(out_dir, FIGURE_FILES["fig2"])
-        fig.savefig(written["fig2"], dpi=dpi)
+        written["fig2"] = os.path.join(out_dir, names["fig2"])
+        _save(fig, written["fig2"], fmt, dpi)
         plt.close(fig)
 
-    fig, axes = plt.subplots(1, len(metrics_paths), figsize=(4.6 * len(metrics_paths), 4.2),
+    if not metrics_paths:
+        return written
+    fig, axes = plt.subplots(2, len(metrics_paths), figsize=(4.6 * len(metrics_paths), 8.4),
                              layout="constrained", squeeze=False)
-    for ax, (name, path) in zip(axes[0], metrics_paths.items()):
+    for j, (name, path) in enumerate(metrics_paths.items()):
         with open(path) as fh:
             m = json.load(fh)
-        confusion(m["confusion_matrix"], m["classes"], ax=ax,
-                  title=f"{INPUT_LABELS.get(name, name)}: macro accuracy "
-                        f"{100 * m['macro_accuracy']:.1f} %")
-    written["confusion"] = os.path.join(out_dir, FIGURE_FILES["confusion"])
-    fig.savefig(written["confusion"], dpi=dpi)
+        label = INPUT_LABELS.get(name, name)
+        confusion(m["confusion_matrix"], m["classes"], ax=axes[0, j],
+                  title=f"{label}: macro accuracy {100 * m['macro_accuracy']:.1f} %\n(counts)")
+        im = confusion(m["confusion_matrix"], m["classes"], ax=axes[1, j], normalize=True,
+                       title=f"{label}: % of each true class\n(row-normalised; diagonal = per-class accuracy)")
+    fig.colorbar(im, ax=axes, shrink=0.5, label="share of the true class")
+    written["confusion"] = os.path.join(out_dir, names["confusion"])
+    _save(fig, written["confusion"], fmt, dpi)
     plt.close(fig)
     return written
