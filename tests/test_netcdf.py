@@ -158,3 +158,16 @@ def test_bad_compression_is_rejected(tmp_path):
     from scatterxai.errors import ParameterError
     with pytest.raises(ParameterError, match="compression must be one of"):
         _features(tmp_path / "x.h5", compression="zstd")
+
+
+def test_readme_xarray_recipe_runs(files, capsys):
+    import os
+    readme = open(os.path.join(os.path.dirname(os.path.dirname(__file__)), "README.md"), encoding="utf-8").read()
+    start = readme.index('import xarray as xr\npath = "results/demo/relevance.h5"')
+    block = readme[start:readme.index("```", start)].replace("results/demo/relevance.h5", str(files["relevance"]))
+    scope = {}
+    exec(block, scope)
+    assert scope["s2"].dims == ("example",) and len(scope["table"]) == 6
+    assert {"kurtosis_epsilon", "conservation_epsilon_plus", "localisation_epsilon", "file_name", "class"} \
+        <= set(scope["table"].columns)
+    assert "vibrato" in capsys.readouterr().out
