@@ -5,7 +5,9 @@ For each method ("fast", "kymatio") two fresh Python processes run one note (pap
 (and the fast path's plan) and stores them, the second reads them.  Each child reports the time of its
 imports (numpy, torch, scatterxai.scattering.api) and of the ``scatter`` call separately (wall-clock time,
 and the process's CPU time, which a loaded machine inflates less); the issue's target is the second
-process's ``scatter`` time (≤ 2 s).  The coefficients of the two processes are
+process's ``scatter`` time (≤ 2 s).  The resident memory after the call is printed too (Linux): a fast-path
+process that reads the plan from the cache never builds Kymatio's filter bank (~300 MB for the paper
+configuration).  The coefficients of the two processes are
 compared bit for bit.
 
 Usage::
@@ -39,7 +41,11 @@ t1, c1 = time.perf_counter(), time.process_time()
 S = api.scatter(x, config, method=sys.argv[1], device="cpu").numpy()
 t2, c2 = time.perf_counter(), time.process_time()
 np.save(sys.argv[4], S)
-print(f"{t1 - t0:.3f} {t2 - t1:.3f} {c2 - c1:.3f}")
+try:
+    rss = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmRSS")) / 1024
+except (OSError, StopIteration):
+    rss = float("nan")
+print(f"{t1 - t0:.3f} {t2 - t1:.3f} {c2 - c1:.3f} {rss:.0f}")
 """
 
 
@@ -60,9 +66,9 @@ def main(argv=None):
                 npy = os.path.join(tmp, f"{method}-{run}.npy")
                 res = subprocess.run([sys.executable, "-c", CHILD, method, args.config, str(args.threads), npy],
                                      env=env, capture_output=True, text=True, check=True)
-                t_import, t_scatter, cpu = map(float, res.stdout.split()[-3:])
+                t_import, t_scatter, cpu, rss = map(float, res.stdout.split()[-4:])
                 print(f"{method:8s} {run} process: imports {t_import:6.2f} s, scatter of one note "
-                      f"{t_scatter:6.2f} s (CPU time {cpu:6.2f} s)")
+                      f"{t_scatter:6.2f} s (CPU time {cpu:6.2f} s), resident memory {rss:5.0f} MiB")
                 results[f"{method}_{run}"] = t_scatter
                 out.append(np.load(npy))
             identical &= bool(np.array_equal(out[0], out[1]))

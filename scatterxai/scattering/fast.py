@@ -59,6 +59,7 @@ import torch.nn.functional as F
 
 from .._util.validate import check_positive_int
 from ..errors import ParameterError
+from . import config as _config_module
 from . import plan as _plan_module
 from .cache import cache_key, cached
 from .config import path_table
@@ -91,13 +92,17 @@ _COMPLEX = {torch.float32: torch.complex64, torch.float64: torch.complex128}
 
 
 def _plan_code_digest() -> str:
-    """sha256 of the planning code (``plan.py``): a cached plan is not reused once the code changes."""
+    """sha256 of the planning code (``plan.py``, and ``config.py``, which selects the paths): a cached plan
+    is not reused once that code changes."""
+    h = hashlib.sha256()
     try:
-        with open(_plan_module.__file__, "rb") as fh:
-            return hashlib.sha256(fh.read()).hexdigest()
+        for module in (_plan_module, _config_module):
+            with open(module.__file__, "rb") as fh:
+                h.update(fh.read())
     except OSError:
         from .. import __version__
         return f"scatterxai-{__version__}"
+    return h.hexdigest()
 
 
 def cached_plan(config, *, rtol: float, lowpass_rtol: float, cache_dir=None) -> FastPlan:
