@@ -70,7 +70,7 @@ class ExplainConfig:
     device : str
     compression : {None, "gzip", "lzf"}
         Lossless compression of the (example, path, frame) datasets ``/features`` and
-        ``/relevance/<method>`` (chunks of one example; "gzip" with the shuffle filter).
+        ``/relevance/<method>`` (chunks of one example, byte-shuffled before compression).
     """
 
     methods: Tuple[str, ...] = ("epsilon", "epsilon_plus")

@@ -171,8 +171,8 @@ def write_features(path, S, examples: Dict[str, np.ndarray], config: ScatteringC
     attrs : dict, optional
         Extra root attributes.
     compression : {None, "gzip", "lzf"}
-        Lossless compression of ``/features`` (chunks stay one example each; "gzip" adds the shuffle
-        filter).  Readers need nothing special: h5py, h5netcdf and netCDF-4 decompress transparently.
+        Lossless compression of ``/features`` (chunks stay one example each, byte-shuffled before
+        compression).  Readers need nothing special: h5py, h5netcdf and netCDF-4 decompress transparently.
 
     Every dataset gets netCDF-4 dimension scales, ``units`` and ``description``
     (:mod:`scatterxai.io.netcdf`): ``xarray.open_dataset(path, engine="h5netcdf")`` names the axes.

@@ -27,7 +27,7 @@ import json
 import os
 import uuid
 from pathlib import Path
-from typing import Callable, Dict, Mapping, Optional, TypeVar, Union
+from typing import Callable, Dict, Literal, Mapping, Optional, TypeVar, Union
 
 import numpy as np
 
@@ -47,7 +47,7 @@ _KEY = "__key__"
 _OFF = ("off", "none", "false", "0")
 
 T = TypeVar("T")
-CacheDir = Union[None, bool, str, os.PathLike]
+CacheDir = Union[None, Literal[False], str, os.PathLike]
 
 
 def resolve_cache_dir(cache_dir: CacheDir = None) -> Optional[Path]:
@@ -61,7 +61,7 @@ def resolve_cache_dir(cache_dir: CacheDir = None) -> Optional[Path]:
     """
     if cache_dir is False:
         return None
-    if cache_dir is True or cache_dir is None:
+    if cache_dir is None:
         env = os.environ.get(CACHE_ENV, "").strip()
         if env.lower() in _OFF:
             return None
