@@ -1,7 +1,7 @@
 """First-call latency: ``scatterxai.scatter`` of one note in a fresh process, without and with the on-disk cache.
 
 For each method ("fast", "kymatio") two fresh Python processes run one note (paper configuration unless
-``--config small``) with the same, initially empty, cache directory: the first builds Kymatio's filter bank
+``--config small``) with the same cache directory, initially empty (one per method): the first builds Kymatio's filter bank
 (and the fast path's plan) and stores them, the second reads them.  Each child reports the time of its
 imports (numpy, torch, scatterxai.scattering.api) and of the ``scatter`` call separately (wall-clock time,
 and the process's CPU time, which a loaded machine inflates less); the issue's target is the second
@@ -58,9 +58,10 @@ def main(argv=None):
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     results, identical = {}, True
     with tempfile.TemporaryDirectory() as tmp:
-        env = {**os.environ, "SCATTERXAI_CACHE_DIR": args.cache_dir or os.path.join(tmp, "cache"),
-               "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])}
         for method in ("fast", "kymatio"):
+            # one empty cache per method: the fast path's first process also stores Kymatio's filter bank
+            env = {**os.environ, "SCATTERXAI_CACHE_DIR": args.cache_dir or os.path.join(tmp, f"cache-{method}"),
+                   "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])}
             out = []
             for run in ("cold", "warm"):
                 npy = os.path.join(tmp, f"{method}-{run}.npy")
