@@ -1,14 +1,14 @@
 """First-call latency: ``scatterxai.scatter`` of one note in a fresh process, without and with the on-disk cache.
 
 For each method ("fast", "kymatio") two fresh Python processes run one note (paper configuration unless
-``--config small``) with the same cache directory, initially empty (one per method): the first builds Kymatio's filter bank
-(and the fast path's plan) and stores them, the second reads them.  Each child reports the time of its
-imports (numpy, torch, scatterxai.scattering.api) and of the ``scatter`` call separately (wall-clock time,
-and the process's CPU time, which a loaded machine inflates less); the issue's target is the second
-process's ``scatter`` time (≤ 2 s).  The resident memory after the call is printed too (Linux): a fast-path
-process that reads the plan from the cache never builds Kymatio's filter bank (~300 MB for the paper
-configuration).  The coefficients of the two processes are
-compared bit for bit.
+``--config small``) with the same cache directory, initially empty (one per method): the first builds
+Kymatio's filter bank (and the fast path's plan) and stores them, the second reads them.  Each child
+reports the time of its imports (numpy, torch, scatterxai.scattering.api) and of the ``scatter`` call
+separately (wall-clock time, and the process's CPU time, which a loaded machine inflates less), and its
+resident memory afterwards (Linux): a fast-path process that reads the plan from the cache never builds
+Kymatio's filter bank (~300 MB for the paper configuration).  The issue's target is the second process's
+``scatter`` time (≤ 2 s).  The coefficients of the two processes are compared bit for bit.  On a busy
+machine, ``--threads 1`` avoids OpenMP threads spinning against other jobs (seen here: 5–10× slower).
 
 Usage::
 

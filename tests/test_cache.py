@@ -237,6 +237,12 @@ def test_concurrent_writers_never_leave_a_damaged_file(tmp_path):
     got = cache.load_arrays(path, key)
     assert any(np.array_equal(got["a"], p["a"]) for p in payloads)
     assert _files(tmp_path) == [path.name]   # no temporary file left behind
+    stale, fresh_tmp = tmp_path / f"{path.name}.123-dead.tmp", tmp_path / f"{path.name}.456-busy.tmp"
+    stale.write_bytes(b"half a file")
+    fresh_tmp.write_bytes(b"being written")
+    os.utime(stale, (0, 0))                  # a killed writer's, long ago
+    assert cache.save_arrays(path, key, payloads[0])
+    assert _files(tmp_path) == sorted([path.name, fresh_tmp.name])
 
 
 # --- the paper configuration -----------------------------------------------------------------------------

@@ -15,7 +15,8 @@ Kymatio and numpy, the dtype of the stored arrays, :data:`FORMAT_VERSION`, and f
 planning code — and is stored in the file too: a file whose key differs is not used.
 
 Safety: files are written under a unique temporary name and renamed into place (readers see a complete
-file or none, and concurrent writers of the same key each rename a complete file); zip CRCs and the
+file or none, and concurrent writers of the same key each rename a complete file; temporaries of killed
+writers are removed after an hour); zip CRCs and the
 owner's structural checks validate a file on load; a file that cannot be read or fails validation is
 rebuilt with a warning, and a cache that cannot be written (read-only, full disk) only logs a warning.
 """
@@ -25,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import time
 import uuid
 from pathlib import Path
 from typing import Callable, Dict, Literal, Mapping, Optional, TypeVar, Union
@@ -131,7 +133,19 @@ def save_arrays(path, key: Mapping, arrays: Mapping[str, np.ndarray]) -> bool:
         logger.warning("warning: cannot write the cache file %s (%s); continuing without it (set %s to "
                        "another directory, or to 'off')", path, e, CACHE_ENV)
         return False
+    _remove_stale_temporaries(path)
     return True
+
+
+def _remove_stale_temporaries(path: Path, age_s: float = 3600.0) -> None:
+    """Remove temporary files of ``path`` left by killed writers (older than ``age_s``; best effort)."""
+    now = time.time()
+    for tmp in path.parent.glob(f"{path.name}.*.tmp"):
+        try:
+            if now - tmp.stat().st_mtime > age_s:
+                tmp.unlink()
+        except OSError:
+            pass
 
 
 def cached(key: Mapping, build: Callable[[], T], *, to_arrays: Callable[[T], Mapping[str, np.ndarray]],
