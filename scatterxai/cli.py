@@ -80,7 +80,7 @@ def _cmd_extract(args):
                                batch_size=args.batch_size, method=args.method, overwrite=args.overwrite,
                                classes=args.classes, seed=args.seed, segments=args.segments,
                                retry_failed=args.retry_failed, allow_outside_root=args.allow_outside_root,
-                               progress=True)
+                               compression=_compression(args.compression), progress=True)
     print(summary.describe())
     return 0 if summary.n_ok > 0 else 1
 
@@ -104,7 +104,8 @@ def _cmd_explain(args):
     from .errors import ParameterError
     from .explain import ExplainConfig, explain, explain_files, is_features_file
     config = ExplainConfig(methods=args.methods, subset=args.subset, target=args.target, top_n=args.top_n,
-                           epsilon=args.epsilon, device=args.device, batch_size=args.batch_size)
+                           epsilon=args.epsilon, device=args.device, batch_size=args.batch_size,
+                           compression=_compression(args.compression))
     features = [p for p in args.inputs if is_features_file(p)]
     if features:
         if len(args.inputs) > 1:
@@ -163,6 +164,20 @@ def _cmd_run(args):
 
 
 # ------------------------------------------------------------------------------------------------ parser
+
+#: --compression choices (lossless HDF5 filters of the large datasets)
+COMPRESSION_CHOICES = ("none", "gzip", "lzf")
+
+
+def _compression(name):
+    return None if name == "none" else name
+
+
+def _add_compression(p):
+    p.add_argument("--compression", choices=COMPRESSION_CHOICES, default="none",
+                   help="lossless compression of the (example, path, frame) datasets, chunked per example: "
+                        "gzip (smaller, slower) or lzf (faster)")
+
 
 def _common(p, *, device=True):
     """Options every sub-command has (verbosity; device where torch runs)."""
@@ -243,6 +258,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--segments", action="store_true",
                    help="cut files longer than the transform's window into consecutive windows (one row "
                         "each, columns segment and start_s) instead of using their first window only")
+    _add_compression(s)
     _common(s)
 
     s = _sub(sub, "train", "train the convnet on S1 or S1+S2 features", _cmd_train)
@@ -284,6 +300,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--top-n", type=_positive_int, default=5, help="n of the per-class top-n aggregation")
     s.add_argument("--epsilon", type=_positive_float, default=1e-6, help="ε of the LRP ε-rule")
     s.add_argument("--batch-size", type=_positive_int, default=64, help="examples attributed at once")
+    _add_compression(s)
     _common(s)
 
     s = _sub(sub, "figures", "Fig. 1, Fig. 2 and the confusion matrix of any relevance file", _cmd_figures)

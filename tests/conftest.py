@@ -1,5 +1,7 @@
 """Shared fixtures: tiny scattering configurations so that the suite stays fast."""
 
+import os
+
 import numpy as np
 import pytest
 
@@ -19,3 +21,15 @@ def small_config():
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def scattering_cache(tmp_path_factory):
+    """The tests' own on-disk scattering cache (never the user's ``~/.cache/scatterxai``)."""
+    old = os.environ.get("SCATTERXAI_CACHE_DIR")
+    os.environ["SCATTERXAI_CACHE_DIR"] = str(tmp_path_factory.mktemp("scatterxai-cache"))
+    yield
+    if old is None:
+        os.environ.pop("SCATTERXAI_CACHE_DIR", None)
+    else:
+        os.environ["SCATTERXAI_CACHE_DIR"] = old

@@ -121,7 +121,9 @@ def _torch_free(code: str):
 
 
 @pytest.mark.parametrize("module", ["scatterxai", "scatterxai.maps", "scatterxai.viz.plots", "scatterxai.task",
-                                    "scatterxai.errors", "scatterxai.data.meta", "scatterxai.scattering.config"])
+                                    "scatterxai.errors", "scatterxai.data.meta", "scatterxai.scattering.config",
+                                    "scatterxai.scattering.cache", "scatterxai.scattering.plan",
+                                    "scatterxai.io.netcdf"])
 def test_light_modules_do_not_import_torch(module):
     assert _torch_free(f"import {module}")[0] == "False"
 

@@ -22,6 +22,7 @@ from .._util.validate import check_choice, check_positive_float, check_positive_
 from .._util.versions import package_version
 from ..errors import ParameterError, StoreError
 from ..io.hdf5 import is_scatterxai_file, scattering_attrs, write_column
+from ..io.netcdf import COMPRESSIONS, annotate_relevance, dataset_options
 from .attribute import attribute
 from .base import Explainer, get_explainer
 from .lrp import DEFAULT_EPSILON, ZENNIT_STABILIZER
@@ -68,6 +69,9 @@ class ExplainConfig:
     batch_size : int
         Examples attributed at once.
     device : str
+    compression : {None, "gzip", "lzf"}
+        Lossless compression of the (example, path, frame) datasets ``/features`` and
+        ``/relevance/<method>`` (chunks of one example, byte-shuffled before compression).
     """
 
     methods: Tuple[str, ...] = ("epsilon", "epsilon_plus")
@@ -78,6 +82,7 @@ class ExplainConfig:
     method_params: Mapping[str, dict] = field(default_factory=dict)
     batch_size: int = 64
     device: str = "auto"
+    compression: Optional[str] = None
 
     def __post_init__(self):
         object.__setattr__(self, "methods", method_names(self.methods))
@@ -85,6 +90,7 @@ class ExplainConfig:
         check_positive_int("top_n", self.top_n)
         check_positive_float("epsilon", self.epsilon)
         check_positive_int("batch_size", self.batch_size)
+        check_choice("compression", self.compression, COMPRESSIONS)
         unknown = sorted(set(self.method_params) - set(self.methods))
         if unknown:
             raise ParameterError(f"method_params names methods {unknown} that are not in methods "
@@ -130,9 +136,8 @@ def _root_attrs(attrs: dict, model, config: ExplainConfig) -> dict:
     return attrs
 
 
-def _write_shared(f: h5py.File, x, paths: Dict[str, np.ndarray], grid) -> None:
-    K, C, T = x.shape
-    f.create_dataset("features", data=x.cpu().numpy(), chunks=(1, C, T) if K else None)
+def _write_shared(f: h5py.File, x, paths: Dict[str, np.ndarray], grid, compression=None) -> None:
+    f.create_dataset("features", data=x.cpu().numpy(), **dataset_options(compression, x.shape))
     g = f.create_group("paths")
     for k in ("order", "lambda1_hz", "lambda2_hz", "n1", "n2"):
         g.create_dataset(k, data=paths[k])
@@ -155,16 +160,15 @@ def _write_examples(f: h5py.File, examples: Dict[str, np.ndarray], res) -> np.nd
 
 
 def _write_method(f: h5py.File, name: str, explainer: Explainer, res, *, groups, n_classes: int, top_n: int,
-                  paths, modulation) -> None:
+                  paths, modulation, compression=None) -> None:
     """The per-method datasets: relevance, local map, aggregate, kurtosis, conservation, localisation."""
-    K, C, T = res.relevance.shape
     local = maps.local_map(res.relevance)
     ds = f.create_dataset(f"relevance/{name}", data=res.relevance.astype(np.float32, copy=False),
-                          chunks=(1, C, T) if K else None)
+                          **dataset_options(compression, res.relevance.shape))
     ds.attrs.update(explainer.attrs())
     f.create_dataset(f"local/{name}", data=local.astype(np.float32))
     ds = f.create_dataset(f"aggregate/{name}", data=maps.topn_aggregate(local, groups[0], n_classes,
-                                                                       n=min(top_n, C)))
+                                                                       n=min(top_n, local.shape[1])))
     ds.attrs.update(top_n=int(top_n), grouped_by=groups[1])
     f.create_dataset(f"kurtosis/{name}", data=maps.map_kurtosis(local))
     f.create_dataset(f"conservation/{name}", data=res.conservation.astype(np.float64))
@@ -254,7 +258,7 @@ def write_relevance(out, x, examples: Dict[str, np.ndarray], attrs: dict, model,
 
     with atomic_path(out) as tmp, h5py.File(tmp, "w") as f:
         f.attrs.update(attrs)
-        _write_shared(f, x, paths, maps.grid_index(paths))
+        _write_shared(f, x, paths, maps.grid_index(paths), config.compression)
         groups = None
         for name, explainer in explainers.items():
             res = attribute(model.net, x, method=explainer, target=target_arg, batch_size=config.batch_size,
@@ -263,8 +267,9 @@ def write_relevance(out, x, examples: Dict[str, np.ndarray], attrs: dict, model,
                 pred = _write_examples(f, examples, res)
                 groups = (labels, "label") if labels is not None else (pred, "pred")
             _write_method(f, name, explainer, res, groups=groups, n_classes=n_classes, top_n=config.top_n,
-                          paths=paths, modulation=modulation)
+                          paths=paths, modulation=modulation, compression=config.compression)
             del res
         if extra is not None:
             extra(f)
+        annotate_relevance(f)
     return out

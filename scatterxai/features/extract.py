@@ -42,6 +42,7 @@ from .._util.log import progress as progress_bar
 from .._util.validate import check_choice, check_positive_int, check_seed
 from ..errors import AudioError, DataError, StoreError
 from ..io.hdf5 import is_scatterxai_file, read_config, scattering_attrs
+from ..io.netcdf import dataset_options
 from ..io.partial import PENDING, PartialFile, describe_change, settings_digest
 from ..scattering.config import PAPER_CONFIG, ScatteringConfig, path_table
 from .store import FeatureFile, write_features
@@ -181,7 +182,8 @@ def compute_batch(rows: Sequence[int], paths: Sequence[str], *, resolve, config:
 
 def finish(store: PartialFile, out: str, columns: Dict[str, np.ndarray], names: Sequence[str], *, config,
            settings: Tuple[str, str], method: str, classes=(), attrs: Optional[dict] = None,
-           plan: Optional[SegmentPlan] = None) -> Tuple[np.ndarray, np.ndarray, List[str]]:
+           plan: Optional[SegmentPlan] = None,
+           compression: Optional[str] = None) -> Tuple[np.ndarray, np.ndarray, List[str]]:
     """Write the final features file from the done rows of ``store`` (if any); return (ok rows, failed rows,
     reasons).  ``settings`` is (sha256, JSON) of :func:`extraction_settings`; ``columns`` and ``names`` are per
     CSV row; with a segment ``plan`` the store's rows are windows, mapped to their CSV rows."""
@@ -197,7 +199,7 @@ def finish(store: PartialFile, out: str, columns: Dict[str, np.ndarray], names: 
                        failed={"file_name": np.array([names[r] for r in csv_bad], dtype=object),
                                "reason": np.array(reasons, dtype=object), "csv_row": csv_bad},
                        attrs={"settings_sha256": settings[0], "settings_json": settings[1], "method": method,
-                              **(attrs or {})})
+                              **(attrs or {})}, compression=compression)
     return ok, bad, reasons
 
 
@@ -352,8 +354,8 @@ def _relabel(out: str, columns: Dict[str, np.ndarray], names: Sequence[str], att
                   "reason": np.array(f["failed/reason"].asstr()[()], dtype=object), "csv_row": bad}
         keep = {k: f.attrs[k] for k in ("settings_sha256", "method", "segments", "audio_root") if k in f.attrs}
         write_features(out, f["features"], examples, read_config(f.attrs, "scatterxai features"),
-                       classes=classes or None,
-                       failed=failed, attrs={**keep, **attrs})
+                       classes=classes or None, failed=failed, attrs={**keep, **attrs},
+                       compression=f["features"].compression)  # as it was written
     return int(csv_ok.size)
 
 
@@ -361,7 +363,7 @@ def extract_features(meta_csv, audio_root, out, *, config: ScatteringConfig = PA
                      batch_size: int = 8, method: str = "fast", overwrite: bool = False, classes=None,
                      seed: int = 0, segments: bool = False, retry_failed: bool = False,
                      allow_outside_root: bool = False, if_changed: str = "error",
-                     progress: bool = True) -> ExtractSummary:
+                     compression: Optional[str] = None, progress: bool = True) -> ExtractSummary:
     """Scattering features of every file listed in a meta CSV → features HDF5 (resumable).
 
     Parameters
@@ -402,6 +404,9 @@ def extract_features(meta_csv, audio_root, out, *, config: ScatteringConfig = PA
         an interrupted extraction with the same settings is still resumed).
     progress : bool
         Show a progress bar.
+    compression : {None, "gzip", "lzf"}
+        Lossless compression of ``/features`` in the final file (see :func:`write_features`; it does not
+        change the numbers, so an existing output with the same settings is kept as it is).
 
     Returns
     -------
@@ -416,6 +421,7 @@ def extract_features(meta_csv, audio_root, out, *, config: ScatteringConfig = PA
     seed = check_seed("seed", seed)
     check_choice("method", method, ("fast", "kymatio"))
     check_choice("if_changed", if_changed, ("error", "replace"))
+    dataset_options(compression, (0,))  # fail early on a bad compression name
     check_not_inputs(out, {"meta CSV": meta_csv, "audio root": audio_root},
                      suffixes=("", TMP_SUFFIX, LOCK_SUFFIX, PARTIAL_SUFFIX, PARTIAL_SUFFIX + TMP_SUFFIX))
     csv_bytes, columns, names, info = _read_inputs(meta_csv, audio_root, classes=classes, seed=seed)
@@ -463,7 +469,8 @@ def extract_features(meta_csv, audio_root, out, *, config: ScatteringConfig = PA
             ok, bad, reasons = finish(store, out, columns, names, config=config, settings=digest, method=method,
                                       classes=info.classes, plan=plan,
                                       attrs={**label_attrs, "segments": bool(segments),
-                                             "audio_root": os.path.abspath(audio_root)})
+                                             "audio_root": os.path.abspath(audio_root)},
+                                      compression=compression)
         # Nothing worth keeping if every file failed (e.g. a wrong audio root): the next run starts afresh.
         os.remove(partial)
     if truncated:

@@ -9,6 +9,9 @@ Layout (a reader needs only h5py)::
     /stats/mu            (C,) float64: mean over the training rows of each coefficient's time average
                          (attrs: subset, n_examples)
     /failed/{file_name, reason, csv_row}   files that could not be read, and why
+    /example, /path, /frame, /time_s, /order, /lambda1_hz, /lambda2_hz, /failed/failure
+                         netCDF-4 dimension scales and coordinates (:mod:`scatterxai.io.netcdf`): every
+                         dataset names its axes and has ``units`` and ``description`` attributes
     root attributes      sr, N, J, Q, T, fmin_hz, n_frames, r_psi, sigma0, alpha, max_order,
                          classes (when the data have labels: /examples/label indexes it), split ("given"
                          by the meta CSV, "drawn" 6:2:2 by extraction, or "none"), split_seed and
@@ -35,6 +38,7 @@ import numpy as np
 from .._util.fs import atomic_path
 from ..errors import ParameterError, StoreError
 from ..io.hdf5 import H5Reader, has_link, read_config, read_string_array, scattering_attrs, write_column
+from ..io.netcdf import annotate_features, dataset_options
 from ..scattering.config import PAPER_CONFIG, ScatteringConfig, path_table
 from ..task import CLASSES
 
@@ -191,7 +195,7 @@ def _mu_from(source, rows: np.ndarray, training: np.ndarray, C: int) -> np.ndarr
 
 def write_features(path, S, examples: Dict[str, np.ndarray], config: ScatteringConfig = PAPER_CONFIG, *,
                    classes=None, failed: Optional[Dict[str, np.ndarray]] = None, mu=None, rows=None,
-                   attrs: Optional[dict] = None):
+                   attrs: Optional[dict] = None, compression: Optional[str] = None):
     """Write a complete features file atomically (temporary file, then rename).
 
     Parameters
@@ -214,11 +218,18 @@ def write_features(path, S, examples: Dict[str, np.ndarray], config: ScatteringC
         subset column).
     attrs : dict, optional
         Extra root attributes.
+    compression : {None, "gzip", "lzf"}
+        Lossless compression of ``/features`` (chunks stay one example each, byte-shuffled before
+        compression).  Readers need nothing special: h5py, h5netcdf and netCDF-4 decompress transparently.
+
+    Every dataset gets netCDF-4 dimension scales, ``units`` and ``description``
+    (:mod:`scatterxai.io.netcdf`): ``xarray.open_dataset(path, engine="h5netcdf")`` names the axes.
     """
     table = path_table(config)
     C, T = len(table), table.n_frames
     rows = np.arange(S.shape[0]) if rows is None else np.asarray(rows, dtype=np.int64)
     K = len(rows)
+    opts = dataset_options(compression, (K, C, T))
     if tuple(S.shape[1:]) != (C, T):
         raise ParameterError(f"S has shape {tuple(S.shape)}, expected (K, {C}, {T}) for {config}")
     if "file_name" not in examples:
@@ -247,7 +258,7 @@ def write_features(path, S, examples: Dict[str, np.ndarray], config: ScatteringC
             f.attrs["classes"] = np.array(classes, dtype=object)
         for k, v in (attrs or {}).items():
             f.attrs[k] = v
-        ds = f.create_dataset("features", shape=(K, C, T), dtype=np.float32, chunks=(1, C, T) if K else None)
+        ds = f.create_dataset("features", shape=(K, C, T), dtype=np.float32, **opts)
         for i in range(0, K, _COPY_BLOCK):
             ds[i:i + _COPY_BLOCK] = np.asarray(S[rows[i:i + _COPY_BLOCK]], dtype=np.float32)
         g = f.create_group("paths")
@@ -262,3 +273,4 @@ def write_features(path, S, examples: Dict[str, np.ndarray], config: ScatteringC
         failed = failed or {"file_name": np.array([], object), "reason": np.array([], object)}
         for k, v in failed.items():
             write_column(g, k, np.asarray(v, dtype=object if k != "csv_row" else np.int64))
+        annotate_features(f)

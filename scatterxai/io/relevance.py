@@ -28,6 +28,10 @@ Layout (K explained examples, C = the model's input channels, T frames; a public
                           model_checksum (sha256 of model.pt), model_input, log_c, source ("features" or
                           "audio"), audio_root (when known), scattering parameters (sr, N, J, Q, T, fmin_hz,
                           n_frames…), scatterxai/zennit/kymatio/torch versions
+    /example, /path, /frame, /class, /time_s, /order, /lambda1_hz, /lambda2_hz
+                          netCDF-4 dimension scales and coordinates (:mod:`scatterxai.io.netcdf`; the grid's
+                          axes are /grid/lambda1_hz and /grid/lambda2_hz); every dataset has ``units`` and
+                          ``description`` attributes, so xarray (engine "h5netcdf") names every axis
 
 Redrawing a map needs only h5py and numpy::
 

@@ -17,18 +17,22 @@ import numpy as np
 
 from .._util.fs import prepare_output
 from .._util.log import logger
+from .._util.validate import check_choice
 from ..data.notes import pitch_hz_from_name
 from ..errors import AudioError, ParameterError
 from ..task import INPUT_LABELS
 from ..viz.plots import confusion, figure1, figure2, map_edges
 
 __all__ = ["make_figures", "relevance_figures", "example_figures", "fig1", "fig2", "example_figure",
-           "confusion_figure", "choose_examples", "top_cells", "figure_name", "FIGURE_FILES", "FORMATS",
+           "confusion_figure", "choose_examples", "top_cells", "figure_files", "FIGURE_FILES", "FIGURE_FORMATS",
            "RULE_TITLES", "PAPER_KURTOSIS"]
 
-FIGURE_FILES = {"fig1": "fig1_examples.png", "fig2": "fig2_class_maps.png", "confusion": "confusion.png"}
-#: file formats of the written figures
-FORMATS = ("png", "pdf", "svg")
+#: formats of the written figures (matplotlib backends that need no display); PDF and SVG are vector files
+#: (text and axes as vectors, the map cells rasterised at ``dpi``, which keeps them small)
+FIGURE_FORMATS = ("png", "pdf", "svg")
+_STEMS = {"fig1": "fig1_examples", "fig2": "fig2_class_maps", "confusion": "confusion"}
+#: file names of the figures in the default format (PNG)
+FIGURE_FILES = {k: f"{v}.png" for k, v in _STEMS.items()}
 RULE_TITLES = {"lrp0": "LRP-0", "epsilon": "LRP-ε", "epsilon_plus": "LRP-[ε,z+]",
                "epsilon_conv_zplus_dense": "LRP-[z+,ε] (paper text)"}
 #: kurtosis of local maps on the SOL-PMT test split (paper)
@@ -37,16 +41,19 @@ PAPER_KURTOSIS = {"epsilon": (13.82, 8.81), "epsilon_plus": (19.22, 13.72)}
 MAX_SPECTROGRAM_S = 60.0
 
 
-def figure_name(name: str, fmt: str = "png") -> str:
-    """File name of figure ``name`` ("fig1", "fig2", "confusion") in format ``fmt``."""
-    if fmt not in FORMATS:
-        raise ParameterError(f"fmt must be one of {list(FORMATS)}, got {fmt!r}")
-    return os.path.splitext(FIGURE_FILES[name])[0] + "." + fmt
+def figure_files(fmt: str = "png") -> Dict[str, str]:
+    """File name of each figure ("fig1", "fig2", "confusion") in format ``fmt`` (see :data:`FIGURE_FORMATS`)."""
+    check_choice("fmt", fmt, FIGURE_FORMATS)
+    return {k: f"{v}.{fmt}" for k, v in _STEMS.items()}
 
 
 def _save(fig, path: str, dpi) -> str:
+    """Save and close ``fig`` in the format of ``path``'s extension; vector files carry no creation date, so
+    that the same inputs give the same bytes."""
     import matplotlib.pyplot as plt
-    fig.savefig(path, dpi=dpi)
+    fmt = os.path.splitext(path)[1].lstrip(".").lower()
+    metadata = {"pdf": {"CreationDate": None}, "svg": {"Date": None}}.get(fmt)
+    fig.savefig(path, dpi=dpi, format=fmt, metadata=metadata)
     plt.close(fig)
     return path
 
@@ -193,16 +200,23 @@ def fig2(rf, *, method: Optional[str] = None):
 
 
 def confusion_figure(metrics: Mapping[str, Mapping]):
-    """Confusion matrices side by side: ``metrics`` maps a name (e.g. "s1") to a metrics dict with
-    ``confusion_matrix``, ``classes`` and ``macro_accuracy``."""
+    """Confusion matrices, one column per model: counts on top, the row-normalised shares (%) below — each
+    true class's row sums to 100 %, so the diagonal is the per-class accuracy, whatever the class sizes.
+    ``metrics`` maps a name (e.g. "s1") to a metrics dict with ``confusion_matrix``, ``classes`` and
+    ``macro_accuracy``."""
     import matplotlib.pyplot as plt
-    fig, axes = plt.subplots(1, len(metrics), figsize=(4.6 * len(metrics), 4.2), layout="constrained",
+    fig, axes = plt.subplots(2, len(metrics), figsize=(4.6 * len(metrics), 8.4), layout="constrained",
                              squeeze=False)
-    for ax, (name, m) in zip(axes[0], metrics.items()):
+    im = None
+    for j, (name, m) in enumerate(metrics.items()):
         macro = m.get("macro_accuracy")
         acc = f"macro accuracy {100 * macro:.1f} %" if macro is not None and np.isfinite(macro) else ""
-        confusion(m["confusion_matrix"], m["classes"], ax=ax,
-                  title=f"{INPUT_LABELS.get(name, name)}: {acc}".rstrip(": "))
+        label = INPUT_LABELS.get(name, name)
+        confusion(m["confusion_matrix"], m["classes"], ax=axes[0, j],
+                  title=f"{label}: {acc}".rstrip(": ") + "\n(counts)")
+        im = confusion(m["confusion_matrix"], m["classes"], ax=axes[1, j], normalize=True,
+                       title=f"{label}: % of each true class\n(row-normalised; diagonal = per-class accuracy)")
+    fig.colorbar(im, ax=axes, shrink=0.5, label="share of the true class")
     return fig
 
 
@@ -244,7 +258,7 @@ def relevance_figures(relevance, out_dir, *, examples=None, methods=None, aggreg
     """
     from ..io.relevance import RelevanceFile
     _agg_backend()
-    names = {k: figure_name(k, fmt) for k in FIGURE_FILES}
+    names = figure_files(fmt)
     out_dir = prepare_output(out_dir, is_dir=True)
     written = {}
     with RelevanceFile(relevance) as rf:
@@ -389,7 +403,7 @@ def example_figures(relevance, out_dir, *, methods=None, top: int = 3, fmt: str 
     from ..io.relevance import RelevanceFile
     _agg_backend()
     out_dir = prepare_output(out_dir, is_dir=True)
-    suffix = "." + figure_name("fig1", fmt).rsplit(".", 1)[1]
+    suffix = "." + figure_files(fmt)["fig1"].rsplit(".", 1)[1]
     written, taken = [], set()
     with RelevanceFile(relevance) as rf:
         files = rf.files()

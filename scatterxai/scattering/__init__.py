@@ -3,8 +3,10 @@
 * :mod:`~scatterxai.scattering.config` — :class:`ScatteringConfig`, :class:`PathTable`, :func:`path_table`
   (no torch);
 * :mod:`~scatterxai.scattering.normalize` — :func:`compute_mu`, :func:`log_normalize` (no torch);
-* :mod:`~scatterxai.scattering.kymatio` — Kymatio's ``Scattering1D`` on the kept paths, filter-bank cache;
+* :mod:`~scatterxai.scattering.kymatio` — Kymatio's ``Scattering1D`` on the kept paths, its filter bank;
+* :mod:`~scatterxai.scattering.plan` — the fast path's plan, a pure function of the filter bank (no torch);
 * :mod:`~scatterxai.scattering.fast` — the same coefficients computed only where the filters live;
+* :mod:`~scatterxai.scattering.cache` — the on-disk cache of the filter bank and of the plan (no torch);
 * :mod:`~scatterxai.scattering.api` — :func:`get_scattering`, :func:`scatter`.
 
 Importing this package does not import torch; :func:`scatter` and :func:`get_scattering` load it on

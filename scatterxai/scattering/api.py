@@ -15,6 +15,7 @@ guarded so that users get clear errors or documented fix-ups.
 from __future__ import annotations
 
 import functools
+import os
 
 import numpy as np
 import torch
@@ -33,13 +34,17 @@ METHODS = {"kymatio": KymatioScattering.build, "fast": FastScattering.build}
 
 
 @functools.lru_cache(maxsize=8)
-def _cached_module(config, device, dtype, method):
-    return METHODS[method](config, device, dtype)
+def _cached_module(config, device, dtype, method, cache_dir):
+    return METHODS[method](config, device, dtype, cache_dir=cache_dir)
 
 
 def get_scattering(config: ScatteringConfig = PAPER_CONFIG, *, device="auto", method="fast",
-                   dtype=torch.float32) -> torch.nn.Module:
+                   dtype=torch.float32, cache_dir=None) -> torch.nn.Module:
     """The scattering module for ``config`` on ``device`` (built once per process and reused).
+
+    What takes time to build (Kymatio's filter bank, ~10 s for the paper configuration; the fast path's
+    plan) is read from an on-disk cache when an earlier process stored it
+    (:mod:`scatterxai.scattering.cache`).
 
     Parameters
     ----------
@@ -50,6 +55,10 @@ def get_scattering(config: ScatteringConfig = PAPER_CONFIG, *, device="auto", me
         Implementation; both give the same coefficients (see module docstring).
     dtype : torch.float32 or torch.float64
         Precision of filters and computation.
+    cache_dir : str, path, None or False
+        Directory of the on-disk cache; None: ``$SCATTERXAI_CACHE_DIR``, else ``$XDG_CACHE_HOME/scatterxai``,
+        else ``~/.cache/scatterxai``; False: no cache (``SCATTERXAI_CACHE_DIR=off`` does the same).  The
+        cached arrays give bit-identical coefficients.
     """
     if not isinstance(config, ScatteringConfig):
         raise ParameterError(f"config must be a ScatteringConfig, got {type(config).__name__}")
@@ -57,7 +66,11 @@ def get_scattering(config: ScatteringConfig = PAPER_CONFIG, *, device="auto", me
         raise ParameterError(f"method must be one of {sorted(METHODS)}, got {method!r}")
     if dtype not in (torch.float32, torch.float64):
         raise ParameterError(f"dtype must be torch.float32 or torch.float64, got {dtype}")
-    return _cached_module(config, resolve_device(device), dtype, method)
+    if not (cache_dir is None or cache_dir is False or isinstance(cache_dir, (str, os.PathLike))):
+        raise ParameterError(f"cache_dir must be a directory path, None (default) or False (no cache), "
+                             f"got {cache_dir!r}")
+    return _cached_module(config, resolve_device(device), dtype, method,
+                          cache_dir if cache_dir in (None, False) else os.fspath(cache_dir))
 
 
 def _as_batch(x, config: ScatteringConfig, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
@@ -88,7 +101,7 @@ def _as_batch(x, config: ScatteringConfig, device: torch.device, dtype: torch.dt
 
 
 def scatter(x, config: ScatteringConfig = PAPER_CONFIG, *, device="auto", method="fast",
-            dtype=torch.float32, batch_size: int = 8) -> torch.Tensor:
+            dtype=torch.float32, batch_size: int = 8, cache_dir=None) -> torch.Tensor:
     """Scattering coefficients of the kept paths.
 
     Parameters
@@ -98,7 +111,7 @@ def scatter(x, config: ScatteringConfig = PAPER_CONFIG, *, device="auto", method
         dtype is accepted and cast to ``dtype``; non-contiguous tensors and tensors on another device are
         copied.
     config : ScatteringConfig
-    device, method, dtype
+    device, method, dtype, cache_dir
         See :func:`get_scattering`.
     batch_size : int
         Signals transformed at once (memory grows linearly with it).
@@ -109,7 +122,7 @@ def scatter(x, config: ScatteringConfig = PAPER_CONFIG, *, device="auto", method
         On ``device``; C = ``len(path_table(config))`` (1,200 for the paper configuration).
     """
     batch_size = check_positive_int("batch_size", batch_size)
-    module = get_scattering(config, device=device, method=method, dtype=dtype)
+    module = get_scattering(config, device=device, method=method, dtype=dtype, cache_dir=cache_dir)
     dev = resolve_device(device)
     t = _as_batch(x, config, dev, dtype)
     # inference mode skips autograd bookkeeping on the thousands of small ops of a forward pass; the

@@ -65,7 +65,8 @@ def map_edges(lambda1_hz, lambda2_hz):
 
 
 def lambda_map(grid, lambda1_hz, lambda2_hz, *, ax=None, cmap="magma", vmin=None, vmax=None,
-               symmetric=False, f0_hz=None, colorbar=True, label=None, lambda1_range=(32.0, 22050.0)):
+               symmetric=False, f0_hz=None, colorbar=True, label=None, lambda1_range=(32.0, 22050.0),
+               integer=False):
     """Draw values on the (λ1, λ2) plane.
 
     Parameters
@@ -81,6 +82,8 @@ def lambda_map(grid, lambda1_hz, lambda2_hz, *, ax=None, cmap="magma", vmin=None
     colorbar : bool
     label : str, optional
         Colour-bar label.
+    integer : bool
+        The values are counts: colour-bar ticks on integers only.
 
     Returns
     -------
@@ -121,6 +124,10 @@ def lambda_map(grid, lambda1_hz, lambda2_hz, *, ax=None, cmap="magma", vmin=None
         ax.axhline(f0_hz, color="cyan", ls="--", lw=0.9)
     if colorbar:
         cb = ax.figure.colorbar(mesh, ax=ax, fraction=0.08, pad=0.02)
+        if integer:
+            from matplotlib.ticker import MaxNLocator
+            cb.locator = MaxNLocator(integer=True)
+            cb.update_ticks()
         if label:
             cb.set_label(label, fontsize=8)
         cb.ax.tick_params(labelsize=7)
@@ -161,8 +168,16 @@ def spectrogram(y, sr, *, ax=None, n_fft=4096, hop=512, fmin=32.0, fmax=None, dy
     return mesh
 
 
-def confusion(cm, classes, *, ax=None, title=None, cmap="Blues"):
-    """Confusion matrix (rows true, columns predicted), coloured by row-normalised rate, counts written in.
+def confusion(cm, classes, *, ax=None, title=None, cmap="Blues", normalize=False):
+    """Confusion matrix (rows true, columns predicted), coloured by row-normalised rate.
+
+    Parameters
+    ----------
+    cm : array-like [shape=(n_classes, n_classes)]
+        Counts.
+    normalize : bool
+        Write each cell's share of its true class in % (the diagonal is the per-class accuracy; "–" for
+        a class without examples) instead of the count.
 
     Returns
     -------
@@ -174,11 +189,16 @@ def confusion(cm, classes, *, ax=None, title=None, cmap="Blues"):
     if cm.shape != (n, n):
         raise ParameterError(f"cm must have shape ({n}, {n}) for {n} classes, got {cm.shape}")
     ax = plt.gca() if ax is None else ax
-    rates = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
+    totals = cm.sum(axis=1, keepdims=True)
+    rates = cm / np.maximum(totals, 1)
     im = ax.imshow(rates, cmap=cmap, vmin=0, vmax=1)
     for i in range(n):
         for j in range(n):
-            ax.text(j, i, f"{int(cm[i, j])}", ha="center", va="center", fontsize=8,
+            if not normalize:
+                text = f"{int(cm[i, j])}"
+            else:
+                text = f"{100 * rates[i, j]:.1f}" if totals[i, 0] else "–"
+            ax.text(j, i, text, ha="center", va="center", fontsize=8 if n <= 8 else 6,
                     color="white" if rates[i, j] > 0.6 else "black")
     ax.set_xticks(range(n), classes, rotation=35, ha="right", fontsize=8)
     ax.set_yticks(range(n), classes, fontsize=8)
@@ -250,7 +270,8 @@ def figure2(mean_S, aggregate, lambda1_hz, lambda2_hz, classes, *, top_n=5, rule
     for j, name in enumerate(classes):
         lambda_map(mean_S[j], lambda1_hz, lambda2_hz, ax=axes[0, j], label="mean log1p(S / cμ)")
         axes[0, j].set_title(name, fontsize=10)
-        lambda_map(aggregate[j], lambda1_hz, lambda2_hz, ax=axes[1, j], cmap="Reds", vmin=0, label=f"top-{top_n} count")
+        lambda_map(aggregate[j], lambda1_hz, lambda2_hz, ax=axes[1, j], cmap="Reds", vmin=0, integer=True,
+                   label=f"top-{top_n} count")
     axes[0, 0].annotate("class-mean S", xy=(-0.42, 0.5), xycoords="axes fraction", rotation=90, va="center",
                         ha="center", fontsize=10, fontweight="bold")
     axes[1, 0].annotate(f"top-{top_n} {rule_title}", xy=(-0.42, 0.5), xycoords="axes fraction", rotation=90,
