@@ -26,7 +26,7 @@ def write_small_features(path, compression=None, seed=0):
                 "is_loud": np.arange(K) % 2 == 0, "duration_s": rng.uniform(2, 8, K)}
     failed = {"file_name": np.array(["bad.wav", "gone.wav"], dtype=object),
               "reason": np.array(["empty", "missing"], dtype=object), "csv_row": np.array([3, 7])}
-    write_features(path, S, examples, SMALL, failed=failed, compression=compression)
+    write_features(path, S, examples, SMALL, classes=CLASSES, failed=failed, compression=compression)
     return S
 
 

@@ -17,7 +17,7 @@ import numpy as np
 
 from .._util.fs import prepare_output
 from .._util.log import logger
-from .._util.validate import check_choice
+from .._util.validate import check_choice, check_positive_float
 from ..data.notes import pitch_hz_from_name
 from ..errors import AudioError, ParameterError
 from ..task import INPUT_LABELS
@@ -259,6 +259,7 @@ def relevance_figures(relevance, out_dir, *, examples=None, methods=None, aggreg
     from ..io.relevance import RelevanceFile
     _agg_backend()
     names = figure_files(fmt)
+    dpi = check_positive_float("dpi", dpi)
     out_dir = prepare_output(out_dir, is_dir=True)
     written = {}
     with RelevanceFile(relevance) as rf:
@@ -404,6 +405,7 @@ def example_figures(relevance, out_dir, *, methods=None, top: int = 3, fmt: str 
     _agg_backend()
     out_dir = prepare_output(out_dir, is_dir=True)
     suffix = "." + figure_files(fmt)["fig1"].rsplit(".", 1)[1]
+    dpi = check_positive_float("dpi", dpi)
     written, taken = [], set()
     with RelevanceFile(relevance) as rf:
         files = rf.files()
