@@ -4,7 +4,7 @@ the embedded synthetic corpus (:mod:`scatterxai.data.synth`)."""
 from .loaders import SOL_META_CSV, Dataset, load_csv, load_sol
 from .meta import META_COLUMNS, SUBSETS, labels_from_values, read_meta_csv, write_meta_csv
 from .paths import AudioResolver, resolve_all
-from .split import split_622
+from .split import split_622, spread_subset
 
 __all__ = ["META_COLUMNS", "SUBSETS", "SOL_META_CSV", "Dataset", "read_meta_csv", "write_meta_csv",
-           "split_622", "load_sol", "load_csv", "labels_from_values", "AudioResolver", "resolve_all"]
+           "split_622", "spread_subset", "load_sol", "load_csv", "labels_from_values", "AudioResolver", "resolve_all"]
