@@ -274,10 +274,13 @@ def _read_inputs(meta_csv: str, audio_root: str):
 
 
 def _compute_one(rows, names, root, max_seconds, fmin_hz, fmax_hz):
-    """Top-level (picklable) task for worker processes."""
+    """Top-level (picklable) task for worker processes (one BLAS thread each: the workers fill the cores)."""
+    from threadpoolctl import threadpool_limits
+
     from ...data.paths import AudioResolver
-    return compute_batch(rows, names, resolve=AudioResolver(root), max_seconds=max_seconds, fmin_hz=fmin_hz,
-                         fmax_hz=fmax_hz)
+    with threadpool_limits(1):
+        return compute_batch(rows, names, resolve=AudioResolver(root), max_seconds=max_seconds, fmin_hz=fmin_hz,
+                             fmax_hz=fmax_hz)
 
 
 def describe_notes(meta_csv, audio_root, out, *, features=None, config: DescribeConfig = DescribeConfig(),
