@@ -109,7 +109,7 @@ def _cmd_probe(args):
     config = ProbeConfig(subset=None if args.subset == "all" else args.subset, max_examples=args.max_examples,
                          pooling=args.pooling, group_by=args.group_by, untrained_seeds=args.untrained_seeds,
                          batchnorm=args.batchnorm, n_permutations=args.permutations, seed=args.seed,
-                         device=args.device)
+                         device=args.device, jobs=args.jobs, clip=not args.no_clip)
     result = probe_study(args.features, args.descriptors, args.model, config, progress=True)
     paths = write_probe_outputs(result, args.out)
     with open(paths["md"], encoding="utf-8") as fh:
@@ -267,7 +267,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="note families kept out of each other's cross-validation folds")
     s.add_argument("--permutations", type=_positive_int, default=200,
                    help="permutations of the CKA and best-unit nulls")
+    s.add_argument("--no-clip", action="store_true",
+                   help="do not clip held-out notes' z-scored features to the training fold's range (plain "
+                        "protocol; a held-out instrument far outside the others is then extrapolated)")
     s.add_argument("--seed", type=_seed, default=0, help="seed of the note choice, folds and permutations")
+    s.add_argument("--jobs", type=_positive_int, default=1,
+                   help="worker processes for the (network, layer) analyses; results do not depend on it")
     _common(s)
     return p
 

@@ -152,13 +152,14 @@ def test_ridge_probes_equal_ridge_probe_per_target():
     rng = np.random.default_rng(3)
     n, alphas = 90, np.logspace(-2, 4, 7)
     groups = rng.integers(0, 9, n)
-    for p in (12, 200):                                               # features ≤ and > notes
+    for p, clip in ((12, False), (200, False), (12, True)):           # features ≤ and > notes; clipping
         X = rng.standard_normal((n, p))
+        X[groups == 3, 0] += 30                                       # a group far outside the others
         Y = np.stack([X[:, :3].sum(axis=1) + s * rng.standard_normal(n) for s in (0.1, 1.0, 10.0)], axis=1)
         Y[[4, 9], 1] = np.nan                                         # another NaN pattern: other folds
-        many = ridge_probes(X, Y, groups=groups, seed=2, alphas=alphas)
+        many = ridge_probes(X, Y, groups=groups, seed=2, alphas=alphas, clip=clip)
         for j, res in enumerate(many):
-            ref = ridge_probe(X, Y[:, j], groups=groups, seed=2, alphas=alphas)
+            ref = ridge_probe(X, Y[:, j], groups=groups, seed=2, alphas=alphas, clip=clip)
             np.testing.assert_array_equal(res["alpha"], ref["alpha"])
             np.testing.assert_allclose(res["y_pred"], ref["y_pred"], rtol=1e-7, atol=1e-9)
             for k in ("r2", "rmse", "rmse_mean"):
@@ -166,3 +167,19 @@ def test_ridge_probes_equal_ridge_probe_per_target():
             assert (res["n"], res["n_dropped"]) == (ref["n"], ref["n_dropped"])
     with pytest.raises(ParameterError, match="infinite"):
         ridge_probes(X, np.full((n, 1), np.inf), groups=groups)
+
+
+def test_clipping_stops_extrapolation_to_an_outlying_group():
+    """y = x1 + x0 / 2; one group's x0 is shifted by 40 (an artefact y does not follow).  Unclipped, the probe
+    trained on the other groups extrapolates (predictions ≈ 20 off, R² ≪ 0); clipped to the training
+    fold's range, its predictions stay within the targets' range."""
+    rng = np.random.default_rng(0)
+    n = 120
+    groups = np.arange(n) % 6
+    X = np.stack([rng.standard_normal(n), rng.uniform(-1, 1, n)], axis=1)
+    y = X[:, 1] + 0.5 * X[:, 0] + 0.05 * rng.standard_normal(n)
+    X[groups == 5, 0] += 40
+    plain = ridge_probes(X, y, groups=groups)[0]
+    clipped = ridge_probes(X, y, groups=groups, clip=True)[0]
+    assert plain["r2"] < -50 and np.max(np.abs(plain["y_pred"])) > 10
+    assert clipped["r2"] > 0 and np.max(np.abs(clipped["y_pred"])) < 1.5 * np.max(np.abs(y))

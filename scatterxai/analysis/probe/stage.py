@@ -50,7 +50,8 @@ def probe_stage(ctx) -> str:
     from .export import FILES, report_section, write_probe_outputs
     from .study import ProbeConfig, probe_study
     config = ProbeConfig(subset="test", untrained_seeds=PIPELINE_UNTRAINED_SEEDS,
-                         n_permutations=PIPELINE_PERMUTATIONS, seed=ctx.config.seed, device=ctx.config.device)
+                         n_permutations=PIPELINE_PERMUTATIONS, seed=ctx.config.seed, device=ctx.config.device,
+                         jobs=ctx.config.jobs or os.cpu_count() or 1)
     out_dir = os.path.join(ctx.out, "probe")
     descriptors = os.path.join(ctx.out, "descriptors.h5")
 
@@ -59,7 +60,7 @@ def probe_stage(ctx) -> str:
         write_probe_outputs(result, out_dir)
 
     ctx.stage("probe", {"describe": ctx.digest("describe"), "train": ctx.digest("train_s1s2"),
-                        "config": config.to_dict()}, [os.path.join(out_dir, f) for f in FILES.values()], run)
+                        "config": config.result_settings()}, [os.path.join(out_dir, f) for f in FILES.values()], run)
     note = (f"Notes: at most {PIPELINE_NOTES} notes of the test split spread over classes and instruments "
             f"(pYIN costs ≈ 0.3–0.5 s per note); {PIPELINE_UNTRAINED_SEEDS} untrained networks (BatchNorm "
             f"recalibrated on the same notes), {PIPELINE_PERMUTATIONS} permutations; grouped 5-fold CV by "

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import asdict, dataclass
-from typing import Callable, Dict, List, NamedTuple, Optional, Tuple
+from typing import Callable, Dict, NamedTuple, Optional, Tuple
 
 import numpy as np
 
@@ -146,6 +146,13 @@ class ProbeConfig:
     seed : int
         Choice of notes, folds and permutations.
     device : str
+        Where the networks run.
+    jobs : int
+        Worker processes for the (network, layer) analyses (joblib); the results do not depend on it.
+    clip : bool
+        Clip held-out notes' z-scored features to the training fold's range in every probe
+        (:mod:`.probes`): a held-out instrument far outside the others (the harp) would otherwise be
+        extrapolated to predictions tens of octaves off, which then dominate the pooled R².
     """
 
     subset: Optional[str] = "test"
@@ -158,6 +165,8 @@ class ProbeConfig:
     n_splits: int = 5
     seed: int = 0
     device: str = "auto"
+    jobs: int = 1
+    clip: bool = True
 
     def __post_init__(self):
         from ...model.activations import POOLING
@@ -171,9 +180,14 @@ class ProbeConfig:
         check_positive_int("n_permutations", self.n_permutations)
         check_int("n_splits", self.n_splits, low=2)
         check_int("seed", self.seed, low=0)
+        check_positive_int("jobs", self.jobs)
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def result_settings(self) -> dict:
+        """The settings that determine the numbers (not the device or the number of processes)."""
+        return {k: v for k, v in asdict(self).items() if k not in ("device", "jobs")}
 
 
 # ----------------------------------------------------------------------------------------------- inputs
@@ -267,29 +281,45 @@ def _ridge(A: np.ndarray, Y: np.ndarray, groups, config: ProbeConfig) -> list:
           and len(np.unique(groups[np.isfinite(Y[:, j])])) >= 2 and np.nanstd(Y[:, j]) > 0]
     out = [_nan_probe(Y[:, j], config.n_splits) for j in range(Y.shape[1])]
     if ok:
-        for j, res in zip(ok, ridge_probes(A, Y[:, ok], groups=groups, n_splits=config.n_splits, seed=config.seed)):
+        for j, res in zip(ok, ridge_probes(A, Y[:, ok], groups=groups, n_splits=config.n_splits, seed=config.seed,
+                                         clip=config.clip)):
             out[j] = res
     return out
 
 
-def _network_analysis(acts: Dict[str, np.ndarray], layers: List[str], multi: Dict[str, np.ndarray],
-                      Y: np.ndarray, labels, groups, config: ProbeConfig, *, trained: bool) -> dict:
-    """CKA (layers × descriptors, layers × layers) and probes of one network's activations."""
+def _layer_task(A: np.ndarray, multi: Dict[str, np.ndarray], others: Dict[str, np.ndarray], Y: np.ndarray,
+                labels, groups, config: ProbeConfig, trained: bool) -> dict:
+    """One (network, layer): CKA with the multi-dimensional descriptors and the later layers, ridge probes of
+    every scalar descriptor, logistic probe of the technique.  Runs in a worker process when jobs > 1."""
+    from threadpoolctl import threadpool_limits
+
     from .probes import logistic_probe
     perms = config.n_permutations if trained else None
-    out = {"cka": {}, "probe": {}, "technique": {}}
-    for i, layer in enumerate(layers):
-        A = acts[layer]
-        out["cka"][layer] = {name: _cka_entry(A, M, permutations=perms, seed=config.seed) for name, M in multi.items()}
-        for other in layers[i + 1:]:
-            out["cka"][layer][other] = _cka_entry(A, acts[other], permutations=perms, seed=config.seed)
-        out["probe"][layer] = _ridge(A, Y, groups, config)
-        out["technique"][layer] = logistic_probe(A, labels, groups=groups, n_splits=config.n_splits,
-                                                 seed=config.seed)
-    for i, layer in enumerate(layers):  # symmetric
-        for other in layers[:i]:
-            out["cka"][layer][other] = out["cka"][other][layer]
-    return out
+    with threadpool_limits(1):
+        cka = {name: _cka_entry(A, M, permutations=perms, seed=config.seed) for name, M in multi.items()}
+        cka.update({name: _cka_entry(A, B, permutations=perms, seed=config.seed) for name, B in others.items()})
+        return {"cka": cka, "probe": _ridge(A, Y, groups, config),
+                "technique": logistic_probe(A, labels, groups=groups, n_splits=config.n_splits, seed=config.seed,
+                                            clip=config.clip)}
+
+
+def _run_tasks(tasks: list, jobs: int) -> list:
+    """``[fn(*args) for fn, args in tasks]``, in ``jobs`` worker processes (joblib's loky) when jobs > 1."""
+    if jobs == 1 or len(tasks) < 2:
+        return [fn(*args) for fn, args in tasks]
+    from joblib import Parallel, delayed
+    return Parallel(n_jobs=min(jobs, len(tasks)))(delayed(fn)(*args) for fn, args in tasks)
+
+
+def _reference_task(X, Y, labels, groups, config: ProbeConfig) -> dict:
+    """Probes of the model input (time-averaged): the reference row."""
+    from threadpoolctl import threadpool_limits
+
+    from .probes import logistic_probe
+    with threadpool_limits(1):
+        return {"probe": _ridge(X, Y, groups, config),
+                "technique": logistic_probe(X, labels, groups=groups, n_splits=config.n_splits, seed=config.seed,
+                                            clip=config.clip)}
 
 
 def _units(acts_mean: Dict[str, np.ndarray], layers, Y, names, config: ProbeConfig) -> dict:
@@ -330,7 +360,8 @@ def probe_study(features, descriptors, model_dir, config: ProbeConfig = ProbeCon
     dict
         ``layers``, ``networks`` (names: "trained", "untrained_<seed>"…), ``targets`` (name → values (n,),
         unit, description, source), ``multi`` (CKA descriptors: name → (n, d)), ``results`` (network →
-        :func:`_network_analysis` output), ``reference`` (probes of the model input), ``training_cka``
+        {"cka", "probe", "technique"} → layer → :func:`_layer_task` results), ``reference`` (probes of the
+        model input), ``training_cka``
         (layer → per untrained network {"linear", "debiased"} against the trained layer), ``units``,
         ``examples`` (of the probed notes), ``config``, ``model`` (checksum, input), ``files``.
     """
@@ -344,7 +375,6 @@ def probe_study(features, descriptors, model_dir, config: ProbeConfig = ProbeCon
     from ...model.untrained import untrained_net
     from ..describe.store import DescriptorFile
     from .cka import debiased_cka, linear_cka
-    from .probes import logistic_probe
 
     model = load_model(model_dir, device=config.device)
     with FeatureFile(features) as ff, DescriptorFile(descriptors) as df:
@@ -375,12 +405,9 @@ def probe_study(features, descriptors, model_dir, config: ProbeConfig = ProbeCon
              "input": x.mean(dim=-1).cpu().numpy().astype(np.float64)}
     layers = list(LAYERS)
     networks = ["trained"] + [f"untrained_{UNTRAINED_SEED_BASE + i}" for i in range(config.untrained_seeds)]
-    results, acts_by_net = {}, {}
+    acts_by_net = {}
     with threadpool_limits(1):
-        reference = {"probe": _ridge(multi["input"], Y, groups, config),
-                     "technique": logistic_probe(multi["input"], labels, groups=groups,
-                                                 n_splits=config.n_splits, seed=config.seed)}
-        with progress_bar(total=len(networks), desc="probe", unit="network", enabled=progress) as bar:
+        with progress_bar(total=len(networks), desc="activations", unit="network", enabled=progress) as bar:
             for k, net_name in enumerate(networks):
                 if k == 0:
                     net = model.net
@@ -388,11 +415,27 @@ def probe_study(features, descriptors, model_dir, config: ProbeConfig = ProbeCon
                     net = untrained_net(model.net.n_channels, model.net.n_classes, seed=UNTRAINED_SEED_BASE + k - 1,
                                         x=x, batchnorm=config.batchnorm, device=model.device)
                 acts = layer_activations(net, x, layers=layers, pooling=config.pooling)
-                acts = {name: acts[name].astype(np.float64) for name in layers}
-                acts_by_net[net_name] = acts
-                results[net_name] = _network_analysis(acts, layers, multi, Y, labels, groups, config,
-                                                      trained=k == 0)
+                acts_by_net[net_name] = {name: acts[name].astype(np.float64) for name in layers}
                 bar.update()
+    tasks = [(_reference_task, (multi["input"], Y, labels, groups, config))]
+    for k, net_name in enumerate(networks):
+        acts = acts_by_net[net_name]
+        for i, layer in enumerate(layers):
+            tasks.append((_layer_task, (acts[layer], multi, {o: acts[o] for o in layers[i + 1:]}, Y, labels,
+                                        groups, config, k == 0)))
+    logger.info("probe: %d notes, %d networks × %d layers, %d process(es)", len(rows), len(networks), len(layers),
+                config.jobs)
+    done = _run_tasks(tasks, config.jobs)
+    reference, done = done[0], iter(done[1:])
+    results = {}
+    for net_name in networks:
+        per_layer = {layer: next(done) for layer in layers}
+        for i, layer in enumerate(layers):   # CKA is symmetric: fill the earlier layers from their tasks
+            for other in layers[:i]:
+                per_layer[layer]["cka"][other] = per_layer[other]["cka"][layer]
+        results[net_name] = {key: {layer: per_layer[layer][key] for layer in layers}
+                             for key in ("cka", "probe", "technique")}
+    with threadpool_limits(1):
         trained = acts_by_net["trained"]
         training_cka = {layer: [{"linear": linear_cka(trained[layer], acts_by_net[n][layer]),
                                  "debiased": debiased_cka(trained[layer], acts_by_net[n][layer])}
