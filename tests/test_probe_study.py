@@ -68,7 +68,7 @@ def test_probe_study_end_to_end(study):
     before = [(p["internal_api"], p["num_threads"]) for p in threadpool_info()]
     out = str(study["tmp"] / "out")
     code = main(["-q", "probe", study["features"], "--descriptors", study["descriptors"], "--model", study["model"],
-                 "--out", out, "--untrained-seeds", "2", "--permutations", "20", "--device", "cpu"])
+                 "--out", out, "--untrained-seeds", "2", "--permutations", "20", "--device", "cpu", "--jobs", "2"])
     assert code == 0
     assert [(p["internal_api"], p["num_threads"]) for p in threadpool_info()] == before   # BLAS threads restored
     for name in ("probe.h5", "probe.json", "probe.md", "probe_r2.png", "probe_cka.png"):
@@ -111,9 +111,9 @@ def test_probe_study_end_to_end(study):
 
 
 def test_flat_pooling_and_pitch_groups(study):
-    res = probe_study(study["features"], study["descriptors"], study["model"],
-                      ProbeConfig(pooling="flat", group_by="pitch", untrained_seeds=0, n_permutations=5,
-                                  max_examples=40, device="cpu"), progress=False)
+    config = ProbeConfig(pooling="flat", group_by="pitch", untrained_seeds=0, n_permutations=5, max_examples=40,
+                         device="cpu")
+    res = probe_study(study["features"], study["descriptors"], study["model"], config, progress=False)
     assert len(res["groups"]) == 40 and set(res["groups"]) == {"A2", "A3", "A4", "A5"}
     conv1 = load_model(study["model"]).net.conv1
     assert res["results"]["trained"]["probe"]["conv1"][0]["n"] == 40
@@ -150,12 +150,12 @@ def test_untrained_networks_and_recalibration():
 
 def test_ridge_probes_equal_ridge_probe_per_target():
     rng = np.random.default_rng(3)
-    n, alphas = 90, np.logspace(-2, 4, 7)
+    n, alphas = 60, np.logspace(-2, 4, 5)
     groups = rng.integers(0, 9, n)
     for p, clip in ((12, False), (200, False), (12, True)):           # features ≤ and > notes; clipping
         X = rng.standard_normal((n, p))
         X[groups == 3, 0] += 30                                       # a group far outside the others
-        Y = np.stack([X[:, :3].sum(axis=1) + s * rng.standard_normal(n) for s in (0.1, 1.0, 10.0)], axis=1)
+        Y = np.stack([X[:, :3].sum(axis=1) + s * rng.standard_normal(n) for s in (0.3, 3.0)], axis=1)
         Y[[4, 9], 1] = np.nan                                         # another NaN pattern: other folds
         many = ridge_probes(X, Y, groups=groups, seed=2, alphas=alphas, clip=clip)
         for j, res in enumerate(many):
