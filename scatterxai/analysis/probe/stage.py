@@ -20,7 +20,7 @@ from ..._util.log import logger
 __all__ = ["describe_stage", "probe_stage", "PIPELINE_NOTES", "PIPELINE_UNTRAINED_SEEDS", "PIPELINE_PERMUTATIONS"]
 
 #: notes of the test split described and probed by ``scatterxai run``
-PIPELINE_NOTES = 100
+PIPELINE_NOTES = 80
 #: untrained networks of the pipeline's probe study
 PIPELINE_UNTRAINED_SEEDS = 2
 #: permutations of the pipeline's CKA and best-unit nulls

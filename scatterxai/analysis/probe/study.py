@@ -148,7 +148,7 @@ class ProbeConfig:
     device : str
         Where the networks run.
     jobs : int
-        Worker processes for the (network, layer) analyses (joblib); the results do not depend on it.
+        Worker processes (forked) for the (network, layer) analyses; the results do not depend on it.
     clip : bool
         Clip held-out notes' z-scored features to the training fold's range in every probe
         (:mod:`.probes`): a held-out instrument far outside the others (the harp) would otherwise be
@@ -303,12 +303,24 @@ def _layer_task(A: np.ndarray, multi: Dict[str, np.ndarray], others: Dict[str, n
                                             clip=config.clip)}
 
 
+def _call(task):
+    fn, args = task
+    return fn(*args)
+
+
 def _run_tasks(tasks: list, jobs: int) -> list:
-    """``[fn(*args) for fn, args in tasks]``, in ``jobs`` worker processes (joblib's loky) when jobs > 1."""
-    if jobs == 1 or len(tasks) < 2:
-        return [fn(*args) for fn, args in tasks]
-    from joblib import Parallel, delayed
-    return Parallel(n_jobs=min(jobs, len(tasks)))(delayed(fn)(*args) for fn, args in tasks)
+    """``[fn(*args) for fn, args in tasks]``, in ``jobs`` forked worker processes when jobs > 1.
+
+    Fork, not spawn: the workers inherit the imported numpy / scikit-learn (spawned ones would spend ~2 s
+    of CPU each re-importing them, as much as they save on the demo).  They run numpy and scikit-learn only
+    (one BLAS thread, scikit-learn's single-threaded lbfgs), never torch, whose OpenMP pool the parent may
+    hold.  Without fork (Windows), the tasks run in this process.
+    """
+    import multiprocessing
+    if jobs == 1 or len(tasks) < 2 or "fork" not in multiprocessing.get_all_start_methods():
+        return [_call(t) for t in tasks]
+    with multiprocessing.get_context("fork").Pool(min(jobs, len(tasks))) as pool:
+        return pool.map(_call, tasks, chunksize=1)
 
 
 def _reference_task(X, Y, labels, groups, config: ProbeConfig) -> dict:
