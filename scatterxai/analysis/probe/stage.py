@@ -2,7 +2,7 @@
 
 * ``describe`` — descriptors of a bounded subset of the test split → ``OUT/descriptors.h5``: at most
   :data:`PIPELINE_NOTES` notes spread over classes and instruments
-  (:func:`scatterxai.data.split.spread_subset`), because pYIN costs ≈ 0.3–0.5 s per note; computed by
+  (:func:`scatterxai.data.split.spread_subset`), because pYIN costs ≈ 0.35 s of CPU per note; computed by
   as many worker processes as the run's ``jobs`` (default: all cores);
 * ``probe`` — the probe study of the S1+S2 model on those notes → ``OUT/probe/`` with
   :data:`PIPELINE_UNTRAINED_SEEDS` untrained networks and :data:`PIPELINE_PERMUTATIONS` permutations (the
@@ -62,8 +62,9 @@ def probe_stage(ctx) -> str:
     ctx.stage("probe", {"describe": ctx.digest("describe"), "train": ctx.digest("train_s1s2"),
                         "config": config.result_settings()}, [os.path.join(out_dir, f) for f in FILES.values()], run)
     note = (f"Notes: at most {PIPELINE_NOTES} notes of the test split spread over classes and instruments "
-            f"(pYIN costs ≈ 0.3–0.5 s per note); {PIPELINE_UNTRAINED_SEEDS} untrained networks (BatchNorm "
+            f"(pYIN costs ≈ 0.35 s of CPU per note); {PIPELINE_UNTRAINED_SEEDS} untrained networks (BatchNorm "
             f"recalibrated on the same notes), {PIPELINE_PERMUTATIONS} permutations; grouped 5-fold CV by "
-            f"instrument; convolutional layers averaged over time.  `scatterxai probe` defaults: all notes, 5 "
-            f"untrained networks, 200 permutations.")
+            f"instrument (held-out features clipped to the training fold's range); convolutional layers "
+            f"averaged over time.  `scatterxai probe` defaults: all notes, 5 untrained networks, 200 "
+            f"permutations.")
     return report_section(out_dir, figures_rel="probe", note=note)
