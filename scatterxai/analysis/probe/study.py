@@ -12,7 +12,8 @@ convolutional layers averaged over time, or flattened with ``pooling="flat"``) o
   trained layer and the same layer untrained;
 * **probes** — ridge probes of the scalar descriptors of :data:`TARGETS` (in natural units: octaves for
   frequencies and rates, dB, cents) and an L2 logistic probe of the technique, grouped 5-fold CV by
-  instrument (or pitch) (:mod:`.probes`); the model input time-averaged is probed too, as a reference;
+  instrument (or pitch), held-out notes' z-scored features clipped to the training fold's range
+  (``clip``; :mod:`.probes`); the model input time-averaged is probed too, as a reference;
 * **units** — per unit (channel, time-averaged), Pearson and Spearman r with each scalar descriptor; the best
   unit per descriptor with a max-statistic permutation p-value (trained network) (:mod:`.units`).
 
