@@ -155,6 +155,30 @@ def _cmd_quality(args):
     return 0
 
 
+def _cmd_describe(args):
+    from .analysis.describe.run import DescribeConfig, describe_notes
+    config = DescribeConfig(subset=args.subset, max_notes=args.max_notes, seed=args.seed,
+                            max_seconds=args.max_seconds, jobs=args.jobs, batch_size=args.batch_size)
+    summary = describe_notes(args.meta_csv, args.audio_root, args.out, features=args.features, config=config,
+                             overwrite=args.overwrite, progress=True)
+    print(summary.describe())
+    return 0 if summary.n_ok > 0 else 1
+
+
+def _cmd_probe(args):
+    from .analysis.probe.export import write_probe_outputs
+    from .analysis.probe.study import ProbeConfig, probe_study
+    config = ProbeConfig(subset=None if args.subset == "all" else args.subset, max_examples=args.max_examples,
+                         pooling=args.pooling, group_by=args.group_by, untrained_seeds=args.untrained_seeds,
+                         batchnorm=args.batchnorm, n_permutations=args.permutations, seed=args.seed,
+                         device=args.device, jobs=args.jobs, clip=not args.no_clip)
+    result = probe_study(args.features, args.descriptors, args.model, config, progress=True)
+    paths = write_probe_outputs(result, args.out)
+    with open(paths["md"], encoding="utf-8") as fh:
+        print(fh.read())
+    return 0
+
+
 def _cmd_run(args):
     from .pipeline import RunConfig, run
     config = RunConfig(scale=args.scale, seed=args.seed, sol_root=args.sol_root, meta=args.meta,
@@ -353,6 +377,58 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--permuted-model", default=None, metavar="DIR",
                    help="a model directory already trained on permuted labels (instead of training one)")
     s.add_argument("--seed", type=_seed, default=0, help="seed of the random orders and of re-initialisation")
+    _common(s)
+
+    s = _sub(sub, "describe", "hand-crafted descriptors of every note in a meta CSV → HDF5 (resumable)",
+             _cmd_describe)
+    s.add_argument("meta_csv", metavar="META_CSV", help="CSV with at least a file_name column")
+    s.add_argument("--audio-root", required=True, metavar="DIR",
+                   help="directory that file_name is relative to (searched recursively by base name)")
+    s.add_argument("--out", required=True, metavar="DESCRIPTORS.h5", help="output descriptors file")
+    s.add_argument("--features", default=None, metavar="F.h5",
+                   help="features file of the same notes, for the scattering descriptors (S1 energies, "
+                        "modulation spectrum, its peak, S2/S1 ratio); without it they are left out")
+    s.add_argument("--subset", default=None, help="describe only this subset (training, validation, test)")
+    s.add_argument("--max-notes", type=_positive_int, default=None,
+                   help="describe at most this many notes, spread over classes and instruments")
+    s.add_argument("--seed", type=_seed, default=0, help="seed of the --max-notes choice")
+    s.add_argument("--max-seconds", type=float, default=None,
+                   help="seconds described from the start of each file (default: the scattering window N/sr, "
+                        "5.94 s for the paper configuration, what the network sees; 0: the whole file)")
+    s.add_argument("--jobs", type=_positive_int, default=1, help="worker processes")
+    s.add_argument("--batch-size", type=_positive_int, default=4, help="notes per task and per commit")
+    s.add_argument("--overwrite", action="store_true",
+                   help="discard an existing output or partial run made with other settings")
+    _common(s, device=False)
+
+    s = _sub(sub, "probe", "what each layer represents: CKA, linear probes and unit matching, trained vs "
+                           "untrained networks", _cmd_probe)
+    s.add_argument("features", metavar="FEATURES.h5", help="features file with labels (and instruments)")
+    s.add_argument("--descriptors", required=True, metavar="DESCRIPTORS.h5",
+                   help="descriptors of (some of) its notes (scatterxai describe)")
+    s.add_argument("--model", required=True, metavar="MODEL_DIR", help="model directory (scatterxai train)")
+    s.add_argument("--out", required=True, metavar="DIR",
+                   help="output directory: probe.h5, probe.json, probe.md, probe_r2.png, probe_cka.png")
+    s.add_argument("--subset", default="test", help="training, validation, test or all")
+    s.add_argument("--max-examples", type=_positive_int, default=None,
+                   help="at most this many notes, spread over classes and instruments")
+    s.add_argument("--untrained-seeds", type=int, default=5,
+                   help="untrained networks of the same architecture (seeds 1000, 1001, …)")
+    s.add_argument("--batchnorm", choices=("recalibrate", "init"), default="recalibrate",
+                   help="BatchNorm statistics of the untrained networks: re-estimated on the probed notes "
+                        "without gradients, or left at initialisation")
+    s.add_argument("--pooling", choices=("mean", "flat"), default="mean",
+                   help="convolutional layers averaged over time or flattened over (channels, frames)")
+    s.add_argument("--group-by", choices=("instrument", "pitch"), default="instrument",
+                   help="note families kept out of each other's cross-validation folds")
+    s.add_argument("--permutations", type=_positive_int, default=200,
+                   help="permutations of the CKA and best-unit nulls")
+    s.add_argument("--no-clip", action="store_true",
+                   help="do not clip held-out notes' z-scored features to the training fold's range (plain "
+                        "protocol; a held-out instrument far outside the others is then extrapolated)")
+    s.add_argument("--seed", type=_seed, default=0, help="seed of the note choice, folds and permutations")
+    s.add_argument("--jobs", type=_positive_int, default=1,
+                   help="worker processes for the (network, layer) analyses; results do not depend on it")
     _common(s)
     return p
 

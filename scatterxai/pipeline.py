@@ -143,7 +143,8 @@ class Stage:
 
 #: analysis stages run after the paper's stages, in order: "module:function" (relative to the package).
 #: Each function takes the :class:`RunContext` and returns a Markdown section for report.md (or "").
-ANALYSES: Tuple[str, ...] = (".analysis.quality.stage:pipeline_section",)
+ANALYSES: Tuple[str, ...] = (".analysis.quality.stage:pipeline_section", ".analysis.probe.stage:describe_stage",
+                             ".analysis.probe.stage:probe_stage")
 #: the stages whose time is the reference of the demo's time budget (everything else ≤ 50 % of it)
 CORE_STAGES = ("data", "extract", "train_s1", "train_s1s2")
 

@@ -20,10 +20,11 @@ def test_run_end_to_end_and_stage_reuse(tmp_path, caplog):
     for name in ("features.h5", "relevance.h5", "report.md", "metrics_s1.json", "metrics_s1s2.json",
                  "models/s1/model.pt", "models/s1s2/config.json", "figures/fig1_examples.png",
                  "figures/fig2_class_maps.png", "figures/confusion.png", "quality/quality.json",
-                 "quality/quality_curves.png", "quality/permuted_labels_model/model.pt"):
+                 "quality/quality_curves.png", "quality/permuted_labels_model/model.pt", "descriptors.h5",
+                 "probe/probe.json", "probe/probe_r2.png"):
         assert os.path.exists(os.path.join(out, name)), name
     for stage in ("data", "extract", "train_s1", "train_s1s2", "explain", "figures", "quality_permuted_labels",
-                  "quality"):
+                  "quality", "describe", "probe"):
         assert f"[{stage}] running" in first
     with h5py.File(paths["relevance"], "r") as f:
         assert set(f["relevance"]) == {"epsilon", "epsilon_plus"}
@@ -41,6 +42,7 @@ def test_run_end_to_end_and_stage_reuse(tmp_path, caplog):
     assert "not localised" in report
     assert "## Is the explanation right? Quality checks" in report and "(quality/quality_curves.png)" in report
     assert "| rank | method |" in report
+    assert "## What do the layers represent? (probe study)" in report and "R² log2 f0" in report
 
     # experiments/synthetic_study.py --figures: the repository's figures/ as palette PNGs
     import sys
@@ -57,7 +59,7 @@ def test_run_end_to_end_and_stage_reuse(tmp_path, caplog):
     run(out, **kw)  # nothing changed: every stage is reused
     second = caplog.text
     caplog.clear()
-    assert "running" not in second and second.count("reused") == 10
+    assert "running" not in second and second.count("reused") == 12
     run(out, **{**kw, "max_epochs": 1})  # a training setting changed: data and features are reused
     third = caplog.text
     assert "[data] reused" in third and "[extract] reused" in third and "[train_s1] running" in third

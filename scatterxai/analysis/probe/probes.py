@@ -15,6 +15,11 @@ model
     coordinates in the fold's row space (≤ n_train columns, from the eigendecomposition of its Gram).  An
     L2-penalised linear model's weights always lie in that row space and the penalty is rotation-invariant,
     so the fit, α / C and the predictions are unchanged; it only makes p = 38,400 (flattened conv0) as cheap as p ≈ n.
+clipping (option ``clip``, off by default)
+    After z-scoring, the held-out fold's features are clipped to the range the training fold spans, so that
+    the probe does not extrapolate: with groups by instrument, a held-out instrument can lie far outside
+    the others (z-scores in the hundreds) and an unclipped linear probe then predicts values far outside
+    the target's range.  Training rows are unchanged; the inner CV sees the outer training fold unclipped.
 inner CV
     α (ridge) or C (logistic) is chosen on the training fold by a grouped K-fold over the training
     fold's own groups (``inner_splits`` folds, fewer if it holds fewer groups), scored by mean squared
@@ -49,7 +54,7 @@ from sklearn.preprocessing import StandardScaler
 
 from ...errors import ParameterError
 
-__all__ = ["logistic_probe", "ridge_probe"]
+__all__ = ["logistic_probe", "ridge_probe", "ridge_probes"]
 
 logger = logging.getLogger("scatterxai")
 
@@ -87,6 +92,22 @@ class _RowSpace(TransformerMixin, BaseEstimator):
     def transform(self, X):
         X = np.asarray(X, dtype=np.float64)
         return X if self.rows_ is None else (X @ self.rows_.T) @ self.weights_
+
+
+class _ClipToTrainingRange(TransformerMixin, BaseEstimator):
+    """Clip features to the per-column range of the rows it was fitted on (identity on those rows)."""
+
+    def fit(self, X, y=None):
+        X = np.asarray(X, dtype=np.float64)
+        self.low_, self.high_ = X.min(axis=0), X.max(axis=0)
+        return self
+
+    def transform(self, X):
+        return np.clip(np.asarray(X, dtype=np.float64), self.low_, self.high_)
+
+
+def _scaling(clip: bool) -> list:
+    return [StandardScaler()] + ([_ClipToTrainingRange()] if clip else [])
 
 
 def _features(X, n_rows: int | None = None) -> np.ndarray:
@@ -166,7 +187,7 @@ def _log_edge(chosen: np.ndarray, grid: np.ndarray, name: str):
 
 
 def ridge_probe(X, y, *, groups, n_splits: int = 5, alphas=ALPHAS, inner_splits: int = 3,
-                seed: int = 0) -> dict:
+                seed: int = 0, clip: bool = False) -> dict:
     """Decode a scalar descriptor from features with ridge regression under grouped CV.
 
     Parameters
@@ -185,6 +206,8 @@ def ridge_probe(X, y, *, groups, n_splits: int = 5, alphas=ALPHAS, inner_splits:
         Grouped folds of the inner CV.
     seed : int
         Orders groups of equal size before they are dealt to folds (outer and inner CV).
+    clip : bool
+        Clip the held-out fold's z-scored features to the training fold's range (module docstring).
 
     Returns
     -------
@@ -214,7 +237,7 @@ def ridge_probe(X, y, *, groups, n_splits: int = 5, alphas=ALPHAS, inner_splits:
     chosen = []
     for train, test in folds:
         inner = _inner_folds(groups[train], int(inner_splits), rng)
-        model = make_pipeline(StandardScaler(), _RowSpace(),
+        model = make_pipeline(*_scaling(clip), _RowSpace(),
                               RidgeCV(alphas=alphas, cv=inner,
                                       scoring=None if inner is None else "neg_mean_squared_error"))
         model.fit(X[train], y[train])
@@ -231,6 +254,106 @@ def ridge_probe(X, y, *, groups, n_splits: int = 5, alphas=ALPHAS, inner_splits:
             "kept": kept, "y_pred": y_pred, "n_splits": len(folds), "n_groups": len(np.unique(groups))}
 
 
+def _ridge_predictions(Z_train, Y_train, Z_test, alphas) -> np.ndarray:
+    """Predictions of ridge with an intercept for every α and target: (n_alphas, n_test, n_targets).
+
+    scikit-learn's ``Ridge(alpha)`` centres X and y on the training rows and solves
+    w = Aᵀ(AAᵀ + αI)⁻¹ y_c (A the centred training rows); with AAᵀ = U Λ Uᵀ the test predictions are
+    B Aᵀ U (Λ + α)⁻¹ Uᵀ y_c + ȳ (B the test rows centred on the training mean): one eigendecomposition
+    serves every α and target.
+    """
+    mx, my = Z_train.mean(axis=0), Y_train.mean(axis=0)
+    A, B = Z_train - mx, Z_test - mx
+    lam, U = np.linalg.eigh(A @ A.T)
+    lam = np.clip(lam, 0.0, None)  # rounding makes the null directions of a centred Gram slightly negative
+    P = (B @ A.T) @ U                                   # (n_test, n_train)
+    c = U.T @ (Y_train - my)                            # (n_train, n_targets)
+    return np.einsum("tr,arj->atj", P, c[None] / (lam[None, :, None] + alphas[:, None, None])) + my
+
+
+def ridge_probes(X, Y, *, groups, n_splits: int = 5, alphas=ALPHAS, inner_splits: int = 3,
+                 seed: int = 0, clip: bool = False) -> list:
+    """:func:`ridge_probe` of every column of ``Y`` at once: same folds, grid, choice of α and scores.
+
+    Equal to ``[ridge_probe(X, Y[:, j], groups=groups, ...) for j in range(Y.shape[1])]`` within rounding
+    (tested), but the targets that share a pattern of NaN share the folds and one eigendecomposition per
+    fit, which makes a probe study of many descriptors ~100× cheaper than calling :func:`ridge_probe` in
+    a loop (where scikit-learn refits every (α, inner fold) pair).  α is chosen per target by the mean
+    over the inner folds of their mean squared error (scikit-learn's ``GridSearchCV`` rule: the first
+    of equal scores).  A training fold holding a single group (no grouped inner CV) falls back to
+    :func:`ridge_probe`.
+
+    Parameters
+    ----------
+    X : np.ndarray [shape=(n, p)]
+    Y : np.ndarray [shape=(n, n_targets) or (n,)]
+        Targets in natural units; NaN marks unknown values.
+    groups, n_splits, alphas, inner_splits, seed, clip
+        As :func:`ridge_probe`.
+
+    Returns
+    -------
+    list of dict
+        One :func:`ridge_probe` result per column of ``Y``.
+    """
+    _check_splits(n_splits, inner_splits)
+    alphas = _grid(alphas, "alphas")
+    Y = np.asarray(Y, dtype=np.float64)
+    if Y.ndim == 1:
+        Y = Y[:, None]
+    if Y.ndim != 2:
+        raise ParameterError(f"Y must have shape (n, n_targets), got {Y.shape}")
+    if np.any(np.isinf(Y)):
+        raise ParameterError("Y holds infinite values")
+    X = _features(X, Y.shape[0])
+    groups = _check_groups(groups, Y.shape[0])
+    results: list = [None] * Y.shape[1]
+    patterns: dict = {}
+    for j in range(Y.shape[1]):
+        patterns.setdefault((~np.isnan(Y[:, j])).tobytes(), []).append(j)
+    for cols in patterns.values():
+        kept = ~np.isnan(Y[:, cols[0]])
+        if not kept.all():
+            logger.info("ridge_probes: dropped %d of %d notes with NaN target for %d target(s)",
+                        int((~kept).sum()), kept.size, len(cols))
+        Xk, Yk, gk = X[kept], Y[kept][:, cols], groups[kept]
+        rng = np.random.default_rng(seed)
+        folds = _group_folds(gk, int(n_splits), rng)
+        inners = [_inner_folds(gk[train], int(inner_splits), rng) for train, _ in folds]
+        if any(inner is None for inner in inners):
+            for j in cols:
+                results[j] = ridge_probe(X, Y[:, j], groups=groups, n_splits=n_splits, alphas=alphas,
+                                         inner_splits=inner_splits, seed=seed, clip=clip)
+            continue
+        y_pred, base = np.empty_like(Yk), np.empty_like(Yk)
+        chosen = np.empty((len(folds), len(cols)))
+        for f, ((train, test), inner) in enumerate(zip(folds, inners)):
+            scaler = StandardScaler().fit(Xk[train])
+            Z_train, Z_test, Y_train = scaler.transform(Xk[train]), scaler.transform(Xk[test]), Yk[train]
+            if clip:
+                Z_test = np.clip(Z_test, Z_train.min(axis=0), Z_train.max(axis=0))
+            mse = np.zeros((alphas.size, len(cols)))
+            for i_train, i_test in inner:
+                pred = _ridge_predictions(Z_train[i_train], Y_train[i_train], Z_train[i_test], alphas)
+                mse += np.mean((pred - Y_train[i_test]) ** 2, axis=1) / len(inner)
+            best = np.argmin(mse, axis=0)  # first minimum, as GridSearchCV's rank
+            chosen[f] = alphas[best]
+            pred = _ridge_predictions(Z_train, Y_train, Z_test, alphas[np.unique(best)])
+            which = np.searchsorted(np.unique(best), best)
+            y_pred[test] = pred[which, :, np.arange(len(cols))].T
+            base[test] = Y_train.mean(axis=0)
+        n = Yk.shape[0]
+        for k, j in enumerate(cols):
+            _log_edge(chosen[:, k], alphas, "ridge alpha")
+            sse = float(np.sum((Yk[:, k] - y_pred[:, k]) ** 2))
+            sst = float(np.sum((Yk[:, k] - base[:, k]) ** 2))
+            results[j] = {"r2": 1.0 - sse / sst if sst > 0 else float("nan"), "rmse": float(np.sqrt(sse / n)),
+                          "rmse_mean": float(np.sqrt(sst / n)), "alpha": chosen[:, k].copy(), "n": n,
+                          "n_dropped": int((~kept).sum()), "kept": kept, "y_pred": y_pred[:, k].copy(),
+                          "n_splits": len(folds), "n_groups": len(np.unique(gk))}
+    return results
+
+
 def _missing_labels(labels: np.ndarray) -> np.ndarray:
     if labels.dtype.kind == "f":
         return np.isnan(labels)
@@ -240,7 +363,7 @@ def _missing_labels(labels: np.ndarray) -> np.ndarray:
 
 
 def logistic_probe(X, labels, *, groups, n_splits: int = 5, Cs=CS, inner_splits: int = 3,
-                   seed: int = 0, max_iter: int = 2000) -> dict:
+                   seed: int = 0, max_iter: int = 2000, clip: bool = False) -> dict:
     """Decode a class label from features with L2 logistic regression under grouped CV.
 
     Parameters
@@ -261,6 +384,8 @@ def logistic_probe(X, labels, *, groups, n_splits: int = 5, Cs=CS, inner_splits:
         Orders groups of equal size before they are dealt to folds; seeds the stratified fallback split.
     max_iter : int
         Iterations of the lbfgs solver.
+    clip : bool
+        Clip the held-out fold's z-scored features to the training fold's range (module docstring).
 
     Returns
     -------
@@ -301,7 +426,7 @@ def logistic_probe(X, labels, *, groups, n_splits: int = 5, Cs=CS, inner_splits:
         clf = LogisticRegressionCV(Cs=Cs, l1_ratios=(0.0,), cv=inner, scoring="balanced_accuracy",
                                    class_weight="balanced", max_iter=int(max_iter),
                                    use_legacy_attributes=False)
-        model = make_pipeline(StandardScaler(), _RowSpace(), clf)
+        model = make_pipeline(*_scaling(clip), _RowSpace(), clf)
         with warnings.catch_warnings():
             # inner folds may miss a class: scikit-learn warns, the balanced accuracy stays defined
             warnings.filterwarnings("ignore", message=".*y_pred contains classes not in y_true.*")

@@ -1,0 +1,384 @@
+"""``scatterxai describe``: the descriptors of every note (or a bounded subset) of a meta CSV → HDF5, resumable.
+
+The work follows extraction's three steps (:mod:`scatterxai.features.extract`), the seam a distributed back
+end uses:
+
+1. **plan rows** — :func:`select_rows` (which notes) and :meth:`PartialFile.pending_batches` (which of them
+   are still to do);
+2. **compute a batch** — :func:`compute_batch`: read each note and compute its audio descriptors (no file
+   is written: worker processes run this and return arrays);
+3. **commit a batch** — :meth:`PartialFile.commit` (only the parent process writes).
+
+Audio descriptors (pYIN, ≈ 0.3–0.5 s per note on a CPU core) go to ``OUT.partial``, so a killed run resumes
+where it stopped; a note that cannot be read or described is listed in ``/failed`` with the reason.  The
+scattering descriptors are cheap and computed at the end from ``--features`` (matched to the notes by
+``file_name``; a name the features file lists twice is disambiguated by ``csv_row``); notes the features
+file lacks get NaN.  ``OUT`` is written to a temporary name and renamed, so it is either absent or complete.
+
+Which part of a note is described: the first ``max_seconds`` of the file as read (mono, at its own sample
+rate, not standardised) — by default the scattering window N / sr (5.94 s for the paper configuration),
+i.e. what the network sees; 0 describes the whole file.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import multiprocessing
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from ..._util.log import logger
+from ..._util.log import progress as progress_bar
+from ..._util.validate import check_float, check_int, check_positive_float, check_positive_int
+from ...errors import ParameterError, ScatterXAIError, StoreError
+from ...io.partial import PENDING, PartialFile
+from ...scattering.config import PAPER_CONFIG
+from .descriptors import AUDIO_DESCRIPTORS, C1_HZ, C8_HZ, SCATTERING_DESCRIPTORS, modulation_axis
+from .store import DescriptorFile, match_notes, write_descriptors
+
+__all__ = ["DescribeConfig", "DescribeSummary", "BatchResult", "compute_batch", "select_rows", "describe_notes",
+           "DESCRIBE_VERSION"]
+
+#: bumped whenever the descriptors of a given note change
+DESCRIBE_VERSION = 1
+
+
+@dataclass(frozen=True)
+class DescribeConfig:
+    """Settings of :func:`describe_notes`.
+
+    Parameters
+    ----------
+    subset : str, optional
+        Describe only the rows of this subset (``subset`` column of the meta CSV), e.g. "test".
+    max_notes : int, optional
+        Describe at most this many notes, spread over classes and instruments
+        (:func:`scatterxai.data.split.spread_subset` on the ``label`` and ``instrument`` columns).
+    seed : int
+        Seed of that choice.
+    max_seconds : float, optional
+        Seconds described from the start of each file; None: the scattering window N / sr of the
+        features file (the paper's 5.94 s without one); 0: the whole file.
+    fmin_hz, fmax_hz : float
+        pYIN's search range (C1–C8).
+    jobs : int
+        Worker processes (fork) computing descriptors; results are committed by the parent.
+    batch_size : int
+        Notes per task (and per commit).
+    """
+
+    subset: Optional[str] = None
+    max_notes: Optional[int] = None
+    seed: int = 0
+    max_seconds: Optional[float] = None
+    fmin_hz: float = C1_HZ
+    fmax_hz: float = C8_HZ
+    jobs: int = 1
+    batch_size: int = 4
+
+    def __post_init__(self):
+        if self.max_notes is not None:
+            check_positive_int("max_notes", self.max_notes)
+        check_int("seed", self.seed, low=0)
+        if self.max_seconds is not None:
+            check_float("max_seconds", self.max_seconds, low=0)
+        check_positive_float("fmin_hz", self.fmin_hz)
+        check_positive_float("fmax_hz", self.fmax_hz)
+        if not self.fmin_hz < self.fmax_hz:
+            raise ParameterError(f"fmin_hz must be below fmax_hz, got {self.fmin_hz} and {self.fmax_hz}")
+        check_positive_int("jobs", self.jobs)
+        check_positive_int("batch_size", self.batch_size)
+
+    def result_settings(self) -> dict:
+        """The settings that determine the numbers (not jobs or batch size)."""
+        return {k: v for k, v in asdict(self).items() if k not in ("jobs", "batch_size")}
+
+
+@dataclass
+class DescribeSummary:
+    """What :func:`describe_notes` did."""
+
+    out: str
+    n_selected: int
+    n_ok: int
+    n_failed: int
+    n_resumed: int = 0
+    seconds: float = 0.0
+    already_complete: bool = False
+    failed: List[tuple] = field(default_factory=list)
+
+    def describe(self) -> str:
+        if self.already_complete:
+            head = f"{self.out}: already complete with these settings ({self.n_ok} notes); nothing to do"
+        else:
+            head = (f"{self.out}: {self.n_ok} of {self.n_selected} notes described, {self.n_failed} failed"
+                    + (f", {self.n_resumed} resumed from an interrupted run" if self.n_resumed else "")
+                    + f" ({self.seconds:.1f} s)")
+        lines = [head] + [f"  failed: {name}: {reason}" for name, reason in self.failed[:20]]
+        if len(self.failed) > 20:
+            lines.append(f"  ... and {len(self.failed) - 20} more (see /failed in the file)")
+        return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------------- plan / compute / commit
+
+def select_rows(columns: Dict[str, np.ndarray], config: DescribeConfig) -> np.ndarray:
+    """Rows of the meta CSV to describe (increasing): the subset, then at most ``max_notes`` of it."""
+    from ...data.split import spread_subset
+    n = len(columns["file_name"])
+    rows = np.arange(n, dtype=np.int64)
+    if config.subset is not None:
+        if "subset" not in columns:
+            raise StoreError(f"the meta CSV has no 'subset' column; cannot select subset {config.subset!r}")
+        sub = np.asarray(columns["subset"]).astype(str)
+        rows = np.flatnonzero(sub == config.subset)
+        if rows.size == 0:
+            raise StoreError(f"subset {config.subset!r} has no rows; present: {sorted(set(sub))}")
+    if config.max_notes is not None:
+        labels = columns["label"][rows] if "label" in columns else np.zeros(rows.size)
+        groups = columns["instrument"][rows] if "instrument" in columns else None
+        rows = rows[spread_subset(labels, config.max_notes, groups=groups, seed=config.seed)]
+    return rows
+
+
+@dataclass
+class BatchResult:
+    """Output of :func:`compute_batch`: audio descriptors of the rows that worked, reasons for the others."""
+
+    ok_rows: List[int]
+    values: Dict[str, np.ndarray]     # name → (len(ok_rows),) float64
+    failed: List[Tuple[int, str]]     # (row, reason)
+
+
+def compute_batch(rows: Sequence[int], paths: Sequence[str], *, resolve, max_seconds: float,
+                  fmin_hz: float = C1_HZ, fmax_hz: float = C8_HZ) -> BatchResult:
+    """Read ``paths[r]`` for every ``r`` in ``rows`` and compute its audio descriptors.
+
+    Parameters
+    ----------
+    rows : sequence of int
+        Row numbers (of the partial file) to compute.
+    paths : sequence of str
+        ``file_name`` of every row.
+    resolve : callable
+        ``file_name`` → audio path (:class:`scatterxai.data.AudioResolver`).
+    max_seconds : float
+        Seconds described from the start of each file (0: all of it).
+
+    Returns
+    -------
+    BatchResult
+        Unreadable or indescribable notes (:class:`AudioError`, a :class:`ParameterError` for a note
+        shorter than one analysis frame, a numerical failure) are failures with their reason, not errors.
+    """
+    from ...audio import read_audio, to_mono
+    from .descriptors import audio_descriptors
+
+    ok_rows, values, failed = [], {k: [] for k in AUDIO_DESCRIPTORS}, []
+    for r in rows:
+        try:
+            y, sr = read_audio(resolve(paths[r]))
+            y = to_mono(y)
+            if max_seconds > 0:
+                y = y[:int(round(max_seconds * sr))]
+            d = audio_descriptors(y, sr, fmin=fmin_hz, fmax=fmax_hz)
+        except (ScatterXAIError, ValueError, ArithmeticError, np.linalg.LinAlgError) as e:
+            failed.append((int(r), f"{type(e).__name__}: {e}"))
+            continue
+        ok_rows.append(int(r))
+        for k in AUDIO_DESCRIPTORS:
+            values[k].append(d[k])
+    return BatchResult(ok_rows, {k: np.asarray(v, np.float64) for k, v in values.items()}, failed)
+
+
+def _settings_hash(csv_bytes: bytes, audio_root: str, rows: np.ndarray, settings: dict) -> str:
+    h = hashlib.sha256(csv_bytes)
+    h.update(json.dumps({"audio_root": os.path.abspath(audio_root), "rows": rows.tolist(),
+                         "version": DESCRIBE_VERSION, **settings}, sort_keys=True, default=str).encode())
+    return h.hexdigest()
+
+
+def _features_identity(features: Optional[str]) -> Tuple[str, float, str]:
+    """(settings hash of the features file or "", its window N / sr in s or NaN, path or "")."""
+    if features is None:
+        return "", float("nan"), ""
+    from ..._util.fs import file_sha256
+    from ...features.store import FeatureFile
+    with FeatureFile(features) as ff:
+        ident = ff.attrs.get("settings_sha256") or file_sha256(features)
+        window = ff.config.N / ff.config.sr
+    return str(ident), window, os.path.abspath(features)
+
+
+def _scattering_part(features: str, names: Sequence[str], csv_rows: np.ndarray):
+    """Scattering descriptors of the notes (NaN where the features file lacks a note), and the axes."""
+    from ...features.store import FeatureFile
+    from .descriptors import scattering_descriptors
+    with FeatureFile(features) as ff:
+        paths = ff.table.arrays()
+        lam2 = modulation_axis(paths)
+        s1 = np.asarray(paths["order"]) == 1
+        K = len(names)
+        values = {"s1_energy": np.full((K, int(s1.sum())), np.nan),
+                  "modulation_spectrum": np.full((K, lam2.size), np.nan),
+                  "modulation_peak_hz": np.full(K, np.nan), "s2_s1_ratio": np.full(K, np.nan)}
+        where = match_notes(ff.examples["file_name"], ff.examples.get("csv_row"), names, csv_rows)
+        have = np.flatnonzero(where >= 0)
+        if have.size < K:
+            logger.warning("%d of %d described notes are not in %s: their scattering descriptors are NaN",
+                           K - have.size, K, features)
+        for start in range(0, have.size, 64):
+            block = have[start:start + 64]
+            d = scattering_descriptors(ff.load(where[block]), paths)
+            for k in SCATTERING_DESCRIPTORS:
+                values[k][block] = d[k]
+    return values, {"s1_energy": np.asarray(paths["lambda1_hz"])[s1], "modulation_spectrum": lam2}
+
+
+def _existing(out: str, settings: str, features_id: str, overwrite: bool) -> Optional[DescribeSummary]:
+    if not os.path.exists(out):
+        return None
+    try:
+        with DescriptorFile(out) as df:
+            same = (df.attrs.get("settings_sha256") == settings
+                    and df.attrs.get("features_settings_sha256", "") == features_id)
+            n_ok, failed, n_sel = len(df), df.failed, int(df.attrs.get("n_selected", len(df)))
+    except StoreError:
+        same = False
+    if same:
+        return DescribeSummary(out, n_sel, n_ok, len(failed), already_complete=True, failed=failed)
+    if not overwrite:
+        raise StoreError(f"{out} exists and was made with other settings (meta CSV, audio root, features file "
+                         f"or describe settings); choose another --out or pass --overwrite")
+    return None
+
+
+def _read_inputs(meta_csv: str, audio_root: str):
+    from ...data.meta import read_meta_csv
+    if not os.path.isdir(audio_root):
+        raise StoreError(f"audio root is not a directory: {audio_root}")
+    columns = read_meta_csv(meta_csv)
+    if "file_name" not in columns:
+        raise StoreError(f"{meta_csv} has no 'file_name' column; columns are {sorted(columns)}")
+    names = [str(v) for v in columns["file_name"]]
+    if not names:
+        raise StoreError(f"{meta_csv} lists no files")
+    with open(meta_csv, "rb") as fh:
+        return fh.read(), columns, names
+
+
+def _compute_one(rows, names, root, max_seconds, fmin_hz, fmax_hz):
+    """Top-level (picklable) task for worker processes (one BLAS thread each: the workers fill the cores)."""
+    from threadpoolctl import threadpool_limits
+
+    from ...data.paths import AudioResolver
+    with threadpool_limits(1):
+        return compute_batch(rows, names, resolve=AudioResolver(root), max_seconds=max_seconds, fmin_hz=fmin_hz,
+                             fmax_hz=fmax_hz)
+
+
+def describe_notes(meta_csv, audio_root, out, *, features=None, config: DescribeConfig = DescribeConfig(),
+                   overwrite: bool = False, progress: bool = True) -> DescribeSummary:
+    """Descriptors of the notes of a meta CSV → descriptors HDF5 (resumable; layout in
+    :mod:`scatterxai.analysis.describe.store`).
+
+    Parameters
+    ----------
+    meta_csv : str
+        CSV with at least a ``file_name`` column; every column is copied to ``/examples``.
+    audio_root : str
+        Directory ``file_name`` is relative to (looked up by base name below it otherwise).
+    out : str
+        Output path.  Complete with the same settings: nothing is done; other settings: a
+        :class:`StoreError` unless ``overwrite``.
+    features : str, optional
+        Features file of the same notes, for the scattering descriptors.
+    config : DescribeConfig
+    overwrite : bool
+        Discard an output or interrupted run made with other settings.
+    progress : bool
+
+    Returns
+    -------
+    DescribeSummary
+    """
+    from ...data.paths import AudioResolver
+
+    t0 = time.perf_counter()
+    meta_csv, audio_root, out = os.fspath(meta_csv), os.fspath(audio_root), os.fspath(out)
+    csv_bytes, columns, names = _read_inputs(meta_csv, audio_root)
+    features = None if features is None else os.fspath(features)
+    features_id, window, features_path = _features_identity(features)
+    max_seconds = config.max_seconds
+    if max_seconds is None:
+        max_seconds = window if np.isfinite(window) else PAPER_CONFIG.N / PAPER_CONFIG.sr
+    rows = select_rows(columns, config)
+    settings = _settings_hash(csv_bytes, audio_root, rows, {**config.result_settings(), "max_seconds": max_seconds})
+    done = _existing(out, settings, features_id, overwrite)
+    if done is not None:
+        return done
+
+    partial = out + ".partial"
+    sel_names = [names[r] for r in rows]
+    attrs = {"max_seconds": max_seconds, "fmin_hz": config.fmin_hz, "fmax_hz": config.fmax_hz,
+             "csv_rows": rows}
+    with PartialFile.open_or_create(partial, n_rows=len(rows), settings=settings, attrs=attrs,
+                                    datasets={k: ((), np.float64) for k in AUDIO_DESCRIPTORS},
+                                    overwrite=overwrite, what="description") as store:
+        n_resumed = int((store.status() != PENDING).sum())
+        task = functools.partial(_compute_one, names=sel_names, root=audio_root, max_seconds=max_seconds,
+                                 fmin_hz=config.fmin_hz, fmax_hz=config.fmax_hz)
+        batches = list(store.pending_batches(config.batch_size))
+        with progress_bar(total=len(rows), initial=n_resumed, desc="describe", unit="note",
+                          enabled=progress) as bar:
+            def commit(res: BatchResult):
+                store.commit(res.ok_rows, res.values, res.failed)
+                bar.update(len(res.ok_rows) + len(res.failed))
+
+            if config.jobs == 1 or len(batches) < 2:
+                resolve = AudioResolver(audio_root)
+                for b in batches:
+                    commit(compute_batch(b, sel_names, resolve=resolve, max_seconds=max_seconds,
+                                         fmin_hz=config.fmin_hz, fmax_hz=config.fmax_hz))
+            else:
+                # fork where available: workers inherit the imported librosa/numba (spawn re-imports them)
+                method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+                with multiprocessing.get_context(method).Pool(min(config.jobs, len(batches))) as pool:
+                    for res in pool.imap_unordered(task, batches, chunksize=1):
+                        commit(res)
+        ok, bad, reasons = store.outcome()
+        values = {k: store.dataset(k)[()][ok] for k in AUDIO_DESCRIPTORS}
+    failed = [(sel_names[r], reason) for r, reason in zip(bad, reasons)]
+    if ok.size == 0:  # nothing worth keeping (e.g. a wrong audio root): the next run starts afresh
+        os.remove(partial)
+        return DescribeSummary(out, len(rows), 0, int(bad.size), n_resumed=n_resumed,
+                               seconds=time.perf_counter() - t0, failed=failed)
+    csv_ok = rows[ok]
+    examples = {k: np.asarray(v)[csv_ok] for k, v in columns.items()}
+    examples["csv_row"] = csv_ok
+    ok_names = [names[r] for r in csv_ok]
+    axes = None
+    if features is not None:
+        scat, axes = _scattering_part(features, ok_names, csv_ok)
+        values.update(scat)
+    import librosa
+
+    from ... import __version__
+    write_descriptors(out, values, examples, axes=axes,
+                      failed={"file_name": np.array([sel_names[r] for r in bad], dtype=object),
+                              "reason": np.array(reasons, dtype=object), "csv_row": rows[bad]},
+                      attrs={"settings_sha256": settings, "features": features_path,
+                             "features_settings_sha256": features_id, "max_seconds": max_seconds,
+                             "fmin_hz": config.fmin_hz, "fmax_hz": config.fmax_hz,
+                             "subset": config.subset or "", "max_notes": config.max_notes or 0,
+                             "seed": config.seed, "n_selected": len(rows), "descriptor_version": DESCRIBE_VERSION,
+                             "scatterxai_version": __version__, "librosa_version": librosa.__version__})
+    os.remove(partial)
+    return DescribeSummary(out, len(rows), int(ok.size), int(bad.size), n_resumed=n_resumed,
+                           seconds=time.perf_counter() - t0, failed=failed)

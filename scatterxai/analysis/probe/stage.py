@@ -1,0 +1,70 @@
+"""The probe study in ``scatterxai run``: two analysis stages (:data:`scatterxai.pipeline.ANALYSES`).
+
+* ``describe`` — descriptors of a bounded subset of the test split → ``OUT/descriptors.h5``: at most
+  :data:`PIPELINE_NOTES` notes spread over classes and instruments
+  (:func:`scatterxai.data.split.spread_subset`), because pYIN costs ≈ 0.35 s of CPU per note; computed by
+  as many worker processes as the run's ``jobs`` (default: all cores);
+* ``probe`` — the probe study of the S1+S2 model on those notes → ``OUT/probe/`` with
+  :data:`PIPELINE_UNTRAINED_SEEDS` untrained networks and :data:`PIPELINE_PERMUTATIONS` permutations (the
+  command's defaults are 5 and 200), and a section of report.md.
+
+Both are redone only when their inputs (corpus, features, model) or settings change.
+"""
+
+from __future__ import annotations
+
+import os
+
+from ..._util.log import logger
+
+__all__ = ["describe_stage", "probe_stage", "PIPELINE_NOTES", "PIPELINE_UNTRAINED_SEEDS", "PIPELINE_PERMUTATIONS"]
+
+#: notes of the test split described and probed by ``scatterxai run``
+PIPELINE_NOTES = 80
+#: untrained networks of the pipeline's probe study
+PIPELINE_UNTRAINED_SEEDS = 2
+#: permutations of the pipeline's CKA and best-unit nulls
+PIPELINE_PERMUTATIONS = 50
+
+
+def _describe_config(ctx):
+    from ..describe.run import DescribeConfig
+    return DescribeConfig(subset="test", max_notes=PIPELINE_NOTES, seed=ctx.config.seed,
+                          jobs=ctx.config.jobs or os.cpu_count() or 1)
+
+
+def describe_stage(ctx) -> str:
+    """``OUT/descriptors.h5`` for the notes the probe study uses (no report section of its own)."""
+    from ..describe.run import describe_notes
+    config = _describe_config(ctx)
+    out = os.path.join(ctx.out, "descriptors.h5")
+    ctx.stage("describe", {"data": ctx.digest("data"), "extract": ctx.digest("extract"),
+                           "config": config.result_settings()}, [out],
+              lambda: logger.info("%s", describe_notes(ctx.meta_csv, ctx.audio_root, out, features=ctx.features,
+                                                       config=config, overwrite=True, progress=True).describe()))
+    return ""
+
+
+def probe_stage(ctx) -> str:
+    """``OUT/probe/`` for the S1+S2 model on the described test notes; returns the report section."""
+    from .export import FILES, report_section, write_probe_outputs
+    from .study import ProbeConfig, probe_study
+    config = ProbeConfig(subset="test", untrained_seeds=PIPELINE_UNTRAINED_SEEDS,
+                         n_permutations=PIPELINE_PERMUTATIONS, seed=ctx.config.seed, device=ctx.config.device,
+                         jobs=ctx.config.jobs or os.cpu_count() or 1)
+    out_dir = os.path.join(ctx.out, "probe")
+    descriptors = os.path.join(ctx.out, "descriptors.h5")
+
+    def run():
+        result = probe_study(ctx.features, descriptors, ctx.model_dir("s1s2"), config, progress=True)
+        write_probe_outputs(result, out_dir)
+
+    ctx.stage("probe", {"describe": ctx.digest("describe"), "train": ctx.digest("train_s1s2"),
+                        "config": config.result_settings()}, [os.path.join(out_dir, f) for f in FILES.values()], run)
+    note = (f"Notes: at most {PIPELINE_NOTES} notes of the test split spread over classes and instruments "
+            f"(pYIN costs ≈ 0.35 s of CPU per note); {PIPELINE_UNTRAINED_SEEDS} untrained networks (BatchNorm "
+            f"recalibrated on the same notes), {PIPELINE_PERMUTATIONS} permutations; grouped 5-fold CV by "
+            f"instrument (held-out features clipped to the training fold's range); convolutional layers "
+            f"averaged over time.  `scatterxai probe` defaults: all notes, 5 untrained networks, 200 "
+            f"permutations.")
+    return report_section(out_dir, figures_rel="probe", note=note)
