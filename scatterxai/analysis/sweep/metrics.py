@@ -1,0 +1,128 @@
+"""Numbers of a sweep (pure numpy): invariance profiles and the tracking of a physical quantity.
+
+* **Invariance** of a representation to a factor: the Pearson correlation r between the representations
+  of two notes that differ in that factor only, summarised as mean ± std over all such pairs
+  (:func:`sweep_pairs`: every pair of notes of the same repeat).  r = 1: the representation does not see
+  the factor (up to a gain); r ≈ 0: it sees nothing but the factor.
+* **Tracking**: least-squares fit of log2(measured) on log2(true) over the notes of a sweep (e.g. the λ2
+  of peak second-order relevance against the true modulation rate): slope 1 and r² 1 mean the measured
+  quantity follows the physical one in octaves.
+"""
+
+from __future__ import annotations
+
+from typing import Dict, Mapping
+
+import numpy as np
+
+from ...errors import ParameterError
+from ...maps.grid import _check_last_axis, path_columns
+
+__all__ = ["sweep_pairs", "pair_correlations", "invariance", "invariance_profile", "log_fit",
+           "peak_lambda1_hz"]
+
+
+def sweep_pairs(repeat) -> np.ndarray:
+    """Every pair (i, j), i < j, of notes with the same repeat number.
+
+    Parameters
+    ----------
+    repeat : array of int [shape=(K,)]
+
+    Returns
+    -------
+    pairs : np.ndarray [shape=(n_pairs, 2), int64]
+    """
+    repeat = np.asarray(repeat)
+    if repeat.ndim != 1:
+        raise ParameterError(f"repeat must have shape (K,), got {repeat.shape}")
+    i, j = np.triu_indices(repeat.size, k=1)
+    same = repeat[i] == repeat[j]
+    return np.stack([i[same], j[same]], axis=1).astype(np.int64)
+
+
+def pair_correlations(X, pairs) -> np.ndarray:
+    """Pearson r between the (flattened) representations of each pair of notes.
+
+    Parameters
+    ----------
+    X : np.ndarray [shape=(K, ...)]
+        One representation per note (flattened over the remaining axes).
+    pairs : np.ndarray [shape=(n_pairs, 2)]
+
+    Returns
+    -------
+    r : np.ndarray [shape=(n_pairs,), float64]
+        NaN where either representation is constant.
+    """
+    X = np.asarray(X, dtype=np.float64)
+    if X.ndim < 2:
+        raise ParameterError(f"X must have shape (K, d, ...), got {X.shape}")
+    X = X.reshape(X.shape[0], -1)
+    pairs = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
+    if pairs.size and (pairs.min() < 0 or pairs.max() >= X.shape[0]):
+        raise ParameterError(f"pairs index notes in [0, {X.shape[0]}), got values in "
+                             f"[{pairs.min()}, {pairs.max()}]")
+    Z = X - X.mean(axis=1, keepdims=True)
+    norm = np.linalg.norm(Z, axis=1)
+    a, b = pairs[:, 0], pairs[:, 1]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r = np.einsum("kd,kd->k", Z[a], Z[b]) / (norm[a] * norm[b])
+    return np.where((norm[a] > 0) & (norm[b] > 0), np.clip(r, -1.0, 1.0), np.nan)
+
+
+def invariance(X, pairs) -> dict:
+    """Mean and standard deviation (population) of :func:`pair_correlations`, and the number of pairs
+    that entered them (pairs with a constant representation are left out)."""
+    r = pair_correlations(X, pairs)
+    r = r[np.isfinite(r)]
+    if r.size == 0:
+        return {"mean": float("nan"), "std": float("nan"), "n_pairs": 0}
+    return {"mean": float(r.mean()), "std": float(r.std()), "n_pairs": int(r.size)}
+
+
+def invariance_profile(layers: Mapping[str, np.ndarray], repeat) -> Dict[str, dict]:
+    """:func:`invariance` of every layer over the pairs of :func:`sweep_pairs` (layer order kept)."""
+    pairs = sweep_pairs(repeat)
+    out = {}
+    for name, X in layers.items():
+        if np.shape(X)[0] != len(repeat):
+            raise ParameterError(f"layer {name!r} has {np.shape(X)[0]} notes, repeat has {len(repeat)}")
+        out[name] = invariance(X, pairs)
+    return out
+
+
+def log_fit(true, measured) -> dict:
+    """Least-squares line log2(measured) = slope · log2(true) + intercept.
+
+    Parameters
+    ----------
+    true, measured : array [shape=(K,)]
+        Positive values (Hz); pairs with a non-finite or non-positive value are left out.
+
+    Returns
+    -------
+    dict with ``slope``, ``intercept`` and ``r2`` (coefficient of determination; NaN when fewer than two
+    distinct true values or when every measured value is the same) and ``n``.
+    """
+    x, y = np.asarray(true, dtype=np.float64), np.asarray(measured, dtype=np.float64)
+    if x.shape != y.shape or x.ndim != 1:
+        raise ParameterError(f"true and measured must be 1-D of the same length, got {x.shape} and {y.shape}")
+    ok = np.isfinite(x) & np.isfinite(y) & (x > 0) & (y > 0)
+    lx, ly = np.log2(x[ok]), np.log2(y[ok])
+    nan = float("nan")
+    if lx.size < 2 or np.ptp(lx) == 0:
+        return {"slope": nan, "intercept": nan, "r2": nan, "n": int(lx.size)}
+    slope, intercept = np.polyfit(lx, ly, 1)
+    ss_tot = float(np.sum((ly - ly.mean()) ** 2))
+    ss_res = float(np.sum((ly - (slope * lx + intercept)) ** 2))
+    return {"slope": float(slope), "intercept": float(intercept),
+            "r2": 1.0 - ss_res / ss_tot if ss_tot > 0 else nan, "n": int(lx.size)}
+
+
+def peak_lambda1_hz(local, table) -> np.ndarray:
+    """λ1 (Hz) of the path with the highest local relevance (first or second order): (K, C) → (K,)."""
+    local = np.asarray(local, dtype=float)
+    cols = path_columns(table)
+    _check_last_axis(local, len(cols["order"]), "local")
+    return cols["lambda1_hz"][np.argmax(local, axis=-1)].astype(float)
