@@ -103,7 +103,7 @@ def log_fit(true, measured) -> dict:
     Returns
     -------
     dict with ``slope``, ``intercept`` and ``r2`` (coefficient of determination; NaN when fewer than two
-    distinct true values or when every measured value is the same) and ``n``.
+    distinct true values — slope NaN too — or when every measured value is the same — slope 0) and ``n``.
     """
     x, y = np.asarray(true, dtype=np.float64), np.asarray(measured, dtype=np.float64)
     if x.shape != y.shape or x.ndim != 1:
@@ -116,8 +116,10 @@ def log_fit(true, measured) -> dict:
     slope, intercept = np.polyfit(lx, ly, 1)
     ss_tot = float(np.sum((ly - ly.mean()) ** 2))
     ss_res = float(np.sum((ly - (slope * lx + intercept)) ** 2))
-    return {"slope": float(slope), "intercept": float(intercept),
-            "r2": 1.0 - ss_res / ss_tot if ss_tot > 0 else nan, "n": int(lx.size)}
+    # measured values equal up to rounding (e.g. one λ2 centre computed two ways) explain nothing
+    constant = np.ptp(ly) <= 1e-9
+    return {"slope": 0.0 if constant else float(slope), "intercept": float(intercept),
+            "r2": nan if constant else 1.0 - ss_res / ss_tot, "n": int(lx.size)}
 
 
 def peak_lambda1_hz(local, table) -> np.ndarray:

@@ -168,7 +168,7 @@ def run_sweep(model_dir, out_dir, config: SweepConfig, *, progress: bool = False
     dict
         The contents of ``sweep.json``.
     """
-    from ...data.synth.sweep import plan_sweep, write_sweep
+    from ...data.synth.sweep import corpus_rate_range, plan_sweep, write_sweep
     from ...explain.export import explain
     from ...features.extract import extract_features
     from ...features.store import FeatureFile
@@ -221,6 +221,8 @@ def run_sweep(model_dir, out_dir, config: SweepConfig, *, progress: bool = False
         _, truth = TRACKED[sweep.factor]
         true_hz = np.array([getattr(s, truth) for s in sweep.specs], dtype=float)
         result["true_hz"] = true_hz.tolist()
+        if sweep.factor == "rate":
+            result["corpus_rate_hz"] = list(corpus_rate_range(sweep.technique, sweep.specs[0].instrument))
         result["tracking"] = {}
         for m in config.methods:
             if sweep.factor == "rate":

@@ -50,11 +50,11 @@ from ...errors import ParameterError
 from ...task import CLASSES
 from ..meta import write_meta_csv
 from ..notes import midi_hz, midi_name, note_midi
-from .corpus import VARIANTS, NoteSpec, corpus_columns, make_note_spec, profile_counts, write_note
+from .corpus import _RATES, _TRILL_RATES, VARIANTS, NoteSpec, corpus_columns, make_note_spec, profile_counts, write_note
 from .instruments import DYNAMICS, INSTRUMENTS, parse_instrument
 
 __all__ = ["FACTORS", "DEFAULT_VARIANT", "DEPTH_FIELD", "SWEEP_INDEX", "Sweep", "base_note", "vary",
-           "default_values", "plan_sweep", "write_sweep", "changed_columns"]
+           "default_values", "plan_sweep", "write_sweep", "changed_columns", "corpus_rate_range"]
 
 #: the factors a sweep can vary
 FACTORS = ("rate", "f0", "dynamics", "instrument", "depth", "technique")
@@ -113,6 +113,15 @@ def _default_pitch(instruments: Sequence[str]) -> str:
         raise ParameterError(f"the instruments {list(instruments)} share no pitch; sweep fewer of them or "
                              f"give each its own sweep")
     return "A4" if lo <= 69 <= hi else midi_name((lo + hi) // 2)
+
+
+def corpus_rate_range(technique: str, instrument: Optional[str] = None) -> Tuple[float, float]:
+    """The range (Hz) the corpus draws the modulation rate of ``technique`` from (on ``instrument``, whose
+    excitation sets the trill's range): what a network trained on the corpus has seen."""
+    technique = VARIANTS[_variant(technique)]["technique"]
+    if technique == "trill" and instrument is not None:
+        return _TRILL_RATES.get(parse_instrument(instrument)[0].excitation, _RATES["trill"])
+    return _RATES[technique]
 
 
 def base_note(technique: str, *, instrument: Optional[str] = None, pitch: Optional[str] = None,
