@@ -288,7 +288,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--model", default=None, metavar="MODEL_DIR", help="model directory (with AUDIO)")
     s.add_argument("--method", default="epsilon_plus", help="attribution method (registered name)")
     s.add_argument("--target", default="pred",
-                   help="class whose relevance is kept: pred (the predicted class), a class name or index")
+                   help="with AUDIO: class whose relevance is kept, pred (the predicted class), a class name "
+                        "or index (a relevance file's map keeps the class it explained)")
     s.add_argument("--relevance", default=None, metavar="R.h5",
                    help="use a stored local map of this relevance file instead of AUDIO and --model")
     s.add_argument("--example", type=int, default=None, metavar="K", help="row of the example in --relevance")

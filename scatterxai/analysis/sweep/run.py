@@ -186,6 +186,8 @@ def run_sweep(model_dir, out_dir, config: SweepConfig, *, progress: bool = False
                        seed=config.seed, duration_s=config.duration_s)
     write_sweep(sweep, out_dir, progress=progress)
     model = load_model(model_dir, device=config.device)
+    if os.path.exists(files["features"]):   # the notes were just rendered again: so are their features
+        os.remove(files["features"])
     summary = extract_features(files["meta"], os.path.join(out_dir, "audio"), files["features"],
                                config=model.scattering, device=config.device, batch_size=config.batch_size,
                                overwrite=True, progress=progress)

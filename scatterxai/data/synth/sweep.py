@@ -314,15 +314,15 @@ def plan_sweep(technique: str, factor: str, values: Optional[Sequence] = None, *
     """
     check_choice("factor", factor, FACTORS)
     repeats = check_positive_int("repeats", repeats)
-    if factor == "instrument" and values is not None and pitch is None:
-        pitch = _default_pitch(values)
+    instrument = instrument or _instruments_playing(VARIANTS[_variant(technique)]["technique"])[0]
+    if factor == "instrument" and values is None:
+        values = _instruments_playing(VARIANTS[_variant(technique)]["technique"])
+    if factor == "instrument" and pitch is None:   # a pitch every instrument of the sweep plays
+        pitch = _default_pitch([instrument, *[str(v) for v in values]])
     first = base_note(technique, instrument=instrument, pitch=pitch, dynamics=dynamics, seed=seed,
                       duration_s=duration_s)
     if values is None:
         values = default_values(factor, first)
-        if factor == "instrument" and pitch is None:
-            first = base_note(technique, instrument=instrument, pitch=_default_pitch(values), dynamics=dynamics,
-                              seed=seed, duration_s=duration_s)
     values = tuple(float(v) if factor in ("rate", "f0", "depth") else str(v) for v in values)
     if not values:
         raise ParameterError(f"a sweep needs at least one value of {factor}")
