@@ -5,8 +5,10 @@ What it measures
 ----------------
 * **Rate tracking** — for vibrato, trill, tremolo and flatterzunge, the same note (3 repeats with their own
   draws) at 4–32 Hz in half-octave steps: slope and r² of log2(λ2 of peak S2 relevance) on log2(true rate),
-  per method (LRP-[ε,z+] and LRP-ε by default), over all seven rates and over the rates the corpus draws
-  for the technique (what the network was trained on); the predicted class along the sweep.
+  per method (LRP-[ε,z+] and LRP-ε by default), over all seven rates, with the peak sought among λ2 of
+  2–64 Hz only (the window), and over the rates the corpus draws for the technique (what the network was
+  trained on); the share of notes whose peak lies within ±½ octave of the rate; the predicted class along
+  the sweep.
 * **f0 tracking** — the same note over three octaves: slope and r² of log2(λ1 of peak relevance) on log2 f0.
 * **Invariance profiles** — mean ± std Pearson r between notes that differ in one factor only, per layer
   (input before the log, the log-normalised input, conv0–2, fc1, relevance maps), for f0, dynamics,
@@ -66,10 +68,15 @@ def run_sweeps(args, out):
                                                     for t in CLASSES]
     for factor, technique in jobs:
         key = f"{factor}-{technique}"
-        print(f"sweep {key}", file=sys.stderr, flush=True)
-        config = SweepConfig(factor=factor, technique=technique, repeats=args.repeats, methods=args.methods,
-                             device=args.device)
-        r = run_sweep(args.model, os.path.join(out, "sweeps", key), config)
+        done = os.path.join(out, "sweeps", key, "sweep.json")
+        if args.reuse and os.path.isfile(done):
+            with open(done, encoding="utf-8") as f:
+                r = json.load(f)
+        else:
+            print(f"sweep {key}", file=sys.stderr, flush=True)
+            config = SweepConfig(factor=factor, technique=technique, repeats=args.repeats, methods=args.methods,
+                                 device=args.device)
+            r = run_sweep(args.model, os.path.join(out, "sweeps", key), config)
         if factor == "rate":
             lo, hi = r["corpus_rate_hz"]
             true = np.array(r["true_hz"])
@@ -90,16 +97,19 @@ def summarise_sweeps(results, methods):
         for m in methods:
             fit = r["tracking"][m]
             rows.append({"technique": t, "instrument": r["instrument"], "method": m, "slope": fit["slope"],
-                         "r2": fit["r2"], "slope_in_range": fit["in_range"]["slope"],
-                         "r2_in_range": fit["in_range"]["r2"], "corpus_rate_hz": r["corpus_rate_hz"],
-                         "predicted": dict(zip(*np.unique(r["predicted"], return_counts=True)))})
+                         "r2": fit["r2"], "hit_rate": fit["hit_rate"], "window_slope": fit["window"]["slope"],
+                         "window_r2": fit["window"]["r2"], "window_hit_rate": fit["window"]["hit_rate"],
+                         "slope_in_range": fit["in_range"]["slope"], "r2_in_range": fit["in_range"]["r2"],
+                         "corpus_rate_hz": r["corpus_rate_hz"],
+                         "predicted": {str(k): int(v) for k, v in zip(*np.unique(r["predicted"],
+                                                                                  return_counts=True))}})
     f0_rows = []
     for t in CLASSES:
         r = results[f"f0-{t}"]
         for m in methods:
             fit = r["tracking"][m]
             f0_rows.append({"technique": t, "instrument": r["instrument"], "method": m, "slope": fit["slope"],
-                            "r2": fit["r2"]})
+                            "r2": fit["r2"], "hit_rate": fit["hit_rate"]})
     invariance = {}
     for factor in POOLED_FACTORS:
         keys = [k for k in results if k.startswith(factor + "-")]
@@ -156,17 +166,19 @@ def markdown(summary):
     from scatterxai._util.markdown import md_table
 
     lines = ["## Rate tracking (log2 λ2 of peak S2 relevance on log2 true rate, 4–32 Hz)", ""]
-    lines.append(md_table(["technique", "instrument", "method", "slope", "r²", "slope (corpus range)",
-                           "r² (corpus range)", "predicted along the sweep"],
+    lines.append(md_table(["technique", "instrument", "method", "slope", "r²", "hits ±½ oct.",
+                           "slope, r², hits (λ2 window)", "slope, r² (corpus range)", "predicted along the sweep"],
                           [[r["technique"], r["instrument"], TITLES.get(r["method"], r["method"]),
-                            f"{r['slope']:.2f}", f"{r['r2']:.2f}", f"{r['slope_in_range']:.2f}",
-                            f"{r['r2_in_range']:.2f}",
+                            f"{r['slope']:.2f}", f"{r['r2']:.2f}", f"{100 * r['hit_rate']:.0f} %",
+                            f"{r['window_slope']:.2f}, {r['window_r2']:.2f}, {100 * r['window_hit_rate']:.0f} %",
+                            f"{r['slope_in_range']:.2f}, {r['r2_in_range']:.2f}",
                             ", ".join(f"{k} {v}" for k, v in r["predicted"].items())]
                            for r in summary["rate_tracking"]]))
     lines += ["", "## f0 tracking (log2 λ1 of peak relevance on log2 f0, three octaves)", ""]
-    lines.append(md_table(["technique", "instrument", "method", "slope", "r²"],
+    lines.append(md_table(["technique", "instrument", "method", "slope", "r²", "hits ±½ oct."],
                           [[r["technique"], r["instrument"], TITLES.get(r["method"], r["method"]),
-                            f"{r['slope']:.2f}", f"{r['r2']:.2f}"] for r in summary["f0_tracking"]]))
+                            f"{r['slope']:.2f}", f"{r['r2']:.2f}", f"{100 * r['hit_rate']:.0f} %"]
+                           for r in summary["f0_tracking"]]))
     lines += ["", "## Invariance profiles (Pearson r between notes differing in one factor, mean ± std)", ""]
     inv = summary["invariance"]
     layers = list(next(iter(inv.values())))
@@ -283,6 +295,7 @@ def main(argv=None):
     p.add_argument("--per-class", type=int, default=2, help="auralised test notes per class")
     p.add_argument("--device", default="auto")
     p.add_argument("--figures", default=None, help="also copy the figures here as small PNGs")
+    p.add_argument("--reuse", action="store_true", help="reuse the sweeps already in OUT (their sweep.json)")
     args = p.parse_args(argv)
     run_dir = os.path.dirname(os.path.dirname(os.path.abspath(args.model)))
     args.relevance = args.relevance or os.path.join(run_dir, "relevance.h5")

@@ -12,7 +12,15 @@ import soundfile as sf
 import torch
 
 from scatterxai import cli
-from scatterxai.analysis.sweep import invariance, log_fit, pair_correlations, peak_lambda1_hz, sweep_pairs
+from scatterxai.analysis.sweep import (
+    hit_rate,
+    invariance,
+    log_fit,
+    pair_correlations,
+    peak_lambda1_hz,
+    peak_lambda2_hz,
+    sweep_pairs,
+)
 from scatterxai.data import read_meta_csv
 from scatterxai.data.synth import FACTORS, corpus_columns, plan_sweep, render_note, vary, write_sweep
 from scatterxai.data.synth.instruments import parse_instrument
@@ -172,6 +180,19 @@ def test_log_fit_and_peaks():
     np.testing.assert_array_equal(peak_lambda1_hz(local, table), table.lambda1_hz[[7, len(table) - 1]])
 
 
+def test_windowed_peaks_and_hit_rate():
+    table = path_table(SLOW_MOD)
+    local = np.zeros((1, len(table)))
+    s2 = np.flatnonzero(table.order == 2)
+    fast, slow = s2[np.argmax(table.lambda2_hz[s2])], s2[np.argmin(np.abs(table.lambda2_hz[s2] - 8))]
+    local[0, fast], local[0, slow] = 2.0, 1.0
+    assert peak_lambda2_hz(local, table)[0] == table.lambda2_hz[fast]
+    assert peak_lambda2_hz(local, table, band_hz=(2, 64))[0] == table.lambda2_hz[slow]
+    with pytest.raises(ParameterError, match="no second-order path"):
+        peak_lambda2_hz(local, table, band_hz=(1e5, 2e5))
+    assert hit_rate([4.0, 8.0, 16.0, 32.0], [5.6, 8.0, 8.0, 45.0]) == 0.75
+
+
 def test_raw_scattering_is_invariant_to_gain_and_the_log_is_not():
     # scattering is 1-homogeneous: gain-scaled notes have r = 1 before the log (not after it)
     spec = plan_sweep("flatterzunge", "dynamics", ("mf",), instrument="Flute").specs[0]
@@ -239,10 +260,13 @@ def test_sweep_command_writes_the_issue_layout(tiny):
     assert all(p in CLASSES for p in result["predicted"])
     assert set(result["tracking"]) == {"planted_s2_input", "epsilon_plus"}
     for fit in result["tracking"].values():
-        assert set(fit) == {"slope", "r2", "peak_hz"} and len(fit["peak_hz"]) == 4
+        assert {"slope", "r2", "peak_hz"} <= set(fit) and len(fit["peak_hz"]) == 4
+        assert fit["window"]["lambda2_hz"] == [2.0, 64.0]
     # the planted relevance follows the rate: λ2 of its peak is the λ2 centre nearest the true rate
     planted = result["tracking"]["planted_s2_input"]
     assert planted["slope"] == pytest.approx(1.0, abs=0.1) and planted["r2"] > 0.95
+    assert planted["hit_rate"] == 1.0 and planted["window"]["slope"] == planted["slope"]
+    assert result["corpus_rate_hz"] == [20.0, 35.0]
     layers = ["input", "input_log", "conv0", "conv1", "conv2", "fc1", "relevance/planted_s2_input",
               "relevance/epsilon_plus"]
     assert list(result["invariance"]) == layers

@@ -19,7 +19,7 @@ from ...errors import ParameterError
 from ...maps.grid import _check_last_axis, path_columns
 
 __all__ = ["sweep_pairs", "pair_correlations", "invariance", "invariance_profile", "log_fit",
-           "peak_lambda1_hz"]
+           "peak_lambda1_hz", "peak_lambda2_hz", "hit_rate"]
 
 
 def sweep_pairs(repeat) -> np.ndarray:
@@ -128,3 +128,38 @@ def peak_lambda1_hz(local, table) -> np.ndarray:
     cols = path_columns(table)
     _check_last_axis(local, len(cols["order"]), "local")
     return cols["lambda1_hz"][np.argmax(local, axis=-1)].astype(float)
+
+
+def peak_lambda2_hz(local, table, *, band_hz=None) -> np.ndarray:
+    """λ2 (Hz) of the second-order path with the highest local relevance: (K, C) → (K,).
+
+    Parameters
+    ----------
+    local : np.ndarray [shape=(K, C)]
+    table : PathTable or mapping of path columns
+    band_hz : (float, float), optional
+        Only the S2 paths with lo ≤ λ2 ≤ hi compete (default: all of them).
+    """
+    local = np.asarray(local, dtype=float)
+    cols = path_columns(table)
+    _check_last_axis(local, len(cols["order"]), "local")
+    keep = cols["order"] == 2
+    if band_hz is not None:
+        lo, hi = (float(b) for b in band_hz)
+        if not 0 <= lo < hi:
+            raise ParameterError(f"band_hz must be (lo, hi) with 0 <= lo < hi, got {band_hz!r}")
+        with np.errstate(invalid="ignore"):
+            keep &= (cols["lambda2_hz"] >= lo) & (cols["lambda2_hz"] <= hi)
+    s2 = np.flatnonzero(keep)
+    if s2.size == 0:
+        raise ParameterError(f"no second-order path has λ2 in {band_hz}: no modulation rate to locate")
+    return cols["lambda2_hz"][s2][np.argmax(local[..., s2], axis=-1)].astype(float)
+
+
+def hit_rate(true, measured, *, octaves: float = 0.5) -> float:
+    """Share of notes whose measured frequency lies within ±``octaves`` of the true one."""
+    x, y = np.asarray(true, dtype=np.float64), np.asarray(measured, dtype=np.float64)
+    if x.shape != y.shape or x.size == 0:
+        raise ParameterError(f"true and measured must be non-empty and of the same shape, got {x.shape}, {y.shape}")
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return float(np.mean(np.abs(np.log2(y / x)) <= octaves + 1e-12))

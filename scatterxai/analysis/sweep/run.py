@@ -9,12 +9,17 @@ layer activations (``OUT/activations.h5``) → ``OUT/sweep.json`` and figures.
 
     {"factor", "technique", "values": [value of each note], "notes": [file names], "repeat": [repeat of each
      note], "predicted": [class of each note],
-     "tracking": {method: {"slope", "r2", "peak_hz": [...]}}            (rate and f0 sweeps)
+     "tracking": {method: {"slope", "r2", "peak_hz": [...], "hit_rate",
+                           "window": {"lambda2_hz": [lo, hi], "slope", "r2", "peak_hz", "hit_rate"}}}
+                                                                        (rate and f0 sweeps; window: rate)
      "invariance": {layer: {"mean", "std", "n_pairs"}}, ...}
 
 * **tracking** — rate sweeps: log2(λ2 of the second-order path of highest local relevance) on log2(true
   modulation rate); f0 sweeps: log2(λ1 of the path of highest local relevance) on log2(f0); fitted over
-  all notes (:func:`.metrics.log_fit`);
+  all notes (:func:`.metrics.log_fit`); ``hit_rate``: share of notes whose peak lies within ±½ octave of
+  the truth.  Rate sweeps also report ``window``: the same with the peak sought only among λ2 within one
+  octave beyond the swept rates (so that a peak at the beating of partials, λ2 ≈ f0, or at a stroke's
+  high harmonics does not count as the modulation rate);
 * **invariance** — Pearson r over the pairs of notes of the same repeat (they differ in the factor only)
   of each representation, every one averaged over time: ``input`` (the scattering S of the model's
   channels before the log: 1-homogeneous, so a pure gain gives r = 1), ``input_log`` (what the network
@@ -38,7 +43,7 @@ from ..._util.fs import atomic_path
 from ..._util.jsonio import write_json
 from ..._util.validate import check_choice, check_int, check_positive_float, check_positive_int
 from ...errors import ParameterError
-from .metrics import invariance_profile, log_fit, peak_lambda1_hz
+from .metrics import hit_rate, invariance_profile, log_fit, peak_lambda1_hz, peak_lambda2_hz
 
 __all__ = ["SweepConfig", "run_sweep", "SWEEP_FILES", "LAYERS", "TRACKED"]
 
@@ -52,6 +57,10 @@ SWEEP_FILES = {"meta": "meta.csv", "features": "features.h5", "relevance": "rele
 LAYERS = ("input", "input_log", "conv0", "conv1", "conv2", "fc1")
 #: factors whose tracking is measured: which λ follows which ground truth
 TRACKED = {"rate": ("λ2", "modulation_hz"), "f0": ("λ1", "f0_hz")}
+#: a peak within ± this many octaves of the truth is a hit (λ2 centres are half an octave apart)
+HIT_OCTAVES = 0.5
+#: rate tracking is also measured with the peak sought only within this many octaves beyond the swept rates
+WINDOW_OCTAVES = 1.0
 
 
 @dataclass(frozen=True)
@@ -133,8 +142,11 @@ def _figures(result: dict, out_dir: str) -> dict:
         axis, _ = TRACKED[result["factor"]]
         fig, ax = plt.subplots(figsize=(4.6, 4.0), layout="constrained")
         for method, fit in result["tracking"].items():
+            window = (f" (window: {fit['window']['slope']:.2f}, {fit['window']['r2']:.2f})" if "window" in fit
+                      else "")
             viz.tracking(result["true_hz"], fit["peak_hz"], ax=ax,
-                         label=f"{RULE_TITLES.get(method, method)}: slope {fit['slope']:.2f}, r² {fit['r2']:.2f}")
+                         label=f"{RULE_TITLES.get(method, method)}: slope {fit['slope']:.2f}, r² {fit['r2']:.2f}"
+                               f"{window}")
         ax.set_xlabel(f"true {'modulation rate' if result['factor'] == 'rate' else 'f0'} (Hz)")
         ax.set_ylabel(f"{axis} of peak relevance (Hz)")
         ax.set_title(title, fontsize=9)
@@ -149,6 +161,22 @@ def _figures(result: dict, out_dir: str) -> dict:
     fig.savefig(written["invariance"], dpi=80)
     plt.close(fig)
     return written
+
+
+def _fit(true_hz, peak) -> dict:
+    fit = log_fit(true_hz, peak)
+    return {"slope": fit["slope"], "r2": fit["r2"], "peak_hz": peak.tolist(),
+            "hit_rate": hit_rate(true_hz, peak, octaves=HIT_OCTAVES)}
+
+
+def _tracking(factor: str, true_hz, local, paths) -> dict:
+    """Tracking of one method: the fit over all candidate paths and, for rates, within the window."""
+    if factor == "f0":
+        return _fit(true_hz, peak_lambda1_hz(local, paths))
+    out = _fit(true_hz, peak_lambda2_hz(local, paths))
+    band = (float(np.min(true_hz)) / 2 ** WINDOW_OCTAVES, float(np.max(true_hz)) * 2 ** WINDOW_OCTAVES)
+    out["window"] = {"lambda2_hz": list(band), **_fit(true_hz, peak_lambda2_hz(local, paths, band_hz=band))}
+    return out
 
 
 def run_sweep(model_dir, out_dir, config: SweepConfig, *, progress: bool = False) -> dict:
@@ -173,7 +201,6 @@ def run_sweep(model_dir, out_dir, config: SweepConfig, *, progress: bool = False
     from ...features.extract import extract_features
     from ...features.store import FeatureFile
     from ...io.relevance import RelevanceFile
-    from ...maps.summary import peak_modulation_hz
     from ...model.activations import layer_activations
     from ...model.directory import load_model
 
@@ -226,16 +253,12 @@ def run_sweep(model_dir, out_dir, config: SweepConfig, *, progress: bool = False
         if sweep.factor == "rate":
             result["corpus_rate_hz"] = list(corpus_rate_range(sweep.technique, sweep.specs[0].instrument))
         result["tracking"] = {}
-        for m in config.methods:
-            if sweep.factor == "rate":
-                if not (model.paths["order"] == 2).any():
-                    logger.warning("sweep: the model reads no second-order paths; no rate tracking")
-                    break
-                peak = peak_modulation_hz(local[m], model.paths)
-            else:
-                peak = peak_lambda1_hz(local[m], model.paths)
-            fit = log_fit(true_hz, peak)
-            result["tracking"][m] = {"slope": fit["slope"], "r2": fit["r2"], "peak_hz": peak.tolist()}
+        if sweep.factor == "rate" and not (model.paths["order"] == 2).any():
+            logger.warning("sweep: the model reads no second-order paths; no rate tracking")
+            del result["tracking"]
+        else:
+            for m in config.methods:
+                result["tracking"][m] = _tracking(sweep.factor, true_hz, local[m], model.paths)
     result["settings"] = {**{k: v for k, v in asdict(config).items() if k != "values"},
                           "model_dir": os.path.abspath(os.fspath(model_dir)), "model_checksum": model.checksum}
     write_json(files["json"], result)
