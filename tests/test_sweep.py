@@ -108,6 +108,26 @@ def test_split_streams_keep_every_other_draw():
         assert np.abs(render_note(a)[:n0] - render_note(b)[:n0]).max() > 1e-5
 
 
+# (corpus index, length, RMS, samples 20000, 50000, 100000) of notes of plan_corpus(scale=0.3, seed=0), as
+# rendered by SYNTH_VERSION 3 before sweeps existed: the per-call streams must leave the corpus alone
+CORPUS_NOTES = [
+    (0, 173690, 0.02584342101666024, (0.03437576266478868, 0.0094454685928312, 0.02119714575698221)),
+    (343, 174791, 0.027204686218990377, (-0.0034621739883534254, -0.04541224822763102, 0.03105218283706127)),
+    (963, 171656, 0.049321235880760636, (0.04593315992776758, -0.017969884197215753, -0.02671664835305089)),
+]
+
+
+def test_corpus_notes_are_unchanged():
+    from scatterxai.data.synth import SYNTH_VERSION, plan_corpus
+    assert SYNTH_VERSION == 3
+    specs = plan_corpus(scale=0.3, seed=0)
+    for index, n, rms, samples in CORPUS_NOTES:
+        y = render_note(specs[index])
+        assert y.shape == (n,)
+        assert np.sqrt(np.mean(y ** 2)) == pytest.approx(rms, rel=1e-7)
+        np.testing.assert_allclose(y[[20000, 50000, 100000]], samples, rtol=1e-6, atol=1e-12)
+
+
 def test_split_streams_are_per_call():
     s = SplitStreams((1, 2))
     first = s.normal(size=3)
