@@ -34,8 +34,8 @@ auralisation"): rate-tracking slope of LRP-[ε,z+] ≈ 1 for vibrato, trill and 
 r² 0.99); invariance to f0 and instrument grows from the input (r ≈ 0.6–0.7) to fc1 (≈ 0.95); the
 relevant part of an auralised note holds 2–15 % of its energy and (8 notes of 10) keeps the modulation at
 the true rate, deeper than the complement.  360 synthetic notes and 10 auralisations: ≈ 50 minutes on 2
-busy shared CPU cores (the auralisation filter bank of the paper's configuration takes 15–40 s to build, then 2–5 s per
-note).
+busy shared CPU cores (the auralisation filter bank of the paper's configuration takes 15–40 s to build,
+then 2–5 s per note).
 """
 
 import argparse
