@@ -187,6 +187,60 @@ def _cmd_run(args):
     return 0
 
 
+def _split_values(values):
+    """--values 4 8 16 or --values 4,8,16 → a tuple of strings (None if not given)."""
+    if values is None:
+        return None
+    return tuple(v.strip() for item in values for v in item.split(",") if v.strip())
+
+
+def _cmd_sweep(args):
+    from .analysis.sweep.run import SweepConfig, run_sweep
+    values = _split_values(args.values)
+    if values is not None and args.factor in ("rate", "f0", "depth"):
+        try:
+            values = tuple(float(v) for v in values)
+        except ValueError:
+            raise ScatterXAIError(f"--values of {args.factor} must be numbers, got {list(values)}") from None
+    config = SweepConfig(factor=args.factor, technique=args.technique, values=values, repeats=args.repeats,
+                         methods=args.methods, target=args.target, instrument=args.instrument, pitch=args.pitch,
+                         dynamics=args.dynamics, seed=args.seed, device=args.device)
+    result = run_sweep(args.model, args.out, config, progress=True)
+    lines = [f"{args.out}: {len(result['notes'])} notes, {result['factor']} sweep of {result['technique']} "
+             f"({result['instrument']}); predicted: {', '.join(result['predicted'])}"]
+    for method, fit in result.get("tracking", {}).items():
+        lines.append(f"  tracking {method}: slope {fit['slope']:.3f}, r2 {fit['r2']:.3f}")
+    for layer, inv in result["invariance"].items():
+        lines.append(f"  invariance {layer}: r = {inv['mean']:.3f} ± {inv['std']:.3f} ({inv['n_pairs']} pairs)")
+    print("\n".join(lines))
+    return 0
+
+
+def _cmd_auralise(args):
+    from .analysis.auralise.run import auralise_audio, auralise_relevance
+    if args.relevance is not None:
+        if args.audio is not None or args.example is None or args.audio_root is None:
+            raise ScatterXAIError("with --relevance give --example K and --audio-root DIR, and no AUDIO")
+        result = auralise_relevance(args.relevance, args.example, args.audio_root, args.out, method=args.method,
+                                    mode=args.mode, top=args.top)
+    else:
+        if args.audio is None or args.model is None:
+            raise ScatterXAIError("give AUDIO and --model MODEL_DIR (or --relevance R.h5 --example K "
+                                  "--audio-root DIR)")
+        result = auralise_audio(args.audio, args.model, args.out, method=args.method, target=args.target,
+                                device=args.device, mode=args.mode, top=args.top)
+    m = result["measurements"]
+    lines = [f"{args.out}: relevance of {result['explained']} (predicted {result['predicted']}, {result['method']})"]
+    for part in ("relevant", "complement"):
+        v = m[part]
+        below = next(k for k in v if k.startswith("below_"))
+        lines.append(f"  {part}: {100 * v['energy_share']:.1f} % of the energy, centroid {v['centroid_hz']:.0f} Hz, "
+                     f"{100 * v[below]:.0f} % below {below.split('_')[1]} Hz, envelope modulation "
+                     f"{v['am_rate_hz']:.1f} Hz depth {v['am_depth']:.2f}")
+    print("\n".join(lines))
+    return 0
+
+
 # ------------------------------------------------------------------------------------------------ parser
 
 #: --compression choices (lossless HDF5 filters of the large datasets)
@@ -429,6 +483,56 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=_seed, default=0, help="seed of the note choice, folds and permutations")
     s.add_argument("--jobs", type=_positive_int, default=1,
                    help="worker processes for the (network, layer) analyses; results do not depend on it")
+    _common(s)
+
+    s = _sub(sub, "sweep", "vary one factor of a synthetic note, explain the notes, measure tracking and "
+                           "invariance", _cmd_sweep)
+    s.add_argument("--model", required=True, metavar="MODEL_DIR", help="model directory (scatterxai train)")
+    s.add_argument("--factor", required=True, choices=("rate", "f0", "dynamics", "instrument", "depth", "technique"),
+                   help="the factor that varies (everything else, random draws included, stays)")
+    s.add_argument("--technique", required=True, metavar="T",
+                   help="technique of the base note: a class (vibrato, trill, tremolo, bisbigliando, "
+                        "flatterzunge) or a SOL variant name")
+    s.add_argument("--values", nargs="+", default=None, metavar="V",
+                   help="values of the factor (Hz for rate and f0; a marking, an instrument, a depth or a "
+                        "technique); default: rate 4-32 Hz and f0 three octaves in half-octave steps, pp-ff, "
+                        "the instruments that play T, five depths, every technique")
+    s.add_argument("--repeats", type=_positive_int, default=1,
+                   help="base notes with their own random draws, each swept over every value")
+    s.add_argument("--methods", default="epsilon_plus", help="comma-separated attribution methods")
+    s.add_argument("--target", choices=("pred", "true"), default="pred",
+                   help="explain the predicted class or the note's technique")
+    s.add_argument("--instrument", default=None,
+                   help="instrument of the base note (default: the one with most notes of T in SOL-PMT)")
+    s.add_argument("--pitch", default=None, help="pitch of the base note, e.g. A4 (default: A4 if played)")
+    s.add_argument("--dynamics", default="mf", choices=("pp", "p", "mf", "f", "ff", "fff"),
+                   help="dynamics of the base note")
+    s.add_argument("--seed", type=_seed, default=0, help="seed of the base notes' random draws")
+    s.add_argument("--out", required=True, metavar="DIR",
+                   help="output directory: audio/, meta.csv, features.h5, relevance.h5, activations.h5, "
+                        "sweep.json, figures")
+    _common(s)
+
+    s = _sub(sub, "auralise", "resynthesise what a relevance map keeps of a note, and what it leaves",
+             _cmd_auralise)
+    s.add_argument("audio", nargs="?", default=None, metavar="AUDIO",
+                   help="audio file to explain with --model (omit with --relevance)")
+    s.add_argument("--model", default=None, metavar="MODEL_DIR", help="model directory (with AUDIO)")
+    s.add_argument("--method", default="epsilon_plus", help="attribution method (registered name)")
+    s.add_argument("--target", default="pred",
+                   help="with AUDIO: class whose relevance is kept, pred (the predicted class), a class name "
+                        "or index (a relevance file's map keeps the class it explained)")
+    s.add_argument("--relevance", default=None, metavar="R.h5",
+                   help="use a stored local map of this relevance file instead of AUDIO and --model")
+    s.add_argument("--example", type=int, default=None, metavar="K", help="row of the example in --relevance")
+    s.add_argument("--audio-root", default=None, metavar="DIR",
+                   help="directory the relevance file's file names are relative to")
+    s.add_argument("--mode", choices=("positive", "absolute"), default="positive",
+                   help="path weight: positive relevance or |relevance|, over its maximum")
+    s.add_argument("--top", type=_positive_int, default=None,
+                   help="keep exactly the K most relevant paths (binary mask) instead of graded weights")
+    s.add_argument("--out", required=True, metavar="OUT_DIR",
+                   help="output directory: relevant.wav, complement.wav, reference.wav, map.png, auralise.json")
     _common(s)
     return p
 

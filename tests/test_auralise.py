@@ -11,6 +11,7 @@ from scatterxai.analysis.auralise.resynth import (
     _bank,
     auralise,
     band_energy_share,
+    band_weights,
     energy_share,
     envelope_modulation,
     relevance_mask,
@@ -102,7 +103,7 @@ def test_s1_terms_alone_remove_an_8_hz_amplitude_modulation():
     assert depth < 0.2
 
 
-def test_the_8_hz_band_keeps_the_modulation():
+def test_the_nearest_lambda2_column_keeps_its_share_of_the_modulation():
     x = am_tone()
     table = path_table(SLOW_MOD)
     # the nearest λ2 column alone: its share h(8 Hz) of the split, read from the filters (≈ 0.82 at Q2 = 2,
@@ -121,6 +122,24 @@ def test_the_8_hz_band_keeps_the_modulation():
     band3, _ = lambda2_columns(table, 8.0, 3)
     rate, depth = envelope_modulation(resynthesise(x, s1_weights(table) + band3, SLOW_MOD), SR)
     assert abs(depth - 0.8) <= 0.1 and abs(rate - 8) < 0.1
+
+
+@pytest.mark.parametrize("rate", [8.0, 7.0, 11.3])
+def test_the_octave_band_of_the_rate_keeps_the_modulation(rate):
+    # "keeping the 8 Hz band" = S1 terms + the S2 paths within ±½ octave of 8 Hz (band_weights); also for
+    # rates between λ2 centres (7 Hz: two columns) and near one (11.3 Hz)
+    x = am_tone(rate=rate)
+    weights = band_weights(SLOW_MOD, rate)
+    table = path_table(SLOW_MOD)
+    kept = np.unique(table.lambda2_hz[(weights == 1) & (table.order == 2)])
+    assert 2 <= kept.size <= 3 and np.all(np.abs(np.log2(kept / rate)) <= 0.5)
+    assert np.all(weights[table.order == 1] == 1)
+    measured_rate, depth = envelope_modulation(resynthesise(x, weights, SLOW_MOD), SR)
+    assert abs(depth - 0.8) <= 0.1 and abs(measured_rate - rate) < 0.1
+    # without the S1 terms most of the two sidebands remain ((m²/2) / (1 + m²/2) of the energy of x; the
+    # low-pass φ holds a few % of them) and nothing else
+    sidebands = energy_share(resynthesise(x, band_weights(SLOW_MOD, rate, s1=False), SLOW_MOD), x)
+    assert 0.8 * 0.32 / 1.32 < sidebands < 0.32 / 1.32 + 0.01
 
 
 def test_outside_weight_selects_parts_no_path_describes():

@@ -36,6 +36,10 @@ Design choices
 * **λ2 resolution**: with Q2 = 2 neighbouring λ2 filters overlap, so a modulation at a λ2 centre is shared
   by the nearest band (h ≈ 0.82 at 8 Hz for ``sr = 8000, J = 11``) and its two half-octave neighbours
   (≈ 0.09 each): keeping only the nearest λ2 column keeps ≈ 82 % of an AM depth, the three nearest ≈ 100 %.
+  Hence **"keeping the band of a rate f_m"** (:func:`band_weights`) means the S1 terms (the envelopes'
+  low-pass part) plus every S2 path whose λ2 lies within ±½ octave of f_m — the octave band centred on
+  f_m, two or three λ2 columns at Q2 = 2 —, at every λ1.  It keeps 95–100 % of an AM depth wherever f_m
+  falls between λ2 centres (0.76–0.80 of 0.8 for 6–11.3 Hz at ``sr = 8000, J = 11``; tested).
 * **Weights** are in [0, 1]; :func:`relevance_mask` makes them from a local map as
   ``max(R, 0) / max_paths max(R, 0)`` (default), i.e. the most relevant path is kept whole.
 * **Limitation**: the carrier keeps the original phase, so frequency modulation (vibrato, trill) lives in
@@ -63,6 +67,7 @@ __all__ = [
     "Auralisation",
     "auralise",
     "band_energy_share",
+    "band_weights",
     "energy_share",
     "envelope_modulation",
     "relevance_mask",
@@ -271,6 +276,37 @@ def resynthesise(x, weights, config: ScatteringConfig, *, outside: float = 0.0) 
     bank = _bank(config)
     grid = _weight_grid(weights, config, _check_fraction(outside, "outside"), bank.n_psi1, bank.n_parts)
     return _resynthesise_many(x, grid[None], bank)[0]
+
+
+def band_weights(config: ScatteringConfig, rate_hz: float, *, octaves: float = 0.5,
+                 s1: bool = True) -> np.ndarray:
+    """Path weights that keep the modulation band of ``rate_hz`` (see "λ2 resolution" above).
+
+    Parameters
+    ----------
+    config : ScatteringConfig
+    rate_hz : float
+        Modulation rate f_m (Hz).
+    octaves : float
+        Half-width of the band: S2 paths with |log2(λ2 / f_m)| ≤ ``octaves`` get weight 1.
+    s1 : bool
+        Also keep the S1 terms (the low-pass part of every envelope, without which a band is a modulation
+        without a carrier level).
+
+    Returns
+    -------
+    weights : np.ndarray [shape=(C,), float64]
+        0 or 1, aligned with ``path_table(config)``.
+    """
+    table = path_table(_check_config(config))
+    if isinstance(rate_hz, bool) or not isinstance(rate_hz, numbers.Real) or not rate_hz > 0:
+        raise ParameterError(f"rate_hz must be a positive number of Hz, got {rate_hz!r}")
+    if isinstance(octaves, bool) or not isinstance(octaves, numbers.Real) or not octaves > 0:
+        raise ParameterError(f"octaves must be a positive number, got {octaves!r}")
+    s2 = table.order == 2
+    with np.errstate(invalid="ignore", divide="ignore"):
+        near = np.abs(np.log2(np.where(s2, table.lambda2_hz, 1.0) / rate_hz)) <= octaves + 1e-12
+    return ((s2 & near) | (bool(s1) & (table.order == 1))).astype(np.float64)
 
 
 def _positive(local):

@@ -44,7 +44,7 @@ import soundfile as sf
 
 from ..._util.fs import atomic_path, output_lock, prepare_output
 from ..._util.log import progress as progress_bar
-from ..._util.validate import check_positive_float, check_positive_int, check_seed
+from ..._util.validate import check_choice, check_positive_float, check_positive_int, check_seed
 from ...errors import DataError, ParameterError
 from ...task import CLASSES, DEFAULT_SCALE
 from ..loaders import SOL_META_CSV
@@ -53,6 +53,7 @@ from ..notes import midi_hz, midi_name, note_midi, sol_pitch_and_dynamics
 from ..split import split_622
 from .instruments import DYNAMICS, parse_instrument
 from .render import SR, body_and_room, finish, render_plucked, render_sustained
+from .streams import STREAM_MODES, SplitStreams, substream
 
 __all__ = ["NoteSpec", "VARIANTS", "GROUND_TRUTH_COLUMNS", "PROFILE_CSV", "SYNTH_VERSION", "DEFAULT_SCALE",
            "make_note_spec", "render_note", "write_note", "plan_corpus", "corpus_columns", "synthesize_corpus",
@@ -247,21 +248,34 @@ def make_note_spec(instrument: str, technique_original: str, *, pitch: Optional[
                     tech_noise_db=float(tech_noise_db), source_file=source_file)
 
 
-def render_note(spec: NoteSpec, *, sr: int = SR) -> np.ndarray:
+def render_note(spec: NoteSpec, *, sr: int = SR, streams: str = "shared") -> np.ndarray:
     """Audio of one note: source → body (+ mute) → room → level → noise floor.
+
+    Parameters
+    ----------
+    spec : NoteSpec
+    sr : int
+        Sample rate (Hz).
+    streams : {"shared", "split"}
+        "shared" (the corpus): every draw comes, in turn, from ``default_rng([seed, index, 1])``.
+        "split" (controlled variations, :mod:`.sweep`): every draw has its own stream
+        (:class:`.streams.SplitStreams`), so that notes whose specs differ in one parameter share their
+        timbre, noise and room draws.  Both are deterministic functions of the spec.
 
     Returns
     -------
     y : np.ndarray [shape=(n,), float64]
         Mono, within ±1; n = (onset + duration + release and room tail) · sr.
     """
+    check_choice("streams", streams, STREAM_MODES)
     inst, _ = parse_instrument(spec.instrument)
     variant = dict(VARIANTS[spec.technique_original])
-    rng = np.random.default_rng([spec.seed, spec.index, 1])
+    rng = (np.random.default_rng([spec.seed, spec.index, 1]) if streams == "shared"
+           else SplitStreams.for_note(spec.seed, spec.index))
     if inst.excitation == "bowed":
         variant.setdefault("comb", (0.07, 0.14))
     if "comb" in variant:
-        variant["comb_beta"] = rng.uniform(*variant["comb"])
+        variant["comb_beta"] = substream(rng, "comb").uniform(*variant["comb"])
     tail_s = max(inst.release_s) * 3.0 + 0.4
     n = int(round((spec.onset_s + spec.duration_s + tail_s) * sr))
     t = np.arange(n) / sr - spec.onset_s
@@ -269,8 +283,8 @@ def render_note(spec: NoteSpec, *, sr: int = SR) -> np.ndarray:
         x = render_plucked(spec, inst, t, rng, sr, variant=variant)
     else:
         x = render_sustained(spec, inst, t, rng, sr, variant=variant)
-    y = body_and_room(x, inst, None if spec.mute == "none" else spec.mute, rng, sr)
-    return finish(y, spec.dynamics, rng, sr)
+    y = body_and_room(x, inst, None if spec.mute == "none" else spec.mute, substream(rng, "room"), sr)
+    return finish(y, spec.dynamics, substream(rng, "finish"), sr)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -349,12 +363,12 @@ def corpus_columns(specs, *, seed: int = 0) -> Dict[str, np.ndarray]:
     return cols
 
 
-def write_note(spec: NoteSpec, path) -> str:
+def write_note(spec: NoteSpec, path, *, streams: str = "shared") -> str:
     """Render one note to a 16-bit WAV at ``path`` (temporary name, then rename: a file that exists is
-    complete)."""
+    complete).  ``streams``: see :func:`render_note`."""
     path = os.fspath(path)
     with atomic_path(path, suffix=".part") as tmp:
-        sf.write(tmp, render_note(spec), SR, subtype="PCM_16", format="WAV")
+        sf.write(tmp, render_note(spec, streams=streams), SR, subtype="PCM_16", format="WAV")
     return path
 
 

@@ -24,6 +24,7 @@ from scipy import fft as sfft
 from scipy.signal import lfilter
 
 from .instruments import DYNAMICS, harmonic_amplitudes, response_db
+from .streams import substream
 from .techniques import modulator_phase, smooth_noise, technique_controls
 
 __all__ = ["SR", "TABLE_SIZE", "render_sustained", "render_plucked", "body_and_room", "finish"]
@@ -90,7 +91,7 @@ def render_sustained(spec, inst, t, rng, sr=SR, *, variant):
     x : np.ndarray [shape=(n,), float64]
     """
     n = len(t)
-    ctrl, _, _ = technique_controls(spec.technique, t, spec.params(), rng, sr)
+    ctrl, _, _ = technique_controls(spec.technique, t, spec.params(), substream(rng, "technique"), sr)
     # natural pitch fluctuation of a held note: slow drift (cents) and a little broadband wobble
     wander = rng.uniform(0.02, 0.06) * smooth_noise(rng, n, sr, 0.3) \
         + rng.uniform(0.003, 0.015) * smooth_noise(rng, n, sr, 15.0)
@@ -130,7 +131,7 @@ def render_sustained(spec, inst, t, rng, sr=SR, *, variant):
         # another fingering: a smooth random reshaping of the spectrum (±alt_db), same phases
         k = np.arange(1, n_partials + 1)
         curve = 10.0 ** (np.interp(np.log2(k), np.linspace(0, np.log2(n_partials + 1), 6),
-                                   rng.normal(0.0, variant.get("alt_db", 3.0), 6)) / 20.0)
+                                   substream(rng, "alt").normal(0.0, variant.get("alt_db", 3.0), 6)) / 20.0)
         base = harmonic_amplitudes(inst, spec.f0_hz, n_partials, dyn_step=dyn_step, tilt_add_db_oct=tilt,
                                    comb_beta=beta) * ripple
         curve /= np.sqrt(np.sum((base * curve) ** 2) / np.sum(base ** 2))   # same loudness, other colour
@@ -140,7 +141,7 @@ def render_sustained(spec, inst, t, rng, sr=SR, *, variant):
     harm *= env * amp
 
     if variant.get("voice"):
-        harm += _voice(spec.f0_hz, pitch, env * amp, rng, sr)
+        harm += _voice(spec.f0_hz, pitch, env * amp, substream(rng, "voice"), sr)
 
     noise = _highpass(rng.standard_normal(n), inst.noise_hp_hz, sr)
     onset_burst = 1.0 + rng.uniform(1.0, 6.0) * np.exp(-np.maximum(t, 0.0) / rng.uniform(0.01, 0.04))
@@ -151,7 +152,8 @@ def render_sustained(spec, inst, t, rng, sr=SR, *, variant):
     out = harm + 10.0 ** (noise_db / 20.0) * harm_rms / max(_rms(noise[on]), 1e-12) * noise
     if ctrl.tech_noise is not None and spec.tech_noise_db > -100:
         # the technique's own noise, its level (re the tone) measured where the technique is active
-        tn = _highpass(rng.standard_normal(n), inst.noise_hp_hz, sr) * env * ctrl.tech_noise
+        tn = _highpass(substream(rng, "tech_noise").standard_normal(n), inst.noise_hp_hz, sr) * env \
+            * ctrl.tech_noise
         active = on & (ctrl.tech_noise > 0.05 * ctrl.tech_noise.max())
         if active.any():
             out += 10.0 ** (spec.tech_noise_db / 20.0) * harm_rms / max(_rms(tn[active]), 1e-12) * tn
@@ -200,11 +202,12 @@ def render_plucked(spec, inst, t, rng, sr=SR, *, variant):
         mine = times[s::2]
         if len(mine) == 0:
             continue
-        f0 = spec.f0_hz + rng.uniform(-1.0, 1.0) if s else spec.f0_hz
-        inharm = base_inharm * rng.uniform(0.8, 1.2)
-        gain = 10.0 ** (rng.normal(0.0, 0.3) / 20.0)
-        amps = base_amps * 10.0 ** (rng.normal(0.0, 0.7, n_partials) / 20.0)
-        phases = rng.uniform(0, 2 * np.pi, n_partials)
+        g_s = substream(rng, f"string{s}")   # own streams: later calls keep their numbers
+        f0 = spec.f0_hz + g_s.uniform(-1.0, 1.0) if s else spec.f0_hz
+        inharm = base_inharm * g_s.uniform(0.8, 1.2)
+        gain = 10.0 ** (g_s.normal(0.0, 0.3) / 20.0)
+        amps = base_amps * 10.0 ** (g_s.normal(0.0, 0.7, n_partials) / 20.0)
+        phases = g_s.uniform(0, 2 * np.pi, n_partials)
         cycles0 = np.cumsum(f0 * drift) / sr
         j = np.searchsorted(mine, t, side="right") - 1          # last pluck of this string at t
         jj = np.maximum(j, 0)
@@ -212,10 +215,10 @@ def render_plucked(spec, inst, t, rng, sr=SR, *, variant):
         a_now = np.where(j >= 0, level[s::2][jj], 0.0) * gain
         # before re-plucking, the finger (or stick) touches the string and stops it: the vibration dies
         # within a few ms from the contact, 15-50 ms before the next pluck of this string
-        contact = np.append(mine[1:] - rng.uniform(0.015, 0.05, len(mine) - 1), np.inf)
-        stopped = np.exp(-np.maximum(t - contact[jj], 0.0) / rng.uniform(0.003, 0.008))
+        contact = np.append(mine[1:] - g_s.uniform(0.015, 0.05, len(mine) - 1), np.inf)
+        stopped = np.exp(-np.maximum(t - contact[jj], 0.0) / g_s.uniform(0.003, 0.008))
         onset = 1.0 - np.exp(-dt / 0.0015)
-        fast_w, fast_tau = rng.uniform(0.4, 0.7), rng.uniform(0.03, 0.1)
+        fast_w, fast_tau = g_s.uniform(0.4, 0.7), g_s.uniform(0.03, 0.1)
         for g in range(6):
             k_lo, k_hi = 2 ** g, min(2 ** (g + 1) - 1, n_partials)
             if k_lo > n_partials:
