@@ -113,7 +113,8 @@ def _cmd_evaluate(args):
 METHODS = ("lrp0", "epsilon", "epsilon_plus", "epsilon_conv_zplus_dense", "gradient", "gradient_x_input",
            "integrated_gradients", "smoothgrad", "deconvnet", "occlusion")
 #: method parameters of `scatterxai explain`: option dest → (method, parameter)
-METHOD_OPTIONS = {"ig_steps": ("integrated_gradients", "steps"), "ig_baseline": ("integrated_gradients", "baseline"),
+METHOD_OPTIONS = {"ig_steps": ("integrated_gradients", "steps"), "ig_grid": ("integrated_gradients", "grid"),
+                  "ig_baseline": ("integrated_gradients", "baseline"),
                   "synth_seed": ("integrated_gradients", "synth_seed"), "smoothgrad_n": ("smoothgrad", "n"),
                   "smoothgrad_sigma": ("smoothgrad", "noise_level"), "smoothgrad_base": ("smoothgrad", "base"),
                   "occlusion_groups": ("occlusion", "groups"), "occlusion_fill": ("occlusion", "fill"),
@@ -160,7 +161,7 @@ def _cmd_compare(args):
     config = CompareConfig(metrics=names(args.metrics),
                            methods=None if args.methods in (None, "all") else names(args.methods),
                            reference=args.reference, max_pairs=args.max_pairs, emd_max_pairs=args.emd_max_pairs,
-                           seed=args.seed, mode=args.mode)
+                           emd_scope=args.emd_scope, seed=args.seed, mode=args.mode)
     result = compare_relevance(args.relevance, args.out, config)
     print(describe(result))
     print(os.path.join(args.out, "compare.md"))
@@ -275,9 +276,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="explain at most N examples per class (spread evenly through the file) with the slow "
                         "methods integrated_gradients, smoothgrad, occlusion; their other rows are NaN "
                         "(default: all rows)")
-    g = s.add_argument_group("method parameters (defaults: the methods' own, shown in brackets)")
+    g = s.add_argument_group("method parameters (None: the method's own default, shown in brackets)")
     g.add_argument("--ig-steps", type=_positive_int, default=None, metavar="N",
-                   help="Integrated Gradients: Riemann steps [64]")
+                   help="Integrated Gradients: Riemann steps [50]")
+    g.add_argument("--ig-grid", choices=("midpoint", "right"), default=None,
+                   help="Integrated Gradients: α_k = (k − ½)/n, or Zennit's right Riemann sum α_k = k/n [midpoint]")
     g.add_argument("--ig-baseline", choices=("zero", "unmodulated"), default=None,
                    help="Integrated Gradients baseline: the input of silence, or (synthetic notes only) the same "
                         "note rendered without its modulation [zero]")
@@ -307,13 +310,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="directory for compare.json, compare.md and the figures")
     s.add_argument("--metrics", default="mean_diff,kl,js,emd,emd_lambda1,emd_lambda2",
                    help="comma-separated metrics: JS in nats, EMD in octaves on the (λ1, λ2) plane")
-    s.add_argument("--methods", default=None, help="comma-separated methods to compare (default: all in the file)")
+    s.add_argument("--methods", default=None, help="comma-separated methods to compare (None: all in the file)")
     s.add_argument("--reference", default=None, metavar="METHOD",
-                   help="compare methods with this one only (default: every pair of methods)")
+                   help="compare methods with this one only (None: every pair of methods)")
     s.add_argument("--max-pairs", type=_pairs, default=100, metavar="N",
                    help="pairs sampled per class, between classes, and notes per method pair ('all': no bound)")
     s.add_argument("--emd-max-pairs", type=_pairs, default=20, metavar="N",
                    help="the same bound for the 2-D EMD (one optimal-transport solve per pair, ~0.1 s)")
+    s.add_argument("--emd-scope", choices=("all", "between_methods"), default="all",
+                   help="compute the 2-D EMD in every part of the study or only between methods")
     s.add_argument("--seed", type=_seed, default=0, help="seed of the pair sampling")
     s.add_argument("--mode", choices=("positive", "abs", "shift"), default="positive",
                    help="map → distribution: max(p, 0), |p|, or p − min p, normalised to sum 1")

@@ -75,14 +75,17 @@ def test_linear_network_integrated_gradients_and_gradient_x_input():
 
 
 def test_integrated_gradients_completeness_on_the_convnet():
-    """Σ IG = f_c(x) − f_c(0) within 1 % at the default number of steps."""
+    """Σ IG = f_c(x) − f_c(0) within 1 % (median over notes) at the default steps on either grid; two steps are
+    visibly incomplete (the test can fail)."""
     net, x = conv_net(n_channels=64), inputs(n_channels=64, n_frames=32)
     res = attribute(net, x, method="integrated_gradients")
-    assert res.params == {"steps": DEFAULT_IG_STEPS, "baseline": "zero"}
-    np.testing.assert_allclose(res.completeness, 1.0, atol=0.01)
-    # few steps are visibly worse: the test can fail
-    coarse = attribute(net, x, method="integrated_gradients", steps=2)
-    assert np.abs(coarse.completeness - 1).max() > 0.01
+    assert res.params == {"steps": DEFAULT_IG_STEPS, "grid": "midpoint", "baseline": "zero"}
+    error = np.abs(res.completeness - 1)
+    assert np.median(error) <= 0.01 and error.max() < 0.02
+    right = np.abs(attribute(net, x, method="integrated_gradients", grid="right").completeness - 1)
+    assert np.median(right) <= 0.01
+    coarse = np.abs(attribute(net, x, method="integrated_gradients", steps=2).completeness - 1)
+    assert np.median(coarse) > 0.05
 
 
 def test_smoothgrad_without_noise_is_its_base_method():
@@ -116,6 +119,19 @@ def test_deconvnet_differs_from_gradient_exactly_where_relu_is_inactive():
     w = net[2].weight.detach().numpy()[0].reshape(C, T)
     np.testing.assert_allclose(deconv, np.broadcast_to(w, x.shape), rtol=1e-12)
     np.testing.assert_array_equal(deconv != grad, x <= 0)
+
+
+def test_deconvnet_from_the_logit_does_not_read_the_input():
+    """The convnet's only input-dependent backward factors are its ReLU gates, which DeconvNet replaces: every
+    note explained for the same class gets the same map (the demo shows exactly this)."""
+    net = conv_net()
+    target = np.full(K, 2)
+    R = attribute(net, inputs(0), method="deconvnet", target=target).relevance
+    R2 = attribute(net, inputs(1) * 3.0, method="deconvnet", target=target).relevance
+    np.testing.assert_allclose(R, np.broadcast_to(R[0], R.shape), rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(R2, R, rtol=1e-12, atol=1e-15)
+    assert not np.allclose(attribute(net, inputs(0), method="gradient", target=target).relevance[0],
+                           attribute(net, inputs(1), method="gradient", target=target).relevance[0])
 
 
 def test_deconvnet_from_a_channel_of_fc1():

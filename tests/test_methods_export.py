@@ -150,6 +150,12 @@ def test_method_options_and_errors(data, tmp_path):
         explain(data["features"], model_dir=data["model"], out=out, methods=["integrated_gradients"],
                 method_params={"integrated_gradients": {"baseline": "given"}}, progress=False)
     assert cli.METHODS == tuple(available_methods())
+    # the defaults --help shows are the methods' own
+    from scatterxai.explain import get_explainer
+    helps = {a.dest: a.help for a in cli.build_parser()._subparsers._group_actions[0].choices["explain"]._actions}
+    for dest, (method, key) in cli.METHOD_OPTIONS.items():
+        if method != "occlusion" and dest not in ("deconvnet_channel", "synth_seed"):
+            assert f"[{get_explainer(method).params()[key]}]" in helps[dest], dest
 
 
 def test_compare_command_end_to_end(data, exported, tmp_path):
@@ -180,6 +186,21 @@ def test_compare_command_end_to_end(data, exported, tmp_path):
     md = (out / "compare.md").read_text()
     assert "| Integrated Gradients | `integrated_gradients` | 10 |" in md and "JS to LRP-[ε,z+]" in md
     assert (out / "compare_boxplots.png").stat().st_size > 0 and (out / "compare_agreement.png").stat().st_size > 0
+    # the pipeline's setting: the costly 2-D EMD only between methods, for the pairs with one method
+    scoped = compare_relevance(exported, tmp_path / "scoped", CompareConfig(
+        methods=("gradient", "epsilon_plus", "occlusion"), max_pairs=4, emd_max_pairs=3,
+        emd_scope="between_methods", emd_reference="epsilon_plus", mode="abs"), figures=True)
+    assert sorted(scoped["between_methods"]) == ["epsilon_plus|occlusion", "gradient|epsilon_plus",
+                                                 "gradient|occlusion"]
+    assert scoped["between_methods"]["gradient|epsilon_plus"]["emd"]["n_pairs"] == 3
+    assert scoped["between_methods"]["epsilon_plus|occlusion"]["emd"]["n_pairs"] == 3
+    assert "emd" not in scoped["between_methods"]["gradient|occlusion"]
+    assert scoped["between_methods"]["gradient|occlusion"]["js"]["n_pairs"] == 4
+    assert "emd" not in scoped["within_class"]["gradient"]["trill"] and "emd" not in scoped["between_class"]["gradient"]
+    assert scoped["within_class"]["gradient"]["trill"]["emd_lambda2"]["n_pairs"] == 4
+    md = (tmp_path / "scoped" / "compare.md").read_text()
+    assert "the 2-D EMD only between methods, only for the pairs with epsilon_plus, on at most 3" in md
+    assert "| gradient | `gradient` | 20 |" in md
     with pytest.raises(ParameterError, match="reference must be one of the compared methods"):
         compare_relevance(exported, out, CompareConfig(methods=("gradient", "epsilon"), reference="lrp0"),
                           figures=False)

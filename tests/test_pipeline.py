@@ -5,7 +5,7 @@ import os
 import h5py
 import numpy as np
 
-from scatterxai.pipeline import run
+from scatterxai.pipeline import METHODS_RUN, run
 
 from .conftest import SMALL
 
@@ -21,11 +21,12 @@ def test_run_end_to_end_and_stage_reuse(tmp_path, caplog):
                  "models/s1/model.pt", "models/s1s2/config.json", "figures/fig1_examples.png",
                  "figures/fig2_class_maps.png", "figures/confusion.png"):
         assert os.path.exists(os.path.join(out, name)), name
-    for stage in ("data", "extract", "train_s1", "train_s1s2", "explain", "figures"):
+    for stage in ("data", "extract", "train_s1", "train_s1s2", "explain", "figures", "compare"):
         assert f"[{stage}] running" in first
     with h5py.File(paths["relevance"], "r") as f:
-        assert set(f["relevance"]) == {"epsilon", "epsilon_plus"}
+        assert set(f["relevance"]) == set(METHODS_RUN)
         assert f["features"].shape[1:] == (249, 128)
+    assert os.path.exists(os.path.join(out, "compare", "compare.json"))
     for inp, n_channels in (("s1", 38), ("s1s2", 249)):
         with open(paths[f"metrics_{inp}"]) as fh:
             m = json.load(fh)
@@ -36,6 +37,7 @@ def test_run_end_to_end_and_stage_reuse(tmp_path, caplog):
     report = open(paths["report"]).read()
     assert "Table 1" in report and "figures/fig1_examples.png" in report and "kurtosis" in report
     assert "not localised" in report
+    assert "## Attribution methods compared" in report and "| Integrated Gradients | `integrated_gradients` |" in report
 
     # experiments/synthetic_study.py --figures: the repository's figures/ as palette PNGs
     import sys
@@ -52,7 +54,7 @@ def test_run_end_to_end_and_stage_reuse(tmp_path, caplog):
     run(out, **kw)  # nothing changed: every stage is reused
     second = caplog.text
     caplog.clear()
-    assert "running" not in second and second.count("reused") == 8
+    assert "running" not in second and second.count("reused") == 9
     run(out, **{**kw, "max_epochs": 1})  # a training setting changed: data and features are reused
     third = caplog.text
     assert "[data] reused" in third and "[extract] reused" in third and "[train_s1] running" in third

@@ -9,7 +9,7 @@ grouped by true class (by prediction without labels), and writes:
   {"mean", "std", "n_pairs"}}}}, "between_class": {method: {metric: {...}}}, "between_methods": {"a|b":
   {metric: {...}}}}`` plus ``rows`` (notes compared), ``methods``, ``reference``, ``seed``, ``max_pairs``,
   ``emd_max_pairs`` and ``n_available`` (pairs that existed before sampling);
-* ``DIR/compare.md`` — the method table and the between-method table;
+* ``DIR/compare.md`` — the method table (:func:`method_table`), its caption and what was compared;
 * ``DIR/compare_boxplots.png`` (per metric: a group of boxes per class, one box per method, and the
   between-class reference) and ``DIR/compare_agreement.png`` (method × method mean JS and EMD).
 
@@ -27,16 +27,25 @@ from typing import Optional, Sequence, Tuple
 
 import numpy as np
 
+from .._util.fs import atomic_path
 from .._util.jsonio import write_json
 from .._util.log import logger
 from .._util.markdown import md_table
 from .._util.validate import check_choice, check_int, check_positive_int
 from ..errors import ParameterError
 from ..maps.compare import DISTRIBUTION_MODES, METRICS
-from ..maps.compare_study import between_class_pairs, study_values, summarise_study, within_class_pairs
+from ..maps.compare_study import PARTS, between_class_pairs, study_values, summarise_study, within_class_pairs
 
 __all__ = ["CompareConfig", "compare_relevance", "method_table", "COMPARE_FILES", "METHOD_TITLES"]
 
+#: first line of compare.md
+MARKDOWN_TITLE = "# Comparison of explanations"
+#: what the method table shows
+TABLE_CAPTION = ("Notes: how many notes the method explained; kurtosis of its local maps (mean ± std), "
+                 "localisation (the top S2 path lies within ±1 octave of the true modulation rate) and S1 share "
+                 "over those notes; IG completeness Σ R / (f_c(x) − f_c(x′)) (1 = exact).  The distances to the "
+                 "reference compare the two maps of the same note, as distributions of positive relevance, on the "
+                 "notes every method explained (mean ± std over the sampled notes; JS in nats, EMD in octaves).")
 #: files written by :func:`compare_relevance` (besides compare.json)
 COMPARE_FILES = {"json": "compare.json", "markdown": "compare.md", "boxplots": "compare_boxplots.png",
                  "agreement": "compare_agreement.png"}
@@ -63,6 +72,12 @@ class CompareConfig:
         Pairs sampled per class, between classes and notes per method pair (None: all).
     emd_max_pairs : int or None
         The same bound for the 2-D ``emd`` (None: as ``max_pairs``).
+    emd_scope : {"all", "between_methods"}
+        Where the 2-D ``emd`` is computed: every part of the study, or only between methods (the other
+        parts then lack the ``emd`` key; the 1-D EMDs are cheap and stay everywhere).
+    emd_reference : str, optional
+        Compute the 2-D ``emd`` between methods only for the pairs with this method (the other pairs lack
+        the ``emd`` key).
     seed : int
     mode : {"positive", "abs", "shift"}
         How a local map becomes a distribution.
@@ -73,6 +88,8 @@ class CompareConfig:
     reference: Optional[str] = None
     max_pairs: Optional[int] = 100
     emd_max_pairs: Optional[int] = 20
+    emd_scope: str = "all"
+    emd_reference: Optional[str] = None
     seed: int = 0
     mode: str = "positive"
 
@@ -89,6 +106,7 @@ class CompareConfig:
                 check_positive_int(name, getattr(self, name))
         check_int("seed", self.seed, low=0)
         check_choice("mode", self.mode, DISTRIBUTION_MODES)
+        check_choice("emd_scope", self.emd_scope, ("all", "between_methods"))
 
 
 def _merge(cheap: Optional[dict], emd: Optional[dict], metrics: Sequence[str]) -> dict:
@@ -142,9 +160,10 @@ def compare_relevance(relevance, out_dir, config: Optional[CompareConfig] = None
         missing = [m for m in methods if m not in rf.methods]
         if missing or not methods:
             raise ParameterError(f"methods {missing or methods} are not in {rf.path}; it holds {list(rf.methods)}")
-        if config.reference is not None and config.reference not in methods:
-            raise ParameterError(f"reference must be one of the compared methods {methods}, got "
-                                 f"{config.reference!r}")
+        for name in ("reference", "emd_reference"):
+            value = getattr(config, name)
+            if value is not None and value not in methods:
+                raise ParameterError(f"{name} must be one of the compared methods {methods}, got {value!r}")
         rows = rf.common_rows(methods)
         grouped_by = "label" if rf.labels is not None else "pred"
         groups = np.asarray(rf.labels if rf.labels is not None else rf.examples["pred"], dtype=np.int64)[rows]
@@ -161,19 +180,29 @@ def compare_relevance(relevance, out_dir, config: Optional[CompareConfig] = None
                                     **kwargs)
     if "emd" in config.metrics:
         bound = config.emd_max_pairs if config.emd_max_pairs is not None else config.max_pairs
-        values_emd = study_values(local, groups, classes, paths, metrics=["emd"], max_pairs=bound, **kwargs)
+        parts = PARTS if config.emd_scope == "all" else ("between_methods",)
+        emd_kwargs = {**kwargs, "reference_method": config.emd_reference or config.reference}
+        values_emd = study_values(local, groups, classes, paths, metrics=["emd"], max_pairs=bound, parts=parts,
+                                  **emd_kwargs)
+        if values_cheap is not None:   # name the EMD's method pairs as the other metrics do (EMD is symmetric)
+            keys = values_cheap["between_methods"]
+            values_emd["between_methods"] = {
+                (k if k in keys else "|".join(reversed(k.split("|")))): v
+                for k, v in values_emd["between_methods"].items()}
     summary = _merge(values_cheap and summarise_study(values_cheap), values_emd and summarise_study(values_emd),
                      config.metrics)
     n_pairs = len(summary["between_methods"])
     result = {**summary, "rows": int(len(rows)), "methods": methods, "reference": config.reference,
               "seed": config.seed, "max_pairs": config.max_pairs,
               "emd_max_pairs": config.emd_max_pairs if "emd" in config.metrics else None,
+              "emd_scope": config.emd_scope if "emd" in config.metrics else None,
+              "emd_reference": config.emd_reference if "emd" in config.metrics else None,
               "n_available": _n_available(groups, classes, n_pairs, len(rows)),
               "grouped_by": grouped_by}
     write_json(os.path.join(out_dir, COMPARE_FILES["json"]), result)
     table = method_table(relevance, result)
-    with open(os.path.join(out_dir, COMPARE_FILES["markdown"]), "w", encoding="utf-8") as fh:
-        fh.write("# Comparison of explanations\n\n" + describe(result) + "\n\n" + table + "\n")
+    with atomic_path(os.path.join(out_dir, COMPARE_FILES["markdown"])) as tmp, open(tmp, "w", encoding="utf-8") as fh:
+        fh.write("\n\n".join([MARKDOWN_TITLE, table, TABLE_CAPTION, describe(result)]) + "\n")
     if figures:
         _figures(values_cheap, values_emd, result, out_dir, dpi)
     logger.info("compare: %d notes, %d methods, metrics %s → %s", len(rows), len(methods), list(config.metrics),
@@ -186,23 +215,40 @@ def _figures(values_cheap, values_emd, result: dict, out_dir, dpi: int) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from ..viz.compare import agreement_matrix, metric_boxplot
+    from ..viz.compare import agreement_matrix
 
-    metrics = result["metrics"]
+    metrics = [m for m in result["metrics"] if m != "emd" or (values_emd and "within_class" in values_emd)]
+    if metrics:
+        _boxplots(values_cheap, values_emd, metrics, result, os.path.join(out_dir, COMPARE_FILES["boxplots"]), dpi)
+    shown = [m for m in ("js", "emd") if m in result["metrics"]] or result["metrics"][:1]
+    fig, axes = plt.subplots(1, len(shown), figsize=(5.5 * len(shown), 5), layout="constrained", squeeze=False)
+    for ax, metric in zip(axes[0], shown):
+        pairs = {k: v for k, v in result["between_methods"].items() if metric in v}
+        agreement_matrix(pairs, metric, methods=result["methods"], ax=ax)
+    fig.savefig(os.path.join(out_dir, COMPARE_FILES["agreement"]), dpi=dpi)
+    plt.close(fig)
+
+
+def _boxplots(values_cheap, values_emd, metrics, result: dict, path: str, dpi: int) -> None:
+    """One panel per metric: a group of boxes per class (one per method) and the between-class reference."""
+    import matplotlib.pyplot as plt
+
+    from ..viz.compare import metric_boxplot
+
     fig, axes = plt.subplots(len(metrics), 1, figsize=(11, 2.6 * len(metrics)), layout="constrained",
                              squeeze=False)
+    handles = labels = None
     for ax, metric in zip(axes[:, 0], metrics):
         v = values_emd if metric == "emd" else values_cheap
         metric_boxplot(v["within_class"], metric, between=v["between_class"], ax=ax)
         ax.set_title(f"{metric}: pairs of notes of one class (and of two classes), per method", fontsize=9)
-    fig.savefig(os.path.join(out_dir, COMPARE_FILES["boxplots"]), dpi=dpi)
-    plt.close(fig)
-
-    shown = [m for m in ("js", "emd") if m in metrics] or metrics[:1]
-    fig, axes = plt.subplots(1, len(shown), figsize=(5.5 * len(shown), 5), layout="constrained", squeeze=False)
-    for ax, metric in zip(axes[0], shown):
-        agreement_matrix(result["between_methods"], metric, methods=result["methods"], ax=ax)
-    fig.savefig(os.path.join(out_dir, COMPARE_FILES["agreement"]), dpi=dpi)
+        legend = ax.get_legend()
+        if legend is not None:   # one legend for the figure, outside the panels
+            handles, labels = legend.legend_handles, [t.get_text() for t in legend.get_texts()]
+            legend.remove()
+    if handles:
+        fig.legend(handles, labels, loc="outside right upper", fontsize=8, frameon=False)
+    fig.savefig(path, dpi=dpi)
     plt.close(fig)
 
 
@@ -210,8 +256,13 @@ def describe(result: dict) -> str:
     """A paragraph saying what was compared and on how many pairs."""
     n_av = result["n_available"]
     within = ", ".join(f"{c} {n}" for c, n in n_av["within_class"].items())
-    emd = (f"; the 2-D EMD on at most {result['emd_max_pairs']} per group"
-           if result.get("emd_max_pairs") is not None else "")
+    emd = ""
+    if "emd" in result["metrics"]:
+        where = " only between methods," if result.get("emd_scope") == "between_methods" else ""
+        if result.get("emd_reference"):
+            where += f" only for the pairs with {result['emd_reference']},"
+        bound = result.get("emd_max_pairs")
+        emd = f"; the 2-D EMD{where} " + (f"on at most {bound} pairs (notes) per group" if bound else "on every pair")
     ref = (f"each method against {result['reference']}" if result.get("reference")
            else "every pair of methods")
     return (f"{result['rows']} notes explained by every method ({', '.join(result['methods'])}); maps turned into "
@@ -245,7 +296,8 @@ def method_table(relevance, result: Optional[dict] = None, *, reference: Optiona
         methods = list(result["methods"]) if result else list(rf.methods)
         summary = rf.summary(methods)
     if reference is None:
-        reference = (result or {}).get("reference") or ("epsilon_plus" if "epsilon_plus" in methods else None)
+        reference = ((result or {}).get("reference") or (result or {}).get("emd_reference")
+                     or ("epsilon_plus" if "epsilon_plus" in methods else None))
     rows = []
     for m in methods:
         s = summary["rules"][m]
@@ -270,39 +322,37 @@ def _comp(summary) -> str:
 
 #: sampling bounds of the pipeline's compare stage (the demo's time budget)
 PIPELINE_MAX_PAIRS = 100
-PIPELINE_EMD_MAX_PAIRS = 10
+PIPELINE_EMD_MAX_PAIRS = 5
 
 
 def pipeline_section(ctx) -> str:
     """The ``compare`` stage of ``scatterxai run`` (:data:`scatterxai.pipeline.ANALYSES`): the study on the
-    run's relevance file against LRP-[ε,z+] → ``OUT/compare/``, and the report section with the method table."""
-    import json
-
+    run's relevance file → ``OUT/compare/`` (2-D EMD only between LRP-[ε,z+] and each other method, on
+    :data:`PIPELINE_EMD_MAX_PAIRS` notes), and the report section with the method table."""
     from ..io.relevance import RelevanceFile
 
     out_dir = os.path.join(ctx.out, "compare")
     with RelevanceFile(ctx.relevance) as rf:
         methods = rf.methods
+        n_common = len(rf.common_rows())
+    if n_common < 2:
+        return ("## Attribution methods compared\n\nFewer than two notes were explained by every method: "
+                "nothing to compare.\n")
     reference = "epsilon_plus" if "epsilon_plus" in methods else None
-    config = CompareConfig(reference=reference, max_pairs=PIPELINE_MAX_PAIRS, emd_max_pairs=PIPELINE_EMD_MAX_PAIRS,
-                           seed=ctx.config.seed)
+    config = CompareConfig(max_pairs=PIPELINE_MAX_PAIRS, emd_max_pairs=PIPELINE_EMD_MAX_PAIRS,
+                           emd_scope="between_methods", emd_reference=reference, seed=ctx.config.seed)
     outputs = [os.path.join(out_dir, name) for name in COMPARE_FILES.values()]
     key = {"explain": ctx.digest("explain"), "config": {k: getattr(config, k) for k in config.__dataclass_fields__}}
     ctx.stage("compare", key, outputs, lambda: compare_relevance(ctx.relevance, out_dir, config))
-    with open(outputs[0], encoding="utf-8") as fh:
-        result = json.load(fh)
+    with open(outputs[1], encoding="utf-8") as fh:   # compare.md: title, table, caption, what was compared
+        body = fh.read().split("\n", 1)[1].strip()
     rel = os.path.relpath(out_dir, ctx.out)
     slow = _subset_note(ctx.relevance, getattr(ctx.config, "slow_per_class", None))
     return "\n".join([
         "## Attribution methods compared", "",
         "Every method explains the predicted class of the S1+S2 model on the test split (Fig. 1 and Fig. 2 use "
-        "LRP-ε and LRP-[ε,z+]).  " + slow, "",
-        method_table(ctx.relevance, result), "",
-        "Kurtosis of the local maps (mean ± std), localisation (top S2 path within ±1 octave of the true rate) "
-        "and S1 share over the notes each method explained; IG completeness = Σ R / (f(x) − f(0)) (1 = exact).  "
-        "Distances to LRP-[ε,z+] compare the two maps of the same note, as distributions of positive relevance "
-        "(mean ± std over notes).", "",
-        describe(result), "",
+        "LRP-ε and LRP-[ε,z+]; Integrated Gradients starts from the zero baseline, the input of silence).  "
+        + slow, "", body, "",
         f"![distances within and between classes]({rel}/{COMPARE_FILES['boxplots']})", "",
         f"![distances between methods]({rel}/{COMPARE_FILES['agreement']})", ""])
 

@@ -6,6 +6,12 @@ convolutions, pooling, BatchNorm and dense layers pass their transposed linear m
 It therefore differs from the gradient exactly where a ReLU is inactive (or where the incoming signal is
 negative).
 
+Consequence for this convnet (tested, and seen on the demo): its backward pass reads the input only
+through the ReLU gates (convolutions, pooling, eval-mode BatchNorm and dense layers are fixed linear maps),
+so DeconvNet from the logit gives **the same map for every note explained for the same class** — it
+shows what the class's weights favour, not what a note contains (cf. Adebayo et al. 2018, Nie et al.
+2018).  Within-class distances between DeconvNet maps are 0.
+
 Start of the pass (``layer``, ``channel``):
 
 * ``layer="logit"`` (default): the output signal is the one-hot of the explained class (as for the

@@ -17,6 +17,7 @@ attribute ``n_explained``.  Its class aggregate counts only its explained rows.
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, Mapping, Optional, Tuple
@@ -27,6 +28,7 @@ import torch
 
 from .. import maps
 from .._util.fs import atomic_path
+from .._util.log import logger
 from .._util.validate import check_choice, check_positive_float, check_positive_int, with_settings
 from .._util.versions import package_version
 from ..errors import ParameterError
@@ -311,10 +313,14 @@ def explain(features, *, model_dir, out, config: Optional[ExplainConfig] = None,
         for name, explainer in explainers.items():
             rows = stratified_rows(groups[0], config.max_per_class.get(name))
             per_example = _per_example_inputs(explainer, examples, rows, model, scattering, progress)
+            t0 = time.perf_counter()
             res = attribute(model.net, x[torch.as_tensor(rows)], method=explainer, target=explained[rows],
                             batch_size=config.batch_size, device=model.device, progress=progress,
                             per_example=per_example)
+            seconds = time.perf_counter() - t0
+            logger.info("explain: %s on %d of %d rows in %.1f s", name, len(rows), len(x), seconds)
             _write_method(f, name, explainer, res, rows, groups=groups, n_classes=n_classes, top_n=config.top_n,
                           paths=paths, modulation=modulation)
+            f[f"relevance/{name}"].attrs["seconds"] = seconds
             del res
     return out

@@ -2,7 +2,7 @@
 
 Layout (K explained examples, C = the model's input channels, T frames; a public contract)::
 
-    /relevance/<method>   (K, C, T) float32  input relevance R[path, frame] (attrs: family, description, the
+    /relevance/<method>   (K, C, T) float32  input relevance R[path, frame] (attrs: family, description, seconds, the
                                              method's parameters; LRP: conv, dense, pool rules)
     /local/<method>         (K, C)   float32   local map: time average of R
     /aggregate/<method>     (n_classes, C) int64  top-n indicator sum per class (paper eq. 13);
