@@ -278,7 +278,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default: all rows)")
     g = s.add_argument_group("method parameters (None: the method's own default, shown in brackets)")
     g.add_argument("--ig-steps", type=_positive_int, default=None, metavar="N",
-                   help="Integrated Gradients: Riemann steps [50]")
+                   help="Integrated Gradients: Riemann steps [100]")
     g.add_argument("--ig-grid", choices=("midpoint", "right"), default=None,
                    help="Integrated Gradients: α_k = (k − ½)/n, or Zennit's right Riemann sum α_k = k/n [midpoint]")
     g.add_argument("--ig-baseline", choices=("zero", "unmodulated"), default=None,

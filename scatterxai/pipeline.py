@@ -37,7 +37,7 @@ RULES_RUN = ("epsilon", "epsilon_plus")
 METHODS_RUN = ("lrp0", "epsilon", "epsilon_plus", "epsilon_conv_zplus_dense", "gradient", "gradient_x_input",
                "integrated_gradients", "smoothgrad", "deconvnet", "occlusion")
 #: test notes per class explained by the slow methods (Integrated Gradients, SmoothGrad, occlusion)
-SLOW_PER_CLASS = 10
+SLOW_PER_CLASS = 20
 
 
 @dataclass(frozen=True)
