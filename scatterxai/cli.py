@@ -275,7 +275,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--max-per-class", type=_positive_int, default=None, metavar="N",
                    help="explain at most N examples per class (spread evenly through the file) with the slow "
                         "methods integrated_gradients, smoothgrad, occlusion; their other rows are NaN "
-                        "(default: all rows)")
+                        "(None: all rows)")
     g = s.add_argument_group("method parameters (None: the method's own default, shown in brackets)")
     g.add_argument("--ig-steps", type=_positive_int, default=None, metavar="N",
                    help="Integrated Gradients: Riemann steps [100]")
