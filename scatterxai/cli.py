@@ -56,6 +56,30 @@ def _positive_float(text):
     return value
 
 
+def _nonnegative_float(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from None
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {value}")
+    return value
+
+
+def _nonnegative_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
+    return value
+
+
+def _pairs(text):
+    return None if text == "all" else _positive_int(text)
+
+
 def _seed(text):
     try:
         value = int(text)
@@ -100,12 +124,48 @@ def _cmd_evaluate(args):
     return 0
 
 
+#: attribution methods (``scatterxai.explain.available_methods()``; listed here so that --help needs no torch)
+METHODS = ("lrp0", "epsilon", "epsilon_plus", "epsilon_conv_zplus_dense", "gradient", "gradient_x_input",
+           "integrated_gradients", "smoothgrad", "deconvnet", "occlusion")
+#: method parameters of `scatterxai explain`: option dest → (method, parameter)
+METHOD_OPTIONS = {"ig_steps": ("integrated_gradients", "steps"), "ig_grid": ("integrated_gradients", "grid"),
+                  "ig_baseline": ("integrated_gradients", "baseline"),
+                  "synth_seed": ("integrated_gradients", "synth_seed"), "smoothgrad_n": ("smoothgrad", "n"),
+                  "smoothgrad_sigma": ("smoothgrad", "noise_level"), "smoothgrad_base": ("smoothgrad", "base"),
+                  "occlusion_groups": ("occlusion", "groups"), "occlusion_fill": ("occlusion", "fill"),
+                  "deconvnet_layer": ("deconvnet", "layer"), "deconvnet_channel": ("deconvnet", "channel")}
+
+
+def _method_list(text: str):
+    return METHODS if text.strip() == "all" else text
+
+
+def _explain_config(args):
+    """ExplainConfig from the explain options (method parameters only for the chosen methods)."""
+    from .errors import ParameterError
+    from .explain import REGISTRY, ExplainConfig, method_names
+    methods = method_names(_method_list(args.methods))
+    params = {}
+    for dest, (method, key) in METHOD_OPTIONS.items():
+        value = getattr(args, dest)
+        if value is None:
+            continue
+        if method not in methods:
+            raise ParameterError(f"--{dest.replace('_', '-')} is a parameter of {method}, which is not among "
+                                 f"--methods {','.join(methods)}")
+        params.setdefault(method, {})[key] = value
+    limits = {}
+    if args.max_per_class is not None:
+        limits = {m: args.max_per_class for m in methods if REGISTRY[m].slow}
+    return ExplainConfig(methods=methods, subset=args.subset, target=args.target, top_n=args.top_n,
+                         epsilon=args.epsilon, device=args.device, batch_size=args.batch_size,
+                         method_params=params, max_per_class=limits, compression=_compression(args.compression))
+
+
 def _cmd_explain(args):
     from .errors import ParameterError
-    from .explain import ExplainConfig, explain, explain_files, is_features_file
-    config = ExplainConfig(methods=args.methods, subset=args.subset, target=args.target, top_n=args.top_n,
-                           epsilon=args.epsilon, device=args.device, batch_size=args.batch_size,
-                           compression=_compression(args.compression))
+    from .explain import explain, explain_files, is_features_file
+    config = _explain_config(args)
     features = [p for p in args.inputs if is_features_file(p)]
     if features:
         if len(args.inputs) > 1:
@@ -176,6 +236,21 @@ def _cmd_probe(args):
     paths = write_probe_outputs(result, args.out)
     with open(paths["md"], encoding="utf-8") as fh:
         print(fh.read())
+    return 0
+
+
+def _cmd_compare(args):
+    from .analysis.compare import CompareConfig, compare_relevance, describe
+    def names(text):
+        return tuple(m.strip() for m in text.split(",") if m.strip())
+
+    config = CompareConfig(metrics=names(args.metrics),
+                           methods=None if args.methods in (None, "all") else names(args.methods),
+                           reference=args.reference, max_pairs=args.max_pairs, emd_max_pairs=args.emd_max_pairs,
+                           emd_scope=args.emd_scope, seed=args.seed, mode=args.mode)
+    result = compare_relevance(args.relevance, args.out, config)
+    print(describe(result))
+    print(os.path.join(args.out, "compare.md"))
     return 0
 
 
@@ -363,7 +438,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "(any other input: WAV, FLAC, …)")
     s.add_argument("--model", required=True, metavar="MODEL_DIR", help="model directory (scatterxai train)")
     s.add_argument("--methods", "--rules", dest="methods", default="epsilon,epsilon_plus",
-                   help="comma-separated attribution methods (--rules is an alias)")
+                   help=f"comma-separated attribution methods, or 'all' (--rules is an alias): {', '.join(METHODS)}")
     s.add_argument("--out", required=True, metavar="RELEVANCE.h5|DIR",
                    help="output relevance file (features input), or output directory (audio input: "
                         "relevance.h5, predictions.json, a figure per file)")
@@ -379,6 +454,35 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--epsilon", type=_positive_float, default=1e-6, help="ε of the LRP ε-rule")
     s.add_argument("--batch-size", type=_positive_int, default=64, help="examples attributed at once")
     _add_compression(s)
+    s.add_argument("--max-per-class", type=_positive_int, default=None, metavar="N",
+                   help="explain at most N examples per class (spread evenly through the file) with the slow "
+                        "methods integrated_gradients, smoothgrad, occlusion; their other rows are NaN "
+                        "(None: all rows)")
+    g = s.add_argument_group("method parameters (None: the method's own default, shown in brackets)")
+    g.add_argument("--ig-steps", type=_positive_int, default=None, metavar="N",
+                   help="Integrated Gradients: Riemann steps [100]")
+    g.add_argument("--ig-grid", choices=("midpoint", "right"), default=None,
+                   help="Integrated Gradients: α_k = (k − ½)/n, or Zennit's right Riemann sum α_k = k/n [midpoint]")
+    g.add_argument("--ig-baseline", choices=("zero", "unmodulated"), default=None,
+                   help="Integrated Gradients baseline: the input of silence, or (synthetic notes only) the same "
+                        "note rendered without its modulation [zero]")
+    g.add_argument("--synth-seed", type=_seed, default=None, metavar="SEED",
+                   help="seed of the synthetic corpus, to re-render notes for --ig-baseline unmodulated [0]")
+    g.add_argument("--smoothgrad-n", type=_positive_int, default=None, metavar="N",
+                   help="SmoothGrad: passes averaged, the last without noise [32]")
+    g.add_argument("--smoothgrad-sigma", type=_nonnegative_float, default=None, metavar="LEVEL",
+                   help="SmoothGrad: noise σ as a fraction of (max − min) of each input [0.1]")
+    g.add_argument("--smoothgrad-base", choices=("gradient", "gradient_x_input"), default=None,
+                   help="SmoothGrad: average the gradient, or multiply the average by the input [gradient]")
+    g.add_argument("--occlusion-groups", choices=("lambda2", "cell"), default=None,
+                   help="occlusion: one λ2 band across all λ1, or one (λ1 octave, λ2 band) cell [lambda2]")
+    g.add_argument("--occlusion-fill", choices=("training_mean", "zero"), default=None,
+                   help="occlusion: replace a group by the model's input at the training mean, or by 0 "
+                        "[training_mean]")
+    g.add_argument("--deconvnet-layer", choices=("logit", "conv0", "conv1", "conv2", "fc1"), default=None,
+                   help="DeconvNet: start from the explained logit or from a channel of this layer [logit]")
+    g.add_argument("--deconvnet-channel", type=_nonnegative_int, default=None, metavar="K",
+                   help="DeconvNet: the channel of --deconvnet-layer")
     _common(s)
 
     s = _sub(sub, "figures", "Fig. 1, Fig. 2 and the confusion matrix of any relevance file", _cmd_figures)
@@ -534,6 +638,27 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True, metavar="OUT_DIR",
                    help="output directory: relevant.wav, complement.wav, reference.wav, map.png, auralise.json")
     _common(s)
+
+    s = _sub(sub, "compare", "distances between relevance maps: within and between classes, between methods",
+             _cmd_compare)
+    s.add_argument("relevance", metavar="RELEVANCE.h5", help="relevance file (scatterxai explain)")
+    s.add_argument("--out", required=True, metavar="DIR",
+                   help="directory for compare.json, compare.md and the figures")
+    s.add_argument("--metrics", default="mean_diff,kl,js,emd,emd_lambda1,emd_lambda2",
+                   help="comma-separated metrics: JS in nats, EMD in octaves on the (λ1, λ2) plane")
+    s.add_argument("--methods", default=None, help="comma-separated methods to compare (None: all in the file)")
+    s.add_argument("--reference", default=None, metavar="METHOD",
+                   help="compare methods with this one only (None: every pair of methods)")
+    s.add_argument("--max-pairs", type=_pairs, default=100, metavar="N",
+                   help="pairs sampled per class, between classes, and notes per method pair ('all': no bound)")
+    s.add_argument("--emd-max-pairs", type=_pairs, default=20, metavar="N",
+                   help="the same bound for the 2-D EMD (one optimal-transport solve per pair, ~0.1 s)")
+    s.add_argument("--emd-scope", choices=("all", "between_methods"), default="all",
+                   help="compute the 2-D EMD in every part of the study or only between methods")
+    s.add_argument("--seed", type=_seed, default=0, help="seed of the pair sampling")
+    s.add_argument("--mode", choices=("positive", "abs", "shift"), default="positive",
+                   help="map → distribution: max(p, 0), |p|, or p − min p, normalised to sum 1")
+    _common(s, device=False)
     return p
 
 

@@ -26,12 +26,18 @@ from .errors import DataError, ParameterError
 from .scattering.config import PAPER_CONFIG, ScatteringConfig
 from .task import DEFAULT_SCALE, INPUTS
 
-__all__ = ["run", "RunConfig", "RunContext", "Stage", "ANALYSES", "DEMO_SCALE", "RULES_RUN"]
+__all__ = ["run", "RunConfig", "RunContext", "Stage", "ANALYSES", "DEMO_SCALE", "RULES_RUN", "METHODS_RUN",
+           "SLOW_PER_CLASS"]
 
 #: size of the default (demo) synthetic corpus (:data:`scatterxai.task.DEFAULT_SCALE`)
 DEMO_SCALE = DEFAULT_SCALE
-#: LRP rules of the pipeline: LRP-ε and the paper's composite LRP-[ε,z+]
+#: LRP rules of the paper's figures: LRP-ε and the paper's composite LRP-[ε,z+]
 RULES_RUN = ("epsilon", "epsilon_plus")
+#: attribution methods of the pipeline: every registered method (``scatterxai.explain.available_methods()``)
+METHODS_RUN = ("lrp0", "epsilon", "epsilon_plus", "epsilon_conv_zplus_dense", "gradient", "gradient_x_input",
+               "integrated_gradients", "smoothgrad", "deconvnet", "occlusion")
+#: test notes per class explained by the slow methods (Integrated Gradients, SmoothGrad, occlusion)
+SLOW_PER_CLASS = 20
 
 
 @dataclass(frozen=True)
@@ -60,7 +66,10 @@ class RunConfig:
         Worker processes for synthesis (default: all cores).
     scattering : ScatteringConfig
     methods : tuple of str
-        Attribution methods to explain with.
+        Attribution methods to explain with (must include :data:`RULES_RUN`, which the figures draw).
+    slow_per_class : int or None
+        Examples per class explained by the slow methods (None: all), see
+        :func:`scatterxai.explain.stratified_rows`.
     top_n : int
         n of the class-wise top-n aggregation.
     """
@@ -74,7 +83,8 @@ class RunConfig:
     max_epochs: Optional[int] = None
     jobs: Optional[int] = None
     scattering: ScatteringConfig = PAPER_CONFIG
-    methods: Tuple[str, ...] = RULES_RUN
+    methods: Tuple[str, ...] = METHODS_RUN
+    slow_per_class: Optional[int] = SLOW_PER_CLASS
     top_n: int = 5
 
     def __post_init__(self):
@@ -84,6 +94,8 @@ class RunConfig:
             if getattr(self, name) is not None:
                 check_positive_int(name, getattr(self, name))
         check_positive_int("top_n", self.top_n)
+        if self.slow_per_class is not None:
+            check_positive_int("slow_per_class", self.slow_per_class)
         if self.sol_root is not None and self.audio_root is not None:
             raise ParameterError("give --sol-root (SOL 0.9HQ with the published split) or --meta with "
                                  "--audio-root (your own data), not both")
@@ -94,6 +106,10 @@ class RunConfig:
         if not isinstance(self.scattering, ScatteringConfig):
             raise ParameterError(f"scattering must be a ScatteringConfig, got {type(self.scattering).__name__}")
         object.__setattr__(self, "methods", tuple(self.methods))
+        missing = [r for r in RULES_RUN if r not in self.methods]
+        if missing:
+            raise ParameterError(f"methods must include {list(RULES_RUN)} (the figures draw them); {missing} "
+                                 f"missing from {list(self.methods)}")
 
 
 class Stage:
@@ -143,8 +159,8 @@ class Stage:
 
 #: analysis stages run after the paper's stages, in order: "module:function" (relative to the package).
 #: Each function takes the :class:`RunContext` and returns a Markdown section for report.md (or "").
-ANALYSES: Tuple[str, ...] = (".analysis.quality.stage:pipeline_section", ".analysis.probe.stage:describe_stage",
-                             ".analysis.probe.stage:probe_stage")
+ANALYSES: Tuple[str, ...] = (".analysis.compare:pipeline_section", ".analysis.quality.stage:pipeline_section",
+                             ".analysis.probe.stage:describe_stage", ".analysis.probe.stage:probe_stage")
 #: the stages whose time is the reference of the demo's time budget (everything else ≤ 50 % of it)
 CORE_STAGES = ("data", "extract", "train_s1", "train_s1s2")
 
@@ -258,12 +274,14 @@ class RunContext:
         self.stage(f"evaluate_{inp}", {"train": st.digest}, [self.metrics_paths[inp]], evaluate)
 
     def explain(self) -> None:
-        from .explain import ExplainConfig, explain
+        from .explain import REGISTRY, ExplainConfig, explain
         cfg = self.config
+        limits = ({m: cfg.slow_per_class for m in cfg.methods if REGISTRY[m].slow}
+                  if cfg.slow_per_class is not None else {})
         config = ExplainConfig(methods=cfg.methods, subset="test", target="pred", top_n=cfg.top_n,
-                               device=cfg.device)
+                               device=cfg.device, max_per_class=limits)
         self.stage("explain", {"train": self.stages["train_s1s2"].digest, "rules": list(cfg.methods),
-                               "top_n": cfg.top_n}, [self.relevance],
+                               "top_n": cfg.top_n, "max_per_class": limits}, [self.relevance],
                    lambda: explain(self.features, model_dir=self.model_dir("s1s2"), out=self.relevance,
                                    config=config, progress=True))
 

@@ -4,8 +4,15 @@ import os
 
 import numpy as np
 import pytest
+from hypothesis import settings
 
 from scatterxai.scattering import ScatteringConfig
+
+# CI runs the same examples every time (a failure is reproducible, never a lottery);
+# HYPOTHESIS_PROFILE=explore draws new ones
+settings.register_profile("ci", derandomize=True)
+settings.register_profile("explore", derandomize=False)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 #: tiny configuration for unit tests (249 kept paths, 128 frames)
 SMALL = ScatteringConfig(N=2 ** 13, J=6, Q=(8, 2), T=2 ** 6)

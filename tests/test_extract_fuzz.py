@@ -54,7 +54,7 @@ def meta_csvs(draw):
     n = draw(st.integers(1, 5))
     rows = [[draw(names)] + [draw(cells) for _ in header[1:]] for _ in range(n)]
     buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
+    w = csv.writer(buf, lineterminator="\r\n")   # fields holding \r or \n are quoted (not with "\n" alone)
     w.writerow(header)
     w.writerows(rows)
     return buf.getvalue(), n

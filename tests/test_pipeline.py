@@ -5,7 +5,7 @@ import os
 import h5py
 import numpy as np
 
-from scatterxai.pipeline import run
+from scatterxai.pipeline import METHODS_RUN, run
 
 from .conftest import SMALL
 
@@ -23,12 +23,13 @@ def test_run_end_to_end_and_stage_reuse(tmp_path, caplog):
                  "quality/quality_curves.png", "quality/permuted_labels_model/model.pt", "descriptors.h5",
                  "probe/probe.json", "probe/probe_r2.png"):
         assert os.path.exists(os.path.join(out, name)), name
-    for stage in ("data", "extract", "train_s1", "train_s1s2", "explain", "figures", "quality_permuted_labels",
-                  "quality", "describe", "probe"):
+    for stage in ("data", "extract", "train_s1", "train_s1s2", "explain", "figures", "compare",
+                  "quality_permuted_labels", "quality", "describe", "probe"):
         assert f"[{stage}] running" in first
     with h5py.File(paths["relevance"], "r") as f:
-        assert set(f["relevance"]) == {"epsilon", "epsilon_plus"}
+        assert set(f["relevance"]) == set(METHODS_RUN)
         assert f["features"].shape[1:] == (249, 128)
+    assert os.path.exists(os.path.join(out, "compare", "compare.json"))
     for inp, n_channels in (("s1", 38), ("s1s2", 249)):
         with open(paths[f"metrics_{inp}"]) as fh:
             m = json.load(fh)
@@ -43,6 +44,7 @@ def test_run_end_to_end_and_stage_reuse(tmp_path, caplog):
     assert "## Is the explanation right? Quality checks" in report and "(quality/quality_curves.png)" in report
     assert "| rank | method |" in report
     assert "## What do the layers represent? (probe study)" in report and "R² log2 f0" in report
+    assert "## Attribution methods compared" in report and "| Integrated Gradients | `integrated_gradients` |" in report
 
     # experiments/synthetic_study.py --figures: the repository's figures/ as palette PNGs
     import sys
@@ -59,7 +61,7 @@ def test_run_end_to_end_and_stage_reuse(tmp_path, caplog):
     run(out, **kw)  # nothing changed: every stage is reused
     second = caplog.text
     caplog.clear()
-    assert "running" not in second and second.count("reused") == 12
+    assert "running" not in second and second.count("reused") == 13
     run(out, **{**kw, "max_epochs": 1})  # a training setting changed: data and features are reused
     third = caplog.text
     assert "[data] reused" in third and "[extract] reused" in third and "[train_s1] running" in third

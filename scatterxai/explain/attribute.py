@@ -38,6 +38,9 @@ class Attribution:
         Registered name of the method.
     params : dict
         Its parameters.
+    extras : dict of str → np.ndarray [shape=(K, ...)]
+        Further per-example outputs of the method, e.g. ``baseline_logits`` (K, n_classes) of Integrated
+        Gradients (the logits at the baseline x′).
     """
 
     relevance: np.ndarray
@@ -47,6 +50,19 @@ class Attribution:
     conservation: np.ndarray
     method: str
     params: dict = field(default_factory=dict)
+    extras: dict = field(default_factory=dict)
+
+    @property
+    def completeness(self):
+        """Σ relevance / (f_c(x) − f_c(x′)) per example for methods with a baseline x′ (Integrated
+        Gradients; 1 is exact completeness, NaN where the difference is 0), else None."""
+        if "baseline_logits" not in self.extras:
+            return None
+        K = len(self.explained)
+        diff = self.explained_logit.astype(np.float64) - self.extras["baseline_logits"][np.arange(K), self.explained]
+        total = self.relevance.reshape(K, -1).sum(axis=1, dtype=np.float64)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(diff != 0, total / diff, np.nan)
 
 
 def _as_input(inputs) -> torch.Tensor:
@@ -89,8 +105,24 @@ def private_copy(net: torch.nn.Module, device, dtype) -> torch.nn.Module:
     return model
 
 
+def _per_example(explainer, arrays, K: int) -> dict:
+    """Validated per-example arrays (K, ...) as tensors, exactly those the explainer needs."""
+    arrays = dict(arrays or {})
+    needed = explainer.per_example_inputs()
+    if sorted(arrays) != sorted(needed):
+        raise ParameterError(f"method {explainer.name!r} with {explainer.params()} needs the per-example inputs "
+                             f"{list(needed)}, got {sorted(arrays)}")
+    out = {}
+    for name, value in arrays.items():
+        t = _as_input(value) if not isinstance(value, torch.Tensor) else value.detach()
+        if t.shape[0] != K:
+            raise ParameterError(f"per-example input {name!r} has {t.shape[0]} rows, the inputs have K={K}")
+        out[name] = t
+    return out
+
+
 def attribute(net: torch.nn.Module, inputs, *, method, target="pred", batch_size: int = 64, device="auto",
-              progress: bool = False, **params) -> Attribution:
+              progress: bool = False, per_example=None, **params) -> Attribution:
     """Relevance of each input coefficient for the explained logit, in batches.
 
     Parameters
@@ -111,6 +143,9 @@ def attribute(net: torch.nn.Module, inputs, *, method, target="pred", batch_size
         ``"auto"`` (CUDA when present), ``"cpu"``, ``"cuda"``…
     progress : bool
         Show a progress bar over batches.
+    per_example : dict of str → array [shape=(K, ...)], optional
+        Per-example inputs the method needs (:meth:`Explainer.per_example_inputs`), e.g.
+        ``{"baseline": x0}`` (K, C, T) for Integrated Gradients with ``baseline="given"``.
     **params
         Parameters of the method (e.g. ``epsilon=1e-6`` for LRP presets).
 
@@ -135,6 +170,8 @@ def attribute(net: torch.nn.Module, inputs, *, method, target="pred", batch_size
         with torch.no_grad():
             n_classes = model(x_all[:1].to(dev, dtype)).shape[1]
     labels = _targets(target, K, n_classes)
+    extra_inputs = _per_example(explainer, per_example, K)
+    extras: dict = {}
 
     np_dtype = np.float64 if dtype == torch.float64 else np.float32
     relevance = np.empty(tuple(x_all.shape), dtype=np_dtype)
@@ -146,8 +183,14 @@ def attribute(net: torch.nn.Module, inputs, *, method, target="pred", batch_size
         for start in starts:
             xb = x_all[start:start + batch_size].to(device=dev, dtype=dtype).clone()
             index = None if labels is None else torch.as_tensor(labels[start:start + batch_size], device=dev)
-            output, rel = run(xb, index)
+            batch_extra = {k: v[start:start + batch_size].to(device=dev, dtype=dtype) for k, v in extra_inputs.items()}
+            output, rel, *info = run(xb, index, **batch_extra)
             stop = start + xb.shape[0]
+            for key, value in (info[0] if info else {}).items():
+                value = value.detach().cpu().numpy()
+                if key not in extras:
+                    extras[key] = np.empty((K,) + value.shape[1:], dtype=value.dtype)
+                extras[key][start:stop] = value
             relevance[start:stop] = rel.detach().cpu().numpy()
             logits[start:stop] = output.detach().cpu().numpy()
             explained[start:stop] = (output.detach().argmax(dim=1).cpu().numpy() if labels is None
@@ -158,4 +201,4 @@ def attribute(net: torch.nn.Module, inputs, *, method, target="pred", batch_size
         conservation = np.where(explained_logit != 0, total / explained_logit, np.nan)
     return Attribution(relevance=relevance, logits=logits, explained=explained,
                        explained_logit=explained_logit, conservation=conservation.astype(np_dtype),
-                       method=explainer.name, params=explainer.params())
+                       method=explainer.name, params=explainer.params(), extras=extras)

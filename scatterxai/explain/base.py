@@ -10,6 +10,16 @@ An explainer is configured once (its parameters, validated in ``__init__`` and r
 as HDF5 attributes of ``/relevance/<name>``) and then run in a *session* on a private copy of the network
 (:meth:`Explainer.session`), which yields a function ``run(x, target) -> (logits, relevance)``:
 ``target`` is None (explain the predicted class) or a LongTensor (B,) of classes.
+
+Two optional channels carry data that are not parameters:
+
+* **context** (:attr:`Explainer.context`): constructor arguments derived from the model, not recorded as
+  parameters — e.g. occlusion needs the path table (``paths``) and the model's input at the training mean
+  (``mean_input``).  The ``explain`` stage fills them from the loaded model.
+* **per-example inputs** (:meth:`Explainer.per_example_inputs`): arrays (K, ...) sliced with the batch and
+  passed to ``run`` as keywords — e.g. Integrated Gradients' per-example baseline.  ``run`` may then return
+  a third element, a dict of per-example tensors (e.g. ``baseline_logits``) that
+  :class:`~scatterxai.explain.attribute.Attribution` keeps in ``extras``.
 """
 
 from __future__ import annotations
@@ -36,10 +46,18 @@ class Explainer:
 
     #: registry key (also the HDF5 dataset name)
     name: ClassVar[str] = ""
-    #: "lrp", "gradient" or "perturbation"
+    #: "lrp", "gradient" or "perturbation" (:data:`FAMILIES`)
     family: ClassVar[str] = ""
     #: one line for the README and ``--help``
     summary: ClassVar[str] = ""
+    #: many network passes per example (the pipeline explains a class-stratified subset with it)
+    slow: ClassVar[bool] = False
+    #: constructor arguments the ``explain`` stage derives from the model ("paths", "mean_input")
+    context: ClassVar[Tuple[str, ...]] = ()
+
+    def per_example_inputs(self) -> Tuple[str, ...]:
+        """Names of the per-example arrays ``run`` needs as keywords (sliced with each batch)."""
+        return ()
 
     def params(self) -> dict:
         """The method's parameters (JSON/HDF5-friendly scalars and strings)."""
@@ -68,12 +86,19 @@ def register(cls: Type[Explainer]) -> Type[Explainer]:
     return cls
 
 
+#: order of the families in :func:`available_methods`
+FAMILIES = ("lrp", "gradient", "perturbation")
+
+
 def available_methods(family: Optional[str] = None) -> List[str]:
-    """Registered method names (of one family if given), in registration order.
+    """Registered method names (of one family if given): by family (:data:`FAMILIES`, others last), then
+    in registration order.
 
     The built-in methods register themselves when :mod:`scatterxai.explain` is imported (which importing
     this module implies)."""
-    return [n for n, c in REGISTRY.items() if family is None or c.family == family]
+    names = [n for n, c in REGISTRY.items() if family is None or c.family == family]
+    rank = {f: i for i, f in enumerate(FAMILIES)}
+    return sorted(names, key=lambda n: rank.get(REGISTRY[n].family, len(FAMILIES)))
 
 
 def get_explainer(method, **params) -> Explainer:

@@ -4,30 +4,70 @@ The layout of the file is documented in :mod:`scatterxai.io.relevance` (which re
 same datasets are written whatever the method: the writer (:func:`write_relevance`, shared with the
 audio-in :func:`scatterxai.explain.explain_files`) asks the method's :class:`~.base.Explainer` only for
 relevance and for the attributes to record.
+
+One forward pass of the network gives every row's logits and prediction; every method then explains the
+same class per row (the prediction, or the true label with ``target="true"``).
+
+Slow methods on a subset (``max_per_class``): a method limited to n examples per class explains the rows
+of :func:`stratified_rows` (up to n per class — true label, or prediction without labels — spread evenly
+through each class's rows in file order, deterministic); its other rows are NaN in every per-example
+dataset, ``/explained_rows/<method>`` lists the rows it explained and ``/relevance/<method>`` has the
+attribute ``n_explained``.  Its class aggregate counts only its explained rows.
 """
 
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Dict, Mapping, Optional, Tuple
 
 import h5py
 import numpy as np
+import torch
 
 from .. import maps
 from .._util.fs import atomic_path, check_not_inputs, output_lock, prepare_output
+from .._util.log import logger
 from .._util.validate import check_choice, check_positive_float, check_positive_int, with_settings
 from .._util.versions import package_version
 from ..errors import ParameterError, StoreError
-from ..io.hdf5 import is_scatterxai_file, scattering_attrs, write_column
+from ..io.hdf5 import STR_DTYPE, is_scatterxai_file, scattering_attrs, write_column
 from ..io.netcdf import COMPRESSIONS, annotate_relevance, dataset_options
 from .attribute import attribute
-from .base import Explainer, get_explainer
+from .base import REGISTRY, Explainer, get_explainer
 from .lrp import DEFAULT_EPSILON, ZENNIT_STABILIZER
 
-__all__ = ["ExplainConfig", "explain", "write_relevance", "method_names"]
+__all__ = ["ExplainConfig", "explain", "write_relevance", "method_names", "stratified_rows"]
+
+
+def stratified_rows(groups, n_per_class: Optional[int]) -> np.ndarray:
+    """Rows to explain with a method limited to ``n_per_class`` examples per class.
+
+    Parameters
+    ----------
+    groups : array of int [shape=(K,)]
+        Class of each row.
+    n_per_class : int or None
+        None: every row.
+
+    Returns
+    -------
+    np.ndarray [shape=(k,), int64]
+        Sorted row indices: for each class with m rows, all of them if m ≤ n, else its rows at positions
+        ⌊(i + ½)·m / n⌋, i = 0…n−1, in file order (spread evenly, deterministic).
+    """
+    groups = np.asarray(groups)
+    if n_per_class is None:
+        return np.arange(len(groups), dtype=np.int64)
+    n = check_positive_int("n_per_class", n_per_class)
+    picked = []
+    for c in np.unique(groups):
+        rows = np.flatnonzero(groups == c)
+        m = len(rows)
+        picked.append(rows if m <= n else rows[((np.arange(n) + 0.5) * m / n).astype(np.int64)])
+    return np.sort(np.concatenate(picked)) if picked else np.zeros(0, np.int64)
 
 
 def method_names(methods) -> Tuple[str, ...]:
@@ -65,7 +105,10 @@ class ExplainConfig:
     epsilon : float
         ε of the ε-rule, for the LRP methods (see :mod:`scatterxai.explain.lrp`).
     method_params : mapping method → dict
-        Further parameters of individual methods.
+        Further parameters of individual methods (e.g. ``{"integrated_gradients": {"steps": 128}}``).
+    max_per_class : mapping method → int
+        Explain at most this many examples per class with the method (:func:`stratified_rows`); methods
+        not listed explain every row.
     batch_size : int
         Examples attributed at once.
     device : str
@@ -80,6 +123,7 @@ class ExplainConfig:
     top_n: int = 5
     epsilon: float = DEFAULT_EPSILON
     method_params: Mapping[str, dict] = field(default_factory=dict)
+    max_per_class: Mapping[str, int] = field(default_factory=dict)
     batch_size: int = 64
     device: str = "auto"
     compression: Optional[str] = None
@@ -91,17 +135,25 @@ class ExplainConfig:
         check_positive_float("epsilon", self.epsilon)
         check_positive_int("batch_size", self.batch_size)
         check_choice("compression", self.compression, COMPRESSIONS)
-        unknown = sorted(set(self.method_params) - set(self.methods))
-        if unknown:
-            raise ParameterError(f"method_params names methods {unknown} that are not in methods "
-                                 f"{list(self.methods)}")
+        for field_name in ("method_params", "max_per_class"):
+            unknown = sorted(set(getattr(self, field_name)) - set(self.methods))
+            if unknown:
+                raise ParameterError(f"{field_name} names methods {unknown} that are not in methods "
+                                     f"{list(self.methods)}")
+        for name, n in self.max_per_class.items():
+            if n is not None:
+                check_positive_int(f"max_per_class[{name!r}]", n)
 
-    def explainer(self, name: str) -> Explainer:
-        """The configured explainer of method ``name``."""
-        from .base import REGISTRY
+    def explainer(self, name: str, model=None) -> Explainer:
+        """The configured explainer of method ``name``; ``model`` (a ``LoadedModel``) supplies the
+        context some methods need (path table, input at the training mean)."""
         params = dict(self.method_params.get(name, {}))
-        if REGISTRY[name].family == "lrp":
+        cls = REGISTRY[name]
+        if cls.family == "lrp":
             params.setdefault("epsilon", self.epsilon)
+        if model is not None:
+            context = {"paths": model.paths, "mean_input": model.mean_input()}
+            params.update({k: context[k] for k in cls.context})
         return get_explainer(name, **params)
 
 
@@ -124,7 +176,6 @@ def _load_inputs(features, model, config: ExplainConfig):
 
 
 def _root_attrs(attrs: dict, model, config: ExplainConfig) -> dict:
-    from .base import REGISTRY
     lrp = [m for m in config.methods if REGISTRY[m].family == "lrp"]
     attrs.update(classes=np.array(list(model.classes), dtype=object),
                  methods=np.array(config.methods, dtype=object), rules=np.array(lrp, dtype=object),
@@ -146,36 +197,77 @@ def _write_shared(f: h5py.File, x, paths: Dict[str, np.ndarray], grid, compressi
         g.create_dataset(k, data=getattr(grid, k))
 
 
-def _write_examples(f: h5py.File, examples: Dict[str, np.ndarray], res) -> np.ndarray:
-    """Metadata columns plus pred, explained and logits (from the first method's forward pass)."""
+@torch.no_grad()
+def _forward(net, x, batch_size: int) -> np.ndarray:
+    """Logits (K, n_classes) of the network (eval mode) on its input x, in batches."""
+    net.eval()
+    out = [net(x[i:i + batch_size]).cpu() for i in range(0, x.shape[0], batch_size)]
+    return torch.cat(out).numpy() if out else np.zeros((0, getattr(net, "n_classes", 0)), np.float32)
+
+
+def _write_examples(f: h5py.File, examples: Dict[str, np.ndarray], logits: np.ndarray,
+                    explained: np.ndarray) -> None:
+    """Metadata columns plus pred, explained and logits."""
     g = f.create_group("examples")
     for k, v in examples.items():
         # names this file defines itself win over same-named metadata columns
         write_column(g, k if k not in ("pred", "explained", "logits") else f"meta_{k}", v)
-    pred = res.logits.argmax(axis=1).astype(np.int64)
-    g.create_dataset("pred", data=pred)
-    g.create_dataset("explained", data=res.explained)
-    g.create_dataset("logits", data=res.logits.astype(np.float32))
-    return pred
+    g.create_dataset("pred", data=logits.argmax(axis=1).astype(np.int64))
+    g.create_dataset("explained", data=explained)
+    g.create_dataset("logits", data=logits.astype(np.float32))
 
 
-def _write_method(f: h5py.File, name: str, explainer: Explainer, res, *, groups, n_classes: int, top_n: int,
-                  paths, modulation, compression=None) -> None:
-    """The per-method datasets: relevance, local map, aggregate, kurtosis, conservation, localisation."""
+def _per_row(K: int, rows: np.ndarray, values, dtype=np.float64) -> np.ndarray:
+    """A (K, ...) array: ``values`` at ``rows``, NaN elsewhere."""
+    values = np.asarray(values)
+    out = np.full((K,) + values.shape[1:], np.nan, dtype=dtype)
+    out[rows] = values
+    return out
+
+
+def _write_method(f: h5py.File, name: str, explainer: Explainer, res, rows: np.ndarray, *, groups,
+                  n_classes: int, top_n: int, paths, modulation, compression=None) -> None:
+    """The per-method datasets: relevance, local map, aggregate, kurtosis, conservation, localisation
+    (+ completeness for methods with a baseline, explained_rows for a subset); NaN where not explained."""
+    K = f["features"].shape[0]
+    _, C, T = res.relevance.shape
     local = maps.local_map(res.relevance)
-    ds = f.create_dataset(f"relevance/{name}", data=res.relevance.astype(np.float32, copy=False),
-                          **dataset_options(compression, res.relevance.shape))
+    ds = f.create_dataset(f"relevance/{name}", shape=(K, C, T), dtype=np.float32, fillvalue=np.float32(np.nan),
+                          **dataset_options(compression, (K, C, T)))
+    if len(rows) == K:
+        ds[...] = res.relevance.astype(np.float32, copy=False)
+    else:   # unwritten chunks are not stored: rows the method did not explain cost no space
+        for i, r in enumerate(rows):
+            ds[r] = res.relevance[i]
     ds.attrs.update(explainer.attrs())
-    f.create_dataset(f"local/{name}", data=local.astype(np.float32))
-    ds = f.create_dataset(f"aggregate/{name}", data=maps.topn_aggregate(local, groups[0], n_classes,
-                                                                       n=min(top_n, local.shape[1])))
-    ds.attrs.update(top_n=int(top_n), grouped_by=groups[1])
-    f.create_dataset(f"kurtosis/{name}", data=maps.map_kurtosis(local))
-    f.create_dataset(f"conservation/{name}", data=res.conservation.astype(np.float64))
+    ds.attrs["n_explained"] = len(rows)
+    f.create_dataset(f"explained_rows/{name}", data=rows.astype(np.int64))
+    f.create_dataset(f"local/{name}", data=_per_row(K, rows, local, np.float32))
+    ds = f.create_dataset(f"aggregate/{name}", data=maps.topn_aggregate(local, groups[0][rows], n_classes,
+                                                                       n=min(top_n, C)))
+    ds.attrs.update(top_n=int(top_n), grouped_by=groups[1], n_explained=len(rows))
+    f.create_dataset(f"kurtosis/{name}", data=_per_row(K, rows, maps.map_kurtosis(local)))
+    f.create_dataset(f"conservation/{name}", data=_per_row(K, rows, res.conservation))
+    if res.completeness is not None:
+        ds = f.create_dataset(f"completeness/{name}", data=_per_row(K, rows, res.completeness))
+        ds.attrs["definition"] = "sum of relevance / (f_c(x) - f_c(baseline))"
     if modulation is not None:
-        ds = f.create_dataset(f"localisation/{name}", data=maps.localisation(
-            local, paths, modulation, octaves=maps.LOCALISATION_OCTAVES))
+        ds = f.create_dataset(f"localisation/{name}", data=_per_row(K, rows, maps.localisation(
+            local, paths, modulation[rows], octaves=maps.LOCALISATION_OCTAVES)))
         ds.attrs["octaves"] = maps.LOCALISATION_OCTAVES
+
+
+def _per_example_inputs(explainer: Explainer, examples, rows, model, scattering, progress: bool) -> dict:
+    """Per-example inputs of ``explainer`` for ``rows`` (the unmodulated baseline of Integrated Gradients)."""
+    needed = explainer.per_example_inputs()
+    if not needed:
+        return {}
+    if needed == ("baseline",) and getattr(explainer, "baseline", None) == "unmodulated":
+        from .baselines import baseline_inputs
+        sub = {k: v[rows] for k, v in examples.items()}
+        return {"baseline": baseline_inputs(sub, model, scattering, seed=explainer.synth_seed, progress=progress)}
+    raise ParameterError(f"explain() cannot supply the per-example inputs {list(needed)} of {explainer!r}; "
+                         f"call scatterxai.explain.attribute(..., per_example=...) instead")
 
 
 def explain(features, *, model_dir, out, config: Optional[ExplainConfig] = None, progress: bool = True,
@@ -193,7 +285,7 @@ def explain(features, *, model_dir, out, config: Optional[ExplainConfig] = None,
         is created if its parent exists.  One process at a time writes it (the lock ``OUT.lock``); it must
         not be one of the inputs.
     config : ExplainConfig, optional
-        Methods, subset, target, top-n, ε, batch size, device (default ``ExplainConfig()``).
+        Methods, subset, target, top-n, ε, per-method limits, batch size, device (default ``ExplainConfig()``).
     progress : bool
         Show progress bars.
     **settings
@@ -223,9 +315,21 @@ def _explain(features, model_dir, out: Path, config: ExplainConfig, progress: bo
     return write_relevance(out, x, examples, attrs, model, config, progress=progress)
 
 
+def _explain(features, model_dir, out: Path, config: ExplainConfig, progress: bool) -> Path:
+    from ..model.directory import load_model
+
+    model = load_model(model_dir, device=config.device)
+    x, examples, attrs = _load_inputs(features, model, config)
+    return write_relevance(out, x, examples, attrs, model, config, progress=progress)
+
+
 def write_relevance(out, x, examples: Dict[str, np.ndarray], attrs: dict, model, config: ExplainConfig, *,
                     progress: bool = True, extra: Optional[Callable[[h5py.File], None]] = None) -> Path:
     """Attribute the network input ``x`` with every method of ``config`` and write the relevance file.
+
+    One forward pass gives every row's logits and prediction; every method then explains the same class
+    per row (the prediction, or the true label with ``target="true"``), on the rows of
+    :func:`stratified_rows` when ``config.max_per_class`` limits it.
 
     Parameters
     ----------
@@ -250,24 +354,33 @@ def write_relevance(out, x, examples: Dict[str, np.ndarray], attrs: dict, model,
     n_classes = len(model.classes)
     paths = model.paths
     labels = np.asarray(examples["label"], dtype=np.int64) if "label" in examples else None
-    target_arg = labels if config.target == "true" else "pred"
     modulation = (np.asarray(examples["modulation_hz"], dtype=float)
                   if "modulation_hz" in examples and (paths["order"] == 2).any() else None)
     attrs = _root_attrs(dict(attrs), model, config)
-    explainers = {name: config.explainer(name) for name in config.methods}
+    explainers = {name: config.explainer(name, model) for name in config.methods}
+    logits = _forward(model.net, x, config.batch_size)
+    pred = logits.argmax(axis=1).astype(np.int64)
+    explained = labels if config.target == "true" else pred
+    groups = (labels, "label") if labels is not None else (pred, "pred")
 
     with atomic_path(out) as tmp, h5py.File(tmp, "w") as f:
+        for key in ("methods", "rules"):   # string arrays, possibly empty (no LRP method): explicit dtype
+            f.attrs.create(key, data=attrs.pop(key), dtype=STR_DTYPE)
         f.attrs.update(attrs)
         _write_shared(f, x, paths, maps.grid_index(paths), config.compression)
-        groups = None
+        _write_examples(f, examples, logits, explained)
         for name, explainer in explainers.items():
-            res = attribute(model.net, x, method=explainer, target=target_arg, batch_size=config.batch_size,
-                            device=model.device, progress=progress)
-            if groups is None:
-                pred = _write_examples(f, examples, res)
-                groups = (labels, "label") if labels is not None else (pred, "pred")
-            _write_method(f, name, explainer, res, groups=groups, n_classes=n_classes, top_n=config.top_n,
+            rows = stratified_rows(groups[0], config.max_per_class.get(name))
+            per_example = _per_example_inputs(explainer, examples, rows, model, model.scattering, progress)
+            t0 = time.perf_counter()
+            res = attribute(model.net, x[torch.as_tensor(rows)], method=explainer, target=explained[rows],
+                            batch_size=config.batch_size, device=model.device, progress=progress,
+                            per_example=per_example)
+            seconds = time.perf_counter() - t0
+            logger.info("explain: %s on %d of %d rows in %.1f s", name, len(rows), len(x), seconds)
+            _write_method(f, name, explainer, res, rows, groups=groups, n_classes=n_classes, top_n=config.top_n,
                           paths=paths, modulation=modulation, compression=config.compression)
+            f[f"relevance/{name}"].attrs["seconds"] = seconds
             del res
         if extra is not None:
             extra(f)

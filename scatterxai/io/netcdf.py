@@ -223,6 +223,7 @@ _PER_METHOD = {
     "conservation": (("example",), "1", "sum of input relevance / explained logit, method {m}"),
     "localisation": (("example",), "1", "1 if the top second-order relevance lies within ±1 octave (attr "
                      "octaves) of modulation_hz, 0 if not, NaN without ground truth; method {m}"),
+    "completeness": (("example",), "1", "sum of input relevance / (f_c(x) - f_c(baseline)), method {m}"),
 }
 
 
@@ -244,6 +245,9 @@ def annotate_relevance(f: h5py.File) -> None:
             _attach(ds, [dims[n] for n in names], units, text.format(m=m))
             if group == "relevance":
                 ds.attrs["coordinates"] = _COORDS
+    for m, ds in (f["explained_rows"].items() if "explained_rows" in f else ()):
+        ds.make_scale(f"explained_rows_{m}")
+        _describe(ds, "", f"rows (examples) explained by method {m}; its per-example datasets are NaN elsewhere")
     g = f["grid"]
     lam1 = g["lambda1_hz"]
     lam1.make_scale("lambda1_hz")

@@ -2,7 +2,7 @@
 
 Layout (K explained examples, C = the model's input channels, T frames; a public contract)::
 
-    /relevance/<method>   (K, C, T) float32  input relevance R[path, frame] (attrs: family, description, the
+    /relevance/<method>   (K, C, T) float32  input relevance R[path, frame] (attrs: family, description, seconds, the
                                              method's parameters; LRP: conv, dense, pool rules)
     /local/<method>         (K, C)   float32   local map: time average of R
     /aggregate/<method>     (n_classes, C) int64  top-n indicator sum per class (paper eq. 13);
@@ -12,6 +12,10 @@ Layout (K explained examples, C = the model's input channels, T frames; a public
     /localisation/<method>  (K,)     float64   1 / 0 / NaN (no ground truth): top S2 relevance within
                                              ±1 octave of /examples/modulation_hz (attr octaves); only when
                                              the data have modulation_hz and the model reads S2 paths
+    /explained_rows/<method> (n,)    int64     rows the method explained (all K unless it was limited to a
+                                             class-stratified subset; /relevance/<method> attr n_explained)
+    /completeness/<method>  (K,)     float64   methods with a baseline x′ (Integrated Gradients): sum of
+                                             relevance / (f_c(x) − f_c(x′)); 1 = exact completeness
     /features             (K, C, T) float32  the normalised input exactly as the model saw it
     /examples/<column>    (K,)               metadata columns of the features file (file_name, label,
                                              subset, modulation_hz…), plus pred (int64), explained (int64:
@@ -32,6 +36,14 @@ Layout (K explained examples, C = the model's input channels, T frames; a public
                           netCDF-4 dimension scales and coordinates (:mod:`scatterxai.io.netcdf`; the grid's
                           axes are /grid/lambda1_hz and /grid/lambda2_hz); every dataset has ``units`` and
                           ``description`` attributes, so xarray (engine "h5netcdf") names every axis
+
+Rows a method did not explain (a slow method limited with ``max_per_class``) are NaN in its
+``/relevance``, ``/local``, ``/kurtosis``, ``/conservation``, ``/localisation`` and ``/completeness``; its
+``/aggregate`` counts only its explained rows.  Every statistic of this module ignores NaN rows.
+**Convention for comparisons across methods** (map comparison, quality checks): use the examples every
+method explained, :meth:`RelevanceFile.common_rows` (the intersection of the methods' ``explained_rows``),
+so that all methods are judged on the same notes.  Files written before version 0.2 have no
+``/explained_rows``: every method explained every row.
 
 Redrawing a map needs only h5py and numpy::
 
@@ -138,6 +150,30 @@ class RelevanceFile(H5Reader):
     def conservation(self, rule: str) -> np.ndarray:
         return self._get("conservation", rule)
 
+    def explained_rows(self, rule: str) -> np.ndarray:
+        """Sorted indices (int64) of the rows ``rule`` explained (all rows for files without
+        ``/explained_rows``)."""
+        if rule not in self.methods:
+            raise ParameterError(f"method {rule!r} is not in {self.path}; it holds {list(self.methods)}")
+        if "explained_rows" in self._f and rule in self._f["explained_rows"]:
+            return np.asarray(self._f["explained_rows"][rule][()], dtype=np.int64)
+        return np.arange(len(self), dtype=np.int64)
+
+    def common_rows(self, methods: Optional[Sequence[str]] = None) -> np.ndarray:
+        """Sorted rows that every one of ``methods`` (default: all) explained — the rows on which methods
+        are compared."""
+        rows = np.arange(len(self), dtype=np.int64)
+        for m in (methods or self.methods):
+            rows = np.intersect1d(rows, self.explained_rows(m))
+        return rows
+
+    def completeness(self, rule: str) -> Optional[np.ndarray]:
+        """Σ R / (f_c(x) − f_c(x′)) per example (NaN where not explained), or None for methods without a
+        baseline."""
+        if "completeness" not in self._f or rule not in self._f["completeness"]:
+            return None
+        return self._get("completeness", rule)
+
     def localisation(self, rule: str) -> Optional[np.ndarray]:
         """1 / 0 / NaN per example, or None when the file has no ground-truth localisation."""
         if "localisation" not in self._f or rule not in self._f["localisation"]:
@@ -149,10 +185,11 @@ class RelevanceFile(H5Reader):
         F0 from ``/examples/f0_hz`` when present), or None without ground truth."""
         if self.localisation(rule) is None:
             return None
+        rows = self.explained_rows(rule)
         f0 = self.examples.get("f0_hz")
-        return maps.localisation_misses(self.local(rule), self.paths,
-                                        np.asarray(self.examples["modulation_hz"], dtype=float),
-                                        None if f0 is None else np.asarray(f0, dtype=float),
+        return maps.localisation_misses(self.local(rule)[rows], self.paths,
+                                        np.asarray(self.examples["modulation_hz"], dtype=float)[rows],
+                                        None if f0 is None else np.asarray(f0, dtype=float)[rows],
                                         octaves=float(self._f["localisation"][rule].attrs.get(
                                             "octaves", maps.LOCALISATION_OCTAVES)))
 
@@ -188,9 +225,10 @@ class RelevanceFile(H5Reader):
         """Per-rule statistics for reports, each as :func:`scatterxai.maps.class_summary` output.
 
         Examples are grouped by true label (by prediction if the file has no labels).  For each rule:
-        ``kurtosis``, ``s1_share`` (|R|), ``s1_share_positive``, ``conservation`` and ``localisation``
-        (its ``mean`` is the localisation score; None without ground truth).  ``accuracy`` (overall and per
-        class, when labels exist) and ``grouped_by`` are given once.
+        ``kurtosis``, ``s1_share`` (|R|), ``s1_share_positive``, ``conservation``, ``localisation`` (its
+        ``mean`` is the localisation score; None without ground truth), ``completeness`` (None for methods
+        without a baseline) and ``n_explained``; rows a method did not explain (NaN) are left out of its
+        statistics.  ``accuracy`` (overall and per class, when labels exist) and ``grouped_by`` are given once.
         """
         groups = self.labels if self.labels is not None else self.examples["pred"]
         groups = np.asarray(groups, dtype=np.int64)
@@ -202,13 +240,16 @@ class RelevanceFile(H5Reader):
                                                     n_classes)
         for rule in (rules or self.methods):
             loc = self.localisation(rule)
+            comp = self.completeness(rule)
             result["rules"][rule] = {
+                "n_explained": int(len(self.explained_rows(rule))),
                 "kurtosis": maps.class_summary(self.kurtosis(rule), groups, n_classes),
                 "s1_share": maps.class_summary(self.s1_share(rule), groups, n_classes),
                 "s1_share_positive": maps.class_summary(self.s1_share(rule, mode="positive"), groups,
                                                         n_classes),
                 "conservation": maps.class_summary(self.conservation(rule), groups, n_classes),
                 "localisation": None if loc is None else maps.class_summary(loc, groups, n_classes),
+                "completeness": None if comp is None else maps.class_summary(comp, groups, n_classes),
             }
         return result
 
@@ -229,7 +270,8 @@ def format_summary(summary: dict, classes: Sequence[str]) -> str:
         for key, label, pct in (("kurtosis", "kurtosis", False), ("s1_share", "S1 share of abs(R)", True),
                                 ("s1_share_positive", "S1 share of max(R, 0)", True),
                                 ("conservation", "conserved share", False),
-                                ("localisation", "localised (±1 octave)", True)):
+                                ("localisation", "localised (±1 octave)", True),
+                                ("completeness", "IG completeness", False)):
             s = stats.get(key)
             if s is None:
                 continue

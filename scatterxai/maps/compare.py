@@ -268,7 +268,9 @@ def emd_lambda2(p, q, paths) -> np.ndarray:
 def emd(p, q, paths) -> np.ndarray:
     """Earth mover's distance on the (log2 λ1, log2 λ2) plane in octaves (POT ``ot.emd2``, exact).
 
-    Distributions [shape=(..., C)] → [shape=(...)], one network-simplex solve per row (NaN rows give NaN).
+    Distributions [shape=(..., C)] → [shape=(...)], one network-simplex solve per row on the supports of
+    the two distributions (NaN rows give NaN).  Cost: ~0.02–0.3 s per pair for 1,200 paths, growing with
+    the supports' sizes.
     """
     import ot  # POT is needed only here
 
@@ -283,8 +285,13 @@ def emd(p, q, paths) -> np.ndarray:
     for k, (a, b) in enumerate(zip(flat_p, flat_q)):
         if not (np.isfinite(a).all() and np.isfinite(b).all()):
             continue
+        # paths without mass carry no transport: solving on the two supports only is exact and, for maps
+        # whose positive part covers a fraction of the plane, several times faster
+        i, j = a > 0, b > 0
+        a, b = a[i], b[j]
         # renormalise in float64 so that POT's equal-mass check (6 decimals) never trips on rounding
-        value, log = ot.emd2(a / a.sum(), b / b.sum(), cost, numItermax=_EMD_MAX_ITER, log=True)
+        value, log = ot.emd2(a / a.sum(), b / b.sum(), np.ascontiguousarray(cost[np.ix_(i, j)]),
+                             numItermax=_EMD_MAX_ITER, log=True)
         if log.get("warning"):
             logger.warning("ot.emd2 on pair %d: %s", k, log["warning"])
         out[k] = float(value)

@@ -18,7 +18,7 @@ from ..errors import ParameterError
 from .compare import _compare_distributions, _metric_names, _path_columns, to_distribution
 
 __all__ = ["Pairs", "within_class_pairs", "between_class_pairs", "summarise", "study_values", "summarise_study",
-           "compare_study"]
+           "compare_study", "PARTS"]
 
 
 # --------------------------------------------------------------------------- pairs and summaries
@@ -124,9 +124,14 @@ def summarise(values) -> dict:
 
 # --------------------------------------------------------------------------- the study
 
+#: the parts of the study
+PARTS = ("within_class", "between_class", "between_methods")
+
+
 def study_values(local_maps: Mapping[str, np.ndarray], labels, classes: Sequence[str], paths, *,
                  metrics: Sequence[str] | None = None, reference_method: str | None = None,
-                 max_pairs: int | None = 100, seed: int = 0, mode: str = "positive") -> dict:
+                 max_pairs: int | None = 100, seed: int = 0, mode: str = "positive",
+                 parts: Sequence[str] = PARTS) -> dict:
     """Per-pair metric values of the comparison study (the layout of :func:`compare_study`, arrays as leaves).
 
     Parameters
@@ -149,14 +154,20 @@ def study_values(local_maps: Mapping[str, np.ndarray], labels, classes: Sequence
         notes per method pair.  The same pairs serve every method.
     seed : int
     mode : {"positive", "abs", "shift"}
+    parts : sequence of {"within_class", "between_class", "between_methods"}
+        The parts to compute (default all; the pairs of a part do not depend on the others).
 
     Returns
     -------
     dict
         ``{"metrics": [...], "normalisation": mode, "within_class": {method: {class: {metric: (M,)}}},
-        "between_class": {method: {metric: (M,)}}, "between_methods": {"a|b": {metric: (M,)}}}``.
+        "between_class": {method: {metric: (M,)}}, "between_methods": {"a|b": {metric: (M,)}}}`` (only the
+        requested parts).
     """
     names = _metric_names(metrics)
+    parts = [parts] if isinstance(parts, str) else list(parts)
+    if not parts or any(p not in PARTS for p in parts):
+        raise ParameterError(f"parts must be a non-empty subset of {list(PARTS)}, got {parts!r}")
     if not isinstance(local_maps, Mapping) or not local_maps:
         raise ParameterError("local_maps must be a non-empty dict method → (K, C) array")
     methods = list(local_maps)
@@ -194,14 +205,16 @@ def study_values(local_maps: Mapping[str, np.ndarray], labels, classes: Sequence
     def values(a, b, index):
         return _compare_distributions(dists[a][index[:, 0]], dists[b][index[:, 1]], paths, names)
 
-    return {
-        "metrics": names,
-        "normalisation": mode,
-        "within_class": {m: {name: values(m, m, within[c].index if c in within else empty)
-                             for c, name in enumerate(classes)} for m in methods},
-        "between_class": {m: values(m, m, between.index) for m in methods},
-        "between_methods": {f"{a}|{b}": values(a, b, np.stack([notes, notes], axis=1)) for a, b in method_pairs},
-    }
+    out = {"metrics": names, "normalisation": mode}
+    if "within_class" in parts:
+        out["within_class"] = {m: {name: values(m, m, within[c].index if c in within else empty)
+                                   for c, name in enumerate(classes)} for m in methods}
+    if "between_class" in parts:
+        out["between_class"] = {m: values(m, m, between.index) for m in methods}
+    if "between_methods" in parts:
+        out["between_methods"] = {f"{a}|{b}": values(a, b, np.stack([notes, notes], axis=1))
+                                  for a, b in method_pairs}
+    return out
 
 
 def summarise_study(values: dict) -> dict:
@@ -212,8 +225,9 @@ def summarise_study(values: dict) -> dict:
         return summarise(node)
 
     out = {"metrics": list(values["metrics"]), "normalisation": values["normalisation"]}
-    for part in ("within_class", "between_class", "between_methods"):
-        out[part] = walk(values[part])
+    for part in PARTS:
+        if part in values:
+            out[part] = walk(values[part])
     return out
 
 

@@ -241,6 +241,11 @@ class LoadedModel:
                              f"paths) or {len(channels)} (its input channels)")
         return prepare_input(S_raw, channels, self.mu, self.c, device=self.device)
 
+    def mean_input(self) -> np.ndarray:
+        """The network input of each channel when its scattering sits at its training mean μ:
+        log1p(μ / (c·μ + 1e-8)) [shape=(C_in,), float64] (the fill value of occlusion)."""
+        return log_normalize(self.mu[:, None], self.mu, self.c)[:, 0]
+
     @torch.no_grad()
     def logits(self, S_raw, batch_size: int = 64) -> np.ndarray:
         """Logits [shape=(K, n_classes), float32] of raw features [shape=(K, C, T)], in eval mode."""

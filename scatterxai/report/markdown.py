@@ -68,11 +68,13 @@ def write_report(path, *, metrics_paths: Mapping[str, str], relevance: str, feat
         with open(p) as fh:
             metrics[name] = json.load(fh)
     with RelevanceFile(relevance) as rf:
-        summary = rf.summary()
+        # the paper's section covers the LRP rules; other methods are compared in their own section
+        rules = [r for r in rf.attrs.get("rules", []) if r in rf.methods] or list(rf.methods)
+        summary = rf.summary(rules)
         classes = rf.classes
         target = rf.attrs.get("target", "pred")
-        misses = {r: rf.localisation_misses(r) for r in rf.rules}
-        localised = any(rf.localisation(r) is not None for r in rf.rules)
+        misses = {r: rf.localisation_misses(r) for r in rules}
+        localised = any(rf.localisation(r) is not None for r in rules)
     paper = paper and tuple(classes) == CLASSES
     methods_text = " and ".join(RULE_TITLES.get(r, r) for r in summary["rules"])
     rel = os.path.relpath(figures_dir, os.path.dirname(os.path.abspath(path)))

@@ -216,6 +216,22 @@ def _features_identity(features: Optional[str]) -> Tuple[str, float, str]:
     return str(ident), window, os.path.abspath(features)
 
 
+def _subset_from_features(features: str, names: Sequence[str]) -> np.ndarray:
+    """The subset of each meta-CSV row as the features file records it (a split drawn at extraction, for a
+    CSV without a ``subset`` column); "" for rows the features file does not hold."""
+    from ...features.store import FeatureFile
+    with FeatureFile(features) as ff:
+        if "subset" not in ff.examples:
+            raise StoreError(f"neither the meta CSV nor {features} has a 'subset' column; describe all notes "
+                             f"(subset=None) or extract with a split")
+        subset = np.asarray(ff.examples["subset"]).astype(str)
+        if "csv_row" in ff.examples:   # segments: several rows per note, all in the note's subset
+            by_row = dict(zip(np.asarray(ff.examples["csv_row"]).tolist()[::-1], subset[::-1]))
+            return np.array([by_row.get(r, "") for r in range(len(names))], dtype=object)
+        by_name = dict(zip(np.asarray(ff.examples["file_name"]).astype(str)[::-1], subset[::-1]))
+    return np.array([by_name.get(str(n), "") for n in names], dtype=object)
+
+
 def _scattering_part(features: str, names: Sequence[str], csv_rows: np.ndarray):
     """Scattering descriptors of the notes (NaN where the features file lacks a note), and the axes."""
     from ...features.store import FeatureFile
@@ -318,6 +334,8 @@ def describe_notes(meta_csv, audio_root, out, *, features=None, config: Describe
     max_seconds = config.max_seconds
     if max_seconds is None:
         max_seconds = window if np.isfinite(window) else PAPER_CONFIG.N / PAPER_CONFIG.sr
+    if config.subset is not None and "subset" not in columns and features is not None:
+        columns = {**columns, "subset": _subset_from_features(features, columns["file_name"])}
     rows = select_rows(columns, config)
     settings = _settings_hash(csv_bytes, audio_root, rows, {**config.result_settings(), "max_seconds": max_seconds})
     done = _existing(out, settings, features_id, overwrite)

@@ -33,9 +33,30 @@ def _describe_config(ctx):
                           jobs=ctx.config.jobs or os.cpu_count() or 1)
 
 
+def _n_test_notes(ctx) -> int:
+    from ...features.store import FeatureFile
+    with FeatureFile(ctx.features) as ff:
+        return len(ff.indices("test")) if "subset" in ff.examples else 0
+
+
+def _skipped(ctx) -> str:
+    """A report note when the test split is too small for the probe study (both stages are skipped), else ""."""
+    from .study import MIN_NOTES
+    n = _n_test_notes(ctx)
+    if n >= MIN_NOTES:
+        return ""
+    logger.warning("warning: describe and probe skipped: the test split has %d notes, the probe study needs at "
+                   "least %d", n, MIN_NOTES)
+    return (f"## What do the layers represent? (probe study)\n\nSkipped: the test split has {n} notes and the "
+            f"probe study needs at least {MIN_NOTES} (run `scatterxai describe` and `scatterxai probe` with "
+            f"--subset all on a larger study).\n")
+
+
 def describe_stage(ctx) -> str:
     """``OUT/descriptors.h5`` for the notes the probe study uses (no report section of its own)."""
     from ..describe.run import describe_notes
+    if _skipped(ctx):
+        return ""
     config = _describe_config(ctx)
     out = os.path.join(ctx.out, "descriptors.h5")
     ctx.stage("describe", {"data": ctx.digest("data"), "extract": ctx.digest("extract"),
@@ -49,6 +70,9 @@ def probe_stage(ctx) -> str:
     """``OUT/probe/`` for the S1+S2 model on the described test notes; returns the report section."""
     from .export import FILES, report_section, write_probe_outputs
     from .study import ProbeConfig, probe_study
+    skipped = _skipped(ctx)
+    if skipped:
+        return skipped
     config = ProbeConfig(subset="test", untrained_seeds=PIPELINE_UNTRAINED_SEEDS,
                          n_permutations=PIPELINE_PERMUTATIONS, seed=ctx.config.seed, device=ctx.config.device,
                          jobs=ctx.config.jobs or os.cpu_count() or 1)

@@ -193,6 +193,10 @@ class ProbeConfig:
 
 # ----------------------------------------------------------------------------------------------- inputs
 
+#: fewest notes a probe study runs on (five cross-validation folds of at least two notes)
+MIN_NOTES = 10
+
+
 def select_notes(ff, df, config: ProbeConfig) -> Tuple[np.ndarray, np.ndarray]:
     """(rows of the features file, rows of the descriptors file) of the probed notes.
 
@@ -215,9 +219,9 @@ def select_notes(ff, df, config: ProbeConfig) -> Tuple[np.ndarray, np.ndarray]:
         groups = ff.examples["instrument"][rows] if "instrument" in ff.examples else None
         pick = spread_subset(labels, config.max_examples, groups=groups, seed=config.seed)
         rows, where = rows[pick], where[pick]
-    if len(rows) < 10:
+    if len(rows) < MIN_NOTES:
         raise DataError(f"only {len(rows)} notes of subset {config.subset!r} have descriptors; the probe study "
-                        f"needs at least 10 (describe the same notes: scatterxai describe ... --subset)")
+                        f"needs at least {MIN_NOTES} (describe the same notes: scatterxai describe ... --subset)")
     return rows, where
 
 

@@ -248,7 +248,7 @@ def make_note_spec(instrument: str, technique_original: str, *, pitch: Optional[
                     tech_noise_db=float(tech_noise_db), source_file=source_file)
 
 
-def render_note(spec: NoteSpec, *, sr: int = SR, streams: str = "shared") -> np.ndarray:
+def render_note(spec: NoteSpec, *, sr: int = SR, streams: str = "shared", modulated: bool = True) -> np.ndarray:
     """Audio of one note: source → body (+ mute) → room → level → noise floor.
 
     Parameters
@@ -261,6 +261,11 @@ def render_note(spec: NoteSpec, *, sr: int = SR, streams: str = "shared") -> np.
         "split" (controlled variations, :mod:`.sweep`): every draw has its own stream
         (:class:`.streams.SplitStreams`), so that notes whose specs differ in one parameter share their
         timbre, noise and room draws.  Both are deterministic functions of the spec.
+    modulated : bool
+        ``False`` renders the same note without its technique (no pitch, amplitude, timbre or noise
+        pattern; the harp plucks once and rings): every random draw is the one of the modulated note, so
+        instrument, pitch, timbre variation, noise, room and level match.  This is the baseline "same note,
+        modulation removed" that only synthetic notes have (Integrated Gradients, ANALYSIS.md §1).
 
     Returns
     -------
@@ -280,9 +285,9 @@ def render_note(spec: NoteSpec, *, sr: int = SR, streams: str = "shared") -> np.
     n = int(round((spec.onset_s + spec.duration_s + tail_s) * sr))
     t = np.arange(n) / sr - spec.onset_s
     if inst.excitation == "plucked":
-        x = render_plucked(spec, inst, t, rng, sr, variant=variant)
+        x = render_plucked(spec, inst, t, rng, sr, variant=variant, modulated=modulated)
     else:
-        x = render_sustained(spec, inst, t, rng, sr, variant=variant)
+        x = render_sustained(spec, inst, t, rng, sr, variant=variant, modulated=modulated)
     y = body_and_room(x, inst, None if spec.mute == "none" else spec.mute, substream(rng, "room"), sr)
     return finish(y, spec.dynamics, substream(rng, "finish"), sr)
 

@@ -72,7 +72,7 @@ def _highpass(x, corner_hz, sr):
     return lfilter([alpha, -alpha], [1.0, -alpha], x)
 
 
-def render_sustained(spec, inst, t, rng, sr=SR, *, variant):
+def render_sustained(spec, inst, t, rng, sr=SR, *, variant, modulated=True):
     """Source signal (before body and room) of a wind, brass or bowed-string note.
 
     Parameters
@@ -85,6 +85,9 @@ def render_sustained(spec, inst, t, rng, sr=SR, *, variant):
     variant : dict
         Timbre adjustments of the technique variant (``tilt_add``, ``noise_add_db``, ``comb_beta``,
         ``voice``, ``alt_db``).
+    modulated : bool
+        False renders the note without its technique (:meth:`Controls.neutral`): every random draw is the
+        same, so timbre, noise, room and level match the modulated note.
 
     Returns
     -------
@@ -92,6 +95,8 @@ def render_sustained(spec, inst, t, rng, sr=SR, *, variant):
     """
     n = len(t)
     ctrl, _, _ = technique_controls(spec.technique, t, spec.params(), substream(rng, "technique"), sr)
+    if not modulated:
+        ctrl = ctrl.neutral()
     # natural pitch fluctuation of a held note: slow drift (cents) and a little broadband wobble
     wander = rng.uniform(0.02, 0.06) * smooth_noise(rng, n, sr, 0.3) \
         + rng.uniform(0.003, 0.015) * smooth_noise(rng, n, sr, 15.0)
@@ -173,9 +178,12 @@ def _voice(f0, pitch, env, rng, sr):
     return 10.0 ** (rng.uniform(-10.0, -3.0) / 20.0) * env * y / max(_rms(y), 1e-12) * 0.7
 
 
-def render_plucked(spec, inst, t, rng, sr=SR, *, variant):
+def render_plucked(spec, inst, t, rng, sr=SR, *, variant, modulated=True):
     """Source signal of harp bisbigliando / fingertip tremolo: two strings plucked alternately at the
-    spec's modulation rate, overlapping decays, octave-band decay times, stretched partials, clicks."""
+    spec's modulation rate, overlapping decays, octave-band decay times, stretched partials, clicks.
+
+    ``modulated=False``: only the first pluck sounds and its string rings freely (the same random draws
+    as the modulated note, the later plucks and the finger contacts at zero weight)."""
     p = spec.params()
     phi = modulator_phase(rng, t, p["modulation_hz"], p["mod_start_s"], p["mod_end_s"],
                           jitter=p["jitter"], drift=p["drift"], sr=sr)
@@ -183,6 +191,8 @@ def render_plucked(spec, inst, t, rng, sr=SR, *, variant):
     n_plucks = int(np.floor(phi[seg][-1])) + 1
     times = np.interp(np.arange(n_plucks), phi[seg], t[seg])
     level = np.exp(rng.normal(0.0, 0.1, n_plucks))
+    if not modulated:
+        level[1:] = 0.0
     stick = variant.get("stick", False)
     tau1 = float(np.clip(2.5 * np.sqrt(220.0 / spec.f0_hz), 0.4, 6.0)) * rng.uniform(0.7, 1.3)
     release = rng.uniform(*inst.release_s)
@@ -216,6 +226,8 @@ def render_plucked(spec, inst, t, rng, sr=SR, *, variant):
         # before re-plucking, the finger (or stick) touches the string and stops it: the vibration dies
         # within a few ms from the contact, 15-50 ms before the next pluck of this string
         contact = np.append(mine[1:] - g_s.uniform(0.015, 0.05, len(mine) - 1), np.inf)
+        if not modulated:
+            contact[:] = np.inf
         stopped = np.exp(-np.maximum(t - contact[jj], 0.0) / g_s.uniform(0.003, 0.008))
         onset = 1.0 - np.exp(-dt / 0.0015)
         fast_w, fast_tau = g_s.uniform(0.4, 0.7), g_s.uniform(0.03, 0.1)

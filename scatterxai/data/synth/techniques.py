@@ -61,6 +61,15 @@ class Controls:
     alt: Optional[np.ndarray] = None
     tech_noise: Optional[np.ndarray] = None
 
+    def neutral(self) -> Controls:
+        """The same controls with the technique removed: no pitch, amplitude or brightness pattern, plain
+        breath/bow noise, alternate timbre and technique noise at zero weight.  Optional arrays stay
+        arrays (of zeros), so a renderer takes the same code path and draws the same random numbers."""
+        n = len(self.amp)
+        zero = None if self.alt is None else np.zeros(n)
+        return Controls(pitch_st=np.zeros(n), amp=np.ones(n), bright=np.zeros(n), noise=np.ones(n), alt=zero,
+                        tech_noise=None if self.tech_noise is None else np.zeros(n))
+
 
 def smooth_noise(rng, n: int, sr: float, cutoff_hz: float) -> np.ndarray:
     """Band-limited Gaussian noise of unit standard deviation (linear interpolation of white noise drawn
