@@ -80,7 +80,7 @@ def _cmd_extract(args):
                                batch_size=args.batch_size, method=args.method, overwrite=args.overwrite,
                                classes=args.classes, seed=args.seed, segments=args.segments,
                                retry_failed=args.retry_failed, allow_outside_root=args.allow_outside_root,
-                               progress=True)
+                               progress=True, dask=args.dask)
     print(summary.describe())
     return 0 if summary.n_ok > 0 else 1
 
@@ -112,8 +112,12 @@ def _cmd_explain(args):
         if args.segments:
             raise ParameterError("--segments applies to audio input; for a features file, cut the windows at "
                                  "extraction (scatterxai extract --segments)")
-        print(explain(features[0], model_dir=args.model, out=args.out, config=config, progress=True))
+        print(explain(features[0], model_dir=args.model, out=args.out, config=config, progress=True,
+                      dask=args.dask))
         return 0
+    if args.dask is not None:
+        raise ParameterError("--dask applies to a features file input; for audio files, extract their features "
+                             "with scatterxai extract --dask, then explain the features file")
     from .report import example_figures
     if args.out.lower().endswith((".h5", ".hdf5")):
         raise ParameterError(f"for audio input --out is a directory (relevance.h5, predictions.json and a figure "
@@ -173,6 +177,13 @@ def _common(p, *, device=True):
                    help="only warnings and errors; no progress bars")
     if device:
         p.add_argument("--device", default="auto", help="auto (CUDA when present, else CPU), cpu, cuda, cuda:<i>")
+
+
+def _dask_option(p, what):
+    p.add_argument("--dask", default=None, metavar="ADDRESS|local:N",
+                   help=f"{what} on a Dask cluster: a scheduler address (tcp://host:8786), or local:N for N worker "
+                        f"processes on this machine; this process writes the output (needs pip install "
+                        f"'scatterxai[dask]'; see the README, 'Many machines'; default: this process only)")
 
 
 def _sub(sub, name, help, func):
@@ -243,6 +254,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--segments", action="store_true",
                    help="cut files longer than the transform's window into consecutive windows (one row "
                         "each, columns segment and start_s) instead of using their first window only")
+    _dask_option(s, "the batches")
     _common(s)
 
     s = _sub(sub, "train", "train the convnet on S1 or S1+S2 features", _cmd_train)
@@ -284,6 +296,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--top-n", type=_positive_int, default=5, help="n of the per-class top-n aggregation")
     s.add_argument("--epsilon", type=_positive_float, default=1e-6, help="ε of the LRP ε-rule")
     s.add_argument("--batch-size", type=_positive_int, default=64, help="examples attributed at once")
+    _dask_option(s, "features input: the batches")
     _common(s)
 
     s = _sub(sub, "figures", "Fig. 1, Fig. 2 and the confusion matrix of any relevance file", _cmd_figures)

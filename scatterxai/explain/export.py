@@ -17,6 +17,7 @@ import h5py
 import numpy as np
 
 from .. import maps
+from .._util.cluster import check_dask
 from .._util.fs import atomic_path, check_not_inputs, output_lock, prepare_output
 from .._util.validate import check_choice, check_positive_float, check_positive_int, with_settings
 from .._util.versions import package_version
@@ -100,7 +101,7 @@ class ExplainConfig:
 
 
 def _load_inputs(features, model, config: ExplainConfig):
-    """(network input x, example columns, scattering attributes, features path) of the explained rows."""
+    """(network input x, example columns, scattering attributes, rows) of the explained rows."""
     from ..features.store import FeatureFile
     with FeatureFile(features) as ff:
         model.check_compatible(ff)
@@ -114,7 +115,7 @@ def _load_inputs(features, model, config: ExplainConfig):
         attrs = scattering_attrs(ff.config, ff.table)
         attrs.update({k: ff.attrs[k] for k in ("audio_root", "segments") if k in ff.attrs}, source="features",
                      features_file=os.path.basename(os.fspath(ff.path)))
-        return model.prepare(ff.load(rows)), examples, attrs
+        return model.prepare(ff.load(rows)), examples, attrs, rows
 
 
 def _root_attrs(attrs: dict, model, config: ExplainConfig) -> dict:
@@ -175,7 +176,7 @@ def _write_method(f: h5py.File, name: str, explainer: Explainer, res, *, groups,
 
 
 def explain(features, *, model_dir, out, config: Optional[ExplainConfig] = None, progress: bool = True,
-            **settings) -> Path:
+            dask=None, **settings) -> Path:
     """Explain a trained model's predictions on a features file and write RELEVANCE.h5.
 
     Parameters
@@ -192,6 +193,11 @@ def explain(features, *, model_dir, out, config: Optional[ExplainConfig] = None,
         Methods, subset, target, top-n, ε, batch size, device (default ``ExplainConfig()``).
     progress : bool
         Show progress bars.
+    dask : str or distributed.Client, optional
+        Attribute the batches on a Dask cluster (:mod:`scatterxai.explain.workers`): ``"local:N"``, a
+        scheduler address (``"tcp://host:8786"``) or a Client; the workers read the features file and the
+        model directory at the same paths, this process writes.  The file is the same as a serial run's.
+        Default: this process only.
     **settings
         Fields of :class:`ExplainConfig` overriding ``config`` (e.g. ``methods=["epsilon_plus"]``).
 
@@ -199,6 +205,7 @@ def explain(features, *, model_dir, out, config: Optional[ExplainConfig] = None,
     -------
     Path of the written file.
     """
+    dask = check_dask(dask)
     config = with_settings(config or ExplainConfig(), settings)
     check_not_inputs(out, {"features input": getattr(features, "path", features), "model directory": model_dir,
                            "model weights": os.path.join(os.fspath(model_dir), "model.pt"),
@@ -208,19 +215,28 @@ def explain(features, *, model_dir, out, config: Optional[ExplainConfig] = None,
         if out.exists() and not is_scatterxai_file(out):
             raise StoreError(f"{out} exists and is not a scatterxai file; it is never replaced (choose another "
                              f"--out)")
-        return _explain(features, model_dir, out, config, progress)
+        return _explain(features, model_dir, out, config, progress, dask)
 
 
-def _explain(features, model_dir, out: Path, config: ExplainConfig, progress: bool) -> Path:
+def _explain(features, model_dir, out: Path, config: ExplainConfig, progress: bool, dask=None) -> Path:
     from ..model.directory import load_model
 
     model = load_model(model_dir, device=config.device)
-    x, examples, attrs = _load_inputs(features, model, config)
-    return write_relevance(out, x, examples, attrs, model, config, progress=progress)
+    x, examples, attrs, rows = _load_inputs(features, model, config)
+    if dask is None:
+        return write_relevance(out, x, examples, attrs, model, config, progress=progress)
+    from .._util.cluster import dask_client
+    from .workers import dask_attribute
+    with dask_client(dask) as client:
+        run = dask_attribute(client, features=getattr(features, "path", features), rows=rows,
+                             names=examples.get("file_name"), model_dir=model_dir, checksum=model.checksum,
+                             batch_size=config.batch_size, device=config.device, progress=progress)
+        return write_relevance(out, x, examples, attrs, model, config, progress=progress, attribute_fn=run)
 
 
 def write_relevance(out, x, examples: Dict[str, np.ndarray], attrs: dict, model, config: ExplainConfig, *,
-                    progress: bool = True, extra: Optional[Callable[[h5py.File], None]] = None) -> Path:
+                    progress: bool = True, extra: Optional[Callable[[h5py.File], None]] = None,
+                    attribute_fn: Optional[Callable] = None) -> Path:
     """Attribute the network input ``x`` with every method of ``config`` and write the relevance file.
 
     Parameters
@@ -237,6 +253,9 @@ def write_relevance(out, x, examples: Dict[str, np.ndarray], attrs: dict, model,
     config : ExplainConfig
     extra : callable, optional
         Called with the open file after everything else is written (to add groups).
+    attribute_fn : callable, optional
+        ``(explainer, target) → Attribution`` of every row of ``x`` (e.g. on a Dask cluster); default:
+        :func:`~.attribute.attribute` in this process.
 
     Returns
     -------
@@ -257,8 +276,9 @@ def write_relevance(out, x, examples: Dict[str, np.ndarray], attrs: dict, model,
         _write_shared(f, x, paths, maps.grid_index(paths))
         groups = None
         for name, explainer in explainers.items():
-            res = attribute(model.net, x, method=explainer, target=target_arg, batch_size=config.batch_size,
-                            device=model.device, progress=progress)
+            res = (attribute(model.net, x, method=explainer, target=target_arg, batch_size=config.batch_size,
+                             device=model.device, progress=progress) if attribute_fn is None
+                   else attribute_fn(explainer, target_arg))
             if groups is None:
                 pred = _write_examples(f, examples, res)
                 groups = (labels, "label") if labels is not None else (pred, "pred")
