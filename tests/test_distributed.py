@@ -265,6 +265,15 @@ def test_missing_dask_is_a_clear_error(corpus, tmp_path, monkeypatch):
     assert not os.listdir(tmp_path)   # refused before anything was written
 
 
+def test_an_unreachable_scheduler_is_a_clear_error(corpus, tmp_path):
+    import dask
+    with dask.config.set({"distributed.comm.timeouts.connect": "1s"}), \
+            pytest.raises(ClusterError, match=r"cannot reach the Dask scheduler at tcp://127\.0\.0\.1:9 .*dask "
+                                              r"scheduler"):
+        _extract(*corpus, str(tmp_path / "d.h5"), dask="tcp://127.0.0.1:9")
+    assert os.path.exists(tmp_path / "d.h5.partial")   # the run can be resumed (serially, too)
+
+
 def test_cli_dask_option(corpus, tmp_path, capsys):
     assert main(["extract", corpus[0], "--audio-root", corpus[1], "--out", str(tmp_path / "f.h5"),
                  "--dask", "nowhere"]) == 2
