@@ -104,7 +104,7 @@ def _cmd_extract(args):
                                batch_size=args.batch_size, method=args.method, overwrite=args.overwrite,
                                classes=args.classes, seed=args.seed, segments=args.segments,
                                retry_failed=args.retry_failed, allow_outside_root=args.allow_outside_root,
-                               compression=_compression(args.compression), progress=True)
+                               compression=_compression(args.compression), progress=True, dask=args.dask)
     print(summary.describe())
     return 0 if summary.n_ok > 0 else 1
 
@@ -173,8 +173,12 @@ def _cmd_explain(args):
         if args.segments:
             raise ParameterError("--segments applies to audio input; for a features file, cut the windows at "
                                  "extraction (scatterxai extract --segments)")
-        print(explain(features[0], model_dir=args.model, out=args.out, config=config, progress=True))
+        print(explain(features[0], model_dir=args.model, out=args.out, config=config, progress=True,
+                      dask=args.dask))
         return 0
+    if args.dask is not None:
+        raise ParameterError("--dask applies to a features file input; for audio files, extract their features "
+                             "with scatterxai extract --dask, then explain the features file")
     from .report import example_figures
     if args.out.lower().endswith((".h5", ".hdf5")):
         raise ParameterError(f"for audio input --out is a directory (relevance.h5, predictions.json and a figure "
@@ -343,6 +347,13 @@ def _common(p, *, device=True):
         p.add_argument("--device", default="auto", help="auto (CUDA when present, else CPU), cpu, cuda, cuda:<i>")
 
 
+def _dask_option(p, what):
+    p.add_argument("--dask", default=None, metavar="ADDRESS|local:N",
+                   help=f"{what} on a Dask cluster: a scheduler address (tcp://host:8786), or local:N for N worker "
+                        f"processes on this machine; this process writes the output (needs pip install "
+                        f"'scatterxai[dask]'; see the README, 'Many machines'; default: this process only)")
+
+
 def _sub(sub, name, help, func):
     s = sub.add_parser(name, help=help, description=help[:1].upper() + help[1:] + ".",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -412,6 +423,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="cut files longer than the transform's window into consecutive windows (one row "
                         "each, columns segment and start_s) instead of using their first window only")
     _add_compression(s)
+    _dask_option(s, "the batches")
     _common(s)
 
     s = _sub(sub, "train", "train the convnet on S1 or S1+S2 features", _cmd_train)
@@ -483,6 +495,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="DeconvNet: start from the explained logit or from a channel of this layer [logit]")
     g.add_argument("--deconvnet-channel", type=_nonnegative_int, default=None, metavar="K",
                    help="DeconvNet: the channel of --deconvnet-layer")
+    _dask_option(s, "features input: the batches")
     _common(s)
 
     s = _sub(sub, "figures", "Fig. 1, Fig. 2 and the confusion matrix of any relevance file", _cmd_figures)

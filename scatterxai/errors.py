@@ -32,3 +32,8 @@ class ModelError(ScatterXAIError):
 
 class LockError(ScatterXAIError):
     """An output is being written by another process (its lock file is held), or cannot be locked."""
+
+
+class ClusterError(ScatterXAIError):
+    """The Dask back end failed: dask is not installed, the scheduler cannot be reached, or a task raised
+    (or its workers kept dying) on a worker."""

@@ -128,6 +128,14 @@ def test_light_modules_do_not_import_torch(module):
     assert _torch_free(f"import {module}")[0] == "False"
 
 
+@pytest.mark.parametrize("module", ["scatterxai.features", "scatterxai.explain", "scatterxai.cli"])
+def test_dask_is_imported_only_with_dask(module):
+    probe = (f"import {module}\nimport sys\n"
+             f"print(any(m.split('.')[0] in ('dask', 'distributed') for m in sys.modules))")
+    res = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=ROOT)
+    assert res.stdout.split()[-1] == "False"
+
+
 def test_help_imports_neither_torch_nor_kymatio():
     assert _torch_free("from scatterxai.cli import build_parser\nbuild_parser().format_help()") == ["False",
                                                                                                   "False"]

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from .. import maps
+from .._util.cluster import check_dask
 from .._util.fs import atomic_path, check_not_inputs, output_lock, prepare_output
 from .._util.log import logger
 from .._util.validate import check_choice, check_positive_float, check_positive_int, with_settings
@@ -158,7 +159,7 @@ class ExplainConfig:
 
 
 def _load_inputs(features, model, config: ExplainConfig):
-    """(network input x, example columns, scattering attributes, features path) of the explained rows."""
+    """(network input x, example columns, scattering attributes, rows) of the explained rows."""
     from ..features.store import FeatureFile
     with FeatureFile(features) as ff:
         model.check_compatible(ff)
@@ -172,7 +173,7 @@ def _load_inputs(features, model, config: ExplainConfig):
         attrs = scattering_attrs(ff.config, ff.table)
         attrs.update({k: ff.attrs[k] for k in ("audio_root", "segments") if k in ff.attrs}, source="features",
                      features_file=os.path.basename(os.fspath(ff.path)))
-        return model.prepare(ff.load(rows)), examples, attrs
+        return model.prepare(ff.load(rows)), examples, attrs, rows
 
 
 def _root_attrs(attrs: dict, model, config: ExplainConfig) -> dict:
@@ -271,7 +272,7 @@ def _per_example_inputs(explainer: Explainer, examples, rows, model, scattering,
 
 
 def explain(features, *, model_dir, out, config: Optional[ExplainConfig] = None, progress: bool = True,
-            **settings) -> Path:
+            dask=None, **settings) -> Path:
     """Explain a trained model's predictions on a features file and write RELEVANCE.h5.
 
     Parameters
@@ -288,6 +289,11 @@ def explain(features, *, model_dir, out, config: Optional[ExplainConfig] = None,
         Methods, subset, target, top-n, ε, per-method limits, batch size, device (default ``ExplainConfig()``).
     progress : bool
         Show progress bars.
+    dask : str or distributed.Client, optional
+        Attribute the batches on a Dask cluster (:mod:`scatterxai.explain.workers`): ``"local:N"``, a
+        scheduler address (``"tcp://host:8786"``) or a Client; the workers read the features file and the
+        model directory at the same paths, this process writes.  The file is the same as a serial run's.
+        Default: this process only.
     **settings
         Fields of :class:`ExplainConfig` overriding ``config`` (e.g. ``methods=["epsilon_plus"]``).
 
@@ -295,6 +301,7 @@ def explain(features, *, model_dir, out, config: Optional[ExplainConfig] = None,
     -------
     Path of the written file.
     """
+    dask = check_dask(dask)
     config = with_settings(config or ExplainConfig(), settings)
     check_not_inputs(out, {"features input": getattr(features, "path", features), "model directory": model_dir,
                            "model weights": os.path.join(os.fspath(model_dir), "model.pt"),
@@ -304,27 +311,29 @@ def explain(features, *, model_dir, out, config: Optional[ExplainConfig] = None,
         if out.exists() and not is_scatterxai_file(out):
             raise StoreError(f"{out} exists and is not a scatterxai file; it is never replaced (choose another "
                              f"--out)")
-        return _explain(features, model_dir, out, config, progress)
+        return _explain(features, model_dir, out, config, progress, dask)
 
 
-def _explain(features, model_dir, out: Path, config: ExplainConfig, progress: bool) -> Path:
+def _explain(features, model_dir, out: Path, config: ExplainConfig, progress: bool, dask=None) -> Path:
     from ..model.directory import load_model
 
     model = load_model(model_dir, device=config.device)
-    x, examples, attrs = _load_inputs(features, model, config)
-    return write_relevance(out, x, examples, attrs, model, config, progress=progress)
+    x, examples, attrs, rows = _load_inputs(features, model, config)
+    if dask is None:
+        return write_relevance(out, x, examples, attrs, model, config, progress=progress)
+    from .._util.cluster import dask_client
+    from .workers import dask_attribute
+    with dask_client(dask) as client:
+        run = dask_attribute(client, features=getattr(features, "path", features), rows=rows,
+                             names=examples.get("file_name"), model_dir=model_dir, checksum=model.checksum,
+                             batch_size=config.batch_size, device=config.device, progress=progress)
+        return write_relevance(out, x, examples, attrs, model, config, progress=progress, attribute_fn=run)
 
-
-def _explain(features, model_dir, out: Path, config: ExplainConfig, progress: bool) -> Path:
-    from ..model.directory import load_model
-
-    model = load_model(model_dir, device=config.device)
-    x, examples, attrs = _load_inputs(features, model, config)
-    return write_relevance(out, x, examples, attrs, model, config, progress=progress)
 
 
 def write_relevance(out, x, examples: Dict[str, np.ndarray], attrs: dict, model, config: ExplainConfig, *,
-                    progress: bool = True, extra: Optional[Callable[[h5py.File], None]] = None) -> Path:
+                    progress: bool = True, extra: Optional[Callable[[h5py.File], None]] = None,
+                    attribute_fn: Optional[Callable] = None) -> Path:
     """Attribute the network input ``x`` with every method of ``config`` and write the relevance file.
 
     One forward pass gives every row's logits and prediction; every method then explains the same class
@@ -345,6 +354,11 @@ def write_relevance(out, x, examples: Dict[str, np.ndarray], attrs: dict, model,
     config : ExplainConfig
     extra : callable, optional
         Called with the open file after everything else is written (to add groups).
+    attribute_fn : callable, optional
+        ``(explainer, rows, target, per_example) → Attribution`` of the rows ``rows`` of ``x`` (indices, in
+        increasing order) for the classes ``target`` (one per row), with the per-example inputs
+        ``per_example`` (dict name → array, one per row) — e.g. on a Dask cluster; default:
+        :func:`~.attribute.attribute` in this process, in batches of ``config.batch_size``.
 
     Returns
     -------
@@ -373,9 +387,12 @@ def write_relevance(out, x, examples: Dict[str, np.ndarray], attrs: dict, model,
             rows = stratified_rows(groups[0], config.max_per_class.get(name))
             per_example = _per_example_inputs(explainer, examples, rows, model, model.scattering, progress)
             t0 = time.perf_counter()
-            res = attribute(model.net, x[torch.as_tensor(rows)], method=explainer, target=explained[rows],
-                            batch_size=config.batch_size, device=model.device, progress=progress,
-                            per_example=per_example)
+            if attribute_fn is None:
+                res = attribute(model.net, x[torch.as_tensor(rows)], method=explainer, target=explained[rows],
+                                batch_size=config.batch_size, device=model.device, progress=progress,
+                                per_example=per_example)
+            else:
+                res = attribute_fn(explainer, rows, explained[rows], per_example)
             seconds = time.perf_counter() - t0
             logger.info("explain: %s on %d of %d rows in %.1f s", name, len(rows), len(x), seconds)
             _write_method(f, name, explainer, res, rows, groups=groups, n_classes=n_classes, top_n=config.top_n,

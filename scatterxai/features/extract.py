@@ -3,10 +3,13 @@
 The work is split into three steps, the seam a distributed back end uses:
 
 1. **plan rows** — :meth:`PartialFile.pending_batches`: which rows of the meta CSV are still to do;
-2. **compute a batch** — :func:`compute_batch`: read, prepare and scatter the audio of some rows
-   (no file is written: workers run this and return arrays);
+2. **compute a batch** — :func:`compute_batch` (:mod:`.batch`): read, prepare and scatter the audio of some
+   rows (no file is written: workers run this and return arrays);
 3. **commit a batch** — :meth:`PartialFile.commit`: write the coefficients, then mark the rows done
    (only the committing process writes).
+
+With ``dask=`` (``--dask``) step 2 runs on Dask workers (:mod:`.workers`), the same batches, and this
+process commits them as they complete: the file is the same as a serial run's.
 
 Work goes to ``OUT.partial`` (:class:`scatterxai.io.partial.PartialFile`): a process killed at any moment
 (even with SIGKILL) leaves a readable partial file in which every row marked done is complete, and
@@ -26,6 +29,7 @@ sharing the file's CSV row (and so its subset: the windows of one recording neve
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -45,6 +49,7 @@ from ..io.hdf5 import is_scatterxai_file, read_config, scattering_attrs
 from ..io.netcdf import dataset_options
 from ..io.partial import PENDING, PartialFile, describe_change, settings_digest
 from ..scattering.config import PAPER_CONFIG, ScatteringConfig, path_table
+from .batch import BatchResult, compute_batch
 from .store import FeatureFile, write_features
 
 __all__ = ["extract_features", "ExtractSummary", "BatchResult", "compute_batch", "extraction_settings",
@@ -131,54 +136,6 @@ def labels_hash(info) -> str:
 
 
 # ------------------------------------------------------------------------------- plan / compute / commit
-
-@dataclass
-class BatchResult:
-    """Output of :func:`compute_batch`: coefficients of the rows that worked, reasons for the others."""
-
-    ok_rows: List[int]
-    S: np.ndarray                     # (len(ok_rows), C, T) float32
-    failed: List[Tuple[int, str]]     # (row, reason)
-    truncated: List[int] = field(default_factory=list)  # rows whose file is longer than the window
-
-
-def compute_batch(rows: Sequence[int], paths: Sequence[str], *, resolve, config: ScatteringConfig,
-                  device="auto", method: str = "fast", batch_size: int = 8,
-                  starts: Optional[Sequence[float]] = None) -> BatchResult:
-    """Read, prepare and scatter the audio of ``rows``; unreadable files become failures, not errors.
-
-    Parameters
-    ----------
-    rows : sequence of int
-        Rows to compute.
-    paths : sequence of str
-        ``file_name`` of every row.
-    resolve : callable
-        ``file_name`` → audio path (:class:`scatterxai.data.AudioResolver`).
-    starts : sequence of float, optional
-        Start (s) of every row's window in its file (segments); default: each file's first window, and
-        rows whose file is longer than it are listed in ``truncated``.
-    """
-    from ..audio import read_window
-    from ..scattering.api import scatter
-
-    ok_rows, signals, failed, truncated = [], [], [], []
-    window_s = config.N / config.sr
-    for r in rows:
-        try:
-            x, duration_s = read_window(resolve(paths[r]), config, start_s=0.0 if starts is None else starts[r])
-            signals.append(x)
-            ok_rows.append(int(r))
-            if starts is None and duration_s > window_s + 1e-3:
-                truncated.append(int(r))
-        except AudioError as e:
-            failed.append((int(r), str(e)))
-    if signals:
-        S = scatter(np.stack(signals), config, device=device, method=method, batch_size=batch_size).cpu().numpy()
-    else:
-        S = np.zeros((0, len(path_table(config)), path_table(config).n_frames), np.float32)
-    return BatchResult(ok_rows, S, failed, truncated)
-
 
 def finish(store: PartialFile, out: str, columns: Dict[str, np.ndarray], names: Sequence[str], *, config,
            settings: Tuple[str, str], method: str, classes=(), attrs: Optional[dict] = None,
@@ -363,7 +320,7 @@ def extract_features(meta_csv, audio_root, out, *, config: ScatteringConfig = PA
                      batch_size: int = 8, method: str = "fast", overwrite: bool = False, classes=None,
                      seed: int = 0, segments: bool = False, retry_failed: bool = False,
                      allow_outside_root: bool = False, if_changed: str = "error",
-                     compression: Optional[str] = None, progress: bool = True) -> ExtractSummary:
+                     compression: Optional[str] = None, progress: bool = True, dask=None) -> ExtractSummary:
     """Scattering features of every file listed in a meta CSV → features HDF5 (resumable).
 
     Parameters
@@ -407,11 +364,16 @@ def extract_features(meta_csv, audio_root, out, *, config: ScatteringConfig = PA
     compression : {None, "gzip", "lzf"}
         Lossless compression of ``/features`` in the final file (see :func:`write_features`; it does not
         change the numbers, so an existing output with the same settings is kept as it is).
+    dask : str or distributed.Client, optional
+        Compute the batches on a Dask cluster (:mod:`scatterxai.features.workers`): ``"local:N"`` (N worker
+        processes here), a scheduler address (``"tcp://host:8786"``) or a Client; this process writes.  The
+        file is the same as a serial run's with one torch thread.  Default: this process only.
 
     Returns
     -------
     ExtractSummary
     """
+    from .._util.cluster import check_dask, dask_client
     from .._util.device import resolve_device
     from ..data.paths import AudioResolver
 
@@ -422,6 +384,7 @@ def extract_features(meta_csv, audio_root, out, *, config: ScatteringConfig = PA
     check_choice("method", method, ("fast", "kymatio"))
     check_choice("if_changed", if_changed, ("error", "replace"))
     dataset_options(compression, (0,))  # fail early on a bad compression name
+    dask = check_dask(dask)
     check_not_inputs(out, {"meta CSV": meta_csv, "audio root": audio_root},
                      suffixes=("", TMP_SUFFIX, LOCK_SUFFIX, PARTIAL_SUFFIX, PARTIAL_SUFFIX + TMP_SUFFIX))
     csv_bytes, columns, names, info = _read_inputs(meta_csv, audio_root, classes=classes, seed=seed)
@@ -458,14 +421,25 @@ def extract_features(meta_csv, audio_root, out, *, config: ScatteringConfig = PA
             if state == "retry":
                 _seed_from_output(store, out, plan)
             n_resumed = int((store.status() != PENDING).sum())
+            use_dask = dask is not None and n_resumed < n_rows
             with progress_bar(total=n_rows, initial=n_resumed, desc="extract",
-                              unit="file" if plan is None else "window", enabled=progress) as bar:
-                for rows in store.pending_batches(batch_size):
-                    res = compute_batch(rows, row_names, resolve=resolve, config=config, device=device,
-                                        method=method, batch_size=batch_size, starts=starts)
+                              unit="file" if plan is None else "window", enabled=progress) as bar, \
+                    (dask_client(dask) if use_dask else contextlib.nullcontext()) as client:
+                batches = store.pending_batches(batch_size)
+                if use_dask:   # the same batches, computed on the workers; committed here as they come
+                    from .workers import dask_batches
+                    results = dask_batches(client, batches, row_names, starts, resolve=resolve, config=config,
+                                           device=device, method=method, batch_size=batch_size,
+                                           kept=f"the rows done so far are kept in {partial}: re-run to resume")
+                else:
+                    results = ((rows, compute_batch(rows, row_names, resolve=resolve, config=config, device=device,
+                                                    method=method, batch_size=batch_size, starts=starts))
+                               for rows in batches)
+                for rows, res in results:
                     store.commit(res.ok_rows, {"features": res.S}, res.failed)
-                    truncated += [row_names[r] for r in res.truncated]
+                    truncated += res.truncated
                     bar.update(len(rows))
+            truncated = [row_names[r] for r in sorted(truncated)]
             ok, bad, reasons = finish(store, out, columns, names, config=config, settings=digest, method=method,
                                       classes=info.classes, plan=plan,
                                       attrs={**label_attrs, "segments": bool(segments),
