@@ -30,6 +30,9 @@ INTERRUPTED = {
     "train": "the model directory was not changed; re-running trains from the start",
     "evaluate": "nothing was written; re-running starts over",
     "explain": "the output file was not changed; re-running starts over",
+    "describe": "the notes described so far are kept in OUT.partial; re-run the same command to resume",
+    **{c: "files already in the output folder may predate the interruption; re-running starts over"
+       for c in ("figures", "compare", "quality", "probe", "sweep", "auralise")},
     "run": "finished stages are kept; re-run the same command to continue (extraction resumes, an "
            "interrupted training or explanation starts over)",
 }
@@ -224,7 +227,7 @@ def _cmd_describe(args):
     config = DescribeConfig(subset=args.subset, max_notes=args.max_notes, seed=args.seed,
                             max_seconds=args.max_seconds, jobs=args.jobs, batch_size=args.batch_size)
     summary = describe_notes(args.meta_csv, args.audio_root, args.out, features=args.features, config=config,
-                             overwrite=args.overwrite, progress=True)
+                             overwrite=args.overwrite, progress=True, dask=args.dask)
     print(summary.describe())
     return 0 if summary.n_ok > 0 else 1
 
@@ -570,6 +573,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--batch-size", type=_positive_int, default=4, help="notes per task and per commit")
     s.add_argument("--overwrite", action="store_true",
                    help="discard an existing output or partial run made with other settings")
+    _dask_option(s, "the batches (instead of --jobs)")
     _common(s, device=False)
 
     s = _sub(sub, "probe", "what each layer represents: CKA, linear probes and unit matching, trained vs "

@@ -300,7 +300,7 @@ def _compute_one(rows, names, root, max_seconds, fmin_hz, fmax_hz):
 
 
 def describe_notes(meta_csv, audio_root, out, *, features=None, config: DescribeConfig = DescribeConfig(),
-                   overwrite: bool = False, progress: bool = True) -> DescribeSummary:
+                   overwrite: bool = False, progress: bool = True, dask=None) -> DescribeSummary:
     """Descriptors of the notes of a meta CSV → descriptors HDF5 (resumable; layout in
     :mod:`scatterxai.analysis.describe.store`).
 
@@ -319,12 +319,20 @@ def describe_notes(meta_csv, audio_root, out, *, features=None, config: Describe
     overwrite : bool
         Discard an output or interrupted run made with other settings.
     progress : bool
+    dask : str or distributed.Client, optional
+        Describe the batches on a Dask cluster instead of ``config.jobs`` local processes: ``"local:N"``, a
+        scheduler address or a Client (README, "Many machines").  The workers read the audio at the
+        driver's absolute ``audio_root``; this process writes.  The numbers are those of ``jobs`` > 1 (one
+        BLAS thread per note).
 
     Returns
     -------
     DescribeSummary
     """
+    from ..._util.cluster import check_dask
     from ...data.paths import AudioResolver
+
+    dask = check_dask(dask)
 
     t0 = time.perf_counter()
     meta_csv, audio_root, out = os.fspath(meta_csv), os.fspath(audio_root), os.fspath(out)
@@ -359,7 +367,17 @@ def describe_notes(meta_csv, audio_root, out, *, features=None, config: Describe
                 store.commit(res.ok_rows, res.values, res.failed)
                 bar.update(len(res.ok_rows) + len(res.failed))
 
-            if config.jobs == 1 or len(batches) < 2:
+            if dask is not None and batches:
+                from ..._util.cluster import dask_client, describe_rows, map_chunks
+                with dask_client(dask) as client:
+                    for _, res in map_chunks(
+                            client, _compute_one, batches, name="describe",
+                            describe=lambda b: describe_rows(b, [sel_names[r] for r in b]),
+                            kept=f"the notes done so far are kept in {partial}: re-run to resume",
+                            names=sel_names, root=os.path.abspath(audio_root), max_seconds=max_seconds,
+                            fmin_hz=config.fmin_hz, fmax_hz=config.fmax_hz):
+                        commit(res)
+            elif config.jobs == 1 or len(batches) < 2:
                 resolve = AudioResolver(audio_root)
                 for b in batches:
                     commit(compute_batch(b, sel_names, resolve=resolve, max_seconds=max_seconds,
