@@ -28,7 +28,7 @@ contiguous in the path order (paths are ordered by λ1 first), so the groups are
 from __future__ import annotations
 
 import contextlib
-from typing import List
+from typing import TYPE_CHECKING, Iterator, List, Mapping, Optional, Union
 
 import numpy as np
 import torch
@@ -36,8 +36,11 @@ import torch
 from .._util.validate import check_choice
 from ..errors import ParameterError
 from ..maps.grid import grid_index, path_columns
-from .base import Explainer, register
+from .base import Explainer, RunFn, register
 from .gradient import _explained
+
+if TYPE_CHECKING:
+    from ..scattering.config import PathTable
 
 __all__ = ["OcclusionExplainer", "occlusion_groups", "OCCLUSION_GROUPS", "OCCLUSION_FILLS"]
 
@@ -47,7 +50,7 @@ OCCLUSION_GROUPS = ("lambda2", "cell")
 OCCLUSION_FILLS = ("training_mean", "zero")
 
 
-def occlusion_groups(paths, mode: str = "lambda2") -> List[np.ndarray]:
+def occlusion_groups(paths: Union[PathTable, Mapping[str, np.ndarray]], mode: str = "lambda2") -> List[np.ndarray]:
     """Partition of the paths into occlusion groups.
 
     Parameters
@@ -93,7 +96,9 @@ class OcclusionExplainer(Explainer):
     slow = True
     context = ("paths", "mean_input")
 
-    def __init__(self, *, groups: str = "lambda2", fill: str = "training_mean", paths=None, mean_input=None):
+    def __init__(self, *, groups: str = "lambda2", fill: str = "training_mean",
+                 paths: Optional[Union[PathTable, Mapping[str, np.ndarray]]] = None,
+                 mean_input: Optional[np.ndarray] = None):
         self.groups = check_choice("groups", groups, OCCLUSION_GROUPS)
         self.fill = check_choice("fill", fill, OCCLUSION_FILLS)
         if paths is None:
@@ -116,7 +121,7 @@ class OcclusionExplainer(Explainer):
         return {"groups": self.groups, "fill": self.fill, "n_groups": len(self.group_index)}
 
     @contextlib.contextmanager
-    def session(self, model):
+    def session(self, model: torch.nn.Module) -> Iterator[RunFn]:
         def run(x, target=None):
             if x.shape[1] != self.n_paths:
                 raise ParameterError(f"inputs have {x.shape[1]} paths but the occlusion groups cover "
