@@ -28,19 +28,16 @@ contiguous in the path order (paths are ordered by λ1 first), so the groups are
 from __future__ import annotations
 
 import contextlib
-from typing import TYPE_CHECKING, Iterator, List, Mapping, Optional, Union
+from typing import Iterator, List, Optional
 
 import numpy as np
 import torch
 
 from .._util.validate import check_choice
 from ..errors import ParameterError
-from ..maps.grid import grid_index, path_columns
+from ..maps.grid import PathsLike, grid_index, path_columns
 from .base import Explainer, RunFn, register
 from .gradient import _explained
-
-if TYPE_CHECKING:
-    from ..scattering.config import PathTable
 
 __all__ = ["OcclusionExplainer", "occlusion_groups", "OCCLUSION_GROUPS", "OCCLUSION_FILLS"]
 
@@ -50,7 +47,7 @@ OCCLUSION_GROUPS = ("lambda2", "cell")
 OCCLUSION_FILLS = ("training_mean", "zero")
 
 
-def occlusion_groups(paths: Union[PathTable, Mapping[str, np.ndarray]], mode: str = "lambda2") -> List[np.ndarray]:
+def occlusion_groups(paths: PathsLike, mode: str = "lambda2") -> List[np.ndarray]:
     """Partition of the paths into occlusion groups.
 
     Parameters
@@ -97,8 +94,7 @@ class OcclusionExplainer(Explainer):
     context = ("paths", "mean_input")
 
     def __init__(self, *, groups: str = "lambda2", fill: str = "training_mean",
-                 paths: Optional[Union[PathTable, Mapping[str, np.ndarray]]] = None,
-                 mean_input: Optional[np.ndarray] = None):
+                 paths: Optional[PathsLike] = None, mean_input: Optional[np.ndarray] = None):
         self.groups = check_choice("groups", groups, OCCLUSION_GROUPS)
         self.fill = check_choice("fill", fill, OCCLUSION_FILLS)
         if paths is None:
