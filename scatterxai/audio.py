@@ -17,13 +17,18 @@ from __future__ import annotations
 
 import os
 from fractions import Fraction
+from typing import TYPE_CHECKING, Optional, Tuple
 
 import numpy as np
 import soundfile as sf
 from scipy.signal import resample_poly
 
+from ._util.types import PathLike
 from ._util.validate import check_positive_int
 from .errors import AudioError, ParameterError
+
+if TYPE_CHECKING:
+    from .scattering.config import ScatteringConfig
 
 __all__ = ["read_audio", "audio_info", "to_mono", "resample", "fix_length", "standardize", "prepare",
            "load_prepared", "read_window", "segment_starts", "load_signal", "STD_EPS", "DEFAULT_SR", "DEFAULT_N"]
@@ -34,7 +39,7 @@ STD_EPS = 1e-10
 DEFAULT_SR, DEFAULT_N = 44100, 2 ** 18
 
 
-def read_audio(path, *, start: int = 0, frames: int = -1):
+def read_audio(path: PathLike, *, start: int = 0, frames: int = -1) -> Tuple[np.ndarray, int]:
     """Read an audio file, or ``frames`` frames of it from frame ``start`` (only those are decoded).
 
     Returns
@@ -61,7 +66,7 @@ def read_audio(path, *, start: int = 0, frames: int = -1):
     return y, int(sr)
 
 
-def audio_info(path):
+def audio_info(path: PathLike) -> Tuple[float, int]:
     """Duration and sample rate from the file's header (nothing is decoded).
 
     Returns
@@ -81,7 +86,7 @@ def audio_info(path):
     return info.frames / info.samplerate, int(info.samplerate)
 
 
-def to_mono(y) -> np.ndarray:
+def to_mono(y: np.ndarray) -> np.ndarray:
     """Average channels: (n,) or (n, channels) → (n,)."""
     y = np.asarray(y, dtype=np.float64)
     if y.ndim == 1:
@@ -91,7 +96,7 @@ def to_mono(y) -> np.ndarray:
     return y.mean(axis=1)
 
 
-def resample(y, sr_in: int, sr_out: int) -> np.ndarray:
+def resample(y: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
     """Polyphase resampling of a mono signal from ``sr_in`` to ``sr_out`` Hz (identity if equal)."""
     if sr_in <= 0 or sr_out <= 0:
         raise ParameterError(f"sample rates must be positive, got {sr_in} → {sr_out}")
@@ -101,7 +106,7 @@ def resample(y, sr_in: int, sr_out: int) -> np.ndarray:
     return resample_poly(np.asarray(y, dtype=np.float64), ratio.numerator, ratio.denominator)
 
 
-def fix_length(y, n: int) -> np.ndarray:
+def fix_length(y: np.ndarray, n: int) -> np.ndarray:
     """Truncate or zero-pad (at the end) to exactly ``n`` samples."""
     y = np.asarray(y)
     if y.shape[-1] >= n:
@@ -110,13 +115,14 @@ def fix_length(y, n: int) -> np.ndarray:
     return np.pad(y, pad)
 
 
-def standardize(y) -> np.ndarray:
+def standardize(y: np.ndarray) -> np.ndarray:
     """Divide by the standard deviation (+1e-10): silent input stays zero, never NaN."""
     y = np.asarray(y, dtype=np.float64)
     return y / (y.std(axis=-1, keepdims=True) + STD_EPS)
 
 
-def prepare(y, sr: int, config=None, *, sr_out: int = DEFAULT_SR, n: int = DEFAULT_N) -> np.ndarray:
+def prepare(y: np.ndarray, sr: int, config: Optional[ScatteringConfig] = None, *, sr_out: int = DEFAULT_SR,
+            n: int = DEFAULT_N) -> np.ndarray:
     """Mono, resample to ``sr_out`` Hz, fix the length to ``n`` samples, standardise.
 
     Parameters
@@ -156,7 +162,8 @@ def _frames_needed(n: int, sr_in: int, sr_out: int) -> int:
     return -(-(n * down + half_len) // up) + 2
 
 
-def read_window(path, config=None, *, start_s: float = 0.0, sr_out: int = DEFAULT_SR, n: int = DEFAULT_N):
+def read_window(path: PathLike, config: Optional[ScatteringConfig] = None, *, start_s: float = 0.0,
+                sr_out: int = DEFAULT_SR, n: int = DEFAULT_N) -> Tuple[np.ndarray, float]:
     """One window of a file ready for scattering, decoding only the frames it needs.
 
     Parameters
@@ -185,7 +192,8 @@ def read_window(path, config=None, *, start_s: float = 0.0, sr_out: int = DEFAUL
     return prepare(y, sr, sr_out=sr_out, n=n), duration_s
 
 
-def load_prepared(path, config=None, *, sr_out: int = DEFAULT_SR, n: int = DEFAULT_N) -> np.ndarray:
+def load_prepared(path: PathLike, config: Optional[ScatteringConfig] = None, *, sr_out: int = DEFAULT_SR,
+                  n: int = DEFAULT_N) -> np.ndarray:
     """The first window of a file (mono, resampled, length ``n``, standardised): (n,) float32.
 
     Only the frames the window needs are decoded (see :func:`read_window`, which also returns the file's
@@ -215,7 +223,7 @@ def segment_starts(duration_s: float, window_s: float) -> np.ndarray:
     return starts
 
 
-def load_signal(path, sr_out: int, *, start_s: float = 0.0, max_s=None) -> np.ndarray:
+def load_signal(path: PathLike, sr_out: int, *, start_s: float = 0.0, max_s: Optional[float] = None) -> np.ndarray:
     """Mono signal resampled to ``sr_out`` Hz, from ``start_s`` for at most ``max_s`` seconds (for plots).
 
     Returns

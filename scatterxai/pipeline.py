@@ -15,12 +15,13 @@ import os
 import shutil
 import time
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from . import __version__
 from ._util.fs import file_sha256, output_lock, prepare_output
 from ._util.jsonio import write_json
 from ._util.log import logger
+from ._util.types import PathLike
 from ._util.validate import check_positive_float, check_positive_int, check_seed, with_settings
 from .errors import DataError, ParameterError
 from .scattering.config import PAPER_CONFIG, ScatteringConfig
@@ -293,7 +294,7 @@ class RunContext:
                    lambda: make_figures(self.relevance, self.metrics_paths, audio_root=audio_root,
                                         out_dir=self.fig_dir))
 
-    def report(self, sections=()) -> str:
+    def report(self, sections: Sequence[str] = ()) -> str:
         from .report import write_report
         cfg = self.config
         path = os.path.join(self.out, "report.md")
@@ -342,7 +343,7 @@ def _analysis(name: str) -> Callable[[RunContext], str]:
     return getattr(importlib.import_module(module, __package__), func)
 
 
-def run(out, config: Optional[RunConfig] = None, **settings) -> Dict[str, str]:
+def run(out: PathLike, config: Optional[RunConfig] = None, **settings: Any) -> Dict[str, str]:
     """Run the whole study and return the paths of what it wrote.
 
     Parameters

@@ -172,3 +172,45 @@ def test_public_names_resolve_lazily():
         assert getattr(scatterxai, name) is not None
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         scatterxai.nope  # noqa: B018
+
+
+def _missing_hints(fn: ast.FunctionDef, where: str) -> list:
+    """``where: args`` if ``fn`` lacks an annotation on an argument (but self/cls) or on its return."""
+    args = fn.args
+    bad = [a.arg for a in args.posonlyargs + args.args + args.kwonlyargs
+           if a.annotation is None and a.arg not in ("self", "cls")]
+    if args.vararg and args.vararg.annotation is None:
+        bad.append("*" + args.vararg.arg)
+    if args.kwarg and args.kwarg.annotation is None:
+        bad.append("**" + args.kwarg.arg)
+    if fn.returns is None and fn.name != "__init__":
+        bad.append("->")
+    return [f"{where}: {', '.join(bad)}"] if bad else []
+
+
+def test_public_functions_have_type_hints():
+    """Functions named in a module's ``__all__``, and the public methods (and ``__init__``) of classes named
+    there, annotate every argument and the return."""
+    missing, checked = [], 0
+    for module, (path, _) in sorted(_modules().items()):
+        tree = ast.parse(open(path, encoding="utf-8").read())
+        public = set()
+        for node in tree.body:
+            if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "__all__"
+                                                    for t in node.targets):
+                try:
+                    public = set(ast.literal_eval(node.value))
+                except ValueError:   # e.g. scatterxai/__init__: lazy re-exports, checked where defined
+                    pass
+        for node in tree.body:
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name in public:
+                checked += 1
+                missing += _missing_hints(node, f"{module}:{node.lineno} {node.name}")
+            elif isinstance(node, ast.ClassDef) and node.name in public:
+                for sub in node.body:
+                    if isinstance(sub, (ast.FunctionDef, ast.AsyncFunctionDef)) and (
+                            not sub.name.startswith("_") or sub.name == "__init__"):
+                        checked += 1
+                        missing += _missing_hints(sub, f"{module}:{sub.lineno} {node.name}.{sub.name}")
+    assert checked > 300
+    assert missing == []

@@ -19,10 +19,14 @@ import re
 import socket
 import time
 import uuid
-from typing import Callable, Iterable, Iterator, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Optional, Tuple, Union
 
 from ..errors import ClusterError, ParameterError
 from .log import logger
+from .types import DaskSpec
+
+if TYPE_CHECKING:
+    from distributed import Client
 
 __all__ = ["check_dask", "dask_client", "map_chunks", "warm_up", "describe_rows", "DASK_HELP"]
 
@@ -35,7 +39,7 @@ _ADDRESS = re.compile(r"^([a-z][a-z0-9+]*://\S+|[^\s:/]+:\d+)$")
 _REFRESH_S = 5.0
 
 
-def check_dask(spec):
+def check_dask(spec: DaskSpec) -> DaskSpec:
     """Validate a ``dask`` argument: None, a ``distributed.Client``, ``"local"``, ``"local:N"`` or a scheduler
     address; returns it (strings stripped).  Checks that Dask is installed without importing it.
 
@@ -77,7 +81,7 @@ def _import_distributed():
 
 
 @contextlib.contextmanager
-def dask_client(spec) -> Iterator[object]:
+def dask_client(spec: Union[str, Client]) -> Iterator[Client]:
     """A ``distributed.Client`` for the duration of the block.
 
     Parameters
@@ -140,7 +144,7 @@ def _warm_task(fn, args):
     return _versions(), socket.gethostname(), torch.get_num_threads(), fn(*args)
 
 
-def warm_up(client, fn: Callable, *args, what: str = "the set-up") -> list:
+def warm_up(client: Client, fn: Callable, *args: Any, what: str = "the set-up") -> list:
     """Run ``fn(*args)`` once on every worker now (e.g. build the filter bank, check a path), in a worker
     thread; refuse workers with another scatterxai version, warn about other library versions.
 
@@ -175,8 +179,8 @@ def warm_up(client, fn: Callable, *args, what: str = "the set-up") -> list:
     return out
 
 
-def map_chunks(client, fn: Callable, chunks: Iterable, *, name: str, describe: Callable[[object], str],
-               kept: str = "", **kwargs) -> Iterator[Tuple[object, object]]:
+def map_chunks(client: Client, fn: Callable, chunks: Iterable, *, name: str, describe: Callable[[object], str],
+               kept: str = "", **kwargs: Any) -> Iterator[Tuple[object, object]]:
     """``(chunk, fn(chunk, **kwargs))`` for every chunk, computed on the workers, in completion order.
 
     At most about two tasks per worker thread are submitted at a time, so that results never pile up on
@@ -256,7 +260,7 @@ def _why(e: BaseException) -> str:
     return text
 
 
-def describe_rows(rows, names: Optional[list] = None) -> str:
+def describe_rows(rows: Iterable[int], names: Optional[list] = None) -> str:
     """"rows 8–15 (n3.wav, …)" for messages."""
     rows = list(rows)
     span = f"row {rows[0]}" if len(rows) == 1 else f"rows {rows[0]}–{rows[-1]}"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Union
+
 import torch
 
 from ..errors import ParameterError
@@ -9,7 +11,7 @@ from ..errors import ParameterError
 __all__ = ["resolve_device"]
 
 
-def resolve_device(device="auto") -> torch.device:
+def resolve_device(device: Union[str, torch.device] = "auto") -> torch.device:
     """``"auto"`` → CUDA when available, else CPU; anything else is passed to :class:`torch.device`."""
     if device is None or device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")

@@ -21,7 +21,9 @@ import os
 import shutil
 import socket
 import time
-from typing import Iterator, Mapping, Optional
+from typing import Iterator, Mapping, Optional, Sequence
+
+from .types import PathLike
 
 __all__ = ["atomic_path", "atomic_dir", "file_sha256", "bytes_sha256", "output_lock", "prepare_output",
            "check_not_inputs", "TMP_SUFFIX", "LOCK_SUFFIX"]
@@ -33,7 +35,7 @@ LOCK_SUFFIX = ".lock"
 
 
 @contextlib.contextmanager
-def atomic_path(path, *, suffix: str = TMP_SUFFIX) -> Iterator[str]:
+def atomic_path(path: PathLike, *, suffix: str = TMP_SUFFIX) -> Iterator[str]:
     """Write a file under a temporary name and rename it into place only if the block succeeds.
 
     ``path`` is then either its old self or complete, never half-written; on any exception (including
@@ -95,7 +97,7 @@ def _clean_leftovers(path: str) -> None:
 
 
 @contextlib.contextmanager
-def atomic_dir(path) -> Iterator[str]:
+def atomic_dir(path: PathLike) -> Iterator[str]:
     """Fill a temporary directory next to ``path`` and swap it into place only if the block succeeds.
 
     An existing ``path`` is replaced as a whole: on Linux by an atomic exchange of the two directories
@@ -128,7 +130,7 @@ def bytes_sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def file_sha256(path) -> str:
+def file_sha256(path: PathLike) -> str:
     """sha256 (hex) of a file's bytes, read in 1-MiB blocks."""
     h = hashlib.sha256()
     with open(path, "rb") as fh:
@@ -172,7 +174,7 @@ def _describe(info: dict) -> str:
 
 
 @contextlib.contextmanager
-def output_lock(target, *, what: str = "output") -> Iterator[str]:
+def output_lock(target: PathLike, *, what: str = "output") -> Iterator[str]:
     """Hold the exclusive lock of an output (``TARGET.lock``) for the duration of the block.
 
     The lock file records the holder's pid and host; a temporary file ``TARGET.tmp`` left by a killed writer
@@ -259,7 +261,7 @@ def output_lock(target, *, what: str = "output") -> Iterator[str]:
 
 # ------------------------------------------------------------------------------------ output-path rules
 
-def prepare_output(path, *, is_dir: bool = False, create: bool = True, option: str = "--out") -> str:
+def prepare_output(path: PathLike, *, is_dir: bool = False, create: bool = True, option: str = "--out") -> str:
     """Check an output path and create its folders where the user evidently meant them; return it absolute.
 
     The rule, the same for every command: an output (file or directory) is created together with at most
@@ -319,8 +321,8 @@ def _inside(path: str, folder: str) -> bool:
     return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
 
 
-def check_not_inputs(out, inputs: Mapping[str, Optional[object]], *, option: str = "--out",
-                     is_dir: bool = False, suffixes=("", TMP_SUFFIX, LOCK_SUFFIX)) -> None:
+def check_not_inputs(out: PathLike, inputs: Mapping[str, Optional[PathLike]], *, option: str = "--out",
+                     is_dir: bool = False, suffixes: Sequence[str] = ("", TMP_SUFFIX, LOCK_SUFFIX)) -> None:
     """Refuse an output path that is (or, for a directory output, contains) one of the command's inputs.
 
     Parameters

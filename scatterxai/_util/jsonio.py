@@ -9,6 +9,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from .fs import atomic_path
+from .types import PathLike
 
 __all__ = ["jsonable", "write_json", "format_json"]
 
@@ -47,7 +48,7 @@ def format_json(obj: Any, indent: str = "") -> str:
     return dump(obj)
 
 
-def write_json(path, obj: Any) -> None:
+def write_json(path: PathLike, obj: Any) -> None:
     """Write ``obj`` as strict JSON (NaN → null) atomically (temporary file + rename)."""
     with atomic_path(path) as tmp:
         with open(tmp, "w", encoding="utf-8") as f:

@@ -9,21 +9,24 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import Iterable, Optional
+from typing import TYPE_CHECKING, Any, Iterable, Optional, TextIO
+
+if TYPE_CHECKING:
+    from tqdm.auto import tqdm
 
 __all__ = ["logger", "progress", "configure"]
 
 logger = logging.getLogger("scatterxai")
 
 
-def progress(iterable: Optional[Iterable] = None, *, enabled: bool = True, **tqdm_kwargs):
+def progress(iterable: Optional[Iterable] = None, *, enabled: bool = True, **tqdm_kwargs: Any) -> tqdm:
     """A tqdm progress bar, disabled unless ``enabled`` and the package logger shows INFO messages."""
     from tqdm.auto import tqdm
     show = enabled and logger.isEnabledFor(logging.INFO)
     return tqdm(iterable, disable=not show, **tqdm_kwargs)
 
 
-def configure(verbosity: int = 0, stream=None) -> logging.Handler:
+def configure(verbosity: int = 0, stream: Optional[TextIO] = None) -> logging.Handler:
     """Attach a stderr handler to the package logger (CLI only): -1 quiet (warnings), 0 info, 1 debug."""
     level = {-1: logging.WARNING, 0: logging.INFO}.get(verbosity, logging.DEBUG)
     handler = logging.StreamHandler(stream or sys.stderr)

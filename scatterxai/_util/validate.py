@@ -10,11 +10,13 @@ from __future__ import annotations
 import dataclasses
 import math
 import numbers
-from typing import Any, Iterable, Optional, Sequence, Tuple
+from typing import Any, Iterable, Mapping, Optional, Sequence, Tuple, TypeVar
 
 import numpy as np
 
 from ..errors import ParameterError
+
+T = TypeVar("T")
 
 __all__ = ["with_settings", "check_seed", "SEED_LIMIT",
            "check_int", "check_positive_int", "check_float", "check_positive_float", "check_choice",
@@ -96,7 +98,7 @@ def check_shape(name: str, array: Any, shape: Sequence[Optional[int]]) -> Tuple[
     return actual
 
 
-def with_settings(config, settings: dict):
+def with_settings(config: T, settings: Mapping[str, Any]) -> T:
     """A frozen dataclass ``config`` with some fields replaced; unknown names are a ParameterError listing
     the valid ones (instead of a TypeError from :func:`dataclasses.replace`)."""
     fields = [f.name for f in dataclasses.fields(config)]

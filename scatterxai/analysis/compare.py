@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -31,10 +31,14 @@ from .._util.fs import atomic_path
 from .._util.jsonio import write_json
 from .._util.log import logger
 from .._util.markdown import md_table
+from .._util.types import PathLike
 from .._util.validate import check_choice, check_int, check_positive_int
 from ..errors import ParameterError
 from ..maps.compare import DISTRIBUTION_MODES, METRICS
 from ..maps.compare_study import PARTS, between_class_pairs, study_values, summarise_study, within_class_pairs
+
+if TYPE_CHECKING:
+    from .context import AnalysisContext
 
 __all__ = ["CompareConfig", "compare_relevance", "method_table", "COMPARE_FILES", "METHOD_TITLES"]
 
@@ -132,8 +136,8 @@ def _n_available(groups, classes, n_methods_pairs: int, K: int) -> dict:
             "between_methods": {"notes": int(K), "method_pairs": int(n_methods_pairs)}}
 
 
-def compare_relevance(relevance, out_dir, config: Optional[CompareConfig] = None, *, figures: bool = True,
-                      dpi: int = 80) -> dict:
+def compare_relevance(relevance: PathLike, out_dir: PathLike, config: Optional[CompareConfig] = None, *,
+                      figures: bool = True, dpi: int = 80) -> dict:
     """Run the comparison study on a relevance file and write its files (see the module docstring).
 
     Parameters
@@ -286,7 +290,7 @@ def _between(result: dict, a: str, b: str, metric: str):
     return None if pair is None else pair.get(metric)
 
 
-def method_table(relevance, result: Optional[dict] = None, *, reference: Optional[str] = None) -> str:
+def method_table(relevance: PathLike, result: Optional[dict] = None, *, reference: Optional[str] = None) -> str:
     """Markdown: per method — notes explained, kurtosis, localisation, S1 share, IG completeness and the
     mean between-method JS and EMD to ``reference`` (default: the study's reference, else
     ``epsilon_plus`` when present)."""
@@ -325,7 +329,7 @@ PIPELINE_MAX_PAIRS = 100
 PIPELINE_EMD_MAX_PAIRS = 5
 
 
-def pipeline_section(ctx) -> str:
+def pipeline_section(ctx: AnalysisContext) -> str:
     """The ``compare`` stage of ``scatterxai run`` (:data:`scatterxai.pipeline.ANALYSES`): the study on the
     run's relevance file → ``OUT/compare/`` (2-D EMD only between LRP-[ε,z+] and each other method, on
     :data:`PIPELINE_EMD_MAX_PAIRS` notes), and the report section with the method table."""

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Dict, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from .._util.log import logger
 from ..errors import DataError, ParameterError
@@ -60,7 +61,7 @@ def _check_classes(classes) -> Tuple[str, ...]:
     return classes
 
 
-def encode_labels(values, classes: Optional[Sequence[str]] = None, *, names=None,
+def encode_labels(values: ArrayLike, classes: Optional[Sequence[str]] = None, *, names: Optional[ArrayLike] = None,
                   what: str = "label") -> Tuple[np.ndarray, Tuple[str, ...]]:
     """Labels of any kind → (int64 indices, class names).
 

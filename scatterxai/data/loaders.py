@@ -19,6 +19,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from .._util.types import PathLike
 from ..errors import DataError, ParameterError
 from ..task import CLASSES
 from .labels import NAME_COLUMNS, prepare_labels
@@ -70,7 +71,7 @@ class Dataset:
         """(K,) int64 class indices into :attr:`classes`."""
         return self.columns["label"]
 
-    def indices(self, subset=None) -> np.ndarray:
+    def indices(self, subset: Optional[str] = None) -> np.ndarray:
         """Row indices (int64) of a subset; all rows if ``subset`` is None."""
         if subset is None:
             return np.arange(len(self), dtype=np.int64)
@@ -78,7 +79,7 @@ class Dataset:
             raise ParameterError(f"subset must be one of {SUBSETS} or None, got {subset!r}")
         return np.flatnonzero(self.columns["subset"] == subset).astype(np.int64)
 
-    def to_meta_csv(self, path, *, relative_to=None) -> str:
+    def to_meta_csv(self, path: PathLike, *, relative_to: Optional[PathLike] = None) -> str:
         """Write the rows as a meta CSV whose ``file_name`` locates each audio file.
 
         ``file_name`` becomes the path relative to ``relative_to`` (then pass that directory as
@@ -105,7 +106,7 @@ def _require_columns(columns, names, path):
         raise DataError(f"{path} lacks the column(s) {missing}; it has {list(columns)}")
 
 
-def load_sol(sol_root, meta_csv=None) -> Dataset:
+def load_sol(sol_root: PathLike, meta_csv: Optional[PathLike] = None) -> Dataset:
     """The SOL-PMT notes of a SOL 0.9HQ directory.
 
     SOL trees nest files in family/instrument/technique folders while the meta CSV holds base names:
@@ -151,9 +152,10 @@ def _check_subsets(values, path):
         raise DataError(f"{path}: subset values {bad[:10]} are not among {list(SUBSETS)}")
 
 
-def load_csv(csv_path, *, audio_root=None, path_column="file_name", label_column="label",
-             subset_column="subset", instrument_column=None, classes: Optional[Sequence[str]] = None,
-             seed=0) -> Dataset:
+def load_csv(csv_path: PathLike, *, audio_root: Optional[PathLike] = None, path_column: str = "file_name",
+             label_column: str = "label", subset_column: Optional[str] = "subset",
+             instrument_column: Optional[str] = None, classes: Optional[Sequence[str]] = None,
+             seed: int = 0) -> Dataset:
     """Any CSV with a file-path column and a label column → :class:`Dataset`.
 
     Parameters

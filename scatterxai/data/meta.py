@@ -13,11 +13,13 @@ from __future__ import annotations
 import csv
 import io
 import os
-from typing import Dict, List
+from typing import Dict, List, Mapping, Sequence
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from .._util.fs import atomic_path
+from .._util.types import PathLike
 from ..errors import DataError, ParameterError
 from ..task import CLASSES
 
@@ -50,7 +52,7 @@ def _parse_column(cells: List[str]) -> np.ndarray:
     return out
 
 
-def read_meta_csv(path) -> Dict[str, np.ndarray]:
+def read_meta_csv(path: PathLike) -> Dict[str, np.ndarray]:
     """Read a meta CSV into a dict of columns.
 
     Parameters
@@ -108,7 +110,7 @@ def _format_cell(v) -> str:
     return str(v)
 
 
-def write_meta_csv(path, columns) -> str:
+def write_meta_csv(path: PathLike, columns: Mapping[str, ArrayLike]) -> str:
     """Write a dict of equal-length columns as a CSV (atomically: temporary file, then rename).
 
     Parameters
@@ -140,7 +142,7 @@ def write_meta_csv(path, columns) -> str:
     return path
 
 
-def labels_from_values(values, *, classes=CLASSES, what="label") -> np.ndarray:
+def labels_from_values(values: ArrayLike, *, classes: Sequence[str] = CLASSES, what: str = "label") -> np.ndarray:
     """Class names or integer indices → int64 indices into a given class list (default: the paper's five).
 
     To derive the class list from the data instead, use :func:`scatterxai.data.encode_labels`.

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Optional, Tuple
+from typing import Optional, Tuple, Union
 
 import numpy as np
 
@@ -46,7 +46,7 @@ def midi_name(midi: int) -> str:
     return f"{_NOTE_NAMES[int(midi) % 12]}{int(midi) // 12 - 1}"
 
 
-def midi_hz(midi) -> float:
+def midi_hz(midi: Union[float, np.ndarray]) -> Union[float, np.ndarray]:
     """Equal temperament, A4 = 440 Hz (arrays welcome)."""
     return 440.0 * 2.0 ** ((np.asarray(midi, dtype=np.float64) - 69.0) / 12.0)
 

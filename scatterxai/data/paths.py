@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 from typing import Dict, List, Optional, Sequence
 
+from .._util.types import PathLike
 from ..errors import AudioError, DataError
 
 __all__ = ["AudioResolver", "resolve_all"]
@@ -32,7 +33,7 @@ class AudioResolver:
         Accept absolute names outside ``root`` and names with ``..`` components.
     """
 
-    def __init__(self, root, *, allow_outside: bool = False):
+    def __init__(self, root: PathLike, *, allow_outside: bool = False):
         self.root = os.path.abspath(os.fspath(root))
         self.allow_outside = bool(allow_outside)
         self._index: Optional[Dict[str, List[str]]] = None
@@ -56,7 +57,7 @@ class AudioResolver:
                     self._index.setdefault(fn, []).append(os.path.join(dirpath, fn))
         return self._index.get(os.path.basename(name), [])
 
-    def candidates(self, name) -> List[str]:
+    def candidates(self, name: str) -> List[str]:
         """Absolute paths ``name`` may denote: ``[root/name]`` if that file exists, else every file under
         ``root`` with its base name (empty if none)."""
         name = str(name)
@@ -76,7 +77,7 @@ class AudioResolver:
         raise AudioError(f"{str(name)!r} matches {len(found)} files under {self.root}: {found[:3]}")
 
 
-def resolve_all(names: Sequence, root) -> List[str]:
+def resolve_all(names: Sequence[str], root: PathLike) -> List[str]:
     """Absolute audio path of every name; :class:`DataError` listing the missing and ambiguous ones."""
     root = os.path.abspath(os.fspath(root))
     if not os.path.isdir(root):

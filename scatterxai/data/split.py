@@ -3,7 +3,10 @@ bounded subsets spread over classes and groups (for analyses too costly to run o
 
 from __future__ import annotations
 
+from typing import Optional
+
 import numpy as np
+from numpy.typing import ArrayLike
 
 from ..errors import ParameterError
 
@@ -15,7 +18,7 @@ __all__ = ["split_622", "spread_subset"]
 _SPLIT_PATTERN = ("validation", "training", "test", "training", "training")
 
 
-def split_622(labels, *, groups=None, seed=0) -> np.ndarray:
+def split_622(labels: ArrayLike, *, groups: Optional[ArrayLike] = None, seed: int = 0) -> np.ndarray:
     """Training / validation / test split in the ratio 6:2:2 per class (and per group).
 
     Within each class, the groups (instruments) are visited in a seeded random order and the rows of
@@ -61,7 +64,7 @@ def split_622(labels, *, groups=None, seed=0) -> np.ndarray:
     return out
 
 
-def spread_subset(labels, n: int, *, groups=None, seed=0) -> np.ndarray:
+def spread_subset(labels: ArrayLike, n: int, *, groups: Optional[ArrayLike] = None, seed: int = 0) -> np.ndarray:
     """At most ``n`` rows spread evenly over the classes and, within a class, over the groups.
 
     Classes take turns (in sorted order), each giving its next row until ``n`` rows are chosen or every

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
+from typing import Any, Mapping, Optional, Union
 
 import numpy as np
 import torch
 
 from .._util.device import resolve_device
 from .._util.log import progress as progress_bar
+from .._util.types import Device
 from .._util.validate import check_positive_int
 from ..errors import ParameterError
-from .base import get_explainer
+from .base import Explainer, get_explainer
 
 __all__ = ["Attribution", "attribute"]
 
@@ -53,7 +55,7 @@ class Attribution:
     extras: dict = field(default_factory=dict)
 
     @property
-    def completeness(self):
+    def completeness(self) -> Optional[np.ndarray]:
         """Σ relevance / (f_c(x) − f_c(x′)) per example for methods with a baseline x′ (Integrated
         Gradients; 1 is exact completeness, NaN where the difference is 0), else None."""
         if "baseline_logits" not in self.extras:
@@ -121,8 +123,10 @@ def _per_example(explainer, arrays, K: int) -> dict:
     return out
 
 
-def attribute(net: torch.nn.Module, inputs, *, method, target="pred", batch_size: int = 64, device="auto",
-              progress: bool = False, per_example=None, **params) -> Attribution:
+def attribute(net: torch.nn.Module, inputs: Union[np.ndarray, torch.Tensor], *, method: Union[str, Explainer],
+              target: Union[str, np.ndarray] = "pred", batch_size: int = 64, device: Device = "auto",
+              progress: bool = False, per_example: Optional[Mapping[str, np.ndarray]] = None,
+              **params: Any) -> Attribution:
     """Relevance of each input coefficient for the explained logit, in batches.
 
     Parameters

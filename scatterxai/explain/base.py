@@ -25,9 +25,12 @@ Two optional channels carry data that are not parameters:
 from __future__ import annotations
 
 import contextlib
-from typing import Callable, ClassVar, Dict, Iterator, List, Optional, Tuple, Type
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Dict, Iterator, List, Optional, Tuple, Type, Union
 
 from ..errors import ParameterError
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = ["Explainer", "register", "get_explainer", "available_methods", "REGISTRY", "RunFn"]
 
@@ -68,7 +71,7 @@ class Explainer:
         return {"family": self.family, "description": self.summary, **self.params()}
 
     @contextlib.contextmanager
-    def session(self, model) -> Iterator[RunFn]:
+    def session(self, model: torch.nn.Module) -> Iterator[RunFn]:
         """Prepare ``model`` (a private eval-mode copy, parameters frozen) and yield ``run(x, target)``."""
         raise NotImplementedError
         yield  # pragma: no cover
@@ -101,7 +104,7 @@ def available_methods(family: Optional[str] = None) -> List[str]:
     return sorted(names, key=lambda n: rank.get(REGISTRY[n].family, len(FAMILIES)))
 
 
-def get_explainer(method, **params) -> Explainer:
+def get_explainer(method: Union[str, Explainer], **params: Any) -> Explainer:
     """An explainer instance: ``method`` is a registered name (``params`` go to its constructor, unknown
     ones are an error) or an :class:`Explainer` instance (returned as is; ``params`` must be empty)."""
     if isinstance(method, Explainer):

@@ -12,12 +12,19 @@ checks the whole chain.
 
 from __future__ import annotations
 
-from typing import Dict, List, Mapping
+from typing import TYPE_CHECKING, Dict, List, Mapping
 
 import numpy as np
 
 from .._util.log import progress as progress_bar
+from .._util.types import Device
 from ..errors import DataError
+
+if TYPE_CHECKING:
+    import torch
+
+    from ..model.directory import LoadedModel
+    from ..scattering.config import ScatteringConfig
 
 __all__ = ["note_specs", "synthetic_features", "baseline_inputs", "SPEC_COLUMNS"]
 
@@ -80,8 +87,9 @@ def _through_wav16(y: np.ndarray, sr: int) -> np.ndarray:
     return sf.read(buffer, dtype="float64")[0]
 
 
-def synthetic_features(examples: Mapping[str, np.ndarray], config, *, seed: int, modulated: bool = False,
-                       device="auto", batch_size: int = 8, progress: bool = False) -> np.ndarray:
+def synthetic_features(examples: Mapping[str, np.ndarray], config: ScatteringConfig, *, seed: int,
+                       modulated: bool = False, device: Device = "auto", batch_size: int = 8,
+                       progress: bool = False) -> np.ndarray:
     """Raw scattering (K, C, T) of the rows' synthetic notes, rendered without (default) or with modulation.
 
     Parameters
@@ -120,7 +128,8 @@ def synthetic_features(examples: Mapping[str, np.ndarray], config, *, seed: int,
     return out
 
 
-def baseline_inputs(examples: Dict[str, np.ndarray], model, config, *, seed: int, progress: bool = False):
+def baseline_inputs(examples: Dict[str, np.ndarray], model: LoadedModel, config: ScatteringConfig, *, seed: int,
+                    progress: bool = False) -> torch.Tensor:
     """Network input (K, C_in, T) of the unmodulated notes for ``model`` (``LoadedModel``)."""
     S = synthetic_features(examples, config, seed=seed, device=model.device, progress=progress)
     return model.prepare(S)

@@ -25,7 +25,7 @@ Start of the pass (``layer``, ``channel``):
 from __future__ import annotations
 
 import contextlib
-from typing import Optional
+from typing import Iterator, Optional
 
 import torch
 from zennit.attribution import Gradient
@@ -34,7 +34,7 @@ from zennit.composites import DeconvNet
 from .._util.validate import check_choice, check_int
 from ..errors import ParameterError
 from ..model.activations import LAYER_OUTPUTS
-from .base import Explainer, register
+from .base import Explainer, RunFn, register
 from .gradient import _explained, unit_output
 
 __all__ = ["DeconvNetExplainer", "DECONV_LAYERS"]
@@ -74,7 +74,7 @@ class DeconvNetExplainer(Explainer):
         return {"layer": self.layer} if self.channel is None else {"layer": self.layer, "channel": self.channel}
 
     @contextlib.contextmanager
-    def session(self, model):
+    def session(self, model: torch.nn.Module) -> Iterator[RunFn]:
         with Gradient(model=model, composite=DeconvNet()) as attributor:
             if self.layer == "logit":
                 def run(x, target=None):

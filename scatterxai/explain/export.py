@@ -21,7 +21,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, Mapping, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, Mapping, Optional, Sequence, Tuple, Union
 
 import h5py
 import numpy as np
@@ -31,6 +31,7 @@ from .. import maps
 from .._util.cluster import check_dask
 from .._util.fs import atomic_path, check_not_inputs, output_lock, prepare_output
 from .._util.log import logger
+from .._util.types import DaskSpec, PathLike
 from .._util.validate import check_choice, check_positive_float, check_positive_int, with_settings
 from .._util.versions import package_version
 from ..errors import ParameterError, StoreError
@@ -40,10 +41,13 @@ from .attribute import attribute
 from .base import REGISTRY, Explainer, get_explainer
 from .lrp import DEFAULT_EPSILON, ZENNIT_STABILIZER
 
+if TYPE_CHECKING:
+    from ..model.directory import LoadedModel
+
 __all__ = ["ExplainConfig", "explain", "write_relevance", "method_names", "stratified_rows"]
 
 
-def stratified_rows(groups, n_per_class: Optional[int]) -> np.ndarray:
+def stratified_rows(groups: np.ndarray, n_per_class: Optional[int]) -> np.ndarray:
     """Rows to explain with a method limited to ``n_per_class`` examples per class.
 
     Parameters
@@ -71,7 +75,7 @@ def stratified_rows(groups, n_per_class: Optional[int]) -> np.ndarray:
     return np.sort(np.concatenate(picked)) if picked else np.zeros(0, np.int64)
 
 
-def method_names(methods) -> Tuple[str, ...]:
+def method_names(methods: Union[str, Sequence[Union[str, Explainer]]]) -> Tuple[str, ...]:
     """Registered method names from a comma-separated string or a sequence (duplicates dropped)."""
     from .base import available_methods
     if isinstance(methods, str):
@@ -145,7 +149,7 @@ class ExplainConfig:
             if n is not None:
                 check_positive_int(f"max_per_class[{name!r}]", n)
 
-    def explainer(self, name: str, model=None) -> Explainer:
+    def explainer(self, name: str, model: Optional[LoadedModel] = None) -> Explainer:
         """The configured explainer of method ``name``; ``model`` (a ``LoadedModel``) supplies the
         context some methods need (path table, input at the training mean)."""
         params = dict(self.method_params.get(name, {}))
@@ -271,8 +275,8 @@ def _per_example_inputs(explainer: Explainer, examples, rows, model, scattering,
                          f"call scatterxai.explain.attribute(..., per_example=...) instead")
 
 
-def explain(features, *, model_dir, out, config: Optional[ExplainConfig] = None, progress: bool = True,
-            dask=None, **settings) -> Path:
+def explain(features: PathLike, *, model_dir: PathLike, out: PathLike, config: Optional[ExplainConfig] = None,
+            progress: bool = True, dask: DaskSpec = None, **settings: Any) -> Path:
     """Explain a trained model's predictions on a features file and write RELEVANCE.h5.
 
     Parameters
@@ -331,7 +335,8 @@ def _explain(features, model_dir, out: Path, config: ExplainConfig, progress: bo
 
 
 
-def write_relevance(out, x, examples: Dict[str, np.ndarray], attrs: dict, model, config: ExplainConfig, *,
+def write_relevance(out: PathLike, x: torch.Tensor, examples: Dict[str, np.ndarray], attrs: dict, model: LoadedModel,
+                    config: ExplainConfig, *,
                     progress: bool = True, extra: Optional[Callable[[h5py.File], None]] = None,
                     attribute_fn: Optional[Callable] = None) -> Path:
     """Attribute the network input ``x`` with every method of ``config`` and write the relevance file.

@@ -25,7 +25,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import List, Optional, Sequence
+from typing import Any, List, Optional, Sequence, Union
 
 import numpy as np
 
@@ -33,6 +33,7 @@ from .._util.fs import check_not_inputs, output_lock, prepare_output
 from .._util.jsonio import write_json
 from .._util.log import logger
 from .._util.log import progress as progress_bar
+from .._util.types import PathLike
 from .._util.validate import with_settings
 from ..errors import ParameterError
 from .export import ExplainConfig, write_relevance
@@ -43,7 +44,7 @@ __all__ = ["explain_files", "FilesResult", "is_features_file", "softmax"]
 FEATURE_EXTENSIONS = (".h5", ".hdf5", ".hdf", ".nc")
 
 
-def is_features_file(path) -> bool:
+def is_features_file(path: PathLike) -> bool:
     """Whether ``scatterxai explain`` takes ``path`` for a features file (HDF5 by content, or by extension
     when it cannot be read) rather than for audio."""
     import h5py
@@ -56,7 +57,7 @@ def is_features_file(path) -> bool:
     return path.lower().endswith(FEATURE_EXTENSIONS)
 
 
-def softmax(logits) -> np.ndarray:
+def softmax(logits: np.ndarray) -> np.ndarray:
     """Class probabilities [shape=(K, n_classes), float64] from logits [shape=(K, n_classes)]."""
     z = np.asarray(logits, dtype=np.float64)
     z = z - z.max(axis=-1, keepdims=True)
@@ -161,8 +162,9 @@ def _summary(model, model_dir, plan, file_index, segment, start_s, prob, window_
             "files": files}
 
 
-def explain_files(inputs, *, model_dir, out_dir, config: Optional[ExplainConfig] = None, segments: bool = False,
-                  progress: bool = True, **settings) -> FilesResult:
+def explain_files(inputs: Union[PathLike, Sequence[PathLike]], *, model_dir: PathLike, out_dir: PathLike,
+                  config: Optional[ExplainConfig] = None, segments: bool = False, progress: bool = True,
+                  **settings: Any) -> FilesResult:
     """Classify and explain audio files with a trained model: ``relevance.h5`` and ``predictions.json``.
 
     Parameters

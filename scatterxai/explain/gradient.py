@@ -42,14 +42,14 @@ global generator is restored afterwards): results are reproducible for a given s
 from __future__ import annotations
 
 import contextlib
-from typing import Optional
+from typing import Iterator, Optional, Tuple
 
 import torch
 from zennit.attribution import Gradient, IntegratedGradients, SmoothGrad
 
 from .._util.validate import check_choice, check_float, check_int, check_positive_int
 from ..errors import ParameterError
-from .base import Explainer, register
+from .base import Explainer, RunFn, register
 
 __all__ = ["GradientExplainer", "GradientXInput", "IntegratedGradientsExplainer", "SmoothGradExplainer",
            "unit_output", "IG_BASELINES", "DEFAULT_IG_STEPS", "DEFAULT_SMOOTHGRAD_N",
@@ -88,7 +88,7 @@ class GradientExplainer(Explainer):
     times_input = False
 
     @contextlib.contextmanager
-    def session(self, model):
+    def session(self, model: torch.nn.Module) -> Iterator[RunFn]:
         with Gradient(model=model) as attributor:
             def run(x, target=None):
                 logits, index = _explained(model, x, target)
@@ -164,11 +164,11 @@ class IntegratedGradientsExplainer(Explainer):
             p["synth_seed"] = self.synth_seed
         return p
 
-    def per_example_inputs(self):
+    def per_example_inputs(self) -> Tuple[str, ...]:
         return () if self.baseline == "zero" else ("baseline",)
 
     @contextlib.contextmanager
-    def session(self, model):
+    def session(self, model: torch.nn.Module) -> Iterator[RunFn]:
         def run(x, target=None, baseline=None):
             if baseline is None:
                 baseline = torch.zeros_like(x)
@@ -215,7 +215,7 @@ class SmoothGradExplainer(Explainer):
         return {"n": self.n, "noise_level": self.noise_level, "base": self.base, "seed": self.seed}
 
     @contextlib.contextmanager
-    def session(self, model):
+    def session(self, model: torch.nn.Module) -> Iterator[RunFn]:
         devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
         with torch.random.fork_rng(devices=devices), \
                 SmoothGrad(model=model, noise_level=self.noise_level, n_iter=self.n) as attributor:

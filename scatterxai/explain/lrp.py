@@ -62,7 +62,7 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
-from typing import Callable, Dict
+from typing import Callable, Dict, Iterator, Sequence, Union
 
 import torch
 from zennit.attribution import Gradient
@@ -74,7 +74,7 @@ from zennit.types import Convolution
 
 from .._util.validate import check_positive_float
 from ..errors import ParameterError
-from .base import Explainer, register
+from .base import Explainer, RunFn, register
 
 __all__ = ["RULES", "RulePreset", "MergeBatchNormExact", "get_rule", "LRPExplainer", "one_hot_logit",
            "LRP0_CLIP", "DEFAULT_EPSILON", "ZENNIT_STABILIZER"]
@@ -94,12 +94,12 @@ class MergeBatchNormExact(SequentialMergeBatchNorm):
     eps to 0.  With this canonizer the canonized network reproduces the original logits.
     """
 
-    def register(self, linears, batch_norm):
+    def register(self, linears: Sequence[torch.nn.Module], batch_norm: torch.nn.Module) -> None:
         self._eps = batch_norm.eps
         super().register(linears, batch_norm)
         batch_norm.eps = 0.0
 
-    def remove(self):
+    def remove(self) -> None:
         super().remove()
         self.batch_norm.eps = self._eps
 
@@ -184,7 +184,7 @@ RULES: Dict[str, RulePreset] = {p.name: p for p in (
 )}
 
 
-def get_rule(rule) -> RulePreset:
+def get_rule(rule: Union[str, RulePreset]) -> RulePreset:
     """The preset named ``rule`` (a :class:`RulePreset` is returned as is)."""
     if isinstance(rule, RulePreset):
         return rule
@@ -230,7 +230,7 @@ class LRPExplainer(Explainer):
         return {**super().attrs(), "conv": p.conv, "dense": p.dense, "pool": p.pool, "description": p.describe()}
 
     @contextlib.contextmanager
-    def session(self, model):
+    def session(self, model: torch.nn.Module) -> Iterator[RunFn]:
         composite = self.preset(epsilon=self.epsilon, zero_bias=self.zero_bias)
         with Gradient(model=model, composite=composite) as attributor:
             def run(x, target=None):

@@ -28,15 +28,15 @@ contiguous in the path order (paths are ordered by λ1 first), so the groups are
 from __future__ import annotations
 
 import contextlib
-from typing import List
+from typing import Iterator, List, Optional
 
 import numpy as np
 import torch
 
 from .._util.validate import check_choice
 from ..errors import ParameterError
-from ..maps.grid import grid_index, path_columns
-from .base import Explainer, register
+from ..maps.grid import PathsLike, grid_index, path_columns
+from .base import Explainer, RunFn, register
 from .gradient import _explained
 
 __all__ = ["OcclusionExplainer", "occlusion_groups", "OCCLUSION_GROUPS", "OCCLUSION_FILLS"]
@@ -47,7 +47,7 @@ OCCLUSION_GROUPS = ("lambda2", "cell")
 OCCLUSION_FILLS = ("training_mean", "zero")
 
 
-def occlusion_groups(paths, mode: str = "lambda2") -> List[np.ndarray]:
+def occlusion_groups(paths: PathsLike, mode: str = "lambda2") -> List[np.ndarray]:
     """Partition of the paths into occlusion groups.
 
     Parameters
@@ -93,7 +93,8 @@ class OcclusionExplainer(Explainer):
     slow = True
     context = ("paths", "mean_input")
 
-    def __init__(self, *, groups: str = "lambda2", fill: str = "training_mean", paths=None, mean_input=None):
+    def __init__(self, *, groups: str = "lambda2", fill: str = "training_mean",
+                 paths: Optional[PathsLike] = None, mean_input: Optional[np.ndarray] = None):
         self.groups = check_choice("groups", groups, OCCLUSION_GROUPS)
         self.fill = check_choice("fill", fill, OCCLUSION_FILLS)
         if paths is None:
@@ -116,7 +117,7 @@ class OcclusionExplainer(Explainer):
         return {"groups": self.groups, "fill": self.fill, "n_groups": len(self.group_index)}
 
     @contextlib.contextmanager
-    def session(self, model):
+    def session(self, model: torch.nn.Module) -> Iterator[RunFn]:
         def run(x, target=None):
             if x.shape[1] != self.n_paths:
                 raise ParameterError(f"inputs have {x.shape[1]} paths but the occlusion groups cover "

@@ -12,14 +12,20 @@ from __future__ import annotations
 
 import functools
 import os
-from typing import Callable, Optional, Sequence
+from typing import TYPE_CHECKING, Callable, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
 from .._util.cluster import describe_rows, map_chunks, warm_up
 from .._util.log import progress as progress_bar
+from .._util.types import Device, PathLike
 from ..errors import ModelError, StoreError
 from .attribute import Attribution, attribute
+
+if TYPE_CHECKING:
+    from distributed import Client
+
+    from .base import Explainer
 
 __all__ = ["dask_attribute", "explain_chunk"]
 
@@ -53,8 +59,8 @@ def _warm(features: str, identity: tuple, model_dir: str, checksum: str, device)
     _model(model_dir, checksum, device)
 
 
-def explain_chunk(chunk, *, features: str, identity: tuple, model_dir: str, checksum: str, explainer,
-                  batch_size: int, device) -> Attribution:
+def explain_chunk(chunk: Tuple[np.ndarray, np.ndarray, Mapping[str, np.ndarray]], *, features: str, identity: tuple,
+                  model_dir: str, checksum: str, explainer: Explainer, batch_size: int, device: Device) -> Attribution:
     """The task: ``chunk = (rows of the features file, target classes, per-example inputs)`` → their
     Attribution."""
     rows, labels, per_example = chunk
@@ -64,8 +70,9 @@ def explain_chunk(chunk, *, features: str, identity: tuple, model_dir: str, chec
                      per_example=per_example)
 
 
-def dask_attribute(client, *, features, rows: np.ndarray, names: Optional[Sequence[str]], model_dir, checksum: str,
-                   batch_size: int, device, progress: bool = True) -> Callable:
+def dask_attribute(client: Client, *, features: PathLike, rows: np.ndarray, names: Optional[Sequence[str]],
+                   model_dir: PathLike, checksum: str, batch_size: int, device: Device,
+                   progress: bool = True) -> Callable[..., Attribution]:
     """A function ``(explainer, sub, target, per_example) → Attribution`` of the explained rows ``rows[sub]``
     computed on the workers (the ``attribute_fn`` of :func:`scatterxai.explain.write_relevance`), in the
     chunks of the serial run (``batch_size`` rows of ``sub`` each); checks first that every worker sees the

@@ -5,10 +5,11 @@ loop of :func:`scatterxai.features.extract_features`."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import List, Optional, Sequence, Tuple
+from typing import Callable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from .._util.types import Device
 from ..errors import AudioError
 from ..scattering.config import ScatteringConfig, path_table
 
@@ -25,8 +26,8 @@ class BatchResult:
     truncated: List[int] = field(default_factory=list)  # rows whose file is longer than the window
 
 
-def compute_batch(rows: Sequence[int], paths: Sequence[str], *, resolve, config: ScatteringConfig,
-                  device="auto", method: str = "fast", batch_size: int = 8,
+def compute_batch(rows: Sequence[int], paths: Sequence[str], *, resolve: Callable[[str], str],
+                  config: ScatteringConfig, device: Device = "auto", method: str = "fast", batch_size: int = 8,
                   starts: Optional[Sequence[float]] = None) -> BatchResult:
     """Read, prepare and scatter the audio of ``rows``; unreadable files become failures, not errors.
 

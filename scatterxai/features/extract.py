@@ -43,6 +43,7 @@ import numpy as np
 from .._util.fs import LOCK_SUFFIX, TMP_SUFFIX, check_not_inputs, output_lock, prepare_output
 from .._util.log import logger
 from .._util.log import progress as progress_bar
+from .._util.types import DaskSpec, Device, PathLike
 from .._util.validate import check_choice, check_positive_int, check_seed
 from ..errors import AudioError, DataError, StoreError
 from ..io.hdf5 import is_scatterxai_file, read_config, scattering_attrs
@@ -137,9 +138,9 @@ def labels_hash(info) -> str:
 
 # ------------------------------------------------------------------------------- plan / compute / commit
 
-def finish(store: PartialFile, out: str, columns: Dict[str, np.ndarray], names: Sequence[str], *, config,
-           settings: Tuple[str, str], method: str, classes=(), attrs: Optional[dict] = None,
-           plan: Optional[SegmentPlan] = None,
+def finish(store: PartialFile, out: str, columns: Dict[str, np.ndarray], names: Sequence[str], *,
+           config: ScatteringConfig, settings: Tuple[str, str], method: str, classes: Sequence[str] = (),
+           attrs: Optional[dict] = None, plan: Optional[SegmentPlan] = None,
            compression: Optional[str] = None) -> Tuple[np.ndarray, np.ndarray, List[str]]:
     """Write the final features file from the done rows of ``store`` (if any); return (ok rows, failed rows,
     reasons).  ``settings`` is (sha256, JSON) of :func:`extraction_settings`; ``columns`` and ``names`` are per
@@ -316,11 +317,13 @@ def _relabel(out: str, columns: Dict[str, np.ndarray], names: Sequence[str], att
     return int(csv_ok.size)
 
 
-def extract_features(meta_csv, audio_root, out, *, config: ScatteringConfig = PAPER_CONFIG, device="auto",
-                     batch_size: int = 8, method: str = "fast", overwrite: bool = False, classes=None,
+def extract_features(meta_csv: PathLike, audio_root: PathLike, out: PathLike, *,
+                     config: ScatteringConfig = PAPER_CONFIG, device: Device = "auto", batch_size: int = 8,
+                     method: str = "fast", overwrite: bool = False, classes: Optional[Sequence[str]] = None,
                      seed: int = 0, segments: bool = False, retry_failed: bool = False,
                      allow_outside_root: bool = False, if_changed: str = "error",
-                     compression: Optional[str] = None, progress: bool = True, dask=None) -> ExtractSummary:
+                     compression: Optional[str] = None, progress: bool = True,
+                     dask: DaskSpec = None) -> ExtractSummary:
     """Scattering features of every file listed in a meta CSV → features HDF5 (resumable).
 
     Parameters

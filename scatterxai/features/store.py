@@ -30,12 +30,13 @@ is either absent or complete.
 
 from __future__ import annotations
 
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Sequence, Union
 
 import h5py
 import numpy as np
 
 from .._util.fs import atomic_path
+from .._util.types import Indices, PathLike
 from ..errors import ParameterError, StoreError
 from ..io.hdf5 import H5Reader, has_link, read_config, read_string_array, scattering_attrs, write_column
 from ..io.netcdf import annotate_features, dataset_options
@@ -157,7 +158,7 @@ class FeatureFile(H5Reader):
                              f"{sorted(str(v) for v in set(sub))} (or 'all')")
         return idx.astype(np.int64)
 
-    def load(self, indices=None) -> np.ndarray:
+    def load(self, indices: Optional[Indices] = None) -> np.ndarray:
         """Raw features of the given rows (any order, repeats allowed): (k, C, T) float32."""
         ds = self._f["features"]
         if indices is None:
@@ -193,9 +194,11 @@ def _mu_from(source, rows: np.ndarray, training: np.ndarray, C: int) -> np.ndarr
     return acc / max(len(sel), 1)
 
 
-def write_features(path, S, examples: Dict[str, np.ndarray], config: ScatteringConfig = PAPER_CONFIG, *,
-                   classes=None, failed: Optional[Dict[str, np.ndarray]] = None, mu=None, rows=None,
-                   attrs: Optional[dict] = None, compression: Optional[str] = None):
+def write_features(path: PathLike, S: Union[np.ndarray, h5py.Dataset], examples: Dict[str, np.ndarray],
+                   config: ScatteringConfig = PAPER_CONFIG, *, classes: Optional[Sequence[str]] = None,
+                   failed: Optional[Dict[str, np.ndarray]] = None, mu: Optional[np.ndarray] = None,
+                   rows: Optional[Indices] = None, attrs: Optional[dict] = None,
+                   compression: Optional[str] = None) -> None:
     """Write a complete features file atomically (temporary file, then rename).
 
     Parameters

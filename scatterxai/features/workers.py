@@ -15,13 +15,20 @@ from __future__ import annotations
 import functools
 import os
 import uuid
-from typing import Iterable, Iterator, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Iterable, Iterator, Optional, Sequence, Tuple
 
 import numpy as np
 
 from .._util.cluster import describe_rows, map_chunks, warm_up
+from .._util.types import Device
 from ..errors import StoreError
 from .batch import BatchResult, compute_batch
+
+if TYPE_CHECKING:
+    from distributed import Client
+
+    from ..data.paths import AudioResolver
+    from ..scattering.config import ScatteringConfig
 
 __all__ = ["dask_batches", "extract_chunk"]
 
@@ -41,7 +48,8 @@ def _warm(root: str, config, device, method: str) -> None:
     get_scattering(config, device=device, method=method)
 
 
-def extract_chunk(chunk, *, root: str, allow_outside: bool, run: str, config, device, method: str,
+def extract_chunk(chunk: Tuple[np.ndarray, Sequence[str], Optional[Sequence[float]]], *, root: str,
+                  allow_outside: bool, run: str, config: ScatteringConfig, device: Device, method: str,
                   batch_size: int) -> BatchResult:
     """The task: ``chunk = (rows, their file names, their window starts or None)`` → BatchResult of those
     rows (unreadable audio is a failure of its row, anything else raises)."""
@@ -53,8 +61,9 @@ def extract_chunk(chunk, *, root: str, allow_outside: bool, run: str, config, de
                        [int(rows[i]) for i in res.truncated])
 
 
-def dask_batches(client, batches: Iterable[np.ndarray], row_names: Sequence[str],
-                 starts: Optional[Sequence[float]], *, resolve, config, device, method: str, batch_size: int,
+def dask_batches(client: Client, batches: Iterable[np.ndarray], row_names: Sequence[str],
+                 starts: Optional[Sequence[float]], *, resolve: AudioResolver, config: ScatteringConfig,
+                 device: Device, method: str, batch_size: int,
                  kept: str = "") -> Iterator[Tuple[np.ndarray, BatchResult]]:
     """``(rows, BatchResult)`` of every batch, computed on the workers of ``client``, in completion order.
 

@@ -8,12 +8,14 @@ so that a reader needs only h5py and numpy.
 from __future__ import annotations
 
 import os
-from typing import Dict, Iterable
+from typing import Any, Dict, Iterable, Mapping, Union
 
 import h5py
 import numpy as np
+from numpy.typing import ArrayLike
 
 from .. import __version__
+from .._util.types import PathLike
 from ..errors import ScatterXAIError, StoreError
 from ..scattering.config import ALPHA, R_PSI, SIGMA0, PathTable, ScatteringConfig
 
@@ -26,7 +28,7 @@ STR_DTYPE = h5py.string_dtype("utf-8")
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 
 
-def has_hdf5_signature(path) -> bool:
+def has_hdf5_signature(path: PathLike) -> bool:
     """True if ``path`` holds an HDF5 superblock signature where HDF5 looks for one.
 
     Raises OSError if the file cannot be read (a transient error is not taken for "not HDF5").
@@ -47,7 +49,7 @@ def is_lock_error(e: BaseException) -> bool:
     return isinstance(e, BlockingIOError) or "unable to lock file" in str(e)
 
 
-def is_scatterxai_file(path) -> bool:
+def is_scatterxai_file(path: PathLike) -> bool:
     """True if ``path`` is an HDF5 file written by scatterxai (root attribute ``scatterxai_version``)."""
     try:
         if not has_hdf5_signature(path):
@@ -60,7 +62,7 @@ def is_scatterxai_file(path) -> bool:
         return False
 
 
-def get_object(f: h5py.File, name: str, path: str = ""):
+def get_object(f: h5py.File, name: str, path: str = "") -> Union[h5py.Group, h5py.Dataset]:
     """``f[name]`` following hard links only, or raise :class:`StoreError`.
 
     scatterxai reads only what is stored in the file itself: soft and external links (which may dangle,
@@ -99,7 +101,7 @@ def has_link(f: h5py.File, name: str) -> bool:
     return True
 
 
-def write_column(group: h5py.Group, name: str, values) -> h5py.Dataset:
+def write_column(group: h5py.Group, name: str, values: ArrayLike) -> h5py.Dataset:
     """Write a 1-D column: strings as UTF-8 variable-length, numbers as int64/float64, bools as bool."""
     arr = np.asarray(values)
     if arr.dtype.kind in "OUS":
@@ -113,7 +115,7 @@ def write_column(group: h5py.Group, name: str, values) -> h5py.Dataset:
     raise StoreError(f"column {name!r} has unsupported dtype {arr.dtype}")
 
 
-def open_hdf5(path, kind: str) -> h5py.File:
+def open_hdf5(path: PathLike, kind: str) -> h5py.File:
     """Open ``path`` read-only, or raise :class:`StoreError` saying it should be a ``kind`` file."""
     path = os.fspath(path)
     if not os.path.isfile(path):
@@ -142,7 +144,7 @@ def scattering_attrs(config: ScatteringConfig, table: PathTable) -> dict:
                 alpha=ALPHA, scatterxai_version=__version__, kymatio_version=kymatio.__version__)
 
 
-def read_config(attrs, kind: str = "scatterxai", path: str = "") -> ScatteringConfig:
+def read_config(attrs: Mapping[str, Any], kind: str = "scatterxai", path: str = "") -> ScatteringConfig:
     """The :class:`ScatteringConfig` recorded in a file's root attributes (checked like any configuration)."""
     where = f"{path}: " if path else ""
     keys = ("sr", "N", "J", "Q", "T", "fmin_hz")
@@ -167,7 +169,7 @@ class H5Reader:
     #: what the error for a missing object adds (e.g. how to obtain a complete file)
     HINT = ""
 
-    def __init__(self, path):
+    def __init__(self, path: PathLike):
         self.path = os.fspath(path)
         self._f = open_hdf5(self.path, self.KIND)
         try:

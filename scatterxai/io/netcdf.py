@@ -24,7 +24,7 @@ tests keep it empty, so a new dataset must be described here).
 
 from __future__ import annotations
 
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import h5py
 import numpy as np
@@ -105,7 +105,7 @@ def column_doc(name: str) -> Tuple[str, str]:
     return units, f"the meta CSV's column {name!r}"
 
 
-def dataset_options(compression, shape) -> dict:
+def dataset_options(compression: Optional[str], shape: Tuple[int, ...]) -> dict:
     """``h5py.create_dataset`` options of a large (K, C, T) dataset: chunks of one example, and the
     lossless ``compression`` ("gzip", "lzf" or None; with the byte-shuffle filter, which makes float32
     data compress: −21 % with gzip, −16 % with lzf on the demo features, against −7 % and 0 % without)."""

@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from typing import Iterator, Mapping, Optional, Sequence, Tuple
+from typing import Any, Iterator, Mapping, Optional, Sequence, Tuple, Union
 
 import h5py
 import numpy as np
@@ -33,7 +33,7 @@ PENDING, DONE, FAILED = 0, 1, 2
 REASON_LEN = 240
 
 
-def settings_digest(settings) -> Tuple[str, str]:
+def settings_digest(settings: Union[str, Mapping[str, Any]]) -> Tuple[str, str]:
     """(sha256, JSON) of a settings mapping (JSON keys sorted); a string is taken as a ready-made hash
     (then the JSON is empty)."""
     if isinstance(settings, str):
@@ -42,7 +42,7 @@ def settings_digest(settings) -> Tuple[str, str]:
     return hashlib.sha256(js.encode("utf-8")).hexdigest(), js
 
 
-def describe_change(old_json, new_json) -> str:
+def describe_change(old_json: Optional[str], new_json: Optional[str]) -> str:
     """`` (key: old → new, …)`` between two settings JSON strings, or "" if either is unknown."""
     try:
         old, new = json.loads(old_json), json.loads(new_json)
@@ -147,8 +147,8 @@ class PartialFile:
 
     @classmethod
     def open_or_create(cls, path: str, *, n_rows: int, datasets: Mapping[str, Tuple[tuple, object]],
-                       settings, attrs: Mapping = (), overwrite: bool = False, retry_failed: bool = False,
-                       what: str = "run") -> PartialFile:
+                       settings: Union[str, Mapping[str, Any]], attrs: Mapping = (), overwrite: bool = False,
+                       retry_failed: bool = False, what: str = "run") -> PartialFile:
         sha, js = settings_digest(settings)
         f = cls._open_existing(path, list(datasets), sha, js, overwrite, what)
         if f is None:

@@ -61,6 +61,7 @@ from typing import Dict, Optional, Sequence
 import numpy as np
 
 from .. import maps
+from .._util.types import Indices
 from ..errors import ParameterError, StoreError
 from .hdf5 import H5Reader
 
@@ -130,12 +131,12 @@ class RelevanceFile(H5Reader):
         """True labels (K,), or None if the explained data had none."""
         return self.examples.get("label")
 
-    def features(self, rows=None) -> np.ndarray:
+    def features(self, rows: Optional[Indices] = None) -> np.ndarray:
         """The normalised network input (k, C, T) of ``rows`` (sorted) or of all examples."""
         ds = self._f["features"]
         return ds[()] if rows is None else ds[np.sort(np.asarray(rows))]
 
-    def relevance(self, rule: str, rows=None) -> np.ndarray:
+    def relevance(self, rule: str, rows: Optional[Indices] = None) -> np.ndarray:
         return self._get("relevance", rule, rows)
 
     def local(self, rule: str) -> np.ndarray:
@@ -204,7 +205,7 @@ class RelevanceFile(H5Reader):
         out.update({f"local/{m}": g["local"][m][()] for m in g["local"]})
         return out
 
-    def to_grid(self, values) -> np.ndarray:
+    def to_grid(self, values: np.ndarray) -> np.ndarray:
         """Per-path values (..., C) → (..., n_λ1, 1 + n_λ2) on the file's grid (NaN where no path)."""
         values = np.asarray(values)
         if values.shape[-1:] != self.grid.row.shape:

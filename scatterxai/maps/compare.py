@@ -47,7 +47,7 @@ import scipy.special
 
 from .._util.log import logger
 from ..errors import ParameterError
-from .grid import path_columns
+from .grid import PathsLike, path_columns
 
 __all__ = ["DISTRIBUTION_MODES", "KL_EPS", "METRICS", "Metric", "PlaneGeometry", "compare_maps", "emd",
            "emd_lambda1", "emd_lambda2", "js", "kl", "mean_diff", "plane_coordinates", "plane_geometry",
@@ -70,7 +70,7 @@ _EMD_MAX_ITER = 10_000_000
 
 # --------------------------------------------------------------------------- distributions
 
-def to_distribution(p, *, mode: str = "positive") -> np.ndarray:
+def to_distribution(p: np.ndarray, *, mode: str = "positive") -> np.ndarray:
     """Turn local maps into distributions over paths.
 
     Parameters
@@ -186,7 +186,7 @@ _GEOMETRY_CACHE: dict[bytes, PlaneGeometry] = {}
 _GEOMETRY_CACHE_SIZE = 4
 
 
-def plane_geometry(paths) -> PlaneGeometry:
+def plane_geometry(paths: PathsLike) -> PlaneGeometry:
     """The :class:`PlaneGeometry` of a path table (cached by the table's contents)."""
     order, lam1, lam2 = _path_columns(paths)
     key = order.tobytes() + lam1.tobytes() + np.where(order == 2, lam2, 0.0).tobytes()
@@ -211,20 +211,20 @@ def plane_geometry(paths) -> PlaneGeometry:
     return geometry
 
 
-def plane_coordinates(paths) -> np.ndarray:
+def plane_coordinates(paths: PathsLike) -> np.ndarray:
     """(log2 λ1, log2 λ2) of every path [shape=(C, 2)], octaves; S1 one λ2 step below the lowest S2."""
     return plane_geometry(paths).coords.copy()
 
 
 # --------------------------------------------------------------------------- metrics
 
-def mean_diff(p, q) -> np.ndarray:
+def mean_diff(p: np.ndarray, q: np.ndarray) -> np.ndarray:
     """Mean over paths of |p⁺ − q⁺|: distributions [shape=(..., C)] → [shape=(...)]."""
     p, q = _pair(p, q)
     return np.abs(p - q).mean(axis=-1)
 
 
-def kl(p, q, *, eps: float = KL_EPS) -> np.ndarray:
+def kl(p: np.ndarray, q: np.ndarray, *, eps: float = KL_EPS) -> np.ndarray:
     """KL(p⁺‖q⁺) = Σ p⁺ ln((p⁺ + ε)/(q⁺ + ε)) in nats, clipped at 0: [shape=(..., C)] → [shape=(...)]."""
     if not eps > 0:
         raise ParameterError(f"eps must be > 0, got {eps!r}")
@@ -232,7 +232,7 @@ def kl(p, q, *, eps: float = KL_EPS) -> np.ndarray:
     return np.maximum((p * np.log((p + eps) / (q + eps))).sum(axis=-1), 0.0)
 
 
-def js(p, q) -> np.ndarray:
+def js(p: np.ndarray, q: np.ndarray) -> np.ndarray:
     """Jensen–Shannon divergence (not SciPy's distance = its square root) in nats, in [0, ln 2].
 
     Distributions [shape=(..., C)] → [shape=(...)]; exact (0 ln 0 = 0), clipped to [0, ln 2] against rounding.
@@ -255,17 +255,17 @@ def _emd_axis(p, q, paths, axis: int) -> np.ndarray:
     return (cdf_gap[..., :-1] * np.diff(pos)).sum(axis=-1)
 
 
-def emd_lambda1(p, q, paths) -> np.ndarray:
+def emd_lambda1(p: np.ndarray, q: np.ndarray, paths: PathsLike) -> np.ndarray:
     """1-D earth mover's distance of the λ1 marginals (octaves): [shape=(..., C)] → [shape=(...)]."""
     return _emd_axis(p, q, paths, 0)
 
 
-def emd_lambda2(p, q, paths) -> np.ndarray:
+def emd_lambda2(p: np.ndarray, q: np.ndarray, paths: PathsLike) -> np.ndarray:
     """1-D earth mover's distance of the λ2 marginals, S1 included (octaves): (..., C) → (...)."""
     return _emd_axis(p, q, paths, 1)
 
 
-def emd(p, q, paths) -> np.ndarray:
+def emd(p: np.ndarray, q: np.ndarray, paths: PathsLike) -> np.ndarray:
     """Earth mover's distance on the (log2 λ1, log2 λ2) plane in octaves (POT ``ot.emd2``, exact).
 
     Distributions [shape=(..., C)] → [shape=(...)], one network-simplex solve per row on the supports of
@@ -340,7 +340,8 @@ def _compare_distributions(p, q, paths, names) -> dict[str, np.ndarray]:
     return {name: np.asarray(METRICS[name](p, q, paths), dtype=np.float64) for name in names}
 
 
-def compare_maps(P, Q, paths, *, metrics: Sequence[str] | None = None, mode: str = "positive"):
+def compare_maps(P: np.ndarray, Q: np.ndarray, paths: PathsLike, *, metrics: Sequence[str] | None = None,
+                 mode: str = "positive") -> dict[str, np.ndarray]:
     """Compare paired local maps with several metrics.
 
     Parameters

@@ -16,6 +16,7 @@ import numpy as np
 from .._util.log import logger
 from ..errors import ParameterError
 from .compare import _compare_distributions, _metric_names, _path_columns, to_distribution
+from .grid import PathsLike
 
 __all__ = ["Pairs", "within_class_pairs", "between_class_pairs", "summarise", "study_values", "summarise_study",
            "compare_study", "PARTS"]
@@ -70,7 +71,7 @@ def _triangle_pairs(members: np.ndarray, linear: np.ndarray) -> np.ndarray:
     return np.stack([members[a], members[b]], axis=1)
 
 
-def within_class_pairs(labels, *, max_pairs: int | None = None, seed: int = 0) -> dict[int, Pairs]:
+def within_class_pairs(labels: np.ndarray, *, max_pairs: int | None = None, seed: int = 0) -> dict[int, Pairs]:
     """All unordered pairs of rows with the same label, or a seeded sample of at most ``max_pairs`` per class.
 
     Each class draws from its own seed stream (``SeedSequence(seed, spawn_key=(0, label))``), so a class's
@@ -92,7 +93,7 @@ def within_class_pairs(labels, *, max_pairs: int | None = None, seed: int = 0) -
     return out
 
 
-def between_class_pairs(labels, *, max_pairs: int | None = None, seed: int = 0) -> Pairs:
+def between_class_pairs(labels: np.ndarray, *, max_pairs: int | None = None, seed: int = 0) -> Pairs:
     """All unordered pairs of rows with different labels, or a seeded sample of at most ``max_pairs``."""
     labels = _check_labels(labels)
     _check_max_pairs(max_pairs)
@@ -113,7 +114,7 @@ def between_class_pairs(labels, *, max_pairs: int | None = None, seed: int = 0) 
     return Pairs(index, n_available)
 
 
-def summarise(values) -> dict:
+def summarise(values: np.ndarray) -> dict:
     """``{"mean", "std", "n_pairs"}`` of finite values (std with ddof = 0; NaN and 0 when none)."""
     v = np.asarray(values, dtype=float).ravel()
     v = v[np.isfinite(v)]
@@ -128,7 +129,7 @@ def summarise(values) -> dict:
 PARTS = ("within_class", "between_class", "between_methods")
 
 
-def study_values(local_maps: Mapping[str, np.ndarray], labels, classes: Sequence[str], paths, *,
+def study_values(local_maps: Mapping[str, np.ndarray], labels: np.ndarray, classes: Sequence[str], paths: PathsLike, *,
                  metrics: Sequence[str] | None = None, reference_method: str | None = None,
                  max_pairs: int | None = 100, seed: int = 0, mode: str = "positive",
                  parts: Sequence[str] = PARTS) -> dict:
@@ -231,7 +232,8 @@ def summarise_study(values: dict) -> dict:
     return out
 
 
-def compare_study(local_maps: Mapping[str, np.ndarray], labels, classes: Sequence[str], paths, *,
+def compare_study(local_maps: Mapping[str, np.ndarray], labels: np.ndarray, classes: Sequence[str],
+                  paths: PathsLike, *,
                   metrics: Sequence[str] | None = None, reference_method: str | None = None,
                   max_pairs: int | None = 100, seed: int = 0, mode: str = "positive") -> dict:
     """The comparison study, summarised: :func:`study_values` with ``{"mean", "std", "n_pairs"}`` leaves.

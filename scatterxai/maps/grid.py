@@ -14,17 +14,23 @@ grid
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, Mapping
+from typing import TYPE_CHECKING, Dict, Mapping, Sequence, Tuple, Union
 
 import numpy as np
 
 from ..errors import ParameterError
 from ..task import PATH_FIELDS as _FIELDS
 
+if TYPE_CHECKING:
+    from ..scattering.config import PathTable
+
 __all__ = ["local_map", "GridIndex", "grid_index", "grid_layout", "grid_values", "path_columns"]
 
+#: A path table: a :class:`~scatterxai.scattering.PathTable` or a mapping of its columns (h5py groups included).
+PathsLike = Union["PathTable", Mapping[str, np.ndarray]]
 
-def path_columns(table, fields=_FIELDS) -> Dict[str, np.ndarray]:
+
+def path_columns(table: PathsLike, fields: Sequence[str] = _FIELDS) -> Dict[str, np.ndarray]:
     """Path columns (default the five of ``PATH_FIELDS``) of a PathTable or a mapping (h5py groups
     included) as numpy arrays of equal length."""
     try:
@@ -47,7 +53,7 @@ def _check_last_axis(values: np.ndarray, C: int, name: str):
         raise ParameterError(f"{name} must have shape (..., C) with C = {C} paths, got {values.shape}")
 
 
-def local_map(R, *, axis: int = -1) -> np.ndarray:
+def local_map(R: np.ndarray, *, axis: int = -1) -> np.ndarray:
     """Time average of relevance: R [shape=(..., C, T)] → local map [shape=(..., C)]."""
     R = np.asarray(R)
     if R.ndim < 2:
@@ -75,7 +81,7 @@ class GridIndex:
     lambda2_hz: np.ndarray
 
     @property
-    def shape(self):
+    def shape(self) -> Tuple[int, int]:
         return (len(self.lambda1_hz), len(self.lambda2_hz))
 
 
@@ -94,7 +100,7 @@ def _levels(keys: np.ndarray, freqs: np.ndarray, what: str):
     return f[order], level[np.searchsorted(uniq, keys)]
 
 
-def grid_index(table) -> GridIndex:
+def grid_index(table: PathsLike) -> GridIndex:
     """Grid cell of every path of ``table`` (see the module docstring for the layout)."""
     cols = path_columns(table)
     order = cols["order"].astype(np.int64)
@@ -114,7 +120,7 @@ def grid_index(table) -> GridIndex:
     return GridIndex(row=row, col=col, lambda1_hz=lam1, lambda2_hz=np.concatenate([[0.0], lam2]))
 
 
-def grid_layout(values, table):
+def grid_layout(values: np.ndarray, table: PathsLike) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Lay per-path values on the (λ1, λ2) grid.
 
     Parameters
@@ -139,7 +145,7 @@ def grid_layout(values, table):
     return grid, g.lambda1_hz, g.lambda2_hz
 
 
-def grid_values(grid, table) -> np.ndarray:
+def grid_values(grid: np.ndarray, table: PathsLike) -> np.ndarray:
     """Inverse of :func:`grid_layout`: grid [shape=(..., n_λ1, 1 + n_λ2)] → per-path values (..., C)."""
     grid = np.asarray(grid)
     g = grid_index(table)

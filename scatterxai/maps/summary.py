@@ -30,14 +30,14 @@ S1 share
 from __future__ import annotations
 
 import warnings
-from typing import Dict
+from typing import Dict, Optional
 
 import numpy as np
 import scipy.stats
 
 from .._util.validate import check_int, check_positive_int
 from ..errors import ParameterError
-from .grid import _check_last_axis, path_columns
+from .grid import PathsLike, _check_last_axis, path_columns
 
 __all__ = ["topn_aggregate", "map_kurtosis", "peak_modulation_hz", "localisation", "localisation_misses",
            "s1_share", "class_summary", "LOCALISATION_OCTAVES"]
@@ -58,7 +58,7 @@ def _labels(labels, K: int, n_classes: int) -> np.ndarray:
     return labels.astype(np.int64)
 
 
-def topn_aggregate(local, labels, n_classes: int, n: int = 5) -> np.ndarray:
+def topn_aggregate(local: np.ndarray, labels: np.ndarray, n_classes: int, n: int = 5) -> np.ndarray:
     """Class-wise top-n indicator sum (paper eq. 13).
 
     Parameters
@@ -92,7 +92,7 @@ def topn_aggregate(local, labels, n_classes: int, n: int = 5) -> np.ndarray:
     return out
 
 
-def map_kurtosis(local) -> np.ndarray:
+def map_kurtosis(local: np.ndarray) -> np.ndarray:
     """Fisher kurtosis of each local map's values: (..., C) → (...,) (NaN for a constant map)."""
     local = np.asarray(local, dtype=float)
     if local.ndim < 1 or local.shape[-1] < 2:
@@ -103,7 +103,7 @@ def map_kurtosis(local) -> np.ndarray:
         return np.asarray(scipy.stats.kurtosis(local, axis=-1, fisher=True, bias=True), dtype=float)
 
 
-def peak_modulation_hz(local, table) -> np.ndarray:
+def peak_modulation_hz(local: np.ndarray, table: PathsLike) -> np.ndarray:
     """λ2 (Hz) of the second-order path with the highest local relevance: (K, C) → (K,)."""
     local = np.asarray(local, dtype=float)
     cols = path_columns(table)
@@ -114,7 +114,7 @@ def peak_modulation_hz(local, table) -> np.ndarray:
     return cols["lambda2_hz"][s2][np.argmax(local[..., s2], axis=-1)].astype(float)
 
 
-def localisation(local, table, modulation_hz, *, octaves: float = 1.0) -> np.ndarray:
+def localisation(local: np.ndarray, table: PathsLike, modulation_hz: np.ndarray, *, octaves: float = 1.0) -> np.ndarray:
     """Whether the top second-order relevance lies within ±``octaves`` of the true modulation rate.
 
     Parameters
@@ -146,7 +146,8 @@ def localisation(local, table, modulation_hz, *, octaves: float = 1.0) -> np.nda
     return np.where(valid, hit.astype(float), np.nan)
 
 
-def localisation_misses(local, table, modulation_hz, f0_hz=None, *, octaves: float = 1.0) -> Dict[str, int]:
+def localisation_misses(local: np.ndarray, table: PathsLike, modulation_hz: np.ndarray,
+                        f0_hz: Optional[np.ndarray] = None, *, octaves: float = 1.0) -> Dict[str, int]:
     """Where the top second-order relevance lies for the examples that :func:`localisation` misses.
 
     Parameters
@@ -186,7 +187,7 @@ def localisation_misses(local, table, modulation_hz, f0_hz=None, *, octaves: flo
             "below": int((other & ~above).sum())}
 
 
-def s1_share(R, table, *, mode: str = "abs") -> np.ndarray:
+def s1_share(R: np.ndarray, table: PathsLike, *, mode: str = "abs") -> np.ndarray:
     """Share of relevance on first-order paths, per example.
 
     Parameters
@@ -219,7 +220,7 @@ def s1_share(R, table, *, mode: str = "abs") -> np.ndarray:
         return np.where(total > 0, s1 / total, np.nan)
 
 
-def class_summary(values, labels, n_classes: int) -> dict:
+def class_summary(values: np.ndarray, labels: np.ndarray, n_classes: int) -> dict:
     """Mean ± standard deviation (ddof = 0) of per-example values, overall and per class; NaN excluded.
 
     Parameters

@@ -11,7 +11,7 @@ fc1 is (K, 64) in both modes.
 
 from __future__ import annotations
 
-from typing import Dict, Sequence
+from typing import Dict, Sequence, Union
 
 import numpy as np
 import torch
@@ -29,8 +29,8 @@ POOLING = ("mean", "flat")
 
 
 @torch.no_grad()
-def layer_activations(net: torch.nn.Module, x, *, layers: Sequence[str] = LAYERS, pooling: str = "mean",
-                      batch_size: int = 64) -> Dict[str, np.ndarray]:
+def layer_activations(net: torch.nn.Module, x: Union[np.ndarray, torch.Tensor], *, layers: Sequence[str] = LAYERS,
+                      pooling: str = "mean", batch_size: int = 64) -> Dict[str, np.ndarray]:
     """Activations of ``layers`` for inputs ``x`` (the network input, e.g. ``LoadedModel.prepare(S)``).
 
     Parameters

@@ -19,7 +19,7 @@ import json
 import os
 import pickle
 from pathlib import Path
-from typing import Mapping
+from typing import TYPE_CHECKING, Mapping, Union
 
 import numpy as np
 import torch
@@ -29,12 +29,16 @@ from .._util.device import resolve_device
 from .._util.fs import atomic_dir, bytes_sha256, file_sha256, prepare_output
 from .._util.jsonio import write_json
 from .._util.log import logger
+from .._util.types import Device, PathLike
 from .._util.validate import check_positive_int
 from ..errors import ModelError, ParameterError
 from ..scattering.config import ScatteringConfig
 from ..scattering.normalize import LOG_C, check_log_params, check_raw, log_normalize
 from ..task import PATH_FIELDS
 from .net import ConvNet, count_parameters
+
+if TYPE_CHECKING:
+    from ..features.store import FeatureFile
 
 __all__ = ["prepare_input", "save_model", "load_model", "LoadedModel", "check_replaceable", "WEIGHTS_FILE",
            "CONFIG_FILE"]
@@ -45,7 +49,8 @@ CONFIG_FILE = "config.json"
 REQUIRED_KEYS = ("input", "n_channels", "channels", "mu", "c", "classes", "scattering", "paths")
 
 
-def prepare_input(S_raw, channels, mu, c: float = LOG_C, *, device="cpu", chunk: int = 256) -> torch.Tensor:
+def prepare_input(S_raw: Union[np.ndarray, torch.Tensor], channels: np.ndarray, mu: np.ndarray, c: float = LOG_C, *,
+                  device: Device = "cpu", chunk: int = 256) -> torch.Tensor:
     """Network input from raw scattering features: channel selection then log compression.
 
     Parameters
@@ -90,7 +95,7 @@ def prepare_input(S_raw, channels, mu, c: float = LOG_C, *, device="cpu", chunk:
 
 # ---------------------------------------------------------------------------------------------- saving
 
-def save_model(net: ConvNet, model_dir, config: Mapping) -> Path:
+def save_model(net: ConvNet, model_dir: PathLike, config: Mapping) -> Path:
     """Write ``model_dir/model.pt`` (state dict) and ``model_dir/config.json``, atomically.
 
     Both files are written into a temporary directory next to ``model_dir``, which then replaces
@@ -133,7 +138,7 @@ _MODEL_DIR_EXTRAS = ("evaluation", "metrics.json", "metrics.md", "metrics.json.l
                      CONFIG_FILE + ".tmp")
 
 
-def check_replaceable(model_dir) -> None:
+def check_replaceable(model_dir: PathLike) -> None:
     """ParameterError unless ``model_dir`` is absent, empty or a model directory (which may be replaced)."""
     model_dir = Path(model_dir)
     if not model_dir.is_dir():
@@ -185,7 +190,7 @@ class LoadedModel:
         return (f"LoadedModel(input={self.config['input']!r}, n_channels={len(self.channels)}, "
                 f"classes={self.classes}, device={self.device}, sha256={self.checksum[:12]}…)")
 
-    def check_compatible(self, feature_file) -> None:
+    def check_compatible(self, feature_file: Union[FeatureFile, PathLike]) -> None:
         """Raise :class:`ModelError` unless ``feature_file`` has this model's scattering and paths.
 
         Parameters
@@ -216,7 +221,7 @@ class LoadedModel:
             raise ModelError(f"the features name classes {list(classes)} but the model was trained on "
                              f"{list(self.classes)}")
 
-    def prepare(self, S_raw) -> torch.Tensor:
+    def prepare(self, S_raw: Union[np.ndarray, torch.Tensor]) -> torch.Tensor:
         """Network input from raw features: channel selection + log_normalize(μ, c).
 
         Parameters
@@ -247,7 +252,7 @@ class LoadedModel:
         return log_normalize(self.mu[:, None], self.mu, self.c)[:, 0]
 
     @torch.no_grad()
-    def logits(self, S_raw, batch_size: int = 64) -> np.ndarray:
+    def logits(self, S_raw: Union[np.ndarray, torch.Tensor], batch_size: int = 64) -> np.ndarray:
         """Logits [shape=(K, n_classes), float32] of raw features [shape=(K, C, T)], in eval mode."""
         batch_size = check_positive_int("batch_size", batch_size)
         x = self.prepare(S_raw)
@@ -258,7 +263,7 @@ class LoadedModel:
         return torch.cat(out).numpy()
 
 
-def load_model(model_dir, device="auto") -> LoadedModel:
+def load_model(model_dir: PathLike, device: Device = "auto") -> LoadedModel:
     """Rebuild a trained network from a model directory without executing any code from it.
 
     Parameters

@@ -5,22 +5,27 @@ from __future__ import annotations
 import os
 import warnings
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional, Union
 
 import numpy as np
 
 from .. import __version__
 from .._util.fs import atomic_path, check_not_inputs, output_lock, prepare_output
 from .._util.jsonio import write_json
+from .._util.types import Device, PathLike
 from .directory import load_model
 from .metrics import classification_metrics, metrics_markdown
 from .net import count_parameters
 from .train import labels_of, open_features
 
+if TYPE_CHECKING:
+    from ..features.store import FeatureFile
+
 __all__ = ["evaluate_model"]
 
 
-def evaluate_model(features, *, model_dir, out_dir, subset: Optional[str] = "test", device="auto",
+def evaluate_model(features: Union[PathLike, FeatureFile], *, model_dir: PathLike, out_dir: PathLike,
+                   subset: Optional[str] = "test", device: Device = "auto",
                    batch_size: int = 64) -> dict:
     """Accuracy of a trained model on one subset; writes ``out_dir/metrics.json`` and ``out_dir/metrics.md``.
 

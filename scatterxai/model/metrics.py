@@ -10,10 +10,12 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Any, Mapping, Sequence, Union
 
 import numpy as np
+from numpy.typing import ArrayLike
 
+from .._util.types import PathLike
 from ..errors import ParameterError
 from ..task import INPUT_LABELS
 
@@ -27,7 +29,7 @@ PAPER_TABLE1 = {
 
 
 
-def confusion_matrix(y_true, y_pred, n_classes: int) -> np.ndarray:
+def confusion_matrix(y_true: ArrayLike, y_pred: ArrayLike, n_classes: int) -> np.ndarray:
     """Counts [shape=(n_classes, n_classes), int64]: rows true class, columns predicted class."""
     y_true, y_pred = np.asarray(y_true, dtype=np.int64), np.asarray(y_pred, dtype=np.int64)
     if y_true.shape != y_pred.shape or y_true.ndim != 1:
@@ -41,7 +43,7 @@ def confusion_matrix(y_true, y_pred, n_classes: int) -> np.ndarray:
     return cm
 
 
-def classification_metrics(y_true, y_pred, classes: Sequence[str]) -> dict:
+def classification_metrics(y_true: ArrayLike, y_pred: ArrayLike, classes: Sequence[str]) -> dict:
     """Per-class, macro and overall accuracy and the confusion matrix.
 
     Parameters
@@ -121,7 +123,8 @@ def _acc(value) -> float:
     return float("nan") if value is None else float(value)
 
 
-def table1(metrics_s1, metrics_s1s2, *, paper: bool = False) -> str:
+def table1(metrics_s1: Union[Mapping[str, Any], PathLike], metrics_s1s2: Union[Mapping[str, Any], PathLike], *,
+           paper: bool = False) -> str:
     """The paper's Table 1 layout: rows S1 and S1+S2, columns the classes and the macro average (in %).
 
     Parameters

@@ -19,7 +19,7 @@ import os
 import time
 import warnings
 from dataclasses import dataclass
-from typing import Optional
+from typing import TYPE_CHECKING, ContextManager, Optional, Union
 
 import numpy as np
 import torch
@@ -29,6 +29,7 @@ from .. import __version__
 from .._util.device import resolve_device
 from .._util.fs import check_not_inputs, output_lock, prepare_output
 from .._util.log import logger
+from .._util.types import Device, Indices, PathLike
 from .._util.validate import check_positive_int, check_seed
 from ..errors import DataError, ParameterError
 from ..scattering.normalize import LOG_C
@@ -36,6 +37,10 @@ from ..task import INPUT_LABELS, INPUTS
 from .directory import LoadedModel, check_replaceable, load_model, prepare_input, save_model
 from .metrics import classification_metrics
 from .net import MIN_FRAMES, ConvNet, count_parameters
+
+if TYPE_CHECKING:
+    from ..features.store import FeatureFile
+    from ..scattering.config import PathTable
 
 __all__ = ["TrainConfig", "input_channels", "class_weights", "train_model", "open_features", "labels_of"]
 
@@ -93,7 +98,7 @@ class TrainConfig:
 
 # ----------------------------------------------------------------------------------------- pure helpers
 
-def input_channels(table, input: str) -> np.ndarray:
+def input_channels(table: PathTable, input: str) -> np.ndarray:
     """Indices into the path table of the network's input channels: ``"s1"`` → order 1, ``"s1s2"`` → all."""
     if input == "s1":
         return np.asarray(table.s1, dtype=np.int64)
@@ -102,7 +107,7 @@ def input_channels(table, input: str) -> np.ndarray:
     raise ParameterError(f"input must be one of {sorted(INPUTS)}, got {input!r}")
 
 
-def class_weights(labels, n_classes: int) -> np.ndarray:
+def class_weights(labels: np.ndarray, n_classes: int) -> np.ndarray:
     """Loss weights w_c = max_k n_k / n_c [shape=(n_classes,)]; 0 for classes with no example."""
     counts = np.bincount(np.asarray(labels, dtype=np.int64), minlength=n_classes).astype(np.float64)
     with np.errstate(divide="ignore"):
@@ -130,7 +135,7 @@ def _seeded(seed: int, device: torch.device):
             torch.use_deterministic_algorithms(prev, warn_only=prev_warn)
 
 
-def open_features(features):
+def open_features(features: Union[PathLike, FeatureFile]) -> ContextManager[FeatureFile]:
     """A :class:`~scatterxai.features.FeatureFile` context from a path (or the open file itself)."""
     from ..features.store import FeatureFile
     if isinstance(features, FeatureFile):
@@ -138,7 +143,7 @@ def open_features(features):
     return FeatureFile(features)
 
 
-def labels_of(ff, idx, n_classes) -> np.ndarray:
+def labels_of(ff: FeatureFile, idx: Indices, n_classes: int) -> np.ndarray:
     """Labels of rows ``idx`` of a features file, checked to index ``n_classes`` classes."""
     y = ff.labels[idx]
     if y.size and (y.min() < 0 or y.max() >= n_classes):
@@ -153,7 +158,8 @@ def _predict(net, x, batch_size):
     return torch.cat([net(x[i:i + batch_size]) for i in range(0, x.shape[0], batch_size)])
 
 
-def train_model(features, *, input: str, out_dir, seed: int = 0, device="auto",
+def train_model(features: Union[PathLike, FeatureFile], *, input: str, out_dir: PathLike, seed: int = 0,
+                device: Device = "auto",
                 max_epochs: Optional[int] = None, progress: bool = True,
                 config: Optional[TrainConfig] = None, threads: Optional[int] = None,
                 permute_labels: bool = False) -> LoadedModel:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import torch
 
+from .._util.types import Device
 from .._util.validate import check_choice, check_int, check_positive_int
 from .net import ConvNet
 
@@ -51,7 +52,7 @@ def recalibrate_batchnorm(net: torch.nn.Module, x: torch.Tensor, *, batch_size: 
 
 
 def untrained_net(n_channels: int, n_classes: int, *, seed: int, x: torch.Tensor | None = None,
-                  batchnorm: str = "recalibrate", device="cpu", batch_size: int = 256) -> ConvNet:
+                  batchnorm: str = "recalibrate", device: Device = "cpu", batch_size: int = 256) -> ConvNet:
     """A randomly initialised :class:`ConvNet` in eval mode.
 
     Parameters

@@ -11,17 +11,24 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Dict, List, Mapping, Optional, Sequence
+from typing import TYPE_CHECKING, Dict, List, Mapping, Optional, Sequence, Union
 
 import numpy as np
 
 from .._util.fs import prepare_output
 from .._util.log import logger
+from .._util.types import PathLike
 from .._util.validate import check_choice, check_positive_float
 from ..data.notes import pitch_hz_from_name
 from ..errors import AudioError, ParameterError
 from ..task import INPUT_LABELS
 from ..viz.plots import confusion, figure1, figure2, map_edges
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+    from ..io.relevance import RelevanceFile
+    from ..maps.grid import GridIndex
 
 __all__ = ["make_figures", "relevance_figures", "example_figures", "fig1", "fig2", "example_figure",
            "confusion_figure", "choose_examples", "top_cells", "figure_files", "FIGURE_FILES", "FIGURE_FORMATS",
@@ -69,7 +76,8 @@ def _f0_column(examples: Mapping[str, np.ndarray]) -> np.ndarray:
     return np.array([pitch_hz_from_name(os.path.basename(str(n))) for n in examples["file_name"]])
 
 
-def choose_examples(labels, preds, f0_hz, n_classes: int, *, target_hz: float = 440.0) -> Dict[int, int]:
+def choose_examples(labels: np.ndarray, preds: np.ndarray, f0_hz: np.ndarray, n_classes: int, *,
+                    target_hz: float = 440.0) -> Dict[int, int]:
     """One example per class for Fig. 1: correctly classified if possible, pitch nearest ``target_hz`` (A4).
 
     Returns
@@ -142,7 +150,8 @@ def _rows_of(rf, examples) -> List[int]:
     return rows
 
 
-def fig1(rf, *, examples=None, methods=None, audio_root=None):
+def fig1(rf: RelevanceFile, *, examples: Optional[Sequence[Union[int, str]]] = None,
+         methods: Optional[Sequence[str]] = None, audio_root: Optional[PathLike] = None) -> Figure:
     """The paper's Fig. 1 for a relevance file: one column per example (default: one per class, correctly
     classified if possible, pitch nearest A4), rows spectrogram, model input and one local map per method.
 
@@ -186,7 +195,7 @@ def fig1(rf, *, examples=None, methods=None, audio_root=None):
     return figure1(columns, rule_titles=[RULE_TITLES.get(m, m) for m in methods])
 
 
-def fig2(rf, *, method: Optional[str] = None):
+def fig2(rf: RelevanceFile, *, method: Optional[str] = None) -> Figure:
     """The paper's Fig. 2: class-mean model input and top-n aggregated relevance of ``method`` (default
     LRP-[ε,z+] when present), for every class with examples (grouped as the file's aggregate is)."""
     method = _aggregate_method(rf, method)
@@ -199,7 +208,7 @@ def fig2(rf, *, method: Optional[str] = None):
                    top_n=int(rf.attrs.get("top_n", 5)), rule_title=RULE_TITLES.get(method, method))
 
 
-def confusion_figure(metrics: Mapping[str, Mapping]):
+def confusion_figure(metrics: Mapping[str, Mapping]) -> Figure:
     """Confusion matrices, one column per model: counts on top, the row-normalised shares (%) below — each
     true class's row sums to 100 %, so the diagonal is the per-class accuracy, whatever the class sizes.
     ``metrics`` maps a name (e.g. "s1") to a metrics dict with ``confusion_matrix``, ``classes`` and
@@ -232,9 +241,11 @@ def _relevance_metrics(rf) -> Optional[dict]:
     return {"confusion_matrix": cm.tolist(), "classes": list(rf.classes), "macro_accuracy": macro}
 
 
-def relevance_figures(relevance, out_dir, *, examples=None, methods=None, aggregate_method=None,
-                      audio_root=None, metrics_paths: Optional[Mapping[str, str]] = None, fmt: str = "png",
-                      dpi=80) -> Dict[str, str]:
+def relevance_figures(relevance: PathLike, out_dir: PathLike, *,
+                      examples: Optional[Sequence[Union[int, str]]] = None, methods: Optional[Sequence[str]] = None,
+                      aggregate_method: Optional[str] = None, audio_root: Optional[PathLike] = None,
+                      metrics_paths: Optional[Mapping[str, str]] = None, fmt: str = "png",
+                      dpi: float = 80) -> Dict[str, str]:
     """Write Fig. 1, Fig. 2 and the confusion matrices of a relevance file (``scatterxai figures``).
 
     Parameters
@@ -279,8 +290,9 @@ def relevance_figures(relevance, out_dir, *, examples=None, methods=None, aggreg
     return written
 
 
-def make_figures(relevance, metrics_paths: Mapping[str, str], *, audio_root: str, out_dir: str,
-                 rules=("epsilon", "epsilon_plus"), aggregate_rule: str = "epsilon_plus", dpi=80,
+def make_figures(relevance: PathLike, metrics_paths: Mapping[str, str], *, audio_root: str, out_dir: str,
+                 rules: Sequence[str] = ("epsilon", "epsilon_plus"), aggregate_rule: str = "epsilon_plus",
+                 dpi: float = 80,
                  fmt: str = "png") -> dict:
     """The pipeline's figures: Fig. 1 (``rules``), Fig. 2 (``aggregate_rule``) and the confusion matrices of
     ``metrics_paths`` ({"s1": path, "s1s2": path}); see :func:`relevance_figures`."""
@@ -290,7 +302,7 @@ def make_figures(relevance, metrics_paths: Mapping[str, str], *, audio_root: str
 
 # ------------------------------------------------------------------------------------ the single-file view
 
-def top_cells(local, grid, n: int = 3) -> List[dict]:
+def top_cells(local: np.ndarray, grid: GridIndex, n: int = 3) -> List[dict]:
     """The ``n`` paths of highest relevance, named in Hz.
 
     Parameters
@@ -328,7 +340,8 @@ def _mark(ax, cells, grid) -> None:
                     fontsize=8, fontweight="bold")
 
 
-def example_figure(rf, index: int, *, methods=None, top: int = 3, audio_root=None):
+def example_figure(rf: RelevanceFile, index: int, *, methods: Optional[Sequence[str]] = None, top: int = 3,
+                   audio_root: Optional[PathLike] = None) -> Figure:
     """The single-file view of an audio-in explanation (Fig. 1 for one recording): spectrogram, model
     input and one relevance map per method on the (λ1, λ2) plane, the ``top`` cells of the last method
     marked and named in Hz, the predicted class with its probability.
@@ -392,8 +405,8 @@ def example_figure(rf, index: int, *, methods=None, top: int = 3, audio_root=Non
     return fig
 
 
-def example_figures(relevance, out_dir, *, methods=None, top: int = 3, fmt: str = "png", dpi=100,
-                    audio_root=None) -> List[str]:
+def example_figures(relevance: PathLike, out_dir: PathLike, *, methods: Optional[Sequence[str]] = None, top: int = 3,
+                    fmt: str = "png", dpi: float = 100, audio_root: Optional[PathLike] = None) -> List[str]:
     """Write :func:`example_figure` of every file of an audio-in relevance file as ``out_dir/<name>.<fmt>``
     (``<name>`` is the audio file's base name without extension; ``-2``, ``-3``… for repeated names).
 

@@ -12,6 +12,7 @@ from typing import Mapping, Optional, Sequence
 
 import numpy as np
 
+from .._util.types import PathLike
 from ..task import CLASSES
 from .figures import FIGURE_FILES, PAPER_KURTOSIS, RULE_TITLES
 
@@ -51,7 +52,7 @@ def _misses_table(misses: Mapping[str, Optional[dict]]) -> list:
     return lines
 
 
-def write_report(path, *, metrics_paths: Mapping[str, str], relevance: str, features: str, figures_dir: str,
+def write_report(path: PathLike, *, metrics_paths: Mapping[str, str], relevance: str, features: str, figures_dir: str,
                  settings: Optional[dict] = None, sections: Sequence[str] = (), paper: bool = False) -> str:
     """Write ``report.md``: data, Table 1, per-model metrics, relevance statistics, figures, then
     ``sections`` (Markdown, e.g. from analyses).  Returns ``path``.

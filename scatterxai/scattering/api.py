@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import os
+from typing import Union
 
 import numpy as np
 import torch
@@ -23,6 +24,7 @@ import torch
 from .._util.device import resolve_device
 from .._util.validate import check_positive_int
 from ..errors import ParameterError
+from .cache import CacheDir
 from .config import PAPER_CONFIG, ScatteringConfig
 from .fast import FastScattering
 from .kymatio import KymatioScattering
@@ -38,8 +40,9 @@ def _cached_module(config, device, dtype, method, cache_dir):
     return METHODS[method](config, device, dtype, cache_dir=cache_dir)
 
 
-def get_scattering(config: ScatteringConfig = PAPER_CONFIG, *, device="auto", method="fast",
-                   dtype=torch.float32, cache_dir=None) -> torch.nn.Module:
+def get_scattering(config: ScatteringConfig = PAPER_CONFIG, *, device: Union[str, torch.device] = "auto",
+                   method: str = "fast", dtype: torch.dtype = torch.float32,
+                   cache_dir: CacheDir = None) -> torch.nn.Module:
     """The scattering module for ``config`` on ``device`` (built once per process and reused).
 
     What takes time to build (Kymatio's filter bank, ~10 s for the paper configuration; the fast path's
@@ -100,8 +103,9 @@ def _as_batch(x, config: ScatteringConfig, device: torch.device, dtype: torch.dt
     return t
 
 
-def scatter(x, config: ScatteringConfig = PAPER_CONFIG, *, device="auto", method="fast",
-            dtype=torch.float32, batch_size: int = 8, cache_dir=None) -> torch.Tensor:
+def scatter(x: Union[np.ndarray, torch.Tensor], config: ScatteringConfig = PAPER_CONFIG, *,
+            device: Union[str, torch.device] = "auto", method: str = "fast", dtype: torch.dtype = torch.float32,
+            batch_size: int = 8, cache_dir: CacheDir = None) -> torch.Tensor:
     """Scattering coefficients of the kept paths.
 
     Parameters

@@ -29,7 +29,7 @@ import os
 import time
 import uuid
 from pathlib import Path
-from typing import Callable, Dict, Literal, Mapping, Optional, TypeVar, Union
+from typing import Any, Callable, Dict, Literal, Mapping, Optional, TypeVar, Union
 
 import numpy as np
 
@@ -79,7 +79,7 @@ def resolve_cache_dir(cache_dir: CacheDir = None) -> Optional[Path]:
                              f"got {cache_dir!r}") from None
 
 
-def cache_key(kind: str, **fields) -> dict:
+def cache_key(kind: str, **fields: Any) -> dict:
     """The key of a cached object: ``fields`` plus the kind, :data:`FORMAT_VERSION` and the versions of
     Kymatio and numpy (JSON-serialisable values only)."""
     key = {"kind": kind, "format": FORMAT_VERSION, "kymatio": package_version("kymatio"),
@@ -98,7 +98,7 @@ def cache_file(directory: Path, key: Mapping) -> Path:
     return Path(directory) / f"{key['kind']}-{digest}.npz"
 
 
-def load_arrays(path, key: Mapping) -> Optional[Dict[str, np.ndarray]]:
+def load_arrays(path: Union[str, os.PathLike], key: Mapping) -> Optional[Dict[str, np.ndarray]]:
     """The arrays of a cache file, or None if it is absent, unreadable or holds another key (a warning says
     why, except for an absent file).  Every array is read, so that zip CRC errors show here."""
     path = Path(path)
@@ -116,7 +116,7 @@ def load_arrays(path, key: Mapping) -> Optional[Dict[str, np.ndarray]]:
     return arrays
 
 
-def save_arrays(path, key: Mapping, arrays: Mapping[str, np.ndarray]) -> bool:
+def save_arrays(path: Union[str, os.PathLike], key: Mapping, arrays: Mapping[str, np.ndarray]) -> bool:
     """Write ``arrays`` and the key to ``path`` atomically; on failure log a warning and return False."""
     path = Path(path)
     if _KEY in arrays:

@@ -11,7 +11,7 @@ import functools
 import math
 import numbers
 from dataclasses import asdict, dataclass
-from typing import Dict, Tuple
+from typing import Any, Dict, Mapping, Tuple
 
 import numpy as np
 
@@ -116,7 +116,7 @@ class ScatteringConfig:
         return d
 
     @classmethod
-    def from_dict(cls, d) -> ScatteringConfig:
+    def from_dict(cls, d: Mapping[str, Any]) -> ScatteringConfig:
         """Rebuild from :meth:`to_dict` output or from HDF5 attributes (extra keys are ignored)."""
         try:
             return cls(sr=d["sr"], N=d["N"], J=d["J"], Q=tuple(int(v) for v in np.ravel(d["Q"])),
@@ -185,7 +185,7 @@ class PathTable:
         """The public columns ``order, lambda1_hz, lambda2_hz, n1, n2`` as a dict (HDF5 ``/paths``)."""
         return {name: getattr(self, name) for name in self.FIELDS}
 
-    def matches(self, arrays) -> bool:
+    def matches(self, arrays: Mapping[str, np.ndarray]) -> bool:
         """True if ``arrays`` (a mapping like :meth:`arrays`) describes exactly these paths."""
         try:
             return all(np.allclose(np.asarray(arrays[k]), getattr(self, k), rtol=1e-9, atol=0, equal_nan=True)

@@ -53,6 +53,7 @@ All operations are plain torch operations on the module's device (no numpy, no h
 from __future__ import annotations
 
 import hashlib
+from typing import Optional
 
 import torch
 import torch.nn.functional as F
@@ -61,8 +62,8 @@ from .._util.validate import check_positive_int
 from ..errors import ParameterError
 from . import config as _config_module
 from . import plan as _plan_module
-from .cache import cache_key, cached
-from .config import path_table
+from .cache import CacheDir, cache_key, cached
+from .config import ScatteringConfig, path_table
 from .kymatio import kymatio_module
 from .plan import (
     FastPlan,
@@ -105,7 +106,7 @@ def _plan_code_digest() -> str:
     return h.hexdigest()
 
 
-def cached_plan(config, *, rtol: float, lowpass_rtol: float, cache_dir=None) -> FastPlan:
+def cached_plan(config: ScatteringConfig, *, rtol: float, lowpass_rtol: float, cache_dir: CacheDir = None) -> FastPlan:
     """:func:`plan_fast` of ``config`` 's filter bank and path table, read from the on-disk cache when a
     file of the same key exists (:mod:`scatterxai.scattering.cache`; the plan of the paper configuration is
     ~50 MB), else planned and stored."""
@@ -149,7 +150,8 @@ class FastScattering(torch.nn.Module):
         without the 20k page faults per example).
     """
 
-    def __init__(self, plan: FastPlan, *, device, dtype, block_bytes=2 ** 23, group_bytes=2 ** 25):
+    def __init__(self, plan: FastPlan, *, device: torch.device, dtype: torch.dtype, block_bytes: int = 2 ** 23,
+                 group_bytes: int = 2 ** 25):
         super().__init__()
         if dtype not in _COMPLEX:
             raise ParameterError(f"dtype must be torch.float32 or torch.float64, got {dtype}")
@@ -171,8 +173,9 @@ class FastScattering(torch.nn.Module):
         self.to(device)
 
     @classmethod
-    def build(cls, config, device: torch.device, dtype: torch.dtype, *, rtol=None, lowpass_rtol=None,
-              cache_dir=None, **kwargs) -> FastScattering:
+    def build(cls, config: ScatteringConfig, device: torch.device, dtype: torch.dtype, *,
+              rtol: Optional[float] = None, lowpass_rtol: Optional[float] = None, cache_dir: CacheDir = None,
+              **kwargs: int) -> FastScattering:
         """The module for a :class:`~scatterxai.scattering.ScatteringConfig` on ``device``: the plan of
         Kymatio's filter bank (:func:`cached_plan`) and its executor.
 

@@ -25,7 +25,7 @@ from kymatio.scattering1d.frontend.torch_frontend import ScatteringTorch1D
 from .._util.log import logger
 from .._util.versions import package_version
 from ..errors import ScatterXAIError
-from .cache import cache_key, cached
+from .cache import CacheDir, cache_key, cached
 from .config import PathTable, ScatteringConfig, path_table
 
 __all__ = ["KymatioScattering", "kymatio_module"]
@@ -35,7 +35,7 @@ _CACHEABLE_KYMATIO = ("0.3.",)
 
 
 @functools.lru_cache(maxsize=4)
-def kymatio_module(config: ScatteringConfig, *, cache_dir=None) -> ScatteringTorch1D:
+def kymatio_module(config: ScatteringConfig, *, cache_dir: CacheDir = None) -> ScatteringTorch1D:
     """Kymatio's ``ScatteringTorch1D`` of ``config`` (float32, CPU), built once per process.
 
     Building the paper filter bank takes ~10 s; with the on-disk cache (``cache_dir``: see
@@ -163,7 +163,8 @@ class KymatioScattering(torch.nn.Module):
         return S.index_select(-2, self.keep)
 
     @classmethod
-    def build(cls, config: ScatteringConfig, device: torch.device, dtype: torch.dtype, *, cache_dir=None):
+    def build(cls, config: ScatteringConfig, device: torch.device, dtype: torch.dtype, *,
+              cache_dir: CacheDir = None) -> KymatioScattering:
         module = kymatio_module(config, cache_dir=cache_dir)
         if device.type != "cpu" or dtype != torch.float32:
             # nn.Module.to() works in place: copy so that the cached CPU module stays float32 on the CPU.

@@ -5,9 +5,17 @@ Works on numpy arrays without importing torch; torch tensors are accepted too.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, TypeVar, Union
+
 import numpy as np
 
 from ..errors import ParameterError
+
+if TYPE_CHECKING:
+    import torch
+
+#: ``np.ndarray`` or ``torch.Tensor`` (:func:`log_normalize` returns the type it is given).
+ArrayT = TypeVar("ArrayT", np.ndarray, "torch.Tensor")
 
 __all__ = ["compute_mu", "log_normalize", "check_raw", "check_log_params", "LOG_C", "MU_EPS", "MAX_COEFFICIENT",
            "MAX_LOG_C"]
@@ -27,7 +35,7 @@ MAX_LOG_C = 1e6
 _MIN_RATIO = -0.5
 
 
-def check_log_params(mu, c) -> tuple:
+def check_log_params(mu: np.ndarray, c: float) -> tuple:
     """(μ as float64, c as float) if they are usable by :func:`log_normalize`, else ParameterError.
 
     μ: finite, in [0, :data:`MAX_COEFFICIENT`], not all zero; c: finite, in (0, :data:`MAX_LOG_C`].
@@ -49,7 +57,7 @@ def check_log_params(mu, c) -> tuple:
     return mu, c
 
 
-def check_raw(S, mu, c, *, offset: int = 0) -> None:
+def check_raw(S: np.ndarray, mu: np.ndarray, c: float, *, offset: int = 0) -> None:
     """ParameterError unless raw coefficients S [shape=(K, C, T)] are finite, ≤ :data:`MAX_COEFFICIENT` and
     non-negative up to rounding (S ≥ -0.5·(c·μ + 1e-8)); the message names the first bad value
     (example index counted from ``offset``, coefficient, frame)."""
@@ -69,7 +77,7 @@ def _is_tensor(x) -> bool:
     return type(x).__module__.startswith("torch") and hasattr(x, "detach")
 
 
-def compute_mu(S, axis=0) -> np.ndarray:
+def compute_mu(S: Union[np.ndarray, torch.Tensor], axis: int = 0) -> np.ndarray:
     """Mean of each coefficient's time average over examples: μ [shape=(C,)] from S [shape=(K, C, T)]."""
     S = S.detach().cpu().numpy() if _is_tensor(S) else np.asarray(S)
     if S.ndim != 3 or S.shape[0] == 0:
@@ -77,7 +85,7 @@ def compute_mu(S, axis=0) -> np.ndarray:
     return S.mean(axis=(0, 2), dtype=np.float64)
 
 
-def log_normalize(S, mu, c: float = LOG_C):
+def log_normalize(S: ArrayT, mu: np.ndarray, c: float = LOG_C) -> ArrayT:
     """log1p(S / (c·μ + 1e-8)) with μ broadcast over the time axis.
 
     Parameters

@@ -10,11 +10,16 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Tuple
+from typing import TYPE_CHECKING, Dict, List, Mapping, Optional, Tuple
 
 import numpy as np
 
 from ..errors import ParameterError, ScatterXAIError
+
+if TYPE_CHECKING:
+    from kymatio.scattering1d.frontend.base_frontend import ScatteringBase1D
+
+    from .config import PathTable
 
 __all__ = ["FastPlan", "Run", "plan_fast", "support_runs", "lowpass_frames", "lowpass_freq", "plan_to_arrays",
            "plan_from_arrays"]
@@ -39,7 +44,7 @@ class Run:
     accumulate: bool
 
 
-def support_runs(h, m_dst: int, *, rtol: float) -> List[Tuple[int, int, int, bool, np.ndarray, bool]]:
+def support_runs(h: np.ndarray, m_dst: int, *, rtol: float) -> List[Tuple[int, int, int, bool, np.ndarray, bool]]:
     """Runs of the product ``spectrum * h`` periodised onto ``m_dst`` bins, read from an ``rfft``.
 
     Parameters
@@ -89,7 +94,7 @@ def support_runs(h, m_dst: int, *, rtol: float) -> List[Tuple[int, int, int, boo
     return runs
 
 
-def lowpass_frames(phi, m_out: int, t0: int, n_frames: int, *,
+def lowpass_frames(phi: np.ndarray, m_out: int, t0: int, n_frames: int, *,
                    rtol: float) -> Tuple[np.ndarray, np.ndarray]:
     """Kymatio's low-pass, subsampling, inverse FFT, real part and unpad, factored by output frames.
 
@@ -140,7 +145,7 @@ def lowpass_frames(phi, m_out: int, t0: int, n_frames: int, *,
     return G, rows
 
 
-def lowpass_freq(phi, m_out: int, t0: int, n_frames: int, *, rtol: float) -> np.ndarray:
+def lowpass_freq(phi: np.ndarray, m_out: int, t0: int, n_frames: int, *, rtol: float) -> np.ndarray:
     """The same map as :func:`lowpass_frames`, applied to the ``rfft`` of the modulus ``u``.
 
     Returns
@@ -246,7 +251,7 @@ class _PlanBuilder:
         return self.n_channels - len(idx)
 
 
-def plan_fast(k, table, *, rtol: float, lowpass_rtol: float) -> FastPlan:
+def plan_fast(k: ScatteringBase1D, table: PathTable, *, rtol: float, lowpass_rtol: float) -> FastPlan:
     """Plan the fast scattering of the kept paths of ``table`` with Kymatio module ``k``'s filter bank.
 
     Pure numpy: reads ``k``'s filters (``psi1_f``, ``psi2_f``, ``phi_f``), padding and frame bounds.
@@ -349,7 +354,7 @@ def plan_to_arrays(plan: FastPlan) -> Dict[str, np.ndarray]:
     return arrays
 
 
-def plan_from_arrays(arrays) -> FastPlan:
+def plan_from_arrays(arrays: Mapping[str, np.ndarray]) -> FastPlan:
     """The :class:`FastPlan` of :func:`plan_to_arrays` output, checked for consistency (raises
     :class:`ScatterXAIError` on any mismatch: every run reads weights, bins and channels that exist)."""
     head = json.loads(str(arrays["structure"]))

@@ -8,12 +8,17 @@ artist; nothing here saves files.  No torch import.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..errors import ParameterError
 from ..maps.compare import METRICS
 from ..maps.compare_study import summarise
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.image import AxesImage
 
 __all__ = ["agreement_matrix", "metric_boxplot"]
 
@@ -30,7 +35,8 @@ def _check_metric(metric: str):
 
 
 def metric_boxplot(values: Mapping, metric: str, *, between: Mapping | None = None,
-                   methods: Sequence[str] | None = None, classes: Sequence[str] | None = None, ax=None):
+                   methods: Sequence[str] | None = None, classes: Sequence[str] | None = None,
+                   ax: Axes | None = None) -> dict:
     """Box plots of one metric over pairs of notes: a group per class, one box per method.
 
     Parameters
@@ -94,8 +100,8 @@ def _mean(leaf) -> float:
     return float(leaf["mean"]) if isinstance(leaf, Mapping) else summarise(leaf)["mean"]
 
 
-def agreement_matrix(between_methods: Mapping, metric: str, *, methods: Sequence[str] | None = None, ax=None,
-                     cmap: str = "viridis_r", annotate: bool = True):
+def agreement_matrix(between_methods: Mapping, metric: str, *, methods: Sequence[str] | None = None,
+                     ax: Axes | None = None, cmap: str = "viridis_r", annotate: bool = True) -> AxesImage:
     """Method × method heat map of the mean distance between two methods' maps of the same note.
 
     Parameters

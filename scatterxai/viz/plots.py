@@ -11,9 +11,18 @@ labelled "0"; cells without a scattering path are left blank.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any, Mapping, Optional, Sequence, Tuple
+
 import numpy as np
+from numpy.typing import ArrayLike
 
 from ..errors import ParameterError
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.collections import QuadMesh
+    from matplotlib.figure import Figure
+    from matplotlib.image import AxesImage
 
 __all__ = ["lambda_map", "spectrogram", "confusion", "figure1", "figure2", "LAMBDA2_TICKS_HZ"]
 
@@ -64,9 +73,11 @@ def map_edges(lambda1_hz, lambda2_hz):
     return y_edges, x_edges, x_s1
 
 
-def lambda_map(grid, lambda1_hz, lambda2_hz, *, ax=None, cmap="magma", vmin=None, vmax=None,
-               symmetric=False, f0_hz=None, colorbar=True, label=None, lambda1_range=(32.0, 22050.0),
-               integer=False):
+def lambda_map(grid: np.ndarray, lambda1_hz: np.ndarray, lambda2_hz: np.ndarray, *, ax: Optional[Axes] = None,
+               cmap: str = "magma", vmin: Optional[float] = None, vmax: Optional[float] = None,
+               symmetric: bool = False, f0_hz: Optional[float] = None, colorbar: bool = True,
+               label: Optional[str] = None, lambda1_range: Tuple[float, float] = (32.0, 22050.0),
+               integer: bool = False) -> QuadMesh:
     """Draw values on the (λ1, λ2) plane.
 
     Parameters
@@ -134,8 +145,9 @@ def lambda_map(grid, lambda1_hz, lambda2_hz, *, ax=None, cmap="magma", vmin=None
     return mesh
 
 
-def spectrogram(y, sr, *, ax=None, n_fft=4096, hop=512, fmin=32.0, fmax=None, dynamic_range_db=80.0,
-                cmap="magma", colorbar=True):
+def spectrogram(y: np.ndarray, sr: int, *, ax: Optional[Axes] = None, n_fft: int = 4096, hop: int = 512,
+                fmin: float = 32.0, fmax: Optional[float] = None, dynamic_range_db: float = 80.0,
+                cmap: str = "magma", colorbar: bool = True) -> QuadMesh:
     """Log-frequency, dB-scaled magnitude spectrogram of a mono signal.
 
     Returns
@@ -168,7 +180,8 @@ def spectrogram(y, sr, *, ax=None, n_fft=4096, hop=512, fmin=32.0, fmax=None, dy
     return mesh
 
 
-def confusion(cm, classes, *, ax=None, title=None, cmap="Blues", normalize=False):
+def confusion(cm: ArrayLike, classes: Sequence[str], *, ax: Optional[Axes] = None, title: Optional[str] = None,
+              cmap: str = "Blues", normalize: bool = False) -> AxesImage:
     """Confusion matrix (rows true, columns predicted), coloured by row-normalised rate.
 
     Parameters
@@ -209,7 +222,7 @@ def confusion(cm, classes, *, ax=None, title=None, cmap="Blues", normalize=False
     return im
 
 
-def figure1(columns, *, rule_titles=("LRP-ε", "LRP-[ε,z+]")):
+def figure1(columns: Sequence[Mapping[str, Any]], *, rule_titles: Sequence[str] = ("LRP-ε", "LRP-[ε,z+]")) -> Figure:
     """The paper's Fig. 1: one column per class, rows (a) spectrogram, (b) S, (c), (d)… local relevance maps.
 
     Parameters
@@ -247,7 +260,8 @@ def figure1(columns, *, rule_titles=("LRP-ε", "LRP-[ε,z+]")):
     return fig
 
 
-def figure2(mean_S, aggregate, lambda1_hz, lambda2_hz, classes, *, top_n=5, rule_title="LRP-[ε,z+]"):
+def figure2(mean_S: np.ndarray, aggregate: np.ndarray, lambda1_hz: np.ndarray, lambda2_hz: np.ndarray,
+            classes: Sequence[str], *, top_n: int = 5, rule_title: str = "LRP-[ε,z+]") -> Figure:
     """The paper's Fig. 2: top row class-mean S, bottom row top-n aggregated relevance, one column per class.
 
     Parameters

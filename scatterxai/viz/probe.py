@@ -6,10 +6,16 @@ Plot functions take ``ax=None`` and return the artist; nothing here saves files.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from ..errors import ParameterError
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.image import AxesImage
 
 __all__ = ["layer_heatmap", "trained_untrained_heatmaps"]
 
@@ -19,9 +25,9 @@ def _plt():
     return plt
 
 
-def layer_heatmap(values, layers: Sequence[str], columns: Sequence[str], *, ax=None, vmin: float = 0.0,
-                  vmax: float = 1.0, cmap: str = "viridis", title: str | None = None, annotate: bool = True,
-                  fmt: str = "{:.2f}"):
+def layer_heatmap(values: ArrayLike, layers: Sequence[str], columns: Sequence[str], *, ax: Axes | None = None,
+                  vmin: float = 0.0, vmax: float = 1.0, cmap: str = "viridis", title: str | None = None,
+                  annotate: bool = True, fmt: str = "{:.2f}") -> AxesImage:
     """A layer × descriptor matrix as a heat map, each cell annotated with its value.
 
     Parameters
@@ -66,9 +72,10 @@ def layer_heatmap(values, layers: Sequence[str], columns: Sequence[str], *, ax=N
     return im
 
 
-def trained_untrained_heatmaps(trained, untrained, layers: Sequence[str], columns: Sequence[str], *,
-                               axes=None, label: str = "", vmin: float = 0.0, vmax: float = 1.0,
-                               cmap: str = "viridis"):
+def trained_untrained_heatmaps(trained: ArrayLike, untrained: ArrayLike, layers: Sequence[str],
+                               columns: Sequence[str], *, axes: Sequence[Axes] | None = None, label: str = "",
+                               vmin: float = 0.0, vmax: float = 1.0,
+                               cmap: str = "viridis") -> tuple[AxesImage, AxesImage]:
     """Two heat maps side by side with one colour scale: trained network (left), untrained mean (right).
 
     Parameters

@@ -7,10 +7,16 @@ functions take ``ax=None`` and return the artists; nothing here saves files.  No
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..errors import ParameterError
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.container import ErrorbarContainer
+    from matplotlib.lines import Line2D
 
 __all__ = ["perturbation_curves", "randomisation_curves"]
 
@@ -31,7 +37,8 @@ def _methods(result: Mapping, methods) -> list:
 
 
 def perturbation_curves(result: Mapping, *, mode: str = "deletion", quantity: str = "logit",
-                        methods: Sequence[str] | None = None, labels: Mapping[str, str] | None = None, ax=None):
+                        methods: Sequence[str] | None = None, labels: Mapping[str, str] | None = None,
+                        ax: Axes | None = None) -> list[Line2D]:
     """Mean curve of each method and of the random orders (± one standard deviation of the logit).
 
     Parameters
@@ -78,7 +85,7 @@ def perturbation_curves(result: Mapping, *, mode: str = "deletion", quantity: st
 
 def randomisation_curves(result: Mapping, *, kind: str = "cascading", absolute: bool = True,
                          methods: Sequence[str] | None = None, labels: Mapping[str, str] | None = None,
-                         threshold: float | None = 0.5, ax=None):
+                         threshold: float | None = 0.5, ax: Axes | None = None) -> list[ErrorbarContainer]:
     """Spearman |ρ| (or ρ; mean ± std over notes) between each method's maps of the trained and of the
     randomised network, per randomisation step.
 

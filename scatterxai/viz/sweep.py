@@ -5,11 +5,16 @@ Plot functions take ``ax=None`` and return the artist; nothing here saves files.
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Optional, Sequence
 
 import numpy as np
 
 from ..errors import ParameterError
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.collections import PathCollection
+    from matplotlib.container import ErrorbarContainer
 
 __all__ = ["tracking", "invariance_profile"]
 
@@ -19,7 +24,8 @@ def _plt():
     return plt
 
 
-def tracking(true_hz, measured_hz, *, ax=None, label=None, identity=True, marker="o", **kwargs):
+def tracking(true_hz: np.ndarray, measured_hz: np.ndarray, *, ax: Optional[Axes] = None, label: Optional[str] = None,
+             identity: bool = True, marker: str = "o", **kwargs: Any) -> PathCollection:
     """Measured frequency (e.g. λ2 of peak relevance) against the true one, both axes log2, with y = x.
 
     Parameters
@@ -53,8 +59,9 @@ def tracking(true_hz, measured_hz, *, ax=None, label=None, identity=True, marker
     return points
 
 
-def invariance_profile(profile: Mapping[str, Mapping[str, float]], *, ax=None, label=None,
-                       layers: Sequence[str] = None, offset: float = 0.0, **kwargs):
+def invariance_profile(profile: Mapping[str, Mapping[str, float]], *, ax: Optional[Axes] = None,
+                       label: Optional[str] = None, layers: Optional[Sequence[str]] = None, offset: float = 0.0,
+                       **kwargs: Any) -> ErrorbarContainer:
     """Mean ± std Pearson r per layer, layers in order along x.
 
     Parameters

@@ -52,7 +52,7 @@ import functools
 import logging
 import numbers
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import NamedTuple, Optional, Tuple
 
 import numpy as np
 from kymatio.scattering1d.filter_bank import scattering_filter_factory
@@ -244,7 +244,7 @@ def _resynthesise_many(x: np.ndarray, grids: np.ndarray, bank: _Bank) -> np.ndar
     return y[:, bank.pad_left:bank.pad_left + x.shape[0]]
 
 
-def resynthesise(x, weights, config: ScatteringConfig, *, outside: float = 0.0) -> np.ndarray:
+def resynthesise(x: np.ndarray, weights: np.ndarray, config: ScatteringConfig, *, outside: float = 0.0) -> np.ndarray:
     """Rebuild a note keeping each scattering path's share of its envelope in proportion to a weight.
 
     Parameters
@@ -317,7 +317,7 @@ def _positive(local):
 MASK_MODES = {"positive": _positive, "absolute": np.abs}
 
 
-def relevance_mask(local_map, *, mode: str = "positive", top=None) -> np.ndarray:
+def relevance_mask(local_map: np.ndarray, *, mode: str = "positive", top: Optional[int] = None) -> np.ndarray:
     """Path weights in [0, 1] from a local relevance map.
 
     Parameters
@@ -365,7 +365,8 @@ class Auralisation(NamedTuple):
     reference: np.ndarray
 
 
-def auralise(x, local_map, config: ScatteringConfig, *, mode: str = "positive", top=None) -> Auralisation:
+def auralise(x: np.ndarray, local_map: np.ndarray, config: ScatteringConfig, *, mode: str = "positive",
+             top: Optional[int] = None) -> Auralisation:
     """What the network used, what it did not, and the all-ones resynthesis they add up to.
 
     Parameters
@@ -417,7 +418,7 @@ def _power_spectrum(y: np.ndarray, sr: float):
     return np.fft.rfftfreq(y.size, 1.0 / sr), np.abs(np.fft.rfft(y)) ** 2
 
 
-def energy_share(y, ref) -> float:
+def energy_share(y: np.ndarray, ref: np.ndarray) -> float:
     """Energy of ``y`` relative to ``ref``: Σ y² / Σ ref² (e.g. relevant part over reference)."""
     y, ref = _check_audio(y), _check_audio(ref, "ref")
     if y.shape != ref.shape:
@@ -428,7 +429,7 @@ def energy_share(y, ref) -> float:
     return float(np.sum(y ** 2)) / total
 
 
-def spectral_centroid_hz(y, sr) -> float:
+def spectral_centroid_hz(y: np.ndarray, sr: float) -> float:
     """Energy-weighted mean frequency of the whole signal, Σ f |Y(f)|² / Σ |Y(f)|² (Hz); NaN if silent.
 
     Power weighting (not librosa's magnitude weighting) so that it agrees with :func:`energy_share` and
@@ -439,7 +440,7 @@ def spectral_centroid_hz(y, sr) -> float:
     return float(np.sum(f * p) / total) if total > 0 else float("nan")
 
 
-def band_energy_share(y, sr, f_max, *, f_min: float = 0.0) -> float:
+def band_energy_share(y: np.ndarray, sr: float, f_max: float, *, f_min: float = 0.0) -> float:
     """Share of the energy of ``y`` at frequencies f_min ≤ f < f_max (Hz); NaN if ``y`` is silent."""
     sr = _check_rate(sr)
     if not (isinstance(f_max, numbers.Real) and isinstance(f_min, numbers.Real) and 0 <= f_min < f_max):
@@ -451,7 +452,7 @@ def band_energy_share(y, sr, f_max, *, f_min: float = 0.0) -> float:
     return float(p[(f >= f_min) & (f < f_max)].sum() / total)
 
 
-def envelope_modulation(y, sr, *, fmin: float = 2.0, fmax: float = 40.0):
+def envelope_modulation(y: np.ndarray, sr: float, *, fmin: float = 2.0, fmax: float = 40.0) -> Tuple[float, float]:
     """Rate and depth of the strongest amplitude modulation (ANALYSIS.md section 4).
 
     The Hilbert envelope E(t) = |y + i·H(y)| is Hann-windowed and its spectrum zero-padded ×8 (so that the

@@ -21,13 +21,17 @@ out and the complement keeps them.
 from __future__ import annotations
 
 import os
-from typing import Optional
+from typing import TYPE_CHECKING, Mapping, Optional, Union
 
 import numpy as np
 
 from ..._util.jsonio import write_json
+from ..._util.types import Device, PathLike
 from ..._util.validate import check_int
 from ...errors import ParameterError
+
+if TYPE_CHECKING:
+    from ...scattering.config import ScatteringConfig
 from .resynth import (
     Auralisation,
     auralise,
@@ -59,7 +63,7 @@ def measure(parts: Auralisation, sr: float, *, split_hz: float = SPLIT_HZ) -> di
     return out
 
 
-def full_table_map(local, paths, config) -> np.ndarray:
+def full_table_map(local: np.ndarray, paths: Mapping[str, np.ndarray], config: ScatteringConfig) -> np.ndarray:
     """A local map over the model's paths → one over every path of ``path_table(config)`` (0 elsewhere).
 
     Parameters
@@ -145,8 +149,9 @@ def _target(target, classes) -> Optional[int]:
     return index
 
 
-def auralise_audio(audio, model_dir, out_dir, *, method: str = "epsilon_plus", target="pred",
-                   device="auto", mode: str = "positive", top=None) -> dict:
+def auralise_audio(audio: PathLike, model_dir: PathLike, out_dir: PathLike, *, method: str = "epsilon_plus",
+                   target: Union[str, int] = "pred", device: Device = "auto", mode: str = "positive",
+                   top: Optional[int] = None) -> dict:
     """Auralise one audio file with a model (see the module docstring).
 
     Parameters
@@ -189,8 +194,8 @@ def auralise_audio(audio, model_dir, out_dir, *, method: str = "epsilon_plus", t
     return _write(x, local_map(att.relevance)[0], model.paths, config, out_dir, info, mode=mode, top=top)
 
 
-def auralise_relevance(relevance, example, audio_root, out_dir, *, method: str = "epsilon_plus",
-                       mode: str = "positive", top=None) -> dict:
+def auralise_relevance(relevance: PathLike, example: int, audio_root: PathLike, out_dir: PathLike, *,
+                       method: str = "epsilon_plus", mode: str = "positive", top: Optional[int] = None) -> dict:
     """Auralise example ``example`` (row of the file) of a relevance file with its stored local map.
 
     Parameters

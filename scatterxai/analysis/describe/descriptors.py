@@ -87,7 +87,7 @@ Scattering descriptors (one features row S [shape=(..., C, T)], raw coefficients
 from __future__ import annotations
 
 import logging
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import librosa
 import numpy as np
@@ -96,6 +96,9 @@ import scipy.optimize
 import scipy.signal
 
 from ...errors import ParameterError
+
+if TYPE_CHECKING:
+    from ...maps.grid import PathsLike
 
 __all__ = [
     "ACTIVE_DB",
@@ -348,7 +351,7 @@ def _f0_fm(y, sr, fmin, fmax) -> dict[str, float]:
     return out
 
 
-def audio_descriptors(y, sr, *, fmin: float = C1_HZ, fmax: float = C8_HZ) -> dict[str, float]:
+def audio_descriptors(y: np.ndarray, sr: float, *, fmin: float = C1_HZ, fmax: float = C8_HZ) -> dict[str, float]:
     """Descriptors of one note from its audio (definitions in the module docstring).
 
     Parameters
@@ -420,7 +423,7 @@ def _path_columns(paths) -> tuple[np.ndarray, np.ndarray]:
     return order.astype(np.int64), lam2
 
 
-def modulation_axis(paths) -> np.ndarray:
+def modulation_axis(paths: PathsLike) -> np.ndarray:
     """λ2 axis of the modulation spectrum: distinct second-order λ2, ascending.
 
     Parameters
@@ -436,7 +439,7 @@ def modulation_axis(paths) -> np.ndarray:
     return np.unique(lam2[order == 2])
 
 
-def scattering_descriptors(S, paths) -> dict[str, object]:
+def scattering_descriptors(S: np.ndarray, paths: PathsLike) -> dict[str, object]:
     """Scattering descriptors of one or several features rows (definitions in the module docstring).
 
     Parameters

@@ -29,12 +29,13 @@ import multiprocessing
 import os
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from ..._util.log import logger
 from ..._util.log import progress as progress_bar
+from ..._util.types import DaskSpec, PathLike
 from ..._util.validate import check_float, check_int, check_positive_float, check_positive_int
 from ...errors import ParameterError, ScatterXAIError, StoreError
 from ...io.partial import PENDING, PartialFile
@@ -156,7 +157,7 @@ class BatchResult:
     failed: List[Tuple[int, str]]     # (row, reason)
 
 
-def compute_batch(rows: Sequence[int], paths: Sequence[str], *, resolve, max_seconds: float,
+def compute_batch(rows: Sequence[int], paths: Sequence[str], *, resolve: Callable[[str], str], max_seconds: float,
                   fmin_hz: float = C1_HZ, fmax_hz: float = C8_HZ) -> BatchResult:
     """Read ``paths[r]`` for every ``r`` in ``rows`` and compute its audio descriptors.
 
@@ -299,8 +300,9 @@ def _compute_one(rows, names, root, max_seconds, fmin_hz, fmax_hz):
                              fmax_hz=fmax_hz)
 
 
-def describe_notes(meta_csv, audio_root, out, *, features=None, config: DescribeConfig = DescribeConfig(),
-                   overwrite: bool = False, progress: bool = True, dask=None) -> DescribeSummary:
+def describe_notes(meta_csv: PathLike, audio_root: PathLike, out: PathLike, *, features: Optional[PathLike] = None,
+                   config: DescribeConfig = DescribeConfig(), overwrite: bool = False, progress: bool = True,
+                   dask: DaskSpec = None) -> DescribeSummary:
     """Descriptors of the notes of a meta CSV → descriptors HDF5 (resumable; layout in
     :mod:`scatterxai.analysis.describe.store`).
 

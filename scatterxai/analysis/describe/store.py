@@ -25,8 +25,10 @@ from typing import Dict, List, Mapping, Optional
 
 import h5py
 import numpy as np
+from numpy.typing import ArrayLike
 
 from ..._util.fs import atomic_path
+from ..._util.types import PathLike
 from ...errors import ParameterError, StoreError
 from ...io.hdf5 import H5Reader, read_string_array, write_column
 from .descriptors import DESCRIPTORS
@@ -98,7 +100,7 @@ class DescriptorFile(H5Reader):
         return list(zip(read_string_array(g["file_name"]), read_string_array(g["reason"])))
 
 
-def write_descriptors(path, values: Mapping[str, np.ndarray], examples: Mapping[str, np.ndarray], *,
+def write_descriptors(path: PathLike, values: Mapping[str, np.ndarray], examples: Mapping[str, np.ndarray], *,
                       failed: Mapping[str, np.ndarray], axes: Optional[Mapping[str, np.ndarray]] = None,
                       attrs: Optional[Mapping] = None) -> None:
     """Write a complete descriptors file atomically (temporary file, then rename).
@@ -147,7 +149,8 @@ def write_descriptors(path, values: Mapping[str, np.ndarray], examples: Mapping[
             write_column(g, k, v)
 
 
-def match_notes(names, csv_rows, query_names, query_rows=None) -> np.ndarray:
+def match_notes(names: ArrayLike, csv_rows: Optional[ArrayLike], query_names: ArrayLike,
+                query_rows: Optional[ArrayLike] = None) -> np.ndarray:
     """Where each queried note sits in a list of notes: by ``file_name``, and by ``csv_row`` when a name
     occurs more than once.
 

@@ -147,7 +147,7 @@ def _numerator(a: _Centred, b: _Centred, perm, *, debiased: bool, gram: bool) ->
     return _hsic1_scaled(t, float(a.diag @ d_l), a.total, b.total, a.n)
 
 
-def linear_cka(X, Y) -> float:
+def linear_cka(X: np.ndarray, Y: np.ndarray) -> float:
     """Linear CKA of two representations of the same notes (biased HSIC ratio).
 
     Parameters
@@ -168,7 +168,7 @@ def linear_cka(X, Y) -> float:
     return float(_numerator(a, b, None, debiased=False, gram=_use_gram(a, b)) / den)
 
 
-def debiased_cka(X, Y) -> float:
+def debiased_cka(X: np.ndarray, Y: np.ndarray) -> float:
     """Debiased linear CKA: the CKA ratio with Song et al.'s unbiased HSIC estimator.
 
     Parameters
@@ -210,7 +210,7 @@ def _hsic1_gram(K: np.ndarray, L: np.ndarray) -> float:
     return float(np.vdot(Kt, Lt) + rk.sum() * rl.sum() / ((n - 1) * (n - 2)) - 2.0 / (n - 2) * (rk @ rl))
 
 
-def linear_cka_gram(K, L, *, debiased: bool = False) -> float:
+def linear_cka_gram(K: np.ndarray, L: np.ndarray, *, debiased: bool = False) -> float:
     """CKA from two Gram matrices (e.g. X Xᵀ and Y Yᵀ of uncentred features, or any kernel).
 
     Used to check the feature-space formulas; also serves non-linear kernels.
@@ -253,7 +253,7 @@ def linear_cka_gram(K, L, *, debiased: bool = False) -> float:
     return float(np.vdot(Kc, Lc)) / den
 
 
-def cka_permutation_test(X, Y, *, n_permutations: int = 200, seed: int = 0,
+def cka_permutation_test(X: np.ndarray, Y: np.ndarray, *, n_permutations: int = 200, seed: int = 0,
                          debiased: bool = True) -> tuple[float, float]:
     """CKA and its p-value under a null of no association (rows of Y shuffled).
 

@@ -46,6 +46,7 @@ from ... import __version__
 from ..._util.fs import atomic_path
 from ..._util.jsonio import write_json
 from ..._util.markdown import md_table
+from ..._util.types import PathLike
 from ...io.hdf5 import write_column
 from .study import CKA_DESCRIPTORS
 
@@ -265,7 +266,7 @@ def _figures(result: dict, summary: dict, out_dir: str) -> None:
     plt.close("all")
 
 
-def write_probe_outputs(result: dict, out_dir) -> Dict[str, str]:
+def write_probe_outputs(result: dict, out_dir: PathLike) -> Dict[str, str]:
     """Write probe.h5, probe.json, probe.md and the two figures into ``out_dir``; return their paths."""
     out_dir = os.fspath(out_dir)
     os.makedirs(out_dir, exist_ok=True)
@@ -279,7 +280,7 @@ def write_probe_outputs(result: dict, out_dir) -> Dict[str, str]:
     return paths
 
 
-def report_section(out_dir, *, figures_rel: str, note: str = "") -> str:
+def report_section(out_dir: PathLike, *, figures_rel: str, note: str = "") -> str:
     """A report.md section from the files in ``out_dir``: per layer, probe R² of log2 f0 and log2 rate, the
     technique probe, and debiased CKA with the S1 energies and the modulation spectrum, trained / untrained.
 

@@ -45,6 +45,7 @@ import logging
 import warnings
 
 import numpy as np
+from numpy.typing import ArrayLike
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.linear_model import LogisticRegressionCV, RidgeCV
 from sklearn.metrics import balanced_accuracy_score
@@ -186,7 +187,8 @@ def _log_edge(chosen: np.ndarray, grid: np.ndarray, name: str):
                     name, grid.min(), grid.max(), at_edge, len(chosen))
 
 
-def ridge_probe(X, y, *, groups, n_splits: int = 5, alphas=ALPHAS, inner_splits: int = 3,
+def ridge_probe(X: np.ndarray, y: np.ndarray, *, groups: np.ndarray, n_splits: int = 5,
+                alphas: ArrayLike = ALPHAS, inner_splits: int = 3,
                 seed: int = 0, clip: bool = False) -> dict:
     """Decode a scalar descriptor from features with ridge regression under grouped CV.
 
@@ -271,7 +273,8 @@ def _ridge_predictions(Z_train, Y_train, Z_test, alphas) -> np.ndarray:
     return np.einsum("tr,arj->atj", P, c[None] / (lam[None, :, None] + alphas[:, None, None])) + my
 
 
-def ridge_probes(X, Y, *, groups, n_splits: int = 5, alphas=ALPHAS, inner_splits: int = 3,
+def ridge_probes(X: np.ndarray, Y: np.ndarray, *, groups: np.ndarray, n_splits: int = 5,
+                 alphas: ArrayLike = ALPHAS, inner_splits: int = 3,
                  seed: int = 0, clip: bool = False) -> list:
     """:func:`ridge_probe` of every column of ``Y`` at once: same folds, grid, choice of α and scores.
 
@@ -362,7 +365,8 @@ def _missing_labels(labels: np.ndarray) -> np.ndarray:
     return np.zeros(labels.shape, dtype=bool)
 
 
-def logistic_probe(X, labels, *, groups, n_splits: int = 5, Cs=CS, inner_splits: int = 3,
+def logistic_probe(X: np.ndarray, labels: np.ndarray, *, groups: np.ndarray, n_splits: int = 5,
+                   Cs: ArrayLike = CS, inner_splits: int = 3,
                    seed: int = 0, max_iter: int = 2000, clip: bool = False) -> dict:
     """Decode a class label from features with L2 logistic regression under grouped CV.
 

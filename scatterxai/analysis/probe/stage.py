@@ -14,8 +14,12 @@ Both are redone only when their inputs (corpus, features, model) or settings cha
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
 from ..._util.log import logger
+
+if TYPE_CHECKING:
+    from ..context import AnalysisContext
 
 __all__ = ["describe_stage", "probe_stage", "PIPELINE_NOTES", "PIPELINE_UNTRAINED_SEEDS", "PIPELINE_PERMUTATIONS"]
 
@@ -52,7 +56,7 @@ def _skipped(ctx) -> str:
             f"--subset all on a larger study).\n")
 
 
-def describe_stage(ctx) -> str:
+def describe_stage(ctx: AnalysisContext) -> str:
     """``OUT/descriptors.h5`` for the notes the probe study uses (no report section of its own)."""
     from ..describe.run import describe_notes
     if _skipped(ctx):
@@ -66,7 +70,7 @@ def describe_stage(ctx) -> str:
     return ""
 
 
-def probe_stage(ctx) -> str:
+def probe_stage(ctx: AnalysisContext) -> str:
     """``OUT/probe/`` for the S1+S2 model on the described test notes; returns the report section."""
     from .export import FILES, report_section, write_probe_outputs
     from .study import ProbeConfig, probe_study

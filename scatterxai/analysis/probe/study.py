@@ -29,13 +29,18 @@ from __future__ import annotations
 
 import os
 from dataclasses import asdict, dataclass
-from typing import Callable, Dict, NamedTuple, Optional, Tuple
+from typing import TYPE_CHECKING, Callable, Dict, NamedTuple, Optional, Tuple
 
 import numpy as np
 
 from ..._util.log import logger
+from ..._util.types import PathLike
 from ..._util.validate import check_choice, check_int, check_positive_int
 from ...errors import DataError
+
+if TYPE_CHECKING:
+    from ...features.store import FeatureFile
+    from ..describe.store import DescriptorFile
 
 __all__ = ["ProbeConfig", "probe_study", "TARGETS", "CKA_DESCRIPTORS", "UNTRAINED_SEED_BASE", "FM_DEPTH_CENTS",
            "GROUP_BY", "select_notes"]
@@ -197,7 +202,7 @@ class ProbeConfig:
 MIN_NOTES = 10
 
 
-def select_notes(ff, df, config: ProbeConfig) -> Tuple[np.ndarray, np.ndarray]:
+def select_notes(ff: FeatureFile, df: DescriptorFile, config: ProbeConfig) -> Tuple[np.ndarray, np.ndarray]:
     """(rows of the features file, rows of the descriptors file) of the probed notes.
 
     The notes of ``config.subset`` that have descriptors (matched by ``file_name``, and ``csv_row`` for a
@@ -356,7 +361,7 @@ def _units(acts_mean: Dict[str, np.ndarray], layers, Y, names, config: ProbeConf
     return out
 
 
-def probe_study(features, descriptors, model_dir, config: ProbeConfig = ProbeConfig(), *,
+def probe_study(features: PathLike, descriptors: PathLike, model_dir: PathLike, config: ProbeConfig = ProbeConfig(), *,
                 progress: bool = True) -> dict:
     """Run the probe study (module docstring) and return its results (written by :mod:`.export`).
 

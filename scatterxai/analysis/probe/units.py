@@ -83,7 +83,7 @@ def _correlations(A: np.ndarray, d: np.ndarray) -> np.ndarray:
     return r
 
 
-def unit_correlations(A, d) -> dict[str, np.ndarray]:
+def unit_correlations(A: np.ndarray, d: np.ndarray) -> dict[str, np.ndarray]:
     """Pearson and Spearman correlation of every unit with a scalar descriptor.
 
     Parameters
@@ -104,7 +104,8 @@ def unit_correlations(A, d) -> dict[str, np.ndarray]:
             "n": d.shape[0], "n_dropped": dropped}
 
 
-def best_unit(A, d, *, n_permutations: int = 200, seed: int = 0, method: str = "pearson") -> dict:
+def best_unit(A: np.ndarray, d: np.ndarray, *, n_permutations: int = 200, seed: int = 0,
+              method: str = "pearson") -> dict:
     """The unit that best tracks a descriptor, with a max-statistic permutation p-value.
 
     Parameters

@@ -40,9 +40,10 @@ from typing import Dict, Optional, Sequence
 
 import numpy as np
 import scipy.stats
+from numpy.typing import ArrayLike
 
 from ...errors import ParameterError
-from ...maps.grid import path_columns
+from ...maps.grid import PathsLike, path_columns
 
 __all__ = ["relevance_order", "random_orders", "step_counts", "aopc", "insertion_auc", "spearman_rows",
            "rate_band_share", "rate_band_chance", "margin_passes", "mean_std", "ranks", "RANDOMISATION_THRESHOLD",
@@ -54,7 +55,7 @@ RANDOMISATION_THRESHOLD = 0.5
 RATE_BAND_OCTAVES = 1.0
 
 
-def relevance_order(local, *, seed: int = 0) -> np.ndarray:
+def relevance_order(local: np.ndarray, *, seed: int = 0) -> np.ndarray:
     """Paths by decreasing relevance: (K, C) local maps → (K, C) path indices; ties in seeded random order.
 
     Parameters
@@ -98,19 +99,19 @@ def step_counts(n_paths: int, n_steps: int, max_fraction: float) -> np.ndarray:
     return ks
 
 
-def aopc(logits_curve) -> np.ndarray:
+def aopc(logits_curve: np.ndarray) -> np.ndarray:
     """AOPC of deletion curves: (..., n_steps + 1) explained logits, step 0 unperturbed → (...,)."""
     c = np.asarray(logits_curve, dtype=float)
     return (c[..., :1] - c).mean(axis=-1)
 
 
-def insertion_auc(logits_curve) -> np.ndarray:
+def insertion_auc(logits_curve: np.ndarray) -> np.ndarray:
     """Insertion AUC: (..., n_steps + 1) explained logits, step 0 all-baseline → mean gain over step 0."""
     c = np.asarray(logits_curve, dtype=float)
     return (c - c[..., :1]).mean(axis=-1)
 
 
-def spearman_rows(a, b) -> np.ndarray:
+def spearman_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Spearman ρ between matching rows of two (K, C) arrays → (K,) (NaN where a row is constant)."""
     a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
     if a.shape != b.shape or a.ndim != 2:
@@ -139,7 +140,8 @@ def _band(table, modulation_hz, octaves: float):
     return s2, in_band, valid
 
 
-def rate_band_share(local, table, modulation_hz, *, octaves: float = RATE_BAND_OCTAVES) -> np.ndarray:
+def rate_band_share(local: np.ndarray, table: PathsLike, modulation_hz: np.ndarray, *,
+                    octaves: float = RATE_BAND_OCTAVES) -> np.ndarray:
     """Share of positive second-order relevance within ±``octaves`` of the true modulation rate.
 
     Parameters
@@ -167,7 +169,7 @@ def rate_band_share(local, table, modulation_hz, *, octaves: float = RATE_BAND_O
         return np.where(valid & (total > 0), inside / np.where(total > 0, total, 1.0), np.nan)
 
 
-def rate_band_chance(table, modulation_hz, *, octaves: float = RATE_BAND_OCTAVES) -> np.ndarray:
+def rate_band_chance(table: PathsLike, modulation_hz: np.ndarray, *, octaves: float = RATE_BAND_OCTAVES) -> np.ndarray:
     """Share of second-order paths inside each note's band (K,): the rate-band share of an even map and
     the probability that a random second-order path is localised (NaN without ground truth, and where no
     second-order path lies in the band: the scattering cannot resolve that rate)."""
@@ -176,7 +178,7 @@ def rate_band_chance(table, modulation_hz, *, octaves: float = RATE_BAND_OCTAVES
     return np.where(valid & (n > 0), n / s2.sum(), np.nan)
 
 
-def margin_passes(margin) -> Optional[bool]:
+def margin_passes(margin: ArrayLike) -> Optional[bool]:
     """Whether per-note margins have a mean above twice their standard error (None without 2 finite
     values)."""
     m = np.asarray(margin, dtype=float)
@@ -186,7 +188,7 @@ def margin_passes(margin) -> Optional[bool]:
     return bool(m.mean() > 2 * m.std(ddof=1) / np.sqrt(m.size))
 
 
-def mean_std(values) -> Dict[str, float]:
+def mean_std(values: ArrayLike) -> Dict[str, float]:
     """``{"mean", "std", "n"}`` of the finite values (std with ddof = 0; NaN when there are none)."""
     v = np.asarray(values, dtype=float).ravel()
     v = v[np.isfinite(v)]

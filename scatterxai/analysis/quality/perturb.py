@@ -27,17 +27,22 @@ Any other network is run on the perturbed inputs.
 from __future__ import annotations
 
 import copy
-from typing import Optional, Tuple
+from typing import TYPE_CHECKING, Optional, Tuple, Union
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from ..._util.log import progress as progress_bar
+from ..._util.types import PathLike
 from ..._util.validate import check_choice
 from ...errors import ParameterError
 from ...model.net import ConvNet
 from . import metrics
+
+if TYPE_CHECKING:
+    from ...features.store import FeatureFile
+    from ...model.directory import LoadedModel
 
 __all__ = ["BASELINES", "training_mean_input", "baseline_input", "perturbation_logits", "perturbation_study"]
 
@@ -45,7 +50,8 @@ __all__ = ["BASELINES", "training_mean_input", "baseline_input", "perturbation_l
 BASELINES = ("training_mean", "mu", "zero")
 
 
-def training_mean_input(features, model, *, subset: str = "training", chunk: int = 64) -> np.ndarray:
+def training_mean_input(features: Union[PathLike, FeatureFile], model: LoadedModel, *,
+                        subset: str = "training", chunk: int = 64) -> np.ndarray:
     """Mean network input of each path over the ``subset`` rows of a features file and all frames.
 
     Parameters
@@ -74,7 +80,8 @@ def training_mean_input(features, model, *, subset: str = "training", chunk: int
         return acc / (rows.size * ff.table.n_frames)
 
 
-def baseline_input(kind: str, *, features=None, model=None) -> np.ndarray:
+def baseline_input(kind: str, *, features: Optional[Union[PathLike, FeatureFile]] = None,
+                   model: Optional[LoadedModel] = None) -> np.ndarray:
     """The baseline network input per path (C_in,) of ``kind`` (see the module docstring)."""
     check_choice("baseline", kind, BASELINES)
     if model is None:
@@ -142,7 +149,8 @@ def _run(fn, inputs: torch.Tensor, batch_size: int) -> torch.Tensor:
 
 
 @torch.inference_mode()
-def perturbation_logits(net: torch.nn.Module, x, orders, ks, baseline, *, batch_size: int = 256,
+def perturbation_logits(net: torch.nn.Module, x: np.ndarray, orders: np.ndarray, ks: np.ndarray,
+                        baseline: np.ndarray, *, batch_size: int = 256,
                         fast: Optional[bool] = None) -> Tuple[np.ndarray, np.ndarray]:
     """Logits after deleting / inserting the first k_j paths of each order, for one note.
 
@@ -213,7 +221,8 @@ def _curves(logits: np.ndarray, explained: int, pred: int) -> dict:
             "holds": (logits.argmax(axis=-1) == pred).astype(float)}
 
 
-def perturbation_study(net: torch.nn.Module, x, local: dict, explained, pred, baseline, *, n_steps: int = 20,
+def perturbation_study(net: torch.nn.Module, x: np.ndarray, local: dict, explained: np.ndarray, pred: np.ndarray,
+                       baseline: np.ndarray, *, n_steps: int = 20,
                        max_fraction: float = 0.5, n_random: int = 5, seed: int = 0, batch_size: int = 256,
                        progress: bool = False) -> dict:
     """Deletion and insertion curves of K notes for each method's order and for random orders.

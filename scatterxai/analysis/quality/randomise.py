@@ -27,6 +27,7 @@ from typing import Dict, Mapping, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
+from ..._util.types import Device
 from ...errors import ParameterError
 from ...explain.attribute import attribute
 from ...explain.base import REGISTRY, Explainer, get_explainer
@@ -36,6 +37,9 @@ from .metrics import spearman_rows
 
 __all__ = ["CONVNET_BLOCKS", "default_blocks", "reinitialised_state", "randomised_network", "map_correlation",
            "randomisation_study", "explainer_from_attrs", "needs_per_example_inputs"]
+
+#: randomisation steps: (step name, names of the modules re-initialised together), in order
+Blocks = Sequence[Tuple[str, Sequence[str]]]
 
 #: the ConvNet's layers from the output down: (step name, modules re-initialised together)
 CONVNET_BLOCKS: Tuple[Tuple[str, Tuple[str, ...]], ...] = (
@@ -68,7 +72,7 @@ def _modules(net: torch.nn.Module, blocks) -> Dict[str, torch.nn.Module]:
     return out
 
 
-def reinitialised_state(net: torch.nn.Module, blocks, *, seed: int = 0) -> Dict[str, Dict[str, torch.Tensor]]:
+def reinitialised_state(net: torch.nn.Module, blocks: Blocks, *, seed: int = 0) -> Dict[str, Dict[str, torch.Tensor]]:
     """Freshly initialised parameters and buffers of every module of ``blocks``: {module: state dict}.
 
     Drawn in a forked RNG seeded with ``seed`` (the caller's RNG state is untouched), in block order."""
@@ -92,8 +96,8 @@ def randomised_network(net: torch.nn.Module, state: Mapping[str, Mapping[str, to
     return model
 
 
-def map_correlation(net: torch.nn.Module, x, explainer: Explainer, reference, explained, *,
-                    batch_size: int = 64, device="cpu") -> np.ndarray:
+def map_correlation(net: torch.nn.Module, x: np.ndarray, explainer: Explainer, reference: np.ndarray,
+                    explained: np.ndarray, *, batch_size: int = 64, device: Device = "cpu") -> np.ndarray:
     """Spearman ρ between the local maps of ``net`` (explaining the classes ``explained``) and
     ``reference`` (K, C), per note (K,)."""
     att = attribute(net, x, method=explainer, target=np.asarray(explained, dtype=np.int64),
@@ -101,8 +105,9 @@ def map_correlation(net: torch.nn.Module, x, explainer: Explainer, reference, ex
     return spearman_rows(local_map(att.relevance), reference)
 
 
-def randomisation_study(net: torch.nn.Module, x, explainers: Mapping[str, Explainer], reference: Mapping,
-                        explained, *, blocks=None, seed: int = 0, batch_size: int = 64, device="cpu") -> dict:
+def randomisation_study(net: torch.nn.Module, x: np.ndarray, explainers: Mapping[str, Explainer], reference: Mapping,
+                        explained: np.ndarray, *, blocks: Optional[Blocks] = None, seed: int = 0,
+                        batch_size: int = 64, device: Device = "cpu") -> dict:
     """Cascading and independent model-parameter randomisation of every method.
 
     Parameters

@@ -9,6 +9,7 @@ import numpy as np
 
 from ..._util.fs import atomic_path
 from ..._util.markdown import md_table
+from ..._util.types import PathLike
 from ...report.figures import RULE_TITLES
 from .metrics import RANDOMISATION_THRESHOLD, ranks
 
@@ -190,7 +191,7 @@ def quality_markdown(result: Mapping, settings: Mapping, figures: Optional[Mappi
     return "\n".join(lines)
 
 
-def save_figures(result: Mapping, out_dir, *, dpi: int = 80) -> Dict[str, str]:
+def save_figures(result: Mapping, out_dir: PathLike, *, dpi: int = 80) -> Dict[str, str]:
     """Write :data:`FIGURES` into ``out_dir``; returns {key: path}."""
     import matplotlib
     matplotlib.use("Agg")

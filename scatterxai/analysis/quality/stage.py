@@ -36,7 +36,7 @@ import os
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Any, Optional, Union
 
 import h5py
 import numpy as np
@@ -44,6 +44,7 @@ import numpy as np
 from ..._util.fs import atomic_path
 from ..._util.jsonio import write_json
 from ..._util.log import logger
+from ..._util.types import Device, PathLike
 from ..._util.validate import check_choice, check_float, check_int, check_positive_int, with_settings
 from ...errors import ModelError, ParameterError
 from ...io.relevance import RelevanceFile
@@ -51,6 +52,11 @@ from ...maps.summary import class_summary, localisation
 from . import metrics
 from .perturb import BASELINES, baseline_input, perturbation_study
 from .randomise import explainer_from_attrs, map_correlation, needs_per_example_inputs, randomisation_study
+
+if TYPE_CHECKING:
+    from ...features.store import FeatureFile
+    from ...model.directory import LoadedModel
+    from ..context import AnalysisContext
 
 __all__ = ["QualityConfig", "quality", "select_examples", "train_permuted", "PERMUTED_DIR", "RUN_CONFIG",
            "pipeline_section"]
@@ -156,7 +162,8 @@ def _method_attrs(path, method) -> dict:
         return dict(f["relevance"][method].attrs)
 
 
-def train_permuted(features, model, out_dir, *, epochs: int, device="auto"):
+def train_permuted(features: Union[PathLike, FeatureFile], model: LoadedModel, out_dir: PathLike, *, epochs: int,
+                   device: Device = "auto") -> LoadedModel:
     """The data-randomisation network: ``model``'s input, seed and training settings, labels permuted
     within each split, ``epochs`` epochs (the last kept).  Returns the :class:`LoadedModel`."""
     from ...model.train import TrainConfig, train_model
@@ -220,8 +227,9 @@ def _rho_summary(rho: np.ndarray, steps) -> dict:
 
 # --------------------------------------------------------------------------------------------- the stage
 
-def quality(features, *, model_dir, relevance, out, config: Optional[QualityConfig] = None,
-            permuted_model=None, progress: bool = True, **settings) -> dict:
+def quality(features: PathLike, *, model_dir: PathLike, relevance: PathLike, out: PathLike,
+            config: Optional[QualityConfig] = None, permuted_model: Optional[PathLike] = None, progress: bool = True,
+            **settings: Any) -> dict:
     """Score every method of a relevance file: deletion / insertion, randomisation, ground truth.
 
     Parameters
@@ -410,7 +418,7 @@ def section_markdown(out_dir, *, heading: str = "##", prefix: str = "") -> str:
     return quality_markdown(result, settings, figures, heading=heading)
 
 
-def pipeline_section(ctx) -> str:
+def pipeline_section(ctx: AnalysisContext) -> str:
     """``scatterxai run``'s quality stages (``pipeline.ANALYSES``): the permuted-label network, then
     :func:`quality` with :data:`RUN_CONFIG` on ``OUT/relevance.h5`` → ``OUT/quality/``; returns the section."""
     from ...model.directory import load_model

@@ -11,18 +11,18 @@
 
 from __future__ import annotations
 
-from typing import Dict, Mapping
+from typing import Dict, Mapping, Optional, Tuple
 
 import numpy as np
 
 from ...errors import ParameterError
-from ...maps.grid import _check_last_axis, path_columns
+from ...maps.grid import PathsLike, _check_last_axis, path_columns
 
 __all__ = ["sweep_pairs", "pair_correlations", "invariance", "invariance_profile", "log_fit",
            "peak_lambda1_hz", "peak_lambda2_hz", "hit_rate"]
 
 
-def sweep_pairs(repeat) -> np.ndarray:
+def sweep_pairs(repeat: np.ndarray) -> np.ndarray:
     """Every pair (i, j), i < j, of notes with the same repeat number.
 
     Parameters
@@ -41,7 +41,7 @@ def sweep_pairs(repeat) -> np.ndarray:
     return np.stack([i[same], j[same]], axis=1).astype(np.int64)
 
 
-def pair_correlations(X, pairs) -> np.ndarray:
+def pair_correlations(X: np.ndarray, pairs: np.ndarray) -> np.ndarray:
     """Pearson r between the (flattened) representations of each pair of notes.
 
     Parameters
@@ -71,7 +71,7 @@ def pair_correlations(X, pairs) -> np.ndarray:
     return np.where((norm[a] > 0) & (norm[b] > 0), np.clip(r, -1.0, 1.0), np.nan)
 
 
-def invariance(X, pairs) -> dict:
+def invariance(X: np.ndarray, pairs: np.ndarray) -> dict:
     """Mean and standard deviation (population) of :func:`pair_correlations`, and the number of pairs
     that entered them (pairs with a constant representation are left out)."""
     r = pair_correlations(X, pairs)
@@ -81,7 +81,7 @@ def invariance(X, pairs) -> dict:
     return {"mean": float(r.mean()), "std": float(r.std()), "n_pairs": int(r.size)}
 
 
-def invariance_profile(layers: Mapping[str, np.ndarray], repeat) -> Dict[str, dict]:
+def invariance_profile(layers: Mapping[str, np.ndarray], repeat: np.ndarray) -> Dict[str, dict]:
     """:func:`invariance` of every layer over the pairs of :func:`sweep_pairs` (layer order kept)."""
     pairs = sweep_pairs(repeat)
     out = {}
@@ -92,7 +92,7 @@ def invariance_profile(layers: Mapping[str, np.ndarray], repeat) -> Dict[str, di
     return out
 
 
-def log_fit(true, measured) -> dict:
+def log_fit(true: np.ndarray, measured: np.ndarray) -> dict:
     """Least-squares line log2(measured) = slope · log2(true) + intercept.
 
     Parameters
@@ -122,7 +122,7 @@ def log_fit(true, measured) -> dict:
             "r2": nan if constant else 1.0 - ss_res / ss_tot, "n": int(lx.size)}
 
 
-def peak_lambda1_hz(local, table) -> np.ndarray:
+def peak_lambda1_hz(local: np.ndarray, table: PathsLike) -> np.ndarray:
     """λ1 (Hz) of the path with the highest local relevance (first or second order): (K, C) → (K,)."""
     local = np.asarray(local, dtype=float)
     cols = path_columns(table)
@@ -130,7 +130,8 @@ def peak_lambda1_hz(local, table) -> np.ndarray:
     return cols["lambda1_hz"][np.argmax(local, axis=-1)].astype(float)
 
 
-def peak_lambda2_hz(local, table, *, band_hz=None) -> np.ndarray:
+def peak_lambda2_hz(local: np.ndarray, table: PathsLike, *,
+                    band_hz: Optional[Tuple[float, float]] = None) -> np.ndarray:
     """λ2 (Hz) of the second-order path with the highest local relevance: (K, C) → (K,).
 
     Parameters
@@ -156,7 +157,7 @@ def peak_lambda2_hz(local, table, *, band_hz=None) -> np.ndarray:
     return cols["lambda2_hz"][s2][np.argmax(local[..., s2], axis=-1)].astype(float)
 
 
-def hit_rate(true, measured, *, octaves: float = 0.5) -> float:
+def hit_rate(true: np.ndarray, measured: np.ndarray, *, octaves: float = 0.5) -> float:
     """Share of notes whose measured frequency lies within ±``octaves`` of the true one."""
     x, y = np.asarray(true, dtype=np.float64), np.asarray(measured, dtype=np.float64)
     if x.shape != y.shape or x.size == 0:

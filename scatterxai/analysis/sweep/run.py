@@ -41,6 +41,7 @@ import numpy as np
 
 from ..._util.fs import atomic_path
 from ..._util.jsonio import write_json
+from ..._util.types import PathLike
 from ..._util.validate import check_choice, check_int, check_positive_float, check_positive_int
 from ...errors import ParameterError
 from .metrics import hit_rate, invariance_profile, log_fit, peak_lambda1_hz, peak_lambda2_hz
@@ -179,7 +180,7 @@ def _tracking(factor: str, true_hz, local, paths) -> dict:
     return out
 
 
-def run_sweep(model_dir, out_dir, config: SweepConfig, *, progress: bool = False) -> dict:
+def run_sweep(model_dir: PathLike, out_dir: PathLike, config: SweepConfig, *, progress: bool = False) -> dict:
     """Synthesise, scatter, explain and measure one sweep (see the module docstring for the outputs).
 
     Parameters

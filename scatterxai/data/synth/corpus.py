@@ -37,13 +37,14 @@ import json
 import multiprocessing
 import os
 from dataclasses import dataclass
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 import soundfile as sf
 
 from ..._util.fs import atomic_path, output_lock, prepare_output
 from ..._util.log import progress as progress_bar
+from ..._util.types import PathLike
 from ..._util.validate import check_choice, check_positive_float, check_positive_int, check_seed
 from ...errors import DataError, ParameterError
 from ...task import CLASSES, DEFAULT_SCALE
@@ -346,7 +347,7 @@ def plan_corpus(*, scale: float = DEFAULT_SCALE, seed: int = 0) -> List[NoteSpec
     return specs
 
 
-def corpus_columns(specs, *, seed: int = 0) -> Dict[str, np.ndarray]:
+def corpus_columns(specs: Sequence[NoteSpec], *, seed: int = 0) -> Dict[str, np.ndarray]:
     """meta.csv columns of a list of specs: SOL-PMT columns (6:2:2 split per class per instrument) then
     :data:`GROUND_TRUTH_COLUMNS`."""
     labels = np.array([s.label for s in specs], dtype=np.int64)
@@ -368,7 +369,7 @@ def corpus_columns(specs, *, seed: int = 0) -> Dict[str, np.ndarray]:
     return cols
 
 
-def write_note(spec: NoteSpec, path, *, streams: str = "shared") -> str:
+def write_note(spec: NoteSpec, path: PathLike, *, streams: str = "shared") -> str:
     """Render one note to a 16-bit WAV at ``path`` (temporary name, then rename: a file that exists is
     complete).  ``streams``: see :func:`render_note`."""
     path = os.fspath(path)
@@ -382,7 +383,7 @@ def _write_note(args):
     return args[0].index
 
 
-def synthesize_corpus(out_dir, *, scale: float = DEFAULT_SCALE, seed: int = 0, jobs: int = 1,
+def synthesize_corpus(out_dir: PathLike, *, scale: float = DEFAULT_SCALE, seed: int = 0, jobs: int = 1,
                       progress: bool = True) -> str:
     """Write the synthetic corpus: ``out_dir/audio/*.wav`` and ``out_dir/meta.csv``.
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import zlib
 from dataclasses import dataclass
-from typing import Dict, Optional, Tuple
+from typing import Dict, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -246,8 +246,8 @@ def _fingerprint_db(inst: Instrument, f):
     return _bumps_db(f, formants)
 
 
-def response_db(inst: Instrument, mute: Optional[str], f, *, formant_shift_oct: float = 0.0,
-                extra=()) -> np.ndarray:
+def response_db(inst: Instrument, mute: Optional[str], f: np.ndarray, *, formant_shift_oct: float = 0.0,
+                extra: Sequence[Tuple[float, float, float]] = ()) -> np.ndarray:
     """Body (+ mute) magnitude response in dB at frequencies ``f`` (Hz).
 
     Parameters

@@ -19,12 +19,14 @@
 
 from __future__ import annotations
 
+from typing import Any, Mapping, Optional, Protocol
+
 import numpy as np
 from scipy import fft as sfft
 from scipy.signal import lfilter
 
-from .instruments import DYNAMICS, harmonic_amplitudes, response_db
-from .streams import substream
+from .instruments import DYNAMICS, Instrument, harmonic_amplitudes, response_db
+from .streams import Rng, substream
 from .techniques import modulator_phase, smooth_noise, technique_controls
 
 __all__ = ["SR", "TABLE_SIZE", "render_sustained", "render_plucked", "body_and_room", "finish"]
@@ -33,6 +35,21 @@ __all__ = ["SR", "TABLE_SIZE", "render_sustained", "render_plucked", "body_and_r
 SR = 44100
 #: wavetable length (samples per period); holds up to TABLE_SIZE/2 - 1 partials
 TABLE_SIZE = 4096
+
+
+class NoteLike(Protocol):
+    """What the renderers read of a note: a :class:`~scatterxai.data.synth.corpus.NoteSpec` (a protocol,
+    since that module imports this one)."""
+
+    technique: str
+    dynamics: str
+    f0_hz: float
+    duration_s: float
+    tech_noise_db: float
+
+    def params(self) -> dict: ...
+
+
 #: brightness coupling (dynamics steps per 6 dB of instantaneous level) by excitation
 _BRIGHT_COUPLING = {"lip": 1.0, "reed": 0.5, "airjet": 0.5, "bowed": 0.3}
 
@@ -72,7 +89,8 @@ def _highpass(x, corner_hz, sr):
     return lfilter([alpha, -alpha], [1.0, -alpha], x)
 
 
-def render_sustained(spec, inst, t, rng, sr=SR, *, variant, modulated=True):
+def render_sustained(spec: NoteLike, inst: Instrument, t: np.ndarray, rng: Rng, sr: int = SR, *,
+                     variant: Mapping[str, Any], modulated: bool = True) -> np.ndarray:
     """Source signal (before body and room) of a wind, brass or bowed-string note.
 
     Parameters
@@ -178,7 +196,8 @@ def _voice(f0, pitch, env, rng, sr):
     return 10.0 ** (rng.uniform(-10.0, -3.0) / 20.0) * env * y / max(_rms(y), 1e-12) * 0.7
 
 
-def render_plucked(spec, inst, t, rng, sr=SR, *, variant, modulated=True):
+def render_plucked(spec: NoteLike, inst: Instrument, t: np.ndarray, rng: Rng, sr: int = SR, *,
+                   variant: Mapping[str, Any], modulated: bool = True) -> np.ndarray:
     """Source signal of harp bisbigliando / fingertip tremolo: two strings plucked alternately at the
     spec's modulation rate, overlapping decays, octave-band decay times, stretched partials, clicks.
 
@@ -295,7 +314,7 @@ def _room_ir(rng, sr):
     return h + tail
 
 
-def body_and_room(x, inst, mute, rng, sr=SR):
+def body_and_room(x: np.ndarray, inst: Instrument, mute: Optional[str], rng: Rng, sr: int = SR) -> np.ndarray:
     """Filter a source through the body (+ mute) response and a small room (one FFT convolution).
 
     Parameters
@@ -325,7 +344,7 @@ def body_and_room(x, inst, mute, rng, sr=SR):
     return y[:len(x)]
 
 
-def finish(y, dynamics, rng, sr=SR):
+def finish(y: np.ndarray, dynamics: str, rng: Rng, sr: int = SR) -> np.ndarray:
     """Scale to the peak level of the dynamics marking (±1.5 dB), add the noise floor, keep within ±1."""
     peak_db = DYNAMICS[dynamics][1] + rng.normal(0.0, 1.5)
     y = y * (10.0 ** (peak_db / 20.0) / max(np.max(np.abs(y)), 1e-12))

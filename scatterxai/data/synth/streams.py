@@ -22,6 +22,7 @@ corpus draws exactly what it always drew (its notes stay bit-identical).
 from __future__ import annotations
 
 import zlib
+from typing import Any, Iterable, Union
 
 import numpy as np
 
@@ -46,7 +47,7 @@ class SplitStreams:
 
     __slots__ = ("key", "_calls")
 
-    def __init__(self, key):
+    def __init__(self, key: Iterable[int]):
         self.key = tuple(int(k) for k in key)
         self._calls = 0
 
@@ -64,25 +65,29 @@ class SplitStreams:
         """An independent family of streams named ``name`` (its calls do not advance this one's count)."""
         return SplitStreams(self.key + (_CHILD_TAG, zlib.crc32(name.encode())))
 
-    def uniform(self, *args, **kwargs):
+    def uniform(self, *args: Any, **kwargs: Any) -> Any:
         return self._next().uniform(*args, **kwargs)
 
-    def normal(self, *args, **kwargs):
+    def normal(self, *args: Any, **kwargs: Any) -> Any:
         return self._next().normal(*args, **kwargs)
 
-    def standard_normal(self, *args, **kwargs):
+    def standard_normal(self, *args: Any, **kwargs: Any) -> Any:
         return self._next().standard_normal(*args, **kwargs)
 
-    def integers(self, *args, **kwargs):
+    def integers(self, *args: Any, **kwargs: Any) -> Any:
         return self._next().integers(*args, **kwargs)
 
-    def choice(self, *args, **kwargs):
+    def choice(self, *args: Any, **kwargs: Any) -> Any:
         return self._next().choice(*args, **kwargs)
 
     def __repr__(self):
         return f"SplitStreams(key={self.key}, calls={self._calls})"
 
 
-def substream(rng, name: str):
+#: A random source of the renderer: a shared ``np.random.Generator`` or :class:`SplitStreams`.
+Rng = Union[np.random.Generator, SplitStreams]
+
+
+def substream(rng: Rng, name: str) -> Rng:
     """``rng.child(name)`` for :class:`SplitStreams`; a shared ``Generator`` is returned unchanged."""
     return rng.child(name) if isinstance(rng, SplitStreams) else rng

@@ -40,11 +40,12 @@ import dataclasses
 import math
 import os
 from dataclasses import dataclass
-from typing import List, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
 from ..._util.log import progress as progress_bar
+from ..._util.types import PathLike
 from ..._util.validate import check_choice, check_int, check_positive_float, check_positive_int
 from ...errors import ParameterError
 from ...task import CLASSES
@@ -161,7 +162,7 @@ def _redraw(spec: NoteSpec, **changes) -> NoteSpec:
     return make_note_spec(args.pop("instrument"), args.pop("technique_original"), **args)
 
 
-def vary(spec: NoteSpec, factor: str, value) -> NoteSpec:
+def vary(spec: NoteSpec, factor: str, value: Union[float, str]) -> NoteSpec:
     """``spec`` with one factor set to ``value`` (see the module docstring for what each factor changes).
 
     Parameters
@@ -342,7 +343,7 @@ def plan_sweep(technique: str, factor: str, values: Optional[Sequence] = None, *
                  file_names=tuple(names))
 
 
-def write_sweep(sweep: Sweep, out_dir, *, progress: bool = False) -> str:
+def write_sweep(sweep: Sweep, out_dir: PathLike, *, progress: bool = False) -> str:
     """Render a sweep: ``out_dir/audio/<file name>.wav`` (16-bit, split streams) and ``out_dir/meta.csv``.
 
     Notes are always rendered again (a note costs ~0.2 s), so a directory reused with other settings

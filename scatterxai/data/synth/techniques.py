@@ -33,9 +33,12 @@ Physical models (per note, parameters drawn by the caller):
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import TYPE_CHECKING, Mapping, Optional, Tuple
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from .streams import Rng
 
 __all__ = ["Controls", "smooth_noise", "modulator_phase", "presence", "box_smooth", "technique_controls"]
 
@@ -71,7 +74,7 @@ class Controls:
                         tech_noise=None if self.tech_noise is None else np.zeros(n))
 
 
-def smooth_noise(rng, n: int, sr: float, cutoff_hz: float) -> np.ndarray:
+def smooth_noise(rng: Rng, n: int, sr: float, cutoff_hz: float) -> np.ndarray:
     """Band-limited Gaussian noise of unit standard deviation (linear interpolation of white noise drawn
     at 2·cutoff).  [shape=(n,)]"""
     step = max(sr / (2.0 * cutoff_hz), 1.0)
@@ -95,7 +98,7 @@ def box_smooth(x: np.ndarray, width: int, passes: int = 2) -> np.ndarray:
     return x
 
 
-def modulator_phase(rng, t: np.ndarray, rate: float, start: float, end: float, *, jitter: float,
+def modulator_phase(rng: Rng, t: np.ndarray, rate: float, start: float, end: float, *, jitter: float,
                     drift: float, sr: float) -> np.ndarray:
     """Phase Φ(t) in cycles of a pattern whose mean rate over [start, end) is exactly ``rate`` Hz.
 
@@ -232,7 +235,8 @@ _TECHNIQUES = {"vibrato": _vibrato, "trill": _trill, "tremolo": _tremolo,
                "bisbigliando": _bisbigliando_keys, "flatterzunge": _flatterzunge}
 
 
-def technique_controls(technique: str, t: np.ndarray, params: dict, rng, sr: float):
+def technique_controls(technique: str, t: np.ndarray, params: Mapping[str, float], rng: Rng,
+                       sr: float) -> Tuple[Controls, Optional[np.ndarray], np.ndarray]:
     """Control signals of one note.
 
     Parameters
