@@ -40,3 +40,15 @@ def scattering_cache(tmp_path_factory):
         os.environ.pop("SCATTERXAI_CACHE_DIR", None)
     else:
         os.environ["SCATTERXAI_CACHE_DIR"] = old
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One torch thread for a test module (``pytestmark = pytest.mark.usefixtures("one_torch_thread")``):
+    float32 sums round differently with other thread counts, so files compared bit for bit across processes
+    must be computed with the same count; tiny transforms also gain nothing from more threads."""
+    import torch
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

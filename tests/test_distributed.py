@@ -12,7 +12,6 @@ import h5py
 import numpy as np
 import pytest
 import soundfile as sf
-import torch
 
 from scatterxai._util.cluster import check_dask
 from scatterxai.cli import main
@@ -25,13 +24,8 @@ from .conftest import SMALL
 N_TONES = 10
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One torch thread here, as in Dask's worker processes (OMP_NUM_THREADS=1): the same rounding."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+# One torch thread here, as in Dask's worker processes (OMP_NUM_THREADS=1): the same rounding.
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -22,15 +22,8 @@ from scatterxai.io.partial import FAILED
 
 from .conftest import SMALL
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One torch thread: these tiny transforms gain nothing from more, and lose a lot on a busy machine."""
-    import torch
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+# One torch thread: these tiny transforms gain nothing from more, and lose a lot on a busy machine.
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _tone(path, i, sr=22050):

@@ -101,9 +101,13 @@ def test_rerun_is_a_no_op_and_other_settings_need_overwrite(corpus, tmp_path):
         assert ff.labels[0] == 4
 
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 _KILLER = textwrap.dedent("""
     import os, signal, sys
     import h5py
+    import torch
+    torch.set_num_threads(1)   # as the resuming test process (one_torch_thread): the same rounding
     from scatterxai.scattering import ScatteringConfig
     from scatterxai.features import extract_features
     csv, root, out, kill_at = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
