@@ -97,7 +97,7 @@ def choose_examples(labels: np.ndarray, preds: np.ndarray, f0_hz: np.ndarray, n_
     return chosen
 
 
-def _methods(rf, methods: Optional[Sequence[str]]) -> List[str]:
+def drawn_methods(rf, methods: Optional[Sequence[str]]) -> List[str]:
     """Methods drawn as map rows: those asked for, else the paper's two when present, else all."""
     if methods:
         missing = [m for m in methods if m not in rf.methods]
@@ -110,7 +110,7 @@ def _methods(rf, methods: Optional[Sequence[str]]) -> List[str]:
 
 def _aggregate_method(rf, method: Optional[str]) -> str:
     if method is not None:
-        return _methods(rf, [method])[0]
+        return drawn_methods(rf, [method])[0]
     return "epsilon_plus" if "epsilon_plus" in rf.methods else rf.methods[-1]
 
 
@@ -170,7 +170,7 @@ def fig1(rf: RelevanceFile, *, examples: Optional[Sequence[Union[int, str]]] = N
     matplotlib.figure.Figure
     """
     from ..scattering.config import ScatteringConfig
-    methods = _methods(rf, methods)
+    methods = drawn_methods(rf, methods)
     config = ScatteringConfig.from_dict(rf.attrs)
     labels = np.asarray(rf.labels if rf.labels is not None else rf.examples["pred"], dtype=np.int64)
     preds = np.asarray(rf.examples["pred"], dtype=np.int64)
@@ -365,7 +365,7 @@ def example_figure(rf: RelevanceFile, index: int, *, methods: Optional[Sequence[
     files = rf.files()
     if files is None:
         raise ParameterError(f"{rf.path} holds no per-file explanations (/files); draw it with fig1")
-    methods = _methods(rf, methods)
+    methods = drawn_methods(rf, methods)
     config = ScatteringConfig.from_dict(rf.attrs)
     rows = np.flatnonzero(np.asarray(rf.examples["file_index"]) == index)
     path, n_seg = str(files["file_name"][index]), int(files["n_segments"][index])

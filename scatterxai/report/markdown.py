@@ -14,7 +14,7 @@ import numpy as np
 
 from .._util.types import PathLike
 from ..task import CLASSES
-from .figures import FIGURE_FILES, PAPER_KURTOSIS, RULE_TITLES
+from .figures import FIGURE_FILES, PAPER_KURTOSIS, RULE_TITLES, drawn_methods
 
 __all__ = ["write_report"]
 
@@ -76,8 +76,9 @@ def write_report(path: PathLike, *, metrics_paths: Mapping[str, str], relevance:
         target = rf.attrs.get("target", "pred")
         misses = {r: rf.localisation_misses(r) for r in rules}
         localised = any(rf.localisation(r) is not None for r in rules)
+        drawn = drawn_methods(rf, None)   # the rows of Fig. 1 (make_figures' default)
     paper = paper and tuple(classes) == CLASSES
-    methods_text = " and ".join(RULE_TITLES.get(r, r) for r in summary["rules"])
+    methods_text = " and ".join(RULE_TITLES.get(r, r) for r in drawn)
     rel = os.path.relpath(figures_dir, os.path.dirname(os.path.abspath(path)))
     lines = ["# scatterxai report", ""]
     if settings:
