@@ -18,8 +18,9 @@ Usage::
                                       [--threads N]
 
 Everything it writes goes to ``--out`` (models, metrics, relevance files per seed); the run is not
-changed.  ``--threads`` sets torch's thread count (default: torch's own, as ``scatterxai run``); the
-README states which was used.  About 80 s per seed on 2 cores at the demo's scale.
+changed.  Re-running reads the seeds already done.  ``--threads`` sets torch's thread count (default:
+torch's own, as ``scatterxai run``); the README states which was used.  About 80 s per seed on 2 cores at
+the demo's scale.
 """
 
 import argparse
@@ -36,16 +37,20 @@ RULES = ("epsilon", "epsilon_plus")
 
 
 def one_seed(features: str, out: str, seed: int) -> dict:
-    """Accuracies and relevance statistics of the models trained with ``seed``."""
+    """Accuracies and relevance statistics of the models trained with ``seed`` (a seed whose models and
+    relevance file are already in ``out`` is read, not recomputed)."""
     result = {}
     for inp in ("s1", "s1s2"):
         model_dir = os.path.join(out, f"seed{seed}", inp)
-        train_model(features, input=inp, out_dir=model_dir, seed=seed, progress=False)
+        if not os.path.exists(os.path.join(model_dir, "config.json")):
+            train_model(features, input=inp, out_dir=model_dir, seed=seed, progress=False)
         m = evaluate_model(features, model_dir=model_dir, out_dir=os.path.join(model_dir, "eval"))
-        result[inp] = {"per_class": [100 * a for a in m["per_class_accuracy"]],
+        result[inp] = {"per_class": [100 * m["per_class_accuracy"][c] for c in m["classes"]],
                        "macro": 100 * m["macro_accuracy"], "classes": list(m["classes"])}
-    rel = explain(features, model_dir=os.path.join(out, f"seed{seed}", "s1s2"),
-                  out=os.path.join(out, f"seed{seed}", "relevance.h5"), methods=list(RULES), progress=False)
+    rel = os.path.join(out, f"seed{seed}", "relevance.h5")
+    if not os.path.exists(rel):
+        explain(features, model_dir=os.path.join(out, f"seed{seed}", "s1s2"), out=rel, methods=list(RULES),
+                progress=False)
     with RelevanceFile(rel) as rf:
         summary = rf.summary(list(RULES))["rules"]
     for rule in RULES:
