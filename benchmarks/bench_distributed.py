@@ -64,12 +64,25 @@ def _run(meta, root, out, *, batch_size, threads=None, dask=None) -> float:
     return time.perf_counter() - t0
 
 
+def _attrs(f, obj) -> dict:
+    """Attributes, with the dimension-scale references (specific to each file) replaced by the names they
+    point to."""
+    out = {}
+    for key, value in obj.attrs.items():
+        if key == "REFERENCE_LIST":
+            value = np.array([f"{f[ref].name}:{dim}" for ref, dim in value], dtype=object)
+        elif key == "DIMENSION_LIST":
+            value = np.array([",".join(f[ref].name for ref in refs) for refs in value], dtype=object)
+        out[key] = value
+    return out
+
+
 def _contents(path):
     out = {}
     with h5py.File(path, "r") as f:
-        out["/"] = dict(f.attrs)
+        out["/"] = _attrs(f, f)
         f.visititems(lambda name, obj: out.__setitem__(name, (obj[()] if isinstance(obj, h5py.Dataset) else None,
-                                                              dict(obj.attrs))))
+                                                              _attrs(f, obj))))
     return out
 
 

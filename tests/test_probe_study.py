@@ -183,3 +183,14 @@ def test_clipping_stops_extrapolation_to_an_outlying_group():
     clipped = ridge_probes(X, y, groups=groups, clip=True)[0]
     assert plain["r2"] < -50 and np.max(np.abs(plain["y_pred"])) > 10
     assert clipped["r2"] > 0 and np.max(np.abs(clipped["y_pred"])) < 1.5 * np.max(np.abs(y))
+
+
+def test_pitch_groups_without_instrument_pitch_or_known_f0():
+    """A user's CSV (no instrument or pitch column, no SOL names): groups by the semitone of f0, and a note
+    whose f0 is unknown (pYIN found none) is a group of its own instead of an error."""
+    from scatterxai.analysis.probe.study import _groups
+    examples = {"file_name": np.array(["a.wav", "b.wav", "c.wav", "d.wav"], object)}
+    log2_f0 = np.log2(np.array([220.0, 221.0, np.nan, 440.0]))
+    groups = _groups(examples, {"log2_f0": log2_f0}, "pitch")
+    assert groups[0] == groups[1] and groups[3] != groups[0]
+    assert groups[2] not in (groups[0], groups[3])

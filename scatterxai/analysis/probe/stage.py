@@ -43,6 +43,14 @@ def _n_test_notes(ctx) -> int:
         return len(ff.indices("test")) if "subset" in ff.examples else 0
 
 
+def _group_by(ctx) -> str:
+    """Cross-validation groups: instruments when the data name them (SOL-PMT, the synthetic corpus), else
+    pitches (a user's CSV without an ``instrument`` column)."""
+    from ...features.store import FeatureFile
+    with FeatureFile(ctx.features) as ff:
+        return "instrument" if "instrument" in ff.examples else "pitch"
+
+
 def _skipped(ctx) -> str:
     """A report note when the test split is too small for the probe study (both stages are skipped), else ""."""
     from .study import MIN_NOTES
@@ -77,7 +85,7 @@ def probe_stage(ctx: AnalysisContext) -> str:
     skipped = _skipped(ctx)
     if skipped:
         return skipped
-    config = ProbeConfig(subset="test", untrained_seeds=PIPELINE_UNTRAINED_SEEDS,
+    config = ProbeConfig(subset="test", untrained_seeds=PIPELINE_UNTRAINED_SEEDS, group_by=_group_by(ctx),
                          n_permutations=PIPELINE_PERMUTATIONS, seed=ctx.config.seed, device=ctx.config.device,
                          jobs=ctx.config.jobs or os.cpu_count() or 1)
     out_dir = os.path.join(ctx.out, "probe")
@@ -92,7 +100,7 @@ def probe_stage(ctx: AnalysisContext) -> str:
     note = (f"Notes: at most {PIPELINE_NOTES} notes of the test split spread over classes and instruments "
             f"(pYIN costs ≈ 0.35 s of CPU per note); {PIPELINE_UNTRAINED_SEEDS} untrained networks (BatchNorm "
             f"recalibrated on the same notes), {PIPELINE_PERMUTATIONS} permutations; grouped 5-fold CV by "
-            f"instrument (held-out features clipped to the training fold's range); convolutional layers "
+            f"{config.group_by} (held-out features clipped to the training fold's range); convolutional layers "
             f"averaged over time.  `scatterxai probe` defaults: all notes, 5 untrained networks, 200 "
             f"permutations.")
     return report_section(out_dir, figures_rel="probe", note=note)

@@ -242,11 +242,9 @@ def _groups(examples: Dict[str, np.ndarray], targets: Dict[str, np.ndarray], gro
     names = [sol_pitch_and_dynamics(n)[0] for n in examples["file_name"]]
     if all(n is not None for n in names):
         return np.asarray(names, dtype=str)
-    # nearest semitone of the (ground-truth or measured) f0
-    semis = np.round(12 * targets["log2_f0"])
-    if not np.all(np.isfinite(semis)):
-        raise DataError("pitch groups need a 'pitch' column, SOL file names or a known f0 for every note")
-    return semis.astype(int).astype(str)
+    # nearest semitone of the (ground-truth or measured) f0; a note without a known f0 is a group of its own
+    semis = np.round(12 * np.asarray(targets["log2_f0"], dtype=float))
+    return np.array([str(int(v)) if np.isfinite(v) else f"note{i}" for i, v in enumerate(semis)], dtype=object)
 
 
 def _db(x: np.ndarray) -> np.ndarray:
