@@ -39,58 +39,30 @@ INTERRUPTED = {
 SUBSETS_ARG = ("training", "validation", "test", "all")
 
 
-def _positive_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
+def _number_type(convert, ok, what: str, name: str):
+    """An argparse type: ``convert`` the text, check ``ok``, or say what was expected."""
+    def parse(text):
+        try:
+            value = convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        if not ok(value):
+            raise argparse.ArgumentTypeError(f"expected {what}, got {value}")
+        return value
+    parse.__name__ = name
+    return parse
 
 
-def _positive_float(text):
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not 0 < value < float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a positive finite number, got {value}")
-    return value
-
-
-def _nonnegative_float(text):
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from None
-    if not 0 <= value < float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {value}")
-    return value
-
-
-def _nonnegative_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
-    return value
+_positive_int = _number_type(int, lambda v: v >= 1, "a positive integer", "positive_int")
+_nonnegative_int = _number_type(int, lambda v: v >= 0, "an integer >= 0", "nonnegative_int")
+_positive_float = _number_type(float, lambda v: 0 < v < float("inf"), "a positive finite number", "positive_float")
+_nonnegative_float = _number_type(float, lambda v: 0 <= v < float("inf"), "a finite number >= 0",
+                                  "nonnegative_float")
+_seed = _number_type(int, lambda v: 0 <= v < 2 ** 32, "an integer seed in [0, 2**32)", "seed")
 
 
 def _pairs(text):
     return None if text == "all" else _positive_int(text)
-
-
-def _seed(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer seed in [0, 2**32), got {text!r}") from None
-    if not 0 <= value < 2 ** 32:
-        raise argparse.ArgumentTypeError(f"expected an integer seed in [0, 2**32), got {value}")
-    return value
 
 
 # ---------------------------------------------------------------------------------------------- commands
