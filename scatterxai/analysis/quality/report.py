@@ -109,8 +109,8 @@ def ranking_table(result: Mapping) -> str:
                      _num(e["rate_band_share"], "{:.0%}"),
                      ", ".join(fails) or "none"))
     header = ("rank", "method", "AOPC − random (rank)", "insertion AUC − random",
-              "|ρ|, mean over cascade (rank)", "|ρ|, all layers random", "|ρ|, permuted labels", "localisation (rank)",
-              "rate-band share", "fails")
+              "abs(ρ), mean over cascade (rank)", "abs(ρ), all layers random", "abs(ρ), permuted labels",
+              "localisation (rank)", "rate-band share", "fails")
     return md_table(header, rows, align="rl" + "r" * 7 + "l")
 
 
