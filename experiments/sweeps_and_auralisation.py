@@ -222,30 +222,27 @@ def figures(results, summary, notes, out, methods):
     from scatterxai.viz import sweep as viz
     from scatterxai.viz.plots import lambda_map, spectrogram
 
+    def tracking_panel(ax, r, title, xlabel, ylabel):
+        for m, marker in zip(methods, "os^"):
+            fit = r["tracking"][m]
+            viz.tracking(r["true_hz"], fit["peak_hz"], ax=ax, marker=marker,
+                         label=f"{TITLES.get(m, m)}: slope {fit['slope']:.2f}, r² {fit['r2']:.2f}")
+        ax.set_title(title, fontsize=9)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        ax.legend(fontsize=6, loc="upper left")
+
     written = {}
     fig, axes = plt.subplots(1, 5, figsize=(17, 3.5), layout="constrained")
     for ax, t in zip(axes, RATE_TECHNIQUES):
         r = results[f"rate-{t}"]
         lo, hi = r["corpus_rate_hz"]
         ax.axvspan(lo, hi, color="0.9", zorder=-1)
-        for m, marker in zip(methods, "os^"):
-            fit = r["tracking"][m]
-            viz.tracking(r["true_hz"], fit["peak_hz"], ax=ax, marker=marker,
-                         label=f"{TITLES.get(m, m)}: slope {fit['slope']:.2f}, r² {fit['r2']:.2f}")
-        ax.set_title(f"{t} ({r['instrument']}): rate sweep", fontsize=9)
-        ax.set_xlabel("true modulation rate (Hz)")
-        ax.set_ylabel("λ2 of peak S2 relevance (Hz)")
-        ax.legend(fontsize=6, loc="upper left")
-    ax = axes[-1]
+        tracking_panel(ax, r, f"{t} ({r['instrument']}): rate sweep", "true modulation rate (Hz)",
+                       "λ2 of peak S2 relevance (Hz)")
     r = results["f0-trill"]
-    for m, marker in zip(methods, "os^"):
-        fit = r["tracking"][m]
-        viz.tracking(r["true_hz"], fit["peak_hz"], ax=ax, marker=marker,
-                     label=f"{TITLES.get(m, m)}: slope {fit['slope']:.2f}, r² {fit['r2']:.2f}")
-    ax.set_title(f"trill ({r['instrument']}): f0 sweep", fontsize=9)
-    ax.set_xlabel("true f0 (Hz)")
-    ax.set_ylabel("λ1 of peak relevance (Hz)")
-    ax.legend(fontsize=6, loc="upper left")
+    tracking_panel(axes[-1], r, f"trill ({r['instrument']}): f0 sweep", "true f0 (Hz)",
+                   "λ1 of peak relevance (Hz)")
     written["fig_sweeps"] = os.path.join(out, "fig_sweeps.png")
     fig.savefig(written["fig_sweeps"], dpi=70)
     plt.close(fig)

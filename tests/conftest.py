@@ -52,3 +52,46 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+
+def write_toy_features(path, *, K: int, subsets, config=SMALL, modulation: bool = False) -> str:
+    """A features file of random coefficients scaled by the class (labels 0…4 in turn), so that one epoch
+    of training learns something; ``subsets`` repeats over the rows; ``modulation`` adds random
+    ``modulation_hz`` (drawn after the coefficients)."""
+    from scatterxai.features import write_features
+    from scatterxai.scattering import path_table
+    table = path_table(config)
+    rng = np.random.default_rng(0)
+    y = np.arange(K) % 5
+    S = (rng.random((K, len(table), table.n_frames)) * (1 + y)[:, None, None]).astype(np.float32)
+    columns = {"file_name": np.array([f"n{i}" for i in range(K)], object), "label": y,
+               "subset": np.array(list(subsets) * (K // len(subsets)), object)}
+    if modulation:
+        columns["modulation_hz"] = rng.uniform(4, 30, K)
+    write_features(str(path), S, columns, config)
+    return str(path)
+
+
+def train_one_epoch(features: str, model_dir, *, input: str) -> str:
+    """A model trained for one epoch (seed 0, CPU) on ``features``."""
+    from scatterxai.model import TrainConfig, train_model
+    train_model(features, input=input, out_dir=str(model_dir), seed=0, device="cpu", progress=False,
+                config=TrainConfig(max_epochs=1))
+    return str(model_dir)
+
+
+#: the head of a script run in a child process, ``python -c KILL_AT_FLUSH + body CSV ROOT OUT KILL_AT``: the
+#: child SIGKILLs itself after its KILL_AT-th HDF5 flush (``body`` runs the command that writes)
+KILL_AT_FLUSH = """
+import os, signal, sys
+import h5py
+csv, root, out, kill_at = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+calls = [0]
+flush = h5py.File.flush
+def killing_flush(self):
+    flush(self)
+    calls[0] += 1
+    if calls[0] == kill_at:
+        os.kill(os.getpid(), signal.SIGKILL)
+h5py.File.flush = killing_flush
+"""

@@ -19,13 +19,8 @@ from .conftest import SMALL
 METHODS = ("fast", "kymatio")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # as in test_fast_scattering: Kymatio's small ops crawl when two OpenMP threads share busy cores
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+# Kymatio's many small ops slow down badly when two OpenMP threads share busy cores
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture

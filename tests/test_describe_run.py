@@ -19,7 +19,7 @@ from scatterxai.errors import ParameterError, StoreError
 from scatterxai.features import extract_features
 from scatterxai.scattering import path_table
 
-from .conftest import SMALL
+from .conftest import KILL_AT_FLUSH, SMALL
 
 SR = 16000
 N_GOOD = 5
@@ -101,19 +101,8 @@ def test_layout_values_and_failures(corpus, reference):
         _describe(csv, root, out, config={"max_notes": 3})
 
 
-_KILLER = textwrap.dedent("""
-    import os, signal, sys
-    import h5py
+_KILLER = KILL_AT_FLUSH + textwrap.dedent("""
     from scatterxai.analysis.describe.run import DescribeConfig, describe_notes
-    csv, root, out, kill_at = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
-    calls = [0]
-    flush = h5py.File.flush
-    def killing_flush(self):
-        flush(self)
-        calls[0] += 1
-        if calls[0] == kill_at:
-            os.kill(os.getpid(), signal.SIGKILL)
-    h5py.File.flush = killing_flush
     describe_notes(csv, root, out, config=DescribeConfig(max_seconds=0.0, batch_size=2), progress=False)
 """)
 

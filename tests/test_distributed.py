@@ -19,7 +19,7 @@ from scatterxai.errors import ClusterError, ParameterError
 from scatterxai.explain import explain
 from scatterxai.features import extract_features
 
-from .conftest import SMALL
+from .conftest import SMALL, train_one_epoch, write_toy_features
 
 N_TONES = 10
 
@@ -225,21 +225,10 @@ def test_resume_after_the_driver_is_killed(corpus, serial, client, tmp_path):
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """A features file (random, SMALL) and an S1+S2 model trained for one epoch."""
-    from scatterxai.features import write_features
-    from scatterxai.model import TrainConfig, train_model
-    from scatterxai.scattering import path_table
     d = tmp_path_factory.mktemp("trained")
-    table = path_table(SMALL)
-    rng = np.random.default_rng(0)
-    K = 30
-    y = np.arange(K) % 5
-    S = (rng.random((K, len(table), table.n_frames)) * (1 + y)[:, None, None]).astype(np.float32)
-    sub = np.array(["training", "training", "validation", "test", "training", "test"] * 5, object)
-    write_features(str(d / "f.h5"), S, {"file_name": np.array([f"n{i}" for i in range(K)], object),
-                                        "label": y, "subset": sub, "modulation_hz": rng.uniform(4, 30, K)}, SMALL)
-    train_model(str(d / "f.h5"), input="s1s2", out_dir=str(d / "m"), seed=0, device="cpu", progress=False,
-                config=TrainConfig(max_epochs=1))
-    return str(d / "f.h5"), str(d / "m")
+    features = write_toy_features(d / "f.h5", K=30, modulation=True,
+                                  subsets=("training", "training", "validation", "test", "training", "test"))
+    return features, train_one_epoch(features, d / "m", input="s1s2")
 
 
 @pytest.mark.parametrize("subset,target", [("all", "pred"), ("test", "true")])

@@ -19,14 +19,8 @@ CONFIGS = [
 ]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # Kymatio's many small ops slow down badly when two OpenMP threads share cores with other jobs; the
-    # results do not depend on the thread count.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+# Kymatio's many small ops slow down badly when two OpenMP threads share busy cores
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def notes(n, config, seed=0):

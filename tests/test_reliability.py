@@ -20,7 +20,7 @@ from scatterxai.features import FeatureFile, extract_features
 from scatterxai.features import extract as extract_mod
 from scatterxai.io.partial import FAILED
 
-from .conftest import SMALL
+from .conftest import SMALL, train_one_epoch, write_toy_features
 
 # One torch thread: these tiny transforms gain nothing from more, and lose a lot on a busy machine.
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -214,21 +214,9 @@ def test_explain_refuses_a_locked_output(tmp_path, held_lock, trained):
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """A features file (random, SMALL) and an S1 model trained for one epoch."""
-    from scatterxai.features import write_features
-    from scatterxai.model import TrainConfig, train_model
-    from scatterxai.scattering import path_table
     d = tmp_path_factory.mktemp("trained")
-    table = path_table(SMALL)
-    rng = np.random.default_rng(0)
-    K = 20
-    y = np.arange(K) % 5
-    S = (rng.random((K, len(table), table.n_frames)) * (1 + y)[:, None, None]).astype(np.float32)
-    sub = np.array(["training", "training", "validation", "test"] * 5, object)
-    write_features(str(d / "f.h5"), S, {"file_name": np.array([f"n{i}" for i in range(K)], object),
-                                        "label": y, "subset": sub}, SMALL)
-    train_model(str(d / "f.h5"), input="s1", out_dir=str(d / "m"), seed=0, device="cpu", progress=False,
-                config=TrainConfig(max_epochs=1))
-    return str(d / "f.h5"), str(d / "m")
+    features = write_toy_features(d / "f.h5", K=20, subsets=("training", "training", "validation", "test"))
+    return features, train_one_epoch(features, d / "m", input="s1")
 
 
 def test_train_killed_while_saving_leaves_the_old_model(trained, tmp_path, monkeypatch):

@@ -14,7 +14,7 @@ from scatterxai.errors import StoreError
 from scatterxai.features import FeatureFile, extract_features, write_features
 from scatterxai.scattering import path_table, scatter
 
-from .conftest import SMALL
+from .conftest import KILL_AT_FLUSH, SMALL
 
 N_GOOD = 7
 
@@ -103,22 +103,11 @@ def test_rerun_is_a_no_op_and_other_settings_need_overwrite(corpus, tmp_path):
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-_KILLER = textwrap.dedent("""
-    import os, signal, sys
-    import h5py
+_KILLER = KILL_AT_FLUSH + textwrap.dedent("""
     import torch
     torch.set_num_threads(1)   # as the resuming test process (one_torch_thread): the same rounding
     from scatterxai.scattering import ScatteringConfig
     from scatterxai.features import extract_features
-    csv, root, out, kill_at = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
-    calls = [0]
-    flush = h5py.File.flush
-    def killing_flush(self):
-        flush(self)
-        calls[0] += 1
-        if calls[0] == kill_at:
-            os.kill(os.getpid(), signal.SIGKILL)
-    h5py.File.flush = killing_flush
     extract_features(csv, root, out, config=ScatteringConfig(N=2 ** 13, J=6, Q=(8, 2), T=2 ** 6),
                      method="kymatio", batch_size=2, progress=False)
 """)

@@ -11,11 +11,11 @@ import torch
 
 from scatterxai import cli
 from scatterxai.errors import DataError, ModelError, ParameterError, StoreError
-from scatterxai.features import FeatureFile, extract_features, write_features
+from scatterxai.features import FeatureFile, extract_features
 from scatterxai.model import TrainConfig, load_model, prepare_input, train_model
-from scatterxai.scattering import ScatteringConfig, path_table
+from scatterxai.scattering import ScatteringConfig
 
-from .conftest import SMALL
+from .conftest import SMALL, train_one_epoch, write_toy_features
 
 K = 20
 
@@ -25,23 +25,14 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _write(path, config=SMALL, K=K):
-    table = path_table(config)
-    rng = np.random.default_rng(0)
-    y = np.arange(K) % 5
-    S = (rng.random((K, len(table), table.n_frames)) * (1 + y)[:, None, None]).astype(np.float32)
-    sub = np.array(["training", "training", "validation", "test"] * (K // 4), object)
-    write_features(str(path), S, {"file_name": np.array([f"n{i}" for i in range(K)], object), "label": y,
-                                  "subset": sub}, config)
-    return str(path)
+    return write_toy_features(path, K=K, subsets=("training", "training", "validation", "test"), config=config)
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     d = tmp_path_factory.mktemp("v")
     features = _write(d / "f.h5")
-    train_model(features, input="s1", out_dir=str(d / "m"), device="cpu", progress=False,
-                config=TrainConfig(max_epochs=1))
-    return features, str(d / "m")
+    return features, train_one_epoch(features, d / "m", input="s1")
 
 
 def _mutated(src, dst, fn):
