@@ -262,7 +262,7 @@ def _write_method(f: h5py.File, name: str, explainer: Explainer, res, rows: np.n
         ds.attrs["octaves"] = maps.LOCALISATION_OCTAVES
 
 
-def _per_example_inputs(explainer: Explainer, examples, rows, model, scattering, progress: bool) -> dict:
+def _per_example_inputs(explainer: Explainer, examples, rows, model, progress: bool) -> dict:
     """Per-example inputs of ``explainer`` for ``rows`` (the unmodulated baseline of Integrated Gradients)."""
     needed = explainer.per_example_inputs()
     if not needed:
@@ -270,7 +270,7 @@ def _per_example_inputs(explainer: Explainer, examples, rows, model, scattering,
     if needed == ("baseline",) and getattr(explainer, "baseline", None) == "unmodulated":
         from .baselines import baseline_inputs
         sub = {k: v[rows] for k, v in examples.items()}
-        return {"baseline": baseline_inputs(sub, model, scattering, seed=explainer.synth_seed, progress=progress)}
+        return {"baseline": baseline_inputs(sub, model, model.scattering, seed=explainer.synth_seed, progress=progress)}
     raise ParameterError(f"explain() cannot supply the per-example inputs {list(needed)} of {explainer!r}; "
                          f"call scatterxai.explain.attribute(..., per_example=...) instead")
 
@@ -390,7 +390,7 @@ def write_relevance(out: PathLike, x: torch.Tensor, examples: Dict[str, np.ndarr
         _write_examples(f, examples, logits, explained)
         for name, explainer in explainers.items():
             rows = stratified_rows(groups[0], config.max_per_class.get(name))
-            per_example = _per_example_inputs(explainer, examples, rows, model, model.scattering, progress)
+            per_example = _per_example_inputs(explainer, examples, rows, model, progress)
             t0 = time.perf_counter()
             if attribute_fn is None:
                 res = attribute(model.net, x[torch.as_tensor(rows)], method=explainer, target=explained[rows],

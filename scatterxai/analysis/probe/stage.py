@@ -51,14 +51,16 @@ def _group_by(ctx) -> str:
         return "instrument" if "instrument" in ff.examples else "pitch"
 
 
-def _skipped(ctx) -> str:
-    """A report note when the test split is too small for the probe study (both stages are skipped), else ""."""
+def _skipped(ctx, *, warn: bool = False) -> str:
+    """A report note when the test split is too small for the probe study (both stages are skipped), else "";
+    ``warn`` also logs it (once per run: the describe stage, which runs first)."""
     from .study import MIN_NOTES
     n = _n_test_notes(ctx)
     if n >= MIN_NOTES:
         return ""
-    logger.warning("warning: describe and probe skipped: the test split has %d notes, the probe study needs at "
-                   "least %d", n, MIN_NOTES)
+    if warn:
+        logger.warning("warning: describe and probe skipped: the test split has %d notes, the probe study needs "
+                       "at least %d", n, MIN_NOTES)
     return (f"## What do the layers represent? (probe study)\n\nSkipped: the test split has {n} notes and the "
             f"probe study needs at least {MIN_NOTES} (run `scatterxai describe` and `scatterxai probe` with "
             f"--subset all on a larger study).\n")
@@ -67,7 +69,7 @@ def _skipped(ctx) -> str:
 def describe_stage(ctx: AnalysisContext) -> str:
     """``OUT/descriptors.h5`` for the notes the probe study uses (no report section of its own)."""
     from ..describe.run import describe_notes
-    if _skipped(ctx):
+    if _skipped(ctx, warn=True):
         return ""
     config = _describe_config(ctx)
     out = os.path.join(ctx.out, "descriptors.h5")
