@@ -73,6 +73,18 @@ def _cmd_synth(args):
     return 0
 
 
+def _add_synth(sub) -> None:
+    s = _sub(sub, "synth", "write the synthetic playing-technique corpus (audio + meta.csv)", _cmd_synth)
+    s.add_argument("out_dir", metavar="OUT_DIR", help="output directory (audio/*.wav, meta.csv)")
+    s.add_argument("--scale", type=_positive_float, default=DEFAULT_SCALE,
+                   help=f"fraction of the SOL-PMT counts per instrument x technique (≈ "
+                        f"{round(5564 * DEFAULT_SCALE, -1):,.0f} notes; 0.1 ≈ 560; 1 = 5,564)")
+    s.add_argument("--seed", type=_seed, default=0, help="seed of every note's parameters")
+    s.add_argument("--jobs", type=_positive_int, default=os.cpu_count() or 1,
+                   help="worker processes (default: all cores)")
+    _common(s, device=False)
+
+
 def _cmd_extract(args):
     from .features import extract_features
     summary = extract_features(args.meta_csv, args.audio_root, args.out, device=args.device,
@@ -84,11 +96,52 @@ def _cmd_extract(args):
     return 0 if summary.n_ok > 0 else 1
 
 
+def _add_extract(sub) -> None:
+    s = _sub(sub, "extract", "scattering features of every file in a meta CSV → HDF5 (resumable)", _cmd_extract)
+    s.add_argument("meta_csv", metavar="META_CSV", help="CSV with at least a file_name column")
+    s.add_argument("--audio-root", required=True, metavar="DIR",
+                   help="directory that file_name is relative to (searched recursively by base name if "
+                        "not found there, as in the SOL tree)")
+    s.add_argument("--out", required=True, metavar="FEATURES.h5", help="output features file")
+    s.add_argument("--batch-size", type=_positive_int, default=8, help="files transformed at once")
+    s.add_argument("--method", choices=("fast", "kymatio"), default="fast",
+                   help="scattering implementation (same coefficients)")
+    s.add_argument("--overwrite", action="store_true",
+                   help="start over: discard an interrupted extraction (OUT.partial) and replace OUT when done")
+    s.add_argument("--retry-failed", action="store_true",
+                   help="extract again the files that failed (listed in /failed), keeping the others")
+    s.add_argument("--allow-outside-root", action="store_true",
+                   help="read file_name values that are absolute or contain '..' (refused by default)")
+    s.add_argument("--classes", default=None, metavar="NAMES",
+                   help="comma-separated class names: the names of integer labels 0, 1, …, or the order of "
+                        "text labels (default: from the data; see the README)")
+    s.add_argument("--seed", type=_seed, default=0,
+                   help="seed of the 6:2:2 split drawn when the CSV has no subset column (recorded in the file)")
+    s.add_argument("--segments", action="store_true",
+                   help="cut files longer than the transform's window into consecutive windows (one row "
+                        "each, columns segment and start_s) instead of using their first window only")
+    _add_compression(s)
+    _dask_option(s, "the batches")
+    _common(s)
+
+
 def _cmd_train(args):
     from .model import train_model
     train_model(args.features, input=args.input, out_dir=args.out, seed=args.seed, device=args.device,
                 max_epochs=args.max_epochs, progress=True)
     return 0
+
+
+def _add_train(sub) -> None:
+    s = _sub(sub, "train", "train the convnet on S1 or S1+S2 features", _cmd_train)
+    s.add_argument("features", metavar="FEATURES.h5", help="features file with label and subset columns")
+    s.add_argument("--input", choices=("s1", "s1s2"), required=True,
+                   help="first-order coefficients only, or first and second order")
+    s.add_argument("--out", required=True, metavar="MODEL_DIR", help="model directory to write")
+    s.add_argument("--seed", type=_seed, default=0, help="seed of initialisation, dropout and batch order")
+    s.add_argument("--max-epochs", type=_positive_int, default=None,
+                   help="upper bound on epochs (early stopping on the validation split decides; default 60)")
+    _common(s)
 
 
 def _cmd_evaluate(args):
@@ -97,6 +150,15 @@ def _cmd_evaluate(args):
                              device=args.device)
     print(metrics["markdown"])
     return 0
+
+
+def _add_evaluate(sub) -> None:
+    s = _sub(sub, "evaluate", "per-class accuracy and confusion matrix of a trained model", _cmd_evaluate)
+    s.add_argument("features", metavar="FEATURES.h5", help="features file with labels")
+    s.add_argument("--model", required=True, metavar="MODEL_DIR", help="model directory (scatterxai train)")
+    s.add_argument("--out", required=True, metavar="DIR", help="directory for metrics.json and metrics.md")
+    s.add_argument("--subset", default="test", choices=SUBSETS_ARG, help="rows to evaluate")
+    _common(s)
 
 
 #: attribution methods (``scatterxai.explain.available_methods()``; listed here so that --help needs no torch)
@@ -166,258 +228,7 @@ def _cmd_explain(args):
     return 0
 
 
-def _cmd_figures(args):
-    from .report import relevance_figures
-    examples = None if args.examples is None else [e.strip() for e in args.examples.split(",") if e.strip()]
-    methods = None if args.methods is None else [m.strip() for m in args.methods.split(",") if m.strip()]
-    written = relevance_figures(args.relevance, args.out, examples=examples, methods=methods,
-                                aggregate_method=args.aggregate_method, audio_root=args.audio_root,
-                                fmt=args.format, dpi=args.dpi)
-    for name, path in written.items():
-        print(f"{name}: {path}")
-    return 0
-
-
-def _cmd_quality(args):
-    from .analysis.quality import QualityConfig, quality
-    from .analysis.quality.report import failure_sentence, ranking_table
-    config = QualityConfig(subset=args.subset, max_examples=args.max_examples, select=args.select,
-                           n_steps=args.steps, max_fraction=args.max_fraction, n_random=args.random_orders,
-                           baseline=args.baseline, randomisation_examples=args.randomisation_examples,
-                           randomisation_examples_slow=args.randomisation_examples_slow,
-                           permuted_epochs=args.permuted_epochs, seed=args.seed, randomisation_seed=args.seed,
-                           device=args.device)
-    res = quality(args.features, model_dir=args.model, relevance=args.relevance, out=args.out, config=config,
-                  permuted_model=args.permuted_model, progress=True)
-    print(ranking_table(res["quality"]) + "\n\n" + failure_sentence(res["quality"]) + "\n\n"
-          + f"details: {res['files']['markdown']}")
-    return 0
-
-
-def _cmd_describe(args):
-    from .analysis.describe.run import DescribeConfig, describe_notes
-    config = DescribeConfig(subset=args.subset, max_notes=args.max_notes, seed=args.seed,
-                            max_seconds=args.max_seconds, jobs=args.jobs, batch_size=args.batch_size)
-    summary = describe_notes(args.meta_csv, args.audio_root, args.out, features=args.features, config=config,
-                             overwrite=args.overwrite, progress=True, dask=args.dask)
-    print(summary.describe())
-    return 0 if summary.n_ok > 0 else 1
-
-
-def _cmd_probe(args):
-    from .analysis.probe.export import write_probe_outputs
-    from .analysis.probe.study import ProbeConfig, probe_study
-    config = ProbeConfig(subset=None if args.subset == "all" else args.subset, max_examples=args.max_examples,
-                         pooling=args.pooling, group_by=args.group_by, untrained_seeds=args.untrained_seeds,
-                         batchnorm=args.batchnorm, n_permutations=args.permutations, seed=args.seed,
-                         device=args.device, jobs=args.jobs, clip=not args.no_clip)
-    result = probe_study(args.features, args.descriptors, args.model, config, progress=True)
-    paths = write_probe_outputs(result, args.out)
-    with open(paths["md"], encoding="utf-8") as fh:
-        print(fh.read())
-    return 0
-
-
-def _cmd_compare(args):
-    from .analysis.compare import CompareConfig, compare_relevance, describe
-    def names(text):
-        return tuple(m.strip() for m in text.split(",") if m.strip())
-
-    config = CompareConfig(metrics=names(args.metrics),
-                           methods=None if args.methods in (None, "all") else names(args.methods),
-                           reference=args.reference, max_pairs=args.max_pairs, emd_max_pairs=args.emd_max_pairs,
-                           emd_scope=args.emd_scope, seed=args.seed, mode=args.mode)
-    result = compare_relevance(args.relevance, args.out, config)
-    print(describe(result))
-    print(os.path.join(args.out, "compare.md"))
-    return 0
-
-
-def _cmd_run(args):
-    from .pipeline import RunConfig, run
-    config = RunConfig(scale=args.scale, seed=args.seed, sol_root=args.sol_root, meta=args.meta,
-                       audio_root=args.audio_root, device=args.device, max_epochs=args.max_epochs, jobs=args.jobs)
-    print(run(args.out, config)["report"])
-    return 0
-
-
-def _split_values(values):
-    """--values 4 8 16 or --values 4,8,16 → a tuple of strings (None if not given)."""
-    if values is None:
-        return None
-    return tuple(v.strip() for item in values for v in item.split(",") if v.strip())
-
-
-def _cmd_sweep(args):
-    from .analysis.sweep.run import SweepConfig, run_sweep
-    values = _split_values(args.values)
-    if values is not None and args.factor in ("rate", "f0", "depth"):
-        try:
-            values = tuple(float(v) for v in values)
-        except ValueError:
-            raise ScatterXAIError(f"--values of {args.factor} must be numbers, got {list(values)}") from None
-    config = SweepConfig(factor=args.factor, technique=args.technique, values=values, repeats=args.repeats,
-                         methods=args.methods, target=args.target, instrument=args.instrument, pitch=args.pitch,
-                         dynamics=args.dynamics, seed=args.seed, device=args.device)
-    result = run_sweep(args.model, args.out, config, progress=True)
-    lines = [f"{args.out}: {len(result['notes'])} notes, {result['factor']} sweep of {result['technique']} "
-             f"({result['instrument']}); predicted: {', '.join(result['predicted'])}"]
-    for method, fit in result.get("tracking", {}).items():
-        lines.append(f"  tracking {method}: slope {fit['slope']:.3f}, r2 {fit['r2']:.3f}")
-    for layer, inv in result["invariance"].items():
-        lines.append(f"  invariance {layer}: r = {inv['mean']:.3f} ± {inv['std']:.3f} ({inv['n_pairs']} pairs)")
-    print("\n".join(lines))
-    return 0
-
-
-def _cmd_auralise(args):
-    from .analysis.auralise.run import auralise_audio, auralise_relevance
-    if args.relevance is not None:
-        if args.audio is not None or args.example is None or args.audio_root is None:
-            raise ScatterXAIError("with --relevance give --example K and --audio-root DIR, and no AUDIO")
-        result = auralise_relevance(args.relevance, args.example, args.audio_root, args.out, method=args.method,
-                                    mode=args.mode, top=args.top)
-    else:
-        if args.audio is None or args.model is None:
-            raise ScatterXAIError("give AUDIO and --model MODEL_DIR (or --relevance R.h5 --example K "
-                                  "--audio-root DIR)")
-        result = auralise_audio(args.audio, args.model, args.out, method=args.method, target=args.target,
-                                device=args.device, mode=args.mode, top=args.top)
-    m = result["measurements"]
-    lines = [f"{args.out}: relevance of {result['explained']} (predicted {result['predicted']}, {result['method']})"]
-    for part in ("relevant", "complement"):
-        v = m[part]
-        below = next(k for k in v if k.startswith("below_"))
-        lines.append(f"  {part}: {100 * v['energy_share']:.1f} % of the energy, centroid {v['centroid_hz']:.0f} Hz, "
-                     f"{100 * v[below]:.0f} % below {below.split('_')[1]} Hz, envelope modulation "
-                     f"{v['am_rate_hz']:.1f} Hz depth {v['am_depth']:.2f}")
-    print("\n".join(lines))
-    return 0
-
-
-# ------------------------------------------------------------------------------------------------ parser
-
-#: --compression choices (lossless HDF5 filters of the large datasets)
-COMPRESSION_CHOICES = ("none", "gzip", "lzf")
-
-
-def _compression(name):
-    return None if name == "none" else name
-
-
-def _add_compression(p):
-    p.add_argument("--compression", choices=COMPRESSION_CHOICES, default="none",
-                   help="lossless compression of the (example, path, frame) datasets, chunked per example: "
-                        "gzip (smaller, slower) or lzf (faster)")
-
-
-def _common(p, *, device=True):
-    """Options every sub-command has (verbosity; device where torch runs)."""
-    g = p.add_argument_group("output")
-    g.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS,
-                   help="more messages (-vv: debug)")
-    g.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS,
-                   help="only warnings and errors; no progress bars")
-    if device:
-        p.add_argument("--device", default="auto", help="auto (CUDA when present, else CPU), cpu, cuda, cuda:<i>")
-
-
-def _dask_option(p, what):
-    p.add_argument("--dask", default=None, metavar="ADDRESS|local:N",
-                   help=f"{what} on a Dask cluster: a scheduler address (tcp://host:8786), or local:N for N worker "
-                        f"processes on this machine; this process writes the output (needs pip install "
-                        f"'scatterxai[dask]'; see the README, 'Many machines'; default: this process only)")
-
-
-def _sub(sub, name, help, func):
-    s = sub.add_parser(name, help=help, description=help[:1].upper() + help[1:] + ".",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    s.set_defaults(func=func)
-    return s
-
-
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="scatterxai", description=DESCRIPTION, epilog=EPILOG,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--version", action="version", version=f"scatterxai {__version__}")
-    p.add_argument("-v", "--verbose", action="count", default=0, help="more messages (-vv: debug)")
-    p.add_argument("-q", "--quiet", action="store_true", default=False,
-                   help="only warnings and errors; no progress bars")
-    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    s = _sub(sub, "run", "the whole study: data → features → models → relevance → figures → report", _cmd_run)
-    s.add_argument("--out", required=True, metavar="DIR", help="output directory (stages already done are reused)")
-    s.add_argument("--scale", type=_positive_float, default=DEFAULT_SCALE,
-                   help="synthetic corpus size as a fraction of SOL-PMT's 5,564 notes (the demo profile)")
-    s.add_argument("--seed", type=_seed, default=0, help="seed of the synthetic corpus, the split and training")
-    s.add_argument("--meta", default=None, metavar="CSV",
-                   help="your own data: a CSV with file_name and label (text or integers), optionally subset "
-                        "(else a 6:2:2 split is drawn with --seed); with --audio-root")
-    s.add_argument("--audio-root", default=None, metavar="DIR",
-                   help="directory the file names of --meta are relative to (searched by base name below it)")
-    s.add_argument("--sol-root", default=None, metavar="PATH",
-                   help="IRCAM's SOL 0.9HQ instead of the synthetic corpus, with the published SOL-PMT split "
-                        "(or a SOL-format --meta); the report compares with the paper's numbers")
-    s.add_argument("--max-epochs", type=_positive_int, default=None,
-                   help="upper bound on training epochs (early stopping decides below it; default 60)")
-    s.add_argument("--jobs", type=_positive_int, default=None,
-                   help="worker processes for synthesis (default: all cores)")
-    _common(s)
-
-    s = _sub(sub, "synth", "write the synthetic playing-technique corpus (audio + meta.csv)", _cmd_synth)
-    s.add_argument("out_dir", metavar="OUT_DIR", help="output directory (audio/*.wav, meta.csv)")
-    s.add_argument("--scale", type=_positive_float, default=DEFAULT_SCALE,
-                   help=f"fraction of the SOL-PMT counts per instrument x technique (≈ "
-                        f"{round(5564 * DEFAULT_SCALE, -1):,.0f} notes; 0.1 ≈ 560; 1 = 5,564)")
-    s.add_argument("--seed", type=_seed, default=0, help="seed of every note's parameters")
-    s.add_argument("--jobs", type=_positive_int, default=os.cpu_count() or 1,
-                   help="worker processes (default: all cores)")
-    _common(s, device=False)
-
-    s = _sub(sub, "extract", "scattering features of every file in a meta CSV → HDF5 (resumable)", _cmd_extract)
-    s.add_argument("meta_csv", metavar="META_CSV", help="CSV with at least a file_name column")
-    s.add_argument("--audio-root", required=True, metavar="DIR",
-                   help="directory that file_name is relative to (searched recursively by base name if "
-                        "not found there, as in the SOL tree)")
-    s.add_argument("--out", required=True, metavar="FEATURES.h5", help="output features file")
-    s.add_argument("--batch-size", type=_positive_int, default=8, help="files transformed at once")
-    s.add_argument("--method", choices=("fast", "kymatio"), default="fast",
-                   help="scattering implementation (same coefficients)")
-    s.add_argument("--overwrite", action="store_true",
-                   help="start over: discard an interrupted extraction (OUT.partial) and replace OUT when done")
-    s.add_argument("--retry-failed", action="store_true",
-                   help="extract again the files that failed (listed in /failed), keeping the others")
-    s.add_argument("--allow-outside-root", action="store_true",
-                   help="read file_name values that are absolute or contain '..' (refused by default)")
-    s.add_argument("--classes", default=None, metavar="NAMES",
-                   help="comma-separated class names: the names of integer labels 0, 1, …, or the order of "
-                        "text labels (default: from the data; see the README)")
-    s.add_argument("--seed", type=_seed, default=0,
-                   help="seed of the 6:2:2 split drawn when the CSV has no subset column (recorded in the file)")
-    s.add_argument("--segments", action="store_true",
-                   help="cut files longer than the transform's window into consecutive windows (one row "
-                        "each, columns segment and start_s) instead of using their first window only")
-    _add_compression(s)
-    _dask_option(s, "the batches")
-    _common(s)
-
-    s = _sub(sub, "train", "train the convnet on S1 or S1+S2 features", _cmd_train)
-    s.add_argument("features", metavar="FEATURES.h5", help="features file with label and subset columns")
-    s.add_argument("--input", choices=("s1", "s1s2"), required=True,
-                   help="first-order coefficients only, or first and second order")
-    s.add_argument("--out", required=True, metavar="MODEL_DIR", help="model directory to write")
-    s.add_argument("--seed", type=_seed, default=0, help="seed of initialisation, dropout and batch order")
-    s.add_argument("--max-epochs", type=_positive_int, default=None,
-                   help="upper bound on epochs (early stopping on the validation split decides; default 60)")
-    _common(s)
-
-    s = _sub(sub, "evaluate", "per-class accuracy and confusion matrix of a trained model", _cmd_evaluate)
-    s.add_argument("features", metavar="FEATURES.h5", help="features file with labels")
-    s.add_argument("--model", required=True, metavar="MODEL_DIR", help="model directory (scatterxai train)")
-    s.add_argument("--out", required=True, metavar="DIR", help="directory for metrics.json and metrics.md")
-    s.add_argument("--subset", default="test", choices=SUBSETS_ARG, help="rows to evaluate")
-    _common(s)
-
+def _add_explain(sub) -> None:
     s = _sub(sub, "explain", "relevance on the (λ1, λ2) plane with attribution methods → HDF5, from a features "
              "file or from audio files", _cmd_explain)
     s.add_argument("inputs", nargs="+", metavar="INPUT",
@@ -473,6 +284,20 @@ def build_parser() -> argparse.ArgumentParser:
     _dask_option(s, "features input: the batches")
     _common(s)
 
+
+def _cmd_figures(args):
+    from .report import relevance_figures
+    examples = None if args.examples is None else [e.strip() for e in args.examples.split(",") if e.strip()]
+    methods = None if args.methods is None else [m.strip() for m in args.methods.split(",") if m.strip()]
+    written = relevance_figures(args.relevance, args.out, examples=examples, methods=methods,
+                                aggregate_method=args.aggregate_method, audio_root=args.audio_root,
+                                fmt=args.format, dpi=args.dpi)
+    for name, path in written.items():
+        print(f"{name}: {path}")
+    return 0
+
+
+def _add_figures(sub) -> None:
     s = _sub(sub, "figures", "Fig. 1, Fig. 2 and the confusion matrix of any relevance file", _cmd_figures)
     s.add_argument("relevance", metavar="RELEVANCE.h5", help="relevance file (scatterxai explain)")
     s.add_argument("--out", required=True, metavar="DIR", help="output directory")
@@ -489,6 +314,24 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--dpi", type=_positive_float, default=200, help="resolution (raster parts of vector files)")
     _common(s, device=False)
 
+
+def _cmd_quality(args):
+    from .analysis.quality import QualityConfig, quality
+    from .analysis.quality.report import failure_sentence, ranking_table
+    config = QualityConfig(subset=args.subset, max_examples=args.max_examples, select=args.select,
+                           n_steps=args.steps, max_fraction=args.max_fraction, n_random=args.random_orders,
+                           baseline=args.baseline, randomisation_examples=args.randomisation_examples,
+                           randomisation_examples_slow=args.randomisation_examples_slow,
+                           permuted_epochs=args.permuted_epochs, seed=args.seed, randomisation_seed=args.seed,
+                           device=args.device)
+    res = quality(args.features, model_dir=args.model, relevance=args.relevance, out=args.out, config=config,
+                  permuted_model=args.permuted_model, progress=True)
+    print(ranking_table(res["quality"]) + "\n\n" + failure_sentence(res["quality"]) + "\n\n"
+          + f"details: {res['files']['markdown']}")
+    return 0
+
+
+def _add_quality(sub) -> None:
     s = _sub(sub, "quality", "is the explanation right? deletion/insertion of paths against random orders, "
                              "randomisation sanity checks and ground truth for every method of a relevance file",
              _cmd_quality)
@@ -525,6 +368,18 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=_seed, default=0, help="seed of the random orders and of re-initialisation")
     _common(s)
 
+
+def _cmd_describe(args):
+    from .analysis.describe.run import DescribeConfig, describe_notes
+    config = DescribeConfig(subset=args.subset, max_notes=args.max_notes, seed=args.seed,
+                            max_seconds=args.max_seconds, jobs=args.jobs, batch_size=args.batch_size)
+    summary = describe_notes(args.meta_csv, args.audio_root, args.out, features=args.features, config=config,
+                             overwrite=args.overwrite, progress=True, dask=args.dask)
+    print(summary.describe())
+    return 0 if summary.n_ok > 0 else 1
+
+
+def _add_describe(sub) -> None:
     s = _sub(sub, "describe", "hand-crafted descriptors of every note in a meta CSV → HDF5 (resumable)",
              _cmd_describe)
     s.add_argument("meta_csv", metavar="META_CSV", help="CSV with at least a file_name column")
@@ -548,6 +403,22 @@ def build_parser() -> argparse.ArgumentParser:
     _dask_option(s, "the batches (instead of --jobs)")
     _common(s, device=False)
 
+
+def _cmd_probe(args):
+    from .analysis.probe.export import write_probe_outputs
+    from .analysis.probe.study import ProbeConfig, probe_study
+    config = ProbeConfig(subset=None if args.subset == "all" else args.subset, max_examples=args.max_examples,
+                         pooling=args.pooling, group_by=args.group_by, untrained_seeds=args.untrained_seeds,
+                         batchnorm=args.batchnorm, n_permutations=args.permutations, seed=args.seed,
+                         device=args.device, jobs=args.jobs, clip=not args.no_clip)
+    result = probe_study(args.features, args.descriptors, args.model, config, progress=True)
+    paths = write_probe_outputs(result, args.out)
+    with open(paths["md"], encoding="utf-8") as fh:
+        print(fh.read())
+    return 0
+
+
+def _add_probe(sub) -> None:
     s = _sub(sub, "probe", "what each layer represents: CKA, linear probes and unit matching, trained vs "
                            "untrained networks", _cmd_probe)
     s.add_argument("features", metavar="FEATURES.h5", help="features file with labels (and instruments)")
@@ -578,6 +449,104 @@ def build_parser() -> argparse.ArgumentParser:
                    help="worker processes for the (network, layer) analyses; results do not depend on it")
     _common(s)
 
+
+def _cmd_compare(args):
+    from .analysis.compare import CompareConfig, compare_relevance, describe
+    def names(text):
+        return tuple(m.strip() for m in text.split(",") if m.strip())
+
+    config = CompareConfig(metrics=names(args.metrics),
+                           methods=None if args.methods in (None, "all") else names(args.methods),
+                           reference=args.reference, max_pairs=args.max_pairs, emd_max_pairs=args.emd_max_pairs,
+                           emd_scope=args.emd_scope, seed=args.seed, mode=args.mode)
+    result = compare_relevance(args.relevance, args.out, config)
+    print(describe(result))
+    print(os.path.join(args.out, "compare.md"))
+    return 0
+
+
+def _add_compare(sub) -> None:
+    s = _sub(sub, "compare", "distances between relevance maps: within and between classes, between methods",
+             _cmd_compare)
+    s.add_argument("relevance", metavar="RELEVANCE.h5", help="relevance file (scatterxai explain)")
+    s.add_argument("--out", required=True, metavar="DIR",
+                   help="directory for compare.json, compare.md and the figures")
+    s.add_argument("--metrics", default="mean_diff,kl,js,emd,emd_lambda1,emd_lambda2",
+                   help="comma-separated metrics: JS in nats, EMD in octaves on the (λ1, λ2) plane")
+    s.add_argument("--methods", default=None, help="comma-separated methods to compare (None: all in the file)")
+    s.add_argument("--reference", default=None, metavar="METHOD",
+                   help="compare methods with this one only (None: every pair of methods)")
+    s.add_argument("--max-pairs", type=_pairs, default=100, metavar="N",
+                   help="pairs sampled per class, between classes, and notes per method pair ('all': no bound)")
+    s.add_argument("--emd-max-pairs", type=_pairs, default=20, metavar="N",
+                   help="the same bound for the 2-D EMD (one optimal-transport solve per pair, ~0.1 s)")
+    s.add_argument("--emd-scope", choices=("all", "between_methods"), default="all",
+                   help="compute the 2-D EMD in every part of the study or only between methods")
+    s.add_argument("--seed", type=_seed, default=0, help="seed of the pair sampling")
+    s.add_argument("--mode", choices=("positive", "abs", "shift"), default="positive",
+                   help="map → distribution: max(p, 0), |p|, or p − min p, normalised to sum 1")
+    _common(s, device=False)
+
+
+def _cmd_run(args):
+    from .pipeline import RunConfig, run
+    config = RunConfig(scale=args.scale, seed=args.seed, sol_root=args.sol_root, meta=args.meta,
+                       audio_root=args.audio_root, device=args.device, max_epochs=args.max_epochs, jobs=args.jobs)
+    print(run(args.out, config)["report"])
+    return 0
+
+
+def _add_run(sub) -> None:
+    s = _sub(sub, "run", "the whole study: data → features → models → relevance → figures → report", _cmd_run)
+    s.add_argument("--out", required=True, metavar="DIR", help="output directory (stages already done are reused)")
+    s.add_argument("--scale", type=_positive_float, default=DEFAULT_SCALE,
+                   help="synthetic corpus size as a fraction of SOL-PMT's 5,564 notes (the demo profile)")
+    s.add_argument("--seed", type=_seed, default=0, help="seed of the synthetic corpus, the split and training")
+    s.add_argument("--meta", default=None, metavar="CSV",
+                   help="your own data: a CSV with file_name and label (text or integers), optionally subset "
+                        "(else a 6:2:2 split is drawn with --seed); with --audio-root")
+    s.add_argument("--audio-root", default=None, metavar="DIR",
+                   help="directory the file names of --meta are relative to (searched by base name below it)")
+    s.add_argument("--sol-root", default=None, metavar="PATH",
+                   help="IRCAM's SOL 0.9HQ instead of the synthetic corpus, with the published SOL-PMT split "
+                        "(or a SOL-format --meta); the report compares with the paper's numbers")
+    s.add_argument("--max-epochs", type=_positive_int, default=None,
+                   help="upper bound on training epochs (early stopping decides below it; default 60)")
+    s.add_argument("--jobs", type=_positive_int, default=None,
+                   help="worker processes for synthesis (default: all cores)")
+    _common(s)
+
+
+def _split_values(values):
+    """--values 4 8 16 or --values 4,8,16 → a tuple of strings (None if not given)."""
+    if values is None:
+        return None
+    return tuple(v.strip() for item in values for v in item.split(",") if v.strip())
+
+
+def _cmd_sweep(args):
+    from .analysis.sweep.run import SweepConfig, run_sweep
+    values = _split_values(args.values)
+    if values is not None and args.factor in ("rate", "f0", "depth"):
+        try:
+            values = tuple(float(v) for v in values)
+        except ValueError:
+            raise ScatterXAIError(f"--values of {args.factor} must be numbers, got {list(values)}") from None
+    config = SweepConfig(factor=args.factor, technique=args.technique, values=values, repeats=args.repeats,
+                         methods=args.methods, target=args.target, instrument=args.instrument, pitch=args.pitch,
+                         dynamics=args.dynamics, seed=args.seed, device=args.device)
+    result = run_sweep(args.model, args.out, config, progress=True)
+    lines = [f"{args.out}: {len(result['notes'])} notes, {result['factor']} sweep of {result['technique']} "
+             f"({result['instrument']}); predicted: {', '.join(result['predicted'])}"]
+    for method, fit in result.get("tracking", {}).items():
+        lines.append(f"  tracking {method}: slope {fit['slope']:.3f}, r2 {fit['r2']:.3f}")
+    for layer, inv in result["invariance"].items():
+        lines.append(f"  invariance {layer}: r = {inv['mean']:.3f} ± {inv['std']:.3f} ({inv['n_pairs']} pairs)")
+    print("\n".join(lines))
+    return 0
+
+
+def _add_sweep(sub) -> None:
     s = _sub(sub, "sweep", "vary one factor of a synthetic note, explain the notes, measure tracking and "
                            "invariance", _cmd_sweep)
     s.add_argument("--model", required=True, metavar="MODEL_DIR", help="model directory (scatterxai train)")
@@ -606,6 +575,33 @@ def build_parser() -> argparse.ArgumentParser:
                         "sweep.json, figures")
     _common(s)
 
+
+def _cmd_auralise(args):
+    from .analysis.auralise.run import auralise_audio, auralise_relevance
+    if args.relevance is not None:
+        if args.audio is not None or args.example is None or args.audio_root is None:
+            raise ScatterXAIError("with --relevance give --example K and --audio-root DIR, and no AUDIO")
+        result = auralise_relevance(args.relevance, args.example, args.audio_root, args.out, method=args.method,
+                                    mode=args.mode, top=args.top)
+    else:
+        if args.audio is None or args.model is None:
+            raise ScatterXAIError("give AUDIO and --model MODEL_DIR (or --relevance R.h5 --example K "
+                                  "--audio-root DIR)")
+        result = auralise_audio(args.audio, args.model, args.out, method=args.method, target=args.target,
+                                device=args.device, mode=args.mode, top=args.top)
+    m = result["measurements"]
+    lines = [f"{args.out}: relevance of {result['explained']} (predicted {result['predicted']}, {result['method']})"]
+    for part in ("relevant", "complement"):
+        v = m[part]
+        below = next(k for k in v if k.startswith("below_"))
+        lines.append(f"  {part}: {100 * v['energy_share']:.1f} % of the energy, centroid {v['centroid_hz']:.0f} Hz, "
+                     f"{100 * v[below]:.0f} % below {below.split('_')[1]} Hz, envelope modulation "
+                     f"{v['am_rate_hz']:.1f} Hz depth {v['am_depth']:.2f}")
+    print("\n".join(lines))
+    return 0
+
+
+def _add_auralise(sub) -> None:
     s = _sub(sub, "auralise", "resynthesise what a relevance map keeps of a note, and what it leaves",
              _cmd_auralise)
     s.add_argument("audio", nargs="?", default=None, metavar="AUDIO",
@@ -628,26 +624,64 @@ def build_parser() -> argparse.ArgumentParser:
                    help="output directory: relevant.wav, complement.wav, reference.wav, map.png, auralise.json")
     _common(s)
 
-    s = _sub(sub, "compare", "distances between relevance maps: within and between classes, between methods",
-             _cmd_compare)
-    s.add_argument("relevance", metavar="RELEVANCE.h5", help="relevance file (scatterxai explain)")
-    s.add_argument("--out", required=True, metavar="DIR",
-                   help="directory for compare.json, compare.md and the figures")
-    s.add_argument("--metrics", default="mean_diff,kl,js,emd,emd_lambda1,emd_lambda2",
-                   help="comma-separated metrics: JS in nats, EMD in octaves on the (λ1, λ2) plane")
-    s.add_argument("--methods", default=None, help="comma-separated methods to compare (None: all in the file)")
-    s.add_argument("--reference", default=None, metavar="METHOD",
-                   help="compare methods with this one only (None: every pair of methods)")
-    s.add_argument("--max-pairs", type=_pairs, default=100, metavar="N",
-                   help="pairs sampled per class, between classes, and notes per method pair ('all': no bound)")
-    s.add_argument("--emd-max-pairs", type=_pairs, default=20, metavar="N",
-                   help="the same bound for the 2-D EMD (one optimal-transport solve per pair, ~0.1 s)")
-    s.add_argument("--emd-scope", choices=("all", "between_methods"), default="all",
-                   help="compute the 2-D EMD in every part of the study or only between methods")
-    s.add_argument("--seed", type=_seed, default=0, help="seed of the pair sampling")
-    s.add_argument("--mode", choices=("positive", "abs", "shift"), default="positive",
-                   help="map → distribution: max(p, 0), |p|, or p − min p, normalised to sum 1")
-    _common(s, device=False)
+
+# ------------------------------------------------------------------------------------------------ parser
+
+#: --compression choices (lossless HDF5 filters of the large datasets)
+COMPRESSION_CHOICES = ("none", "gzip", "lzf")
+
+
+def _compression(name):
+    return None if name == "none" else name
+
+
+def _add_compression(p):
+    p.add_argument("--compression", choices=COMPRESSION_CHOICES, default="none",
+                   help="lossless compression of the (example, path, frame) datasets, chunked per example: "
+                        "gzip (smaller, slower) or lzf (faster)")
+
+
+def _common(p, *, device=True):
+    """Options every sub-command has (verbosity; device where torch runs)."""
+    g = p.add_argument_group("output")
+    g.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS,
+                   help="more messages (-vv: debug)")
+    g.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS,
+                   help="only warnings and errors; no progress bars")
+    if device:
+        p.add_argument("--device", default="auto", help="auto (CUDA when present, else CPU), cpu, cuda, cuda:<i>")
+
+
+def _dask_option(p, what):
+    p.add_argument("--dask", default=None, metavar="ADDRESS|local:N",
+                   help=f"{what} on a Dask cluster: a scheduler address (tcp://host:8786), or local:N for N worker "
+                        f"processes on this machine; this process writes the output (needs pip install "
+                        f"'scatterxai[dask]'; see the README, 'Many machines'; default: this process only)")
+
+
+def _sub(sub, name, help, func):
+    s = sub.add_parser(name, help=help, description=help[:1].upper() + help[1:] + ".",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    s.set_defaults(func=func)
+    return s
+
+
+#: the sub-commands, in the order of ``scatterxai --help``: each ``_add_<cmd>`` adds its parser
+COMMANDS = (_add_run, _add_synth, _add_extract, _add_train, _add_evaluate, _add_explain, _add_figures, _add_quality,
+            _add_describe, _add_probe, _add_sweep, _add_auralise, _add_compare)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="scatterxai", description=DESCRIPTION, epilog=EPILOG,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--version", action="version", version=f"scatterxai {__version__}")
+    p.add_argument("-v", "--verbose", action="count", default=0, help="more messages (-vv: debug)")
+    p.add_argument("-q", "--quiet", action="store_true", default=False,
+                   help="only warnings and errors; no progress bars")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    for add in COMMANDS:
+        add(sub)
     return p
 
 
