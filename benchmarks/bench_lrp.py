@@ -23,7 +23,7 @@ import time
 import numpy as np
 import torch
 
-from scatterxai.explain import RULES, attribute
+from scatterxai.explain import attribute, available_methods
 from scatterxai.model import ConvNet, count_parameters, load_model
 
 
@@ -50,7 +50,7 @@ def main(argv=None):
     p.add_argument("--examples", type=int, default=64, help="examples explained per run (K)")
     p.add_argument("--batch-size", type=int, default=64, help="batch size of the batched run")
     p.add_argument("--rounds", type=int, default=3, help="alternating rounds of (batched, one at a time)")
-    p.add_argument("--rule", default="epsilon_plus", choices=sorted(RULES))
+    p.add_argument("--rule", default="epsilon_plus", choices=available_methods("lrp"))
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     p.add_argument("--model", default=None, help="trained MODEL_DIR (default: random weights)")

@@ -61,6 +61,26 @@ _nonnegative_float = _number_type(float, lambda v: 0 <= v < float("inf"), "a fin
 _seed = _number_type(int, lambda v: 0 <= v < 2 ** 32, "an integer seed in [0, 2**32)", "seed")
 
 
+def _param_argument(param) -> dict:
+    """argparse keywords (type or choices, metavar) of a method's :class:`~scatterxai.explain.Param`."""
+    if param.kind == "choice":
+        return {"choices": param.cli_choices or param.choices}
+    if param.kind == "bool":
+        return {"action": "store_const", "const": True}
+    known = {("seed", None, False): _seed, ("int", 1, False): _positive_int, ("int", 0, False): _nonnegative_int,
+             ("float", 0.0, True): _positive_float, ("float", 0.0, False): _nonnegative_float}
+    kind = known.get((param.kind, param.low, param.low_open))
+    if kind is None:
+        def valid(value):
+            try:
+                param.check(value)
+            except ScatterXAIError:
+                return False
+            return True
+        kind = _number_type(float if param.kind == "float" else int, valid, f"a valid {param.name}", param.name)
+    return {"type": kind, **({"metavar": param.metavar} if param.metavar else {})}
+
+
 def _pairs(text):
     return None if text == "all" else _positive_int(text)
 
@@ -161,20 +181,15 @@ def _add_evaluate(sub) -> None:
     _common(s)
 
 
-#: attribution methods (``scatterxai.explain.available_methods()``; listed here so that --help needs no torch)
-METHODS = ("lrp0", "epsilon", "epsilon_plus", "epsilon_conv_zplus_dense", "gradient", "gradient_x_input",
-           "integrated_gradients", "smoothgrad", "deconvnet", "occlusion")
-#: method parameters of `scatterxai explain`: option dest → (method, parameter)
-METHOD_OPTIONS = {"ig_steps": ("integrated_gradients", "steps"), "ig_grid": ("integrated_gradients", "grid"),
-                  "ig_baseline": ("integrated_gradients", "baseline"),
-                  "synth_seed": ("integrated_gradients", "synth_seed"), "smoothgrad_n": ("smoothgrad", "n"),
-                  "smoothgrad_sigma": ("smoothgrad", "noise_level"), "smoothgrad_base": ("smoothgrad", "base"),
-                  "occlusion_groups": ("occlusion", "groups"), "occlusion_fill": ("occlusion", "fill"),
-                  "deconvnet_layer": ("deconvnet", "layer"), "deconvnet_channel": ("deconvnet", "channel")}
+def method_options() -> dict:
+    """The method options of ``scatterxai explain``, from the registry: argparse dest → (method, Param)."""
+    from .explain import REGISTRY, available_methods
+    return {p.dest: (m, p) for m in available_methods() for p in REGISTRY[m].parameters if p.flag}
 
 
 def _method_list(text: str):
-    return METHODS if text.strip() == "all" else text
+    from .explain import available_methods
+    return tuple(available_methods()) if text.strip() == "all" else text
 
 
 def _explain_config(args):
@@ -183,14 +198,14 @@ def _explain_config(args):
     from .explain import REGISTRY, ExplainConfig, method_names
     methods = method_names(_method_list(args.methods))
     params = {}
-    for dest, (method, key) in METHOD_OPTIONS.items():
+    for dest, (method, param) in method_options().items():
         value = getattr(args, dest)
         if value is None:
             continue
         if method not in methods:
-            raise ParameterError(f"--{dest.replace('_', '-')} is a parameter of {method}, which is not among "
-                                 f"--methods {','.join(methods)}")
-        params.setdefault(method, {})[key] = value
+            raise ParameterError(f"{param.flag} is a parameter of {method}, which is not among --methods "
+                                 f"{','.join(methods)}")
+        params.setdefault(method, {})[param.name] = value
     limits = {}
     if args.max_per_class is not None:
         limits = {m: args.max_per_class for m in methods if REGISTRY[m].slow}
@@ -229,6 +244,8 @@ def _cmd_explain(args):
 
 
 def _add_explain(sub) -> None:
+    from .explain import REGISTRY, available_methods
+    from .explain.methods.lrp import DEFAULT_EPSILON
     s = _sub(sub, "explain", "relevance on the (λ1, λ2) plane with attribution methods → HDF5, from a features "
              "file or from audio files", _cmd_explain)
     s.add_argument("inputs", nargs="+", metavar="INPUT",
@@ -236,7 +253,8 @@ def _add_explain(sub) -> None:
                         "(any other input: WAV, FLAC, …)")
     s.add_argument("--model", required=True, metavar="MODEL_DIR", help="model directory (scatterxai train)")
     s.add_argument("--methods", "--rules", dest="methods", default="epsilon,epsilon_plus",
-                   help=f"comma-separated attribution methods, or 'all' (--rules is an alias): {', '.join(METHODS)}")
+                   help=f"comma-separated attribution methods, or 'all' (--rules is an alias): "
+                        f"{', '.join(available_methods())}")
     s.add_argument("--out", required=True, metavar="RELEVANCE.h5|DIR",
                    help="output relevance file (features input), or output directory (audio input: "
                         "relevance.h5, predictions.json, a figure per file)")
@@ -249,38 +267,19 @@ def _add_explain(sub) -> None:
     s.add_argument("--target", choices=("pred", "true"), default="pred",
                    help="explain the predicted class (paper) or the true class")
     s.add_argument("--top-n", type=_positive_int, default=5, help="n of the per-class top-n aggregation")
-    s.add_argument("--epsilon", type=_positive_float, default=1e-6, help="ε of the LRP ε-rule")
+    s.add_argument("--epsilon", type=_positive_float, default=DEFAULT_EPSILON, help="ε of the LRP ε-rule")
     s.add_argument("--batch-size", type=_positive_int, default=64, help="examples attributed at once")
     _add_compression(s)
     s.add_argument("--max-per-class", type=_positive_int, default=None, metavar="N",
-                   help="explain at most N examples per class (spread evenly through the file) with the slow "
-                        "methods integrated_gradients, smoothgrad, occlusion; their other rows are NaN "
-                        "(None: all rows)")
+                   help=f"explain at most N examples per class (spread evenly through the file) with the slow "
+                        f"methods {', '.join(m for m in available_methods() if REGISTRY[m].slow)}; their other rows "
+                        f"are NaN (None: all rows)")
     g = s.add_argument_group("method parameters (None: the method's own default, shown in brackets)")
-    g.add_argument("--ig-steps", type=_positive_int, default=None, metavar="N",
-                   help="Integrated Gradients: Riemann steps [100]")
-    g.add_argument("--ig-grid", choices=("midpoint", "right"), default=None,
-                   help="Integrated Gradients: α_k = (k − ½)/n, or Zennit's right Riemann sum α_k = k/n [midpoint]")
-    g.add_argument("--ig-baseline", choices=("zero", "unmodulated"), default=None,
-                   help="Integrated Gradients baseline: the input of silence, or (synthetic notes only) the same "
-                        "note rendered without its modulation [zero]")
-    g.add_argument("--synth-seed", type=_seed, default=None, metavar="SEED",
-                   help="seed of the synthetic corpus, to re-render notes for --ig-baseline unmodulated [0]")
-    g.add_argument("--smoothgrad-n", type=_positive_int, default=None, metavar="N",
-                   help="SmoothGrad: passes averaged, the last without noise [32]")
-    g.add_argument("--smoothgrad-sigma", type=_nonnegative_float, default=None, metavar="LEVEL",
-                   help="SmoothGrad: noise σ as a fraction of (max − min) of each input [0.1]")
-    g.add_argument("--smoothgrad-base", choices=("gradient", "gradient_x_input"), default=None,
-                   help="SmoothGrad: average the gradient, or multiply the average by the input [gradient]")
-    g.add_argument("--occlusion-groups", choices=("lambda2", "cell"), default=None,
-                   help="occlusion: one λ2 band across all λ1, or one (λ1 octave, λ2 band) cell [lambda2]")
-    g.add_argument("--occlusion-fill", choices=("training_mean", "zero"), default=None,
-                   help="occlusion: replace a group by the model's input at the training mean, or by 0 "
-                        "[training_mean]")
-    g.add_argument("--deconvnet-layer", choices=("logit", "conv0", "conv1", "conv2", "fc1"), default=None,
-                   help="DeconvNet: start from the explained logit or from a channel of this layer [logit]")
-    g.add_argument("--deconvnet-channel", type=_nonnegative_int, default=None, metavar="K",
-                   help="DeconvNet: the channel of --deconvnet-layer")
+    for method, param in method_options().values():
+        default = "" if param.default is None else f" [{param.default}]"
+        text = f"{REGISTRY[method].title}: {param.help}{default}".replace("%", "%%")
+        g.add_argument(param.flag, default=None, help=text,
+                       **_param_argument(param))
     _dask_option(s, "features input: the batches")
     _common(s)
 

@@ -14,7 +14,7 @@ import json
 import os
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from . import __version__
@@ -24,19 +24,16 @@ from ._util.log import logger
 from ._util.types import PathLike
 from ._util.validate import check_positive_float, check_positive_int, check_seed, with_settings
 from .errors import DataError, ParameterError
+from .explain.base import REGISTRY, available_methods
 from .scattering.config import PAPER_CONFIG, ScatteringConfig
 from .task import DEFAULT_SCALE, INPUTS
 
-__all__ = ["run", "RunConfig", "RunContext", "Stage", "ANALYSES", "DEMO_SCALE", "RULES_RUN", "METHODS_RUN",
-           "SLOW_PER_CLASS"]
+__all__ = ["run", "RunConfig", "RunContext", "Stage", "ANALYSES", "DEMO_SCALE", "RULES_RUN", "SLOW_PER_CLASS"]
 
 #: size of the default (demo) synthetic corpus (:data:`scatterxai.task.DEFAULT_SCALE`)
 DEMO_SCALE = DEFAULT_SCALE
 #: LRP rules of the paper's figures: LRP-ε and the paper's composite LRP-[ε,z+]
 RULES_RUN = ("epsilon", "epsilon_plus")
-#: attribution methods of the pipeline: every registered method (``scatterxai.explain.available_methods()``)
-METHODS_RUN = ("lrp0", "epsilon", "epsilon_plus", "epsilon_conv_zplus_dense", "gradient", "gradient_x_input",
-               "integrated_gradients", "smoothgrad", "deconvnet", "occlusion")
 #: test notes per class explained by the slow methods (Integrated Gradients, SmoothGrad, occlusion)
 SLOW_PER_CLASS = 20
 
@@ -67,7 +64,9 @@ class RunConfig:
         Worker processes for synthesis (default: all cores).
     scattering : ScatteringConfig
     methods : tuple of str
-        Attribution methods to explain with (must include :data:`RULES_RUN`, which the figures draw).
+        Attribution methods to explain with (must include :data:`RULES_RUN`, which the figures draw); default:
+        every method registered when the configuration is made
+        (:func:`scatterxai.explain.available_methods`).
     slow_per_class : int or None
         Examples per class explained by the slow methods (None: all), see
         :func:`scatterxai.explain.stratified_rows`.
@@ -84,7 +83,7 @@ class RunConfig:
     max_epochs: Optional[int] = None
     jobs: Optional[int] = None
     scattering: ScatteringConfig = PAPER_CONFIG
-    methods: Tuple[str, ...] = METHODS_RUN
+    methods: Tuple[str, ...] = field(default_factory=lambda: tuple(available_methods()))
     slow_per_class: Optional[int] = SLOW_PER_CLASS
     top_n: int = 5
 
@@ -107,6 +106,9 @@ class RunConfig:
         if not isinstance(self.scattering, ScatteringConfig):
             raise ParameterError(f"scattering must be a ScatteringConfig, got {type(self.scattering).__name__}")
         object.__setattr__(self, "methods", tuple(self.methods))
+        unknown = [m for m in self.methods if m not in REGISTRY]
+        if unknown:
+            raise ParameterError(f"unknown attribution methods {unknown}; valid methods are {available_methods()}")
         missing = [r for r in RULES_RUN if r not in self.methods]
         if missing:
             raise ParameterError(f"methods must include {list(RULES_RUN)} (the figures draw them); {missing} "
@@ -275,7 +277,7 @@ class RunContext:
         self.stage(f"evaluate_{inp}", {"train": st.digest}, [self.metrics_paths[inp]], evaluate)
 
     def explain(self) -> None:
-        from .explain import REGISTRY, ExplainConfig, explain
+        from .explain import ExplainConfig, explain
         cfg = self.config
         limits = ({m: cfg.slow_per_class for m in cfg.methods if REGISTRY[m].slow}
                   if cfg.slow_per_class is not None else {})

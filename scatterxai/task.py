@@ -1,5 +1,5 @@
 """The task's vocabulary, defined once: the paper's technique classes, the network's input kinds, the
-per-path metadata columns.
+per-path metadata columns, the network's layers.
 
 :data:`CLASSES` is the default label set: the five periodic modulation techniques of SOL-PMT and of the
 synthetic corpus, a note's label being its index here (companion code's convention).  Other studies bring
@@ -8,7 +8,7 @@ their own class names, which the files they write record.
 
 from __future__ import annotations
 
-__all__ = ["CLASSES", "INPUTS", "INPUT_LABELS", "PATH_FIELDS", "DEFAULT_SCALE"]
+__all__ = ["CLASSES", "INPUTS", "INPUT_LABELS", "PATH_FIELDS", "LAYERS", "DEFAULT_SCALE"]
 
 #: technique classes of SOL-PMT and the synthetic corpus; a note's label is the index of its class here
 CLASSES = ("vibrato", "trill", "tremolo", "bisbigliando", "flatterzunge")
@@ -18,6 +18,8 @@ INPUTS = {"s1": "first-order coefficients only", "s1s2": "first- and second-orde
 INPUT_LABELS = {"s1": "S1", "s1s2": "S1+S2"}
 #: the public per-path columns (``/paths`` in every HDF5 file, ``paths`` in model directories)
 PATH_FIELDS = ("order", "lambda1_hz", "lambda2_hz", "n1", "n2")
+#: the network's layers whose activations the analyses read (and DeconvNet can start from), input to output
+LAYERS = ("conv0", "conv1", "conv2", "fc1")
 #: size of the default (demo) synthetic corpus as a fraction of SOL-PMT's counts (≈ 1,670 notes), the
 #: demo profile of ``scatterxai run``: at 0.1 (556 notes) the S1+S2 network sees 11 vibrato and 17
 #: bisbigliando training notes and its test macro accuracy varies from 78 % to 91 % with the seed; at 0.3

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from scatterxai.errors import ParameterError
-from scatterxai.explain import DEFAULT_IG_STEPS, attribute, available_methods, get_explainer, occlusion_groups
+from scatterxai.explain import DEFAULT_IG_STEPS, attribute, get_explainer, occlusion_groups
 from scatterxai.model import ConvNet
 from scatterxai.model.activations import layer_activations
 
@@ -45,13 +45,6 @@ def tiny_paths():
             order.append(2), lam1.append(f1), lam2.append(f2), n1.append(i), n2.append(j)
     return {"order": np.array(order), "lambda1_hz": np.array(lam1), "lambda2_hz": np.array(lam2),
             "n1": np.array(n1), "n2": np.array(n2)}
-
-
-def test_registry_has_every_method():
-    assert available_methods() == ["lrp0", "epsilon", "epsilon_plus", "epsilon_conv_zplus_dense", "gradient",
-                                   "gradient_x_input", "integrated_gradients", "smoothgrad", "deconvnet",
-                                   "occlusion"]
-    assert available_methods("perturbation") == ["occlusion"]
 
 
 def test_linear_network_integrated_gradients_and_gradient_x_input():

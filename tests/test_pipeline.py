@@ -5,7 +5,8 @@ import os
 import h5py
 import numpy as np
 
-from scatterxai.pipeline import METHODS_RUN, run
+from scatterxai.explain import available_methods
+from scatterxai.pipeline import run
 
 from .conftest import SMALL
 
@@ -27,7 +28,7 @@ def test_run_end_to_end_and_stage_reuse(tmp_path, caplog):
                   "quality_permuted_labels", "quality", "describe", "probe"):
         assert f"[{stage}] running" in first
     with h5py.File(paths["relevance"], "r") as f:
-        assert set(f["relevance"]) == set(METHODS_RUN)
+        assert set(f["relevance"]) == set(available_methods())
         assert f["features"].shape[1:] == (249, 128)
     assert os.path.exists(os.path.join(out, "compare", "compare.json"))
     for inp, n_channels in (("s1", 38), ("s1s2", 249)):

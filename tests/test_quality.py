@@ -32,8 +32,7 @@ from scatterxai.analysis.quality import (
 )
 from scatterxai.analysis.quality.metrics import margin_passes
 from scatterxai.errors import ModelError, ParameterError
-from scatterxai.explain import Explainer, attribute, explain, get_explainer
-from scatterxai.explain.base import REGISTRY
+from scatterxai.explain import Explainer, Param, attribute, explain, get_explainer, registered, unregistered
 from scatterxai.features import FeatureFile, write_features
 from scatterxai.io.relevance import RelevanceFile
 from scatterxai.maps import local_map
@@ -45,7 +44,7 @@ from .conftest import SMALL
 # ----------------------------------------------------------------------------------- test-only methods
 
 class _Gradient(Explainer):
-    name, family, summary = "test_gradient", "gradient", "∂f_c/∂x (test)"
+    name, title, family, summary = "test_gradient", "test_gradient", "gradient", "∂f_c/∂x (test)"
     times_input = False
 
     @contextlib.contextmanager
@@ -60,12 +59,12 @@ class _Gradient(Explainer):
 
 
 class _GradientXInput(_Gradient):
-    name, summary, times_input = "test_gradient_x_input", "x ⊙ ∂f_c/∂x (test)", True
+    name, title, summary, times_input = "test_gradient_x_input", "test_gradient_x_input", "x ⊙ ∂f_c/∂x (test)", True
 
 
 class _Input(Explainer):
     """An 'explanation' that ignores the network: the input itself."""
-    name, family, summary = "test_input", "gradient", "x itself (test)"
+    name, title, family, summary = "test_input", "test_input", "gradient", "x itself (test)"
 
     @contextlib.contextmanager
     def session(self, model):
@@ -77,15 +76,13 @@ class _Input(Explainer):
 
 class _SlowGradient(_Gradient):
     """A gradient registered as slow, with a parameter and a constructor argument taken from the model."""
-    name, summary, slow, context = "test_slow", "slow gradient (test)", True, ("paths",)
+    name, title, summary, slow, context = "test_slow", "test_slow", "slow gradient (test)", True, ("paths",)
+    parameters = (Param("scale", 1.0, "a parameter recorded in the file", kind="float"),)
 
-    def __init__(self, *, scale: float = 1.0, paths=None):
+    def setup(self, *, paths=None):
         if paths is None:
             raise ParameterError("test_slow needs paths")
-        self.scale, self.n_paths = float(scale), len(paths["order"])
-
-    def params(self):
-        return {"scale": self.scale}
+        self.n_paths = len(paths["order"])
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -94,12 +91,8 @@ def test_methods():
     than two on a shared machine for these tiny networks)."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    classes = (_Gradient, _GradientXInput, _Input, _SlowGradient)
-    for cls in classes:
-        REGISTRY[cls.name] = cls
-    yield
-    for cls in classes:
-        REGISTRY.pop(cls.name, None)
+    with registered(_Gradient, _GradientXInput, _Input, _SlowGradient):
+        yield
     torch.set_num_threads(threads)
 
 
@@ -436,12 +429,9 @@ def test_unregistered_method_and_no_ground_truth(study, tmp_path):
     rel.write_bytes(study["relevance"].read_bytes())
     with h5py.File(rel, "a") as f:
         del f["examples/modulation_hz"]
-    saved = REGISTRY.pop("test_gradient")
-    try:
+    with unregistered("test_gradient"):
         res = quality(study["features"], model_dir=study["model"], relevance=rel, out=tmp_path / "q",
                       max_examples=4, permuted_epochs=0, progress=False, device="cpu")
-    finally:
-        REGISTRY["test_gradient"] = saved
     q = res["quality"]
     assert q["test_gradient"]["randomisation"] is None and q["test_gradient"]["checks"]["model_randomisation"] is None
     assert q["epsilon"]["randomisation"] is not None and q["epsilon"]["label_randomisation_spearman"] is None

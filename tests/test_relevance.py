@@ -1,4 +1,5 @@
-"""LRP presets against an independent textbook implementation (float64, dense matrices, no hooks)."""
+"""LRP presets against an independent textbook implementation (float64, dense matrices, no hooks); properties
+every registered LRP preset has (exact BatchNorm merge, the input BatchNorm passes relevance)."""
 
 import copy
 
@@ -8,11 +9,13 @@ import torch
 from zennit.canonizers import SequentialMergeBatchNorm
 
 from scatterxai.errors import ParameterError
-from scatterxai.explain import RULES, attribute, get_rule
-from scatterxai.explain.lrp import LRP0_CLIP
+from scatterxai.explain import attribute, get_explainer, lrp_presets
+from scatterxai.explain.methods.lrp import LRP0_CLIP
 from scatterxai.model import ConvNet
 
 C_IN, T, K = 16, 16, 5
+#: the presets whose rules (z, ε, z+) the independent implementation below knows
+RULES = ("lrp0", "epsilon", "epsilon_plus", "epsilon_conv_zplus_dense")
 
 
 def make_net(seed=0, *, zero_biases=False):
@@ -204,7 +207,7 @@ def test_input_batchnorm_passes_relevance_like_moving_it_out():
     x_bn = x * scale[:, None] + shift[:, None]
     without = copy.deepcopy(net)
     without.input_bn = torch.nn.Identity()
-    for rule in RULES:
+    for rule in lrp_presets():
         a = attribute(net, x, method=rule)
         b = attribute(without, x_bn, method=rule)
         np.testing.assert_allclose(a.logits, b.logits, rtol=1e-10)
@@ -254,14 +257,15 @@ def test_presets_are_zennit_composites_with_exact_batchnorm_merge():
     net, x = make_net(8), torch.as_tensor(inputs(8))
     with torch.no_grad():
         ref = net(x)
-    for name, preset in RULES.items():
-        composite = preset()
+    assert set(RULES) <= set(lrp_presets())
+    for name in lrp_presets():
+        composite = get_explainer(name).composite()
         assert any(isinstance(c, SequentialMergeBatchNorm) for c in composite.canonizers), name
         with composite.context(net) as modified, torch.no_grad():
             assert net.conv0.bias is not None and net.bn0.eps == 0.0  # merged while registered
             torch.testing.assert_close(modified(x), ref, rtol=1e-12, atol=1e-12)
         assert net.conv0.bias is None and net.bn0.eps == 1e-5  # restored
-    assert get_rule("epsilon_plus").conv == "zplus" and get_rule("epsilon_conv_zplus_dense").dense == "zplus"
+    assert lrp_presets()["epsilon_plus"].conv == "zplus" and lrp_presets()["epsilon_conv_zplus_dense"].dense == "zplus"
 
 
 def test_errors():

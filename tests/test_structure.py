@@ -123,7 +123,7 @@ def _torch_free(code: str):
 @pytest.mark.parametrize("module", ["scatterxai", "scatterxai.maps", "scatterxai.viz.plots", "scatterxai.task",
                                     "scatterxai.errors", "scatterxai.data.meta", "scatterxai.scattering.config",
                                     "scatterxai.scattering.cache", "scatterxai.scattering.plan",
-                                    "scatterxai.io.netcdf"])
+                                    "scatterxai.io.netcdf", "scatterxai.explain", "scatterxai.pipeline"])
 def test_light_modules_do_not_import_torch(module):
     assert _torch_free(f"import {module}")[0] == "False"
 

@@ -27,7 +27,7 @@ from scatterxai.data.synth.instruments import parse_instrument
 from scatterxai.data.synth.streams import SplitStreams, substream
 from scatterxai.data.synth.sweep import DEPTH_FIELD, SWEEP_INDEX, base_note, changed_columns, default_values
 from scatterxai.errors import ParameterError
-from scatterxai.explain.base import REGISTRY, Explainer, register
+from scatterxai.explain import Explainer, registered
 from scatterxai.model import ConvNet, save_model
 from scatterxai.scattering import path_table, scatter
 from scatterxai.scattering.normalize import log_normalize
@@ -236,6 +236,7 @@ class PlantedRelevance(Explainer):
     """Relevance = the network input on the S2 paths with λ2 ≤ 64 Hz: it peaks where the note modulates."""
 
     name = "planted_s2_input"
+    title = "planted"
     family = "gradient"
     summary = "input on the second-order paths of λ2 ≤ 64 Hz (a test method)"
 
@@ -252,7 +253,6 @@ class PlantedRelevance(Explainer):
 def tiny(tmp_path_factory):
     """A random-weight model on the SLOW_MOD scattering (800 paths, λ2 down to ~1 Hz), the planted method,
     and one rate sweep of flatterzunge made with the command."""
-    register(PlantedRelevance)
     root = tmp_path_factory.mktemp("sweep")
     torch.manual_seed(0)
     C = len(TABLE)
@@ -261,13 +261,11 @@ def tiny(tmp_path_factory):
               "paths": {k: np.asarray(getattr(TABLE, k)) for k in TABLE.FIELDS}}
     model = save_model(ConvNet(C, n_classes=5), root / "model", config)
     out = root / "rate"
-    code = cli.main(["-q", "sweep", "--model", str(model), "--factor", "rate", "--technique", "flatterzunge",
-                     "--values", "4,8", "16", "32", "--methods", "planted_s2_input,epsilon_plus", "--device", "cpu",
-                     "--out", str(out)])
-    try:
+    with registered(PlantedRelevance):
+        code = cli.main(["-q", "sweep", "--model", str(model), "--factor", "rate", "--technique", "flatterzunge",
+                         "--values", "4,8", "16", "32", "--methods", "planted_s2_input,epsilon_plus", "--device",
+                         "cpu", "--out", str(out)])
         yield {"root": root, "model": model, "out": out, "code": code}
-    finally:
-        REGISTRY.pop(PlantedRelevance.name, None)
 
 
 def test_sweep_command_writes_the_issue_layout(tiny):

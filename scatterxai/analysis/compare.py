@@ -34,13 +34,14 @@ from .._util.markdown import md_table
 from .._util.types import PathLike
 from .._util.validate import check_choice, check_int, check_positive_int
 from ..errors import ParameterError
+from ..explain.base import method_title
 from ..maps.compare import DISTRIBUTION_MODES, METRICS
 from ..maps.compare_study import PARTS, between_class_pairs, study_values, summarise_study, within_class_pairs
 
 if TYPE_CHECKING:
     from .context import AnalysisContext
 
-__all__ = ["CompareConfig", "compare_relevance", "method_table", "COMPARE_FILES", "METHOD_TITLES"]
+__all__ = ["CompareConfig", "compare_relevance", "method_table", "COMPARE_FILES"]
 
 #: first line of compare.md
 MARKDOWN_TITLE = "# Comparison of explanations"
@@ -53,11 +54,6 @@ TABLE_CAPTION = ("Notes: how many notes the method explained; kurtosis of its lo
 #: files written by :func:`compare_relevance` (besides compare.json)
 COMPARE_FILES = {"json": "compare.json", "markdown": "compare.md", "boxplots": "compare_boxplots.png",
                  "agreement": "compare_agreement.png"}
-#: display names of methods
-METHOD_TITLES = {"lrp0": "LRP-0", "epsilon": "LRP-ε", "epsilon_plus": "LRP-[ε,z+]",
-                 "epsilon_conv_zplus_dense": "LRP-[z+,ε]", "gradient": "gradient",
-                 "gradient_x_input": "gradient × input", "integrated_gradients": "Integrated Gradients",
-                 "smoothgrad": "SmoothGrad", "deconvnet": "DeconvNet", "occlusion": "occlusion"}
 
 
 @dataclass(frozen=True)
@@ -311,10 +307,10 @@ def method_table(relevance: PathLike, result: Optional[dict] = None, *, referenc
             to_ref = [_cell(_between(result, reference, m, k), digits=3) for k in ("js", "emd", "emd_lambda2")]
         elif m == reference:
             to_ref = ["0", "0", "0"]
-        rows.append((METHOD_TITLES.get(m, m), f"`{m}`", s["n_explained"], _cell(s["kurtosis"], digits=1),
+        rows.append((method_title(m), f"`{m}`", s["n_explained"], _cell(s["kurtosis"], digits=1),
                      _cell(s["localisation"], pct=True), _cell(s["s1_share"], pct=True),
                      "–" if comp is None else _comp(comp), *to_ref))
-    ref = METHOD_TITLES.get(reference, reference) if reference else "reference"
+    ref = method_title(reference) if reference else "reference"
     return md_table(("method", "name", "notes", "kurtosis", "localised (±1 oct.)", "S1 share of abs(R)",
                      "IG completeness", f"JS to {ref} (nats)", f"EMD to {ref} (oct.)",
                      f"λ2-EMD to {ref} (oct.)"), rows, align="llrrrrrrrr")
@@ -369,7 +365,7 @@ def _subset_note(relevance, per_class) -> str:
         K = len(rf)
     if not partial:
         return f"All methods explain all {K} notes."
-    names = ", ".join(f"{METHOD_TITLES.get(m, m)} ({n})" for m, n in partial.items())
+    names = ", ".join(f"{method_title(m)} ({n})" for m, n in partial.items())
     bound = f" (at most {per_class} per class, spread evenly through each class)" if per_class else ""
     return (f"The slow methods explain a class-stratified subset of the {K} notes{bound}: {names}; comparisons "
             f"use the notes every method explained.")

@@ -1,19 +1,52 @@
-"""Attribution methods by name (:mod:`.base` registry): LRP presets (:mod:`.lrp`), gradient, gradient × input,
-Integrated Gradients, SmoothGrad (:mod:`.gradient`), DeconvNet (:mod:`.deconvnet`), occlusion of path groups
-(:mod:`.perturbation`); batched attribution (:func:`attribute`) and the ``explain`` stage that writes the
-relevance file from a features file (:func:`explain`) or directly from audio files (:func:`explain_files`)."""
+"""Attribution methods by name: the registry (:mod:`.base`) and the methods (:mod:`.methods`: LRP presets,
+gradient, gradient × input, Integrated Gradients, SmoothGrad, DeconvNet, occlusion of path groups, …);
+batched attribution (:func:`attribute`) and the ``explain`` stage that writes the relevance file from a
+features file (:func:`explain`) or directly from audio files (:func:`explain_files`).
 
-from .attribute import Attribution, attribute
-from .base import REGISTRY, Explainer, available_methods, get_explainer, register
-from .deconvnet import DECONV_LAYERS
-from .export import ExplainConfig, explain, method_names, stratified_rows, write_relevance
-from .files import FilesResult, explain_files, is_features_file
-from .gradient import DEFAULT_IG_STEPS, IG_BASELINES
-from .lrp import DEFAULT_EPSILON, RULES, get_rule
-from .perturbation import OCCLUSION_FILLS, OCCLUSION_GROUPS, occlusion_groups
+Importing this package registers the methods and loads no torch; the names that need torch (``attribute``,
+``explain``, …) are loaded on first access (PEP 562).
+"""
 
-__all__ = ["Explainer", "register", "get_explainer", "available_methods", "REGISTRY", "Attribution",
-           "attribute", "ExplainConfig", "explain", "explain_files", "FilesResult", "is_features_file",
-           "write_relevance", "method_names", "stratified_rows", "RULES", "get_rule", "DEFAULT_EPSILON",
-           "DEFAULT_IG_STEPS", "IG_BASELINES", "DECONV_LAYERS", "OCCLUSION_GROUPS", "OCCLUSION_FILLS",
-           "occlusion_groups"]
+import importlib
+
+from . import methods  # noqa: F401  (registers the methods)
+from .base import (
+    FAMILIES,
+    REGISTRY,
+    Explainer,
+    Param,
+    available_methods,
+    get_explainer,
+    method_title,
+    register,
+    registered,
+    unregistered,
+)
+
+#: public name → module that defines it (loaded on first access)
+_LAZY = {
+    "Attribution": "attribution", "attribute": "attribution",
+    "ExplainConfig": "export", "explain": "export", "method_names": "export", "stratified_rows": "export",
+    "write_relevance": "export",
+    "FilesResult": "files", "explain_files": "files", "is_features_file": "files",
+    "DEFAULT_EPSILON": "methods.lrp", "lrp_presets": "methods.lrp",
+    "DEFAULT_IG_STEPS": "methods.gradient", "IG_BASELINES": "methods.gradient",
+    "DECONV_LAYERS": "methods.deconvnet",
+    "OCCLUSION_GROUPS": "methods.occlusion", "OCCLUSION_FILLS": "methods.occlusion",
+    "occlusion_groups": "methods.occlusion",
+}
+
+__all__ = ["Explainer", "Param", "register", "registered", "unregistered", "get_explainer", "available_methods",
+           "method_title", "REGISTRY", "FAMILIES", *_LAZY]
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))

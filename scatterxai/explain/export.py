@@ -37,9 +37,9 @@ from .._util.versions import package_version
 from ..errors import ParameterError, StoreError
 from ..io.hdf5 import STR_DTYPE, is_scatterxai_file, scattering_attrs, write_column
 from ..io.netcdf import COMPRESSIONS, annotate_relevance, dataset_options
-from .attribute import attribute
-from .base import REGISTRY, Explainer, get_explainer
-from .lrp import DEFAULT_EPSILON, ZENNIT_STABILIZER
+from .attribution import attribute
+from .base import REGISTRY, Explainer, available_methods, get_explainer
+from .methods.lrp import DEFAULT_EPSILON, stabilizer
 
 if TYPE_CHECKING:
     from ..model.directory import LoadedModel
@@ -77,7 +77,6 @@ def stratified_rows(groups: np.ndarray, n_per_class: Optional[int]) -> np.ndarra
 
 def method_names(methods: Union[str, Sequence[Union[str, Explainer]]]) -> Tuple[str, ...]:
     """Registered method names from a comma-separated string or a sequence (duplicates dropped)."""
-    from .base import available_methods
     if isinstance(methods, str):
         methods = [m.strip() for m in methods.split(",") if m.strip()]
     names = []
@@ -108,7 +107,7 @@ class ExplainConfig:
     top_n : int
         n of the class-wise top-n aggregation (paper eq. 13).
     epsilon : float
-        ε of the ε-rule, for the LRP methods (see :mod:`scatterxai.explain.lrp`).
+        ε of the ε-rule, for the LRP methods (see :mod:`scatterxai.explain.methods.lrp`).
     method_params : mapping method → dict
         Further parameters of individual methods (e.g. ``{"integrated_gradients": {"steps": 128}}``).
     max_per_class : mapping method → int
@@ -184,7 +183,7 @@ def _root_attrs(attrs: dict, model, config: ExplainConfig) -> dict:
     lrp = [m for m in config.methods if REGISTRY[m].family == "lrp"]
     attrs.update(classes=np.array(list(model.classes), dtype=object),
                  methods=np.array(config.methods, dtype=object), rules=np.array(lrp, dtype=object),
-                 epsilon=float(config.epsilon), stabilizer=min(float(config.epsilon), ZENNIT_STABILIZER),
+                 epsilon=float(config.epsilon), stabilizer=stabilizer(config.epsilon),
                  target=config.target, subset=str(config.subset) if config.subset is not None else "all",
                  top_n=int(config.top_n), model_checksum=model.checksum,
                  model_input=str(model.config.get("input", "")), log_c=model.c,
@@ -363,7 +362,7 @@ def write_relevance(out: PathLike, x: torch.Tensor, examples: Dict[str, np.ndarr
         ``(explainer, rows, target, per_example) → Attribution`` of the rows ``rows`` of ``x`` (indices, in
         increasing order) for the classes ``target`` (one per row), with the per-example inputs
         ``per_example`` (dict name → array, one per row) — e.g. on a Dask cluster; default:
-        :func:`~.attribute.attribute` in this process, in batches of ``config.batch_size``.
+        :func:`~.attribution.attribute` in this process, in batches of ``config.batch_size``.
 
     Returns
     -------

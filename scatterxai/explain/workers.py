@@ -20,7 +20,7 @@ from .._util.cluster import describe_rows, map_chunks, warm_up
 from .._util.log import progress as progress_bar
 from .._util.types import Device, PathLike
 from ..errors import ModelError, StoreError
-from .attribute import Attribution, attribute
+from .attribution import Attribution, attribute
 
 if TYPE_CHECKING:
     from distributed import Client

@@ -6,11 +6,10 @@ import torch
 from torch import nn
 
 from .._util.validate import check_int
+from ..task import LAYERS
 
 __all__ = ["ConvNet", "count_parameters", "LAYERS", "MIN_FRAMES"]
 
-#: the layers whose activations analyses read, in forward order
-LAYERS = ("conv0", "conv1", "conv2", "fc1")
 #: fewest time frames the network accepts: it average-pools twice by 2
 MIN_FRAMES = 4
 

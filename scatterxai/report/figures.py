@@ -21,6 +21,7 @@ from .._util.types import PathLike
 from .._util.validate import check_choice, check_positive_float
 from ..data.notes import pitch_hz_from_name
 from ..errors import AudioError, ParameterError
+from ..explain.base import method_title
 from ..task import INPUT_LABELS
 from ..viz.plots import confusion, figure1, figure2, map_edges
 
@@ -32,7 +33,7 @@ if TYPE_CHECKING:
 
 __all__ = ["make_figures", "relevance_figures", "example_figures", "fig1", "fig2", "example_figure",
            "confusion_figure", "choose_examples", "top_cells", "figure_files", "FIGURE_FILES", "FIGURE_FORMATS",
-           "RULE_TITLES", "PAPER_KURTOSIS"]
+           "PAPER_KURTOSIS"]
 
 #: formats of the written figures (matplotlib backends that need no display); PDF and SVG are vector files
 #: (text and axes as vectors, the map cells rasterised at ``dpi``, which keeps them small)
@@ -40,8 +41,6 @@ FIGURE_FORMATS = ("png", "pdf", "svg")
 _STEMS = {"fig1": "fig1_examples", "fig2": "fig2_class_maps", "confusion": "confusion"}
 #: file names of the figures in the default format (PNG)
 FIGURE_FILES = {k: f"{v}.png" for k, v in _STEMS.items()}
-RULE_TITLES = {"lrp0": "LRP-0", "epsilon": "LRP-ε", "epsilon_plus": "LRP-[ε,z+]",
-               "epsilon_conv_zplus_dense": "LRP-[z+,ε] (paper text)"}
 #: kurtosis of local maps on the SOL-PMT test split (paper)
 PAPER_KURTOSIS = {"epsilon": (13.82, 8.81), "epsilon_plus": (19.22, 13.72)}
 #: longest stretch of a recording drawn as a spectrogram in the single-file view (s)
@@ -192,7 +191,7 @@ def fig1(rf: RelevanceFile, *, examples: Optional[Sequence[Union[int, str]]] = N
                             f"{start}{f0_text}", audio=_window_audio(rf, k, resolve, config), sr=config.sr,
                             f0_hz=f0[k], S=rf.to_grid(S_of[k]), lambda1_hz=rf.grid.lambda1_hz,
                             lambda2_hz=rf.grid.lambda2_hz, maps=[rf.to_grid(local[m][k]) for m in methods]))
-    return figure1(columns, rule_titles=[RULE_TITLES.get(m, m) for m in methods])
+    return figure1(columns, rule_titles=[method_title(m) for m in methods])
 
 
 def fig2(rf: RelevanceFile, *, method: Optional[str] = None) -> Figure:
@@ -205,7 +204,7 @@ def fig2(rf: RelevanceFile, *, method: Optional[str] = None) -> Figure:
     mean_S = np.stack([rf.to_grid(S_mean[groups == c].mean(axis=0)) for c in present])
     agg = rf.to_grid(rf.aggregate(method).astype(float))[present]
     return figure2(mean_S, agg, rf.grid.lambda1_hz, rf.grid.lambda2_hz, [rf.classes[c] for c in present],
-                   top_n=int(rf.attrs.get("top_n", 5)), rule_title=RULE_TITLES.get(method, method))
+                   top_n=int(rf.attrs.get("top_n", 5)), rule_title=method_title(method))
 
 
 def confusion_figure(metrics: Mapping[str, Mapping]) -> Figure:
@@ -387,7 +386,7 @@ def example_figure(rf: RelevanceFile, index: int, *, methods: Optional[Sequence[
                   audio=audio, sr=config.sr, f0_hz=float("nan"),
                   S=rf.to_grid(rf.features(rows).mean(axis=(0, 2))), lambda1_hz=rf.grid.lambda1_hz,
                   lambda2_hz=rf.grid.lambda2_hz, maps=[rf.to_grid(m) for m in maps])
-    titles = [RULE_TITLES.get(m, m) for m in methods]
+    titles = [method_title(m) for m in methods]
     fig = figure1([column], rule_titles=titles)
     fig.set_size_inches(5.0, fig.get_size_inches()[1] + 0.6)
     # one column: panel titles instead of the row labels left of the panels (which would be cut off)
@@ -400,7 +399,7 @@ def example_figure(rf: RelevanceFile, index: int, *, methods: Optional[Sequence[
         text.remove()
     for ax in panels[2:]:
         _mark(ax, cells, rf.grid)
-    fig.suptitle(f"top {RULE_TITLES.get(methods[-1], methods[-1])} cells:\n"
+    fig.suptitle(f"top {method_title(methods[-1])} cells:\n"
                  + "\n".join(f"{i}. {_cell_text(c)}" for i, c in enumerate(cells, start=1)), fontsize=8)
     return fig
 

@@ -13,8 +13,9 @@ from typing import Mapping, Optional, Sequence
 import numpy as np
 
 from .._util.types import PathLike
+from ..explain.base import method_title
 from ..task import CLASSES
-from .figures import FIGURE_FILES, PAPER_KURTOSIS, RULE_TITLES, drawn_methods
+from .figures import FIGURE_FILES, PAPER_KURTOSIS, drawn_methods
 
 __all__ = ["write_report"]
 
@@ -78,7 +79,7 @@ def write_report(path: PathLike, *, metrics_paths: Mapping[str, str], relevance:
         localised = any(rf.localisation(r) is not None for r in rules)
         drawn = drawn_methods(rf, None)   # the rows of Fig. 1 (make_figures' default)
     paper = paper and tuple(classes) == CLASSES
-    methods_text = " and ".join(RULE_TITLES.get(r, r) for r in drawn)
+    methods_text = " and ".join(method_title(r) for r in drawn)
     rel = os.path.relpath(figures_dir, os.path.dirname(os.path.abspath(path)))
     lines = ["# scatterxai report", ""]
     if settings:
@@ -93,7 +94,7 @@ def write_report(path: PathLike, *, metrics_paths: Mapping[str, str], relevance:
               format_summary(summary, classes), "",
               "Kurtosis of the local maps, mean ± std over test examples (Fisher)"
               + ("; the paper reports on SOL-PMT: "
-                 + "; ".join(f"{RULE_TITLES[r]} {m:.2f} ± {s:.2f}" for r, (m, s) in PAPER_KURTOSIS.items())
+                 + "; ".join(f"{method_title(r)} {m:.2f} ± {s:.2f}" for r, (m, s) in PAPER_KURTOSIS.items())
                  if paper else "") + ".",
               "S1 share: fraction of relevance magnitude on first-order paths.  Conserved share: sum of input "
               "relevance / explained logit (biases, including merged BatchNorm shifts, absorb the rest)."
@@ -106,7 +107,7 @@ def write_report(path: PathLike, *, metrics_paths: Mapping[str, str], relevance:
               f"dashed line: F0), then the local relevance maps of {methods_text}.", "",
               f"![Fig. 1]({rel}/{FIGURE_FILES['fig1']})", "",
               f"Fig. 2 — top: class mean of the model input; bottom: top-{summary.get('top_n', 5)} aggregated "
-              f"{RULE_TITLES.get('epsilon_plus')} relevance per class (paper eq. 13).", "",
+              f"{method_title('epsilon_plus')} relevance per class (paper eq. 13).", "",
               f"![Fig. 2]({rel}/{FIGURE_FILES['fig2']})", "", *sections]
     with open(path, "w", encoding="utf-8") as fh:
         fh.write("\n".join(lines))

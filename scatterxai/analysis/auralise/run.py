@@ -175,7 +175,7 @@ def auralise_audio(audio: PathLike, model_dir: PathLike, out_dir: PathLike, *, m
         The contents of ``auralise.json``.
     """
     from ...audio import load_prepared
-    from ...explain.attribute import attribute
+    from ...explain.attribution import attribute
     from ...maps.grid import local_map
     from ...model.directory import load_model
     from ...scattering.api import scatter

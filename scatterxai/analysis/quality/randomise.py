@@ -21,7 +21,6 @@ Data randomisation needs a network trained on permuted labels (:func:`scatterxai
 from __future__ import annotations
 
 import copy
-import inspect
 from typing import Dict, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
@@ -29,7 +28,7 @@ import torch
 
 from ..._util.types import Device
 from ...errors import ParameterError
-from ...explain.attribute import attribute
+from ...explain.attribution import attribute
 from ...explain.base import REGISTRY, Explainer, get_explainer
 from ...maps.grid import local_map
 from ...model.net import ConvNet
@@ -162,15 +161,13 @@ def _plain(value):
 
 def explainer_from_attrs(method: str, attrs: Mapping, context: Optional[Mapping] = None) -> Optional[Explainer]:
     """The explainer that wrote ``/relevance/<method>``, rebuilt from the dataset's attributes (those that
-    name a keyword of the method's constructor) and, for the constructor arguments the method derives from
-    the model (its ``context``, e.g. ``paths``, ``mean_input``), from ``context``; None when the method is
-    not registered here."""
+    name one of the method's :attr:`~scatterxai.explain.Explainer.parameters`) and, for the constructor
+    arguments the method derives from the model (its ``context``, e.g. ``paths``, ``mean_input``), from
+    ``context``; None when the method is not registered here."""
     if method not in REGISTRY:
         return None
     cls = REGISTRY[method]
-    params = inspect.signature(cls.__init__).parameters
-    keyword = (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
-    kwargs = {k: _plain(v) for k, v in attrs.items() if k in params and params[k].kind in keyword and k != "self"}
+    kwargs = {k: _plain(v) for k, v in attrs.items() if k in cls.parameter_names()}
     for name in getattr(cls, "context", ()):
         if context is None or name not in context:
             raise ParameterError(f"method {method!r} needs {name!r} from the model to be rebuilt")

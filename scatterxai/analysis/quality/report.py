@@ -10,7 +10,7 @@ import numpy as np
 from ..._util.fs import atomic_path
 from ..._util.markdown import md_table
 from ..._util.types import PathLike
-from ...report.figures import RULE_TITLES
+from ...explain.base import method_title
 from .metrics import RANDOMISATION_THRESHOLD, ranks
 
 __all__ = ["quality_markdown", "ranking", "failures", "save_figures", "FIGURES", "CHECKS"]
@@ -28,7 +28,7 @@ CHECKS = {
 
 
 def _title(m: str) -> str:
-    return RULE_TITLES.get(m, m)
+    return method_title(m)
 
 
 def _num(v, fmt="{:.2f}", none="–") -> str:

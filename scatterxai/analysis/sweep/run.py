@@ -134,7 +134,7 @@ def _figures(result: dict, out_dir: str) -> dict:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from ...report.figures import RULE_TITLES
+    from ...explain.base import method_title
     from ...viz import sweep as viz
 
     written = {}
@@ -146,7 +146,7 @@ def _figures(result: dict, out_dir: str) -> dict:
             window = (f" (window: {fit['window']['slope']:.2f}, {fit['window']['r2']:.2f})" if "window" in fit
                       else "")
             viz.tracking(result["true_hz"], fit["peak_hz"], ax=ax,
-                         label=f"{RULE_TITLES.get(method, method)}: slope {fit['slope']:.2f}, r² {fit['r2']:.2f}"
+                         label=f"{method_title(method)}: slope {fit['slope']:.2f}, r² {fit['r2']:.2f}"
                                f"{window}")
         ax.set_xlabel(f"true {'modulation rate' if result['factor'] == 'rate' else 'f0'} (Hz)")
         ax.set_ylabel(f"{axis} of peak relevance (Hz)")

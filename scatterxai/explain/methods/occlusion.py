@@ -1,4 +1,4 @@
-"""Occlusion of groups of scattering paths (ANALYSIS.md §1).
+"""Occlusion of groups of scattering paths (definitions: ``docs/analysis.md``, "Attribution methods").
 
 For each group G of paths, all frames of its paths are replaced by a fill value and the drop of the
 explained logit, Δ_G = f_c(x) − f_c(x with G filled), is spread evenly over the group's cells:
@@ -28,16 +28,17 @@ contiguous in the path order (paths are ordered by λ1 first), so the groups are
 from __future__ import annotations
 
 import contextlib
-from typing import Iterator, List, Optional
+from typing import TYPE_CHECKING, Any, Iterator, List
 
 import numpy as np
-import torch
 
-from .._util.validate import check_choice
-from ..errors import ParameterError
-from ..maps.grid import PathsLike, grid_index, path_columns
-from .base import Explainer, RunFn, register
-from .gradient import _explained
+from ..._util.validate import check_choice
+from ...errors import ParameterError
+from ...maps.grid import PathsLike, grid_index, path_columns
+from ..base import Explainer, Param, RunFn, register
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = ["OcclusionExplainer", "occlusion_groups", "OCCLUSION_GROUPS", "OCCLUSION_FILLS"]
 
@@ -76,27 +77,26 @@ def occlusion_groups(paths: PathsLike, mode: str = "lambda2") -> List[np.ndarray
 class OcclusionExplainer(Explainer):
     """Occlusion of path groups (see the module docstring).
 
-    Parameters
-    ----------
-    groups : {"lambda2", "cell"}
-    fill : {"training_mean", "zero"}
-    paths : PathTable or mapping of path columns
-        The network's input paths (context, not a parameter: the ``explain`` stage passes the model's).
-    mean_input : array [shape=(C,)], optional
-        The model's input at the training mean (context; needed for ``fill="training_mean"``).
+    Its context (constructor arguments the ``explain`` stage takes from the model): ``paths``, the network's
+    input paths (a PathTable or mapping of path columns), and ``mean_input`` (C,), the model's input at the
+    training mean (needed for ``fill="training_mean"``).
     """
 
     name = "occlusion"
+    title = "occlusion"
     family = "perturbation"
     summary = ("occlusion: drop of the logit when a group of paths (a λ2 band, or a λ1-octave × λ2 cell) is "
                "set to its training mean, spread over the group")
     slow = True
     context = ("paths", "mean_input")
+    parameters = (
+        Param("groups", "lambda2", "one λ2 band across all λ1, or one (λ1 octave, λ2 band) cell", kind="choice",
+              choices=OCCLUSION_GROUPS, flag="--occlusion-groups"),
+        Param("fill", "training_mean", "replace a group by the model's input at the training mean, or by 0",
+              kind="choice", choices=OCCLUSION_FILLS, flag="--occlusion-fill"),
+    )
 
-    def __init__(self, *, groups: str = "lambda2", fill: str = "training_mean",
-                 paths: Optional[PathsLike] = None, mean_input: Optional[np.ndarray] = None):
-        self.groups = check_choice("groups", groups, OCCLUSION_GROUPS)
-        self.fill = check_choice("fill", fill, OCCLUSION_FILLS)
+    def setup(self, *, paths: Any = None, mean_input: Any = None) -> None:
         if paths is None:
             raise ParameterError("occlusion needs the path table of the network's inputs: paths=... (e.g. "
                                  "LoadedModel.paths)")
@@ -118,11 +118,15 @@ class OcclusionExplainer(Explainer):
 
     @contextlib.contextmanager
     def session(self, model: torch.nn.Module) -> Iterator[RunFn]:
+        import torch
+
+        from ..zennit_ext import explained_logits
+
         def run(x, target=None):
             if x.shape[1] != self.n_paths:
                 raise ParameterError(f"inputs have {x.shape[1]} paths but the occlusion groups cover "
                                      f"{self.n_paths}")
-            logits, index = _explained(model, x, target)
+            logits, index = explained_logits(model, x, target)
             explained = logits.gather(1, index[:, None])[:, 0]
             fill = torch.as_tensor(self.values, dtype=x.dtype, device=x.device)
             relevance = torch.zeros_like(x)
@@ -135,4 +139,3 @@ class OcclusionExplainer(Explainer):
                     relevance[:, g, :] = (drop / (len(group) * x.shape[2]))[:, None, None]
             return logits, relevance
         yield run
-
