@@ -332,14 +332,65 @@ def describe_notes(meta_csv: PathLike, audio_root: PathLike, out: PathLike, *, f
     DescribeSummary
     """
     from ..._util.cluster import check_dask
-    from ...data.paths import AudioResolver
 
     dask = check_dask(dask)
-
     t0 = time.perf_counter()
     meta_csv, audio_root, out = os.fspath(meta_csv), os.fspath(audio_root), os.fspath(out)
+    plan = _plan(meta_csv, audio_root, None if features is None else os.fspath(features), config)
+    done = _existing(out, plan.settings, plan.features_id, overwrite)
+    if done is not None:
+        return done
+
+    partial = out + ".partial"
+    attrs = {"max_seconds": plan.max_seconds, "fmin_hz": config.fmin_hz, "fmax_hz": config.fmax_hz,
+             "csv_rows": plan.rows}
+    with PartialFile.open_or_create(partial, n_rows=len(plan.rows), settings=plan.settings, attrs=attrs,
+                                    datasets={k: ((), np.float64) for k in AUDIO_DESCRIPTORS},
+                                    overwrite=overwrite, what="description") as store:
+        n_resumed = int((store.status() != PENDING).sum())
+        with progress_bar(total=len(plan.rows), initial=n_resumed, desc="describe", unit="note",
+                          enabled=progress) as bar:
+            def commit(res: BatchResult):
+                store.commit(res.ok_rows, res.values, res.failed)
+                bar.update(len(res.ok_rows) + len(res.failed))
+
+            _compute_batches(list(store.pending_batches(config.batch_size)), commit, plan, audio_root, config,
+                             dask=dask, kept=f"the notes done so far are kept in {partial}: re-run to resume")
+        ok, bad, reasons = store.outcome()
+        values = {k: store.dataset(k)[()][ok] for k in AUDIO_DESCRIPTORS}
+    failed = [(plan.sel_names[r], reason) for r, reason in zip(bad, reasons)]
+    if ok.size == 0:  # nothing worth keeping (e.g. a wrong audio root): the next run starts afresh
+        os.remove(partial)
+        return DescribeSummary(out, len(plan.rows), 0, int(bad.size), n_resumed=n_resumed,
+                               seconds=time.perf_counter() - t0, failed=failed)
+    _write_output(out, plan, config, values, ok, bad, reasons)
+    os.remove(partial)
+    return DescribeSummary(out, len(plan.rows), int(ok.size), int(bad.size), n_resumed=n_resumed,
+                           seconds=time.perf_counter() - t0, failed=failed)
+
+
+@dataclass
+class _Plan:
+    """What :func:`describe_notes` works on: the meta CSV's columns, the rows to describe, their settings."""
+
+    columns: Dict[str, np.ndarray]
+    names: List[str]                 # file_name of every CSV row
+    rows: np.ndarray                 # CSV rows to describe
+    settings: str                    # hash of everything that determines the numbers
+    max_seconds: float
+    features: Optional[str]
+    features_id: str
+    features_path: str
+
+    @property
+    def sel_names(self) -> List[str]:
+        """file_name of each described row (row k of the partial file)."""
+        return [self.names[r] for r in self.rows]
+
+
+def _plan(meta_csv: str, audio_root: str, features: Optional[str], config: DescribeConfig) -> _Plan:
+    """Step 1, plan rows: read the CSV, pick the rows, and hash the settings."""
     csv_bytes, columns, names = _read_inputs(meta_csv, audio_root)
-    features = None if features is None else os.fspath(features)
     features_id, window, features_path = _features_identity(features)
     max_seconds = config.max_seconds
     if max_seconds is None:
@@ -348,75 +399,56 @@ def describe_notes(meta_csv: PathLike, audio_root: PathLike, out: PathLike, *, f
         columns = {**columns, "subset": _subset_from_features(features, columns["file_name"])}
     rows = select_rows(columns, config)
     settings = _settings_hash(csv_bytes, audio_root, rows, {**config.result_settings(), "max_seconds": max_seconds})
-    done = _existing(out, settings, features_id, overwrite)
-    if done is not None:
-        return done
+    return _Plan(columns, names, rows, settings, max_seconds, features, features_id, features_path)
 
-    partial = out + ".partial"
-    sel_names = [names[r] for r in rows]
-    attrs = {"max_seconds": max_seconds, "fmin_hz": config.fmin_hz, "fmax_hz": config.fmax_hz,
-             "csv_rows": rows}
-    with PartialFile.open_or_create(partial, n_rows=len(rows), settings=settings, attrs=attrs,
-                                    datasets={k: ((), np.float64) for k in AUDIO_DESCRIPTORS},
-                                    overwrite=overwrite, what="description") as store:
-        n_resumed = int((store.status() != PENDING).sum())
-        task = functools.partial(_compute_one, names=sel_names, root=audio_root, max_seconds=max_seconds,
-                                 fmin_hz=config.fmin_hz, fmax_hz=config.fmax_hz)
-        batches = list(store.pending_batches(config.batch_size))
-        with progress_bar(total=len(rows), initial=n_resumed, desc="describe", unit="note",
-                          enabled=progress) as bar:
-            def commit(res: BatchResult):
-                store.commit(res.ok_rows, res.values, res.failed)
-                bar.update(len(res.ok_rows) + len(res.failed))
 
-            if dask is not None and batches:
-                from ..._util.cluster import dask_client, describe_rows, map_chunks
-                with dask_client(dask) as client:
-                    for _, res in map_chunks(
-                            client, _compute_one, batches, name="describe",
-                            describe=lambda b: describe_rows(b, [sel_names[r] for r in b]),
-                            kept=f"the notes done so far are kept in {partial}: re-run to resume",
-                            names=sel_names, root=os.path.abspath(audio_root), max_seconds=max_seconds,
-                            fmin_hz=config.fmin_hz, fmax_hz=config.fmax_hz):
-                        commit(res)
-            elif config.jobs == 1 or len(batches) < 2:
-                resolve = AudioResolver(audio_root)
-                for b in batches:
-                    commit(compute_batch(b, sel_names, resolve=resolve, max_seconds=max_seconds,
-                                         fmin_hz=config.fmin_hz, fmax_hz=config.fmax_hz))
-            else:
-                # fork where available: workers inherit the imported librosa/numba (spawn re-imports them)
-                method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
-                with multiprocessing.get_context(method).Pool(min(config.jobs, len(batches))) as pool:
-                    for res in pool.imap_unordered(task, batches, chunksize=1):
-                        commit(res)
-        ok, bad, reasons = store.outcome()
-        values = {k: store.dataset(k)[()][ok] for k in AUDIO_DESCRIPTORS}
-    failed = [(sel_names[r], reason) for r, reason in zip(bad, reasons)]
-    if ok.size == 0:  # nothing worth keeping (e.g. a wrong audio root): the next run starts afresh
-        os.remove(partial)
-        return DescribeSummary(out, len(rows), 0, int(bad.size), n_resumed=n_resumed,
-                               seconds=time.perf_counter() - t0, failed=failed)
-    csv_ok = rows[ok]
-    examples = {k: np.asarray(v)[csv_ok] for k, v in columns.items()}
-    examples["csv_row"] = csv_ok
-    ok_names = [names[r] for r in csv_ok]
-    axes = None
-    if features is not None:
-        scat, axes = _scattering_part(features, ok_names, csv_ok)
-        values.update(scat)
+def _compute_batches(batches: List[np.ndarray], commit: Callable[[BatchResult], None], plan: _Plan, audio_root: str,
+                     config: DescribeConfig, *, dask, kept: str) -> None:
+    """Step 2, compute the pending batches — on a Dask cluster, in this process, or in ``config.jobs`` worker
+    processes — and hand each result to ``commit`` (step 3, in this process)."""
+    from ...data.paths import AudioResolver
+    sel_names = plan.sel_names
+    options = dict(max_seconds=plan.max_seconds, fmin_hz=config.fmin_hz, fmax_hz=config.fmax_hz)
+    if dask is not None and batches:
+        from ..._util.cluster import dask_client, describe_rows, map_chunks
+        with dask_client(dask) as client:
+            for _, res in map_chunks(client, _compute_one, batches, name="describe", kept=kept,
+                                     describe=lambda b: describe_rows(b, [sel_names[r] for r in b]),
+                                     names=sel_names, root=os.path.abspath(audio_root), **options):
+                commit(res)
+    elif config.jobs == 1 or len(batches) < 2:
+        resolve = AudioResolver(audio_root)
+        for b in batches:
+            commit(compute_batch(b, sel_names, resolve=resolve, **options))
+    else:
+        task = functools.partial(_compute_one, names=sel_names, root=audio_root, **options)
+        # fork where available: workers inherit the imported librosa/numba (spawn re-imports them)
+        method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+        with multiprocessing.get_context(method).Pool(min(config.jobs, len(batches))) as pool:
+            for res in pool.imap_unordered(task, batches, chunksize=1):
+                commit(res)
+
+
+def _write_output(out: str, plan: _Plan, config: DescribeConfig, values: Dict[str, np.ndarray], ok: np.ndarray,
+                  bad: np.ndarray, reasons: Sequence[str]) -> None:
+    """The descriptors file of the described notes (scattering descriptors added from the features file)."""
     import librosa
 
     from ... import __version__
+    sel_names = plan.sel_names
+    csv_ok = plan.rows[ok]
+    examples = {k: np.asarray(v)[csv_ok] for k, v in plan.columns.items()}
+    examples["csv_row"] = csv_ok
+    axes = None
+    if plan.features is not None:
+        scat, axes = _scattering_part(plan.features, [plan.names[r] for r in csv_ok], csv_ok)
+        values = {**values, **scat}
     write_descriptors(out, values, examples, axes=axes,
                       failed={"file_name": np.array([sel_names[r] for r in bad], dtype=object),
-                              "reason": np.array(reasons, dtype=object), "csv_row": rows[bad]},
-                      attrs={"settings_sha256": settings, "features": features_path,
-                             "features_settings_sha256": features_id, "max_seconds": max_seconds,
+                              "reason": np.array(reasons, dtype=object), "csv_row": plan.rows[bad]},
+                      attrs={"settings_sha256": plan.settings, "features": plan.features_path,
+                             "features_settings_sha256": plan.features_id, "max_seconds": plan.max_seconds,
                              "fmin_hz": config.fmin_hz, "fmax_hz": config.fmax_hz,
                              "subset": config.subset or "", "max_notes": config.max_notes or 0,
-                             "seed": config.seed, "n_selected": len(rows), "descriptor_version": DESCRIBE_VERSION,
+                             "seed": config.seed, "n_selected": len(plan.rows), "descriptor_version": DESCRIBE_VERSION,
                              "scatterxai_version": __version__, "librosa_version": librosa.__version__})
-    os.remove(partial)
-    return DescribeSummary(out, len(rows), int(ok.size), int(bad.size), n_resumed=n_resumed,
-                           seconds=time.perf_counter() - t0, failed=failed)

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Callable, Dict, NamedTuple, Optional, Tuple
+from typing import TYPE_CHECKING, Callable, Dict, List, NamedTuple, Optional, Tuple
 
 import numpy as np
 
@@ -342,23 +342,6 @@ def _reference_task(X, Y, labels, groups, config: ProbeConfig) -> dict:
                                             clip=config.clip)}
 
 
-def _units(acts_mean: Dict[str, np.ndarray], layers, Y, names, config: ProbeConfig) -> dict:
-    from .units import best_unit, unit_correlations
-    out = {}
-    for layer in layers:
-        out[layer] = {}
-        for j, name in enumerate(names):
-            y = Y[:, j]
-            if np.sum(np.isfinite(y)) < 3 or np.nanmax(y) == np.nanmin(y):
-                continue
-            corr = unit_correlations(acts_mean[layer], y)
-            if np.all(np.isnan(corr["pearson"])):
-                continue
-            best = best_unit(acts_mean[layer], y, n_permutations=config.n_permutations, seed=config.seed)
-            out[layer][name] = {**corr, **{k: best[k] for k in ("unit", "r", "p")}}
-    return out
-
-
 def probe_study(features: PathLike, descriptors: PathLike, model_dir: PathLike, config: ProbeConfig = ProbeConfig(), *,
                 progress: bool = True) -> dict:
     """Run the probe study (module docstring) and return its results (written by :mod:`.export`).
@@ -385,36 +368,14 @@ def probe_study(features: PathLike, descriptors: PathLike, model_dir: PathLike, 
         (layer → per untrained network {"linear", "debiased"} against the trained layer), ``units``,
         ``examples`` (of the probed notes), ``config``, ``model`` (checksum, input), ``files``.
     """
-    from threadpoolctl import threadpool_limits
-
-    from ..._util.log import progress as progress_bar
-    from ...features.store import FeatureFile
     from ...model import load_model
-    from ...model.activations import layer_activations
     from ...model.net import LAYERS
-    from ...model.untrained import untrained_net
-    from ..describe.store import DescriptorFile
-    from .cka import debiased_cka, linear_cka
 
     model = load_model(model_dir, device=config.device)
-    with FeatureFile(features) as ff, DescriptorFile(descriptors) as df:
-        model.check_compatible(ff)
-        rows, desc_rows = select_notes(ff, df, config)
-        S = ff.load(rows)
-        examples = {k: np.asarray(v)[rows] for k, v in ff.examples.items()}
-        desc = _descriptor_values(df, desc_rows, S, ff.table)
-        desc_examples = {k: np.asarray(v)[desc_rows] for k, v in df.examples.items()}
-        files = {"features": os.path.abspath(features), "descriptors": os.path.abspath(descriptors),
-                 "features_settings_sha256": ff.attrs.get("settings_sha256", ""),
-                 "descriptors_settings_sha256": df.attrs.get("settings_sha256", "")}
+    rows, S, examples, desc, desc_examples, files = _load_notes(features, descriptors, model, config)
     if "label" not in examples:
         raise DataError(f"{features} has no label column: the technique probe needs labels")
-    truth_columns = {**desc_examples, **examples}
-    targets = {}
-    for name, t in TARGETS.items():
-        values, source = t.compute(desc, truth_columns)
-        values = np.where(np.isfinite(values), values, np.nan)
-        targets[name] = {"values": values, "unit": t.unit, "description": t.description, "source": source}
+    targets = _targets(desc, {**desc_examples, **examples})
     names = list(targets)
     Y = np.stack([targets[n]["values"] for n in names], axis=1)
     labels = np.asarray(examples["label"])
@@ -425,26 +386,80 @@ def probe_study(features: PathLike, descriptors: PathLike, model_dir: PathLike, 
              "input": x.mean(dim=-1).cpu().numpy().astype(np.float64)}
     layers = list(LAYERS)
     networks = ["trained"] + [f"untrained_{UNTRAINED_SEED_BASE + i}" for i in range(config.untrained_seeds)]
+    acts_by_net = _activations(model, x, networks, layers, config, progress)
+    logger.info("probe: %d notes, %d networks × %d layers, %d process(es)", len(rows), len(networks), len(layers),
+                config.jobs)
+    reference, results = _probe_networks(acts_by_net, multi, Y, labels, groups, config)
+    training_cka, units = _training_cka_and_units(model, acts_by_net, Y, names, config)
+    return {"layers": layers, "networks": networks, "targets": targets, "multi": multi, "results": results,
+            "reference": reference, "training_cka": training_cka, "units": units, "examples": examples,
+            "groups": groups, "config": config.to_dict(), "files": files,
+            "model": {"checksum": model.checksum, "input": model.config.get("input", ""),
+                      "dir": os.path.abspath(os.fspath(model_dir)), "n_channels": model.net.n_channels}}
+
+
+def _load_notes(features, descriptors, model, config: ProbeConfig):
+    """The probed notes: (features-file rows, raw scattering (n, C, T), their example columns, descriptor
+    values, the descriptors file's example columns, the input files' identities)."""
+    from ...features.store import FeatureFile
+    from ..describe.store import DescriptorFile
+    with FeatureFile(features) as ff, DescriptorFile(descriptors) as df:
+        model.check_compatible(ff)
+        rows, desc_rows = select_notes(ff, df, config)
+        S = ff.load(rows)
+        examples = {k: np.asarray(v)[rows] for k, v in ff.examples.items()}
+        desc = _descriptor_values(df, desc_rows, S, ff.table)
+        desc_examples = {k: np.asarray(v)[desc_rows] for k, v in df.examples.items()}
+        files = {"features": os.path.abspath(features), "descriptors": os.path.abspath(descriptors),
+                 "features_settings_sha256": ff.attrs.get("settings_sha256", ""),
+                 "descriptors_settings_sha256": df.attrs.get("settings_sha256", "")}
+    return rows, S, examples, desc, desc_examples, files
+
+
+def _targets(desc: Dict[str, np.ndarray], truth_columns: Dict[str, np.ndarray]) -> dict:
+    """Every probe target of :data:`TARGETS`: name → values (n,) (NaN where unknown), unit, description, source."""
+    targets = {}
+    for name, t in TARGETS.items():
+        values, source = t.compute(desc, truth_columns)
+        values = np.where(np.isfinite(values), values, np.nan)
+        targets[name] = {"values": values, "unit": t.unit, "description": t.description, "source": source}
+    return targets
+
+
+def _activations(model, x, networks: List[str], layers: List[str], config: ProbeConfig, progress: bool) -> dict:
+    """Activations (float64) of every layer of the trained network and of the untrained ones (network → layer
+    → array)."""
+    from threadpoolctl import threadpool_limits
+
+    from ..._util.log import progress as progress_bar
+    from ...model.activations import layer_activations
+    from ...model.untrained import untrained_net
     acts_by_net = {}
-    with threadpool_limits(1):
-        with progress_bar(total=len(networks), desc="activations", unit="network", enabled=progress) as bar:
-            for k, net_name in enumerate(networks):
-                if k == 0:
-                    net = model.net
-                else:
-                    net = untrained_net(model.net.n_channels, model.net.n_classes, seed=UNTRAINED_SEED_BASE + k - 1,
-                                        x=x, batchnorm=config.batchnorm, device=model.device)
-                acts = layer_activations(net, x, layers=layers, pooling=config.pooling)
-                acts_by_net[net_name] = {name: acts[name].astype(np.float64) for name in layers}
-                bar.update()
+    with threadpool_limits(1), progress_bar(total=len(networks), desc="activations", unit="network",
+                                            enabled=progress) as bar:
+        for k, net_name in enumerate(networks):
+            if k == 0:
+                net = model.net
+            else:
+                net = untrained_net(model.net.n_channels, model.net.n_classes, seed=UNTRAINED_SEED_BASE + k - 1,
+                                    x=x, batchnorm=config.batchnorm, device=model.device)
+            acts = layer_activations(net, x, layers=layers, pooling=config.pooling)
+            acts_by_net[net_name] = {name: acts[name].astype(np.float64) for name in layers}
+            bar.update()
+    return acts_by_net
+
+
+def _probe_networks(acts_by_net: dict, multi: dict, Y: np.ndarray, labels: np.ndarray, groups, config: ProbeConfig):
+    """The probes of the model input (reference) and CKA, ridge and technique probes of every layer of every
+    network, run as independent tasks (:func:`_run_tasks`); returns (reference, results)."""
+    networks = list(acts_by_net)
+    layers = list(acts_by_net[networks[0]])
     tasks = [(_reference_task, (multi["input"], Y, labels, groups, config))]
     for k, net_name in enumerate(networks):
         acts = acts_by_net[net_name]
         for i, layer in enumerate(layers):
             tasks.append((_layer_task, (acts[layer], multi, {o: acts[o] for o in layers[i + 1:]}, Y, labels,
                                         groups, config, k == 0)))
-    logger.info("probe: %d notes, %d networks × %d layers, %d process(es)", len(rows), len(networks), len(layers),
-                config.jobs)
     done = _run_tasks(tasks, config.jobs)
     reference, done = done[0], iter(done[1:])
     results = {}
@@ -455,8 +470,19 @@ def probe_study(features: PathLike, descriptors: PathLike, model_dir: PathLike, 
                 per_layer[layer]["cka"][other] = per_layer[other]["cka"][layer]
         results[net_name] = {key: {layer: per_layer[layer][key] for layer in layers}
                              for key in ("cka", "probe", "technique")}
+    return reference, results
+
+
+def _training_cka_and_units(model, acts_by_net: dict, Y: np.ndarray, names: List[str], config: ProbeConfig):
+    """CKA of each trained layer against the same layer untrained, and the units that best follow each target."""
+    from threadpoolctl import threadpool_limits
+
+    from .cka import debiased_cka, linear_cka
+    from .units import units_study
+    networks = list(acts_by_net)
+    trained = acts_by_net["trained"]
+    layers = list(trained)
     with threadpool_limits(1):
-        trained = acts_by_net["trained"]
         training_cka = {layer: [{"linear": linear_cka(trained[layer], acts_by_net[n][layer]),
                                  "debiased": debiased_cka(trained[layer], acts_by_net[n][layer])}
                                 for n in networks[1:]] for layer in layers}
@@ -465,10 +491,6 @@ def probe_study(features: PathLike, descriptors: PathLike, model_dir: PathLike, 
                                            else a.shape[1], -1).mean(axis=-1)) for layer, a in trained.items()}
         else:
             mean_acts = trained
-        units = _units(mean_acts, layers, Y, names, config)
-    return {"layers": layers, "networks": networks, "targets": targets, "multi": multi, "results": results,
-            "reference": reference, "training_cka": training_cka, "units": units, "examples": examples,
-            "groups": groups, "config": config.to_dict(), "files": files,
-            "model": {"checksum": model.checksum, "input": model.config.get("input", ""),
-                      "dir": os.path.abspath(os.fspath(model_dir)), "n_channels": model.net.n_channels}}
-
+        units = units_study(mean_acts, layers, Y, names, n_permutations=config.n_permutations,
+                            seed=config.seed)
+    return training_cka, units

@@ -18,13 +18,14 @@ max-statistic permutation null
 from __future__ import annotations
 
 import logging
+from typing import Dict, Sequence
 
 import numpy as np
 import scipy.stats
 
 from ...errors import ParameterError
 
-__all__ = ["best_unit", "unit_correlations"]
+__all__ = ["best_unit", "unit_correlations", "units_study"]
 
 logger = logging.getLogger("scatterxai")
 
@@ -156,3 +157,39 @@ def best_unit(A: np.ndarray, d: np.ndarray, *, n_permutations: int = 200, seed: 
     p = (1 + int(np.sum(null >= observed - 1e-12))) / (1 + n_perm)
     return {"unit": unit, "r": float(r[unit]), "p": p, "null": null, "method": method,
             "n": d.shape[0], "n_dropped": dropped}
+
+
+def units_study(acts: Dict[str, np.ndarray], layers: Sequence[str], Y: np.ndarray, names: Sequence[str], *,
+                n_permutations: int = 200, seed: int = 0) -> dict:
+    """Unit correlations and the best unit (with its permutation p) of every layer for every descriptor.
+
+    Parameters
+    ----------
+    acts : dict of str → np.ndarray [shape=(n, units)]
+        Time-averaged activations of each layer.
+    layers : sequence of str
+    Y : np.ndarray [shape=(n, m)]
+        Descriptor values (NaN where unknown), column j for ``names[j]``.
+    names : sequence of str
+    n_permutations, seed
+        Of :func:`best_unit`.
+
+    Returns
+    -------
+    dict
+        layer → descriptor → {"pearson", "spearman", "unit", "r", "p"}; descriptors with fewer than 3
+        values, constant ones and those no unit correlates with (all NaN) are left out.
+    """
+    out = {}
+    for layer in layers:
+        out[layer] = {}
+        for j, name in enumerate(names):
+            y = Y[:, j]
+            if np.sum(np.isfinite(y)) < 3 or np.nanmax(y) == np.nanmin(y):
+                continue
+            corr = unit_correlations(acts[layer], y)
+            if np.all(np.isnan(corr["pearson"])):
+                continue
+            best = best_unit(acts[layer], y, n_permutations=n_permutations, seed=seed)
+            out[layer][name] = {**corr, **{k: best[k] for k in ("unit", "r", "p")}}
+    return out
