@@ -150,6 +150,21 @@ def compare_relevance(relevance: PathLike, out_dir: PathLike, config: Optional[C
     -------
     dict
         The contents of compare.json.
+
+    Examples
+    --------
+    The two methods of ``toy.relevance`` (see ``tests/test_examples.py``), Jensen–Shannon divergence only, at
+    most 5 pairs per part of the study:
+
+    >>> from scatterxai.analysis.compare import CompareConfig, compare_relevance
+    >>> result = compare_relevance(toy.relevance, tmp / "compare", CompareConfig(metrics=("js",), max_pairs=5))
+    >>> result["methods"], list(result["between_methods"])
+    (['epsilon', 'epsilon_plus'], ['epsilon|epsilon_plus'])
+    >>> js = result["between_methods"]["epsilon|epsilon_plus"]["js"]
+    >>> js["n_pairs"], bool(0 <= js["mean"] <= np.log(2))     # JS in nats lies in [0, ln 2]
+    (5, True)
+    >>> sorted(p.name for p in (tmp / "compare").iterdir())
+    ['compare.json', 'compare.md', 'compare_agreement.png', 'compare_boxplots.png']
     """
     from ..io.relevance import RelevanceFile
 

@@ -303,6 +303,19 @@ def explain(features: PathLike, *, model_dir: PathLike, out: PathLike, config: O
     Returns
     -------
     Path of the written file.
+
+    Examples
+    --------
+    Explain a model's predictions on the test rows of its features file (``toy``: see
+    ``tests/test_examples.py``) with two methods, and read the file back:
+
+    >>> from scatterxai.explain import explain
+    >>> from scatterxai.io.relevance import RelevanceFile
+    >>> out = explain(toy.features, model_dir=toy.model_dir, out=tmp / "relevance.h5",
+    ...               methods=["epsilon_plus", "guided_backprop"], device="cpu", progress=False)
+    >>> with RelevanceFile(out) as rf:
+    ...     print(rf.methods, len(rf), rf.relevance("epsilon_plus").shape, rf.local("epsilon_plus").shape)
+    ('epsilon_plus', 'guided_backprop') 10 (10, 249, 128) (10, 249)
     """
     dask = check_dask(dask)
     config = with_settings(config or ExplainConfig(), settings)

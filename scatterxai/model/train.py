@@ -200,6 +200,20 @@ def train_model(features: Union[PathLike, FeatureFile], *, input: str, out_dir: 
     Returns
     -------
     LoadedModel — the best epoch's network, reloaded from ``out_dir``.
+
+    Examples
+    --------
+    ``toy.features`` is a features file with training and validation rows (see ``tests/test_examples.py``):
+
+    >>> from scatterxai.model import load_model, train_model
+    >>> model = train_model(toy.features, input="s1s2", out_dir=tmp / "model", max_epochs=2, device="cpu",
+    ...                     progress=False)
+    >>> model.classes
+    ('vibrato', 'trill', 'tremolo', 'bisbigliando', 'flatterzunge')
+    >>> model.net.n_channels, len(model.config["history"])          # every S1+S2 path; two epochs
+    (249, 2)
+    >>> load_model(tmp / "model").checksum == model.checksum        # the saved weights
+    True
     """
     config = config or TrainConfig()
     if max_epochs is not None:

@@ -124,6 +124,22 @@ def scatter(x: Union[np.ndarray, torch.Tensor], config: ScatteringConfig = PAPER
     -------
     S : torch.Tensor [shape=(B, C, n_frames)]
         On ``device``; C = ``len(path_table(config))`` (1,200 for the paper configuration).
+
+    Examples
+    --------
+    Two signals through a small transform (2**13 samples, J = 6: frames of 2**6 samples):
+
+    >>> from scatterxai import ScatteringConfig, path_table, scatter
+    >>> config = ScatteringConfig(N=2**13, J=6, Q=(8, 2), T=2**6)
+    >>> x = np.random.default_rng(0).standard_normal((2, config.N))
+    >>> S = scatter(x, config, device="cpu")
+    >>> tuple(S.shape)
+    (2, 249, 128)
+    >>> paths = path_table(config)
+    >>> int((paths.order == 1).sum()), int((paths.order == 2).sum())    # S1 and S2 paths
+    (38, 211)
+    >>> bool((S >= 0).all())      # moduli, averaged
+    True
     """
     batch_size = check_positive_int("batch_size", batch_size)
     module = get_scattering(config, device=device, method=method, dtype=dtype, cache_dir=cache_dir)

@@ -173,6 +173,21 @@ def auralise_audio(audio: PathLike, model_dir: PathLike, out_dir: PathLike, *, m
     -------
     dict
         The contents of ``auralise.json``.
+
+    Examples
+    --------
+    What the model of ``toy.model_dir`` (see ``tests/test_examples.py``) finds relevant in a synthetic trill
+    (``toy.audio``), as sound; the two parts add up to the resynthesis of the whole note:
+
+    >>> from scatterxai.analysis.auralise.run import auralise_audio
+    >>> result = auralise_audio(toy.audio, toy.model_dir, tmp / "trill", device="cpu")
+    >>> result["method"], result["predicted"] in ("vibrato", "trill", "tremolo", "bisbigliando", "flatterzunge")
+    ('epsilon_plus', True)
+    >>> sorted(p.name for p in (tmp / "trill").glob("*.wav"))
+    ['complement.wav', 'reference.wav', 'relevant.wav']
+    >>> m = result["measurements"]
+    >>> bool(abs(m["relevant"]["energy_share"] + m["complement"]["energy_share"] - 1) < 0.5)
+    True
     """
     from ...audio import load_prepared
     from ...explain.attribution import attribute

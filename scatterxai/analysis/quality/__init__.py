@@ -9,7 +9,26 @@
 * :mod:`.stage` — ``scatterxai quality``: all of it on a relevance file → quality.json, quality.md,
   figures (:mod:`.report`), and the ``quality`` stages of ``scatterxai run`` (:func:`.stage.pipeline_section`).
 
-Definitions and decisions are in each module's docstring (ANALYSIS.md section 3).
+Definitions and the choices made where the literature leaves room: ``docs/analysis.md`` ("Is the explanation
+right?") and each module's docstring.
+
+Examples
+--------
+:func:`quality` on the methods of ``toy.relevance`` (see ``tests/test_examples.py``), on 4 notes, without
+the permuted-label network (``permuted_epochs=0``: the data-randomisation check is then not measured):
+
+>>> from scatterxai.analysis.quality import quality
+>>> res = quality(toy.features, model_dir=toy.model_dir, relevance=toy.relevance, out=tmp / "quality",
+...               max_examples=4, permuted_epochs=0, device="cpu", progress=False)
+>>> sorted(res["quality"])
+['epsilon', 'epsilon_plus']
+>>> q = res["quality"]["epsilon_plus"]
+>>> sorted(q["checks"])
+['deletion', 'ground_truth', 'insertion', 'label_randomisation', 'model_randomisation']
+>>> q["checks"]["label_randomisation"] is None
+True
+>>> q["randomisation"]["steps"]           # cascading: the original network, then from the output down
+['original', 'fc2', 'fc1', 'conv2', 'conv1', 'conv0', 'input_bn']
 """
 
 from .metrics import (

@@ -196,6 +196,24 @@ def run_sweep(model_dir: PathLike, out_dir: PathLike, config: SweepConfig, *, pr
     -------
     dict
         The contents of ``sweep.json``.
+
+    Examples
+    --------
+    The same trill played at three pitches, explained by the model of ``toy.model_dir`` (see
+    ``tests/test_examples.py``; a random-feature model, so the numbers say little): does the λ1 of peak
+    relevance follow f0, and how similar are the notes' representations layer by layer?
+
+    >>> from scatterxai.analysis.sweep.run import SweepConfig, run_sweep
+    >>> config = SweepConfig(factor="f0", technique="trill", values=(220.0, 440.0, 880.0), duration_s=1.5,
+    ...                      device="cpu")
+    >>> result = run_sweep(toy.model_dir, tmp / "sweep", config)
+    >>> result["values"], [round(f) for f in result["true_hz"]]
+    ([220.0, 440.0, 880.0], [220, 440, 880])
+    >>> fit = result["tracking"]["epsilon_plus"]          # log2 λ1 of the peak against log2 f0
+    >>> len(fit["peak_hz"]), {"slope", "r2"} <= set(fit)
+    (3, True)
+    >>> list(result["invariance"])[:4]
+    ['input', 'input_log', 'conv0', 'conv1']
     """
     from ...data.synth.sweep import corpus_rate_range, plan_sweep, write_sweep
     from ...explain.export import explain
