@@ -1,19 +1,25 @@
 # Two commands do all the set-up on a fresh machine:
 #   make demo   create/reuse .venv, install, run the whole pipeline on the embedded synthetic corpus
 #   make test   same venv, lint (ruff) and run the test suite (CI: .ci/run)
+#   make docs   the documentation (docs/, API reference from the docstrings) into site/, warnings as errors
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
+DOCS_STAMP := $(VENV)/.docs-installed-stamp
 DEMO_OUT ?= results/demo
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint clean-demo
+.PHONY: demo test lint docs clean-demo
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test,dask]'
 	touch $(STAMP)
+
+$(DOCS_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test,dask,docs]'
+	touch $(DOCS_STAMP)
 
 demo: $(STAMP)
 	$(BIN)/scatterxai run --out $(DEMO_OUT)
@@ -24,6 +30,10 @@ lint: $(STAMP)
 # every test, paper-size ones (marker "slow") included; PYTEST_ARGS='-m "not slow"' skips those
 test: lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# mkdocs + mkdocstrings (numpydoc); --strict: any warning (a broken link, a docstring griffe cannot parse) fails
+docs: $(DOCS_STAMP)
+	$(BIN)/mkdocs build --strict --site-dir site
 
 clean-demo:
 	rm -rf $(DEMO_OUT)

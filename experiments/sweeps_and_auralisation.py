@@ -1,5 +1,6 @@
 #!/usr/bin/env python
-"""Controlled variations and auralisation of a trained S1+S2 model (ANALYSIS.md section 5, issue #15).
+"""Controlled variations and auralisation of a trained S1+S2 model (docs/analysis.md, "Controlled variations"
+and "Auralisation"; issue #15).
 
 What it measures
 ----------------

@@ -1,5 +1,6 @@
 """``scatterxai compare``: how far apart are the explanations of a relevance file — per class, between
-classes, between methods (ANALYSIS.md §2, after Chen et al. 2024) — and the method table of the report.
+classes, between methods (``docs/analysis.md``, "Comparing maps", after Chen et al. 2024) — and the method
+table of the report.
 
 Reads RELEVANCE.h5 (:mod:`scatterxai.io.relevance`), runs the study of :mod:`scatterxai.maps.compare_study`
 on the local maps of the notes **every compared method explained** (:meth:`RelevanceFile.common_rows`),

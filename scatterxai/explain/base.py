@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, ClassVar, Dict, Iterator, List, Optional, Sequence, Tuple, Type, Union
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Dict, Iterator, List, Optional, Tuple, Type, Union
 
 from .._util.validate import check_choice, check_float, check_int, check_positive_float, check_positive_int, check_seed
 from ..errors import ParameterError
@@ -286,11 +286,6 @@ def method_title(name: str) -> str:
     """Display name of a method (its :attr:`Explainer.title`); the name itself if it is not registered."""
     cls = REGISTRY.get(name)
     return cls.title if cls is not None else name
-
-
-def method_titles(names: Sequence[str]) -> List[str]:
-    """:func:`method_title` of each name."""
-    return [method_title(n) for n in names]
 
 
 def get_explainer(method: Union[str, Explainer], **params: Any) -> Explainer:

@@ -225,6 +225,8 @@ def write_features(path: PathLike, S: Union[np.ndarray, h5py.Dataset], examples:
         Lossless compression of ``/features`` (chunks stay one example each, byte-shuffled before
         compression).  Readers need nothing special: h5py, h5netcdf and netCDF-4 decompress transparently.
 
+    Notes
+    -----
     Every dataset gets netCDF-4 dimension scales, ``units`` and ``description``
     (:mod:`scatterxai.io.netcdf`): ``xarray.open_dataset(path, engine="h5netcdf")`` names the axes.
     """

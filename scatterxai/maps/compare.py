@@ -1,4 +1,5 @@
-"""Comparing two relevance maps (ANALYSIS.md §2, after Chen et al. 2024) — pure numpy, no torch.
+"""Comparing two relevance maps (``docs/analysis.md``, "Comparing maps"; after Chen et al.,
+Front. AI 2024) — pure numpy, no torch.
 
 Inputs are *local maps*, one value per scattering path (shape (..., C)), and a path table: a mapping with
 arrays ``order`` (1 or 2), ``lambda1_hz`` and ``lambda2_hz`` (NaN for order 1), as
@@ -60,7 +61,7 @@ DISTRIBUTION_MODES = {
     "abs": "p+ = |p| / sum |p|",
     "shift": "p+ = (p - min p) / sum (p - min p)",
 }
-#: ε of the KL divergence (ANALYSIS.md)
+#: ε of the KL divergence (``docs/analysis.md``, "Comparing maps")
 KL_EPS = 1e-12
 #: tolerance on Σ p⁺ = 1 when a metric checks its inputs
 _SUM_TOL = 1e-6

@@ -1,1 +1,2 @@
-"""Auralisation: listen to the part of a note that a relevance map keeps (ANALYSIS.md section 5)."""
+"""Auralisation: listen to the part of a note that a relevance map keeps (``docs/analysis.md``,
+"Auralisation")."""

@@ -1,4 +1,5 @@
-"""Resynthesise the part of a note that a relevance map keeps (auralisation, ANALYSIS.md section 5).
+"""Resynthesise the part of a note that a relevance map keeps (auralisation, ``docs/analysis.md``,
+"Auralisation"; after Choi et al. 2016).
 
 Scattering has no closed-form inverse, so the note is rebuilt from its first-order wavelet signals, whose
 envelopes are split into the pieces that the scattering paths measure:
@@ -453,7 +454,7 @@ def band_energy_share(y: np.ndarray, sr: float, f_max: float, *, f_min: float = 
 
 
 def envelope_modulation(y: np.ndarray, sr: float, *, fmin: float = 2.0, fmax: float = 40.0) -> Tuple[float, float]:
-    """Rate and depth of the strongest amplitude modulation (ANALYSIS.md section 4).
+    """Rate and depth of the strongest amplitude modulation (``docs/analysis.md``, "Descriptors").
 
     The Hilbert envelope E(t) = |y + i·H(y)| is Hann-windowed and its spectrum zero-padded ×8 (so that the
     peak is read within 1/16 of a bin); the rate is the spectral peak f_m in [fmin, fmax] Hz and the depth

@@ -1,4 +1,5 @@
-"""Per-note hand-crafted descriptors (ANALYSIS.md §4): audio measurements and scattering summaries.
+"""Per-note hand-crafted descriptors (``docs/analysis.md``, "Descriptors"): audio measurements and scattering
+summaries.
 
 Two pure functions:
 
@@ -7,7 +8,7 @@ Two pure functions:
 * :func:`scattering_descriptors` — from one features row (raw scattering S (C, T), not log-compressed) and
   its path table: S1 band energies, the modulation spectrum M(λ2), its peak, the S2/S1 energy ratio.
 
-:data:`DESCRIPTORS` names every output with its unit.  Definitions (ours where ANALYSIS.md leaves room):
+:data:`DESCRIPTORS` names every output with its unit.  Definitions (ours where the literature leaves room):
 
 Frames.  Spectral descriptors use STFT frames of ≈ 46 ms (2048 samples at 44.1 kHz; at other rates the
 power of two nearest 46.4 ms), Hann window, hop a quarter frame, no centring.  A frame is *active* if its

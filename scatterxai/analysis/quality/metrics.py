@@ -1,6 +1,7 @@
 """Scores of the quality checks — pure numpy (no torch).
 
-Definitions (ANALYSIS.md section 3; where it is vague, the choice below is ours):
+Definitions (``docs/analysis.md``, "Is the explanation right?"; where the literature leaves room, the choice
+below is ours):
 
 relevance order
     Paths sorted by decreasing local relevance (signed: the most positive evidence first); ties are broken
@@ -28,10 +29,10 @@ checks
     above twice its standard error (a one-sided test at ≈ 2.5 %), *ground truth* when the per-note margin
     of localisation over chance does, and the *randomisation* checks when the mean |ρ| between its maps of
     the trained network and of the fully re-initialised (or permuted-label) network stays below
-    :data:`RANDOMISATION_THRESHOLD` (ANALYSIS.md: "ρ > 0.5 after full randomisation explains the input,
-    not the model").  |ρ|, per note, because a randomised output layer often only flips the sign of the
-    explained logit's weights: a map that comes back negated (ρ ≈ −1) has kept its structure, and signed
-    ρ of ±1 over notes would average to a reassuring 0.
+    :data:`RANDOMISATION_THRESHOLD` (|ρ| ≥ 0.5 after full randomisation: the maps explain the input, not
+    the model; after Adebayo et al., NeurIPS 2018).  |ρ|, per note, because a randomised output layer
+    often only flips the sign of the explained logit's weights: a map that comes back negated (ρ ≈ −1)
+    has kept its structure, and signed ρ of ±1 over notes would average to a reassuring 0.
 """
 
 from __future__ import annotations

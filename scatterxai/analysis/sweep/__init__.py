@@ -1,5 +1,5 @@
-"""Controlled variations (ANALYSIS.md section 5): invariance profiles and tracking of physical quantities
-(:mod:`.metrics`, pure numpy) and the ``scatterxai sweep`` command (:mod:`.run`)."""
+"""Controlled variations (``docs/analysis.md``, "Controlled variations"): invariance profiles and tracking of
+physical quantities (:mod:`.metrics`, pure numpy) and the ``scatterxai sweep`` command (:mod:`.run`)."""
 
 from .metrics import (
     hit_rate,

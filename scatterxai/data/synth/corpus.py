@@ -266,7 +266,7 @@ def render_note(spec: NoteSpec, *, sr: int = SR, streams: str = "shared", modula
         ``False`` renders the same note without its technique (no pitch, amplitude, timbre or noise
         pattern; the harp plucks once and rings): every random draw is the one of the modulated note, so
         instrument, pitch, timbre variation, noise, room and level match.  This is the baseline "same note,
-        modulation removed" that only synthetic notes have (Integrated Gradients, ANALYSIS.md §1).
+        modulation removed" that only synthetic notes have (Integrated Gradients, ``docs/analysis.md``).
 
     Returns
     -------

@@ -1,4 +1,5 @@
-"""Controlled variations: the same synthetic note with one factor changed (ANALYSIS.md section 5).
+"""Controlled variations: the same synthetic note with one factor changed (``docs/analysis.md``,
+"Controlled variations").
 
 A sweep starts from a base note (:func:`base_note`: a technique, an instrument, a pitch, a dynamics and a
 seed) and changes one factor at a time (:data:`FACTORS`) over a list of values (:func:`plan_sweep`); the
