@@ -20,13 +20,14 @@ import json
 import os
 import shutil
 import socket
+import stat
 import time
 from typing import Iterator, Mapping, Optional, Sequence
 
 from .types import PathLike
 
-__all__ = ["atomic_path", "atomic_dir", "file_sha256", "bytes_sha256", "output_lock", "prepare_output",
-           "check_not_inputs", "TMP_SUFFIX", "LOCK_SUFFIX"]
+__all__ = ["atomic_path", "atomic_dir", "create_new_file", "file_sha256", "bytes_sha256", "output_lock",
+           "prepare_output", "check_not_inputs", "TMP_SUFFIX", "LOCK_SUFFIX"]
 
 #: suffix of the temporary file that :func:`atomic_path` renames into place
 TMP_SUFFIX = ".tmp"
@@ -34,12 +35,34 @@ TMP_SUFFIX = ".tmp"
 LOCK_SUFFIX = ".lock"
 
 
+def create_new_file(path: PathLike) -> str:
+    """Create ``path`` as a new, empty regular file, never through a link; return it.
+
+    The file is opened with ``O_CREAT | O_EXCL | O_NOFOLLOW``: whatever already has that name (a temporary
+    file of a killed writer, a symbolic link planted there) is removed first — the entry itself, never what
+    a link points to — so the bytes written to ``path`` afterwards go to this new file only.  Used for every
+    temporary, partial and lock file of the package.
+    """
+    path = os.fspath(path)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    for attempt in range(3):
+        try:
+            os.close(os.open(path, flags, 0o644))
+            return path
+        except FileExistsError:
+            if attempt == 2 or os.path.isdir(path) and not os.path.islink(path):
+                raise
+            os.unlink(path)   # the name only: a link is removed, not followed
+    return path   # pragma: no cover - the loop returns or raises
+
+
 @contextlib.contextmanager
 def atomic_path(path: PathLike, *, suffix: str = TMP_SUFFIX) -> Iterator[str]:
     """Write a file under a temporary name and rename it into place only if the block succeeds.
 
     ``path`` is then either its old self or complete, never half-written; on any exception (including
-    KeyboardInterrupt) the temporary file is removed and ``path`` is left untouched.
+    KeyboardInterrupt) the temporary file is removed and ``path`` is left untouched.  The temporary file is
+    created new (:func:`create_new_file`: never written through a symbolic link planted under its name).
 
     Examples
     --------
@@ -49,11 +72,13 @@ def atomic_path(path: PathLike, *, suffix: str = TMP_SUFFIX) -> Iterator[str]:
     path = os.fspath(path)
     tmp = f"{path}{suffix}"
     try:
+        create_new_file(tmp)
         yield tmp
         os.replace(tmp, path)
     except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(tmp)
+        with contextlib.suppress(FileNotFoundError, IsADirectoryError, PermissionError):
+            if not (os.path.isdir(tmp) and not os.path.islink(tmp)):
+                os.remove(tmp)
         raise
 
 
@@ -108,8 +133,10 @@ def atomic_dir(path: PathLike) -> Iterator[str]:
     path = os.path.abspath(os.fspath(path)).rstrip(os.sep)
     tmp, old = f"{path}.tmp-{os.getpid()}", f"{path}.old-{os.getpid()}"
     _clean_leftovers(path)
+    if os.path.islink(tmp):
+        os.unlink(tmp)
     shutil.rmtree(tmp, ignore_errors=True)
-    os.mkdir(tmp)
+    os.mkdir(tmp)   # never follows a link: fails if one appeared since
     try:
         yield tmp
         if not os.path.isdir(path):
@@ -206,7 +233,8 @@ def output_lock(target: PathLike, *, what: str = "output") -> Iterator[str]:
         fcntl = None
     while True:
         try:
-            fd = os.open(lock, os.O_RDWR | os.O_CREAT | (0 if fcntl else os.O_EXCL), 0o644)
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0)
+                         | getattr(os, "O_CLOEXEC", 0) | (0 if fcntl else os.O_EXCL), 0o644)
         except FileExistsError:   # pragma: no cover - non-POSIX fallback
             with open(lock, "rb") as fh:
                 info = _holder(fh.fileno())
@@ -217,7 +245,13 @@ def output_lock(target: PathLike, *, what: str = "output") -> Iterator[str]:
             raise LockError(f"{target} is being written by {_describe(info)}; wait for it to finish, or "
                             f"remove {lock} if that process no longer runs") from None
         except OSError as e:
+            if e.errno == errno.ELOOP:
+                raise LockError(f"the lock file {lock} is a symbolic link; scatterxai never writes through one "
+                                f"(it could overwrite what it points to): remove {lock} and re-run") from None
             raise LockError(f"cannot create the lock file {lock} for the {what} {target}: {e.strerror}") from None
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise LockError(f"the lock file {lock} is not a regular file; remove it and re-run")
         if fcntl is None:   # pragma: no cover
             break
         try:
@@ -243,8 +277,9 @@ def output_lock(target: PathLike, *, what: str = "output") -> Iterator[str]:
         if info:
             from .log import logger
             logger.info("taking over the lock %s of %s, which no longer runs", lock, _describe(info))
-        if os.path.isfile(target + TMP_SUFFIX):   # a temporary file of a killed writer (we hold the lock)
-            os.remove(target + TMP_SUFFIX)
+        leftover = target + TMP_SUFFIX   # a temporary file of a killed writer (we hold the lock)
+        if os.path.lexists(leftover) and not (os.path.isdir(leftover) and not os.path.islink(leftover)):
+            os.remove(leftover)   # the entry itself: a planted link is removed, never followed
         os.ftruncate(fd, 0)
         os.lseek(fd, 0, os.SEEK_SET)
         os.write(fd, json.dumps({"pid": os.getpid(), "host": host, "since": time.time(),

@@ -29,13 +29,13 @@ import torch
 
 from .. import maps
 from .._util.cluster import check_dask
-from .._util.fs import atomic_path, check_not_inputs, output_lock, prepare_output
+from .._util.fs import check_not_inputs, output_lock, prepare_output
 from .._util.log import logger
 from .._util.types import DaskSpec, PathLike
 from .._util.validate import check_choice, check_positive_float, check_positive_int, with_settings
 from .._util.versions import package_version
 from ..errors import ParameterError, StoreError
-from ..io.hdf5 import STR_DTYPE, is_scatterxai_file, scattering_attrs, write_column
+from ..io.hdf5 import STR_DTYPE, atomic_h5, is_scatterxai_file, scattering_attrs, write_column
 from ..io.netcdf import COMPRESSIONS, annotate_relevance, dataset_options
 from .attribute import attribute
 from .base import REGISTRY, Explainer, get_explainer
@@ -382,7 +382,7 @@ def write_relevance(out: PathLike, x: torch.Tensor, examples: Dict[str, np.ndarr
     explained = labels if config.target == "true" else pred
     groups = (labels, "label") if labels is not None else (pred, "pred")
 
-    with atomic_path(out) as tmp, h5py.File(tmp, "w") as f:
+    with atomic_h5(out) as f:
         for key in ("methods", "rules"):   # string arrays, possibly empty (no LRP method): explicit dtype
             f.attrs.create(key, data=attrs.pop(key), dtype=STR_DTYPE)
         f.attrs.update(attrs)

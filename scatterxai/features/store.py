@@ -35,10 +35,9 @@ from typing import Dict, List, Optional, Sequence, Union
 import h5py
 import numpy as np
 
-from .._util.fs import atomic_path
 from .._util.types import Indices, PathLike
 from ..errors import ParameterError, StoreError
-from ..io.hdf5 import H5Reader, has_link, read_config, read_string_array, scattering_attrs, write_column
+from ..io.hdf5 import H5Reader, atomic_h5, has_link, read_config, read_string_array, scattering_attrs, write_column
 from ..io.netcdf import annotate_features, dataset_options
 from ..scattering.config import PAPER_CONFIG, ScatteringConfig, path_table
 from ..task import CLASSES
@@ -255,7 +254,7 @@ def write_features(path: PathLike, S: Union[np.ndarray, h5py.Dataset], examples:
         mu_subset, mu_n = ("training" if has_training else "all"), len(training)
     else:
         mu, mu_subset, mu_n = np.asarray(mu, np.float64), "given", -1
-    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+    with atomic_h5(path) as f:
         f.attrs.update(scattering_attrs(config, table))
         if classes is not None:
             f.attrs["classes"] = np.array(classes, dtype=object)

@@ -7,25 +7,142 @@ so that a reader needs only h5py and numpy.
 
 from __future__ import annotations
 
+import contextlib
 import os
-from typing import Any, Dict, Iterable, Mapping, Union
+from typing import Any, Dict, Iterable, Iterator, Mapping, Optional, Union
 
 import h5py
 import numpy as np
 from numpy.typing import ArrayLike
 
 from .. import __version__
+from .._util.fs import atomic_path
 from .._util.types import PathLike
 from ..errors import ScatterXAIError, StoreError
 from ..scattering.config import ALPHA, R_PSI, SIGMA0, PathTable, ScatteringConfig
 
-__all__ = ["open_hdf5", "write_column", "read_string_array", "scattering_attrs", "read_config", "H5Reader",
-           "STR_DTYPE", "get_object", "has_link", "has_hdf5_signature", "is_lock_error", "is_scatterxai_file"]
+__all__ = ["atomic_h5", "open_guarded", "open_hdf5", "write_column", "read_string_array", "scattering_attrs",
+           "read_config", "H5Reader", "STR_DTYPE", "get_object", "has_link", "has_hdf5_signature", "is_lock_error",
+           "is_scatterxai_file"]
 
 #: variable-length UTF-8 strings
 STR_DTYPE = h5py.string_dtype("utf-8")
 #: the 8 bytes that open an HDF5 superblock (at offset 0, 512, 1024, 2048…)
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+
+
+class _GuardedFile:
+    """A file object for h5py's ``fileobj`` driver that never lets a write error reach HDF5.
+
+    HDF5 cannot recover from a failed write: after "No space left on device" its close fails too, the file
+    stays open in the library, and the process may crash at exit (a segmentation fault).  This object writes
+    with ``pwrite`` and, after the first error, records it and discards the later writes as if they had
+    succeeded, so that HDF5 finishes and closes cleanly; :func:`open_guarded` then raises the recorded
+    ``OSError``.  The file is opened without following symbolic links and locked like HDF5 locks its files
+    (``flock``: exclusive for writing), so a file that another process has open is still refused.
+    """
+
+    def __init__(self, path: str, create: bool):
+        import fcntl
+        flags = os.O_RDWR | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+        self.path, self.pos, self.error, self.reported = path, 0, None, False
+        self.fd = os.open(path, flags | (os.O_CREAT | os.O_TRUNC if create else 0), 0o644)
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(self.fd)
+            raise BlockingIOError(f"unable to lock file {path}: it is open in another process") from None
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        self.pos = offset if whence == 0 else self.pos + offset if whence == 1 else self._size() + offset
+        return self.pos
+
+    def _size(self) -> int:
+        return os.fstat(self.fd).st_size
+
+    def tell(self) -> int:
+        return self.pos
+
+    def readinto(self, buf) -> int:
+        data = os.pread(self.fd, len(buf), self.pos)
+        buf[:len(data)] = data
+        self.pos += len(data)
+        return len(data)
+
+    def read(self, n: int = -1) -> bytes:
+        data = os.pread(self.fd, n if n >= 0 else max(self._size() - self.pos, 0), self.pos)
+        self.pos += len(data)
+        return data
+
+    def write(self, buf) -> int:
+        view = memoryview(buf).cast("B")
+        if self.error is None:
+            try:
+                done = 0
+                while done < len(view):
+                    done += os.pwrite(self.fd, view[done:], self.pos + done)
+            except OSError as e:
+                self.error = e
+        self.pos += len(view)
+        return len(view)
+
+    def truncate(self, size: Optional[int] = None) -> int:
+        size = self.pos if size is None else size
+        if self.error is None:
+            try:
+                os.ftruncate(self.fd, size)
+            except OSError as e:
+                self.error = e
+        return size
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        if self.error is None:
+            try:
+                os.fsync(self.fd)
+            except OSError as e:
+                self.error = e
+        os.close(self.fd)
+
+
+@contextlib.contextmanager
+def open_guarded(path: PathLike, mode: str = "w") -> Iterator[h5py.File]:
+    """``h5py.File(path, mode)`` ("w": create/truncate, "r+": update) whose write errors are reported as one
+    ``OSError`` after a clean close, instead of leaving HDF5 in a state that may crash the process (a full
+    disk, a read-only file system).  Symbolic links are not followed."""
+    path = os.fspath(path)
+    if mode not in ("w", "r+"):
+        raise ValueError(f"mode must be 'w' or 'r+', got {mode!r}")
+    raw = _GuardedFile(path, create=mode == "w")
+    try:
+        f = h5py.File(raw, mode)
+    except BaseException:
+        raw.close()
+        raise
+    try:
+        yield f
+    finally:
+        f.close()
+        raw.close()
+        if raw.error is not None:
+            err = raw.error
+            raise OSError(err.errno, err.strerror, path) from None
+
+
+@contextlib.contextmanager
+def atomic_h5(path: PathLike) -> Iterator[h5py.File]:
+    """Write a new HDF5 file atomically: a temporary sibling created without following links, guarded
+    against write errors (:func:`open_guarded`), renamed to ``path`` only if the block succeeds.
+
+    Examples
+    --------
+    >>> with atomic_h5("out.h5") as f:       # doctest: +SKIP
+    ...     f.create_dataset("x", data=[1, 2, 3])
+    """
+    with atomic_path(path) as tmp, open_guarded(tmp, "w") as f:
+        yield f
 
 
 def has_hdf5_signature(path: PathLike) -> bool:

@@ -27,10 +27,9 @@ import h5py
 import numpy as np
 from numpy.typing import ArrayLike
 
-from ..._util.fs import atomic_path
 from ..._util.types import PathLike
 from ...errors import ParameterError, StoreError
-from ...io.hdf5 import H5Reader, read_string_array, write_column
+from ...io.hdf5 import H5Reader, atomic_h5, read_string_array, write_column
 from .descriptors import DESCRIPTORS
 
 __all__ = ["DescriptorFile", "write_descriptors", "match_notes", "AXES"]
@@ -128,7 +127,7 @@ def write_descriptors(path: PathLike, values: Mapping[str, np.ndarray], examples
     if unknown:
         raise ParameterError(f"unknown descriptors {unknown}; valid names are {list(DESCRIPTORS)}")
     axes = dict(axes or {})
-    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+    with atomic_h5(path) as f:
         f.attrs.update(dict(attrs or {}))
         for name, axis in axes.items():
             f.create_dataset(AXES[name], data=np.asarray(axis, np.float64)).attrs["unit"] = "Hz"

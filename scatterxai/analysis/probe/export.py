@@ -47,7 +47,7 @@ from ..._util.fs import atomic_path
 from ..._util.jsonio import write_json
 from ..._util.markdown import md_table
 from ..._util.types import PathLike
-from ...io.hdf5 import write_column
+from ...io.hdf5 import atomic_h5, write_column
 from .study import CKA_DESCRIPTORS
 
 __all__ = ["write_probe_outputs", "summary_json", "probe_markdown", "report_section", "FILES"]
@@ -107,7 +107,7 @@ def summary_json(result: dict) -> dict:
 def _write_h5(path: str, result: dict) -> None:
     layers, networks, targets = result["layers"], result["networks"], list(result["targets"])
     n = len(result["groups"])
-    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+    with atomic_h5(path) as f:
         f.attrs.update({"layers": layers, "networks": networks, "descriptors": targets,
                         "cka_descriptors": list(CKA_DESCRIPTORS), "config": json.dumps(result["config"]),
                         "model_checksum": result["model"]["checksum"], "model_input": result["model"]["input"],

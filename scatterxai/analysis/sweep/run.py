@@ -39,7 +39,6 @@ from typing import Optional, Tuple
 
 import numpy as np
 
-from ..._util.fs import atomic_path
 from ..._util.jsonio import write_json
 from ..._util.types import PathLike
 from ..._util.validate import check_choice, check_int, check_positive_float, check_positive_int
@@ -118,10 +117,8 @@ class SweepConfig:
 
 
 def _write_activations(path: str, acts: dict, names, pooling: str) -> None:
-    import h5py
-
-    from ...io.hdf5 import write_column
-    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+    from ...io.hdf5 import atomic_h5, write_column
+    with atomic_h5(path) as f:
         f.attrs["pooling"] = pooling
         f.attrs["layers"] = np.array([k for k in acts if k != "logits"], dtype=object)
         for name, a in acts.items():
