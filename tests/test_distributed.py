@@ -302,6 +302,6 @@ def test_cli_dask_option(corpus, tmp_path, capsys):
     assert main(["extract", corpus[0], "--audio-root", corpus[1], "--out", str(tmp_path / "f.h5"),
                  "--dask", "nowhere"]) == 2
     assert "--dask must be a Dask scheduler address (tcp://host:8786), or local:N" in capsys.readouterr().err
-    assert main(["explain", corpus[1] + "/n0.wav", "--model", str(tmp_path), "--out", str(tmp_path / "o"),
+    assert main(["explain", corpus[1] + "/n0.wav", "--model", str(tmp_path / "m"), "--out", str(tmp_path / "o"),
                  "--dask", "local:2"]) == 2
     assert "--dask applies to a features file input" in capsys.readouterr().err

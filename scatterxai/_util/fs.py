@@ -296,7 +296,8 @@ def output_lock(target: PathLike, *, what: str = "output") -> Iterator[str]:
 
 # ------------------------------------------------------------------------------------ output-path rules
 
-def prepare_output(path: PathLike, *, is_dir: bool = False, create: bool = True, option: str = "--out") -> str:
+def prepare_output(path: PathLike, *, is_dir: bool = False, create: bool = True, option: str = "--out",
+                   make: bool = True) -> str:
     """Check an output path and create its folders where the user evidently meant them; return it absolute.
 
     The rule, the same for every command: an output (file or directory) is created together with at most
@@ -305,7 +306,7 @@ def prepare_output(path: PathLike, *, is_dir: bool = False, create: bool = True,
     (``/nonexistent/sub/out.h5``) is an error rather than a new tree.  An existing path of the wrong kind (a
     file where a directory is written, or vice versa) is an error.  With ``create=False`` a directory
     output itself is not created (only the folder above it): for directories written as a whole under a
-    temporary name (:func:`atomic_dir`).
+    temporary name (:func:`atomic_dir`).  With ``make=False`` nothing is created: the path is only checked.
 
     Raises
     ------
@@ -331,7 +332,7 @@ def prepare_output(path: PathLike, *, is_dir: bool = False, create: bool = True,
             what = "is not a directory" if os.path.exists(bad) else "does not exist"
             raise ParameterError(f"{option} {path}: {bad} {what}; scatterxai creates an output and at most one "
                                  f"missing folder above it (create the folders first, or fix the path)")
-    for d in reversed(missing):
+    for d in reversed(missing if make else ()):
         try:
             os.mkdir(d)
         except FileExistsError:

@@ -44,6 +44,7 @@ Examples
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import errno
 import fnmatch
 import functools
@@ -58,7 +59,7 @@ from typing import Any, Callable, Dict, Iterator, Mapping, Optional, Sequence, T
 from .fs import LOCK_SUFFIX, TMP_SUFFIX, atomic_dir, atomic_path, output_lock, prepare_output
 from .types import PathLike
 
-__all__ = ["claim_output", "claims_output", "check_output", "Claim", "OutputKind", "KINDS", "MARKER",
+__all__ = ["claim_output", "claims_output", "check_output", "final_path", "Claim", "OutputKind", "KINDS", "MARKER",
            "identify", "write_errors", "describe_os_error"]
 
 #: the marker file of a directory output
@@ -111,7 +112,7 @@ KINDS: Dict[str, OutputKind] = {k.name: k for k in (
                ("relevance.h5", "predictions.json", *_FIGS)),
     OutputKind("figures", True, "figures folder", _FIGS, _FIGS),
     OutputKind("quality", True, "quality folder", ("quality.json",),
-               ("quality.json", "quality.md", "permuted_model", *_FIGS)),
+               ("quality.json", "quality.md", "quality_settings.json", "permuted_labels_model", *_FIGS)),
     OutputKind("compare", True, "compare folder", ("compare.json",), ("compare.json", "compare.md", *_FIGS)),
     OutputKind("probe", True, "probe folder", ("probe.json", "probe.h5"), ("probe.json", "probe.h5", "probe.md",
                                                                            *_FIGS)),
@@ -271,6 +272,9 @@ def _flatten_inputs(inputs: Optional[Mapping[str, Any]]) -> Dict[str, str]:
             for i, v in enumerate(value):
                 out.update(_flatten_inputs({f"{label} {i + 1}": v}))
             continue
+        if isinstance(value, Mapping):
+            out.update(_flatten_inputs({f"{label} {k}": v for k, v in value.items()}))
+            continue
         value = getattr(value, "path", value)
         if isinstance(value, (str, os.PathLike)):
             out[label] = os.path.abspath(os.fspath(value))
@@ -333,12 +337,7 @@ def check_output(path: PathLike, *, kind: str, inputs: Optional[Mapping[str, Any
     if os.path.islink(path.rstrip(os.sep)):
         raise ParameterError(f"{option} {path} is a symbolic link; give the path it points to ({_real(path)}): "
                              f"scatterxai replaces outputs by renaming and never writes through a link")
-    if create:
-        path = prepare_output(path, is_dir=k.is_dir, create=k.update, option=option)
-    elif k.is_dir and os.path.exists(path) and not os.path.isdir(path):
-        raise ParameterError(f"{option} {path} exists and is not a directory; give a directory path")
-    elif not k.is_dir and os.path.isdir(path):
-        raise ParameterError(f"{option} {path} is a directory; give a file path (e.g. {path}/out.h5)")
+    path = prepare_output(path, is_dir=k.is_dir, create=k.update, option=option, make=create)
     have = identify(path, is_dir=k.is_dir)
     if have.state in ("absent", "empty"):
         return path
@@ -396,6 +395,28 @@ def write_errors(path: PathLike, what: str, *, previous: Optional[bool] = None) 
             raise   # about another file (an input): the caller reports it
         kept = f"the previous {path} is unchanged" if previous else "nothing was written"
         raise OutputError(f"cannot write the {what} {path}: {reason}; {kept}") from None
+    except RuntimeError as e:   # a library that hides the errno (libsndfile: "System error.")
+        problem = _device_problem(path)
+        if problem is None:
+            raise
+        kept = f"the previous {path} is unchanged" if previous else "nothing was written"
+        raise OutputError(f"cannot write the {what} {path}: {problem} ({describe_os_error(e)}); {kept}") from None
+
+
+def _device_problem(path: str) -> Optional[str]:
+    """"No space left on device" or "Read-only file system" when the file system of ``path`` is so, else None."""
+    folder = path
+    while folder and not os.path.exists(folder):
+        folder = os.path.dirname(folder)
+    try:
+        st = os.statvfs(folder or ".")
+    except OSError:
+        return None
+    if st.f_flag & os.ST_RDONLY:
+        return "Read-only file system"
+    if st.f_bavail * st.f_frsize < 64 * 1024:
+        return "No space left on device"
+    return None
 
 
 # ---------------------------------------------------------------------------------------------- claims
@@ -440,6 +461,9 @@ class Claim:
             return {k: self.final(v) for k, v in value.items()}
         if isinstance(value, (list, tuple)) and not hasattr(value, "_fields"):
             return type(value)(self.final(v) for v in value)
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            return dataclasses.replace(value, **{f.name: self.final(getattr(value, f.name))
+                                                 for f in dataclasses.fields(value) if f.init})
         return value
 
 
@@ -450,6 +474,14 @@ _ACTIVE_LOCK = threading.Lock()
 def _outer(path: str) -> Optional[Claim]:
     with _ACTIVE_LOCK:
         return next((c for tmp, c in _ACTIVE.items() if path == tmp or path.startswith(tmp + os.sep)), None)
+
+
+def final_path(path: PathLike) -> str:
+    """Where ``path`` will be once the claim whose temporary folder holds it is renamed into place (``path``
+    itself, absolute, outside any claim) — for the few outputs that record their own location."""
+    path = os.path.abspath(os.fspath(path))
+    outer = _outer(path)
+    return path if outer is None else outer.final(path)
 
 
 def _write_marker(folder: str, claim: Claim, files: Sequence[str]) -> None:
@@ -463,7 +495,8 @@ def _write_marker(folder: str, claim: Claim, files: Sequence[str]) -> None:
 
 @contextlib.contextmanager
 def claim_output(path: PathLike, *, kind: str, inputs: Optional[Mapping[str, Any]] = None, overwrite: bool = False,
-                 is_dir: Optional[bool] = None, study: Optional[str] = None, option: str = "--out") -> Iterator[Claim]:
+                 is_dir: Optional[bool] = None, study: Optional[str] = None, option: str = "--out",
+                 swap: bool = True) -> Iterator[Claim]:
     """Claim an output for the duration of the block: the one output rule of every command.
 
     Parameters
@@ -485,6 +518,10 @@ def claim_output(path: PathLike, *, kind: str, inputs: Optional[Mapping[str, Any
         output of the same kind and another study is replaced only with ``overwrite``.
     option : str
         The option that named the output, for messages.
+    swap : bool
+        Directory outputs: write into a fresh temporary folder renamed into place at the end (default); with
+        False :attr:`Claim.tmp` is the output itself and the caller replaces it as a whole (e.g. a model
+        directory, :func:`scatterxai.model.save_model`).
 
     Yields
     ------
@@ -519,9 +556,9 @@ def claim_output(path: PathLike, *, kind: str, inputs: Optional[Mapping[str, Any
             if not k.is_dir:
                 yield Claim(abspath, abspath, k.name, study, flat)
                 return
-            if k.update:
+            if k.update or not swap:
                 claim = Claim(abspath, abspath, k.name, study, flat)
-                if _read_marker(abspath) is None:
+                if k.update and _read_marker(abspath) is None:
                     _write_marker(abspath, claim, ())
                 yield claim
                 return
@@ -539,6 +576,7 @@ def claim_output(path: PathLike, *, kind: str, inputs: Optional[Mapping[str, Any
 
 def claims_output(out: str, *, kind: str, inputs: Union[Mapping[str, str], Sequence[str]] = (),
                   study: Optional[Callable[[inspect.BoundArguments], Optional[str]]] = None,
+                  check: Optional[Callable[[inspect.BoundArguments], None]] = None,
                   overwrite: str = "overwrite", option: str = "--out") -> Callable:
     """Decorator form of :func:`claim_output` for a function that writes its output at parameter ``out``.
 
@@ -554,6 +592,9 @@ def claims_output(out: str, *, kind: str, inputs: Union[Mapping[str, str], Seque
         The parameters that are inputs (label: the name with spaces).
     study : callable, optional
         ``bound arguments → study`` (see :func:`claim_output`).
+    check : callable, optional
+        ``bound arguments → None``, run before the claim: raises when inputs do not belong together
+        (e.g. :func:`scatterxai.io.together.check_together`).
     overwrite : str
         Name of the function's overwrite parameter, if it has one.
     """
@@ -567,6 +608,8 @@ def claims_output(out: str, *, kind: str, inputs: Union[Mapping[str, str], Seque
             ba = sig.bind(*args, **kwargs)
             ba.apply_defaults()
             given = {label: ba.arguments.get(p) for p, label in labels.items()}
+            if check is not None:
+                check(ba)
             with claim_output(ba.arguments[out], kind=kind, inputs=given, option=option,
                               overwrite=bool(ba.arguments.get(overwrite, False)),
                               study=study(ba) if study is not None else None) as claim:

@@ -29,13 +29,15 @@ import torch
 
 from .. import maps
 from .._util.cluster import check_dask
-from .._util.fs import check_not_inputs, output_lock, prepare_output
+from .._util.fs import prepare_output
 from .._util.log import logger
+from .._util.outputs import claim_output
 from .._util.types import DaskSpec, PathLike
 from .._util.validate import check_choice, check_positive_float, check_positive_int, with_settings
 from .._util.versions import package_version
-from ..errors import ParameterError, StoreError
-from ..io.hdf5 import STR_DTYPE, atomic_h5, is_scatterxai_file, scattering_attrs, write_column
+from ..errors import ParameterError
+from ..features.store import features_fingerprint
+from ..io.hdf5 import STR_DTYPE, atomic_h5, scattering_attrs, write_column
 from ..io.netcdf import COMPRESSIONS, annotate_relevance, dataset_options
 from .attribute import attribute
 from .base import REGISTRY, Explainer, get_explainer
@@ -176,7 +178,7 @@ def _load_inputs(features, model, config: ExplainConfig):
                                  f"use target='pred'")
         attrs = scattering_attrs(ff.config, ff.table)
         attrs.update({k: ff.attrs[k] for k in ("audio_root", "segments") if k in ff.attrs}, source="features",
-                     features_file=os.path.basename(os.fspath(ff.path)))
+                     features_file=os.path.basename(os.fspath(ff.path)), features_fingerprint=ff.fingerprint)
         return model.prepare(ff.load(rows)), examples, attrs, rows
 
 
@@ -276,7 +278,7 @@ def _per_example_inputs(explainer: Explainer, examples, rows, model, progress: b
 
 
 def explain(features: PathLike, *, model_dir: PathLike, out: PathLike, config: Optional[ExplainConfig] = None,
-            progress: bool = True, dask: DaskSpec = None, **settings: Any) -> Path:
+            progress: bool = True, dask: DaskSpec = None, overwrite: bool = False, **settings: Any) -> Path:
     """Explain a trained model's predictions on a features file and write RELEVANCE.h5.
 
     Parameters
@@ -286,9 +288,9 @@ def explain(features: PathLike, *, model_dir: PathLike, out: PathLike, config: O
     model_dir : str or Path
         Model directory (:func:`scatterxai.model.load_model`); must match the features' scattering.
     out : str or Path
-        Output file, replaced atomically if it exists (only a file scatterxai wrote is replaced); its folder
-        is created if its parent exists.  One process at a time writes it (the lock ``OUT.lock``); it must
-        not be one of the inputs.
+        Output file, replaced atomically if it exists, under the output rule (:mod:`scatterxai._util.outputs`):
+        never an input, only a relevance file of the same features replaced without ``overwrite``, one
+        writer at a time (``OUT.lock``); its folder is created if its parent exists.
     config : ExplainConfig, optional
         Methods, subset, target, top-n, ε, per-method limits, batch size, device (default ``ExplainConfig()``).
     progress : bool
@@ -298,6 +300,9 @@ def explain(features: PathLike, *, model_dir: PathLike, out: PathLike, config: O
         scheduler address (``"tcp://host:8786"``) or a Client; the workers read the features file and the
         model directory at the same paths, this process writes.  The file is the same as a serial run's.
         Default: this process only.
+    overwrite : bool
+        Replace an output of another kind or made from another features file (never an input, never a file
+        scatterxai did not write).
     **settings
         Fields of :class:`ExplainConfig` overriding ``config`` (e.g. ``methods=["epsilon_plus"]``).
 
@@ -307,15 +312,10 @@ def explain(features: PathLike, *, model_dir: PathLike, out: PathLike, config: O
     """
     dask = check_dask(dask)
     config = with_settings(config or ExplainConfig(), settings)
-    check_not_inputs(out, {"features input": getattr(features, "path", features), "model directory": model_dir,
-                           "model weights": os.path.join(os.fspath(model_dir), "model.pt"),
-                           "model configuration": os.path.join(os.fspath(model_dir), "config.json")})
-    out = Path(prepare_output(out))
-    with output_lock(out, what="relevance file"):
-        if out.exists() and not is_scatterxai_file(out):
-            raise StoreError(f"{out} exists and is not a scatterxai file; it is never replaced (choose another "
-                             f"--out)")
-        return _explain(features, model_dir, out, config, progress, dask)
+    inputs = {"features input": features, "model directory": model_dir}
+    with claim_output(out, kind="relevance", inputs=inputs, overwrite=overwrite,   # the output rule (README)
+                      study=features_fingerprint(features)) as claim:
+        return _explain(features, model_dir, Path(claim.path), config, progress, dask)
 
 
 def _explain(features, model_dir, out: Path, config: ExplainConfig, progress: bool, dask=None) -> Path:

@@ -1,6 +1,9 @@
 """Extraction: the scattering of every file in a meta CSV → a features file, batched, resumable.
 
-The work is split into three steps, the seam a distributed back end uses:
+:func:`extract_features` runs named steps: :meth:`_Job.prepare` (arguments, the output rule, the meta CSV,
+labels and settings — nothing written), :func:`_plan` (what the existing output and partial file allow:
+compute, resume, retry, relabel or nothing), :func:`_compute_and_commit` and :func:`_summary`.  The work of
+:func:`_compute_and_commit` is split into three steps, the seam a distributed back end uses:
 
 1. **plan rows** — :meth:`PartialFile.pending_batches`: which rows of the meta CSV are still to do;
 2. **compute a batch** — :func:`compute_batch` (:mod:`.batch`): read, prepare and scatter the audio of some
@@ -40,9 +43,9 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import h5py
 import numpy as np
 
-from .._util.fs import LOCK_SUFFIX, TMP_SUFFIX, check_not_inputs, output_lock, prepare_output
 from .._util.log import logger
 from .._util.log import progress as progress_bar
+from .._util.outputs import check_output, claim_output
 from .._util.types import DaskSpec, Device, PathLike
 from .._util.validate import check_choice, check_positive_int, check_seed
 from ..errors import AudioError, DataError, StoreError
@@ -376,87 +379,178 @@ def extract_features(meta_csv: PathLike, audio_root: PathLike, out: PathLike, *,
     -------
     ExtractSummary
     """
-    from .._util.cluster import check_dask, dask_client
-    from .._util.device import resolve_device
-    from ..data.paths import AudioResolver
-
     t0 = time.perf_counter()
-    meta_csv, audio_root, out = os.fspath(meta_csv), os.fspath(audio_root), os.fspath(out)
-    batch_size = check_positive_int("batch_size", batch_size)
-    seed = check_seed("seed", seed)
-    check_choice("method", method, ("fast", "kymatio"))
-    check_choice("if_changed", if_changed, ("error", "replace"))
-    dataset_options(compression, (0,))  # fail early on a bad compression name
-    dask = check_dask(dask)
-    check_not_inputs(out, {"meta CSV": meta_csv, "audio root": audio_root},
-                     suffixes=("", TMP_SUFFIX, LOCK_SUFFIX, PARTIAL_SUFFIX, PARTIAL_SUFFIX + TMP_SUFFIX))
-    csv_bytes, columns, names, info = _read_inputs(meta_csv, audio_root, classes=classes, seed=seed)
-    resolve_device(device)  # fail early on a bad device name
-    out = prepare_output(out)
-    settings = extraction_settings(csv_bytes, audio_root, config, method, allow_outside_root, bool(segments))
-    digest = settings_digest(settings)
-    labels = labels_hash(info)
-    window_s = config.N / config.sr
-    label_attrs = {**{k: v for k, v in info.attrs().items() if k != "classes"}, "labels_sha256": labels}
-    partial = out + PARTIAL_SUFFIX
-    with output_lock(out, what="features file"):
-        state = _plan(out, partial, digest, labels, overwrite=overwrite, retry_failed=retry_failed,
-                      if_changed=if_changed, legacy=_legacy_sha(csv_bytes, audio_root, config), method=method)
+    job = _Job.prepare(meta_csv, audio_root, out, config=config, device=device, batch_size=batch_size,
+                       method=method, overwrite=overwrite, classes=classes, seed=seed, segments=segments,
+                       allow_outside_root=allow_outside_root, if_changed=if_changed, compression=compression,
+                       dask=dask)
+    with claim_output(job.out, kind="features", inputs=job.inputs, overwrite=overwrite) as claim:   # the rule
+        job.out, job.partial = claim.path, claim.path + PARTIAL_SUFFIX
+        state = _plan(job.out, job.partial, job.digest, job.labels, overwrite=overwrite, retry_failed=retry_failed,
+                      if_changed=if_changed, legacy=_legacy_sha(job.csv_bytes, job.audio_root, config),
+                      method=method)
         if state in ("complete", "relabel"):
-            if state == "relabel":
-                _relabel(out, columns, names, label_attrs, info.classes)
-            with FeatureFile(out) as ff:
-                n, failed = len(ff), ff.failed
-            return ExtractSummary(out, len(names), n, len(failed), already_complete=state == "complete",
-                                  relabelled=state == "relabel", failed=failed, window_s=window_s)
-        resolve = AudioResolver(audio_root, allow_outside=allow_outside_root)
-        plan = SegmentPlan.of(names, resolve, config) if segments else None
-        row_names = names if plan is None else [names[r] for r in plan.csv_row]
-        starts = None if plan is None else plan.start_s
-        table = path_table(config)
-        attrs = {**scattering_attrs(config, table), "method": method}
-        n_rows = len(row_names)
-        truncated = []
-        with PartialFile.open_or_create(partial, n_rows=n_rows, settings=settings, attrs=attrs,
-                                        datasets={"features": ((len(table), table.n_frames), np.float32)},
-                                        overwrite=overwrite or state == "retry", retry_failed=retry_failed,
-                                        what="extraction") as store:
-            if state == "retry":
-                _seed_from_output(store, out, plan)
-            n_resumed = int((store.status() != PENDING).sum())
-            use_dask = dask is not None and n_resumed < n_rows
-            with progress_bar(total=n_rows, initial=n_resumed, desc="extract",
-                              unit="file" if plan is None else "window", enabled=progress) as bar, \
-                    (dask_client(dask) if use_dask else contextlib.nullcontext()) as client:
-                batches = store.pending_batches(batch_size)
-                if use_dask:   # the same batches, computed on the workers; committed here as they come
-                    from .workers import dask_batches
-                    results = dask_batches(client, batches, row_names, starts, resolve=resolve, config=config,
-                                           device=device, method=method, batch_size=batch_size,
-                                           kept=f"the rows done so far are kept in {partial}: re-run to resume")
-                else:
-                    results = ((rows, compute_batch(rows, row_names, resolve=resolve, config=config, device=device,
-                                                    method=method, batch_size=batch_size, starts=starts))
-                               for rows in batches)
-                for rows, res in results:
-                    store.commit(res.ok_rows, {"features": res.S}, res.failed)
-                    truncated += res.truncated
-                    bar.update(len(rows))
-            truncated = [row_names[r] for r in sorted(truncated)]
-            ok, bad, reasons = finish(store, out, columns, names, config=config, settings=digest, method=method,
-                                      classes=info.classes, plan=plan,
-                                      attrs={**label_attrs, "segments": bool(segments),
-                                             "audio_root": os.path.abspath(audio_root)},
-                                      compression=compression)
-        # Nothing worth keeping if every file failed (e.g. a wrong audio root): the next run starts afresh.
-        os.remove(partial)
+            return _unchanged(job, state)
+        outcome = _compute_and_commit(job, state, retry_failed=retry_failed, progress=progress)
+    return _summary(job, outcome, time.perf_counter() - t0)
+
+
+@dataclass
+class _Job:
+    """An extraction, planned: validated settings, the meta CSV read, labels decided, settings hashed."""
+
+    meta_csv: str
+    audio_root: str
+    out: str
+    config: ScatteringConfig
+    device: Device
+    batch_size: int
+    method: str
+    segments: bool
+    allow_outside_root: bool
+    compression: Optional[str]
+    dask: DaskSpec
+    csv_bytes: bytes
+    columns: Dict[str, np.ndarray]
+    names: List[str]
+    info: object            # LabelInfo
+    settings: dict
+    overwrite: bool = False
+    partial: str = ""
+
+    @classmethod
+    def prepare(cls, meta_csv, audio_root, out, *, config, device, batch_size, method, overwrite, classes, seed,
+                segments, allow_outside_root, if_changed, compression, dask) -> _Job:
+        """Check every argument and the output rule, read the meta CSV and decide labels (nothing written)."""
+        from .._util.cluster import check_dask
+        from .._util.device import resolve_device
+        meta_csv, audio_root, out = os.fspath(meta_csv), os.fspath(audio_root), os.fspath(out)
+        batch_size = check_positive_int("batch_size", batch_size)
+        seed = check_seed("seed", seed)
+        check_choice("method", method, ("fast", "kymatio"))
+        check_choice("if_changed", if_changed, ("error", "replace"))
+        dataset_options(compression, (0,))  # fail early on a bad compression name
+        dask = check_dask(dask)
+        inputs = {"meta CSV": meta_csv, "audio root": audio_root}
+        check_output(out, kind="features", inputs=inputs, overwrite=overwrite, create=False)   # before reading
+        csv_bytes, columns, names, info = _read_inputs(meta_csv, audio_root, classes=classes, seed=seed)
+        resolve_device(device)  # fail early on a bad device name
+        settings = extraction_settings(csv_bytes, audio_root, config, method, allow_outside_root, bool(segments))
+        return cls(meta_csv, audio_root, out, config, device, batch_size, method, bool(segments),
+                   bool(allow_outside_root), compression, dask, csv_bytes, columns, names, info, settings,
+                   bool(overwrite))
+
+    def is_overwrite(self, state: str) -> bool:
+        """Start the partial file afresh: asked for, or seeded from the output to retry its failed rows."""
+        return self.overwrite or state == "retry"
+
+    @property
+    def inputs(self) -> dict:
+        return {"meta CSV": self.meta_csv, "audio root": self.audio_root}
+
+    @property
+    def digest(self) -> Tuple[str, str]:
+        return settings_digest(self.settings)
+
+    @property
+    def labels(self) -> str:
+        return labels_hash(self.info)
+
+    @property
+    def label_attrs(self) -> dict:
+        return {**{k: v for k, v in self.info.attrs().items() if k != "classes"}, "labels_sha256": self.labels}
+
+    @property
+    def window_s(self) -> float:
+        return self.config.N / self.config.sr
+
+
+def _unchanged(job: _Job, state: str) -> ExtractSummary:
+    """The output holds these coefficients already: rewrite its labels if they changed; nothing else."""
+    if state == "relabel":
+        _relabel(job.out, job.columns, job.names, job.label_attrs, job.info.classes)
+    with FeatureFile(job.out) as ff:
+        n, failed = len(ff), ff.failed
+    return ExtractSummary(job.out, len(job.names), n, len(failed), already_complete=state == "complete",
+                          relabelled=state == "relabel", failed=failed, window_s=job.window_s)
+
+
+@dataclass
+class _Outcome:
+    """What :func:`_compute_and_commit` did: rows done and failed (store rows), truncated rows (of every run
+    that filled the partial file), rows resumed from an interrupted run, and the segment plan."""
+
+    ok: np.ndarray
+    bad: np.ndarray
+    reasons: List[str]
+    truncated: np.ndarray
+    n_resumed: int
+    n_rows: int
+    plan: Optional[SegmentPlan]
+    row_names: List[str]
+
+
+#: the note that marks a done row of the partial file whose file was longer than the window
+TRUNCATED = "truncated"
+
+
+def _compute_and_commit(job: _Job, state: str, *, retry_failed: bool, progress: bool) -> _Outcome:
+    """Compute the pending rows (serially, or on Dask workers) and commit them to the partial file as they
+    come; then write the final file from the partial file and remove it."""
+    from .._util.cluster import dask_client
+    from ..data.paths import AudioResolver
+    resolve = AudioResolver(job.audio_root, allow_outside=job.allow_outside_root)
+    plan = SegmentPlan.of(job.names, resolve, job.config) if job.segments else None
+    row_names = job.names if plan is None else [job.names[r] for r in plan.csv_row]
+    starts = None if plan is None else plan.start_s
+    table = path_table(job.config)
+    attrs = {**scattering_attrs(job.config, table), "method": job.method}
+    n_rows = len(row_names)
+    with PartialFile.open_or_create(job.partial, n_rows=n_rows, settings=job.settings, attrs=attrs,
+                                    datasets={"features": ((len(table), table.n_frames), np.float32)},
+                                    overwrite=job.is_overwrite(state), retry_failed=retry_failed,
+                                    what="extraction") as store:
+        if state == "retry":
+            _seed_from_output(store, job.out, plan)
+        n_resumed = int((store.status() != PENDING).sum())
+        use_dask = job.dask is not None and n_resumed < n_rows
+        with progress_bar(total=n_rows, initial=n_resumed, desc="extract",
+                          unit="file" if plan is None else "window", enabled=progress) as bar, \
+                (dask_client(job.dask) if use_dask else contextlib.nullcontext()) as client:
+            batches = store.pending_batches(job.batch_size)
+            if use_dask:   # the same batches, computed on the workers; committed here as they come
+                from .workers import dask_batches
+                results = dask_batches(client, batches, row_names, starts, resolve=resolve, config=job.config,
+                                       device=job.device, method=job.method, batch_size=job.batch_size,
+                                       kept=f"the rows done so far are kept in {job.partial}: re-run to resume")
+            else:
+                results = ((rows, compute_batch(rows, row_names, resolve=resolve, config=job.config,
+                                                device=job.device, method=job.method, batch_size=job.batch_size,
+                                                starts=starts)) for rows in batches)
+            for rows, res in results:
+                store.commit(res.ok_rows, {"features": res.S}, res.failed,
+                             notes=[(r, TRUNCATED) for r in res.truncated])
+                bar.update(len(rows))
+        truncated = store.noted(TRUNCATED)
+        ok, bad, reasons = finish(store, job.out, job.columns, job.names, config=job.config, settings=job.digest,
+                                  method=job.method, classes=job.info.classes, plan=plan,
+                                  attrs={**job.label_attrs, "segments": job.segments,
+                                         "audio_root": os.path.abspath(job.audio_root)},
+                                  compression=job.compression)
+    # Nothing worth keeping if every file failed (e.g. a wrong audio root): the next run starts afresh.
+    os.remove(job.partial)
+    return _Outcome(ok, bad, reasons, truncated, n_resumed, n_rows, plan, row_names)
+
+
+def _summary(job: _Job, o: _Outcome, seconds: float) -> ExtractSummary:
+    truncated = [o.row_names[r] for r in sorted(o.truncated)]
     if truncated:
         logger.warning("warning: %d file(s) are longer than the transform's window (%.2f s) and only their first "
                        "%.2f s were used, e.g. %s; --segments (segments=True) cuts them into consecutive "
-                       "windows instead", len(truncated), window_s, window_s, truncated[0])
-    bad_csv = bad if plan is None else np.unique(plan.csv_row[bad])
-    failed = [(row_names[r], reason) for r, reason in zip(bad, reasons)]
-    n_ok_files = int(ok.size) if plan is None else int(np.unique(plan.csv_row[ok]).size)
-    return ExtractSummary(out, len(names), n_ok_files, int(bad_csv.size), n_resumed=n_resumed,
-                          seconds=time.perf_counter() - t0, failed=failed, truncated=truncated,
-                          window_s=window_s, n_rows=n_rows)
+                       "windows instead", len(truncated), job.window_s, job.window_s, truncated[0])
+    bad_csv = o.bad if o.plan is None else np.unique(o.plan.csv_row[o.bad])
+    failed = [(o.row_names[r], reason) for r, reason in zip(o.bad, o.reasons)]
+    n_ok_files = int(o.ok.size) if o.plan is None else int(np.unique(o.plan.csv_row[o.ok]).size)
+    return ExtractSummary(job.out, len(job.names), n_ok_files, int(bad_csv.size), n_resumed=o.n_resumed,
+                          seconds=seconds, failed=failed, truncated=truncated, window_s=job.window_s,
+                          n_rows=o.n_rows)

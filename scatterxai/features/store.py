@@ -30,6 +30,7 @@ is either absent or complete.
 
 from __future__ import annotations
 
+import hashlib
 from typing import Dict, List, Optional, Sequence, Union
 
 import h5py
@@ -42,7 +43,7 @@ from ..io.netcdf import annotate_features, dataset_options
 from ..scattering.config import PAPER_CONFIG, ScatteringConfig, path_table
 from ..task import CLASSES
 
-__all__ = ["FeatureFile", "write_features"]
+__all__ = ["FeatureFile", "write_features", "features_fingerprint"]
 
 _COPY_BLOCK = 64
 
@@ -112,6 +113,20 @@ class FeatureFile(H5Reader):
         return self._f["features"].shape[0]
 
     @property
+    def fingerprint(self) -> str:
+        """sha256 (hex) identifying the study this file describes: its shape, ``/stats/mu`` (which depends
+        on every training coefficient), its file names, labels and subsets — read in a few small datasets,
+        never the coefficients.  Relevance files record it (``features_fingerprint``) so that the inputs of
+        a later command can be checked to belong together."""
+        h = hashlib.sha256(repr(tuple(self._f["features"].shape)).encode())
+        h.update(np.ascontiguousarray(self.mu, dtype=np.float64).tobytes())
+        for key in ("file_name", "label", "subset"):
+            if key in self.examples:
+                h.update(key.encode())
+                h.update("\0".join(str(v) for v in self.examples[key]).encode("utf-8", "surrogatepass"))
+        return h.hexdigest()
+
+    @property
     def labels(self) -> np.ndarray:
         """(K,) int64 class indices into :attr:`classes` (checked: integral, in range; text labels of
         files written before labels were encoded are looked up by name)."""
@@ -171,6 +186,18 @@ class FeatureFile(H5Reader):
         out = np.empty((idx.size,) + ds.shape[1:], ds.dtype)
         out[order] = block[inverse]
         return out
+
+
+def features_fingerprint(features) -> Optional[str]:
+    """:attr:`FeatureFile.fingerprint` of a path or an open file; None if it cannot be read (the command that
+    reads it then reports why)."""
+    if isinstance(features, FeatureFile):
+        return features.fingerprint
+    try:
+        with FeatureFile(features) as ff:
+            return ff.fingerprint
+    except (StoreError, OSError):
+        return None
 
 
 # --------------------------------------------------------------------------------------------------------

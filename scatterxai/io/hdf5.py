@@ -247,9 +247,10 @@ def open_hdf5(path: PathLike, kind: str) -> h5py.File:
 
 
 def read_string_array(ds: h5py.Dataset) -> np.ndarray:
-    """A dataset as a numpy array, decoding byte/UTF-8 strings to ``str`` objects."""
+    """A dataset as a numpy array, decoding byte/UTF-8 strings to ``str`` objects (bytes that are not UTF-8
+    become U+FFFD: a damaged or foreign name never stops a reader)."""
     if ds.dtype.kind in "OS":
-        return np.array(ds.asstr()[()], dtype=object)
+        return np.array(ds.asstr(errors="replace")[()], dtype=object)
     return ds[()]
 
 

@@ -217,14 +217,16 @@ class PartialFile:
             yield pending[start:start + batch_size]
 
     def commit(self, ok_rows: Sequence[int], values: Mapping[str, np.ndarray],
-               failed: Sequence[Tuple[int, str]] = ()) -> None:
+               failed: Sequence[Tuple[int, str]] = (), notes: Sequence[Tuple[int, str]] = ()) -> None:
         """Write the results of ``ok_rows`` (``values[name][i]`` is row ``ok_rows[i]``) and the reasons of the
-        failed rows, flush, then mark them (a row marked done is complete whenever the process dies)."""
+        failed rows, flush, then mark them (a row marked done is complete whenever the process dies).
+        ``notes`` (row, text) are kept with done rows (e.g. "truncated"), in the ``reason`` column, so that a
+        resumed run still knows them (:meth:`noted`)."""
         f = self._f
         for name in self.datasets:
             for r, v in zip(ok_rows, values[name]):
                 f[name][r] = v
-        for r, reason in failed:
+        for r, reason in (*failed, *notes):
             f["reason"][r] = reason.encode("utf-8")[:REASON_LEN]
         f.flush()  # data first ...
         self._check_written()   # (a full disk: the rows stay pending, the marks are not written)
@@ -234,6 +236,12 @@ class PartialFile:
             f["status"][r] = FAILED
         f.flush()  # ... then the marks
         self._check_written()
+
+    def noted(self, note: str) -> np.ndarray:
+        """Done rows committed with ``note`` (by this run or an interrupted one)."""
+        done = np.flatnonzero(self.status() == DONE)
+        reasons = self._f["reason"][()]
+        return done[reasons[done] == note.encode("utf-8")[:REASON_LEN]] if done.size else done
 
     def dataset(self, name: str) -> h5py.Dataset:
         return self._f[name]

@@ -93,6 +93,10 @@ def prepare_input(S_raw: Union[np.ndarray, torch.Tensor], channels: np.ndarray, 
     return torch.from_numpy(out).to(resolve_device(device))
 
 
+#: the largest model.pt and config.json read (the paper's network: 8.3 MB and ~0.2 MB)
+MAX_WEIGHTS_BYTES = 2 ** 31
+MAX_CONFIG_BYTES = 2 ** 26
+
 # ---------------------------------------------------------------------------------------------- saving
 
 def save_model(net: ConvNet, model_dir: PathLike, config: Mapping) -> Path:
@@ -285,10 +289,13 @@ def load_model(model_dir: PathLike, device: Device = "auto") -> LoadedModel:
     """
     model_dir = Path(model_dir)
     weights, cfg_path = model_dir / WEIGHTS_FILE, model_dir / CONFIG_FILE
-    for p in (weights, cfg_path):
+    for p, limit in ((weights, MAX_WEIGHTS_BYTES), (cfg_path, MAX_CONFIG_BYTES)):
         if not p.is_file():
             raise ModelError(f"{p} not found: a model directory holds {WEIGHTS_FILE} and {CONFIG_FILE} "
                              f"(written by 'scatterxai train')")
+        if p.stat().st_size > limit:   # read whole: a size no scatterxai model has is refused before reading
+            raise ModelError(f"{p} holds {p.stat().st_size:,} bytes, more than any scatterxai model "
+                             f"({limit:,}); it is not a model file")
     try:
         with open(cfg_path, encoding="utf-8") as f:
             config = json.load(f)

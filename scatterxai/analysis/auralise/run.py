@@ -26,6 +26,8 @@ from typing import TYPE_CHECKING, Mapping, Optional, Union
 import numpy as np
 
 from ..._util.jsonio import write_json
+from ..._util.log import logger
+from ..._util.outputs import claims_output
 from ..._util.types import Device, PathLike
 from ..._util.validate import check_int
 from ...errors import ParameterError
@@ -149,9 +151,10 @@ def _target(target, classes) -> Optional[int]:
     return index
 
 
+@claims_output("out_dir", kind="auralise", inputs={"audio": "audio input", "model_dir": "model directory"})
 def auralise_audio(audio: PathLike, model_dir: PathLike, out_dir: PathLike, *, method: str = "epsilon_plus",
                    target: Union[str, int] = "pred", device: Device = "auto", mode: str = "positive",
-                   top: Optional[int] = None) -> dict:
+                   top: Optional[int] = None, overwrite: bool = False) -> dict:
     """Auralise one audio file with a model (see the module docstring).
 
     Parameters
@@ -161,6 +164,8 @@ def auralise_audio(audio: PathLike, model_dir: PathLike, out_dir: PathLike, *, m
     model_dir : str
         Trained model directory.
     out_dir : str
+        Written as a whole under the output rule (:mod:`scatterxai._util.outputs`: never holding the audio
+        input, never inside the model directory).
     method : str
         Registered attribution method.
     target : "pred", class name or index
@@ -174,7 +179,7 @@ def auralise_audio(audio: PathLike, model_dir: PathLike, out_dir: PathLike, *, m
     dict
         The contents of ``auralise.json``.
     """
-    from ...audio import load_prepared
+    from ...audio import load_prepared, nothing_to_explain
     from ...explain.attribute import attribute
     from ...maps.grid import local_map
     from ...model.directory import load_model
@@ -183,6 +188,9 @@ def auralise_audio(audio: PathLike, model_dir: PathLike, out_dir: PathLike, *, m
     model = load_model(model_dir, device=device)
     config = model.scattering
     x = load_prepared(os.fspath(audio), config)
+    why = nothing_to_explain(os.fspath(audio), x, config.N / config.sr)
+    if why:
+        logger.warning("warning: %s", why)
     S = scatter(x, config, device=model.device).cpu().numpy()
     index = _target(target, model.classes)
     att = attribute(model.net, model.prepare(S), method=method,
@@ -194,8 +202,10 @@ def auralise_audio(audio: PathLike, model_dir: PathLike, out_dir: PathLike, *, m
     return _write(x, local_map(att.relevance)[0], model.paths, config, out_dir, info, mode=mode, top=top)
 
 
+@claims_output("out_dir", kind="auralise", inputs={"relevance": "relevance input", "audio_root": "audio root"})
 def auralise_relevance(relevance: PathLike, example: int, audio_root: PathLike, out_dir: PathLike, *,
-                       method: str = "epsilon_plus", mode: str = "positive", top: Optional[int] = None) -> dict:
+                       method: str = "epsilon_plus", mode: str = "positive", top: Optional[int] = None,
+                       overwrite: bool = False) -> dict:
     """Auralise example ``example`` (row of the file) of a relevance file with its stored local map.
 
     Parameters

@@ -46,6 +46,7 @@ from ... import __version__
 from ..._util.fs import atomic_path
 from ..._util.jsonio import write_json
 from ..._util.markdown import md_table
+from ..._util.outputs import claims_output
 from ..._util.types import PathLike
 from ...io.hdf5 import atomic_h5, write_column
 from .study import CKA_DESCRIPTORS
@@ -266,8 +267,10 @@ def _figures(result: dict, summary: dict, out_dir: str) -> None:
     plt.close("all")
 
 
-def write_probe_outputs(result: dict, out_dir: PathLike) -> Dict[str, str]:
-    """Write probe.h5, probe.json, probe.md and the two figures into ``out_dir``; return their paths."""
+@claims_output("out_dir", kind="probe")
+def write_probe_outputs(result: dict, out_dir: PathLike, *, overwrite: bool = False) -> Dict[str, str]:
+    """Write probe.h5, probe.json, probe.md and the two figures into ``out_dir`` (as a whole, under the output
+    rule: :mod:`scatterxai._util.outputs`); return their paths."""
     out_dir = os.fspath(out_dir)
     os.makedirs(out_dir, exist_ok=True)
     paths = {k: os.path.join(out_dir, v) for k, v in FILES.items()}

@@ -42,8 +42,9 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 import soundfile as sf
 
-from ..._util.fs import atomic_path, output_lock, prepare_output
+from ..._util.fs import atomic_path
 from ..._util.log import progress as progress_bar
+from ..._util.outputs import claim_output
 from ..._util.types import PathLike
 from ..._util.validate import check_choice, check_positive_float, check_positive_int, check_seed
 from ...errors import DataError, ParameterError
@@ -409,9 +410,8 @@ def synthesize_corpus(out_dir: PathLike, *, scale: float = DEFAULT_SCALE, seed: 
     jobs = check_positive_int("jobs", jobs)
     seed = check_seed("seed", seed)
     specs = plan_corpus(scale=scale, seed=seed)
-    out_dir = prepare_output(out_dir, is_dir=True)
-    with output_lock(out_dir, what="corpus"):
-        return _synthesize(out_dir, specs, scale=scale, seed=seed, jobs=jobs, progress=progress)
+    with claim_output(out_dir, kind="corpus", option="OUT_DIR") as claim:   # the output rule (README)
+        return _synthesize(claim.path, specs, scale=scale, seed=seed, jobs=jobs, progress=progress)
 
 
 def _synthesize(out_dir: str, specs, *, scale, seed, jobs, progress) -> str:
