@@ -15,6 +15,7 @@ either truncated (its duration tells the caller, who warns) or cut into consecut
 
 from __future__ import annotations
 
+import errno
 import os
 from fractions import Fraction
 from typing import TYPE_CHECKING, Optional, Tuple
@@ -255,3 +256,20 @@ def nothing_to_explain(path: PathLike, x: np.ndarray, window_s: float) -> Option
         return (f"{path} holds {n} sample{'s' if n != 1 else ''} ({duration_s:.3g} s) of the model's "
                 f"{window_s:.2f} s window: its prediction and relevance describe mostly zero padding")
     return None
+
+
+def write_wav(path: PathLike, y: np.ndarray, sr: int, *, subtype: str = "PCM_16") -> str:
+    """Write a WAV file; a write error is an ``OSError`` naming ``path`` (libsndfile reports a full disk or a
+    read-only folder as "System error.", without its errno: the file system is checked at once)."""
+    import soundfile as sf
+    path = os.fspath(path)
+    try:
+        sf.write(path, y, int(sr), subtype=subtype, format="WAV")
+    except (RuntimeError, sf.SoundFileError) as e:
+        from ._util.outputs import _device_problem
+        problem = _device_problem(path)
+        if problem is None:
+            raise AudioError(f"cannot write {path}: {e}") from None
+        code = errno.EROFS if problem.startswith("Read-only") else errno.ENOSPC
+        raise OSError(code, problem, path) from None
+    return path

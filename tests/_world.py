@@ -1,5 +1,5 @@
 """A small study with one input of every kind, for the tests that run every command of the CLI table:
-a corpus of ten short WAV notes (two per class) and its meta CSV, their features (SMALL configuration),
+a corpus of 15 short WAV notes (three per class) and its meta CSV, their features (SMALL configuration),
 S1+S2 and S1 models trained for one epoch, a relevance file, a descriptors file.  Built once per session
 (about 20 s); tests copy what they write over."""
 
@@ -29,10 +29,11 @@ def make_world(root) -> dict:
     root = str(root)
     audio = os.path.join(root, "corpus", "audio")
     os.makedirs(audio)
-    rows = ["file_name,label,subset"]
-    for i in range(10):
+    rows = ["file_name,label,subset,instrument"]
+    for i in range(15):
         sf.write(os.path.join(audio, f"n{i}.wav"), _note(i, SMALL.sr, SMALL.N), SMALL.sr)
-        rows.append(f"n{i}.wav,{CLASSES[i % 5]},{'training' if i < 5 else 'validation' if i < 7 else 'test'}")
+        rows.append(f"n{i}.wav,{CLASSES[i % 5]},{'training' if i < 8 else 'validation' if i < 11 else 'test'},"
+                    f"{('Violin', 'Flute')[i % 2]}")
     meta = os.path.join(root, "corpus", "meta.csv")
     with open(meta, "w") as fh:
         fh.write("\n".join(rows) + "\n")

@@ -395,12 +395,6 @@ def write_errors(path: PathLike, what: str, *, previous: Optional[bool] = None) 
             raise   # about another file (an input): the caller reports it
         kept = f"the previous {path} is unchanged" if previous else "nothing was written"
         raise OutputError(f"cannot write the {what} {path}: {reason}; {kept}") from None
-    except RuntimeError as e:   # a library that hides the errno (libsndfile: "System error.")
-        problem = _device_problem(path)
-        if problem is None:
-            raise
-        kept = f"the previous {path} is unchanged" if previous else "nothing was written"
-        raise OutputError(f"cannot write the {what} {path}: {problem} ({describe_os_error(e)}); {kept}") from None
 
 
 def _device_problem(path: str) -> Optional[str]:
@@ -414,7 +408,7 @@ def _device_problem(path: str) -> Optional[str]:
         return None
     if st.f_flag & os.ST_RDONLY:
         return "Read-only file system"
-    if st.f_bavail * st.f_frsize < 64 * 1024:
+    if st.f_bavail * st.f_frsize < 16 * 1024:
         return "No space left on device"
     return None
 
@@ -553,25 +547,38 @@ def claim_output(path: PathLike, *, kind: str, inputs: Optional[Mapping[str, Any
             # again under the lock: another process may have written it meanwhile
             check_output(abspath, kind=kind, inputs=inputs, overwrite=overwrite, is_dir=is_dir, study=study,
                          option=option, create=False)
-            if not k.is_dir:
-                yield Claim(abspath, abspath, k.name, study, flat)
-                return
-            if k.update or not swap:
+            if not k.is_dir or k.update or not swap:
                 claim = Claim(abspath, abspath, k.name, study, flat)
                 if k.update and _read_marker(abspath) is None:
                     _write_marker(abspath, claim, ())
-                yield claim
+                with _device_errors(abspath):
+                    yield claim
                 return
             with atomic_dir(abspath) as tmp:
                 claim = Claim(abspath, tmp, k.name, study, flat)
                 with _ACTIVE_LOCK:
                     _ACTIVE[tmp] = claim
                 try:
-                    yield claim
+                    with _device_errors(tmp):
+                        yield claim
                 finally:
                     with _ACTIVE_LOCK:
                         _ACTIVE.pop(tmp, None)
                 _write_marker(tmp, claim, [n for n in os.listdir(tmp) if n != MARKER])
+
+
+@contextlib.contextmanager
+def _device_errors(where: str) -> Iterator[None]:
+    """A library error that hides its errno (libsndfile's "System error.") while the file system of ``where``
+    is full or read-only becomes that OSError — checked at once, before temporary files are removed."""
+    try:
+        yield
+    except RuntimeError as e:
+        problem = _device_problem(where)
+        if problem is None:
+            raise
+        code = errno.EROFS if problem.startswith("Read-only") else errno.ENOSPC
+        raise OSError(code, f"{problem} ({describe_os_error(e)})", where) from None
 
 
 def claims_output(out: str, *, kind: str, inputs: Union[Mapping[str, str], Sequence[str]] = (),

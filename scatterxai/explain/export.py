@@ -37,7 +37,7 @@ from .._util.validate import check_choice, check_positive_float, check_positive_
 from .._util.versions import package_version
 from ..errors import ParameterError
 from ..features.store import features_fingerprint
-from ..io.hdf5 import STR_DTYPE, atomic_h5, scattering_attrs, write_column
+from ..io.hdf5 import STR_DTYPE, atomic_h5, raise_if_failed, scattering_attrs, write_column
 from ..io.netcdf import COMPRESSIONS, annotate_relevance, dataset_options
 from .attribute import attribute
 from .base import REGISTRY, Explainer, get_explainer
@@ -404,6 +404,7 @@ def write_relevance(out: PathLike, x: torch.Tensor, examples: Dict[str, np.ndarr
                           paths=paths, modulation=modulation, compression=config.compression)
             f[f"relevance/{name}"].attrs["seconds"] = seconds
             del res
+            raise_if_failed(f)   # a full disk: stop now (the temporary file is removed)
         if extra is not None:
             extra(f)
         annotate_relevance(f)

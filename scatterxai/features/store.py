@@ -38,7 +38,16 @@ import numpy as np
 
 from .._util.types import Indices, PathLike
 from ..errors import ParameterError, StoreError
-from ..io.hdf5 import H5Reader, atomic_h5, has_link, read_config, read_string_array, scattering_attrs, write_column
+from ..io.hdf5 import (
+    H5Reader,
+    atomic_h5,
+    has_link,
+    raise_if_failed,
+    read_config,
+    read_string_array,
+    scattering_attrs,
+    write_column,
+)
 from ..io.netcdf import annotate_features, dataset_options
 from ..scattering.config import PAPER_CONFIG, ScatteringConfig, path_table
 from ..task import CLASSES
@@ -290,6 +299,7 @@ def write_features(path: PathLike, S: Union[np.ndarray, h5py.Dataset], examples:
         ds = f.create_dataset("features", shape=(K, C, T), dtype=np.float32, **opts)
         for i in range(0, K, _COPY_BLOCK):
             ds[i:i + _COPY_BLOCK] = np.asarray(S[rows[i:i + _COPY_BLOCK]], dtype=np.float32)
+            raise_if_failed(f)   # a full disk: stop now (the temporary file is removed)
         g = f.create_group("paths")
         for k, v in table.arrays().items():
             g.create_dataset(k, data=v)

@@ -21,9 +21,9 @@ from .._util.types import PathLike
 from ..errors import ScatterXAIError, StoreError
 from ..scattering.config import ALPHA, R_PSI, SIGMA0, PathTable, ScatteringConfig
 
-__all__ = ["atomic_h5", "open_guarded", "open_hdf5", "write_column", "read_string_array", "scattering_attrs",
-           "read_config", "H5Reader", "STR_DTYPE", "get_object", "has_link", "has_hdf5_signature", "is_lock_error",
-           "is_scatterxai_file"]
+__all__ = ["atomic_h5", "open_guarded", "raise_if_failed", "open_hdf5", "write_column", "read_string_array",
+           "scattering_attrs", "read_config", "H5Reader", "STR_DTYPE", "get_object", "has_link", "has_hdf5_signature",
+           "is_lock_error", "is_scatterxai_file"]
 
 #: variable-length UTF-8 strings
 STR_DTYPE = h5py.string_dtype("utf-8")
@@ -35,44 +35,72 @@ class _GuardedFile:
     """A file object for h5py's ``fileobj`` driver that never lets a write error reach HDF5.
 
     HDF5 cannot recover from a failed write: after "No space left on device" its close fails too, the file
-    stays open in the library, and the process may crash at exit (a segmentation fault).  This object writes
-    with ``pwrite`` and, after the first error, records it and discards the later writes as if they had
-    succeeded, so that HDF5 finishes and closes cleanly; :func:`open_guarded` then raises the recorded
-    ``OSError``.  The file is opened without following symbolic links and locked like HDF5 locks its files
-    (``flock``: exclusive for writing), so a file that another process has open is still refused.
+    stays open in the library, and the process may crash (a segmentation fault).  This object writes with
+    ``pwrite``; after the first error it records it and keeps every later write in memory (pages over the
+    file), so that HDF5 reads back what it wrote, finishes and closes cleanly; :func:`open_guarded` then
+    raises the recorded ``OSError`` (and :func:`raise_if_failed` lets a writer stop early, so that little is
+    held in memory).  The file is opened without following symbolic links and locked like HDF5 locks its
+    files (``flock``: exclusive for writing), so a file that another process has open is still refused.
     """
+
+    PAGE = 1 << 16
 
     def __init__(self, path: str, create: bool):
         import fcntl
         flags = os.O_RDWR | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
         self.path, self.pos, self.error, self.reported = path, 0, None, False
+        self.pages: Dict[int, bytearray] = {}
         self.fd = os.open(path, flags | (os.O_CREAT | os.O_TRUNC if create else 0), 0o644)
         try:
             fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             os.close(self.fd)
             raise BlockingIOError(f"unable to lock file {path}: it is open in another process") from None
+        self.size = os.fstat(self.fd).st_size
 
     def seek(self, offset: int, whence: int = 0) -> int:
-        self.pos = offset if whence == 0 else self.pos + offset if whence == 1 else self._size() + offset
+        self.pos = offset if whence == 0 else self.pos + offset if whence == 1 else self.size + offset
         return self.pos
-
-    def _size(self) -> int:
-        return os.fstat(self.fd).st_size
 
     def tell(self) -> int:
         return self.pos
 
+    def _read_at(self, offset: int, n: int) -> bytes:
+        n = max(min(n, self.size - offset), 0)
+        if not self.pages:
+            return os.pread(self.fd, n, offset)
+        out, end = bytearray(), offset + n
+        while offset < end:
+            page, off = divmod(offset, self.PAGE)
+            k = min(self.PAGE - off, end - offset)
+            buf = self.pages.get(page)
+            out += buf[off:off + k] if buf is not None else os.pread(self.fd, k, offset).ljust(k, b"\0")
+            offset += k
+        return bytes(out)
+
     def readinto(self, buf) -> int:
-        data = os.pread(self.fd, len(buf), self.pos)
+        data = self._read_at(self.pos, len(buf))
         buf[:len(data)] = data
         self.pos += len(data)
         return len(data)
 
     def read(self, n: int = -1) -> bytes:
-        data = os.pread(self.fd, n if n >= 0 else max(self._size() - self.pos, 0), self.pos)
+        data = self._read_at(self.pos, n if n >= 0 else self.size - self.pos)
         self.pos += len(data)
         return data
+
+    def _keep(self, offset: int, view: memoryview) -> None:
+        """Hold a write in memory (after a write error): pages over the file's bytes."""
+        done = 0
+        while done < len(view):
+            page, off = divmod(offset + done, self.PAGE)
+            k = min(self.PAGE - off, len(view) - done)
+            buf = self.pages.get(page)
+            if buf is None:
+                buf = self.pages[page] = bytearray(os.pread(self.fd, self.PAGE, page * self.PAGE).ljust(self.PAGE,
+                                                                                                       b"\0"))
+            buf[off:off + k] = view[done:done + k]
+            done += k
 
     def write(self, buf) -> int:
         view = memoryview(buf).cast("B")
@@ -83,7 +111,10 @@ class _GuardedFile:
                     done += os.pwrite(self.fd, view[done:], self.pos + done)
             except OSError as e:
                 self.error = e
+        if self.error is not None:
+            self._keep(self.pos, view)
         self.pos += len(view)
+        self.size = max(self.size, self.pos)
         return len(view)
 
     def truncate(self, size: Optional[int] = None) -> int:
@@ -93,6 +124,7 @@ class _GuardedFile:
                 os.ftruncate(self.fd, size)
             except OSError as e:
                 self.error = e
+        self.size = size
         return size
 
     def flush(self) -> None:
@@ -104,7 +136,17 @@ class _GuardedFile:
                 os.fsync(self.fd)
             except OSError as e:
                 self.error = e
+        self.pages.clear()
         os.close(self.fd)
+
+
+def raise_if_failed(f: h5py.File) -> None:
+    """Raise the write error of a file opened by :func:`open_guarded` / :func:`atomic_h5`, if any (writers
+    call it between blocks to stop early)."""
+    raw = getattr(f, "_scatterxai_raw", None)
+    if raw is not None and raw.error is not None:
+        raw.reported = True
+        raise OSError(raw.error.errno, raw.error.strerror, raw.path)
 
 
 @contextlib.contextmanager
@@ -121,12 +163,13 @@ def open_guarded(path: PathLike, mode: str = "w") -> Iterator[h5py.File]:
     except BaseException:
         raw.close()
         raise
+    f._scatterxai_raw = raw
     try:
         yield f
     finally:
         f.close()
         raw.close()
-        if raw.error is not None:
+        if raw.error is not None and not raw.reported:
             err = raw.error
             raise OSError(err.errno, err.strerror, path) from None
 

@@ -23,7 +23,7 @@ import numpy as np
 
 from .._util.log import logger
 from ..errors import StoreError
-from .hdf5 import _GuardedFile, atomic_h5, has_hdf5_signature, is_lock_error
+from .hdf5 import _GuardedFile, atomic_h5, has_hdf5_signature, is_lock_error, raise_if_failed
 
 __all__ = ["PartialFile", "PENDING", "DONE", "FAILED", "REASON_LEN", "settings_digest", "describe_change"]
 
@@ -104,10 +104,7 @@ class PartialFile:
             raw.close()
 
     def _check_written(self) -> None:
-        raw = getattr(self._f, "_scatterxai_raw", None)
-        if raw is not None and raw.error is not None:
-            err, raw.reported = raw.error, True
-            raise OSError(err.errno, err.strerror, self.path)
+        raise_if_failed(self._f)
 
     @staticmethod
     def _create(path, n_rows: int, datasets: Mapping[str, Tuple[tuple, object]], settings: str,

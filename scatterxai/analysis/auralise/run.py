@@ -111,7 +111,7 @@ def _map_figure(local, paths, path: str, *, title: str, f0_hz=None) -> None:
 
 def _write(x, local, paths, config, out_dir, info: dict, *, mode: str, top, f0_hz=None) -> dict:
     """Resynthesise, write the three WAVs, the map and the JSON; return the JSON's contents."""
-    import soundfile as sf
+    from ...audio import write_wav
 
     os.makedirs(out_dir, exist_ok=True)
     parts = auralise(x, full_table_map(local, paths, config), config, mode=mode, top=top)
@@ -120,8 +120,7 @@ def _write(x, local, paths, config, out_dir, info: dict, *, mode: str, top, f0_h
     written = {}
     for name in Auralisation._fields:
         written[name] = os.path.join(out_dir, AURALISE_FILES[name])
-        sf.write(written[name], (scale * getattr(parts, name)).astype(np.float32), int(config.sr),
-                 subtype="FLOAT", format="WAV")
+        write_wav(written[name], (scale * getattr(parts, name)).astype(np.float32), int(config.sr), subtype="FLOAT")
     local = np.asarray(local, float)
     top_path = int(np.argmax(local))
     lam2 = float(np.asarray(paths["lambda2_hz"], float)[top_path])

@@ -40,13 +40,13 @@ from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
-import soundfile as sf
 
 from ..._util.fs import atomic_path
 from ..._util.log import progress as progress_bar
 from ..._util.outputs import claim_output
 from ..._util.types import PathLike
 from ..._util.validate import check_choice, check_positive_float, check_positive_int, check_seed
+from ...audio import write_wav
 from ...errors import DataError, ParameterError
 from ...task import CLASSES, DEFAULT_SCALE
 from ..loaders import SOL_META_CSV
@@ -375,7 +375,7 @@ def write_note(spec: NoteSpec, path: PathLike, *, streams: str = "shared") -> st
     complete).  ``streams``: see :func:`render_note`."""
     path = os.fspath(path)
     with atomic_path(path, suffix=".part") as tmp:
-        sf.write(tmp, render_note(spec, streams=streams), SR, subtype="PCM_16", format="WAV")
+        write_wav(tmp, render_note(spec, streams=streams), SR)
     return path
 
 
