@@ -88,7 +88,8 @@ def _cmd_extract(args):
                                batch_size=args.batch_size, method=args.method, overwrite=args.overwrite,
                                classes=args.classes, seed=args.seed, segments=args.segments,
                                retry_failed=args.retry_failed, allow_outside_root=args.allow_outside_root,
-                               compression=_compression(args.compression), progress=True, dask=args.dask)
+                               compression=_compression(args.compression), progress=True, dask=args.dask,
+                               jobs=args.jobs)
     print(summary.describe())
     return 0 if summary.n_ok > 0 else 1
 
@@ -101,6 +102,9 @@ def _add_extract(sub) -> None:
                    "there, as in the SOL tree)")
     output_arg(s, "--out", kind="features", required=True, metavar="FEATURES.h5", help="output features file")
     s.add_argument("--batch-size", type=_batch, default=8, help="files transformed at once")
+    s.add_argument("--jobs", type=_jobs, default=min(os.cpu_count() or 1, BOUNDS["jobs"]),
+                   help="worker processes, one torch thread each (default: all cores); the file does not depend "
+                        "on it, nor on --dask")
     s.add_argument("--method", choices=("fast", "kymatio"), default="fast",
                    help="scattering implementation (same coefficients)")
     s.add_argument("--overwrite", action="store_true",
@@ -536,7 +540,7 @@ def _add_run(sub) -> None:
     s.add_argument("--max-epochs", type=_epochs, default=None,
                    help="upper bound on training epochs (early stopping decides below it; default 60)")
     s.add_argument("--jobs", type=_jobs, default=None,
-                   help="worker processes for synthesis (default: all cores)")
+                   help="worker processes for synthesis and extraction (default: all cores)")
     _common(s)
 
 

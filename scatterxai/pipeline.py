@@ -65,7 +65,8 @@ class RunConfig:
     max_epochs : int, optional
         Upper bound on training epochs (early stopping decides below it).
     jobs : int, optional
-        Worker processes for synthesis (default: all cores).
+        Worker processes for synthesis and extraction (default: all cores; extraction computes every batch
+        with one torch thread, so its features do not depend on it).
     scattering : ScatteringConfig
     methods : tuple of str
         Attribution methods to explain with (must include :data:`RULES_RUN`, which the figures draw).
@@ -257,7 +258,7 @@ class RunContext:
                        meta_csv, audio_root, self.features, config=cfg.scattering, device=cfg.device, seed=cfg.seed,
                        # a changed stage replaces the old features; an interrupted one resumes
                        if_changed="replace", allow_outside_root=self.source != "synthetic",
-                       progress=True).describe()))
+                       jobs=cfg.jobs or os.cpu_count() or 1, progress=True).describe()))
 
     def train_and_evaluate(self, inp: str) -> None:
         from .model import evaluate_model, train_model

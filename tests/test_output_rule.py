@@ -4,8 +4,6 @@ issue's table and per output defect (each failed on the code before the output r
 import json
 import os
 import shutil
-import subprocess
-import sys
 
 import pytest
 
@@ -153,40 +151,16 @@ def test_no_command_writes_into_a_model_directory(study, capsys, command):
     assert tree_digest(study["model"]) == before
 
 
-_HOLD = """
-import sys, time
-from scatterxai._util.fs import output_lock
-with output_lock(sys.argv[1]):
-    print("held", flush=True)
-    time.sleep(60)
-"""
-
-
-@pytest.fixture
-def held_lock():
-    procs = []
-
-    def hold(target):
-        p = subprocess.Popen([sys.executable, "-c", _HOLD, str(target)], stdout=subprocess.PIPE,
-                             env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
-        assert p.stdout.readline().strip() == b"held"
-        procs.append(p)
-        return p.pid
-
-    yield hold
-    for p in procs:
-        p.kill()
-        p.wait()
-
-
 @pytest.mark.parametrize("command", ["quality", "compare", "probe", "sweep", "auralise", "describe"])
-def test_every_writer_holds_the_output_lock(study, tmp_path, capsys, held_lock, command):
+def test_every_writer_holds_the_output_lock(study, tmp_path, capsys, command):
+    """Another writer holds OUT.lock (an flock: held here on another open file, as another process would)."""
+    from scatterxai._util.fs import output_lock
     out = tmp_path / ("d.h5" if command == "describe" else "out")
-    pid = held_lock(out)
     argv = (["describe", study["meta_csv"], "--audio-root", study["audio_root"], "--max-seconds", "0.2",
              "--overwrite"] if command == "describe" else _commands_with_out_dir(study)[command])
-    rc, err = run(argv + ["--out", out], capsys)
-    assert rc == 2 and f"being written by process {pid}" in one_line_error(err, command)
+    with output_lock(out):
+        rc, err = run(argv + ["--out", out], capsys)
+    assert rc == 2 and f"being written by process {os.getpid()}" in one_line_error(err, command)
     assert not out.exists()
 
 
@@ -258,3 +232,45 @@ def test_every_figure_of_an_s1_model_is_drawn(study, tmp_path, capsys):
                   capsys)
     assert rc == 0, err
     assert (tmp_path / "a" / "map.png").stat().st_size > 0
+
+
+# ----------------------------------------------------------------------- extract: a resumed summary
+
+def test_a_resumed_extraction_counts_the_long_files_of_every_run(tmp_path, monkeypatch):
+    """Four files longer than the window, interrupted after the first batch of two: the resumed run's summary
+    names all four (it named the two of its own run)."""
+    import numpy as np
+    import soundfile as sf
+
+    import scatterxai.features.extract as extract_mod
+    from scatterxai.features import extract_features
+
+    from .conftest import SMALL
+    root = tmp_path / "audio"
+    root.mkdir()
+    rows = ["file_name,label"]
+    for i in range(4):
+        sf.write(root / f"long{i}.wav", np.sin(np.arange(3 * SMALL.N) * (0.05 + 0.01 * i)), SMALL.sr)
+        rows.append(f"long{i}.wav,{i % 2}")
+    meta = tmp_path / "meta.csv"
+    meta.write_text("\n".join(rows) + "\n")
+    real, calls = extract_mod.compute_batch, [0]
+
+    def interrupted_after_one(*a, **k):
+        calls[0] += 1
+        if calls[0] > 1:
+            raise KeyboardInterrupt
+        return real(*a, **k)
+
+    def extract():
+        return extract_features(meta, root, tmp_path / "f.h5", config=SMALL, device="cpu", progress=False,
+                                batch_size=2)
+
+    monkeypatch.setattr(extract_mod, "compute_batch", interrupted_after_one)
+    with pytest.raises(KeyboardInterrupt):
+        extract()
+    monkeypatch.setattr(extract_mod, "compute_batch", real)
+    summary = extract()
+    assert summary.n_resumed == 2
+    assert sorted(summary.truncated) == [f"long{i}.wav" for i in range(4)]
+    assert "4 file(s) are longer than" in summary.describe()

@@ -1,14 +1,18 @@
 """Files: atomic writes (a file or a whole directory), checksums, output locks and output-path checks.
 
-The rules every writing command follows (so that nothing a user already has is lost):
+These are the building blocks of THE output rule, which lives in one place:
+:func:`scatterxai._util.outputs.claim_output` (every command's outputs go through it).  Here:
 
 * an output is written under a temporary name and renamed into place (:func:`atomic_path`,
-  :func:`atomic_dir`): it is either its old self or complete;
-* one writer per output: :func:`output_lock` holds ``OUT.lock`` (pid and host of the holder) for the whole
-  command; a second writer is refused, a lock left by a dead process of the same host is taken over;
-* an output is never one of the command's inputs (:func:`check_not_inputs`);
+  :func:`atomic_dir`): it is either its old self or complete; temporary files are created new, never
+  through a symbolic link (:func:`create_new_file`);
+* one writer per output: :func:`output_lock` holds ``OUT.lock`` (pid and host of the holder; opened with
+  ``O_NOFOLLOW``); a second writer is refused, a lock left by a dead process of the same host is taken over;
 * output folders are created only where the user evidently meant them (:func:`prepare_output`): an
   output and at most one missing folder above it.
+
+:func:`check_not_inputs` is the earlier, narrower check (an output equal to an input); the output rule
+(:func:`scatterxai._util.outputs.check_output`) also refuses outputs that contain or lie inside an input.
 """
 
 from __future__ import annotations

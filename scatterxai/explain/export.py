@@ -179,7 +179,7 @@ def _load_inputs(features, model, config: ExplainConfig):
         attrs = scattering_attrs(ff.config, ff.table)
         attrs.update({k: ff.attrs[k] for k in ("audio_root", "segments") if k in ff.attrs}, source="features",
                      features_file=os.path.basename(os.fspath(ff.path)), features_fingerprint=ff.fingerprint)
-        return model.prepare(ff.load(rows)), examples, attrs, rows
+        return model.prepare(ff.rows(rows)), examples, attrs, rows   # read by chunk
 
 
 def _root_attrs(attrs: dict, model, config: ExplainConfig) -> dict:
@@ -335,6 +335,20 @@ def _explain(features, model_dir, out: Path, config: ExplainConfig, progress: bo
 
 
 
+#: a method whose maps keep less than this median share of the explained logit gets a warning
+MIN_CONSERVED = 0.01
+
+
+def _warn_if_absorbed(name: str, conservation: np.ndarray, epsilon: float) -> None:
+    """Warn when the maps of a method hold almost none of the explained logit (e.g. a large LRP ε: its
+    stabiliser absorbs the relevance of every layer and the maps are ~0)."""
+    finite = conservation[np.isfinite(conservation)]
+    if finite.size and abs(float(np.median(finite))) < MIN_CONSERVED and REGISTRY[name].family == "lrp":
+        logger.warning("warning: %s keeps a median %.2g of the explained logit in its maps (ε = %g absorbs the "
+                       "rest): its maps are close to 0; use a smaller --epsilon", name, float(np.median(finite)),
+                       epsilon)
+
+
 def write_relevance(out: PathLike, x: torch.Tensor, examples: Dict[str, np.ndarray], attrs: dict, model: LoadedModel,
                     config: ExplainConfig, *,
                     progress: bool = True, extra: Optional[Callable[[h5py.File], None]] = None,
@@ -403,6 +417,7 @@ def write_relevance(out: PathLike, x: torch.Tensor, examples: Dict[str, np.ndarr
             _write_method(f, name, explainer, res, rows, groups=groups, n_classes=n_classes, top_n=config.top_n,
                           paths=paths, modulation=modulation, compression=config.compression)
             f[f"relevance/{name}"].attrs["seconds"] = seconds
+            _warn_if_absorbed(name, f[f"conservation/{name}"][()], config.epsilon)
             del res
             raise_if_failed(f)   # a full disk: stop now (the temporary file is removed)
         if extra is not None:

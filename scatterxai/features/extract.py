@@ -326,7 +326,7 @@ def extract_features(meta_csv: PathLike, audio_root: PathLike, out: PathLike, *,
                      seed: int = 0, segments: bool = False, retry_failed: bool = False,
                      allow_outside_root: bool = False, if_changed: str = "error",
                      compression: Optional[str] = None, progress: bool = True,
-                     dask: DaskSpec = None) -> ExtractSummary:
+                     dask: DaskSpec = None, jobs: Optional[int] = None) -> ExtractSummary:
     """Scattering features of every file listed in a meta CSV → features HDF5 (resumable).
 
     Parameters
@@ -372,8 +372,13 @@ def extract_features(meta_csv: PathLike, audio_root: PathLike, out: PathLike, *,
         change the numbers, so an existing output with the same settings is kept as it is).
     dask : str or distributed.Client, optional
         Compute the batches on a Dask cluster (:mod:`scatterxai.features.workers`): ``"local:N"`` (N worker
-        processes here), a scheduler address (``"tcp://host:8786"``) or a Client; this process writes.  The
-        file is the same as a serial run's with one torch thread.  Default: this process only.
+        processes here), a scheduler address (``"tcp://host:8786"``) or a Client; this process writes.
+        Default: processes of this machine (``jobs``).
+    jobs : int, optional
+        Worker processes of this machine computing the batches (default 1: this process; the command line's
+        default is one per core).
+        Every batch is computed with one torch thread — in a worker, in this process and on Dask's workers —
+        so the file is the same, bit for bit, whatever ``jobs`` and ``dask``.
 
     Returns
     -------
@@ -383,7 +388,7 @@ def extract_features(meta_csv: PathLike, audio_root: PathLike, out: PathLike, *,
     job = _Job.prepare(meta_csv, audio_root, out, config=config, device=device, batch_size=batch_size,
                        method=method, overwrite=overwrite, classes=classes, seed=seed, segments=segments,
                        allow_outside_root=allow_outside_root, if_changed=if_changed, compression=compression,
-                       dask=dask)
+                       dask=dask, jobs=jobs)
     with claim_output(job.out, kind="features", inputs=job.inputs, overwrite=overwrite) as claim:   # the rule
         job.out, job.partial = claim.path, claim.path + PARTIAL_SUFFIX
         state = _plan(job.out, job.partial, job.digest, job.labels, overwrite=overwrite, retry_failed=retry_failed,
@@ -416,11 +421,12 @@ class _Job:
     info: object            # LabelInfo
     settings: dict
     overwrite: bool = False
+    jobs: int = 1
     partial: str = ""
 
     @classmethod
     def prepare(cls, meta_csv, audio_root, out, *, config, device, batch_size, method, overwrite, classes, seed,
-                segments, allow_outside_root, if_changed, compression, dask) -> _Job:
+                segments, allow_outside_root, if_changed, compression, dask, jobs=None) -> _Job:
         """Check every argument and the output rule, read the meta CSV and decide labels (nothing written)."""
         from .._util.cluster import check_dask
         from .._util.device import resolve_device
@@ -434,11 +440,14 @@ class _Job:
         inputs = {"meta CSV": meta_csv, "audio root": audio_root}
         check_output(out, kind="features", inputs=inputs, overwrite=overwrite, create=False)   # before reading
         csv_bytes, columns, names, info = _read_inputs(meta_csv, audio_root, classes=classes, seed=seed)
-        resolve_device(device)  # fail early on a bad device name
+        dev = resolve_device(device)  # fail early on a bad device name
+        jobs = check_positive_int("jobs", jobs if jobs is not None else 1)
+        if dev.type != "cpu":
+            jobs = 1   # one process drives the GPU
         settings = extraction_settings(csv_bytes, audio_root, config, method, allow_outside_root, bool(segments))
         return cls(meta_csv, audio_root, out, config, device, batch_size, method, bool(segments),
                    bool(allow_outside_root), compression, dask, csv_bytes, columns, names, info, settings,
-                   bool(overwrite))
+                   bool(overwrite), jobs)
 
     def is_overwrite(self, state: str) -> bool:
         """Start the partial file afresh: asked for, or seeded from the output to retry its failed rows."""
@@ -523,10 +532,13 @@ def _compute_and_commit(job: _Job, state: str, *, retry_failed: bool, progress: 
                 results = dask_batches(client, batches, row_names, starts, resolve=resolve, config=job.config,
                                        device=job.device, method=job.method, batch_size=job.batch_size,
                                        kept=f"the rows done so far are kept in {job.partial}: re-run to resume")
-            else:
-                results = ((rows, compute_batch(rows, row_names, resolve=resolve, config=job.config,
-                                                device=job.device, method=job.method, batch_size=job.batch_size,
-                                                starts=starts)) for rows in batches)
+            elif min(job.jobs, store.n_pending_batches(job.batch_size)) > 1:   # processes of this machine
+                from .workers import local_batches
+                results = local_batches(min(job.jobs, store.n_pending_batches(job.batch_size)), batches, row_names,
+                                        starts, resolve=resolve, config=job.config, device=job.device,
+                                        method=job.method, batch_size=job.batch_size)
+            else:   # this process, one torch thread per batch as on the workers
+                results = _serial(batches, row_names, starts, job, resolve)
             for rows, res in results:
                 store.commit(res.ok_rows, {"features": res.S}, res.failed,
                              notes=[(r, TRUNCATED) for r in res.truncated])
@@ -540,6 +552,20 @@ def _compute_and_commit(job: _Job, state: str, *, retry_failed: bool, progress: 
     # Nothing worth keeping if every file failed (e.g. a wrong audio root): the next run starts afresh.
     os.remove(job.partial)
     return _Outcome(ok, bad, reasons, truncated, n_resumed, n_rows, plan, row_names)
+
+
+def _serial(batches, row_names, starts, job: _Job, resolve):
+    """``(rows, BatchResult)`` of every batch computed in this process with one torch thread (the thread count
+    of every worker, so that the file does not depend on ``jobs`` or ``dask``)."""
+    import torch
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        for rows in batches:
+            yield rows, compute_batch(rows, row_names, resolve=resolve, config=job.config, device=job.device,
+                                      method=job.method, batch_size=job.batch_size, starts=starts)
+    finally:
+        torch.set_num_threads(threads)
 
 
 def _summary(job: _Job, o: _Outcome, seconds: float) -> ExtractSummary:

@@ -52,7 +52,7 @@ from ..io.netcdf import annotate_features, dataset_options
 from ..scattering.config import PAPER_CONFIG, ScatteringConfig, path_table
 from ..task import CLASSES
 
-__all__ = ["FeatureFile", "write_features", "features_fingerprint"]
+__all__ = ["FeatureFile", "RowView", "write_features", "features_fingerprint"]
 
 _COPY_BLOCK = 64
 
@@ -181,6 +181,14 @@ class FeatureFile(H5Reader):
                              f"{sorted(str(v) for v in set(sub))} (or 'all')")
         return idx.astype(np.int64)
 
+    def rows(self, indices: Optional[Indices] = None) -> RowView:
+        """A lazy view of the raw features of ``indices`` (all rows if None): read by slices, so that a large
+        file is never loaded whole (:func:`scatterxai.model.directory.prepare_input` reads it by chunk)."""
+        idx = np.arange(len(self), dtype=np.int64) if indices is None else np.asarray(indices, dtype=np.int64)
+        if idx.ndim != 1 or (idx.size and (idx.min() < 0 or idx.max() >= len(self))):
+            raise ParameterError(f"indices must be a 1-D array of rows in [0, {len(self)}), got {indices!r}")
+        return RowView(self, idx)
+
     def load(self, indices: Optional[Indices] = None) -> np.ndarray:
         """Raw features of the given rows (any order, repeats allowed): (k, C, T) float32."""
         ds = self._f["features"]
@@ -195,6 +203,27 @@ class FeatureFile(H5Reader):
         out = np.empty((idx.size,) + ds.shape[1:], ds.dtype)
         out[order] = block[inverse]
         return out
+
+
+class RowView:
+    """Some rows of a features file, read when sliced: ``view[i:j]`` → (j − i, C, T) float32."""
+
+    def __init__(self, ff: FeatureFile, rows: np.ndarray):
+        self._ff, self._rows = ff, rows
+        self.shape = (rows.size,) + tuple(ff._obj("features").shape[1:])
+        self.dtype = np.dtype(np.float32)
+        self.ndim = 3
+
+    def read_rows(self, sl: slice) -> np.ndarray:
+        return self._ff.load(self._rows[sl])
+
+    def __getitem__(self, key) -> np.ndarray:
+        if not isinstance(key, slice):
+            raise TypeError("a RowView is read by slices of rows")
+        return self.read_rows(key)
+
+    def __len__(self) -> int:
+        return self.shape[0]
 
 
 def features_fingerprint(features) -> Optional[str]:

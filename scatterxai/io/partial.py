@@ -213,6 +213,10 @@ class PartialFile:
         for start in range(0, len(pending), batch_size):
             yield pending[start:start + batch_size]
 
+    def n_pending_batches(self, batch_size: int) -> int:
+        """How many batches :meth:`pending_batches` yields."""
+        return -(-int((self.status() == PENDING).sum()) // batch_size)
+
     def commit(self, ok_rows: Sequence[int], values: Mapping[str, np.ndarray],
                failed: Sequence[Tuple[int, str]] = (), notes: Sequence[Tuple[int, str]] = ()) -> None:
         """Write the results of ``ok_rows`` (``values[name][i]`` is row ``ok_rows[i]``) and the reasons of the

@@ -29,6 +29,7 @@ from .._util.device import resolve_device
 from .._util.fs import atomic_dir, bytes_sha256, file_sha256, prepare_output
 from .._util.jsonio import write_json
 from .._util.log import logger
+from .._util.memory import check_memory
 from .._util.types import Device, PathLike
 from .._util.validate import check_positive_int
 from ..errors import ModelError, ParameterError
@@ -65,7 +66,9 @@ def prepare_input(S_raw: Union[np.ndarray, torch.Tensor], channels: np.ndarray, 
         Constant of the compression log1p(S / (c·μ + 1e-8)).
     device : str or torch.device
     chunk : int
-        Examples normalised at once (the float64 intermediate costs 8·chunk·C_in·T bytes).
+        Examples read and normalised at once (the float64 intermediate costs 8·chunk·C_in·T bytes); a lazy
+        view of a file's rows (:meth:`scatterxai.features.FeatureFile.rows`) is read that many at a time, so
+        that only the result is held in memory (refused with a clear error when it would not fit).
 
     Returns
     -------
@@ -73,7 +76,8 @@ def prepare_input(S_raw: Union[np.ndarray, torch.Tensor], channels: np.ndarray, 
     """
     if isinstance(S_raw, torch.Tensor):
         S_raw = S_raw.detach().cpu().numpy()
-    S_raw = np.asarray(S_raw)
+    if not hasattr(S_raw, "read_rows"):   # a lazy view of a file's rows (FeatureFile.rows) is read by chunk
+        S_raw = np.asarray(S_raw)
     channels = np.asarray(channels, dtype=np.int64)
     if S_raw.ndim != 3:
         raise ParameterError(f"features must have shape (K, C, T), got {S_raw.shape}")
@@ -85,6 +89,9 @@ def prepare_input(S_raw: Union[np.ndarray, torch.Tensor], channels: np.ndarray, 
     mu, c = check_log_params(mu, c)
     if mu.shape != channels.shape:
         raise ParameterError(f"mu has shape {mu.shape}, expected one value per channel {channels.shape}")
+    check_memory(S_raw.shape[0] * channels.size * S_raw.shape[2] * 4,
+                 f"the network input of {S_raw.shape[0]:,} examples ({channels.size} channels × {S_raw.shape[2]} "
+                 f"frames, float32)", "use fewer examples (a subset, or a features file of fewer notes)")
     out = np.empty((S_raw.shape[0], channels.size, S_raw.shape[2]), dtype=np.float32)
     for i in range(0, S_raw.shape[0], chunk):
         block = S_raw[i:i + chunk][:, channels].astype(np.float64)

@@ -255,7 +255,7 @@ def _load_data(features, input: str, c: float, dev) -> _Data:
         x = []
         for subset, idx in (("training", idx_tr), ("validation", idx_va)):
             try:
-                x.append(prepare_input(ff.load(idx), channels, mu, c, device=dev))
+                x.append(prepare_input(ff.rows(idx), channels, mu, c, device=dev))   # read by chunk
             except ParameterError as e:
                 raise DataError(f"{ff.path}, {subset} rows: {e}") from None
         x_tr, x_va = x

@@ -325,6 +325,10 @@ def profile_counts() -> List[tuple]:
     return out
 
 
+#: the largest corpus scale (10 × SOL-PMT's 5,564 notes); the command line has the same bound
+MAX_SCALE = 10.0
+
+
 def plan_corpus(*, scale: float = DEFAULT_SCALE, seed: int = 0) -> List[NoteSpec]:
     """Specs of every note of the corpus, in index order.
 
@@ -333,6 +337,9 @@ def plan_corpus(*, scale: float = DEFAULT_SCALE, seed: int = 0) -> List[NoteSpec
     random offset, so that variants, registers and dynamics keep their SOL proportions.
     """
     scale = check_positive_float("scale", scale)
+    if scale > MAX_SCALE:   # the specs alone grow with the scale: 1e9 would fill any memory
+        raise ParameterError(f"scale must be at most {MAX_SCALE:g} (≈ {5564 * MAX_SCALE:,.0f} notes, ~0.5 MB of "
+                             f"audio each), got {scale:g}")
     rows = _sol_rows()
     specs = []
     for cell_number, (_, inst, tech, count) in enumerate(profile_counts()):
