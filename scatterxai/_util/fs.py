@@ -204,33 +204,9 @@ def _describe(info: dict) -> str:
     return f"process {info.get('pid')} on host {info.get('host')!r}{since}"
 
 
-@contextlib.contextmanager
-def output_lock(target: PathLike, *, what: str = "output") -> Iterator[str]:
-    """Hold the exclusive lock of an output (``TARGET.lock``) for the duration of the block.
-
-    The lock file records the holder's pid and host; a temporary file ``TARGET.tmp`` left by a killed writer
-    (:func:`atomic_path`) is removed once the lock is held.  A second writer is refused with a
-    :class:`~scatterxai.errors.LockError` naming the holder.  The lock itself is an ``flock`` held on the
-    file, which the operating system releases when the holder dies (even by SIGKILL): a lock file left by a
-    dead process of the same host is taken over.  A lock file written on another host (a shared file
-    system) is never taken over, since that process cannot be checked: remove the file by hand once no run
-    is active there.
-
-    Parameters
-    ----------
-    target : str
-        The output file or directory (its folder must exist).
-    what : str
-        What is written, for messages ("features", "model directory"…).
-
-    Yields
-    ------
-    str — the lock file's path.
-    """
+def _acquire(lock: str, target: str, what: str, host: str) -> int:
+    """Open (never through a link) and ``flock`` the lock file; its descriptor.  Raises LockError."""
     from ..errors import LockError
-    target = os.path.abspath(os.fspath(target)).rstrip(os.sep)
-    lock = target + LOCK_SUFFIX
-    host = socket.gethostname()
     try:
         import fcntl
     except ImportError:   # pragma: no cover - not POSIX: an exclusive create, stale = dead pid here
@@ -273,6 +249,37 @@ def output_lock(target: PathLike, *, what: str = "output") -> Iterator[str]:
         if same:
             break
         os.close(fd)
+    return fd
+
+
+@contextlib.contextmanager
+def output_lock(target: PathLike, *, what: str = "output") -> Iterator[str]:
+    """Hold the exclusive lock of an output (``TARGET.lock``) for the duration of the block.
+
+    The lock file records the holder's pid and host; a temporary file ``TARGET.tmp`` left by a killed writer
+    (:func:`atomic_path`) is removed once the lock is held.  A second writer is refused with a
+    :class:`~scatterxai.errors.LockError` naming the holder.  The lock itself is an ``flock`` held on the
+    file, which the operating system releases when the holder dies (even by SIGKILL): a lock file left by a
+    dead process of the same host is taken over.  A lock file written on another host (a shared file
+    system) is never taken over, since that process cannot be checked: remove the file by hand once no run
+    is active there.
+
+    Parameters
+    ----------
+    target : str
+        The output file or directory (its folder must exist).
+    what : str
+        What is written, for messages ("features", "model directory"…).
+
+    Yields
+    ------
+    str — the lock file's path.
+    """
+    from ..errors import LockError
+    target = os.path.abspath(os.fspath(target)).rstrip(os.sep)
+    lock = target + LOCK_SUFFIX
+    host = socket.gethostname()
+    fd = _acquire(lock, target, what, host)
     try:
         info = _holder(fd)
         if info and info.get("host") != host:
