@@ -230,3 +230,27 @@ def test_a_full_disk_and_a_read_only_folder_keep_the_previous_output(study, tmp_
         assert rc != 0, f"{name} succeeded in a read-only folder"
         assert "Read-only file system" in _one_line(err, name)
         assert _files(out) == before
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a small tmpfs needs root")
+def test_run_on_a_full_disk_and_a_read_only_folder_keeps_what_it_has(study, tmp_path, capsys):
+    """``run`` (resumed in place, so it has its own case): its features do not fit on the disk — one clear line;
+    again — what the first run finished (the data stage) is unchanged; read-only — the same."""
+    assert "run" in COMMANDS
+    argv = ["run", "--meta", study["meta_csv"], "--audio-root", study["audio_root"], "--max-epochs", "1",
+            "--device", "cpu"]
+    with _tmpfs(tmp_path / "disk", 64 * 4096) as disk:
+        out = os.path.join(disk, "run")
+        rc, err = _main(argv + ["--out", out], capsys)
+        assert rc != 0
+        line = _one_line(err, "run")
+        assert disk in line and "No space left on device" in line, line
+        kept = {k: v for k, v in _files(out).items() if not k.endswith((".partial", ".lock"))}
+        assert "data/meta.csv" in kept
+        rc, err = _main(argv + ["--out", out], capsys)
+        assert rc != 0 and "No space left on device" in _one_line(err, "run")
+        assert _intact(kept, out, updated=True)
+        subprocess.run(["mount", "-o", "remount,ro", disk], check=True)
+        rc, err = _main(argv + ["--out", out], capsys)
+        assert rc != 0 and "Read-only file system" in _one_line(err, "run")
+        assert _intact(kept, out, updated=True)
