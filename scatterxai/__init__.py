@@ -16,7 +16,7 @@ import importlib
 _PUBLIC = {
     "ScatterXAIError": "errors", "ParameterError": "errors", "AudioError": "errors", "DataError": "errors",
     "StoreError": "errors", "ModelError": "errors", "LockError": "errors",
-    "ClusterError": "errors",
+    "ClusterError": "errors", "OutputError": "errors",
     "CLASSES": "task",
     "ScatteringConfig": "scattering.config", "PAPER_CONFIG": "scattering.config", "PathTable": "scattering.config",
     "path_table": "scattering.config",

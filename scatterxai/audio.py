@@ -15,6 +15,7 @@ either truncated (its duration tells the caller, who warns) or cut into consecut
 
 from __future__ import annotations
 
+import errno
 import os
 from fractions import Fraction
 from typing import TYPE_CHECKING, Optional, Tuple
@@ -234,3 +235,41 @@ def load_signal(path: PathLike, sr_out: int, *, start_s: float = 0.0, max_s: Opt
     frames = -1 if max_s is None else int(np.ceil(float(max_s) * sr_in))
     y, sr = read_audio(path, start=int(round(float(start_s) * sr_in)), frames=frames)
     return resample(to_mono(y), sr, sr_out)
+
+
+#: a file shorter than this share of the window has too little signal to explain (a warning says so)
+MIN_WINDOW_SHARE = 1 / 16
+
+
+def nothing_to_explain(path: PathLike, x: np.ndarray, window_s: float) -> Optional[str]:
+    """A warning when a note has nothing to explain, else None: ``x`` (its prepared window(s)) is silent, or
+    the file holds less than :data:`MIN_WINDOW_SHARE` of the window (then the window is mostly zero padding).
+
+    A classifier still outputs a class for such input, and attribution methods still a map: both describe
+    the padding, not a note.
+    """
+    if not np.any(np.asarray(x)):
+        return f"{path} is silent (every sample is 0): its prediction and relevance describe no signal"
+    duration_s, sr = audio_info(path)
+    if duration_s < MIN_WINDOW_SHARE * window_s:
+        n = int(round(duration_s * sr))
+        return (f"{path} holds {n} sample{'s' if n != 1 else ''} ({duration_s:.3g} s) of the model's "
+                f"{window_s:.2f} s window: its prediction and relevance describe mostly zero padding")
+    return None
+
+
+def write_wav(path: PathLike, y: np.ndarray, sr: int, *, subtype: str = "PCM_16") -> str:
+    """Write a WAV file; a write error is an ``OSError`` naming ``path`` (libsndfile reports a full disk or a
+    read-only folder as "System error.", without its errno: the file system is checked at once)."""
+    import soundfile as sf
+    path = os.fspath(path)
+    try:
+        sf.write(path, y, int(sr), subtype=subtype, format="WAV")
+    except (RuntimeError, sf.SoundFileError) as e:
+        from ._util.outputs import _device_problem
+        problem = _device_problem(path)
+        if problem is None:
+            raise AudioError(f"cannot write {path}: {e}") from None
+        code = errno.EROFS if problem.startswith("Read-only") else errno.ENOSPC
+        raise OSError(code, problem, path) from None
+    return path

@@ -10,6 +10,7 @@ import os
 import sys
 
 from . import __version__
+from ._util.cliargs import BOUNDS, check_outputs, input_arg, number, output_arg
 from .errors import ScatterXAIError
 from .task import DEFAULT_SCALE
 
@@ -39,26 +40,22 @@ INTERRUPTED = {
 SUBSETS_ARG = ("training", "validation", "test", "all")
 
 
-def _number_type(convert, ok, what: str, name: str):
-    """An argparse type: ``convert`` the text, check ``ok``, or say what was expected."""
-    def parse(text):
-        try:
-            value = convert(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
-        if not ok(value):
-            raise argparse.ArgumentTypeError(f"expected {what}, got {value}")
-        return value
-    parse.__name__ = name
-    return parse
-
-
-_positive_int = _number_type(int, lambda v: v >= 1, "a positive integer", "positive_int")
-_nonnegative_int = _number_type(int, lambda v: v >= 0, "an integer >= 0", "nonnegative_int")
-_positive_float = _number_type(float, lambda v: 0 < v < float("inf"), "a positive finite number", "positive_float")
-_nonnegative_float = _number_type(float, lambda v: 0 <= v < float("inf"), "a finite number >= 0",
-                                  "nonnegative_float")
-_seed = _number_type(int, lambda v: 0 <= v < 2 ** 32, "an integer seed in [0, 2**32)", "seed")
+_positive_int = number(int, 1, BOUNDS["count"], "a positive integer")
+_nonnegative_int = number(int, 0, BOUNDS["count"], "an integer >= 0")
+_batch = number(int, 1, BOUNDS["batch"], "a batch size")
+_jobs = number(int, 1, BOUNDS["jobs"], "a number of worker processes")
+_epochs = number(int, 1, BOUNDS["epochs"], "a number of epochs")
+_epochs0 = number(int, 0, BOUNDS["epochs"], "a number of epochs")
+_steps = number(int, 1, BOUNDS["steps"], "a number of steps")
+_scale = number(float, 0, BOUNDS["scale"], "a corpus scale (1 = SOL-PMT's 5,564 notes)", lo_open=True)
+_epsilon = number(float, 0, BOUNDS["epsilon"], "an LRP epsilon (larger ones absorb all relevance)", lo_open=True)
+_dpi = number(float, 10, BOUNDS["dpi"], "a resolution in dots per inch")
+_fraction = number(float, 0, 1, "a fraction", lo_open=True)
+_sigma = number(float, 0, BOUNDS["sigma"], "a noise level (fraction of the input's range)")
+_seconds = number(float, 0, BOUNDS["seconds"], "a duration in seconds (0: the whole file)")
+_seeds = number(int, 0, BOUNDS["seeds"], "a number of networks")
+_channel = number(int, 0, BOUNDS["channel"], "a channel index")
+_seed = number(int, 0, 2 ** 32 - 1, "an integer seed in [0, 2**32)")
 
 
 def _param_argument(param) -> dict:
@@ -67,17 +64,13 @@ def _param_argument(param) -> dict:
         return {"choices": param.cli_choices or param.choices}
     if param.kind == "bool":
         return {"action": "store_const", "const": True}
-    known = {("seed", None, False): _seed, ("int", 1, False): _positive_int, ("int", 0, False): _nonnegative_int,
-             ("float", 0.0, True): _positive_float, ("float", 0.0, False): _nonnegative_float}
-    kind = known.get((param.kind, param.low, param.low_open))
-    if kind is None:
-        def valid(value):
-            try:
-                param.check(value)
-            except ScatterXAIError:
-                return False
-            return True
-        kind = _number_type(float if param.kind == "float" else int, valid, f"a valid {param.name}", param.name)
+    if param.kind == "seed":
+        kind = _seed
+    else:
+        high = BOUNDS["count"] if param.high is None else param.high
+        low = -high if param.low is None else param.low
+        kind = number(float if param.kind == "float" else int, low, high, f"a valid {param.name}",
+                      lo_open=param.low_open)
     return {"type": kind, **({"metavar": param.metavar} if param.metavar else {})}
 
 
@@ -95,12 +88,12 @@ def _cmd_synth(args):
 
 def _add_synth(sub) -> None:
     s = _sub(sub, "synth", "write the synthetic playing-technique corpus (audio + meta.csv)", _cmd_synth)
-    s.add_argument("out_dir", metavar="OUT_DIR", help="output directory (audio/*.wav, meta.csv)")
-    s.add_argument("--scale", type=_positive_float, default=DEFAULT_SCALE,
+    output_arg(s, "out_dir", kind="corpus", metavar="OUT_DIR", help="output directory (audio/*.wav, meta.csv)")
+    s.add_argument("--scale", type=_scale, default=DEFAULT_SCALE,
                    help=f"fraction of the SOL-PMT counts per instrument x technique (≈ "
                         f"{round(5564 * DEFAULT_SCALE, -1):,.0f} notes; 0.1 ≈ 560; 1 = 5,564)")
     s.add_argument("--seed", type=_seed, default=0, help="seed of every note's parameters")
-    s.add_argument("--jobs", type=_positive_int, default=os.cpu_count() or 1,
+    s.add_argument("--jobs", type=_jobs, default=min(os.cpu_count() or 1, BOUNDS["jobs"]),
                    help="worker processes (default: all cores)")
     _common(s, device=False)
 
@@ -111,19 +104,23 @@ def _cmd_extract(args):
                                batch_size=args.batch_size, method=args.method, overwrite=args.overwrite,
                                classes=args.classes, seed=args.seed, segments=args.segments,
                                retry_failed=args.retry_failed, allow_outside_root=args.allow_outside_root,
-                               compression=_compression(args.compression), progress=True, dask=args.dask)
+                               compression=_compression(args.compression), progress=True, dask=args.dask,
+                               jobs=args.jobs)
     print(summary.describe())
     return 0 if summary.n_ok > 0 else 1
 
 
 def _add_extract(sub) -> None:
     s = _sub(sub, "extract", "scattering features of every file in a meta CSV → HDF5 (resumable)", _cmd_extract)
-    s.add_argument("meta_csv", metavar="META_CSV", help="CSV with at least a file_name column")
-    s.add_argument("--audio-root", required=True, metavar="DIR",
-                   help="directory that file_name is relative to (searched recursively by base name if "
-                        "not found there, as in the SOL tree)")
-    s.add_argument("--out", required=True, metavar="FEATURES.h5", help="output features file")
-    s.add_argument("--batch-size", type=_positive_int, default=8, help="files transformed at once")
+    input_arg(s, "meta_csv", kind="meta_csv", metavar="META_CSV", help="CSV with at least a file_name column")
+    input_arg(s, "--audio-root", kind="audio_root", required=True, metavar="DIR",
+              help="directory that file_name is relative to (searched recursively by base name if not found "
+                   "there, as in the SOL tree)")
+    output_arg(s, "--out", kind="features", required=True, metavar="FEATURES.h5", help="output features file")
+    s.add_argument("--batch-size", type=_batch, default=8, help="files transformed at once")
+    s.add_argument("--jobs", type=_jobs, default=min(os.cpu_count() or 1, BOUNDS["jobs"]),
+                   help="worker processes, one torch thread each (default: all cores); the file does not depend "
+                        "on it, nor on --dask")
     s.add_argument("--method", choices=("fast", "kymatio"), default="fast",
                    help="scattering implementation (same coefficients)")
     s.add_argument("--overwrite", action="store_true",
@@ -148,18 +145,20 @@ def _add_extract(sub) -> None:
 def _cmd_train(args):
     from .model import train_model
     train_model(args.features, input=args.input, out_dir=args.out, seed=args.seed, device=args.device,
-                max_epochs=args.max_epochs, progress=True)
+                max_epochs=args.max_epochs, progress=True, overwrite=args.overwrite)
     return 0
 
 
 def _add_train(sub) -> None:
     s = _sub(sub, "train", "train the convnet on S1 or S1+S2 features", _cmd_train)
-    s.add_argument("features", metavar="FEATURES.h5", help="features file with label and subset columns")
+    input_arg(s, "features", kind="features", metavar="FEATURES.h5",
+              help="features file with label and subset columns")
     s.add_argument("--input", choices=("s1", "s1s2"), required=True,
                    help="first-order coefficients only, or first and second order")
-    s.add_argument("--out", required=True, metavar="MODEL_DIR", help="model directory to write")
+    output_arg(s, "--out", kind="model", required=True, metavar="MODEL_DIR", help="model directory to write")
     s.add_argument("--seed", type=_seed, default=0, help="seed of initialisation, dropout and batch order")
-    s.add_argument("--max-epochs", type=_positive_int, default=None,
+    _overwrite(s)
+    s.add_argument("--max-epochs", type=_epochs, default=None,
                    help="upper bound on epochs (early stopping on the validation split decides; default 60)")
     _common(s)
 
@@ -167,17 +166,19 @@ def _add_train(sub) -> None:
 def _cmd_evaluate(args):
     from .model import evaluate_model
     metrics = evaluate_model(args.features, model_dir=args.model, out_dir=args.out, subset=args.subset,
-                             device=args.device)
+                             device=args.device, overwrite=args.overwrite)
     print(metrics["markdown"])
     return 0
 
 
 def _add_evaluate(sub) -> None:
     s = _sub(sub, "evaluate", "per-class accuracy and confusion matrix of a trained model", _cmd_evaluate)
-    s.add_argument("features", metavar="FEATURES.h5", help="features file with labels")
-    s.add_argument("--model", required=True, metavar="MODEL_DIR", help="model directory (scatterxai train)")
-    s.add_argument("--out", required=True, metavar="DIR", help="directory for metrics.json and metrics.md")
+    input_arg(s, "features", kind="features", metavar="FEATURES.h5", help="features file with labels")
+    input_arg(s, "--model", kind="model", required=True, metavar="MODEL_DIR", help="model directory (scatterxai train)")
+    output_arg(s, "--out", kind="evaluation", required=True, metavar="DIR",
+               help="directory for metrics.json and metrics.md")
     s.add_argument("--subset", default="test", choices=SUBSETS_ARG, help="rows to evaluate")
+    _overwrite(s)
     _common(s)
 
 
@@ -226,7 +227,7 @@ def _cmd_explain(args):
             raise ParameterError("--segments applies to audio input; for a features file, cut the windows at "
                                  "extraction (scatterxai extract --segments)")
         print(explain(features[0], model_dir=args.model, out=args.out, config=config, progress=True,
-                      dask=args.dask))
+                      dask=args.dask, overwrite=args.overwrite))
         return 0
     if args.dask is not None:
         raise ParameterError("--dask applies to a features file input; for audio files, extract their features "
@@ -235,12 +236,22 @@ def _cmd_explain(args):
     if args.out.lower().endswith((".h5", ".hdf5")):
         raise ParameterError(f"for audio input --out is a directory (relevance.h5, predictions.json and a figure "
                              f"per file go there), got {args.out!r}")
-    result = explain_files(args.inputs, model_dir=args.model, out_dir=args.out, config=config,
-                           segments=args.segments, progress=True)
-    figures = example_figures(result.relevance, args.out, fmt=args.format, dpi=args.dpi)
+    from ._util.outputs import claim_output
+    with claim_output(args.out, kind="explanation", overwrite=args.overwrite,
+                      inputs={"audio input": args.inputs, "model directory": args.model}) as claim:
+        result = explain_files(args.inputs, model_dir=args.model, out_dir=claim.tmp, config=config,
+                               segments=args.segments, progress=True)
+        figures = example_figures(result.relevance, claim.tmp, fmt=args.format, dpi=args.dpi)
+        result, figures = claim.final(result), claim.final(figures)
     print(result.describe())
     print("figures: " + ", ".join(figures))
     return 0
+
+
+def _explain_output(args) -> str:
+    """The output kind of explain: a relevance file for a features file, a folder for audio files."""
+    from .explain.files import is_features_file
+    return "relevance" if any(is_features_file(p) for p in args.inputs) else "explanation"
 
 
 def _add_explain(sub) -> None:
@@ -248,27 +259,28 @@ def _add_explain(sub) -> None:
     from .explain.methods.lrp import DEFAULT_EPSILON
     s = _sub(sub, "explain", "relevance on the (λ1, λ2) plane with attribution methods → HDF5, from a features "
              "file or from audio files", _cmd_explain)
-    s.add_argument("inputs", nargs="+", metavar="INPUT",
-                   help="one features file (HDF5, by content or extension .h5/.hdf5) or one or more audio files "
-                        "(any other input: WAV, FLAC, …)")
-    s.add_argument("--model", required=True, metavar="MODEL_DIR", help="model directory (scatterxai train)")
+    input_arg(s, "inputs", kind="features_or_audio", nargs="+", metavar="INPUT",
+              help="one features file (HDF5, by content or extension .h5/.hdf5) or one or more audio files (any "
+                   "other input: WAV, FLAC, …)")
+    input_arg(s, "--model", kind="model", required=True, metavar="MODEL_DIR", help="model directory (scatterxai train)")
     s.add_argument("--methods", "--rules", dest="methods", default="epsilon,epsilon_plus",
                    help=f"comma-separated attribution methods, or 'all' (--rules is an alias): "
                         f"{', '.join(available_methods())}")
-    s.add_argument("--out", required=True, metavar="RELEVANCE.h5|DIR",
-                   help="output relevance file (features input), or output directory (audio input: "
-                        "relevance.h5, predictions.json, a figure per file)")
+    output_arg(s, "--out", kind=_explain_output, required=True, metavar="RELEVANCE.h5|DIR",
+               help="output relevance file (features input), or output directory (audio input: relevance.h5, "
+                    "predictions.json, a figure per file)")
+    _overwrite(s)
     s.add_argument("--segments", action="store_true",
                    help="audio input: cut files longer than the window into consecutive windows and average "
                         "their probabilities and maps (default: first window only, with a warning)")
     s.add_argument("--format", choices=("png", "pdf", "svg"), default="png", help="audio input: figure format")
-    s.add_argument("--dpi", type=_positive_float, default=100, help="audio input: figure resolution")
+    s.add_argument("--dpi", type=_dpi, default=100, help="audio input: figure resolution")
     s.add_argument("--subset", default="test", choices=SUBSETS_ARG, help="features input: rows to explain")
     s.add_argument("--target", choices=("pred", "true"), default="pred",
                    help="explain the predicted class (paper) or the true class")
-    s.add_argument("--top-n", type=_positive_int, default=5, help="n of the per-class top-n aggregation")
-    s.add_argument("--epsilon", type=_positive_float, default=DEFAULT_EPSILON, help="ε of the LRP ε-rule")
-    s.add_argument("--batch-size", type=_positive_int, default=64, help="examples attributed at once")
+    s.add_argument("--top-n", type=_steps, default=5, help="n of the per-class top-n aggregation")
+    s.add_argument("--epsilon", type=_epsilon, default=DEFAULT_EPSILON, help="ε of the LRP ε-rule")
+    s.add_argument("--batch-size", type=_batch, default=64, help="examples attributed at once")
     _add_compression(s)
     s.add_argument("--max-per-class", type=_positive_int, default=None, metavar="N",
                    help=f"explain at most N examples per class (spread evenly through the file) with the slow "
@@ -290,7 +302,7 @@ def _cmd_figures(args):
     methods = None if args.methods is None else [m.strip() for m in args.methods.split(",") if m.strip()]
     written = relevance_figures(args.relevance, args.out, examples=examples, methods=methods,
                                 aggregate_method=args.aggregate_method, audio_root=args.audio_root,
-                                fmt=args.format, dpi=args.dpi)
+                                fmt=args.format, dpi=args.dpi, overwrite=args.overwrite)
     for name, path in written.items():
         print(f"{name}: {path}")
     return 0
@@ -298,8 +310,9 @@ def _cmd_figures(args):
 
 def _add_figures(sub) -> None:
     s = _sub(sub, "figures", "Fig. 1, Fig. 2 and the confusion matrix of any relevance file", _cmd_figures)
-    s.add_argument("relevance", metavar="RELEVANCE.h5", help="relevance file (scatterxai explain)")
-    s.add_argument("--out", required=True, metavar="DIR", help="output directory")
+    input_arg(s, "relevance", kind="relevance", metavar="RELEVANCE.h5", help="relevance file (scatterxai explain)")
+    output_arg(s, "--out", kind="figures", required=True, metavar="DIR", help="output directory")
+    _overwrite(s)
     s.add_argument("--examples", default=None, metavar="LIST",
                    help="comma-separated rows or file names drawn in Fig. 1 (default: one per class, correctly "
                         "classified if possible, pitch nearest A4)")
@@ -307,10 +320,10 @@ def _add_figures(sub) -> None:
                    help="methods drawn in Fig. 1 (default: LRP-ε and LRP-[ε,z+] when present, else all)")
     s.add_argument("--aggregate-method", default=None, metavar="METHOD",
                    help="method of Fig. 2's aggregated maps (default: epsilon_plus when present, else the last)")
-    s.add_argument("--audio-root", default=None, metavar="DIR",
-                   help="where the audio files are, for the spectrograms (default: recorded at extraction)")
+    input_arg(s, "--audio-root", kind="audio_root", default=None, metavar="DIR",
+              help="where the audio files are, for the spectrograms (default: recorded at extraction)")
     s.add_argument("--format", choices=("png", "pdf", "svg"), default="png", help="file format")
-    s.add_argument("--dpi", type=_positive_float, default=200, help="resolution (raster parts of vector files)")
+    s.add_argument("--dpi", type=_dpi, default=200, help="resolution (raster parts of vector files)")
     _common(s, device=False)
 
 
@@ -324,7 +337,7 @@ def _cmd_quality(args):
                            permuted_epochs=args.permuted_epochs, seed=args.seed, randomisation_seed=args.seed,
                            device=args.device)
     res = quality(args.features, model_dir=args.model, relevance=args.relevance, out=args.out, config=config,
-                  permuted_model=args.permuted_model, progress=True)
+                  permuted_model=args.permuted_model, progress=True, overwrite=args.overwrite)
     print(ranking_table(res["quality"]) + "\n\n" + failure_sentence(res["quality"]) + "\n\n"
           + f"details: {res['files']['markdown']}")
     return 0
@@ -334,22 +347,25 @@ def _add_quality(sub) -> None:
     s = _sub(sub, "quality", "is the explanation right? deletion/insertion of paths against random orders, "
                              "randomisation sanity checks and ground truth for every method of a relevance file",
              _cmd_quality)
-    s.add_argument("features", metavar="FEATURES.h5",
-                   help="features file the model was trained on (baseline, permuted-label training)")
-    s.add_argument("--model", required=True, metavar="MODEL_DIR", help="the model the relevance file explains")
-    s.add_argument("--relevance", required=True, metavar="R.h5", help="relevance file (scatterxai explain)")
-    s.add_argument("--out", required=True, metavar="DIR",
-                   help="output directory: quality.json, quality.md, figures")
+    input_arg(s, "features", kind="features", metavar="FEATURES.h5",
+              help="features file the model was trained on (baseline, permuted-label training)")
+    input_arg(s, "--model", kind="model", required=True, metavar="MODEL_DIR",
+              help="the model the relevance file explains")
+    input_arg(s, "--relevance", kind="relevance", required=True, metavar="R.h5",
+              help="relevance file (scatterxai explain)")
+    output_arg(s, "--out", kind="quality", required=True, metavar="DIR",
+               help="output directory: quality.json, quality.md, figures")
+    _overwrite(s)
     s.add_argument("--subset", default="test", help="rows of the relevance file scored (training, validation, "
                                                      "test or all)")
     s.add_argument("--max-examples", type=_positive_int, default=None, metavar="N",
                    help="score the first N notes every method explained (default: all)")
     s.add_argument("--select", choices=("first", "spread"), default="first",
                    help="with --max-examples: the first N in file order, or N evenly spaced over the file")
-    s.add_argument("--steps", type=_positive_int, default=20, help="deletion/insertion steps (at least 20)")
-    s.add_argument("--max-fraction", type=_positive_float, default=0.5,
+    s.add_argument("--steps", type=_steps, default=20, help="deletion/insertion steps (at least 20)")
+    s.add_argument("--max-fraction", type=_fraction, default=0.5,
                    help="largest fraction of the paths deleted or inserted")
-    s.add_argument("--random-orders", type=_positive_int, default=5,
+    s.add_argument("--random-orders", type=_steps, default=5,
                    help="seeded random path orders per note, the reference (at least 5)")
     s.add_argument("--baseline", choices=("training_mean", "mu", "zero"), default="training_mean",
                    help="network input of a replaced path: its mean over the training notes and frames, the "
@@ -360,10 +376,10 @@ def _add_quality(sub) -> None:
     s.add_argument("--randomisation-examples-slow", type=_positive_int, default=None, metavar="N",
                    help="fewer randomisation notes for the slow methods (Integrated Gradients, SmoothGrad, "
                         "occlusion; default: as many as the others)")
-    s.add_argument("--permuted-epochs", type=int, default=5,
+    s.add_argument("--permuted-epochs", type=_epochs0, default=5,
                    help="epochs of the network trained on permuted labels (0: no data randomisation check)")
-    s.add_argument("--permuted-model", default=None, metavar="DIR",
-                   help="a model directory already trained on permuted labels (instead of training one)")
+    input_arg(s, "--permuted-model", kind="permuted_model", default=None, metavar="DIR",
+              help="a model directory already trained on permuted labels (instead of training one)")
     s.add_argument("--seed", type=_seed, default=0, help="seed of the random orders and of re-initialisation")
     _common(s)
 
@@ -381,22 +397,23 @@ def _cmd_describe(args):
 def _add_describe(sub) -> None:
     s = _sub(sub, "describe", "hand-crafted descriptors of every note in a meta CSV → HDF5 (resumable)",
              _cmd_describe)
-    s.add_argument("meta_csv", metavar="META_CSV", help="CSV with at least a file_name column")
-    s.add_argument("--audio-root", required=True, metavar="DIR",
-                   help="directory that file_name is relative to (searched recursively by base name)")
-    s.add_argument("--out", required=True, metavar="DESCRIPTORS.h5", help="output descriptors file")
-    s.add_argument("--features", default=None, metavar="F.h5",
+    input_arg(s, "meta_csv", kind="meta_csv", metavar="META_CSV", help="CSV with at least a file_name column")
+    input_arg(s, "--audio-root", kind="audio_root", required=True, metavar="DIR",
+              help="directory that file_name is relative to (searched recursively by base name)")
+    output_arg(s, "--out", kind="descriptors", required=True, metavar="DESCRIPTORS.h5",
+               help="output descriptors file")
+    input_arg(s, "--features", kind="features", default=None, metavar="F.h5",
                    help="features file of the same notes, for the scattering descriptors (S1 energies, "
                         "modulation spectrum, its peak, S2/S1 ratio); without it they are left out")
     s.add_argument("--subset", default=None, help="describe only this subset (training, validation, test)")
     s.add_argument("--max-notes", type=_positive_int, default=None,
                    help="describe at most this many notes, spread over classes and instruments")
     s.add_argument("--seed", type=_seed, default=0, help="seed of the --max-notes choice")
-    s.add_argument("--max-seconds", type=float, default=None,
+    s.add_argument("--max-seconds", type=_seconds, default=None,
                    help="seconds described from the start of each file (default: the scattering window N/sr, "
                         "5.94 s for the paper configuration, what the network sees; 0: the whole file)")
-    s.add_argument("--jobs", type=_positive_int, default=1, help="worker processes")
-    s.add_argument("--batch-size", type=_positive_int, default=4, help="notes per task and per commit")
+    s.add_argument("--jobs", type=_jobs, default=1, help="worker processes")
+    s.add_argument("--batch-size", type=_batch, default=4, help="notes per task and per commit")
     s.add_argument("--overwrite", action="store_true",
                    help="discard an existing output or partial run made with other settings")
     _dask_option(s, "the batches (instead of --jobs)")
@@ -410,8 +427,11 @@ def _cmd_probe(args):
                          pooling=args.pooling, group_by=args.group_by, untrained_seeds=args.untrained_seeds,
                          batchnorm=args.batchnorm, n_permutations=args.permutations, seed=args.seed,
                          device=args.device, jobs=args.jobs, clip=not args.no_clip)
-    result = probe_study(args.features, args.descriptors, args.model, config, progress=True)
-    paths = write_probe_outputs(result, args.out)
+    from ._util.outputs import claim_output
+    inputs = {"features input": args.features, "descriptors input": args.descriptors, "model directory": args.model}
+    with claim_output(args.out, kind="probe", inputs=inputs, overwrite=args.overwrite) as claim:
+        result = probe_study(args.features, args.descriptors, args.model, config, progress=True)
+        paths = claim.final(write_probe_outputs(result, claim.tmp))
     with open(paths["md"], encoding="utf-8") as fh:
         print(fh.read())
     return 0
@@ -420,16 +440,17 @@ def _cmd_probe(args):
 def _add_probe(sub) -> None:
     s = _sub(sub, "probe", "what each layer represents: CKA, linear probes and unit matching, trained vs "
                            "untrained networks", _cmd_probe)
-    s.add_argument("features", metavar="FEATURES.h5", help="features file with labels (and instruments)")
-    s.add_argument("--descriptors", required=True, metavar="DESCRIPTORS.h5",
-                   help="descriptors of (some of) its notes (scatterxai describe)")
-    s.add_argument("--model", required=True, metavar="MODEL_DIR", help="model directory (scatterxai train)")
-    s.add_argument("--out", required=True, metavar="DIR",
-                   help="output directory: probe.h5, probe.json, probe.md, probe_r2.png, probe_cka.png")
+    input_arg(s, "features", kind="features", metavar="FEATURES.h5", help="features file with labels (and instruments)")
+    input_arg(s, "--descriptors", kind="descriptors", required=True, metavar="DESCRIPTORS.h5",
+              help="descriptors of (some of) its notes (scatterxai describe)")
+    input_arg(s, "--model", kind="model", required=True, metavar="MODEL_DIR", help="model directory (scatterxai train)")
+    output_arg(s, "--out", kind="probe", required=True, metavar="DIR",
+               help="output directory: probe.h5, probe.json, probe.md, probe_r2.png, probe_cka.png")
+    _overwrite(s)
     s.add_argument("--subset", default="test", help="training, validation, test or all")
     s.add_argument("--max-examples", type=_positive_int, default=None,
                    help="at most this many notes, spread over classes and instruments")
-    s.add_argument("--untrained-seeds", type=int, default=5,
+    s.add_argument("--untrained-seeds", type=_seeds, default=5,
                    help="untrained networks of the same architecture (seeds 1000, 1001, …)")
     s.add_argument("--batchnorm", choices=("recalibrate", "init"), default="recalibrate",
                    help="BatchNorm statistics of the untrained networks: re-estimated on the probed notes "
@@ -438,13 +459,13 @@ def _add_probe(sub) -> None:
                    help="convolutional layers averaged over time or flattened over (channels, frames)")
     s.add_argument("--group-by", choices=("instrument", "pitch"), default="instrument",
                    help="note families kept out of each other's cross-validation folds")
-    s.add_argument("--permutations", type=_positive_int, default=200,
+    s.add_argument("--permutations", type=_steps, default=200,
                    help="permutations of the CKA and best-unit nulls")
     s.add_argument("--no-clip", action="store_true",
                    help="do not clip held-out notes' z-scored features to the training fold's range (plain "
                         "protocol; a held-out instrument far outside the others is then extrapolated)")
     s.add_argument("--seed", type=_seed, default=0, help="seed of the note choice, folds and permutations")
-    s.add_argument("--jobs", type=_positive_int, default=1,
+    s.add_argument("--jobs", type=_jobs, default=1,
                    help="worker processes for the (network, layer) analyses; results do not depend on it")
     _common(s)
 
@@ -458,7 +479,7 @@ def _cmd_compare(args):
                            methods=None if args.methods in (None, "all") else names(args.methods),
                            reference=args.reference, max_pairs=args.max_pairs, emd_max_pairs=args.emd_max_pairs,
                            emd_scope=args.emd_scope, seed=args.seed, mode=args.mode)
-    result = compare_relevance(args.relevance, args.out, config)
+    result = compare_relevance(args.relevance, args.out, config, overwrite=args.overwrite)
     print(describe(result))
     print(os.path.join(args.out, "compare.md"))
     return 0
@@ -467,9 +488,10 @@ def _cmd_compare(args):
 def _add_compare(sub) -> None:
     s = _sub(sub, "compare", "distances between relevance maps: within and between classes, between methods",
              _cmd_compare)
-    s.add_argument("relevance", metavar="RELEVANCE.h5", help="relevance file (scatterxai explain)")
-    s.add_argument("--out", required=True, metavar="DIR",
-                   help="directory for compare.json, compare.md and the figures")
+    input_arg(s, "relevance", kind="relevance", metavar="RELEVANCE.h5", help="relevance file (scatterxai explain)")
+    output_arg(s, "--out", kind="compare", required=True, metavar="DIR",
+               help="directory for compare.json, compare.md and the figures")
+    _overwrite(s)
     s.add_argument("--metrics", default="mean_diff,kl,js,emd,emd_lambda1,emd_lambda2",
                    help="comma-separated metrics: JS in nats, EMD in octaves on the (λ1, λ2) plane")
     s.add_argument("--methods", default=None, help="comma-separated methods to compare (None: all in the file)")
@@ -497,22 +519,23 @@ def _cmd_run(args):
 
 def _add_run(sub) -> None:
     s = _sub(sub, "run", "the whole study: data → features → models → relevance → figures → report", _cmd_run)
-    s.add_argument("--out", required=True, metavar="DIR", help="output directory (stages already done are reused)")
-    s.add_argument("--scale", type=_positive_float, default=DEFAULT_SCALE,
+    output_arg(s, "--out", kind="run", required=True, metavar="DIR",
+               help="output directory (stages already done are reused)")
+    s.add_argument("--scale", type=_scale, default=DEFAULT_SCALE,
                    help="synthetic corpus size as a fraction of SOL-PMT's 5,564 notes (the demo profile)")
     s.add_argument("--seed", type=_seed, default=0, help="seed of the synthetic corpus, the split and training")
-    s.add_argument("--meta", default=None, metavar="CSV",
+    input_arg(s, "--meta", kind="meta_csv", default=None, metavar="CSV",
                    help="your own data: a CSV with file_name and label (text or integers), optionally subset "
                         "(else a 6:2:2 split is drawn with --seed); with --audio-root")
-    s.add_argument("--audio-root", default=None, metavar="DIR",
-                   help="directory the file names of --meta are relative to (searched by base name below it)")
-    s.add_argument("--sol-root", default=None, metavar="PATH",
+    input_arg(s, "--audio-root", kind="audio_root", default=None, metavar="DIR",
+              help="directory the file names of --meta are relative to (searched by base name below it)")
+    input_arg(s, "--sol-root", kind="sol_root", default=None, metavar="PATH",
                    help="IRCAM's SOL 0.9HQ instead of the synthetic corpus, with the published SOL-PMT split "
                         "(or a SOL-format --meta); the report compares with the paper's numbers")
-    s.add_argument("--max-epochs", type=_positive_int, default=None,
+    s.add_argument("--max-epochs", type=_epochs, default=None,
                    help="upper bound on training epochs (early stopping decides below it; default 60)")
-    s.add_argument("--jobs", type=_positive_int, default=None,
-                   help="worker processes for synthesis (default: all cores)")
+    s.add_argument("--jobs", type=_jobs, default=None,
+                   help="worker processes for synthesis and extraction (default: all cores)")
     _common(s)
 
 
@@ -534,7 +557,7 @@ def _cmd_sweep(args):
     config = SweepConfig(factor=args.factor, technique=args.technique, values=values, repeats=args.repeats,
                          methods=args.methods, target=args.target, instrument=args.instrument, pitch=args.pitch,
                          dynamics=args.dynamics, seed=args.seed, device=args.device)
-    result = run_sweep(args.model, args.out, config, progress=True)
+    result = run_sweep(args.model, args.out, config, progress=True, overwrite=args.overwrite)
     lines = [f"{args.out}: {len(result['notes'])} notes, {result['factor']} sweep of {result['technique']} "
              f"({result['instrument']}); predicted: {', '.join(result['predicted'])}"]
     for method, fit in result.get("tracking", {}).items():
@@ -548,7 +571,7 @@ def _cmd_sweep(args):
 def _add_sweep(sub) -> None:
     s = _sub(sub, "sweep", "vary one factor of a synthetic note, explain the notes, measure tracking and "
                            "invariance", _cmd_sweep)
-    s.add_argument("--model", required=True, metavar="MODEL_DIR", help="model directory (scatterxai train)")
+    input_arg(s, "--model", kind="model", required=True, metavar="MODEL_DIR", help="model directory (scatterxai train)")
     s.add_argument("--factor", required=True, choices=("rate", "f0", "dynamics", "instrument", "depth", "technique"),
                    help="the factor that varies (everything else, random draws included, stays)")
     s.add_argument("--technique", required=True, metavar="T",
@@ -558,7 +581,7 @@ def _add_sweep(sub) -> None:
                    help="values of the factor (Hz for rate and f0; a marking, an instrument, a depth or a "
                         "technique); default: rate 4-32 Hz and f0 three octaves in half-octave steps, pp-ff, "
                         "the instruments that play T, five depths, every technique")
-    s.add_argument("--repeats", type=_positive_int, default=1,
+    s.add_argument("--repeats", type=_steps, default=1,
                    help="base notes with their own random draws, each swept over every value")
     s.add_argument("--methods", default="epsilon_plus", help="comma-separated attribution methods")
     s.add_argument("--target", choices=("pred", "true"), default="pred",
@@ -569,9 +592,10 @@ def _add_sweep(sub) -> None:
     s.add_argument("--dynamics", default="mf", choices=("pp", "p", "mf", "f", "ff", "fff"),
                    help="dynamics of the base note")
     s.add_argument("--seed", type=_seed, default=0, help="seed of the base notes' random draws")
-    s.add_argument("--out", required=True, metavar="DIR",
-                   help="output directory: audio/, meta.csv, features.h5, relevance.h5, activations.h5, "
-                        "sweep.json, figures")
+    output_arg(s, "--out", kind="sweep", required=True, metavar="DIR",
+               help="output directory: audio/, meta.csv, features.h5, relevance.h5, activations.h5, sweep.json, "
+                    "figures")
+    _overwrite(s)
     _common(s)
 
 
@@ -581,13 +605,13 @@ def _cmd_auralise(args):
         if args.audio is not None or args.example is None or args.audio_root is None:
             raise ScatterXAIError("with --relevance give --example K and --audio-root DIR, and no AUDIO")
         result = auralise_relevance(args.relevance, args.example, args.audio_root, args.out, method=args.method,
-                                    mode=args.mode, top=args.top)
+                                    mode=args.mode, top=args.top, overwrite=args.overwrite)
     else:
         if args.audio is None or args.model is None:
             raise ScatterXAIError("give AUDIO and --model MODEL_DIR (or --relevance R.h5 --example K "
                                   "--audio-root DIR)")
         result = auralise_audio(args.audio, args.model, args.out, method=args.method, target=args.target,
-                                device=args.device, mode=args.mode, top=args.top)
+                                device=args.device, mode=args.mode, top=args.top, overwrite=args.overwrite)
     m = result["measurements"]
     lines = [f"{args.out}: relevance of {result['explained']} (predicted {result['predicted']}, {result['method']})"]
     for part in ("relevant", "complement"):
@@ -603,24 +627,26 @@ def _cmd_auralise(args):
 def _add_auralise(sub) -> None:
     s = _sub(sub, "auralise", "resynthesise what a relevance map keeps of a note, and what it leaves",
              _cmd_auralise)
-    s.add_argument("audio", nargs="?", default=None, metavar="AUDIO",
-                   help="audio file to explain with --model (omit with --relevance)")
-    s.add_argument("--model", default=None, metavar="MODEL_DIR", help="model directory (with AUDIO)")
+    input_arg(s, "audio", kind="audio", nargs="?", default=None, metavar="AUDIO",
+              help="audio file to explain with --model (omit with --relevance)")
+    input_arg(s, "--model", kind="model", default=None, metavar="MODEL_DIR", help="model directory (with AUDIO)")
     s.add_argument("--method", default="epsilon_plus", help="attribution method (registered name)")
     s.add_argument("--target", default="pred",
                    help="with AUDIO: class whose relevance is kept, pred (the predicted class), a class name "
                         "or index (a relevance file's map keeps the class it explained)")
-    s.add_argument("--relevance", default=None, metavar="R.h5",
-                   help="use a stored local map of this relevance file instead of AUDIO and --model")
-    s.add_argument("--example", type=int, default=None, metavar="K", help="row of the example in --relevance")
-    s.add_argument("--audio-root", default=None, metavar="DIR",
-                   help="directory the relevance file's file names are relative to")
+    input_arg(s, "--relevance", kind="relevance", default=None, metavar="R.h5",
+              help="use a stored local map of this relevance file instead of AUDIO and --model")
+    s.add_argument("--example", type=_nonnegative_int, default=None, metavar="K",
+                   help="row of the example in --relevance")
+    input_arg(s, "--audio-root", kind="audio_root", default=None, metavar="DIR",
+              help="directory the relevance file's file names are relative to")
     s.add_argument("--mode", choices=("positive", "absolute"), default="positive",
                    help="path weight: positive relevance or |relevance|, over its maximum")
-    s.add_argument("--top", type=_positive_int, default=None,
+    s.add_argument("--top", type=_steps, default=None,
                    help="keep exactly the K most relevant paths (binary mask) instead of graded weights")
-    s.add_argument("--out", required=True, metavar="OUT_DIR",
-                   help="output directory: relevant.wav, complement.wav, reference.wav, map.png, auralise.json")
+    output_arg(s, "--out", kind="auralise", required=True, metavar="OUT_DIR",
+               help="output directory: relevant.wav, complement.wav, reference.wav, map.png, auralise.json")
+    _overwrite(s)
     _common(s)
 
 
@@ -649,6 +675,12 @@ def _common(p, *, device=True):
                    help="only warnings and errors; no progress bars")
     if device:
         p.add_argument("--device", default="auto", help="auto (CUDA when present, else CPU), cpu, cuda, cuda:<i>")
+
+
+def _overwrite(p):
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an output of another kind or study (never an input, never a file or folder "
+                        "scatterxai did not write)")
 
 
 def _dask_option(p, what):
@@ -690,13 +722,24 @@ def main(argv=None) -> int:
     so that an interruption at any moment gives a message rather than a traceback."""
     command = None
     try:
-        args = build_parser().parse_args(argv)
+        parser = build_parser()
+        args = parser.parse_args(argv)
         command = args.command
         from ._util.log import configure
         configure(-1 if args.quiet else args.verbose)
+        check_outputs(parser, args)   # the output rule, before any work (each command claims its output again)
         return args.func(args)
     except ScatterXAIError as e:
         print(f"scatterxai {command}: error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:   # an I/O error no stage turned into a message (the file system, not the data)
+        from ._util.outputs import describe_os_error
+        where = f"{e.filename}: " if getattr(e, "filename", None) else ""
+        print(f"scatterxai {command}: error: {where}{describe_os_error(e)}", file=sys.stderr)
+        return 2
+    except MemoryError:
+        print(f"scatterxai {command}: error: out of memory; use smaller inputs or settings (fewer notes, a "
+              f"smaller --batch-size)", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         what = INTERRUPTED.get(command, "nothing was written")

@@ -37,3 +37,8 @@ class LockError(ScatterXAIError):
 class ClusterError(ScatterXAIError):
     """The Dask back end failed: dask is not installed, the scheduler cannot be reached, or a task raised
     (or its workers kept dying) on a worker."""
+
+
+class OutputError(ScatterXAIError):
+    """An output cannot be written: the disk is full, the folder is read-only, or the output path breaks the
+    output rule (:mod:`scatterxai._util.outputs`).  The previous output, if any, is left as it was."""

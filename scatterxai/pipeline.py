@@ -18,9 +18,10 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from . import __version__
-from ._util.fs import file_sha256, output_lock, prepare_output
+from ._util.fs import file_sha256
 from ._util.jsonio import write_json
 from ._util.log import logger
+from ._util.outputs import claim_output
 from ._util.types import PathLike
 from ._util.validate import check_positive_float, check_positive_int, check_seed, with_settings
 from .errors import DataError, ParameterError
@@ -61,7 +62,8 @@ class RunConfig:
     max_epochs : int, optional
         Upper bound on training epochs (early stopping decides below it).
     jobs : int, optional
-        Worker processes for synthesis (default: all cores).
+        Worker processes for synthesis and extraction (default: all cores; extraction computes every batch
+        with one torch thread, so its features do not depend on it).
     scattering : ScatteringConfig
     methods : tuple of str
         Attribution methods to explain with (must include :data:`RULES_RUN`, which the figures draw); default:
@@ -258,7 +260,7 @@ class RunContext:
                        meta_csv, audio_root, self.features, config=cfg.scattering, device=cfg.device, seed=cfg.seed,
                        # a changed stage replaces the old features; an interrupted one resumes
                        if_changed="replace", allow_outside_root=self.source != "synthetic",
-                       progress=True).describe()))
+                       jobs=cfg.jobs or os.cpu_count() or 1, progress=True).describe()))
 
     def train_and_evaluate(self, inp: str) -> None:
         from .model import evaluate_model, train_model
@@ -270,7 +272,7 @@ class RunContext:
                                             device=cfg.device, max_epochs=cfg.max_epochs, progress=True))
 
         def evaluate():
-            eval_dir = os.path.join(model_dir, "evaluation")
+            eval_dir = os.path.join(self.out, "evaluation", inp)   # never inside an input (the model)
             evaluate_model(self.features, model_dir=model_dir, out_dir=eval_dir, subset="test", device=cfg.device)
             shutil.copyfile(os.path.join(eval_dir, "metrics.json"), self.metrics_paths[inp])
 
@@ -286,7 +288,7 @@ class RunContext:
         self.stage("explain", {"train": self.stages["train_s1s2"].digest, "rules": list(cfg.methods),
                                "top_n": cfg.top_n, "max_per_class": limits}, [self.relevance],
                    lambda: explain(self.features, model_dir=self.model_dir("s1s2"), out=self.relevance,
-                                   config=config, progress=True))
+                                   config=config, progress=True, overwrite=True))
 
     def figures(self, audio_root: str) -> None:
         from .report import FIGURE_FILES, make_figures
@@ -360,9 +362,9 @@ def run(out: PathLike, config: Optional[RunConfig] = None, **settings: Any) -> D
         Fields of :class:`RunConfig` overriding ``config`` (e.g. ``seed=1``).
     """
     config = with_settings(config or RunConfig(), settings)
-    out = prepare_output(out, is_dir=True)
-    with output_lock(out, what="run directory"):
-        return _run(out, config)
+    inputs = {"meta CSV": config.meta, "audio root": config.audio_root, "SOL root": config.sol_root}
+    with claim_output(out, kind="run", inputs=inputs) as claim:   # the output rule (README)
+        return _run(claim.path, config)
 
 
 def _run(out: str, config: RunConfig) -> Dict[str, str]:

@@ -95,3 +95,11 @@ def killing_flush(self):
         os.kill(os.getpid(), signal.SIGKILL)
 h5py.File.flush = killing_flush
 """
+
+
+@pytest.fixture(scope="session")
+def world(tmp_path_factory):
+    """A small study with an input of every kind (tests/_world.py), built once per session: never write into
+    it (copy what a test modifies)."""
+    from ._world import make_world
+    return make_world(tmp_path_factory.mktemp("world"))

@@ -111,6 +111,33 @@ def assert_same_file(a, b):
 
 # ------------------------------------------------------------------------------------------ extraction
 
+def test_every_batch_is_computed_with_one_torch_thread_whatever_jobs(corpus, serial, tmp_path, monkeypatch):
+    """Issue 26: float32 sums of the paper configuration's long FFTs round differently with other thread
+    counts (29 % of coefficients differ in their last bits between one and two threads), so a default
+    extraction computes every batch with one torch thread, as Dask's workers do: the file is then the same
+    whatever --jobs and --dask (before, a serial run used torch's threads)."""
+    import torch
+
+    import scatterxai.features.extract as extract_mod
+    seen, real = [], extract_mod.compute_batch
+
+    def recording(*a, **k):
+        seen.append(torch.get_num_threads())
+        return real(*a, **k)
+
+    monkeypatch.setattr(extract_mod, "compute_batch", recording)
+    torch.set_num_threads(2)   # torch's default on this 2-core machine (the fixture set 1)
+    try:
+        one = _extract(*corpus, str(tmp_path / "one.h5")).out
+        assert seen and set(seen) == {1} and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(1)
+    monkeypatch.setattr(extract_mod, "compute_batch", real)
+    two = _extract(*corpus, str(tmp_path / "two.h5"), jobs=2).out   # two spawned single-threaded processes
+    assert_same_file(one, serial[False])
+    assert_same_file(two, serial[False])
+
+
 @pytest.mark.parametrize("segments", [False, True])
 def test_extract_on_dask_is_the_serial_file(corpus, serial, client, tmp_path, segments):
     out = str(tmp_path / "d.h5")
@@ -302,6 +329,6 @@ def test_cli_dask_option(corpus, tmp_path, capsys):
     assert main(["extract", corpus[0], "--audio-root", corpus[1], "--out", str(tmp_path / "f.h5"),
                  "--dask", "nowhere"]) == 2
     assert "--dask must be a Dask scheduler address (tcp://host:8786), or local:N" in capsys.readouterr().err
-    assert main(["explain", corpus[1] + "/n0.wav", "--model", str(tmp_path), "--out", str(tmp_path / "o"),
+    assert main(["explain", corpus[1] + "/n0.wav", "--model", str(tmp_path / "m"), "--out", str(tmp_path / "o"),
                  "--dask", "local:2"]) == 2
     assert "--dask applies to a features file input" in capsys.readouterr().err

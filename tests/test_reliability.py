@@ -15,7 +15,7 @@ import soundfile as sf
 import torch
 
 from scatterxai._util.fs import atomic_dir, check_not_inputs, output_lock, prepare_output
-from scatterxai.errors import LockError, ModelError, ParameterError, StoreError
+from scatterxai.errors import LockError, ModelError, OutputError, ParameterError, StoreError
 from scatterxai.features import FeatureFile, extract_features
 from scatterxai.features import extract as extract_mod
 from scatterxai.io.partial import FAILED
@@ -106,7 +106,7 @@ def test_partial_with_a_transient_open_error_is_kept(corpus, tmp_path, monkeypat
     real = h5py.File
 
     def failing(name, mode="r", *a, **k):
-        if os.fspath(name).endswith(".partial") and mode == "r+":
+        if os.fspath(getattr(name, "path", name)).endswith(".partial") and mode == "r+":   # (a guarded file)
             raise OSError(5, "Input/output error")
         return real(name, mode, *a, **k)
 
@@ -276,7 +276,7 @@ def test_train_refuses_to_replace_a_directory_that_is_not_a_model(trained, tmp_p
     docs = tmp_path / "docs"
     docs.mkdir()
     (docs / "thesis.tex").write_text("precious")
-    with pytest.raises(ParameterError, match="not a model directory.*thesis.tex"):
+    with pytest.raises(OutputError, match="scatterxai did not write .*thesis.tex"):   # the output rule
         train_model(features, input="s1", out_dir=docs, device="cpu", progress=False, max_epochs=1)
     assert (docs / "thesis.tex").read_text() == "precious"
 
@@ -320,7 +320,7 @@ def test_explain_out_equal_to_features_is_refused(trained, tmp_path):
     mine = str(tmp_path / "f.h5")
     shutil.copy(features, mine)
     before = open(mine, "rb").read()
-    with pytest.raises(ParameterError, match="would overwrite the features input"):
+    with pytest.raises(ParameterError, match="is the features input"):
         explain(mine, model_dir=model_dir, out=mine, methods=["epsilon"], device="cpu", progress=False)
     assert open(mine, "rb").read() == before
 
@@ -329,11 +329,11 @@ def test_other_commands_refuse_their_inputs_as_output(trained, corpus, tmp_path)
     from scatterxai.model import evaluate_model, train_model
     features, model_dir = trained
     csv, root = corpus
-    with pytest.raises(ParameterError, match="would overwrite the meta CSV"):
+    with pytest.raises(ParameterError, match="is the meta CSV"):
         _extract(csv, root, csv)
-    with pytest.raises(ParameterError, match="would overwrite the features input"):
+    with pytest.raises(ParameterError, match="contains the features input"):
         train_model(features, input="s1", out_dir=os.path.dirname(features), device="cpu", progress=False)
-    with pytest.raises(ParameterError, match="would overwrite the features input"):
+    with pytest.raises(ParameterError, match="is the features input"):
         evaluate_model(features, model_dir=model_dir, out_dir=features, device="cpu")
     with pytest.raises(ParameterError, match="would overwrite the model directory"):
         check_not_inputs(model_dir + "/", {"model directory": model_dir}, is_dir=True)
@@ -342,11 +342,13 @@ def test_other_commands_refuse_their_inputs_as_output(trained, corpus, tmp_path)
 
 def test_existing_file_that_is_not_ours_is_never_replaced(corpus, tmp_path):
     csv, root = corpus
-    audio = os.path.join(root, "n0.wav")
-    before = open(audio, "rb").read()
-    with pytest.raises(StoreError, match="not a scatterxai file"):
-        _extract(csv, root, audio, overwrite=True)
-    assert open(audio, "rb").read() == before
+    mine = tmp_path / "notes.h5"
+    mine.write_text("mine")
+    with pytest.raises(OutputError, match="scatterxai did not write"):
+        _extract(csv, root, str(mine), overwrite=True)
+    assert mine.read_text() == "mine"
+    with pytest.raises(ParameterError, match="lies inside the audio root"):   # an input is refused first
+        _extract(csv, root, os.path.join(root, "n0.wav"), overwrite=True)
 
 
 # ---------------------------------------------------------------------------------- output folders

@@ -109,9 +109,10 @@ def dask_client(spec: Union[str, Client]) -> Iterator[Client]:
             client = stack.enter_context(distributed.Client(cluster))
             where = f"a local cluster of {n} worker process(es)"
         else:
+            probe_scheduler(spec)
             try:
                 client = stack.enter_context(distributed.Client(spec))
-            except (OSError, TimeoutError, ValueError) as e:
+            except (OSError, TimeoutError, ValueError, MemoryError) as e:
                 raise ClusterError(f"cannot reach the Dask scheduler at {spec} ({type(e).__name__}: {e}); start "
                                    f"one ('dask scheduler', then 'dask worker {spec}' on each machine) or use "
                                    f"--dask local:N") from None
@@ -122,6 +123,61 @@ def dask_client(spec: Union[str, Client]) -> Iterator[Client]:
             logger.warning("warning: %s has no workers yet; the tasks wait until some join (dask worker %s)",
                            where, client.scheduler.address)
         yield client
+
+
+def _connect_timeout() -> float:
+    """Dask's connect timeout (``distributed.comm.timeouts.connect``) in seconds."""
+    import dask
+    from dask.utils import parse_timedelta
+    return float(parse_timedelta(dask.config.get("distributed.comm.timeouts.connect", "30s"), default="seconds"))
+
+
+def probe_scheduler(address: str, timeout: Optional[float] = None) -> None:
+    """Check, within the connect timeout, that a ``tcp://`` address is a Dask scheduler, before Dask's own
+    client connects to it.
+
+    A Dask scheduler sends its handshake (a length-prefixed msgpack frame naming ``pickle-protocol``) as soon
+    as a connection is accepted.  Anything else — a web server waiting for a request, a service that answers
+    with text — would make Dask's client wait without bound or read text as a frame length (and try to
+    allocate exabytes): it is refused here with a :class:`ClusterError` naming the address.  Other schemes
+    (``tls://``, ``ucx://``) are left to Dask.
+    """
+    match = re.match(r"^(?:tcp://)?\[?([^\]/\s]+?)\]?:(\d+)/?$", address)
+    if match is None:
+        return
+    host, port = match.group(1), int(match.group(2))
+    timeout = _connect_timeout() if timeout is None else float(timeout)
+    hint = (f"start one ('dask scheduler', then 'dask worker {address}' on each machine) or use --dask local:N")
+    try:
+        sock = socket.create_connection((host, port), timeout=timeout)
+    except OSError as e:
+        raise ClusterError(f"cannot reach the Dask scheduler at {address} ({e.strerror or e}); {hint}") from None
+    deadline = time.monotonic() + timeout
+    data = b""
+    with sock:
+        try:
+            while len(data) < 8 or len(data) < 8 + _frame_length(data):
+                sock.settimeout(max(deadline - time.monotonic(), 0.001))
+                chunk = sock.recv(4096)
+                if not chunk:
+                    break
+                data += chunk
+                if len(data) >= 8 and not 0 < _frame_length(data) <= 1 << 20:
+                    break
+        except OSError:   # socket.timeout included: it sent nothing (or too little) in time
+            pass
+    if len(data) >= 8 and 0 < _frame_length(data) <= 1 << 20 and b"pickle-protocol" in data:
+        return
+    what = (f"it sent nothing within {timeout:g} s" if not data else
+            f"it answered {data[:40]!r}{'…' if len(data) > 40 else ''}")
+    raise ClusterError(f"{address} is not a Dask scheduler ({what}); give the address of a running 'dask scheduler' "
+                       f"(tcp://host:8786), or use --dask local:N")
+
+
+def _frame_length(data: bytes) -> int:
+    """The length a Dask TCP message announces in its first 8 bytes (little-endian uint64)."""
+    import struct
+    return struct.unpack("<Q", data[:8])[0]
 
 
 def _size(client) -> Tuple[int, int]:

@@ -1,14 +1,18 @@
 """Files: atomic writes (a file or a whole directory), checksums, output locks and output-path checks.
 
-The rules every writing command follows (so that nothing a user already has is lost):
+These are the building blocks of THE output rule, which lives in one place:
+:func:`scatterxai._util.outputs.claim_output` (every command's outputs go through it).  Here:
 
 * an output is written under a temporary name and renamed into place (:func:`atomic_path`,
-  :func:`atomic_dir`): it is either its old self or complete;
-* one writer per output: :func:`output_lock` holds ``OUT.lock`` (pid and host of the holder) for the whole
-  command; a second writer is refused, a lock left by a dead process of the same host is taken over;
-* an output is never one of the command's inputs (:func:`check_not_inputs`);
+  :func:`atomic_dir`): it is either its old self or complete; temporary files are created new, never
+  through a symbolic link (:func:`create_new_file`);
+* one writer per output: :func:`output_lock` holds ``OUT.lock`` (pid and host of the holder; opened with
+  ``O_NOFOLLOW``); a second writer is refused, a lock left by a dead process of the same host is taken over;
 * output folders are created only where the user evidently meant them (:func:`prepare_output`): an
   output and at most one missing folder above it.
+
+:func:`check_not_inputs` is the earlier, narrower check (an output equal to an input); the output rule
+(:func:`scatterxai._util.outputs.check_output`) also refuses outputs that contain or lie inside an input.
 """
 
 from __future__ import annotations
@@ -20,13 +24,14 @@ import json
 import os
 import shutil
 import socket
+import stat
 import time
 from typing import Iterator, Mapping, Optional, Sequence
 
 from .types import PathLike
 
-__all__ = ["atomic_path", "atomic_dir", "file_sha256", "bytes_sha256", "output_lock", "prepare_output",
-           "check_not_inputs", "TMP_SUFFIX", "LOCK_SUFFIX"]
+__all__ = ["atomic_path", "atomic_dir", "create_new_file", "file_sha256", "bytes_sha256", "output_lock",
+           "prepare_output", "check_not_inputs", "TMP_SUFFIX", "LOCK_SUFFIX"]
 
 #: suffix of the temporary file that :func:`atomic_path` renames into place
 TMP_SUFFIX = ".tmp"
@@ -34,12 +39,34 @@ TMP_SUFFIX = ".tmp"
 LOCK_SUFFIX = ".lock"
 
 
+def create_new_file(path: PathLike) -> str:
+    """Create ``path`` as a new, empty regular file, never through a link; return it.
+
+    The file is opened with ``O_CREAT | O_EXCL | O_NOFOLLOW``: whatever already has that name (a temporary
+    file of a killed writer, a symbolic link planted there) is removed first — the entry itself, never what
+    a link points to — so the bytes written to ``path`` afterwards go to this new file only.  Used for every
+    temporary, partial and lock file of the package.
+    """
+    path = os.fspath(path)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    for attempt in range(3):
+        try:
+            os.close(os.open(path, flags, 0o644))
+            return path
+        except FileExistsError:
+            if attempt == 2 or os.path.isdir(path) and not os.path.islink(path):
+                raise
+            os.unlink(path)   # the name only: a link is removed, not followed
+    return path   # pragma: no cover - the loop returns or raises
+
+
 @contextlib.contextmanager
 def atomic_path(path: PathLike, *, suffix: str = TMP_SUFFIX) -> Iterator[str]:
     """Write a file under a temporary name and rename it into place only if the block succeeds.
 
     ``path`` is then either its old self or complete, never half-written; on any exception (including
-    KeyboardInterrupt) the temporary file is removed and ``path`` is left untouched.
+    KeyboardInterrupt) the temporary file is removed and ``path`` is left untouched.  The temporary file is
+    created new (:func:`create_new_file`: never written through a symbolic link planted under its name).
 
     Examples
     --------
@@ -49,11 +76,13 @@ def atomic_path(path: PathLike, *, suffix: str = TMP_SUFFIX) -> Iterator[str]:
     path = os.fspath(path)
     tmp = f"{path}{suffix}"
     try:
+        create_new_file(tmp)
         yield tmp
         os.replace(tmp, path)
     except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(tmp)
+        with contextlib.suppress(FileNotFoundError, IsADirectoryError, PermissionError):
+            if not (os.path.isdir(tmp) and not os.path.islink(tmp)):
+                os.remove(tmp)
         raise
 
 
@@ -108,8 +137,10 @@ def atomic_dir(path: PathLike) -> Iterator[str]:
     path = os.path.abspath(os.fspath(path)).rstrip(os.sep)
     tmp, old = f"{path}.tmp-{os.getpid()}", f"{path}.old-{os.getpid()}"
     _clean_leftovers(path)
+    if os.path.islink(tmp):
+        os.unlink(tmp)
     shutil.rmtree(tmp, ignore_errors=True)
-    os.mkdir(tmp)
+    os.mkdir(tmp)   # never follows a link: fails if one appeared since
     try:
         yield tmp
         if not os.path.isdir(path):
@@ -173,6 +204,54 @@ def _describe(info: dict) -> str:
     return f"process {info.get('pid')} on host {info.get('host')!r}{since}"
 
 
+def _acquire(lock: str, target: str, what: str, host: str) -> int:
+    """Open (never through a link) and ``flock`` the lock file; its descriptor.  Raises LockError."""
+    from ..errors import LockError
+    try:
+        import fcntl
+    except ImportError:   # pragma: no cover - not POSIX: an exclusive create, stale = dead pid here
+        fcntl = None
+    while True:
+        try:
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0)
+                         | getattr(os, "O_CLOEXEC", 0) | (0 if fcntl else os.O_EXCL), 0o644)
+        except FileExistsError:   # pragma: no cover - non-POSIX fallback
+            with open(lock, "rb") as fh:
+                info = _holder(fh.fileno())
+            pid = info.get("pid")
+            if info.get("host") == host and isinstance(pid, int) and not _pid_alive(pid):
+                os.remove(lock)
+                continue
+            raise LockError(f"{target} is being written by {_describe(info)}; wait for it to finish, or "
+                            f"remove {lock} if that process no longer runs") from None
+        except OSError as e:
+            if e.errno == errno.ELOOP:
+                raise LockError(f"the lock file {lock} is a symbolic link; scatterxai never writes through one "
+                                f"(it could overwrite what it points to): remove {lock} and re-run") from None
+            raise LockError(f"cannot create the lock file {lock} for the {what} {target}: {e.strerror}") from None
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise LockError(f"the lock file {lock} is not a regular file; remove it and re-run")
+        if fcntl is None:   # pragma: no cover
+            break
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            info = _holder(fd)
+            os.close(fd)
+            raise LockError(f"{target} is being written by {_describe(info)}: only one scatterxai process "
+                            f"may write a {what} at a time; wait for it to finish") from None
+        # the file may have been removed (and recreated) by the previous holder between open and flock
+        try:
+            same = os.stat(lock).st_ino == os.fstat(fd).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        os.close(fd)
+    return fd
+
+
 @contextlib.contextmanager
 def output_lock(target: PathLike, *, what: str = "output") -> Iterator[str]:
     """Hold the exclusive lock of an output (``TARGET.lock``) for the duration of the block.
@@ -200,41 +279,7 @@ def output_lock(target: PathLike, *, what: str = "output") -> Iterator[str]:
     target = os.path.abspath(os.fspath(target)).rstrip(os.sep)
     lock = target + LOCK_SUFFIX
     host = socket.gethostname()
-    try:
-        import fcntl
-    except ImportError:   # pragma: no cover - not POSIX: an exclusive create, stale = dead pid here
-        fcntl = None
-    while True:
-        try:
-            fd = os.open(lock, os.O_RDWR | os.O_CREAT | (0 if fcntl else os.O_EXCL), 0o644)
-        except FileExistsError:   # pragma: no cover - non-POSIX fallback
-            with open(lock, "rb") as fh:
-                info = _holder(fh.fileno())
-            pid = info.get("pid")
-            if info.get("host") == host and isinstance(pid, int) and not _pid_alive(pid):
-                os.remove(lock)
-                continue
-            raise LockError(f"{target} is being written by {_describe(info)}; wait for it to finish, or "
-                            f"remove {lock} if that process no longer runs") from None
-        except OSError as e:
-            raise LockError(f"cannot create the lock file {lock} for the {what} {target}: {e.strerror}") from None
-        if fcntl is None:   # pragma: no cover
-            break
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            info = _holder(fd)
-            os.close(fd)
-            raise LockError(f"{target} is being written by {_describe(info)}: only one scatterxai process "
-                            f"may write a {what} at a time; wait for it to finish") from None
-        # the file may have been removed (and recreated) by the previous holder between open and flock
-        try:
-            same = os.stat(lock).st_ino == os.fstat(fd).st_ino
-        except FileNotFoundError:
-            same = False
-        if same:
-            break
-        os.close(fd)
+    fd = _acquire(lock, target, what, host)
     try:
         info = _holder(fd)
         if info and info.get("host") != host:
@@ -243,8 +288,9 @@ def output_lock(target: PathLike, *, what: str = "output") -> Iterator[str]:
         if info:
             from .log import logger
             logger.info("taking over the lock %s of %s, which no longer runs", lock, _describe(info))
-        if os.path.isfile(target + TMP_SUFFIX):   # a temporary file of a killed writer (we hold the lock)
-            os.remove(target + TMP_SUFFIX)
+        leftover = target + TMP_SUFFIX   # a temporary file of a killed writer (we hold the lock)
+        if os.path.lexists(leftover) and not (os.path.isdir(leftover) and not os.path.islink(leftover)):
+            os.remove(leftover)   # the entry itself: a planted link is removed, never followed
         os.ftruncate(fd, 0)
         os.lseek(fd, 0, os.SEEK_SET)
         os.write(fd, json.dumps({"pid": os.getpid(), "host": host, "since": time.time(),
@@ -261,7 +307,8 @@ def output_lock(target: PathLike, *, what: str = "output") -> Iterator[str]:
 
 # ------------------------------------------------------------------------------------ output-path rules
 
-def prepare_output(path: PathLike, *, is_dir: bool = False, create: bool = True, option: str = "--out") -> str:
+def prepare_output(path: PathLike, *, is_dir: bool = False, create: bool = True, option: str = "--out",
+                   make: bool = True) -> str:
     """Check an output path and create its folders where the user evidently meant them; return it absolute.
 
     The rule, the same for every command: an output (file or directory) is created together with at most
@@ -270,7 +317,7 @@ def prepare_output(path: PathLike, *, is_dir: bool = False, create: bool = True,
     (``/nonexistent/sub/out.h5``) is an error rather than a new tree.  An existing path of the wrong kind (a
     file where a directory is written, or vice versa) is an error.  With ``create=False`` a directory
     output itself is not created (only the folder above it): for directories written as a whole under a
-    temporary name (:func:`atomic_dir`).
+    temporary name (:func:`atomic_dir`).  With ``make=False`` nothing is created: the path is only checked.
 
     Raises
     ------
@@ -296,7 +343,7 @@ def prepare_output(path: PathLike, *, is_dir: bool = False, create: bool = True,
             what = "is not a directory" if os.path.exists(bad) else "does not exist"
             raise ParameterError(f"{option} {path}: {bad} {what}; scatterxai creates an output and at most one "
                                  f"missing folder above it (create the folders first, or fix the path)")
-    for d in reversed(missing):
+    for d in reversed(missing if make else ()):
         try:
             os.mkdir(d)
         except FileExistsError:

@@ -32,10 +32,12 @@ from .._util.fs import atomic_path
 from .._util.jsonio import write_json
 from .._util.log import logger
 from .._util.markdown import md_table
+from .._util.outputs import claims_output
 from .._util.types import PathLike
 from .._util.validate import check_choice, check_int, check_positive_int
 from ..errors import ParameterError
 from ..explain.base import method_title
+from ..io.together import relevance_study
 from ..maps.compare import DISTRIBUTION_MODES, METRICS
 from ..maps.compare_study import PARTS, between_class_pairs, study_values, summarise_study, within_class_pairs
 
@@ -133,8 +135,10 @@ def _n_available(groups, classes, n_methods_pairs: int, K: int) -> dict:
             "between_methods": {"notes": int(K), "method_pairs": int(n_methods_pairs)}}
 
 
+@claims_output("out_dir", kind="compare", inputs={"relevance": "relevance input"},
+               study=lambda ba: relevance_study(ba.arguments["relevance"]))
 def compare_relevance(relevance: PathLike, out_dir: PathLike, config: Optional[CompareConfig] = None, *,
-                      figures: bool = True, dpi: int = 80) -> dict:
+                      figures: bool = True, dpi: int = 80, overwrite: bool = False) -> dict:
     """Run the comparison study on a relevance file and write its files (see the module docstring).
 
     Parameters
@@ -142,10 +146,13 @@ def compare_relevance(relevance: PathLike, out_dir: PathLike, config: Optional[C
     relevance : str or Path
         RELEVANCE.h5 from ``scatterxai explain``.
     out_dir : str or Path
+        Written as a whole under the output rule (:mod:`scatterxai._util.outputs`).
     config : CompareConfig, optional
     figures : bool
         Also draw the PNG figures.
     dpi : int
+    overwrite : bool
+        Replace an output of another kind or study.
 
     Returns
     -------
@@ -359,7 +366,7 @@ def pipeline_section(ctx: AnalysisContext) -> str:
                            emd_scope="between_methods", emd_reference=reference, seed=ctx.config.seed)
     outputs = [os.path.join(out_dir, name) for name in COMPARE_FILES.values()]
     key = {"explain": ctx.digest("explain"), "config": {k: getattr(config, k) for k in config.__dataclass_fields__}}
-    ctx.stage("compare", key, outputs, lambda: compare_relevance(ctx.relevance, out_dir, config))
+    ctx.stage("compare", key, outputs, lambda: compare_relevance(ctx.relevance, out_dir, config, overwrite=True))
     with open(outputs[1], encoding="utf-8") as fh:   # compare.md: title, table, caption, what was compared
         body = fh.read().split("\n", 1)[1].strip()
     rel = os.path.relpath(out_dir, ctx.out)

@@ -44,6 +44,10 @@ NAME_COLUMNS = ("modulation technique",)
 SPLIT_GROUP_COLUMN = "instrument"
 
 
+#: integer labels are class indices below this (a larger value is a data error, not a class)
+MAX_CLASSES = 10_000
+
+
 def _rows(mask, limit=5) -> str:
     rows = (np.flatnonzero(mask) + 1).tolist()
     return ", ".join(map(str, rows[:limit])) + (", …" if len(rows) > limit else "")
@@ -101,8 +105,11 @@ def encode_labels(values: ArrayLike, classes: Optional[Sequence[str]] = None, *,
         if frac.any():
             raise DataError(f"{what} values must be class names or integer class indices; row(s) "
                             f"{_rows(frac)} hold {values[frac][:5].tolist()}")
-        values = values.astype(np.int64)
-    if values.dtype.kind in "iu":
+    if values.dtype.kind in "iuf":
+        huge = np.abs(values) >= MAX_CLASSES   # before any cast: 1e20 does not fit an int64
+        if huge.any():
+            raise DataError(f"{what} values must be class indices below {MAX_CLASSES:,} (or class names); row(s) "
+                            f"{_rows(huge)} hold {[v.item() for v in values[huge][:5]]}")
         labels = values.astype(np.int64)
         if labels.size and labels.min() < 0:
             raise DataError(f"{what} values must be class indices >= 0; row(s) {_rows(labels < 0)} hold "

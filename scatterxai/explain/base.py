@@ -79,6 +79,9 @@ class Param:
         Smallest valid value of an int or float (inclusive unless ``low_open``).
     low_open : bool
         ``low`` itself is excluded (floats).
+    high : float, optional
+        Largest valid value of an int or float (inclusive); the command line caps unbounded ones (see
+        :data:`scatterxai._util.cliargs.BOUNDS`).
     choices : tuple of str
         Valid values of a choice.
     flag : str, optional
@@ -97,6 +100,7 @@ class Param:
     kind: str = "int"
     low: Optional[float] = None
     low_open: bool = False
+    high: Optional[float] = None
     choices: Tuple[str, ...] = ()
     flag: Optional[str] = None
     cli_choices: Optional[Tuple[str, ...]] = None
@@ -126,10 +130,12 @@ class Param:
         if self.kind == "seed":
             return check_seed(self.name, value)
         if self.kind == "int":
-            return check_positive_int(self.name, value) if self.low == 1 else check_int(self.name, value, low=self.low)
-        if self.low == 0 and self.low_open:
+            if self.low == 1 and self.high is None:
+                return check_positive_int(self.name, value)
+            return check_int(self.name, value, low=self.low, high=self.high)
+        if self.low == 0 and self.low_open and self.high is None:
             return check_positive_float(self.name, value)
-        return check_float(self.name, value, low=self.low, low_open=self.low_open)
+        return check_float(self.name, value, low=self.low, high=self.high, low_open=self.low_open)
 
     @property
     def dest(self) -> Optional[str]:

@@ -29,13 +29,15 @@ import torch
 
 from .. import maps
 from .._util.cluster import check_dask
-from .._util.fs import atomic_path, check_not_inputs, output_lock, prepare_output
+from .._util.fs import prepare_output
 from .._util.log import logger
+from .._util.outputs import claim_output
 from .._util.types import DaskSpec, PathLike
 from .._util.validate import check_choice, check_positive_float, check_positive_int, with_settings
 from .._util.versions import package_version
-from ..errors import ParameterError, StoreError
-from ..io.hdf5 import STR_DTYPE, is_scatterxai_file, scattering_attrs, write_column
+from ..errors import ParameterError
+from ..features.store import features_fingerprint
+from ..io.hdf5 import STR_DTYPE, atomic_h5, raise_if_failed, scattering_attrs, write_column
 from ..io.netcdf import COMPRESSIONS, annotate_relevance, dataset_options
 from .attribution import attribute
 from .base import REGISTRY, Explainer, available_methods, get_explainer
@@ -175,8 +177,8 @@ def _load_inputs(features, model, config: ExplainConfig):
                                  f"use target='pred'")
         attrs = scattering_attrs(ff.config, ff.table)
         attrs.update({k: ff.attrs[k] for k in ("audio_root", "segments") if k in ff.attrs}, source="features",
-                     features_file=os.path.basename(os.fspath(ff.path)))
-        return model.prepare(ff.load(rows)), examples, attrs, rows
+                     features_file=os.path.basename(os.fspath(ff.path)), features_fingerprint=ff.fingerprint)
+        return model.prepare(ff.rows(rows)), examples, attrs, rows   # read by chunk
 
 
 def _root_attrs(attrs: dict, model, config: ExplainConfig) -> dict:
@@ -275,7 +277,7 @@ def _per_example_inputs(explainer: Explainer, examples, rows, model, progress: b
 
 
 def explain(features: PathLike, *, model_dir: PathLike, out: PathLike, config: Optional[ExplainConfig] = None,
-            progress: bool = True, dask: DaskSpec = None, **settings: Any) -> Path:
+            progress: bool = True, dask: DaskSpec = None, overwrite: bool = False, **settings: Any) -> Path:
     """Explain a trained model's predictions on a features file and write RELEVANCE.h5.
 
     Parameters
@@ -285,9 +287,9 @@ def explain(features: PathLike, *, model_dir: PathLike, out: PathLike, config: O
     model_dir : str or Path
         Model directory (:func:`scatterxai.model.load_model`); must match the features' scattering.
     out : str or Path
-        Output file, replaced atomically if it exists (only a file scatterxai wrote is replaced); its folder
-        is created if its parent exists.  One process at a time writes it (the lock ``OUT.lock``); it must
-        not be one of the inputs.
+        Output file, replaced atomically if it exists, under the output rule (:mod:`scatterxai._util.outputs`):
+        never an input, only a relevance file of the same features replaced without ``overwrite``, one
+        writer at a time (``OUT.lock``); its folder is created if its parent exists.
     config : ExplainConfig, optional
         Methods, subset, target, top-n, ε, per-method limits, batch size, device (default ``ExplainConfig()``).
     progress : bool
@@ -297,6 +299,9 @@ def explain(features: PathLike, *, model_dir: PathLike, out: PathLike, config: O
         scheduler address (``"tcp://host:8786"``) or a Client; the workers read the features file and the
         model directory at the same paths, this process writes.  The file is the same as a serial run's.
         Default: this process only.
+    overwrite : bool
+        Replace an output of another kind or made from another features file (never an input, never a file
+        scatterxai did not write).
     **settings
         Fields of :class:`ExplainConfig` overriding ``config`` (e.g. ``methods=["epsilon_plus"]``).
 
@@ -319,15 +324,10 @@ def explain(features: PathLike, *, model_dir: PathLike, out: PathLike, config: O
     """
     dask = check_dask(dask)
     config = with_settings(config or ExplainConfig(), settings)
-    check_not_inputs(out, {"features input": getattr(features, "path", features), "model directory": model_dir,
-                           "model weights": os.path.join(os.fspath(model_dir), "model.pt"),
-                           "model configuration": os.path.join(os.fspath(model_dir), "config.json")})
-    out = Path(prepare_output(out))
-    with output_lock(out, what="relevance file"):
-        if out.exists() and not is_scatterxai_file(out):
-            raise StoreError(f"{out} exists and is not a scatterxai file; it is never replaced (choose another "
-                             f"--out)")
-        return _explain(features, model_dir, out, config, progress, dask)
+    inputs = {"features input": features, "model directory": model_dir}
+    with claim_output(out, kind="relevance", inputs=inputs, overwrite=overwrite,   # the output rule (README)
+                      study=features_fingerprint(features)) as claim:
+        return _explain(features, model_dir, Path(claim.path), config, progress, dask)
 
 
 def _explain(features, model_dir, out: Path, config: ExplainConfig, progress: bool, dask=None) -> Path:
@@ -345,6 +345,20 @@ def _explain(features, model_dir, out: Path, config: ExplainConfig, progress: bo
                              batch_size=config.batch_size, device=config.device, progress=progress)
         return write_relevance(out, x, examples, attrs, model, config, progress=progress, attribute_fn=run)
 
+
+
+#: a method whose maps keep less than this median share of the explained logit gets a warning
+MIN_CONSERVED = 0.01
+
+
+def _warn_if_absorbed(name: str, conservation: np.ndarray, epsilon: float) -> None:
+    """Warn when the maps of a method hold almost none of the explained logit (e.g. a large LRP ε: its
+    stabiliser absorbs the relevance of every layer and the maps are ~0)."""
+    finite = conservation[np.isfinite(conservation)]
+    if finite.size and abs(float(np.median(finite))) < MIN_CONSERVED and REGISTRY[name].family == "lrp":
+        logger.warning("warning: %s keeps a median %.2g of the explained logit in its maps (ε = %g absorbs the "
+                       "rest): its maps are close to 0; use a smaller --epsilon", name, float(np.median(finite)),
+                       epsilon)
 
 
 def write_relevance(out: PathLike, x: torch.Tensor, examples: Dict[str, np.ndarray], attrs: dict, model: LoadedModel,
@@ -394,7 +408,7 @@ def write_relevance(out: PathLike, x: torch.Tensor, examples: Dict[str, np.ndarr
     explained = labels if config.target == "true" else pred
     groups = (labels, "label") if labels is not None else (pred, "pred")
 
-    with atomic_path(out) as tmp, h5py.File(tmp, "w") as f:
+    with atomic_h5(out) as f:
         for key in ("methods", "rules"):   # string arrays, possibly empty (no LRP method): explicit dtype
             f.attrs.create(key, data=attrs.pop(key), dtype=STR_DTYPE)
         f.attrs.update(attrs)
@@ -415,7 +429,9 @@ def write_relevance(out: PathLike, x: torch.Tensor, examples: Dict[str, np.ndarr
             _write_method(f, name, explainer, res, rows, groups=groups, n_classes=n_classes, top_n=config.top_n,
                           paths=paths, modulation=modulation, compression=config.compression)
             f[f"relevance/{name}"].attrs["seconds"] = seconds
+            _warn_if_absorbed(name, f[f"conservation/{name}"][()], config.epsilon)
             del res
+            raise_if_failed(f)   # a full disk: stop now (the temporary file is removed)
         if extra is not None:
             extra(f)
         annotate_relevance(f)

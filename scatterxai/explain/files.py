@@ -29,10 +29,10 @@ from typing import Any, List, Optional, Sequence, Union
 
 import numpy as np
 
-from .._util.fs import check_not_inputs, output_lock, prepare_output
 from .._util.jsonio import write_json
 from .._util.log import logger
 from .._util.log import progress as progress_bar
+from .._util.outputs import claims_output
 from .._util.types import PathLike
 from .._util.validate import with_settings
 from ..errors import ParameterError
@@ -107,16 +107,23 @@ def _plan(inputs: Sequence[str], window_s: float, segments: bool):
 
 
 def _scatter_rows(plan, config, *, device, batch_size: int, progress: bool) -> np.ndarray:
-    """Raw scattering (K, C, T) float32 of every window, read and transformed a batch at a time."""
-    from ..audio import read_window
+    """Raw scattering (K, C, T) float32 of every window, read and transformed a batch at a time; warns about
+    files with nothing to explain (silent, or a few samples: :func:`scatterxai.audio.nothing_to_explain`)."""
+    from ..audio import nothing_to_explain, read_window
     from ..scattering.api import scatter
     rows = [(path, float(s)) for path, _, starts in plan for s in starts]
-    out = []
+    out, signal = [], {}
     with progress_bar(total=len(rows), desc="scatter", unit="window", enabled=progress) as bar:
         for i in range(0, len(rows), batch_size):
             chunk = np.stack([read_window(p, config, start_s=s)[0] for p, s in rows[i:i + batch_size]])
+            for (p, _), x in zip(rows[i:i + batch_size], chunk):
+                signal[p] = signal.get(p, False) or bool(np.any(x))
             out.append(scatter(chunk, config, device=device, batch_size=batch_size).cpu().numpy())
             bar.update(len(chunk))
+    for path, _, _ in plan:
+        why = nothing_to_explain(path, np.ones(1) if signal[path] else np.zeros(1), config.N / config.sr)
+        if why:
+            logger.warning("warning: %s", why)
     return np.concatenate(out)
 
 
@@ -162,6 +169,7 @@ def _summary(model, model_dir, plan, file_index, segment, start_s, prob, window_
             "files": files}
 
 
+@claims_output("out_dir", kind="explanation", inputs={"inputs": "audio input", "model_dir": "model directory"})
 def explain_files(inputs: Union[PathLike, Sequence[PathLike]], *, model_dir: PathLike, out_dir: PathLike,
                   config: Optional[ExplainConfig] = None, segments: bool = False, progress: bool = True,
                   **settings: Any) -> FilesResult:
@@ -174,7 +182,8 @@ def explain_files(inputs: Union[PathLike, Sequence[PathLike]], *, model_dir: Pat
     model_dir : str or Path
         Model directory (``scatterxai train``); its scattering configuration is used for the features.
     out_dir : str or Path
-        Output directory (created, with at most one missing folder above it).
+        Output directory, written as a whole under the output rule (:mod:`scatterxai._util.outputs`: never
+        holding an input, one writer at a time, created with at most one missing folder above it).
     config : ExplainConfig, optional
         Methods, top-n, ε, batch size, device (``subset`` does not apply; ``target`` must be "pred": audio
         files carry no labels).
@@ -204,9 +213,7 @@ def explain_files(inputs: Union[PathLike, Sequence[PathLike]], *, model_dir: Pat
     scfg = model.scattering
     window_s = scfg.N / scfg.sr
     plan = _plan(inputs, window_s, bool(segments))
-    check_not_inputs(os.path.join(os.fspath(out_dir), "relevance.h5"), {f"audio input {i + 1}": p for i, p in
-                                                                          enumerate(inputs)})
-    out_dir = Path(prepare_output(out_dir, is_dir=True))
+    out_dir = Path(out_dir)   # the claim's temporary folder (claims_output)
 
     file_index = np.concatenate([np.full(len(s), i, np.int64) for i, (_, _, s) in enumerate(plan)])
     segment = np.concatenate([np.arange(len(s), dtype=np.int64) for _, _, s in plan])
@@ -219,10 +226,9 @@ def explain_files(inputs: Union[PathLike, Sequence[PathLike]], *, model_dir: Pat
                 "duration_s": np.array([plan[i][1] for i in file_index], dtype=np.float64)}
     attrs = scattering_attrs(scfg, path_table(scfg))
     attrs.update(source="audio", segments=bool(segments), window_s=window_s, features_file="")
-    with output_lock(out_dir / "relevance.h5", what="relevance file"):
-        relevance = write_relevance(out_dir / "relevance.h5", x, examples, attrs, model,
-                                    with_settings(config, {"subset": None}), progress=progress,
-                                    extra=_file_groups(file_index, len(plan), config.methods, plan))
+    relevance = write_relevance(out_dir / "relevance.h5", x, examples, attrs, model,
+                                with_settings(config, {"subset": None}), progress=progress,
+                                extra=_file_groups(file_index, len(plan), config.methods, plan))
     from ..io.relevance import RelevanceFile
     with RelevanceFile(relevance) as rf:
         prob = softmax(rf.logits)

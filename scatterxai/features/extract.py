@@ -1,6 +1,9 @@
 """Extraction: the scattering of every file in a meta CSV → a features file, batched, resumable.
 
-The work is split into three steps, the seam a distributed back end uses:
+:func:`extract_features` runs named steps: :meth:`_Job.prepare` (arguments, the output rule, the meta CSV,
+labels and settings — nothing written), :func:`.plan._plan` (what the existing output and partial file allow:
+compute, resume, retry, relabel or nothing), :func:`_compute_and_commit` and :func:`_summary`.  The work of
+:func:`_compute_and_commit` is split into three steps, the seam a distributed back end uses:
 
 1. **plan rows** — :meth:`PartialFile.pending_batches`: which rows of the meta CSV are still to do;
 2. **compute a batch** — :func:`compute_batch` (:mod:`.batch`): read, prepare and scatter the audio of some
@@ -30,28 +33,36 @@ sharing the file's CSV row (and so its subset: the windows of one recording neve
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import json
 import os
 import time
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple
 
-import h5py
 import numpy as np
 
-from .._util.fs import LOCK_SUFFIX, TMP_SUFFIX, check_not_inputs, output_lock, prepare_output
 from .._util.log import logger
 from .._util.log import progress as progress_bar
+from .._util.outputs import check_output, claim_output
 from .._util.types import DaskSpec, Device, PathLike
 from .._util.validate import check_choice, check_positive_int, check_seed
-from ..errors import AudioError, DataError, StoreError
-from ..io.hdf5 import is_scatterxai_file, read_config, scattering_attrs
+from ..io.hdf5 import scattering_attrs
 from ..io.netcdf import dataset_options
-from ..io.partial import PENDING, PartialFile, describe_change, settings_digest
+from ..io.partial import PENDING, PartialFile, settings_digest
 from ..scattering.config import PAPER_CONFIG, ScatteringConfig, path_table
 from .batch import BatchResult, compute_batch
-from .store import FeatureFile, write_features
+from .plan import (  # noqa: F401
+    SegmentPlan,
+    _legacy_sha,
+    _plan,
+    _read_inputs,
+    _relabel,
+    _seed_from_output,
+    extraction_settings,
+    finish,
+    labels_hash,
+    settings_hash,
+)
+from .store import FeatureFile
 
 __all__ = ["extract_features", "ExtractSummary", "BatchResult", "compute_batch", "extraction_settings",
            "settings_hash", "finish", "PARTIAL_SUFFIX"]
@@ -99,231 +110,13 @@ class ExtractSummary:
         return "\n".join(lines)
 
 
-def extraction_settings(csv_bytes: bytes, audio_root: str, config: ScatteringConfig, method: str = "fast",
-                        allow_outside_root: bool = False, segments: bool = False) -> dict:
-    """Everything that determines the extracted numbers (hashed into ``settings_sha256``).
-
-    The meta CSV's bytes, the audio root, the scattering configuration, the method (``"fast"`` and
-    ``"kymatio"`` differ by up to ~1e-4 relative), whether names outside the audio root are read and whether
-    long files are cut into windows.  Not included, because they change only the float32 rounding
-    (measured: 2–3e-7 of the largest coefficient between batch sizes 1 and 8): the batch size, the number of
-    threads, and the device (assumed, not measured); nor the package versions, which are recorded as
-    attributes.  The audio files' contents are not hashed either: after changing audio files, pass
-    ``overwrite=True`` (``--overwrite``).  Labels and the split do not change the coefficients: they have
-    their own hash (:func:`labels_hash`).
-    """
-    settings = {"meta_csv_sha256": hashlib.sha256(csv_bytes).hexdigest(), "audio_root": os.path.abspath(audio_root),
-                "scattering": config.to_dict(), "method": method, "allow_outside_root": bool(allow_outside_root)}
-    if segments:
-        settings["segments"] = True
-    return settings
-
-
-def settings_hash(csv_bytes: bytes, audio_root: str, config: ScatteringConfig, method: str = "fast",
-                  allow_outside_root: bool = False, segments: bool = False) -> str:
-    """sha256 of :func:`extraction_settings` (recorded as ``settings_sha256``)."""
-    return settings_digest(extraction_settings(csv_bytes, audio_root, config, method, allow_outside_root,
-                                               segments))[0]
-
-
-def labels_hash(info) -> str:
-    """sha256 of the labels, classes and subsets a :class:`~scatterxai.data.LabelInfo` assigns."""
-    h = hashlib.sha256(json.dumps({"classes": list(info.classes), "split": info.split,
-                                   "seed": info.split_seed, "groups": info.split_groups}).encode())
-    for a in (info.labels, info.subset):
-        if a is not None:
-            h.update(np.asarray(a).astype(str).tobytes())
-    return h.hexdigest()
-
-
-# ------------------------------------------------------------------------------- plan / compute / commit
-
-def finish(store: PartialFile, out: str, columns: Dict[str, np.ndarray], names: Sequence[str], *,
-           config: ScatteringConfig, settings: Tuple[str, str], method: str, classes: Sequence[str] = (),
-           attrs: Optional[dict] = None, plan: Optional[SegmentPlan] = None,
-           compression: Optional[str] = None) -> Tuple[np.ndarray, np.ndarray, List[str]]:
-    """Write the final features file from the done rows of ``store`` (if any); return (ok rows, failed rows,
-    reasons).  ``settings`` is (sha256, JSON) of :func:`extraction_settings`; ``columns`` and ``names`` are per
-    CSV row; with a segment ``plan`` the store's rows are windows, mapped to their CSV rows."""
-    ok, bad, reasons = store.outcome()
-    csv_ok = ok if plan is None else plan.csv_row[ok]
-    csv_bad = bad if plan is None else plan.csv_row[bad]
-    examples = {k: np.asarray(v)[csv_ok] for k, v in columns.items()}
-    if plan is not None:
-        examples["segment"], examples["start_s"] = plan.segment[ok], plan.start_s[ok]
-    examples["csv_row"] = csv_ok
-    if ok.size:
-        write_features(out, store.dataset("features"), examples, config, rows=ok, classes=classes or None,
-                       failed={"file_name": np.array([names[r] for r in csv_bad], dtype=object),
-                               "reason": np.array(reasons, dtype=object), "csv_row": csv_bad},
-                       attrs={"settings_sha256": settings[0], "settings_json": settings[1], "method": method,
-                              **(attrs or {})}, compression=compression)
-    return ok, bad, reasons
-
-
-@dataclass
-class SegmentPlan:
-    """The windows of every file of a meta CSV (``--segments``): one row per window."""
-
-    csv_row: np.ndarray   # (R,) int64: the CSV row of each window
-    segment: np.ndarray   # (R,) int64: index of the window within its file
-    start_s: np.ndarray   # (R,) float64: start of the window in its file (s)
-
-    @classmethod
-    def of(cls, names: Sequence[str], resolve, config: ScatteringConfig) -> SegmentPlan:
-        """Read every file's duration from its header (unreadable files get one window, which fails later)."""
-        from ..audio import audio_info, segment_starts
-        csv_row, segment, start_s = [], [], []
-        for i, name in enumerate(names):
-            try:
-                starts = segment_starts(audio_info(resolve(name))[0], config.N / config.sr)
-            except AudioError:
-                starts = np.zeros(1)
-            csv_row += [i] * len(starts)
-            segment += range(len(starts))
-            start_s += starts.tolist()
-        return cls(np.array(csv_row, np.int64), np.array(segment, np.int64), np.array(start_s, np.float64))
-
-
-# ------------------------------------------------------------------------------------------ the command
-
-#: column names that HDF5 cannot hold as a dataset name, or that the file defines itself
-_RESERVED_COLUMNS = (".", "csv_row", "segment", "start_s")
-
-
-def _read_inputs(meta_csv: str, audio_root: str, *, classes=None, seed: int = 0):
-    """(CSV bytes, columns with encoded labels and subsets, file names, LabelInfo)."""
-    from ..data.labels import prepare_labels
-    from ..data.meta import read_meta_csv
-    if not os.path.isfile(meta_csv):
-        raise StoreError(f"meta CSV not found: {meta_csv}")
-    if not os.path.isdir(audio_root):
-        raise StoreError(f"audio root is not a directory: {audio_root}")
-    with open(meta_csv, "rb") as fh:
-        csv_bytes = fh.read()
-    columns = read_meta_csv(meta_csv)
-    if "file_name" not in columns:
-        raise StoreError(f"{meta_csv} has no 'file_name' column; columns are {sorted(columns)}")
-    for name, values in columns.items():
-        if "/" in name or name in _RESERVED_COLUMNS or "\0" in name:
-            raise DataError(f"{meta_csv}: column name {name!r} cannot be stored (names must not contain '/' or "
-                            f"NUL, nor be one of {list(_RESERVED_COLUMNS)}); rename the column")
-        if values.dtype == object:
-            bad = [i for i, v in enumerate(values) if "\0" in str(v)]
-            if bad:
-                raise DataError(f"{meta_csv}: column {name!r} holds a NUL character (data row {bad[0] + 1}); a meta "
-                                f"CSV is text: is this file binary or damaged?")
-    names = [str(v) for v in columns["file_name"]]
-    if not names:
-        raise StoreError(f"{meta_csv} lists no files")
-    info = prepare_labels(columns, classes=classes, seed=seed, what=meta_csv)
-    return csv_bytes, info.apply(columns), names, info
-
-
-def _peek(path: str) -> Tuple[Optional[str], int]:
-    """(settings_sha256, rows still pending) of a partial file, or (None, 0) if it cannot be read now (the
-    partial store then reports why when it opens the file)."""
-    try:
-        with h5py.File(path, "r") as f:
-            return str(f.attrs.get("settings_sha256", "")), int((f["status"][()] == PENDING).sum())
-    except (OSError, KeyError, TypeError, ValueError):
-        return None, 0
-
-
-def _legacy_sha(csv_bytes: bytes, audio_root: str, config: ScatteringConfig) -> str:
-    """The settings hash of version 0.2.0 (meta CSV, audio root, scattering; the method was not in it)."""
-    h = hashlib.sha256(csv_bytes)
-    h.update(json.dumps({"audio_root": os.path.abspath(audio_root), "config": config.to_dict()},
-                        sort_keys=True).encode())
-    return h.hexdigest()
-
-
-def _plan(out: str, partial: str, settings: Tuple[str, str], labels: str, *, overwrite: bool, retry_failed: bool,
-          if_changed: str, legacy: str = "", method: str = "") -> str:
-    """What to do with an existing output and partial file: "compute", "complete" (nothing to do),
-    "relabel" (same coefficients, other labels or split) or "retry" (seed a partial file from ``out`` and
-    compute its failed rows).  Removes a partial file left after the final rename."""
-    sha = settings[0]
-    exists = os.path.exists(out)
-    if exists and not is_scatterxai_file(out):
-        raise StoreError(f"{out} exists and is not a scatterxai file; it is never replaced (choose another --out)")
-    if overwrite:
-        return "compute"
-    p_sha, p_pending = _peek(partial) if os.path.exists(partial) else (None, 0)
-    resumable = p_sha == sha and p_pending > 0
-    if not exists or resumable:
-        if resumable and exists:
-            logger.info("resuming %s; it will replace %s when done", partial, out)
-        if p_sha not in (None, sha) and if_changed == "replace":
-            os.remove(partial)
-        return "compute"
-    with FeatureFile(out) as ff:
-        out_sha, out_json = ff.attrs.get("settings_sha256"), ff.attrs.get("settings_json")
-        same_labels = ff.attrs.get("labels_sha256") == labels
-        n_failed = len(ff.failed)
-        if out_sha == legacy and legacy and ff.attrs.get("method") == method:
-            out_sha = sha   # a file of version 0.2.0 made with these settings (it records its method)
-    if out_sha != sha:
-        if if_changed == "replace":
-            if p_sha not in (None, sha):
-                os.remove(partial)
-            return "compute"
-        change = describe_change(out_json, settings[1]) or " (meta CSV, audio root, scattering or method)"
-        raise StoreError(f"{out} exists and was made with other settings{change}; choose another --out, or "
-                         f"pass --overwrite to replace it")
-    if p_sha == sha:   # every row finished: the run was killed between the final rename and this removal
-        os.remove(partial)
-        logger.info("removed %s, left over from the run that wrote %s", partial, out)
-    if retry_failed and n_failed:
-        if os.path.exists(partial):
-            raise StoreError(f"{partial} holds another interrupted extraction (other settings, or in use); "
-                             f"remove it (or pass --overwrite to start over) before retrying the failed rows "
-                             f"of {out}")
-        return "retry"
-    return "complete" if same_labels else "relabel"
-
-
-def _seed_from_output(store: PartialFile, out: str, plan: Optional[SegmentPlan]) -> None:
-    """Copy the rows of a complete ``out`` into a fresh partial file (its failed rows stay pending)."""
-    with FeatureFile(out) as ff:
-        csv_rows = np.asarray(ff.examples["csv_row"], dtype=np.int64)
-        if plan is None:
-            rows = csv_rows
-        else:  # store rows are windows: (csv row, segment) → position in the plan
-            where = {(int(c), int(g)): i for i, (c, g) in enumerate(zip(plan.csv_row, plan.segment))}
-            rows = np.array([where[(int(c), int(g))] for c, g in zip(csv_rows, ff.examples["segment"])], np.int64)
-        for i in range(0, len(rows), 64):
-            store.commit(rows[i:i + 64], {"features": ff.load(np.arange(i, min(i + 64, len(rows))))})
-
-
-def _relabel(out: str, columns: Dict[str, np.ndarray], names: Sequence[str], attrs: dict, classes) -> int:
-    """Rewrite ``out`` with new labels and subsets (and μ of the new training rows), same coefficients."""
-    import h5py
-    with h5py.File(out, "r") as f:
-        ex = f["examples"]
-        csv_ok = ex["csv_row"][()]
-        examples = {k: np.asarray(v)[csv_ok] for k, v in columns.items()}
-        for k in ("segment", "start_s"):
-            if k in ex:
-                examples[k] = ex[k][()]
-        examples["csv_row"] = csv_ok
-        bad = f["failed/csv_row"][()] if "failed/csv_row" in f else np.zeros(0, np.int64)
-        failed = {"file_name": np.array([names[r] for r in bad], dtype=object),
-                  "reason": np.array(f["failed/reason"].asstr()[()], dtype=object), "csv_row": bad}
-        keep = {k: f.attrs[k] for k in ("settings_sha256", "method", "segments", "audio_root") if k in f.attrs}
-        write_features(out, f["features"], examples, read_config(f.attrs, "scatterxai features"),
-                       classes=classes or None, failed=failed, attrs={**keep, **attrs},
-                       compression=f["features"].compression)  # as it was written
-    return int(csv_ok.size)
-
-
 def extract_features(meta_csv: PathLike, audio_root: PathLike, out: PathLike, *,
                      config: ScatteringConfig = PAPER_CONFIG, device: Device = "auto", batch_size: int = 8,
                      method: str = "fast", overwrite: bool = False, classes: Optional[Sequence[str]] = None,
                      seed: int = 0, segments: bool = False, retry_failed: bool = False,
                      allow_outside_root: bool = False, if_changed: str = "error",
                      compression: Optional[str] = None, progress: bool = True,
-                     dask: DaskSpec = None) -> ExtractSummary:
+                     dask: DaskSpec = None, jobs: Optional[int] = None) -> ExtractSummary:
     """Scattering features of every file listed in a meta CSV → features HDF5 (resumable).
 
     Parameters
@@ -369,94 +162,211 @@ def extract_features(meta_csv: PathLike, audio_root: PathLike, out: PathLike, *,
         change the numbers, so an existing output with the same settings is kept as it is).
     dask : str or distributed.Client, optional
         Compute the batches on a Dask cluster (:mod:`scatterxai.features.workers`): ``"local:N"`` (N worker
-        processes here), a scheduler address (``"tcp://host:8786"``) or a Client; this process writes.  The
-        file is the same as a serial run's with one torch thread.  Default: this process only.
+        processes here), a scheduler address (``"tcp://host:8786"``) or a Client; this process writes.
+        Default: processes of this machine (``jobs``).
+    jobs : int, optional
+        Worker processes of this machine computing the batches (default 1: this process; the command line's
+        default is one per core).
+        Every batch is computed with one torch thread — in a worker, in this process and on Dask's workers —
+        so the file is the same, bit for bit, whatever ``jobs`` and ``dask``.
 
     Returns
     -------
     ExtractSummary
     """
-    from .._util.cluster import check_dask, dask_client
-    from .._util.device import resolve_device
-    from ..data.paths import AudioResolver
-
     t0 = time.perf_counter()
-    meta_csv, audio_root, out = os.fspath(meta_csv), os.fspath(audio_root), os.fspath(out)
-    batch_size = check_positive_int("batch_size", batch_size)
-    seed = check_seed("seed", seed)
-    check_choice("method", method, ("fast", "kymatio"))
-    check_choice("if_changed", if_changed, ("error", "replace"))
-    dataset_options(compression, (0,))  # fail early on a bad compression name
-    dask = check_dask(dask)
-    check_not_inputs(out, {"meta CSV": meta_csv, "audio root": audio_root},
-                     suffixes=("", TMP_SUFFIX, LOCK_SUFFIX, PARTIAL_SUFFIX, PARTIAL_SUFFIX + TMP_SUFFIX))
-    csv_bytes, columns, names, info = _read_inputs(meta_csv, audio_root, classes=classes, seed=seed)
-    resolve_device(device)  # fail early on a bad device name
-    out = prepare_output(out)
-    settings = extraction_settings(csv_bytes, audio_root, config, method, allow_outside_root, bool(segments))
-    digest = settings_digest(settings)
-    labels = labels_hash(info)
-    window_s = config.N / config.sr
-    label_attrs = {**{k: v for k, v in info.attrs().items() if k != "classes"}, "labels_sha256": labels}
-    partial = out + PARTIAL_SUFFIX
-    with output_lock(out, what="features file"):
-        state = _plan(out, partial, digest, labels, overwrite=overwrite, retry_failed=retry_failed,
-                      if_changed=if_changed, legacy=_legacy_sha(csv_bytes, audio_root, config), method=method)
+    job = _Job.prepare(meta_csv, audio_root, out, config=config, device=device, batch_size=batch_size,
+                       method=method, overwrite=overwrite, classes=classes, seed=seed, segments=segments,
+                       allow_outside_root=allow_outside_root, if_changed=if_changed, compression=compression,
+                       dask=dask, jobs=jobs)
+    with claim_output(job.out, kind="features", inputs=job.inputs, overwrite=overwrite) as claim:   # the rule
+        job.out, job.partial = claim.path, claim.path + PARTIAL_SUFFIX
+        state = _plan(job.out, job.partial, job.digest, job.labels, overwrite=overwrite, retry_failed=retry_failed,
+                      if_changed=if_changed, legacy=_legacy_sha(job.csv_bytes, job.audio_root, config),
+                      method=method)
         if state in ("complete", "relabel"):
-            if state == "relabel":
-                _relabel(out, columns, names, label_attrs, info.classes)
-            with FeatureFile(out) as ff:
-                n, failed = len(ff), ff.failed
-            return ExtractSummary(out, len(names), n, len(failed), already_complete=state == "complete",
-                                  relabelled=state == "relabel", failed=failed, window_s=window_s)
-        resolve = AudioResolver(audio_root, allow_outside=allow_outside_root)
-        plan = SegmentPlan.of(names, resolve, config) if segments else None
-        row_names = names if plan is None else [names[r] for r in plan.csv_row]
-        starts = None if plan is None else plan.start_s
-        table = path_table(config)
-        attrs = {**scattering_attrs(config, table), "method": method}
-        n_rows = len(row_names)
-        truncated = []
-        with PartialFile.open_or_create(partial, n_rows=n_rows, settings=settings, attrs=attrs,
-                                        datasets={"features": ((len(table), table.n_frames), np.float32)},
-                                        overwrite=overwrite or state == "retry", retry_failed=retry_failed,
-                                        what="extraction") as store:
-            if state == "retry":
-                _seed_from_output(store, out, plan)
-            n_resumed = int((store.status() != PENDING).sum())
-            use_dask = dask is not None and n_resumed < n_rows
-            with progress_bar(total=n_rows, initial=n_resumed, desc="extract",
-                              unit="file" if plan is None else "window", enabled=progress) as bar, \
-                    (dask_client(dask) if use_dask else contextlib.nullcontext()) as client:
-                batches = store.pending_batches(batch_size)
-                if use_dask:   # the same batches, computed on the workers; committed here as they come
-                    from .workers import dask_batches
-                    results = dask_batches(client, batches, row_names, starts, resolve=resolve, config=config,
-                                           device=device, method=method, batch_size=batch_size,
-                                           kept=f"the rows done so far are kept in {partial}: re-run to resume")
-                else:
-                    results = ((rows, compute_batch(rows, row_names, resolve=resolve, config=config, device=device,
-                                                    method=method, batch_size=batch_size, starts=starts))
-                               for rows in batches)
-                for rows, res in results:
-                    store.commit(res.ok_rows, {"features": res.S}, res.failed)
-                    truncated += res.truncated
-                    bar.update(len(rows))
-            truncated = [row_names[r] for r in sorted(truncated)]
-            ok, bad, reasons = finish(store, out, columns, names, config=config, settings=digest, method=method,
-                                      classes=info.classes, plan=plan,
-                                      attrs={**label_attrs, "segments": bool(segments),
-                                             "audio_root": os.path.abspath(audio_root)},
-                                      compression=compression)
-        # Nothing worth keeping if every file failed (e.g. a wrong audio root): the next run starts afresh.
-        os.remove(partial)
+            return _unchanged(job, state)
+        outcome = _compute_and_commit(job, state, retry_failed=retry_failed, progress=progress)
+    return _summary(job, outcome, time.perf_counter() - t0)
+
+
+@dataclass
+class _Job:
+    """An extraction, planned: validated settings, the meta CSV read, labels decided, settings hashed."""
+
+    meta_csv: str
+    audio_root: str
+    out: str
+    config: ScatteringConfig
+    device: Device
+    batch_size: int
+    method: str
+    segments: bool
+    allow_outside_root: bool
+    compression: Optional[str]
+    dask: DaskSpec
+    csv_bytes: bytes
+    columns: Dict[str, np.ndarray]
+    names: List[str]
+    info: object            # LabelInfo
+    settings: dict
+    overwrite: bool = False
+    jobs: int = 1
+    partial: str = ""
+
+    @classmethod
+    def prepare(cls, meta_csv, audio_root, out, *, config, device, batch_size, method, overwrite, classes, seed,
+                segments, allow_outside_root, if_changed, compression, dask, jobs=None) -> _Job:
+        """Check every argument and the output rule, read the meta CSV and decide labels (nothing written)."""
+        from .._util.cluster import check_dask
+        from .._util.device import resolve_device
+        meta_csv, audio_root, out = os.fspath(meta_csv), os.fspath(audio_root), os.fspath(out)
+        batch_size = check_positive_int("batch_size", batch_size)
+        seed = check_seed("seed", seed)
+        check_choice("method", method, ("fast", "kymatio"))
+        check_choice("if_changed", if_changed, ("error", "replace"))
+        dataset_options(compression, (0,))  # fail early on a bad compression name
+        dask = check_dask(dask)
+        inputs = {"meta CSV": meta_csv, "audio root": audio_root}
+        check_output(out, kind="features", inputs=inputs, overwrite=overwrite, create=False)   # before reading
+        csv_bytes, columns, names, info = _read_inputs(meta_csv, audio_root, classes=classes, seed=seed)
+        dev = resolve_device(device)  # fail early on a bad device name
+        jobs = check_positive_int("jobs", jobs if jobs is not None else 1)
+        if dev.type != "cpu":
+            jobs = 1   # one process drives the GPU
+        settings = extraction_settings(csv_bytes, audio_root, config, method, allow_outside_root, bool(segments))
+        return cls(meta_csv, audio_root, out, config, device, batch_size, method, bool(segments),
+                   bool(allow_outside_root), compression, dask, csv_bytes, columns, names, info, settings,
+                   bool(overwrite), jobs)
+
+    def is_overwrite(self, state: str) -> bool:
+        """Start the partial file afresh: asked for, or seeded from the output to retry its failed rows."""
+        return self.overwrite or state == "retry"
+
+    @property
+    def inputs(self) -> dict:
+        return {"meta CSV": self.meta_csv, "audio root": self.audio_root}
+
+    @property
+    def digest(self) -> Tuple[str, str]:
+        return settings_digest(self.settings)
+
+    @property
+    def labels(self) -> str:
+        return labels_hash(self.info)
+
+    @property
+    def label_attrs(self) -> dict:
+        return {**{k: v for k, v in self.info.attrs().items() if k != "classes"}, "labels_sha256": self.labels}
+
+    @property
+    def window_s(self) -> float:
+        return self.config.N / self.config.sr
+
+
+def _unchanged(job: _Job, state: str) -> ExtractSummary:
+    """The output holds these coefficients already: rewrite its labels if they changed; nothing else."""
+    if state == "relabel":
+        _relabel(job.out, job.columns, job.names, job.label_attrs, job.info.classes)
+    with FeatureFile(job.out) as ff:
+        n, failed = len(ff), ff.failed
+    return ExtractSummary(job.out, len(job.names), n, len(failed), already_complete=state == "complete",
+                          relabelled=state == "relabel", failed=failed, window_s=job.window_s)
+
+
+@dataclass
+class _Outcome:
+    """What :func:`_compute_and_commit` did: rows done and failed (store rows), truncated rows (of every run
+    that filled the partial file), rows resumed from an interrupted run, and the segment plan."""
+
+    ok: np.ndarray
+    bad: np.ndarray
+    reasons: List[str]
+    truncated: np.ndarray
+    n_resumed: int
+    n_rows: int
+    plan: Optional[SegmentPlan]
+    row_names: List[str]
+
+
+#: the note that marks a done row of the partial file whose file was longer than the window
+TRUNCATED = "truncated"
+
+
+def _compute_and_commit(job: _Job, state: str, *, retry_failed: bool, progress: bool) -> _Outcome:
+    """Compute the pending rows (serially, or on Dask workers) and commit them to the partial file as they
+    come; then write the final file from the partial file and remove it."""
+    from .._util.cluster import dask_client
+    from ..data.paths import AudioResolver
+    resolve = AudioResolver(job.audio_root, allow_outside=job.allow_outside_root)
+    plan = SegmentPlan.of(job.names, resolve, job.config) if job.segments else None
+    row_names = job.names if plan is None else [job.names[r] for r in plan.csv_row]
+    starts = None if plan is None else plan.start_s
+    table = path_table(job.config)
+    attrs = {**scattering_attrs(job.config, table), "method": job.method}
+    n_rows = len(row_names)
+    with PartialFile.open_or_create(job.partial, n_rows=n_rows, settings=job.settings, attrs=attrs,
+                                    datasets={"features": ((len(table), table.n_frames), np.float32)},
+                                    overwrite=job.is_overwrite(state), retry_failed=retry_failed,
+                                    what="extraction") as store:
+        if state == "retry":
+            _seed_from_output(store, job.out, plan)
+        n_resumed = int((store.status() != PENDING).sum())
+        use_dask = job.dask is not None and n_resumed < n_rows
+        with progress_bar(total=n_rows, initial=n_resumed, desc="extract",
+                          unit="file" if plan is None else "window", enabled=progress) as bar, \
+                (dask_client(job.dask) if use_dask else contextlib.nullcontext()) as client:
+            batches = store.pending_batches(job.batch_size)
+            if use_dask:   # the same batches, computed on the workers; committed here as they come
+                from .workers import dask_batches
+                results = dask_batches(client, batches, row_names, starts, resolve=resolve, config=job.config,
+                                       device=job.device, method=job.method, batch_size=job.batch_size,
+                                       kept=f"the rows done so far are kept in {job.partial}: re-run to resume")
+            elif min(job.jobs, store.n_pending_batches(job.batch_size)) > 1:   # processes of this machine
+                from .workers import local_batches
+                results = local_batches(min(job.jobs, store.n_pending_batches(job.batch_size)), batches, row_names,
+                                        starts, resolve=resolve, config=job.config, device=job.device,
+                                        method=job.method, batch_size=job.batch_size)
+            else:   # this process, one torch thread per batch as on the workers
+                results = _serial(batches, row_names, starts, job, resolve)
+            for rows, res in results:
+                store.commit(res.ok_rows, {"features": res.S}, res.failed,
+                             notes=[(r, TRUNCATED) for r in res.truncated])
+                bar.update(len(rows))
+        truncated = store.noted(TRUNCATED)
+        ok, bad, reasons = finish(store, job.out, job.columns, job.names, config=job.config, settings=job.digest,
+                                  method=job.method, classes=job.info.classes, plan=plan,
+                                  attrs={**job.label_attrs, "segments": job.segments,
+                                         "audio_root": os.path.abspath(job.audio_root)},
+                                  compression=job.compression)
+    # Nothing worth keeping if every file failed (e.g. a wrong audio root): the next run starts afresh.
+    os.remove(job.partial)
+    return _Outcome(ok, bad, reasons, truncated, n_resumed, n_rows, plan, row_names)
+
+
+def _serial(batches, row_names, starts, job: _Job, resolve):
+    """``(rows, BatchResult)`` of every batch computed in this process with one torch thread (the thread count
+    of every worker, so that the file does not depend on ``jobs`` or ``dask``)."""
+    import torch
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        for rows in batches:
+            yield rows, compute_batch(rows, row_names, resolve=resolve, config=job.config, device=job.device,
+                                      method=job.method, batch_size=job.batch_size, starts=starts)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _summary(job: _Job, o: _Outcome, seconds: float) -> ExtractSummary:
+    truncated = [o.row_names[r] for r in sorted(o.truncated)]
     if truncated:
         logger.warning("warning: %d file(s) are longer than the transform's window (%.2f s) and only their first "
                        "%.2f s were used, e.g. %s; --segments (segments=True) cuts them into consecutive "
-                       "windows instead", len(truncated), window_s, window_s, truncated[0])
-    bad_csv = bad if plan is None else np.unique(plan.csv_row[bad])
-    failed = [(row_names[r], reason) for r, reason in zip(bad, reasons)]
-    n_ok_files = int(ok.size) if plan is None else int(np.unique(plan.csv_row[ok]).size)
-    return ExtractSummary(out, len(names), n_ok_files, int(bad_csv.size), n_resumed=n_resumed,
-                          seconds=time.perf_counter() - t0, failed=failed, truncated=truncated,
-                          window_s=window_s, n_rows=n_rows)
+                       "windows instead", len(truncated), job.window_s, job.window_s, truncated[0])
+    bad_csv = o.bad if o.plan is None else np.unique(o.plan.csv_row[o.bad])
+    failed = [(o.row_names[r], reason) for r, reason in zip(o.bad, o.reasons)]
+    n_ok_files = int(o.ok.size) if o.plan is None else int(np.unique(o.plan.csv_row[o.ok]).size)
+    return ExtractSummary(job.out, len(job.names), n_ok_files, int(bad_csv.size), n_resumed=o.n_resumed,
+                          seconds=seconds, failed=failed, truncated=truncated, window_s=job.window_s,
+                          n_rows=o.n_rows)

@@ -30,20 +30,29 @@ is either absent or complete.
 
 from __future__ import annotations
 
+import hashlib
 from typing import Dict, List, Optional, Sequence, Union
 
 import h5py
 import numpy as np
 
-from .._util.fs import atomic_path
 from .._util.types import Indices, PathLike
 from ..errors import ParameterError, StoreError
-from ..io.hdf5 import H5Reader, has_link, read_config, read_string_array, scattering_attrs, write_column
+from ..io.hdf5 import (
+    H5Reader,
+    atomic_h5,
+    has_link,
+    raise_if_failed,
+    read_config,
+    read_string_array,
+    scattering_attrs,
+    write_column,
+)
 from ..io.netcdf import annotate_features, dataset_options
 from ..scattering.config import PAPER_CONFIG, ScatteringConfig, path_table
 from ..task import CLASSES
 
-__all__ = ["FeatureFile", "write_features"]
+__all__ = ["FeatureFile", "RowView", "write_features", "features_fingerprint"]
 
 _COPY_BLOCK = 64
 
@@ -113,6 +122,20 @@ class FeatureFile(H5Reader):
         return self._f["features"].shape[0]
 
     @property
+    def fingerprint(self) -> str:
+        """sha256 (hex) identifying the study this file describes: its shape, ``/stats/mu`` (which depends
+        on every training coefficient), its file names, labels and subsets — read in a few small datasets,
+        never the coefficients.  Relevance files record it (``features_fingerprint``) so that the inputs of
+        a later command can be checked to belong together."""
+        h = hashlib.sha256(repr(tuple(self._f["features"].shape)).encode())
+        h.update(np.ascontiguousarray(self.mu, dtype=np.float64).tobytes())
+        for key in ("file_name", "label", "subset"):
+            if key in self.examples:
+                h.update(key.encode())
+                h.update("\0".join(str(v) for v in self.examples[key]).encode("utf-8", "surrogatepass"))
+        return h.hexdigest()
+
+    @property
     def labels(self) -> np.ndarray:
         """(K,) int64 class indices into :attr:`classes` (checked: integral, in range; text labels of
         files written before labels were encoded are looked up by name)."""
@@ -158,6 +181,14 @@ class FeatureFile(H5Reader):
                              f"{sorted(str(v) for v in set(sub))} (or 'all')")
         return idx.astype(np.int64)
 
+    def rows(self, indices: Optional[Indices] = None) -> RowView:
+        """A lazy view of the raw features of ``indices`` (all rows if None): read by slices, so that a large
+        file is never loaded whole (:func:`scatterxai.model.directory.prepare_input` reads it by chunk)."""
+        idx = np.arange(len(self), dtype=np.int64) if indices is None else np.asarray(indices, dtype=np.int64)
+        if idx.ndim != 1 or (idx.size and (idx.min() < 0 or idx.max() >= len(self))):
+            raise ParameterError(f"indices must be a 1-D array of rows in [0, {len(self)}), got {indices!r}")
+        return RowView(self, idx)
+
     def load(self, indices: Optional[Indices] = None) -> np.ndarray:
         """Raw features of the given rows (any order, repeats allowed): (k, C, T) float32."""
         ds = self._f["features"]
@@ -172,6 +203,39 @@ class FeatureFile(H5Reader):
         out = np.empty((idx.size,) + ds.shape[1:], ds.dtype)
         out[order] = block[inverse]
         return out
+
+
+class RowView:
+    """Some rows of a features file, read when sliced: ``view[i:j]`` → (j − i, C, T) float32."""
+
+    def __init__(self, ff: FeatureFile, rows: np.ndarray):
+        self._ff, self._rows = ff, rows
+        self.shape = (rows.size,) + tuple(ff._obj("features").shape[1:])
+        self.dtype = np.dtype(np.float32)
+        self.ndim = 3
+
+    def read_rows(self, sl: slice) -> np.ndarray:
+        return self._ff.load(self._rows[sl])
+
+    def __getitem__(self, key) -> np.ndarray:
+        if not isinstance(key, slice):
+            raise TypeError("a RowView is read by slices of rows")
+        return self.read_rows(key)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+
+def features_fingerprint(features) -> Optional[str]:
+    """:attr:`FeatureFile.fingerprint` of a path or an open file; None if it cannot be read (the command that
+    reads it then reports why)."""
+    if isinstance(features, FeatureFile):
+        return features.fingerprint
+    try:
+        with FeatureFile(features) as ff:
+            return ff.fingerprint
+    except (StoreError, OSError):
+        return None
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -257,7 +321,7 @@ def write_features(path: PathLike, S: Union[np.ndarray, h5py.Dataset], examples:
         mu_subset, mu_n = ("training" if has_training else "all"), len(training)
     else:
         mu, mu_subset, mu_n = np.asarray(mu, np.float64), "given", -1
-    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+    with atomic_h5(path) as f:
         f.attrs.update(scattering_attrs(config, table))
         if classes is not None:
             f.attrs["classes"] = np.array(classes, dtype=object)
@@ -266,6 +330,7 @@ def write_features(path: PathLike, S: Union[np.ndarray, h5py.Dataset], examples:
         ds = f.create_dataset("features", shape=(K, C, T), dtype=np.float32, **opts)
         for i in range(0, K, _COPY_BLOCK):
             ds[i:i + _COPY_BLOCK] = np.asarray(S[rows[i:i + _COPY_BLOCK]], dtype=np.float32)
+            raise_if_failed(f)   # a full disk: stop now (the temporary file is removed)
         g = f.create_group("paths")
         for k, v in table.arrays().items():
             g.create_dataset(k, data=v)

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from ..data.paths import AudioResolver
     from ..scattering.config import ScatteringConfig
 
-__all__ = ["dask_batches", "extract_chunk"]
+__all__ = ["dask_batches", "local_batches", "extract_chunk"]
 
 
 @functools.lru_cache(maxsize=4)
@@ -81,3 +81,54 @@ def dask_batches(client: Client, batches: Iterable[np.ndarray], row_names: Seque
             + describe_rows(c[0], c[1]), kept=kept, root=resolve.root, allow_outside=resolve.allow_outside,
             run=uuid.uuid4().hex, config=config, device=device, method=method, batch_size=batch_size):
         yield rows, res
+
+
+def _one_thread() -> None:
+    """Initializer of a local worker process: one torch thread, as Dask's workers; Ctrl-C is the driver's
+    (it stops the pool), not the workers'."""
+    import signal
+
+    import torch
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    torch.set_num_threads(1)
+
+
+def local_batches(jobs: int, batches: Iterable[np.ndarray], row_names: Sequence[str],
+                  starts: Optional[Sequence[float]], *, resolve: AudioResolver, config: ScatteringConfig,
+                  device: Device, method: str, batch_size: int) -> Iterator[Tuple[np.ndarray, BatchResult]]:
+    """``(rows, BatchResult)`` of every batch computed by ``jobs`` worker processes of this machine (spawned),
+    each with **one torch thread**, in completion order.
+
+    One thread per batch is what Dask's workers and a serial extraction run too: float32 sums round
+    differently with other thread counts, so the features file is the same, bit for bit, for every ``jobs``
+    and with ``--dask``.
+    """
+    chunks = ((rows, [row_names[r] for r in rows], None if starts is None else [float(starts[r]) for r in rows])
+              for rows in batches)
+    kwargs = dict(root=resolve.root, allow_outside=resolve.allow_outside, run=uuid.uuid4().hex, config=config,
+                  device=device, method=method, batch_size=batch_size)
+    yield from _pool(jobs, chunks, kwargs)
+
+
+def _pool(jobs: int, chunks, kwargs) -> Iterator[Tuple[np.ndarray, BatchResult]]:
+    """The chunks on a pool of ``jobs`` spawned processes, at most two per process in flight."""
+    import concurrent.futures as cf
+    import multiprocessing
+    pool = cf.ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"), initializer=_one_thread)
+    running = {}
+    try:
+        for chunk in chunks:
+            running[pool.submit(extract_chunk, chunk, **kwargs)] = chunk[0]
+            while len(running) >= 2 * jobs:
+                yield from _completed(running, cf)
+        while running:
+            yield from _completed(running, cf)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _completed(running: dict, cf) -> Iterator[Tuple[np.ndarray, BatchResult]]:
+    done, _ = cf.wait(running, return_when=cf.FIRST_COMPLETED)
+    for fut in done:
+        rows = running.pop(fut)
+        yield rows, fut.result()

@@ -7,25 +7,185 @@ so that a reader needs only h5py and numpy.
 
 from __future__ import annotations
 
+import contextlib
 import os
-from typing import Any, Dict, Iterable, Mapping, Union
+from typing import Any, Dict, Iterable, Iterator, Mapping, Optional, Union
 
 import h5py
 import numpy as np
 from numpy.typing import ArrayLike
 
 from .. import __version__
+from .._util.fs import atomic_path
 from .._util.types import PathLike
 from ..errors import ScatterXAIError, StoreError
 from ..scattering.config import ALPHA, R_PSI, SIGMA0, PathTable, ScatteringConfig
 
-__all__ = ["open_hdf5", "write_column", "read_string_array", "scattering_attrs", "read_config", "H5Reader",
-           "STR_DTYPE", "get_object", "has_link", "has_hdf5_signature", "is_lock_error", "is_scatterxai_file"]
+__all__ = ["atomic_h5", "open_guarded", "raise_if_failed", "open_hdf5", "write_column", "read_string_array",
+           "scattering_attrs", "read_config", "H5Reader", "STR_DTYPE", "get_object", "has_link", "has_hdf5_signature",
+           "is_lock_error", "is_scatterxai_file"]
 
 #: variable-length UTF-8 strings
 STR_DTYPE = h5py.string_dtype("utf-8")
 #: the 8 bytes that open an HDF5 superblock (at offset 0, 512, 1024, 2048…)
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+
+
+class _GuardedFile:
+    """A file object for h5py's ``fileobj`` driver that never lets a write error reach HDF5.
+
+    HDF5 cannot recover from a failed write: after "No space left on device" its close fails too, the file
+    stays open in the library, and the process may crash (a segmentation fault).  This object writes with
+    ``pwrite``; after the first error it records it and keeps every later write in memory (pages over the
+    file), so that HDF5 reads back what it wrote, finishes and closes cleanly; :func:`open_guarded` then
+    raises the recorded ``OSError`` (and :func:`raise_if_failed` lets a writer stop early, so that little is
+    held in memory).  The file is opened without following symbolic links and locked like HDF5 locks its
+    files (``flock``: exclusive for writing), so a file that another process has open is still refused.
+    """
+
+    PAGE = 1 << 16
+
+    def __init__(self, path: str, create: bool):
+        import fcntl
+        flags = os.O_RDWR | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+        self.path, self.pos, self.error, self.reported = path, 0, None, False
+        self.pages: Dict[int, bytearray] = {}
+        self.fd = os.open(path, flags | (os.O_CREAT | os.O_TRUNC if create else 0), 0o644)
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(self.fd)
+            raise BlockingIOError(f"unable to lock file {path}: it is open in another process") from None
+        self.size = os.fstat(self.fd).st_size
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        self.pos = offset if whence == 0 else self.pos + offset if whence == 1 else self.size + offset
+        return self.pos
+
+    def tell(self) -> int:
+        return self.pos
+
+    def _read_at(self, offset: int, n: int) -> bytes:
+        n = max(min(n, self.size - offset), 0)
+        if not self.pages:
+            return os.pread(self.fd, n, offset)
+        out, end = bytearray(), offset + n
+        while offset < end:
+            page, off = divmod(offset, self.PAGE)
+            k = min(self.PAGE - off, end - offset)
+            buf = self.pages.get(page)
+            out += buf[off:off + k] if buf is not None else os.pread(self.fd, k, offset).ljust(k, b"\0")
+            offset += k
+        return bytes(out)
+
+    def readinto(self, buf) -> int:
+        data = self._read_at(self.pos, len(buf))
+        buf[:len(data)] = data
+        self.pos += len(data)
+        return len(data)
+
+    def read(self, n: int = -1) -> bytes:
+        data = self._read_at(self.pos, n if n >= 0 else self.size - self.pos)
+        self.pos += len(data)
+        return data
+
+    def _keep(self, offset: int, view: memoryview) -> None:
+        """Hold a write in memory (after a write error): pages over the file's bytes."""
+        done = 0
+        while done < len(view):
+            page, off = divmod(offset + done, self.PAGE)
+            k = min(self.PAGE - off, len(view) - done)
+            buf = self.pages.get(page)
+            if buf is None:
+                buf = self.pages[page] = bytearray(os.pread(self.fd, self.PAGE, page * self.PAGE).ljust(self.PAGE,
+                                                                                                       b"\0"))
+            buf[off:off + k] = view[done:done + k]
+            done += k
+
+    def write(self, buf) -> int:
+        view = memoryview(buf).cast("B")
+        if self.error is None:
+            try:
+                done = 0
+                while done < len(view):
+                    done += os.pwrite(self.fd, view[done:], self.pos + done)
+            except OSError as e:
+                self.error = e
+        if self.error is not None:
+            self._keep(self.pos, view)
+        self.pos += len(view)
+        self.size = max(self.size, self.pos)
+        return len(view)
+
+    def truncate(self, size: Optional[int] = None) -> int:
+        size = self.pos if size is None else size
+        if self.error is None:
+            try:
+                os.ftruncate(self.fd, size)
+            except OSError as e:
+                self.error = e
+        self.size = size
+        return size
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        if self.error is None:
+            try:
+                os.fsync(self.fd)
+            except OSError as e:
+                self.error = e
+        self.pages.clear()
+        os.close(self.fd)
+
+
+def raise_if_failed(f: h5py.File) -> None:
+    """Raise the write error of a file opened by :func:`open_guarded` / :func:`atomic_h5`, if any (writers
+    call it between blocks to stop early)."""
+    raw = getattr(f, "_scatterxai_raw", None)
+    if raw is not None and raw.error is not None:
+        raw.reported = True
+        raise OSError(raw.error.errno, raw.error.strerror, raw.path)
+
+
+@contextlib.contextmanager
+def open_guarded(path: PathLike, mode: str = "w") -> Iterator[h5py.File]:
+    """``h5py.File(path, mode)`` ("w": create/truncate, "r+": update) whose write errors are reported as one
+    ``OSError`` after a clean close, instead of leaving HDF5 in a state that may crash the process (a full
+    disk, a read-only file system).  Symbolic links are not followed."""
+    path = os.fspath(path)
+    if mode not in ("w", "r+"):
+        raise ValueError(f"mode must be 'w' or 'r+', got {mode!r}")
+    raw = _GuardedFile(path, create=mode == "w")
+    try:
+        f = h5py.File(raw, mode)
+    except BaseException:
+        raw.close()
+        raise
+    f._scatterxai_raw = raw
+    try:
+        yield f
+    finally:
+        f.close()
+        raw.close()
+        if raw.error is not None and not raw.reported:
+            err = raw.error
+            raise OSError(err.errno, err.strerror, path) from None
+
+
+@contextlib.contextmanager
+def atomic_h5(path: PathLike) -> Iterator[h5py.File]:
+    """Write a new HDF5 file atomically: a temporary sibling created without following links, guarded
+    against write errors (:func:`open_guarded`), renamed to ``path`` only if the block succeeds.
+
+    Examples
+    --------
+    >>> with atomic_h5("out.h5") as f:       # doctest: +SKIP
+    ...     f.create_dataset("x", data=[1, 2, 3])
+    """
+    with atomic_path(path) as tmp, open_guarded(tmp, "w") as f:
+        yield f
 
 
 def has_hdf5_signature(path: PathLike) -> bool:
@@ -130,9 +290,10 @@ def open_hdf5(path: PathLike, kind: str) -> h5py.File:
 
 
 def read_string_array(ds: h5py.Dataset) -> np.ndarray:
-    """A dataset as a numpy array, decoding byte/UTF-8 strings to ``str`` objects."""
+    """A dataset as a numpy array, decoding byte/UTF-8 strings to ``str`` objects (bytes that are not UTF-8
+    become U+FFFD: a damaged or foreign name never stops a reader)."""
     if ds.dtype.kind in "OS":
-        return np.array(ds.asstr()[()], dtype=object)
+        return np.array(ds.asstr(errors="replace")[()], dtype=object)
     return ds[()]
 
 

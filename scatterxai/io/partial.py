@@ -21,10 +21,9 @@ from typing import Any, Iterator, Mapping, Optional, Sequence, Tuple, Union
 import h5py
 import numpy as np
 
-from .._util.fs import atomic_path
 from .._util.log import logger
 from ..errors import StoreError
-from .hdf5 import has_hdf5_signature, is_lock_error
+from .hdf5 import _GuardedFile, atomic_h5, has_hdf5_signature, is_lock_error, raise_if_failed
 
 __all__ = ["PartialFile", "PENDING", "DONE", "FAILED", "REASON_LEN", "settings_digest", "describe_change"]
 
@@ -84,11 +83,35 @@ class PartialFile:
         self.path, self._f, self.datasets = path, f, tuple(datasets)
 
     @staticmethod
+    def _open(path: str) -> h5py.File:
+        """Open for update through a guarded file object (:func:`scatterxai.io.hdf5.open_guarded`): a write
+        error (full disk) is raised by :meth:`commit` after the HDF5 library has been kept consistent."""
+        raw = _GuardedFile(path, create=False)
+        try:
+            f = h5py.File(raw, "r+")
+        except BaseException:
+            raw.close()
+            raise
+        f._scatterxai_raw = raw
+        return f
+
+    @staticmethod
+    def _close(f: h5py.File) -> None:
+        """Close a file opened by :meth:`_open` and its guarded file object."""
+        raw = getattr(f, "_scatterxai_raw", None)
+        f.close()
+        if raw is not None:
+            raw.close()
+
+    def _check_written(self) -> None:
+        raise_if_failed(self._f)
+
+    @staticmethod
     def _create(path, n_rows: int, datasets: Mapping[str, Tuple[tuple, object]], settings: str,
                 settings_json: str, attrs: Mapping) -> None:
         specs = [(name, (n_rows, *shape), dtype) for name, (shape, dtype) in datasets.items()]
         specs += [("status", (n_rows,), np.int8), ("reason", (n_rows,), f"S{REASON_LEN}")]
-        with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+        with atomic_h5(path) as f:
             f.attrs.update(attrs)
             f.attrs["settings_sha256"] = settings
             if settings_json:
@@ -109,13 +132,18 @@ class PartialFile:
         the layout) is replaced; a file that cannot be opened for another reason (held by another
         process, an I/O error) is left untouched and reported.
         """
+        if os.path.islink(path):   # never written through: a partial file is never a link
+            logger.warning("warning: %s is a symbolic link, not a partial %s; removing the link (not what it "
+                           "points to)", path, what)
+            os.unlink(path)
+            return None
         if not os.path.exists(path):
             return None
         if overwrite:   # start over: whatever the file holds is discarded
             os.remove(path)
             return None
         try:
-            f = h5py.File(path, "r+")
+            f = PartialFile._open(path)
         except OSError as e:
             if is_lock_error(e):
                 raise StoreError(f"{path} is in use by another process (it holds the interrupted {what}, "
@@ -132,14 +160,14 @@ class PartialFile:
             os.remove(path)
             return None
         if not all(k in f for k in (*names, "status", "reason")) or "settings_sha256" not in f.attrs:
-            f.close()
+            PartialFile._close(f)
             logger.warning("warning: %s is not a partial %s (an HDF5 file without its layout); replacing it",
                            path, what)
             os.remove(path)
             return None
         if f.attrs.get("settings_sha256") != settings:
             theirs = f.attrs.get("settings_json")
-            f.close()
+            PartialFile._close(f)
             raise StoreError(f"{path} holds an interrupted {what} made with other settings"
                              f"{describe_change(theirs, settings_json)}; re-run with the same "
                              f"settings to resume, or pass overwrite=True (--overwrite) to start over")
@@ -153,10 +181,11 @@ class PartialFile:
         f = cls._open_existing(path, list(datasets), sha, js, overwrite, what)
         if f is None:
             cls._create(path, n_rows, datasets, sha, js, dict(attrs))
-            f = h5py.File(path, "r+")
+            f = cls._open(path)
         elif f["status"].shape != (n_rows,):
-            f.close()
-            raise StoreError(f"{path} has {f['status'].shape[0]} rows, expected {n_rows}: its settings hash "
+            have = f["status"].shape[0] if f["status"].ndim == 1 else f["status"].shape
+            cls._close(f)
+            raise StoreError(f"{path} has {have} rows, expected {n_rows}: its settings hash "
                              f"does not describe its rows; delete it or pass overwrite=True (--overwrite)")
         store = cls(path, f, list(datasets))
         if retry_failed:
@@ -171,6 +200,7 @@ class PartialFile:
             status[failed] = PENDING
             self._f["status"][...] = status
             self._f.flush()
+            self._check_written()
         return int(failed.size)
 
     def status(self) -> np.ndarray:
@@ -183,22 +213,36 @@ class PartialFile:
         for start in range(0, len(pending), batch_size):
             yield pending[start:start + batch_size]
 
+    def n_pending_batches(self, batch_size: int) -> int:
+        """How many batches :meth:`pending_batches` yields."""
+        return -(-int((self.status() == PENDING).sum()) // batch_size)
+
     def commit(self, ok_rows: Sequence[int], values: Mapping[str, np.ndarray],
-               failed: Sequence[Tuple[int, str]] = ()) -> None:
+               failed: Sequence[Tuple[int, str]] = (), notes: Sequence[Tuple[int, str]] = ()) -> None:
         """Write the results of ``ok_rows`` (``values[name][i]`` is row ``ok_rows[i]``) and the reasons of the
-        failed rows, flush, then mark them (a row marked done is complete whenever the process dies)."""
+        failed rows, flush, then mark them (a row marked done is complete whenever the process dies).
+        ``notes`` (row, text) are kept with done rows (e.g. "truncated"), in the ``reason`` column, so that a
+        resumed run still knows them (:meth:`noted`)."""
         f = self._f
         for name in self.datasets:
             for r, v in zip(ok_rows, values[name]):
                 f[name][r] = v
-        for r, reason in failed:
+        for r, reason in (*failed, *notes):
             f["reason"][r] = reason.encode("utf-8")[:REASON_LEN]
         f.flush()  # data first ...
+        self._check_written()   # (a full disk: the rows stay pending, the marks are not written)
         for r in ok_rows:
             f["status"][r] = DONE
         for r, _ in failed:
             f["status"][r] = FAILED
         f.flush()  # ... then the marks
+        self._check_written()
+
+    def noted(self, note: str) -> np.ndarray:
+        """Done rows committed with ``note`` (by this run or an interrupted one)."""
+        done = np.flatnonzero(self.status() == DONE)
+        reasons = self._f["reason"][()]
+        return done[reasons[done] == note.encode("utf-8")[:REASON_LEN]] if done.size else done
 
     def dataset(self, name: str) -> h5py.Dataset:
         return self._f[name]
@@ -210,7 +254,12 @@ class PartialFile:
         return ok, bad, [self._f["reason"][r].decode("utf-8", "replace") for r in bad]
 
     def close(self) -> None:
+        raw = getattr(self._f, "_scatterxai_raw", None)
         self._f.close()
+        if raw is not None:
+            raw.close()
+            if raw.error is not None and not getattr(raw, "reported", False):
+                raise OSError(raw.error.errno, raw.error.strerror, self.path)
 
     def __enter__(self):
         return self

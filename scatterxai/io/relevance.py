@@ -58,12 +58,13 @@ from __future__ import annotations
 
 from typing import Dict, Optional, Sequence
 
+import h5py
 import numpy as np
 
 from .. import maps
 from .._util.types import Indices
 from ..errors import ParameterError, StoreError
-from .hdf5 import H5Reader
+from .hdf5 import H5Reader, has_link, read_string_array
 
 __all__ = ["RelevanceFile", "format_summary", "PER_METHOD"]
 
@@ -96,17 +97,76 @@ class RelevanceFile(H5Reader):
         key = "methods" if "methods" in f.attrs else "rules"   # files of version 0.1 name only rules
         if key not in f.attrs or "classes" not in f.attrs:
             raise StoreError(f"{self.path} lacks the root attributes 'methods' and 'classes'")
-        self.methods = tuple(str(r) for r in f.attrs[key])
-        self.classes = tuple(str(c) for c in f.attrs["classes"])
-        for group in PER_METHOD:
-            missing = [r for r in self.methods if r not in f[group]]
-            if missing:
-                raise StoreError(f"{self.path}: /{group} lacks methods {missing}")
-        self.paths = {k: f["paths"][k][()] for k in _PATH_FIELDS}
-        g = f["grid"]
-        self.grid = maps.GridIndex(row=g["row"][()], col=g["col"][()], lambda1_hz=g["lambda1_hz"][()],
-                                   lambda2_hz=g["lambda2_hz"][()])
+        self.methods = tuple(_text(r) for r in np.atleast_1d(f.attrs[key]))
+        self.classes = tuple(_text(c) for c in np.atleast_1d(f.attrs["classes"]))
+        if not self.classes:
+            raise StoreError(f"{self.path}: the root attribute 'classes' is empty")
+        x = self._dataset("features", ndim=3)
+        self._K, C, T = x.shape
+        self.paths = {k: self._dataset(f"paths/{k}", shape=(C,))[()] for k in _PATH_FIELDS}
+        self.grid = self._validate_grid(C)
+        n = len(self.classes)
+        for rule in self.methods:
+            self._dataset(f"relevance/{rule}", shape=(self._K, C, T))
+            self._dataset(f"local/{rule}", shape=(self._K, C))
+            self._dataset(f"aggregate/{rule}", shape=(n, C))
+            for group in ("kurtosis", "conservation"):
+                self._dataset(f"{group}/{rule}", shape=(self._K,))
+            for group in ("completeness", "localisation"):
+                if has_link(f, f"{group}/{rule}"):
+                    self._dataset(f"{group}/{rule}", shape=(self._K,))
+            if has_link(f, f"explained_rows/{rule}"):
+                self._indices(f"explained_rows/{rule}", self._K, unique=True)
+        self._dataset("examples/logits", shape=(self._K, n))
         self.examples: Dict[str, np.ndarray] = self._read_examples(skip=("logits",))
+        for k, v in self.examples.items():
+            if len(v) != self._K:
+                raise StoreError(f"{self.path}: /examples/{k} has {len(v)} rows, /features has {self._K}")
+        for k in ("pred", "explained", "label"):
+            if k in self.examples:
+                self._check_classes(k, self.examples[k], n)
+        if "pred" not in self.examples:
+            raise StoreError(f"{self.path} lacks /examples/pred: not a complete scatterxai relevance file")
+
+    def _dataset(self, name: str, *, ndim: Optional[int] = None, shape: Optional[tuple] = None):
+        """``/name`` (hard links only), checked to be a numeric dataset of ``ndim`` dimensions or ``shape``."""
+        ds = self._obj(name)
+        if not isinstance(ds, h5py.Dataset) or ds.dtype.kind not in "iuf":
+            raise StoreError(f"{self.path}: /{name} must be a numeric dataset")
+        if (ndim is not None and ds.ndim != ndim) or (shape is not None and ds.shape != tuple(shape)):
+            want = f"{ndim}-D" if shape is None else str(tuple(shape))
+            raise StoreError(f"{self.path}: /{name} has shape {ds.shape}, expected {want}; the file is damaged "
+                             f"or was not written by scatterxai explain")
+        return ds
+
+    def _indices(self, name: str, n: int, *, unique: bool = False) -> np.ndarray:
+        values = self._dataset(name, ndim=1)[()]
+        if values.dtype.kind == "f" and not np.all(values == np.round(values)):
+            raise StoreError(f"{self.path}: /{name} holds non-integer values")
+        values = values.astype(np.int64)
+        if values.size and (values.min() < 0 or values.max() >= n):
+            raise StoreError(f"{self.path}: /{name} holds values outside [0, {n})")
+        if unique and np.any(np.diff(values) <= 0):
+            raise StoreError(f"{self.path}: /{name} must be increasing rows without repeats")
+        return values
+
+    def _check_classes(self, column: str, values: np.ndarray, n: int) -> None:
+        values = np.asarray(values)
+        bad = (values.dtype.kind not in "iuf" or not np.all(np.isfinite(values))
+               or values.size and (values.min() < 0 or values.max() >= n or np.any(values != np.round(values))))
+        if bad:
+            raise StoreError(f"{self.path}: /examples/{column} must hold class indices in [0, {n}) "
+                             f"(the file's classes {list(self.classes)})")
+
+    def _validate_grid(self, C: int) -> maps.GridIndex:
+        lam1 = self._dataset("grid/lambda1_hz", ndim=1)[()]
+        lam2 = self._dataset("grid/lambda2_hz", ndim=1)[()]
+        if not (np.all(np.isfinite(lam1)) and np.all(np.isfinite(lam2)) and lam2.size and (lam1 > 0).all()):
+            raise StoreError(f"{self.path}: /grid/lambda1_hz and /grid/lambda2_hz must hold finite frequencies")
+        self._dataset("grid/row", shape=(C,))
+        self._dataset("grid/col", shape=(C,))
+        return maps.GridIndex(row=self._indices("grid/row", lam1.size), col=self._indices("grid/col", lam2.size),
+                              lambda1_hz=lam1, lambda2_hz=lam2)
 
     @property
     def rules(self) -> tuple:
@@ -114,17 +174,23 @@ class RelevanceFile(H5Reader):
         return self.methods
 
     def __len__(self) -> int:
-        return self._f["features"].shape[0]
+        return self._K
+
+    def _rows(self, rows) -> np.ndarray:
+        rows = np.sort(np.asarray(rows, dtype=np.int64).ravel())
+        if rows.size and (rows[0] < 0 or rows[-1] >= self._K):
+            raise ParameterError(f"rows must lie in [0, {self._K}) for {self.path}, got {rows[0]}…{rows[-1]}")
+        return rows
 
     def _get(self, group: str, rule: str, rows=None):
         if rule not in self.methods:
             raise ParameterError(f"method {rule!r} is not in {self.path}; it holds {list(self.methods)}")
-        ds = self._f[group][rule]
-        return ds[()] if rows is None else ds[np.sort(np.asarray(rows))]
+        ds = self._obj(f"{group}/{rule}")
+        return ds[()] if rows is None else ds[self._rows(rows)]
 
     @property
     def logits(self) -> np.ndarray:
-        return self._f["examples/logits"][()]
+        return self._obj("examples/logits")[()]
 
     @property
     def labels(self) -> Optional[np.ndarray]:
@@ -133,8 +199,8 @@ class RelevanceFile(H5Reader):
 
     def features(self, rows: Optional[Indices] = None) -> np.ndarray:
         """The normalised network input (k, C, T) of ``rows`` (sorted) or of all examples."""
-        ds = self._f["features"]
-        return ds[()] if rows is None else ds[np.sort(np.asarray(rows))]
+        ds = self._obj("features")
+        return ds[()] if rows is None else ds[self._rows(rows)]
 
     def relevance(self, rule: str, rows: Optional[Indices] = None) -> np.ndarray:
         return self._get("relevance", rule, rows)
@@ -156,8 +222,8 @@ class RelevanceFile(H5Reader):
         ``/explained_rows``)."""
         if rule not in self.methods:
             raise ParameterError(f"method {rule!r} is not in {self.path}; it holds {list(self.methods)}")
-        if "explained_rows" in self._f and rule in self._f["explained_rows"]:
-            return np.asarray(self._f["explained_rows"][rule][()], dtype=np.int64)
+        if has_link(self._f, f"explained_rows/{rule}"):
+            return self._indices(f"explained_rows/{rule}", self._K, unique=True)
         return np.arange(len(self), dtype=np.int64)
 
     def common_rows(self, methods: Optional[Sequence[str]] = None) -> np.ndarray:
@@ -171,13 +237,13 @@ class RelevanceFile(H5Reader):
     def completeness(self, rule: str) -> Optional[np.ndarray]:
         """Σ R / (f_c(x) − f_c(x′)) per example (NaN where not explained), or None for methods without a
         baseline."""
-        if "completeness" not in self._f or rule not in self._f["completeness"]:
+        if not has_link(self._f, f"completeness/{rule}"):
             return None
         return self._get("completeness", rule)
 
     def localisation(self, rule: str) -> Optional[np.ndarray]:
         """1 / 0 / NaN per example, or None when the file has no ground-truth localisation."""
-        if "localisation" not in self._f or rule not in self._f["localisation"]:
+        if not has_link(self._f, f"localisation/{rule}"):
             return None
         return self._get("localisation", rule)
 
@@ -191,18 +257,21 @@ class RelevanceFile(H5Reader):
         return maps.localisation_misses(self.local(rule)[rows], self.paths,
                                         np.asarray(self.examples["modulation_hz"], dtype=float)[rows],
                                         None if f0 is None else np.asarray(f0, dtype=float)[rows],
-                                        octaves=float(self._f["localisation"][rule].attrs.get(
+                                        octaves=float(self._obj(f"localisation/{rule}").attrs.get(
                                             "octaves", maps.LOCALISATION_OCTAVES)))
 
     def files(self) -> Optional[Dict[str, np.ndarray]]:
         """Per-file means of an audio-in explanation (``/files``: ``file_name``, ``duration_s``,
         ``n_segments``, ``probability``, ``pred``, ``local/<method>``), or None for a features-file one."""
-        if "files" not in self._f:
+        if not has_link(self._f, "files"):
             return None
-        g = self._f["files"]
-        out = {k: (np.array(g[k].asstr()[()], dtype=object) if g[k].dtype.kind in "OS" else g[k][()])
-               for k in g if k != "local"}
-        out.update({f"local/{m}": g["local"][m][()] for m in g["local"]})
+        g = self._obj("files")
+        out = {k: read_string_array(self._obj(f"files/{k}")) for k in g if k != "local"}
+        out.update({f"local/{m}": self._obj(f"files/local/{m}")[()] for m in self._obj("files/local")})
+        n = len(out.get("file_name", ()))
+        for k, v in out.items():
+            if len(v) != n:
+                raise StoreError(f"{self.path}: /files/{k} has {len(v)} rows, /files/file_name has {n}")
         return out
 
     def to_grid(self, values: np.ndarray) -> np.ndarray:
@@ -218,7 +287,7 @@ class RelevanceFile(H5Reader):
         """Per-example share of relevance on S1 paths (see :func:`scatterxai.maps.s1_share`), streamed."""
         if rule not in self.methods:
             raise ParameterError(f"method {rule!r} is not in {self.path}; it holds {list(self.methods)}")
-        ds = self._f["relevance"][rule]
+        ds = self._obj(f"relevance/{rule}")
         return np.concatenate([maps.s1_share(ds[i:i + block], self.paths, mode=mode)
                                for i in range(0, len(self), block)] or [np.zeros(0)])
 
@@ -253,6 +322,11 @@ class RelevanceFile(H5Reader):
                 "completeness": None if comp is None else maps.class_summary(comp, groups, n_classes),
             }
         return result
+
+
+def _text(value) -> str:
+    """An attribute string (bytes decoded, undecodable bytes replaced)."""
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
 
 
 def format_summary(summary: dict, classes: Sequence[str]) -> str:

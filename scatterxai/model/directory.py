@@ -29,6 +29,7 @@ from .._util.device import resolve_device
 from .._util.fs import atomic_dir, bytes_sha256, file_sha256, prepare_output
 from .._util.jsonio import write_json
 from .._util.log import logger
+from .._util.memory import check_memory
 from .._util.types import Device, PathLike
 from .._util.validate import check_positive_int
 from ..errors import ModelError, ParameterError
@@ -65,7 +66,9 @@ def prepare_input(S_raw: Union[np.ndarray, torch.Tensor], channels: np.ndarray, 
         Constant of the compression log1p(S / (c·μ + 1e-8)).
     device : str or torch.device
     chunk : int
-        Examples normalised at once (the float64 intermediate costs 8·chunk·C_in·T bytes).
+        Examples read and normalised at once (the float64 intermediate costs 8·chunk·C_in·T bytes); a lazy
+        view of a file's rows (:meth:`scatterxai.features.FeatureFile.rows`) is read that many at a time, so
+        that only the result is held in memory (refused with a clear error when it would not fit).
 
     Returns
     -------
@@ -73,7 +76,8 @@ def prepare_input(S_raw: Union[np.ndarray, torch.Tensor], channels: np.ndarray, 
     """
     if isinstance(S_raw, torch.Tensor):
         S_raw = S_raw.detach().cpu().numpy()
-    S_raw = np.asarray(S_raw)
+    if not hasattr(S_raw, "read_rows"):   # a lazy view of a file's rows (FeatureFile.rows) is read by chunk
+        S_raw = np.asarray(S_raw)
     channels = np.asarray(channels, dtype=np.int64)
     if S_raw.ndim != 3:
         raise ParameterError(f"features must have shape (K, C, T), got {S_raw.shape}")
@@ -85,6 +89,9 @@ def prepare_input(S_raw: Union[np.ndarray, torch.Tensor], channels: np.ndarray, 
     mu, c = check_log_params(mu, c)
     if mu.shape != channels.shape:
         raise ParameterError(f"mu has shape {mu.shape}, expected one value per channel {channels.shape}")
+    check_memory(S_raw.shape[0] * channels.size * S_raw.shape[2] * 4,
+                 f"the network input of {S_raw.shape[0]:,} examples ({channels.size} channels × {S_raw.shape[2]} "
+                 f"frames, float32)", "use fewer examples (a subset, or a features file of fewer notes)")
     out = np.empty((S_raw.shape[0], channels.size, S_raw.shape[2]), dtype=np.float32)
     for i in range(0, S_raw.shape[0], chunk):
         block = S_raw[i:i + chunk][:, channels].astype(np.float64)
@@ -92,6 +99,10 @@ def prepare_input(S_raw: Union[np.ndarray, torch.Tensor], channels: np.ndarray, 
         out[i:i + chunk] = log_normalize(block, mu, c)
     return torch.from_numpy(out).to(resolve_device(device))
 
+
+#: the largest model.pt and config.json read (the paper's network: 8.3 MB and ~0.2 MB)
+MAX_WEIGHTS_BYTES = 2 ** 31
+MAX_CONFIG_BYTES = 2 ** 26
 
 # ---------------------------------------------------------------------------------------------- saving
 
@@ -285,10 +296,13 @@ def load_model(model_dir: PathLike, device: Device = "auto") -> LoadedModel:
     """
     model_dir = Path(model_dir)
     weights, cfg_path = model_dir / WEIGHTS_FILE, model_dir / CONFIG_FILE
-    for p in (weights, cfg_path):
+    for p, limit in ((weights, MAX_WEIGHTS_BYTES), (cfg_path, MAX_CONFIG_BYTES)):
         if not p.is_file():
             raise ModelError(f"{p} not found: a model directory holds {WEIGHTS_FILE} and {CONFIG_FILE} "
                              f"(written by 'scatterxai train')")
+        if p.stat().st_size > limit:   # read whole: a size no scatterxai model has is refused before reading
+            raise ModelError(f"{p} holds {p.stat().st_size:,} bytes, more than any scatterxai model "
+                             f"({limit:,}); it is not a model file")
     try:
         with open(cfg_path, encoding="utf-8") as f:
             config = json.load(f)

@@ -27,14 +27,14 @@ from torch import nn
 
 from .. import __version__
 from .._util.device import resolve_device
-from .._util.fs import check_not_inputs, output_lock, prepare_output
 from .._util.log import logger
+from .._util.outputs import claim_output
 from .._util.types import Device, Indices, PathLike
 from .._util.validate import check_positive_int, check_seed
 from ..errors import DataError, ParameterError
 from ..scattering.normalize import LOG_C
 from ..task import INPUT_LABELS, INPUTS
-from .directory import LoadedModel, check_replaceable, load_model, prepare_input, save_model
+from .directory import LoadedModel, load_model, prepare_input, save_model
 from .metrics import classification_metrics
 from .net import MIN_FRAMES, ConvNet, count_parameters
 
@@ -162,7 +162,7 @@ def train_model(features: Union[PathLike, FeatureFile], *, input: str, out_dir: 
                 device: Device = "auto",
                 max_epochs: Optional[int] = None, progress: bool = True,
                 config: Optional[TrainConfig] = None, threads: Optional[int] = None,
-                permute_labels: bool = False) -> LoadedModel:
+                permute_labels: bool = False, overwrite: bool = False) -> LoadedModel:
     """Train the convnet on the training split, early-stopped on the validation split; save it.
 
     Parameters
@@ -196,6 +196,9 @@ def train_model(features: Union[PathLike, FeatureFile], *, input: str, out_dir: 
         train exactly ``max_epochs`` epochs and keep the last one (early stopping on shuffled validation
         labels would pick an arbitrary epoch).  Everything else (data, initialisation, batch order) is as
         without it; config.json records ``labels_permuted``.
+    overwrite : bool
+        Replace an output folder of another kind that scatterxai wrote (a model directory is always
+        replaced; a folder scatterxai did not write never is).
 
     Returns
     -------
@@ -221,12 +224,10 @@ def train_model(features: Union[PathLike, FeatureFile], *, input: str, out_dir: 
     seed = check_seed("seed", seed)
     if threads is not None:
         threads = check_positive_int("threads", threads)
-    features_path = getattr(features, "path", features)
-    check_not_inputs(out_dir, {"features input": features_path}, is_dir=True)
-    out_dir = prepare_output(out_dir, is_dir=True, create=False)
-    check_replaceable(out_dir)
     prev_threads = torch.get_num_threads()
-    with output_lock(out_dir, what="model directory"):
+    with claim_output(out_dir, kind="model", inputs={"features input": features}, swap=False,
+                      overwrite=overwrite) as claim:
+        out_dir = claim.path   # replaced as a whole by save_model (the output rule: README)
         try:
             if threads is not None:
                 torch.set_num_threads(threads)
@@ -268,7 +269,7 @@ def _load_data(features, input: str, c: float, dev) -> _Data:
         x = []
         for subset, idx in (("training", idx_tr), ("validation", idx_va)):
             try:
-                x.append(prepare_input(ff.load(idx), channels, mu, c, device=dev))
+                x.append(prepare_input(ff.rows(idx), channels, mu, c, device=dev))   # read by chunk
             except ParameterError as e:
                 raise DataError(f"{ff.path}, {subset} rows: {e}") from None
         x_tr, x_va = x

@@ -17,11 +17,13 @@ import numpy as np
 
 from .._util.fs import prepare_output
 from .._util.log import logger
+from .._util.outputs import claims_output
 from .._util.types import PathLike
 from .._util.validate import check_choice, check_positive_float
 from ..data.notes import pitch_hz_from_name
 from ..errors import AudioError, ParameterError
 from ..explain.base import method_title
+from ..io.together import relevance_study
 from ..task import INPUT_LABELS
 from ..viz.plots import confusion, figure1, figure2, map_edges
 
@@ -45,6 +47,20 @@ FIGURE_FILES = {k: f"{v}.png" for k, v in _STEMS.items()}
 PAPER_KURTOSIS = {"epsilon": (13.82, 8.81), "epsilon_plus": (19.22, 13.72)}
 #: longest stretch of a recording drawn as a spectrogram in the single-file view (s)
 MAX_SPECTROGRAM_S = 60.0
+
+
+#: the largest figure resolution accepted (dots per inch): a 10-inch figure is then 12,000 pixels wide
+MAX_DPI = 1200.0
+
+
+def check_dpi(dpi: float) -> float:
+    """``dpi`` checked to lie in (0, :data:`MAX_DPI`]: larger values make figures of gigapixels (MemoryError)."""
+    from ..errors import ParameterError
+    dpi = check_positive_float("dpi", dpi)
+    if dpi > MAX_DPI:
+        raise ParameterError(f"dpi must be at most {MAX_DPI:g} (a 10-inch figure is then {10 * MAX_DPI:,.0f} pixels "
+                             f"wide), got {dpi:g}")
+    return dpi
 
 
 def figure_files(fmt: str = "png") -> Dict[str, str]:
@@ -240,18 +256,22 @@ def _relevance_metrics(rf) -> Optional[dict]:
     return {"confusion_matrix": cm.tolist(), "classes": list(rf.classes), "macro_accuracy": macro}
 
 
+@claims_output("out_dir", kind="figures", inputs={"relevance": "relevance input", "audio_root": "audio root",
+                                                  "metrics_paths": "metrics"},
+               study=lambda ba: relevance_study(ba.arguments["relevance"]))
 def relevance_figures(relevance: PathLike, out_dir: PathLike, *,
                       examples: Optional[Sequence[Union[int, str]]] = None, methods: Optional[Sequence[str]] = None,
                       aggregate_method: Optional[str] = None, audio_root: Optional[PathLike] = None,
                       metrics_paths: Optional[Mapping[str, str]] = None, fmt: str = "png",
-                      dpi: float = 80) -> Dict[str, str]:
+                      dpi: float = 80, overwrite: bool = False) -> Dict[str, str]:
     """Write Fig. 1, Fig. 2 and the confusion matrices of a relevance file (``scatterxai figures``).
 
     Parameters
     ----------
     relevance : str
     out_dir : str
-        Created if needed (with at most one missing folder above it).
+        Written as a whole under the output rule (:mod:`scatterxai._util.outputs`; created with at most one
+        missing folder above it).
     examples, methods, audio_root : see :func:`fig1`
     aggregate_method : str, optional
         Method of Fig. 2 (see :func:`fig2`).
@@ -260,7 +280,10 @@ def relevance_figures(relevance: PathLike, out_dir: PathLike, *,
         explained rows, when the file has labels.
     fmt : {"png", "pdf", "svg"}
     dpi : float
-        Resolution of raster output (and of the rasterised maps inside vector output).
+        Resolution of raster output (and of the rasterised maps inside vector output), at most
+        :data:`MAX_DPI`.
+    overwrite : bool
+        Replace an output of another kind or study.
 
     Returns
     -------
@@ -269,8 +292,7 @@ def relevance_figures(relevance: PathLike, out_dir: PathLike, *,
     from ..io.relevance import RelevanceFile
     _agg_backend()
     names = figure_files(fmt)
-    dpi = check_positive_float("dpi", dpi)
-    out_dir = prepare_output(out_dir, is_dir=True)
+    dpi = check_dpi(dpi)
     written = {}
     with RelevanceFile(relevance) as rf:
         written["fig1"] = _save(fig1(rf, examples=examples, methods=methods, audio_root=audio_root),
@@ -296,7 +318,7 @@ def make_figures(relevance: PathLike, metrics_paths: Mapping[str, str], *, audio
     """The pipeline's figures: Fig. 1 (``rules``), Fig. 2 (``aggregate_rule``) and the confusion matrices of
     ``metrics_paths`` ({"s1": path, "s1s2": path}); see :func:`relevance_figures`."""
     return relevance_figures(relevance, out_dir, methods=list(rules), aggregate_method=aggregate_rule,
-                             audio_root=audio_root, metrics_paths=metrics_paths, fmt=fmt, dpi=dpi)
+                             audio_root=audio_root, metrics_paths=metrics_paths, fmt=fmt, dpi=dpi, overwrite=True)
 
 
 # ------------------------------------------------------------------------------------ the single-file view
@@ -417,7 +439,7 @@ def example_figures(relevance: PathLike, out_dir: PathLike, *, methods: Optional
     _agg_backend()
     out_dir = prepare_output(out_dir, is_dir=True)
     suffix = "." + figure_files(fmt)["fig1"].rsplit(".", 1)[1]
-    dpi = check_positive_float("dpi", dpi)
+    dpi = check_dpi(dpi)
     written, taken = [], set()
     with RelevanceFile(relevance) as rf:
         files = rf.files()

@@ -120,7 +120,8 @@ def lambda_map(grid: np.ndarray, lambda1_hz: np.ndarray, lambda2_hz: np.ndarray,
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_facecolor("#f2f2f2")
-    ticks = [t for t in LAMBDA2_TICKS_HZ if x_edges[2] / 1.2 <= t <= x_edges[-1]]
+    # an S1-only map (a model of first-order paths) has the S1 column alone: no λ2 ticks
+    ticks = [t for t in LAMBDA2_TICKS_HZ if x_edges[2] / 1.2 <= t <= x_edges[-1]] if x_edges.size > 2 else []
     ax.set_xticks([x_s1] + ticks, ["0"] + [f"{t:g}" for t in ticks])
     ax.xaxis.set_minor_locator(plt.NullLocator())
     lo = max(lambda1_range[0], y_edges[0])

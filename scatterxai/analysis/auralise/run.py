@@ -26,6 +26,8 @@ from typing import TYPE_CHECKING, Mapping, Optional, Union
 import numpy as np
 
 from ..._util.jsonio import write_json
+from ..._util.log import logger
+from ..._util.outputs import claims_output
 from ..._util.types import Device, PathLike
 from ..._util.validate import check_int
 from ...errors import ParameterError
@@ -109,7 +111,7 @@ def _map_figure(local, paths, path: str, *, title: str, f0_hz=None) -> None:
 
 def _write(x, local, paths, config, out_dir, info: dict, *, mode: str, top, f0_hz=None) -> dict:
     """Resynthesise, write the three WAVs, the map and the JSON; return the JSON's contents."""
-    import soundfile as sf
+    from ...audio import write_wav
 
     os.makedirs(out_dir, exist_ok=True)
     parts = auralise(x, full_table_map(local, paths, config), config, mode=mode, top=top)
@@ -118,8 +120,7 @@ def _write(x, local, paths, config, out_dir, info: dict, *, mode: str, top, f0_h
     written = {}
     for name in Auralisation._fields:
         written[name] = os.path.join(out_dir, AURALISE_FILES[name])
-        sf.write(written[name], (scale * getattr(parts, name)).astype(np.float32), int(config.sr),
-                 subtype="FLOAT", format="WAV")
+        write_wav(written[name], (scale * getattr(parts, name)).astype(np.float32), int(config.sr), subtype="FLOAT")
     local = np.asarray(local, float)
     top_path = int(np.argmax(local))
     lam2 = float(np.asarray(paths["lambda2_hz"], float)[top_path])
@@ -149,9 +150,10 @@ def _target(target, classes) -> Optional[int]:
     return index
 
 
+@claims_output("out_dir", kind="auralise", inputs={"audio": "audio input", "model_dir": "model directory"})
 def auralise_audio(audio: PathLike, model_dir: PathLike, out_dir: PathLike, *, method: str = "epsilon_plus",
                    target: Union[str, int] = "pred", device: Device = "auto", mode: str = "positive",
-                   top: Optional[int] = None) -> dict:
+                   top: Optional[int] = None, overwrite: bool = False) -> dict:
     """Auralise one audio file with a model (see the module docstring).
 
     Parameters
@@ -161,6 +163,8 @@ def auralise_audio(audio: PathLike, model_dir: PathLike, out_dir: PathLike, *, m
     model_dir : str
         Trained model directory.
     out_dir : str
+        Written as a whole under the output rule (:mod:`scatterxai._util.outputs`: never holding the audio
+        input, never inside the model directory).
     method : str
         Registered attribution method.
     target : "pred", class name or index
@@ -189,7 +193,7 @@ def auralise_audio(audio: PathLike, model_dir: PathLike, out_dir: PathLike, *, m
     >>> bool(abs(m["relevant"]["energy_share"] + m["complement"]["energy_share"] - 1) < 0.5)
     True
     """
-    from ...audio import load_prepared
+    from ...audio import load_prepared, nothing_to_explain
     from ...explain.attribution import attribute
     from ...maps.grid import local_map
     from ...model.directory import load_model
@@ -198,6 +202,9 @@ def auralise_audio(audio: PathLike, model_dir: PathLike, out_dir: PathLike, *, m
     model = load_model(model_dir, device=device)
     config = model.scattering
     x = load_prepared(os.fspath(audio), config)
+    why = nothing_to_explain(os.fspath(audio), x, config.N / config.sr)
+    if why:
+        logger.warning("warning: %s", why)
     S = scatter(x, config, device=model.device).cpu().numpy()
     index = _target(target, model.classes)
     att = attribute(model.net, model.prepare(S), method=method,
@@ -209,8 +216,10 @@ def auralise_audio(audio: PathLike, model_dir: PathLike, out_dir: PathLike, *, m
     return _write(x, local_map(att.relevance)[0], model.paths, config, out_dir, info, mode=mode, top=top)
 
 
+@claims_output("out_dir", kind="auralise", inputs={"relevance": "relevance input", "audio_root": "audio root"})
 def auralise_relevance(relevance: PathLike, example: int, audio_root: PathLike, out_dir: PathLike, *,
-                       method: str = "epsilon_plus", mode: str = "positive", top: Optional[int] = None) -> dict:
+                       method: str = "epsilon_plus", mode: str = "positive", top: Optional[int] = None,
+                       overwrite: bool = False) -> dict:
     """Auralise example ``example`` (row of the file) of a relevance file with its stored local map.
 
     Parameters

@@ -35,6 +35,7 @@ import numpy as np
 
 from ..._util.log import logger
 from ..._util.log import progress as progress_bar
+from ..._util.outputs import claims_output
 from ..._util.types import DaskSpec, PathLike
 from ..._util.validate import check_float, check_int, check_positive_float, check_positive_int
 from ...errors import ParameterError, ScatterXAIError, StoreError
@@ -300,6 +301,8 @@ def _compute_one(rows, names, root, max_seconds, fmin_hz, fmax_hz):
                              fmax_hz=fmax_hz)
 
 
+@claims_output("out", kind="descriptors", option="--out",
+               inputs={"meta_csv": "meta CSV", "audio_root": "audio root", "features": "features input"})
 def describe_notes(meta_csv: PathLike, audio_root: PathLike, out: PathLike, *, features: Optional[PathLike] = None,
                    config: DescribeConfig = DescribeConfig(), overwrite: bool = False, progress: bool = True,
                    dask: DaskSpec = None) -> DescribeSummary:
@@ -313,8 +316,9 @@ def describe_notes(meta_csv: PathLike, audio_root: PathLike, out: PathLike, *, f
     audio_root : str
         Directory ``file_name`` is relative to (looked up by base name below it otherwise).
     out : str
-        Output path.  Complete with the same settings: nothing is done; other settings: a
-        :class:`StoreError` unless ``overwrite``.
+        Output path (the output rule, :mod:`scatterxai._util.outputs`: never an input, even with
+        ``overwrite``; one writer at a time, ``OUT.lock``).  Complete with the same settings: nothing is
+        done; other settings: a :class:`StoreError` unless ``overwrite``.
     features : str, optional
         Features file of the same notes, for the scattering descriptors.
     config : DescribeConfig

@@ -27,10 +27,9 @@ import h5py
 import numpy as np
 from numpy.typing import ArrayLike
 
-from ..._util.fs import atomic_path
 from ..._util.types import PathLike
 from ...errors import ParameterError, StoreError
-from ...io.hdf5 import H5Reader, read_string_array, write_column
+from ...io.hdf5 import H5Reader, atomic_h5, has_link, read_string_array, write_column
 from .descriptors import DESCRIPTORS
 
 __all__ = ["DescriptorFile", "write_descriptors", "match_notes", "AXES"]
@@ -55,24 +54,34 @@ class DescriptorFile(H5Reader):
     HINT = "an interrupted run leaves OUT.partial; re-run describe"
 
     def _validate(self):
-        g = self._f["descriptors"]
+        g = self._obj("descriptors")
         self.names = tuple(n for n in DESCRIPTORS if n in g) + tuple(sorted(n for n in g if n not in DESCRIPTORS))
         self.examples: Dict[str, np.ndarray] = self._read_examples()
+        if "file_name" not in self.examples:
+            raise StoreError(f"{self.path} lacks /examples/file_name: not a complete scatterxai descriptors file")
         K = len(self)
         for name in self.names:
-            if g[name].shape[:1] != (K,):
-                raise StoreError(f"{self.path}: /descriptors/{name} has shape {g[name].shape}, expected ({K}, ...)")
+            ds = self._obj(f"descriptors/{name}")
+            if not isinstance(ds, h5py.Dataset) or ds.dtype.kind not in "iuf" or ds.ndim not in (1, 2) \
+                    or ds.shape[:1] != (K,):
+                shape = ds.shape if isinstance(ds, h5py.Dataset) else "a group"
+                raise StoreError(f"{self.path}: /descriptors/{name} has shape {shape}, expected ({K},) or ({K}, d) "
+                                 f"numbers")
+            if "axis" in ds.attrs:
+                axis = self._obj(str(ds.attrs["axis"]))
+                if not isinstance(axis, h5py.Dataset) or ds.ndim != 2 or axis.shape != ds.shape[1:]:
+                    raise StoreError(f"{self.path}: the axis of /descriptors/{name} does not match its columns")
         for k, v in self.examples.items():
             if len(v) != K:
                 raise StoreError(f"{self.path}: /examples/{k} has {len(v)} rows, expected {K}")
 
     def __len__(self) -> int:
-        return self._f["examples/file_name"].shape[0] if "file_name" in self._f["examples"] else 0
+        return len(self.examples["file_name"])
 
     def _check(self, name: str) -> h5py.Dataset:
         if name not in self.names:
             raise ParameterError(f"descriptor {name!r} is not in {self.path}; it holds {list(self.names)}")
-        return self._f["descriptors"][name]
+        return self._obj(f"descriptors/{name}")
 
     def values(self, name: str) -> np.ndarray:
         """(K,) or (K, d) float64 values of descriptor ``name`` (NaN where unknown)."""
@@ -89,15 +98,15 @@ class DescriptorFile(H5Reader):
         ds = self._check(name)
         if "axis" not in ds.attrs:
             raise ParameterError(f"descriptor {name!r} is a scalar and has no axis")
-        return self._f[str(ds.attrs["axis"])][()]
+        return self._obj(str(ds.attrs["axis"]))[()]
 
     @property
     def failed(self) -> List[tuple]:
         """(file_name, reason) of every note that could not be described."""
-        g = self._f["failed"]
-        if "file_name" not in g:
+        if not has_link(self._f, "failed/file_name"):
             return []
-        return list(zip(read_string_array(g["file_name"]), read_string_array(g["reason"])))
+        return list(zip(read_string_array(self._obj("failed/file_name")),
+                        read_string_array(self._obj("failed/reason"))))
 
 
 def write_descriptors(path: PathLike, values: Mapping[str, np.ndarray], examples: Mapping[str, np.ndarray], *,
@@ -128,7 +137,7 @@ def write_descriptors(path: PathLike, values: Mapping[str, np.ndarray], examples
     if unknown:
         raise ParameterError(f"unknown descriptors {unknown}; valid names are {list(DESCRIPTORS)}")
     axes = dict(axes or {})
-    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+    with atomic_h5(path) as f:
         f.attrs.update(dict(attrs or {}))
         for name, axis in axes.items():
             f.create_dataset(AXES[name], data=np.asarray(axis, np.float64)).attrs["unit"] = "Hz"

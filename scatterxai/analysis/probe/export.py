@@ -46,8 +46,9 @@ from ... import __version__
 from ..._util.fs import atomic_path
 from ..._util.jsonio import write_json
 from ..._util.markdown import md_table
+from ..._util.outputs import claims_output
 from ..._util.types import PathLike
-from ...io.hdf5 import write_column
+from ...io.hdf5 import atomic_h5, write_column
 from .study import CKA_DESCRIPTORS
 
 __all__ = ["write_probe_outputs", "summary_json", "probe_markdown", "report_section", "FILES"]
@@ -107,7 +108,7 @@ def summary_json(result: dict) -> dict:
 def _write_h5(path: str, result: dict) -> None:
     layers, networks, targets = result["layers"], result["networks"], list(result["targets"])
     n = len(result["groups"])
-    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+    with atomic_h5(path) as f:
         f.attrs.update({"layers": layers, "networks": networks, "descriptors": targets,
                         "cka_descriptors": list(CKA_DESCRIPTORS), "config": json.dumps(result["config"]),
                         "model_checksum": result["model"]["checksum"], "model_input": result["model"]["input"],
@@ -266,8 +267,10 @@ def _figures(result: dict, summary: dict, out_dir: str) -> None:
     plt.close("all")
 
 
-def write_probe_outputs(result: dict, out_dir: PathLike) -> Dict[str, str]:
-    """Write probe.h5, probe.json, probe.md and the two figures into ``out_dir``; return their paths."""
+@claims_output("out_dir", kind="probe")
+def write_probe_outputs(result: dict, out_dir: PathLike, *, overwrite: bool = False) -> Dict[str, str]:
+    """Write probe.h5, probe.json, probe.md and the two figures into ``out_dir`` (as a whole, under the output
+    rule: :mod:`scatterxai._util.outputs`); return their paths."""
     out_dir = os.fspath(out_dir)
     os.makedirs(out_dir, exist_ok=True)
     paths = {k: os.path.join(out_dir, v) for k, v in FILES.items()}

@@ -426,7 +426,13 @@ def logistic_probe(X: np.ndarray, labels: np.ndarray, *, groups: np.ndarray, n_s
             continue
         inner = _inner_folds(groups[train], int(inner_splits), rng)
         if inner is None:
-            inner = StratifiedKFold(3, shuffle=True, random_state=int(rng.integers(2 ** 31)))
+            # at most 3 stratified folds, fewer when even the largest class has fewer notes (sklearn refuses
+            # more folds than notes in every class)
+            k = min(3, int(np.unique(labels[train], return_counts=True)[1].max()))
+            if k < 2:
+                raise ParameterError(f"too few notes for a technique probe: a training fold holds one note per "
+                                     f"class ({train.size} notes); probe more notes (--max-examples, --subset all)")
+            inner = StratifiedKFold(k, shuffle=True, random_state=int(rng.integers(2 ** 31)))
         clf = LogisticRegressionCV(Cs=Cs, l1_ratios=(0.0,), cv=inner, scoring="balanced_accuracy",
                                    class_weight="balanced", max_iter=int(max_iter),
                                    use_legacy_attributes=False)

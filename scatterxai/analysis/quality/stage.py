@@ -44,10 +44,12 @@ import numpy as np
 from ..._util.fs import atomic_path
 from ..._util.jsonio import write_json
 from ..._util.log import logger
+from ..._util.outputs import claims_output
 from ..._util.types import Device, PathLike
 from ..._util.validate import check_choice, check_float, check_int, check_positive_int, with_settings
 from ...errors import ModelError, ParameterError
 from ...io.relevance import RelevanceFile
+from ...io.together import check_together, relevance_study
 from ...maps.summary import class_summary, localisation
 from . import metrics
 from .perturb import BASELINES, baseline_input, perturbation_study
@@ -227,9 +229,14 @@ def _rho_summary(rho: np.ndarray, steps) -> dict:
 
 # --------------------------------------------------------------------------------------------- the stage
 
+@claims_output("out", kind="quality", inputs={"features": "features input", "model_dir": "model directory",
+                                              "relevance": "relevance input", "permuted_model": "permuted-label model"},
+               study=lambda ba: relevance_study(ba.arguments["relevance"]),
+               check=lambda ba: check_together(relevance=ba.arguments["relevance"], features=ba.arguments["features"],
+                                               model_dir=ba.arguments["model_dir"]))
 def quality(features: PathLike, *, model_dir: PathLike, relevance: PathLike, out: PathLike,
             config: Optional[QualityConfig] = None, permuted_model: Optional[PathLike] = None, progress: bool = True,
-            **settings: Any) -> dict:
+            overwrite: bool = False, **settings: Any) -> dict:
     """Score every method of a relevance file: deletion / insertion, randomisation, ground truth.
 
     Parameters
@@ -241,12 +248,16 @@ def quality(features: PathLike, *, model_dir: PathLike, relevance: PathLike, out
     relevance : str or Path
         Relevance file (:func:`scatterxai.explain.explain`).
     out : str or Path
-        Output directory (see the module docstring).
+        Output directory (see the module docstring), written as a whole under the output rule
+        (:mod:`scatterxai._util.outputs`); the inputs must belong together
+        (:func:`scatterxai.io.together.check_together`).
     config : QualityConfig, optional
     permuted_model : str or Path, optional
         A model directory trained on permuted labels; default: train one into ``out/permuted_labels_model``
         (``config.permuted_epochs`` epochs; 0 skips the data randomisation check).
     progress : bool
+    overwrite : bool
+        Replace an output of another kind or study.
     **settings
         Fields of :class:`QualityConfig` overriding ``config``.
 
@@ -424,7 +435,7 @@ def pipeline_section(ctx: AnalysisContext) -> str:
     from ...model.directory import load_model
     config = replace(RUN_CONFIG, device=ctx.config.device)
     out = os.path.join(ctx.out, "quality")
-    perm_dir = os.path.join(out, PERMUTED_DIR)
+    perm_dir = os.path.join(ctx.out, "models", "s1s2_" + PERMUTED_DIR)   # an input of quality: not inside its output
     model_dir = ctx.model_dir("s1s2")
     perm = ctx.stage("quality_permuted_labels", {"train": ctx.digest("train_s1s2"),
                                                  "epochs": config.permuted_epochs},
@@ -434,5 +445,5 @@ def pipeline_section(ctx: AnalysisContext) -> str:
     ctx.stage("quality", {"explain": ctx.digest("explain"), "permuted": perm.digest, "config": asdict(config)},
               [os.path.join(out, n) for n in ("quality.json", "quality_settings.json", "quality.md")],
               lambda: quality(ctx.features, model_dir=model_dir, relevance=ctx.relevance, out=out, config=config,
-                              permuted_model=perm_dir, progress=True))
+                              permuted_model=perm_dir, progress=True, overwrite=True))
     return section_markdown(out, heading="##", prefix="quality/")

@@ -39,8 +39,8 @@ from typing import Optional, Tuple
 
 import numpy as np
 
-from ..._util.fs import atomic_path
 from ..._util.jsonio import write_json
+from ..._util.outputs import claims_output, final_path
 from ..._util.types import PathLike
 from ..._util.validate import check_choice, check_int, check_positive_float, check_positive_int
 from ...errors import ParameterError
@@ -118,15 +118,21 @@ class SweepConfig:
 
 
 def _write_activations(path: str, acts: dict, names, pooling: str) -> None:
-    import h5py
-
-    from ...io.hdf5 import write_column
-    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+    from ...io.hdf5 import atomic_h5, write_column
+    with atomic_h5(path) as f:
         f.attrs["pooling"] = pooling
         f.attrs["layers"] = np.array([k for k in acts if k != "logits"], dtype=object)
         for name, a in acts.items():
             f.create_dataset(name if name == "logits" else f"activations/{name}", data=a)
         write_column(f.create_group("examples"), "file_name", np.asarray(names, dtype=object))
+
+
+def _record_audio_root(h5_files, audio_root: str) -> None:
+    """Record where the notes are once the output folder is in place (it is written under a temporary name)."""
+    from ...io.hdf5 import open_guarded
+    for path in h5_files:
+        with open_guarded(path, "r+") as f:
+            f.attrs["audio_root"] = audio_root
 
 
 def _figures(result: dict, out_dir: str) -> dict:
@@ -180,7 +186,9 @@ def _tracking(factor: str, true_hz, local, paths) -> dict:
     return out
 
 
-def run_sweep(model_dir: PathLike, out_dir: PathLike, config: SweepConfig, *, progress: bool = False) -> dict:
+@claims_output("out_dir", kind="sweep", inputs={"model_dir": "model directory"})
+def run_sweep(model_dir: PathLike, out_dir: PathLike, config: SweepConfig, *, progress: bool = False,
+              overwrite: bool = False) -> dict:
     """Synthesise, scatter, explain and measure one sweep (see the module docstring for the outputs).
 
     Parameters
@@ -188,9 +196,12 @@ def run_sweep(model_dir: PathLike, out_dir: PathLike, config: SweepConfig, *, pr
     model_dir : str
         Trained model directory (:func:`scatterxai.model.load_model`).
     out_dir : str
-        Output directory (created; files of an earlier sweep are replaced).
+        Output directory, written as a whole under the output rule (:mod:`scatterxai._util.outputs`: a
+        folder of another kind — a run directory, a corpus — is never written into).
     config : SweepConfig
     progress : bool
+    overwrite : bool
+        Replace an output of another kind (never one scatterxai did not write).
 
     Returns
     -------
@@ -241,6 +252,7 @@ def run_sweep(model_dir: PathLike, out_dir: PathLike, config: SweepConfig, *, pr
         raise ParameterError(f"{summary.n_failed} sweep notes could not be read back: {summary.failed[:3]}")
     explain(files["features"], model_dir=model_dir, out=files["relevance"], subset="all",
             methods=config.methods, target=config.target, device=config.device, progress=progress)
+    _record_audio_root((files["features"], files["relevance"]), final_path(os.path.join(out_dir, "audio")))
 
     with FeatureFile(files["features"]) as ff:
         S = ff.load()[:, model.channels]

@@ -40,12 +40,13 @@ from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
-import soundfile as sf
 
-from ..._util.fs import atomic_path, output_lock, prepare_output
+from ..._util.fs import atomic_path
 from ..._util.log import progress as progress_bar
+from ..._util.outputs import claim_output
 from ..._util.types import PathLike
 from ..._util.validate import check_choice, check_positive_float, check_positive_int, check_seed
+from ...audio import write_wav
 from ...errors import DataError, ParameterError
 from ...task import CLASSES, DEFAULT_SCALE
 from ..loaders import SOL_META_CSV
@@ -324,6 +325,10 @@ def profile_counts() -> List[tuple]:
     return out
 
 
+#: the largest corpus scale (10 × SOL-PMT's 5,564 notes); the command line has the same bound
+MAX_SCALE = 10.0
+
+
 def plan_corpus(*, scale: float = DEFAULT_SCALE, seed: int = 0) -> List[NoteSpec]:
     """Specs of every note of the corpus, in index order.
 
@@ -332,6 +337,9 @@ def plan_corpus(*, scale: float = DEFAULT_SCALE, seed: int = 0) -> List[NoteSpec
     random offset, so that variants, registers and dynamics keep their SOL proportions.
     """
     scale = check_positive_float("scale", scale)
+    if scale > MAX_SCALE:   # the specs alone grow with the scale: 1e9 would fill any memory
+        raise ParameterError(f"scale must be at most {MAX_SCALE:g} (≈ {5564 * MAX_SCALE:,.0f} notes, ~0.5 MB of "
+                             f"audio each), got {scale:g}")
     rows = _sol_rows()
     specs = []
     for cell_number, (_, inst, tech, count) in enumerate(profile_counts()):
@@ -374,7 +382,7 @@ def write_note(spec: NoteSpec, path: PathLike, *, streams: str = "shared") -> st
     complete).  ``streams``: see :func:`render_note`."""
     path = os.fspath(path)
     with atomic_path(path, suffix=".part") as tmp:
-        sf.write(tmp, render_note(spec, streams=streams), SR, subtype="PCM_16", format="WAV")
+        write_wav(tmp, render_note(spec, streams=streams), SR)
     return path
 
 
@@ -409,9 +417,8 @@ def synthesize_corpus(out_dir: PathLike, *, scale: float = DEFAULT_SCALE, seed: 
     jobs = check_positive_int("jobs", jobs)
     seed = check_seed("seed", seed)
     specs = plan_corpus(scale=scale, seed=seed)
-    out_dir = prepare_output(out_dir, is_dir=True)
-    with output_lock(out_dir, what="corpus"):
-        return _synthesize(out_dir, specs, scale=scale, seed=seed, jobs=jobs, progress=progress)
+    with claim_output(out_dir, kind="corpus", option="OUT_DIR") as claim:   # the output rule (README)
+        return _synthesize(claim.path, specs, scale=scale, seed=seed, jobs=jobs, progress=progress)
 
 
 def _synthesize(out_dir: str, specs, *, scale, seed, jobs, progress) -> str:

@@ -111,7 +111,7 @@ class IntegratedGradientsExplainer(Explainer):
     summary = "Integrated Gradients from a zero (silence) or unmodulated-note baseline"
     slow = True
     parameters = (
-        Param("steps", DEFAULT_IG_STEPS, "Riemann steps", low=1, flag="--ig-steps", metavar="N"),
+        Param("steps", DEFAULT_IG_STEPS, "Riemann steps", low=1, high=10_000, flag="--ig-steps", metavar="N"),
         Param("grid", "midpoint", "α_k = (k − ½)/n, or Zennit's right Riemann sum α_k = k/n", kind="choice",
               choices=IG_GRID_NAMES, flag="--ig-grid"),
         Param("baseline", "zero", "the input of silence, or (synthetic notes only) the same note rendered without "
@@ -167,10 +167,10 @@ class SmoothGradExplainer(Explainer):
     slow = True
     batch_invariant = False
     parameters = (
-        Param("n", DEFAULT_SMOOTHGRAD_N, "passes averaged, the last without noise", low=1, flag="--smoothgrad-n",
-              metavar="N"),
+        Param("n", DEFAULT_SMOOTHGRAD_N, "passes averaged, the last without noise", low=1, high=10_000,
+              flag="--smoothgrad-n", metavar="N"),
         Param("noise_level", DEFAULT_SMOOTHGRAD_NOISE, "noise σ as a fraction of (max − min) of each input",
-              kind="float", low=0.0, flag="--smoothgrad-sigma", metavar="LEVEL"),
+              kind="float", low=0.0, high=1.0, flag="--smoothgrad-sigma", metavar="LEVEL"),
         Param("base", "gradient", "average the gradient, or multiply the average by the input", kind="choice",
               choices=("gradient", "gradient_x_input"), flag="--smoothgrad-base"),
         Param("seed", 0, "seed of the noise", kind="seed"),
