@@ -52,8 +52,8 @@ class DeconvNetExplainer(Explainer):
     parameters = (
         Param("layer", "logit", "start from the explained logit or from a channel of this layer", kind="choice",
               choices=DECONV_LAYERS, flag="--deconvnet-layer"),
-        Param("channel", None, "the channel of --deconvnet-layer", low=0, high=4096, optional=True, flag="--deconvnet-channel",
-              metavar="K"),
+        Param("channel", None, "the channel of --deconvnet-layer", low=0, high=4096, optional=True,
+              flag="--deconvnet-channel", metavar="K"),
     )
 
     def setup(self, **context: Any) -> None:
