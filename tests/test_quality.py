@@ -412,7 +412,14 @@ def test_quality_cli_writes_the_contract(study, tmp_path, capsys):
         assert len(r["spearman_mean"]) == len(r["spearman_std"]) == len(r["abs_spearman_mean"]) == 7
         assert all(a >= abs(s) - 1e-12 for a, s in zip(r["abs_spearman_mean"], r["spearman_mean"]))
         assert e["n_examples"] == 6 and set(e["checks"]) == {"deletion", "insertion", "model_randomisation",
-                                                             "label_randomisation", "ground_truth"}
+                                                             "label_randomisation", "ground_truth",
+                                                             "localisation_vs_controls", "tracking"}
+        g = e["ground_truth"]                         # every test note the method explained, beside the controls
+        assert g["localisation"]["n"] == (28 if m == "test_gradient" else 30)
+        assert set(g["localisation"]["controls"]) == {"constant", "class_prior", "input", "standardised_input",
+                                                      "random"}
+        assert set(g["tracking"]) == {"rate_peak", "rate_centroid"}   # no f0_hz in these notes
+        assert e["checks"]["tracking"] is None                       # one rate per class: nothing to track
         assert len(e["per_class"]["aopc"]["mean"]) == 5
     assert q["test_gradient"]["n_examples"] == 6
     settings = json.loads((out / "quality_settings.json").read_text())
@@ -420,6 +427,7 @@ def test_quality_cli_writes_the_contract(study, tmp_path, capsys):
     assert settings["permuted_model"]["labels_permuted"] is True and settings["permuted_model"]["epochs"] == 1
     md = (out / "quality.md").read_text()
     assert "| rank | method |" in md and "quality_curves.png" in md and "Cascading randomisation" in md
+    assert "Ground truth against controls" in md and "control: class prior" in md
     assert (out / "quality_curves.png").stat().st_size > 0 and (out / "quality_randomisation.png").exists()
     assert (out / "permuted_labels_model" / "model.pt").exists()
     # a relevance file of another model is refused
@@ -446,6 +454,8 @@ def test_unregistered_method_and_no_ground_truth(study, tmp_path):
     assert q["test_gradient"]["randomisation"] is None and q["test_gradient"]["checks"]["model_randomisation"] is None
     assert q["epsilon"]["randomisation"] is not None and q["epsilon"]["label_randomisation_spearman"] is None
     assert q["epsilon"]["localisation"] is None and q["epsilon"]["checks"]["ground_truth"] is None
+    assert q["epsilon"]["ground_truth"] is None and q["epsilon"]["checks"]["tracking"] is None
+    assert "Ground truth against controls" not in res["markdown"]
     assert "not registered" in res["markdown"] and res["settings"]["unregistered_methods"] == ["test_gradient"]
     with FeatureFile(study["features"]) as ff:
         assert len(ff) == 105

@@ -11,6 +11,7 @@ from ..._util.fs import atomic_path
 from ..._util.markdown import md_table
 from ..._util.types import PathLike
 from ...report.figures import RULE_TITLES
+from .groundtruth_report import groundtruth_markdown
 from .metrics import RANDOMISATION_THRESHOLD, ranks
 
 __all__ = ["quality_markdown", "ranking", "failures", "save_figures", "FIGURES", "CHECKS"]
@@ -24,6 +25,8 @@ CHECKS = {
                            f"layer)",
     "label_randomisation": f"data randomisation (|ρ| ≥ {RANDOMISATION_THRESHOLD} with the permuted-label network)",
     "ground_truth": "ground truth (localisation not above chance)",
+    "localisation_vs_controls": "localisation vs controls (not above the strongest control map)",
+    "tracking": "within-class tracking (peak λ2 does not follow the rate within classes better than the controls)",
 }
 
 
@@ -169,6 +172,7 @@ def quality_markdown(result: Mapping, settings: Mapping, figures: Optional[Mappi
                          ("fig_randomisation", "rank correlation per randomisation step")):
             if key in figures:
                 lines += [f"![{alt}]({figures[key]})", ""]
+    lines += groundtruth_markdown(result, settings, heading=h2)
     lines += [f"{h2} AOPC per class (method, random in parentheses; grouped by {settings['grouped_by']})", "",
               _class_table(result, classes), ""]
     for key, title in (("randomisation", "Cascading randomisation (from the output layer down), |ρ| mean ± std "

@@ -20,8 +20,11 @@ insertion); ``randomisation`` (cascading) and ``randomisation_independent``: ``{
 "spearman_std", "abs_spearman_mean", "abs_spearman_std"}`` (ρ per note, and its absolute value |ρ|, which the
 checks use); ``label_randomisation_spearman`` (and ``_std``, ``label_randomisation_abs_spearman``); ``localisation`` and
 ``rate_band_share`` with their chance level ``rate_band_chance``; ``per_class`` (AOPC and insertion AUC,
-method and random, mean/std/n per class); ``checks`` (pass/fail per check, null when not measured; see
-:mod:`.metrics`).  Values that cannot be measured are null (e.g. ground truth without ``modulation_hz``).
+method and random, mean/std/n per class); ``ground_truth`` (localisation, rate-band share and within-class
+tracking of rate and f0 on every ``subset`` note the method explained, each beside the control maps, with the
+margin over the strongest control and its bootstrap interval; :mod:`.groundtruth`); ``checks`` (pass/fail per
+check, null when not measured; see :mod:`.metrics` and :mod:`.groundtruth`).  Values that cannot be measured
+are null (e.g. ground truth without ``modulation_hz``).
 
 Which notes.  The examples of the relevance file that every method explained (finite local maps), in the
 ``subset`` (default "test"), then the first ``max_examples`` of them in file order (``select="spread"``:
@@ -49,7 +52,7 @@ from ..._util.validate import check_choice, check_float, check_int, check_positi
 from ...errors import ModelError, ParameterError
 from ...io.relevance import RelevanceFile
 from ...maps.summary import class_summary, localisation
-from . import metrics
+from . import groundtruth, metrics
 from .perturb import BASELINES, baseline_input, perturbation_study
 from .randomise import explainer_from_attrs, map_correlation, needs_per_example_inputs, randomisation_study
 
@@ -373,6 +376,12 @@ def quality(features: PathLike, *, model_dir: PathLike, relevance: PathLike, out
         entry["n_randomisation"] = int(notes[m].size) if m in notes else 0
         entry["checks"] = checks
         result[m] = entry
+    t = time.perf_counter()   # localisation, share and within-class tracking beside control maps, every subset note
+    truth = groundtruth.stage_ground_truth(relevance, features, model, subset=config.subset, seed=config.seed)
+    for m in methods:
+        result[m]["ground_truth"] = None if truth is None else truth["methods"].get(m)
+        result[m]["checks"].update(groundtruth.ground_truth_checks(result[m]["ground_truth"]))
+    timings["ground_truth_controls"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - t0
 
     settings_out = {"config": asdict(config), "relevance": os.fspath(relevance), "model_dir": os.fspath(model_dir),
@@ -383,7 +392,8 @@ def quality(features: PathLike, *, model_dir: PathLike, relevance: PathLike, out
                     "steps_paths": pert["ks"], "n_paths": int(x.shape[1]),
                     "randomisation_threshold": metrics.RANDOMISATION_THRESHOLD,
                     "rate_band_octaves": metrics.RATE_BAND_OCTAVES, "permuted_model": perm_info,
-                    "unregistered_methods": unknown, "per_example_input_methods": skipped, "seconds": timings}
+                    "unregistered_methods": unknown, "per_example_input_methods": skipped, "seconds": timings,
+                    "ground_truth": None if truth is None else {k: truth[k] for k in ("prior", "rows", "grouped_by")}}
     files = {"json": out / "quality.json", "settings": out / "quality_settings.json", "markdown": out / "quality.md"}
     write_json(files["json"], result)
     write_json(files["settings"], settings_out)
