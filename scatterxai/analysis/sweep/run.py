@@ -33,7 +33,8 @@ layer activations (``OUT/activations.h5``) → ``OUT/sweep.json`` and figures.
   reads: log1p(S / (c·μ))), ``conv0``, ``conv1``, ``conv2``, ``fc1`` (after their ReLU), and
   ``relevance/<method>`` (local relevance maps).
 
-Figures: ``OUT/tracking.png`` (rate and f0 sweeps: peak against truth with the identity line) and
+Figures: ``OUT/tracking.png`` (rate and f0 sweeps: peak against truth with the identity line, the input
+control in grey) and
 ``OUT/invariance.png``.
 """
 
@@ -155,6 +156,10 @@ def _figures(result: dict, out_dir: str) -> dict:
             viz.tracking(result["true_hz"], fit["peak_hz"], ax=ax,
                          label=f"{RULE_TITLES.get(method, method)}: slope {fit['slope']:.2f}, r² {fit['r2']:.2f}"
                                f"{window}")
+        fit = result.get("tracking_controls", {}).get("input")
+        if fit is not None:            # the control that can track: the input itself
+            viz.tracking(result["true_hz"], fit["peak_hz"], ax=ax, marker="x", color="0.5",
+                         label=f"control, the input: slope {fit['slope']:.2f}, r² {fit['r2']:.2f}")
         ax.set_xlabel(f"true {'modulation rate' if result['factor'] == 'rate' else 'f0'} (Hz)")
         ax.set_ylabel(f"{axis} of peak relevance (Hz)")
         ax.set_title(title, fontsize=9)
