@@ -42,10 +42,11 @@ on their own notes, each beside the controls on the same notes.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Dict, Mapping, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Dict, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
+from ..._util.types import PathLike
 from ...errors import ParameterError
 from ...maps import controls as ctl
 from ...maps.grid import PathsLike
@@ -61,10 +62,14 @@ from ...maps.tracking import (
 from . import metrics
 
 if TYPE_CHECKING:
+    import torch
+
+    from ...features.store import FeatureFile
     from ...io.relevance import RelevanceFile
+    from ...model.directory import LoadedModel
 
 __all__ = ["SCORES", "POINTERS", "ALPHA", "note_scores", "map_tracking", "score_maps", "ground_truth_checks",
-           "training_prior", "input_statistics", "ground_truth_study"]
+           "training_prior", "input_statistics", "ground_truth_study", "subset_rows", "stage_ground_truth"]
 
 #: per-note scores compared with the controls
 SCORES = ("localisation", "rate_band_share")
@@ -210,7 +215,8 @@ def ground_truth_checks(entry: Optional[Mapping]) -> Dict[str, Optional[bool]]:
 
 # ------------------------------------------------------------------------------------------- from files
 
-def training_prior(features, classes: Sequence[str], table: PathsLike) -> Optional[ctl.ControlPrior]:
+def training_prior(features: Union[PathLike, FeatureFile], classes: Sequence[str],
+                   table: PathsLike) -> Optional[ctl.ControlPrior]:
     """:func:`scatterxai.maps.controls.fit_prior` on the training rows of a features file (None when it has
     no ``modulation_hz``, no labels or no training rows).  ``classes``: the model's, in its order."""
     from ...model.train import open_features
@@ -231,7 +237,7 @@ def training_prior(features, classes: Sequence[str], table: PathsLike) -> Option
     return ctl.fit_prior(rates, labels, len(classes), table)
 
 
-def input_statistics(net) -> Tuple[Optional[np.ndarray], Optional[np.ndarray]]:
+def input_statistics(net: torch.nn.Module) -> Tuple[Optional[np.ndarray], Optional[np.ndarray]]:
     """Running mean and √(variance + eps) of a network's input BatchNorm (``net.input_bn``), as float64
     arrays; (None, None) for a network without one."""
     bn = getattr(net, "input_bn", None)
@@ -312,7 +318,8 @@ def subset_rows(rf: RelevanceFile, subset: Optional[str]) -> np.ndarray:
     return np.flatnonzero(np.asarray(rf.examples["subset"]).astype(str) == subset).astype(np.int64)
 
 
-def stage_ground_truth(relevance, features, model, *, subset: Optional[str] = "test", seed: int = 0,
+def stage_ground_truth(relevance: PathLike, features: Union[PathLike, FeatureFile], model: LoadedModel, *,
+                       subset: Optional[str] = "test", seed: int = 0,
                        n_perm: int = N_PERMUTATIONS, n_boot: int = N_BOOTSTRAP) -> Optional[dict]:
     """:func:`ground_truth_study` of the quality stage: every note of ``subset`` in the relevance file, the
     training prior of ``features``, the input statistics of ``model`` (a LoadedModel)."""
