@@ -274,12 +274,15 @@ def ground_truth_study(rf: RelevanceFile, rows: np.ndarray, *, prior: Optional[c
     -------
     dict or None
         ``{"methods": {method: score_maps entry}, "prior": prior fields, "rows": {method: [rows]}}``; None
-        when the file has no ``modulation_hz`` or no second-order path.
+        when the file has no ``modulation_hz`` (or no finite positive one in ``rows``) or no second-order path.
     """
     mod_all = rf.examples.get("modulation_hz")
     if mod_all is None or not (np.asarray(rf.paths["order"]) == 2).any():
         return None
     rows = np.sort(np.asarray(rows, dtype=np.int64))
+    rates = np.asarray(mod_all, dtype=float)[rows]
+    if not (np.isfinite(rates) & (rates > 0)).any():      # e.g. real recordings: the column, but no values
+        return None
     f0_all = rf.examples.get("f0_hz")
     groups_all = np.asarray(rf.labels if rf.labels is not None else rf.examples["pred"], dtype=np.int64)
     pred_all = np.asarray(rf.examples["pred"], dtype=np.int64)
