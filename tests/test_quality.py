@@ -492,7 +492,8 @@ def test_quality_cli_writes_the_contract(study, tmp_path, capsys):
             assert f["deletion"]["accuracy"][0] == 1.0 and f["deletion"]["logit"] == pytest.approx(
                 q["epsilon"]["baselines"][b]["deletion"]["logit"][:1] + f["deletion"]["logit"][1:])
             assert f["deletion_random"] == q["epsilon"]["baselines"][b]["deletion_random"]   # one random reference
-            assert set(f["controls"]) == {"input"} and f["deletion_vs_control"]["control"] in ("random", "input")
+            assert set(f["controls"]) == {"constant", "class_prior", "input", "standardised_input"}
+            assert f["deletion_vs_control"]["control"] in ("random", *f["controls"])
             margin = f["deletion_vs_control"]["margin"]
             assert margin["ci_low"] <= margin["mean"] <= margin["ci_high"] and margin["n"] == 6
             assert e["checks"]["deletion"][b] == (margin["ci_low"] > 0)
@@ -514,13 +515,21 @@ def test_quality_cli_writes_the_contract(study, tmp_path, capsys):
         lr = e["label_randomisation"]
         assert set(lr) == {"spearman_abs", "spearman", "ssim"} and lr["spearman_abs"]["n"] == 4
         assert e["n_examples"] == 6 and set(e["checks"]) == {"deletion", "insertion", "model_randomisation",
-                                                             "label_randomisation", "ground_truth"}
+                                                             "label_randomisation", "ground_truth",
+                                                             "localisation_vs_controls", "tracking"}
         assert e["checks"]["label_randomisation"] == (lr["spearman_abs"]["mean"] < 0.5)
+        g = e["ground_truth"]                         # every test note the method explained, beside the controls
+        assert g["localisation"]["n"] == (28 if m == "test_gradient" else 30)
+        assert set(g["localisation"]["controls"]) == {"constant", "class_prior", "input", "standardised_input",
+                                                      "random"}
+        assert set(g["tracking"]) == {"rate_peak", "rate_centroid"}   # no f0_hz in these notes
+        assert e["checks"]["tracking"] is None                       # one rate per class: nothing to track
         assert len(e["per_class"]["aopc"]["mean"]) == 5
     assert q["test_gradient"]["n_examples"] == 6
     settings = json.loads((out / "quality_settings.json").read_text())
     assert settings["rows"] == rows.tolist() and settings["n_randomisation"] == 4
-    assert settings["randomisation_seeds"] == [0, 1, 2, 3, 4] and settings["controls"] == ["input"]
+    assert settings["randomisation_seeds"] == [0, 1, 2, 3, 4]
+    assert settings["controls"] == ["constant", "class_prior", "input", "standardised_input"]
     perm = settings["permuted_model"]
     assert perm["labels_permuted"] is True and 1 <= perm["epochs"] <= 3 and perm["n_training"] == 20
     assert perm["reached_target"] == (perm["train_accuracy"] >= 0.9)
@@ -528,6 +537,7 @@ def test_quality_cli_writes_the_contract(study, tmp_path, capsys):
     assert "| rank | method |" in md and "quality_curves.png" in md and "Cascading randomisation" in md
     assert "Deletion per baseline" in md and "zero: AOPC − random (rank)" in md and "control: input" in md
     assert "training accuracy on its permuted labels" in md
+    assert "Ground truth against controls" in md and "control: class prior" in md
     assert (out / "quality_curves.png").stat().st_size > 0 and (out / "quality_randomisation.png").exists()
     assert (out / "permuted_labels_model" / "model.pt").exists()
     # a relevance file of another model is refused
@@ -555,6 +565,8 @@ def test_unregistered_method_and_no_ground_truth(study, tmp_path):
     assert q["test_gradient"]["randomisation"] is None and q["test_gradient"]["checks"]["model_randomisation"] is None
     assert q["epsilon"]["randomisation"] is not None and q["epsilon"]["label_randomisation"] is None
     assert q["epsilon"]["localisation"] is None and q["epsilon"]["checks"]["ground_truth"] is None
+    assert q["epsilon"]["ground_truth"] is None and q["epsilon"]["checks"]["tracking"] is None
+    assert "Ground truth against controls" not in res["markdown"]
     assert "not registered" in res["markdown"] and res["settings"]["unregistered_methods"] == ["test_gradient"]
     assert q["epsilon"]["baseline"] == "zero" and list(q["epsilon"]["baselines"]) == ["zero"]
     assert q["epsilon"]["randomisation_independent"] is None

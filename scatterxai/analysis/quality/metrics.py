@@ -226,17 +226,17 @@ def seed_summary(values: np.ndarray, *, bounds: tuple = (-1.0, 1.0)) -> Dict[str
 
 def bootstrap_interval(values: ArrayLike, *, n_boot: int = 2000, level: float = 0.95,
                        seed: int = 0) -> Dict[str, float]:
-    """Mean of per-note values and its percentile bootstrap interval over notes → ``{"mean", "ci_low",
-    "ci_high", "n"}`` (NaN values left out; NaN interval with fewer than 2 values)."""
+    """Mean of per-note values and its percentile bootstrap interval over notes
+    (:func:`scatterxai.maps.tracking.bootstrap_mean_ci`) → ``{"mean", "ci_low", "ci_high", "n"}`` (NaN values
+    left out; NaN interval with fewer than 2 values)."""
+    from ...maps.tracking import bootstrap_mean_ci
     v = np.asarray(values, dtype=float).ravel()
     v = v[np.isfinite(v)]
     nan = float("nan")
     if v.size < 2:
         return {"mean": float(v.mean()) if v.size else nan, "ci_low": nan, "ci_high": nan, "n": int(v.size)}
-    idx = np.random.default_rng(seed).integers(0, v.size, size=(n_boot, v.size))
-    means = v[idx].mean(axis=1)
-    lo, hi = np.quantile(means, [(1 - level) / 2, (1 + level) / 2])
-    return {"mean": float(v.mean()), "ci_low": float(lo), "ci_high": float(hi), "n": int(v.size)}
+    lo, hi = bootstrap_mean_ci(v, n_boot=n_boot, level=level, seed=seed)
+    return {"mean": float(v.mean()), "ci_low": lo, "ci_high": hi, "n": int(v.size)}
 
 
 def strongest_control(scores: np.ndarray, controls: Mapping[str, np.ndarray], *, seed: int = 0) -> dict:

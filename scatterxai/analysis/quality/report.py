@@ -20,6 +20,7 @@ from ..._util.fs import atomic_path
 from ..._util.markdown import md_table
 from ..._util.types import PathLike
 from ...report.figures import RULE_TITLES
+from .groundtruth_report import groundtruth_markdown
 from .metrics import RANDOMISATION_THRESHOLD, SIMILARITIES, ranks
 
 __all__ = ["quality_markdown", "ranking", "baseline_ranking", "baseline_dependence", "failures", "failure_sentence",
@@ -35,6 +36,8 @@ CHECKS = {
     "label_randomisation": f"data randomisation (abs-map ρ ≥ {RANDOMISATION_THRESHOLD} with the permuted-label "
                            f"network)",
     "ground_truth": "ground truth (localisation not above chance)",
+    "localisation_vs_controls": "localisation vs controls (not above the strongest control map)",
+    "tracking": "within-class tracking (peak λ2 does not follow the rate within classes better than the controls)",
 }
 #: similarity measure → table title
 MEASURE_TITLES = {"spearman_abs": "Spearman ρ of abs(map)", "spearman": "Spearman ρ of the signed maps",
@@ -317,6 +320,7 @@ def quality_markdown(result: Mapping, settings: Mapping, figures: Optional[Mappi
                          ("fig_randomisation", "rank correlation per randomisation step")):
             if key in figures:
                 lines += [f"![{alt}]({figures[key]})", ""]
+    lines += groundtruth_markdown(result, settings, heading=h2)
     for key, title in (("aopc", "Deletion per baseline"), ("insertion_auc", "Insertion per baseline")):
         lines += [f"{h2} {title}", "", baseline_table(result, key), ""]
     lines += [f"{h2} AOPC per class under {first.get('baseline', 'training_mean')} (method, random in parentheses; "

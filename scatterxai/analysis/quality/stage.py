@@ -23,9 +23,13 @@ it explains and its features file (for the baselines and the permuted-label netw
   one value per step, over ``randomisation_seeds`` seeds (:func:`.summary.randomisation_entry`);
 * ``label_randomisation``: ``{"spearman_abs" | "spearman" | "ssim": {"mean", "std", "n"}}`` with the
   permuted-label network;
-* ``localisation`` and ``rate_band_share`` with their chance level ``rate_band_chance``;
+* ``localisation`` and ``rate_band_share`` with their chance level ``rate_band_chance`` (on the scored notes);
+* ``ground_truth``: localisation, rate-band share and within-class tracking of rate and f0 on every
+  ``subset`` note the method explained, each beside the control maps, with the margin over the strongest
+  control and its bootstrap interval (:mod:`.groundtruth`);
 * ``checks``: ``deletion`` and ``insertion`` ({baseline: pass/fail}), ``model_randomisation``,
-  ``label_randomisation``, ``ground_truth`` (pass/fail; null when not measured; rules in :mod:`.metrics`).
+  ``label_randomisation``, ``ground_truth``, ``localisation_vs_controls``, ``tracking`` (pass/fail; null when
+  not measured; rules in :mod:`.metrics` and :mod:`.groundtruth`).
 
 Values that cannot be measured are null (e.g. ground truth without ``modulation_hz``).
 
@@ -34,7 +38,8 @@ Which notes: :mod:`.notes`.
 The work is a sequence of named steps, one function each: :func:`.notes.read_notes`, :func:`_faithfulness_step`
 (deletion / insertion under every baseline, with the control maps as further orders),
 :func:`_model_randomisation_step`, :func:`_permuted_network` and :func:`_label_randomisation_step`,
-:func:`_ground_truth`, then :func:`_method_entry` per method and :func:`_write_outputs`.
+:func:`.groundtruth.stage_ground_truth` (against the control maps) and :func:`_ground_truth`, then
+:func:`_method_entry` per method and :func:`_write_outputs`.
 """
 
 from __future__ import annotations
@@ -55,7 +60,7 @@ from ..._util.types import PathLike
 from ..._util.validate import check_choice, check_float, check_int, check_positive_int, with_settings
 from ...errors import ModelError, ParameterError
 from ...maps.summary import localisation
-from . import metrics
+from . import groundtruth, metrics
 from .notes import Notes, read_notes, select_examples
 from .permuted import PermutedConfig, train_permuted
 from .perturb import BASELINES, baseline_input, perturbation_study
@@ -193,11 +198,22 @@ def _timed(timings: dict, key: str):
 CONTROL_PREFIX = "control:"
 
 
-def _control_maps(notes: Notes) -> Dict[str, np.ndarray]:
-    """The control maps scored beside the methods as deletion / insertion orders (random orders are always
-    the reference): ``input`` — the note's own network input averaged over frames (delete the largest
-    inputs first)."""
-    return {CONTROL_PREFIX + "input": notes.x.astype(np.float64).mean(axis=2)}
+#: the control maps scored as deletion / insertion orders (:mod:`scatterxai.maps.controls`; the random orders
+#: are the random reference already)
+DELETION_CONTROLS = ("constant", "class_prior", "input", "standardised_input")
+
+
+def _control_maps(notes: Notes, features: PathLike, model: LoadedModel, config: QualityConfig) -> Dict[str, np.ndarray]:
+    """The control maps of the scored notes, keyed ``control:<name>``, scored beside the methods as deletion
+    / insertion orders: the constant and class-prior maps (their λ2 column first, then the columns outward
+    from it, then S1; with training rates only), the input and the standardised input (the largest inputs
+    first) — :func:`scatterxai.maps.controls.control_maps`."""
+    from ...maps.controls import control_maps
+    prior = groundtruth.training_prior(features, notes.classes, notes.paths)
+    mean, std = groundtruth.input_statistics(model.net)
+    maps = control_maps(notes.x, notes.pred, prior, notes.paths, input_mean=mean, input_std=std, seed=config.seed,
+                        names=DELETION_CONTROLS)
+    return {CONTROL_PREFIX + name: m for name, m in maps.items()}
 
 
 def _faithfulness_step(notes: Notes, model: LoadedModel, features: PathLike, config: QualityConfig,
@@ -296,8 +312,9 @@ def _ground_truth(notes: Notes, method: str) -> tuple:
 
 
 def _method_entry(method: str, notes: Notes, pert: Dict[str, dict], rand: Dict[str, dict],
-                  label: Dict[str, dict], idx: dict, controls, config: QualityConfig) -> dict:
-    """Step 7: the entry of ``method`` in quality.json (module docstring)."""
+                  label: Dict[str, dict], idx: dict, controls, config: QualityConfig, truth: Optional[dict]) -> dict:
+    """Step 7: the entry of ``method`` in quality.json (module docstring); ``truth``: the ground truth against
+    controls (:func:`.groundtruth.stage_ground_truth`) or None."""
     n_classes = len(notes.classes)
     names = {c[len(CONTROL_PREFIX):]: c for c in controls}
     per_baseline = {b: faithfulness_entry(p, method, notes.groups, n_classes, controls=names, seed=config.seed)
@@ -319,6 +336,8 @@ def _method_entry(method: str, notes: Notes, pert: Dict[str, dict], rand: Dict[s
                                      else bool(lr[primary]["mean"] < metrics.RANDOMISATION_THRESHOLD))
     fields, checks["ground_truth"] = _ground_truth(notes, method)
     entry.update(fields)
+    entry["ground_truth"] = None if truth is None else truth["methods"].get(method)
+    checks.update(groundtruth.ground_truth_checks(entry["ground_truth"]))
     entry.update(n_examples=int(notes.rows.size), n_randomisation=int(idx[method].size) if method in idx else 0,
                  checks=checks)
     return entry
@@ -394,7 +413,7 @@ def quality(features: PathLike, *, model_dir: PathLike, relevance: PathLike, out
     notes = read_notes(relevance, model, model_dir, config)
     logger.info("quality: %d notes (%d for randomisation), methods %s, baselines %s", notes.rows.size,
                 notes.sub.size, notes.methods, list(config.baselines))
-    controls = _control_maps(notes)
+    controls = _control_maps(notes, features, model, config)
     pert = _faithfulness_step(notes, model, features, config, controls, timings, progress)
     explainers, idx, unknown, skipped = _randomisation_plan(notes, model, config)
     with _timed(timings, "model_randomisation"):
@@ -403,10 +422,13 @@ def quality(features: PathLike, *, model_dir: PathLike, relevance: PathLike, out
         perm, perm_info = _permuted_network(features, model, model_dir, out, permuted_model, config)
     with _timed(timings, "label_randomisation"):
         label = _label_randomisation_step(notes, perm, explainers, idx, config)
-    result = {m: _method_entry(m, notes, pert, rand, label, idx, controls, config) for m in notes.methods}
+    with _timed(timings, "ground_truth_controls"):
+        truth = groundtruth.stage_ground_truth(relevance, features, model, subset=config.subset, seed=config.seed)
+    result = {m: _method_entry(m, notes, pert, rand, label, idx, controls, config, truth) for m in notes.methods}
     timings["total"] = time.perf_counter() - t0
     paths_in = {"relevance": os.fspath(relevance), "model_dir": os.fspath(model_dir), "features": os.fspath(features)}
     settings_out = _settings(notes, config, paths_in, model, pert, perm_info, unknown, skipped, controls, timings)
+    settings_out["ground_truth"] = None if truth is None else {k: truth[k] for k in ("prior", "rows", "grouped_by")}
     files, md = _write_outputs(out, result, settings_out)
     logger.info("quality: %.1f s (%s)", timings["total"],
                 ", ".join(f"{k} {v:.1f} s" for k, v in timings.items() if k != "total"))
