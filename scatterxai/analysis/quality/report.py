@@ -360,9 +360,14 @@ def save_figures(result: Mapping, out_dir: PathLike, *, dpi: int = 80) -> Dict[s
 
     labels = {m: _title(m) for m in result}
     written = {}
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), layout="constrained")
-    for ax, mode in zip(axes, ("deletion", "insertion")):
-        perturbation_curves(result, mode=mode, labels=labels, ax=ax)
+    baselines = _baselines(result)
+    fig, axes = plt.subplots(2, len(baselines), figsize=(5.5 * len(baselines), 8.4), layout="constrained",
+                             squeeze=False)
+    for j, b in enumerate(baselines):
+        per = {m: e.get("baselines", {b: e})[b] for m, e in result.items()}
+        for i, mode in enumerate(("deletion", "insertion")):
+            perturbation_curves(per, mode=mode, labels=labels, ax=axes[i, j])
+            axes[i, j].set_title(f"{mode}, baseline {b}")
     written["fig_curves"] = _save(fig, out_dir, FIGURES["fig_curves"], dpi)
     if any(result[m].get("randomisation") for m in result):
         fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), layout="constrained")
