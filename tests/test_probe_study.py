@@ -142,6 +142,10 @@ def test_cka_descriptors_from_the_audio(study, tmp_path):
     assert multi["mel_spectrum"].shape == (n, 35) and np.isfinite(multi["mel_spectrum"]).all()
     env = multi["envelope_spectrum"]
     np.testing.assert_allclose(env[:4], np.tile(np.nanmean(desc["envelope_spectrum"], axis=0), (4, 1)))
+    none = dict(desc, envelope_spectrum=np.full((n, 12), np.nan))     # e.g. every note shorter than 1 s
+    assert cka_matrices(none, np.zeros((n, 3)))["envelope_spectrum"].shape == (n, 0)
+    from scatterxai.analysis.probe.study import _cka_entry
+    assert np.isnan(_cka_entry(np.ones((n, 2)), np.zeros((n, 0)), permutations=5, seed=0)["p"])
     old = str(tmp_path / "old.h5")
     with DescriptorFile(study["descriptors"]) as df:
         values = {k: df.values(k) for k in names if k not in AUDIO_VECTORS}

@@ -256,6 +256,8 @@ def _descriptor_values(df, desc_rows, S, table) -> Dict[str, np.ndarray]:
 
 def _cka_entry(X, Y, *, permutations: Optional[int], seed: int) -> Dict[str, float]:
     from .cka import cka_permutation_test, debiased_cka, linear_cka
+    if np.ndim(Y) == 2 and np.shape(Y)[1] == 0:   # a descriptor unknown for every note (e.g. notes < 1 s long)
+        return {"linear": float("nan"), "debiased": float("nan"), **({"p": float("nan")} if permutations else {})}
     out = {"linear": linear_cka(X, Y)}
     if permutations:
         out["debiased"], out["p"] = cka_permutation_test(X, Y, n_permutations=permutations, seed=seed)
