@@ -75,14 +75,16 @@ class Notes:
     sub: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))   # randomisation notes (indices)
 
 
-def read_notes(relevance: PathLike, model: LoadedModel, model_dir: PathLike, config) -> Notes:
-    """The scored notes (module docstring) of ``relevance``, checked to explain ``model``; ``config`` is a
-    :class:`~.stage.QualityConfig`."""
+def read_notes(relevance: PathLike, model: LoadedModel, model_dir: PathLike, *, subset: Optional[str] = "test",
+               max_examples: Optional[int] = None, select: str = "first",
+               randomisation_examples: Optional[int] = None) -> Notes:
+    """The scored notes (module docstring) of ``relevance``, checked to explain ``model`` (read from
+    ``model_dir``); the settings are :class:`~.stage.QualityConfig`'s."""
     with RelevanceFile(relevance) as rf:
         if rf.attrs.get("model_checksum") not in (None, model.checksum):
             raise ModelError(f"{relevance} explains the model with checksum {rf.attrs['model_checksum'][:12]}…, "
                              f"not {model_dir} ({model.checksum[:12]}…); explain this model first")
-        rows = select_examples(rf, subset=config.subset, max_examples=config.max_examples, select=config.select)
+        rows = select_examples(rf, subset=subset, max_examples=max_examples, select=select)
         methods, paths = list(rf.methods), rf.paths
         labels = rf.labels
         modulation = rf.examples.get("modulation_hz")
@@ -98,8 +100,8 @@ def read_notes(relevance: PathLike, model: LoadedModel, model_dir: PathLike, con
             modulation=modulation, paths=paths, methods=methods, classes=list(rf.classes),
             attrs={m: _method_attrs(relevance, m) for m in methods})
     K = rows.size
-    R = min(K, config.randomisation_examples or K)
+    R = min(K, randomisation_examples or K)
     # the randomisation notes: the first R scored notes, or R spread over them like the notes themselves
-    notes.sub = (np.arange(R) if config.select == "first"
+    notes.sub = (np.arange(R) if select == "first"
                  else np.unique(np.rint(np.linspace(0, K - 1, R)).astype(np.int64)))
     return notes

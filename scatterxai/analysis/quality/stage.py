@@ -410,7 +410,8 @@ def quality(features: PathLike, *, model_dir: PathLike, relevance: PathLike, out
     timings: Dict[str, float] = {}
     t0 = time.perf_counter()
     model = load_model(model_dir, device=config.device)
-    notes = read_notes(relevance, model, model_dir, config)
+    notes = read_notes(relevance, model, model_dir, subset=config.subset, max_examples=config.max_examples,
+                       select=config.select, randomisation_examples=config.randomisation_examples)
     logger.info("quality: %d notes (%d for randomisation), methods %s, baselines %s", notes.rows.size,
                 notes.sub.size, notes.methods, list(config.baselines))
     controls = _control_maps(notes, features, model, config)
