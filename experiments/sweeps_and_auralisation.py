@@ -9,7 +9,10 @@ What it measures
   per method (LRP-[ε,z+] and LRP-ε by default), over all seven rates, with the peak sought among λ2 of
   2–64 Hz only (the window), and over the rates the corpus draws for the technique (what the network was
   trained on); the share of notes whose peak lies within ±½ octave of the rate; the predicted class along
-  the sweep.
+  the sweep; Spearman ρ of true rate and peak with a permutation p.  Each sweep also scores the control maps
+  (``scatterxai sweep``'s ``tracking_controls``: the input, the standardised input, a random map, and the
+  constant and class-prior maps when the model's training features file is at hand) as rows ``control: …``:
+  a method tracks the rate out of the training range only as far as it beats the input.
 * **f0 tracking** — the same note over three octaves: slope and r² of log2(λ1 of peak relevance) on log2 f0.
 * **Invariance profiles** — mean ± std Pearson r between notes that differ in one factor only, per layer
   (input before the log, the log-normalised input, conv0–2, fc1, relevance maps), for f0, dynamics,
@@ -88,11 +91,17 @@ def run_sweeps(args, out):
             lo, hi = r["corpus_rate_hz"]
             true = np.array(r["true_hz"])
             inside = (true >= lo / 2 ** 0.25) & (true <= hi * 2 ** 0.25)   # within a quarter octave
-            for fit in r["tracking"].values():
+            for fit in [*r["tracking"].values(), *r.get("tracking_controls", {}).values()]:
                 sub = log_fit(true[inside], np.array(fit["peak_hz"])[inside])
                 fit["in_range"] = {"slope": sub["slope"], "r2": sub["r2"], "n": sub["n"]}
         results[key] = r
     return results
+
+
+def _fits(r, methods):
+    """(name, fit) of each method, then of each control map (``control: input`` …) of a sweep."""
+    return [*[(m, r["tracking"][m]) for m in methods],
+            *[(f"control: {c}", fit) for c, fit in r.get("tracking_controls", {}).items()]]
 
 
 def summarise_sweeps(results, methods):
@@ -101,10 +110,10 @@ def summarise_sweeps(results, methods):
     rows = []
     for t in RATE_TECHNIQUES:
         r = results[f"rate-{t}"]
-        for m in methods:
-            fit = r["tracking"][m]
+        for m, fit in _fits(r, methods):
             rows.append({"technique": t, "instrument": r["instrument"], "method": m, "slope": fit["slope"],
-                         "r2": fit["r2"], "hit_rate": fit["hit_rate"], "window_slope": fit["window"]["slope"],
+                         "r2": fit["r2"], "spearman": fit.get("spearman"), "p": fit.get("p"),
+                         "hit_rate": fit["hit_rate"], "window_slope": fit["window"]["slope"],
                          "window_r2": fit["window"]["r2"], "window_hit_rate": fit["window"]["hit_rate"],
                          "slope_in_range": fit["in_range"]["slope"], "r2_in_range": fit["in_range"]["r2"],
                          "corpus_rate_hz": r["corpus_rate_hz"],
@@ -113,10 +122,10 @@ def summarise_sweeps(results, methods):
     f0_rows = []
     for t in CLASSES:
         r = results[f"f0-{t}"]
-        for m in methods:
-            fit = r["tracking"][m]
+        for m, fit in _fits(r, methods):
             f0_rows.append({"technique": t, "instrument": r["instrument"], "method": m, "slope": fit["slope"],
-                            "r2": fit["r2"], "hit_rate": fit["hit_rate"]})
+                            "r2": fit["r2"], "spearman": fit.get("spearman"), "p": fit.get("p"),
+                            "hit_rate": fit["hit_rate"]})
     invariance = {}
     for factor in POOLED_FACTORS:
         keys = [k for k in results if k.startswith(factor + "-")]
@@ -167,22 +176,28 @@ def summarise_auralisation(notes):
             "n_relevant_deeper_than_complement": int(sum(deeper)), "n": len(rows)}
 
 
+def _rho(row) -> str:
+    if row.get("spearman") is None or not np.isfinite(row["spearman"]):
+        return "–"
+    return f"{row['spearman']:.2f} ({row['p']:.3f})"
+
+
 def markdown(summary):
     from scatterxai._util.markdown import md_table
 
     lines = ["## Rate tracking (log2 λ2 of peak S2 relevance on log2 true rate, 4–32 Hz)", ""]
-    lines.append(md_table(["technique", "instrument", "method", "slope", "r²", "hits ±½ oct.",
+    lines.append(md_table(["technique", "instrument", "method", "slope", "r²", "Spearman ρ (p)", "hits ±½ oct.",
                            "slope, r², hits (λ2 window)", "slope, r² (corpus range)", "predicted along the sweep"],
                           [[r["technique"], r["instrument"], TITLES.get(r["method"], r["method"]),
-                            f"{r['slope']:.2f}", f"{r['r2']:.2f}", f"{100 * r['hit_rate']:.0f} %",
+                            f"{r['slope']:.2f}", f"{r['r2']:.2f}", _rho(r), f"{100 * r['hit_rate']:.0f} %",
                             f"{r['window_slope']:.2f}, {r['window_r2']:.2f}, {100 * r['window_hit_rate']:.0f} %",
                             f"{r['slope_in_range']:.2f}, {r['r2_in_range']:.2f}",
                             ", ".join(f"{k} {v}" for k, v in r["predicted"].items())]
                            for r in summary["rate_tracking"]]))
     lines += ["", "## f0 tracking (log2 λ1 of peak relevance on log2 f0, three octaves)", ""]
-    lines.append(md_table(["technique", "instrument", "method", "slope", "r²", "hits ±½ oct."],
+    lines.append(md_table(["technique", "instrument", "method", "slope", "r²", "Spearman ρ (p)", "hits ±½ oct."],
                           [[r["technique"], r["instrument"], TITLES.get(r["method"], r["method"]),
-                            f"{r['slope']:.2f}", f"{r['r2']:.2f}", f"{100 * r['hit_rate']:.0f} %"]
+                            f"{r['slope']:.2f}", f"{r['r2']:.2f}", _rho(r), f"{100 * r['hit_rate']:.0f} %"]
                            for r in summary["f0_tracking"]]))
     lines += ["", "## Invariance profiles (Pearson r between notes differing in one factor, mean ± std)", ""]
     inv = summary["invariance"]
@@ -228,6 +243,10 @@ def figures(results, summary, notes, out, methods):
             fit = r["tracking"][m]
             viz.tracking(r["true_hz"], fit["peak_hz"], ax=ax, marker=marker,
                          label=f"{TITLES.get(m, m)}: slope {fit['slope']:.2f}, r² {fit['r2']:.2f}")
+        fit = r.get("tracking_controls", {}).get("input")
+        if fit is not None:            # the control that can track: the input itself
+            viz.tracking(r["true_hz"], fit["peak_hz"], ax=ax, marker="x", color="0.5",
+                         label=f"control, the input: slope {fit['slope']:.2f}, r² {fit['r2']:.2f}")
         ax.set_title(title, fontsize=9)
         ax.set_xlabel(xlabel)
         ax.set_ylabel(ylabel)

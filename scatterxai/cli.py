@@ -327,25 +327,38 @@ def _add_figures(sub) -> None:
     _common(s, device=False)
 
 
+def _baseline_list(text):
+    from .analysis.quality import BASELINES
+    names = [t.strip() for t in text.split(",") if t.strip()]
+    bad = [n for n in names if n not in BASELINES]
+    if not names or bad or len(set(names)) != len(names):
+        raise argparse.ArgumentTypeError(f"expected a comma-separated list of distinct baselines from "
+                                         f"{', '.join(BASELINES)}, got {text!r}")
+    return tuple(names)
+
+
 def _cmd_quality(args):
     from .analysis.quality import QualityConfig, quality
-    from .analysis.quality.report import failure_sentence, ranking_table
+    from .analysis.quality.report import dependence_sentence, failure_sentence, ranking_table
     config = QualityConfig(subset=args.subset, max_examples=args.max_examples, select=args.select,
                            n_steps=args.steps, max_fraction=args.max_fraction, n_random=args.random_orders,
-                           baseline=args.baseline, randomisation_examples=args.randomisation_examples,
+                           baselines=args.baselines, randomisation_examples=args.randomisation_examples,
                            randomisation_examples_slow=args.randomisation_examples_slow,
-                           permuted_epochs=args.permuted_epochs, seed=args.seed, randomisation_seed=args.seed,
+                           randomisation_seeds=args.randomisation_seeds, independent=not args.no_independent,
+                           permuted_epochs=args.permuted_epochs, permuted_notes=args.permuted_notes or None,
+                           permuted_target=args.permuted_target, seed=args.seed, randomisation_seed=args.seed,
                            device=args.device)
     res = quality(args.features, model_dir=args.model, relevance=args.relevance, out=args.out, config=config,
                   permuted_model=args.permuted_model, progress=True, overwrite=args.overwrite)
     print(ranking_table(res["quality"]) + "\n\n" + failure_sentence(res["quality"]) + "\n\n"
-          + f"details: {res['files']['markdown']}")
+          + dependence_sentence(res["quality"]) + "\n\n" + f"details: {res['files']['markdown']}")
     return 0
 
 
 def _add_quality(sub) -> None:
-    s = _sub(sub, "quality", "is the explanation right? deletion/insertion of paths against random orders, "
-                             "randomisation sanity checks and ground truth for every method of a relevance file",
+    s = _sub(sub, "quality", "is the explanation right? deletion/insertion of paths under named baselines against "
+                             "random orders and control maps, randomisation sanity checks and ground truth for "
+                             "every method of a relevance file",
              _cmd_quality)
     input_arg(s, "features", kind="features", metavar="FEATURES.h5",
               help="features file the model was trained on (baseline, permuted-label training)")
@@ -367,17 +380,29 @@ def _add_quality(sub) -> None:
                    help="largest fraction of the paths deleted or inserted")
     s.add_argument("--random-orders", type=_steps, default=5,
                    help="seeded random path orders per note, the reference (at least 5)")
-    s.add_argument("--baseline", choices=("training_mean", "mu", "zero"), default="training_mean",
-                   help="network input of a replaced path: its mean over the training notes and frames, the "
-                        "input of a coefficient equal to its mean energy μ, or silence (0)")
+    s.add_argument("--baselines", type=_baseline_list, default=("training_mean", "zero", "shuffle"),
+                   metavar="B1,B2,...",
+                   help="network inputs of a replaced path, each scored (the first also at the top level of "
+                        "quality.json): training_mean (its mean over the training notes and frames), zero "
+                        "(silence), shuffle (the note's own path, frames in a random order), mu (the input of a "
+                        "coefficient equal to its mean energy); default training_mean,zero,shuffle")
     s.add_argument("--randomisation-examples", type=_positive_int, default=None, metavar="N",
                    help="notes used by the randomisation checks (the first of the scored notes, or spread over "
                         "them with --select spread; default all)")
     s.add_argument("--randomisation-examples-slow", type=_positive_int, default=None, metavar="N",
                    help="fewer randomisation notes for the slow methods (Integrated Gradients, SmoothGrad, "
                         "occlusion; default: as many as the others)")
-    s.add_argument("--permuted-epochs", type=_epochs0, default=5,
-                   help="epochs of the network trained on permuted labels (0: no data randomisation check)")
+    s.add_argument("--randomisation-seeds", type=number(int, 1, BOUNDS["seeds"], "a number of seeds"), default=5,
+                   metavar="N", help="re-initialisation seeds per randomisation step (at least 5)")
+    s.add_argument("--no-independent", action="store_true",
+                   help="skip the one-layer-at-a-time randomisation (the cascade is always run)")
+    s.add_argument("--permuted-epochs", type=_epochs0, default=60,
+                   help="most epochs of the network trained on permuted labels; it stops once it fits "
+                        "--permuted-target of them (0: no data randomisation check)")
+    s.add_argument("--permuted-notes", type=_nonnegative_int, default=160, metavar="N",
+                   help="training notes that network memorises, spread over classes (0: all)")
+    s.add_argument("--permuted-target", type=_fraction, default=0.9,
+                   help="training accuracy on the permuted labels at which that network stops")
     input_arg(s, "--permuted-model", kind="permuted_model", default=None, metavar="DIR",
               help="a model directory already trained on permuted labels (instead of training one)")
     s.add_argument("--seed", type=_seed, default=0, help="seed of the random orders and of re-initialisation")

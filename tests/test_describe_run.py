@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from scatterxai.analysis.describe.descriptors import AUDIO_DESCRIPTORS, DESCRIPTORS, modulation_axis
+from scatterxai.analysis.describe.descriptors import AUDIO_DESCRIPTORS, AUDIO_VECTORS, DESCRIPTORS, modulation_axis
 from scatterxai.analysis.describe.run import DescribeConfig, describe_notes
 from scatterxai.analysis.describe.store import DescriptorFile, match_notes
 from scatterxai.cli import main
@@ -74,7 +74,8 @@ def test_layout_values_and_failures(corpus, reference):
         assert set(f["descriptors"]) == set(AUDIO_DESCRIPTORS)     # no features file: no scattering part
         for name in AUDIO_DESCRIPTORS:
             ds = f["descriptors"][name]
-            assert ds.shape == (N_GOOD,) and ds.dtype == np.float64
+            assert ds.shape == (N_GOOD, *([AUDIO_VECTORS[name]] if name in AUDIO_VECTORS else [])), name
+            assert ds.dtype == np.float64
             assert (ds.attrs["unit"], ds.attrs["description"]) == DESCRIPTORS[name]
         assert set(f["examples"]) == {"file_name", "label", "subset", "instrument", "f0_hz", "modulation_hz",
                                       "csv_row"}

@@ -6,8 +6,11 @@ import pytest
 from scatterxai.analysis.describe.descriptors import (
     AUDIO_DESCRIPTORS,
     DESCRIPTORS,
+    ENVELOPE_BANDS,
     SCATTERING_DESCRIPTORS,
     audio_descriptors,
+    envelope_axis,
+    mel_axis,
     modulation_axis,
     scattering_descriptors,
 )
@@ -54,7 +57,8 @@ def test_rms_db_closed_form_and_gain():
         assert scaled["rms_db"] - ref["rms_db"] == pytest.approx(20 * np.log10(g), abs=1e-9)
         others = [k for k in AUDIO_DESCRIPTORS if k != "rms_db"]
         # a power of two scales every floating-point operation exactly
-        np.testing.assert_allclose([scaled[k] for k in others], [ref[k] for k in others],
+        np.testing.assert_allclose(np.concatenate([np.atleast_1d(scaled[k]) for k in others]),
+                                   np.concatenate([np.atleast_1d(ref[k]) for k in others]),
                                    rtol=0 if g == 2.0 ** -3 else 1e-4,
                                    err_msg=f"gain {g} changed a level-free descriptor")
 
@@ -80,6 +84,15 @@ def test_am_tone_rate_and_depth(fc, rate, depth, sr):
     d = audio_descriptors(tone(fc, n_harmonics=1, am_depth=depth, am_hz=rate, sr=sr), sr)
     assert d["am_rate_hz"] == pytest.approx(rate, rel=0.005)
     assert d["am_depth"] == pytest.approx(depth, abs=0.01)
+    # the envelope spectrum: the AM's depth in the band of its rate, little elsewhere (Hann side lobes)
+    band = int(np.searchsorted(envelope_axis() * (40 / 2) ** (0.5 / ENVELOPE_BANDS), rate))
+    env = d["envelope_spectrum"]
+    assert env[band] == pytest.approx(depth, abs=0.01)        # on the zero-padded grid, not refined
+    assert np.max(np.delete(env, [band - 1, band, band + 1] if band else [0, 1])) < 0.05 * depth
+    # the mel spectrum: 0 dB in the band of the carrier, far below at the other end of the axis
+    mel = d["mel_spectrum"]
+    assert np.nanargmax(mel) in np.argsort(np.abs(mel_axis() - fc))[:2] and mel[np.nanargmax(mel)] == 0.0
+    assert np.nanmin(mel) < -40 and (np.isnan(mel) == (mel_axis() >= sr / 2)).all()
 
 
 @pytest.mark.parametrize("f0, rate, depth, rel_depth", [(440.0, 6.0, 50.0, 0.05), (110.0, 5.0, 30.0, 0.05),
@@ -125,7 +138,7 @@ def test_synthetic_tremolo_rate_and_f0(instrument, index):
 
 def test_silence_short_and_bad_input():
     d = audio_descriptors(np.zeros(SR), SR)
-    assert d["rms_db"] == -np.inf and all(np.isnan(d[k]) for k in AUDIO_DESCRIPTORS[1:])
+    assert d["rms_db"] == -np.inf and all(np.isnan(d[k]).all() for k in AUDIO_DESCRIPTORS[1:])
     short = audio_descriptors(tone(440.0, dur=0.5), SR)   # too short for rates at 2 Hz, not for f0
     assert abs(cents(short["f0_hz"], 440.0)) < 20
     assert np.isnan([short[k] for k in ("am_rate_hz", "am_depth", "fm_rate_hz", "fm_depth_cents")]).all()

@@ -9,12 +9,13 @@ import pytest
 import torch
 from threadpoolctl import threadpool_info
 
-from scatterxai.analysis.describe.descriptors import AUDIO_DESCRIPTORS
+from scatterxai.analysis.describe.descriptors import AUDIO_DESCRIPTORS, AUDIO_VECTORS
 from scatterxai.analysis.describe.store import write_descriptors
+from scatterxai.analysis.probe.export import report_section
 from scatterxai.analysis.probe.probes import ridge_probe, ridge_probes
 from scatterxai.analysis.probe.study import CKA_DESCRIPTORS, TARGETS, ProbeConfig, probe_study
 from scatterxai.cli import main
-from scatterxai.errors import ParameterError
+from scatterxai.errors import DataError, ParameterError
 from scatterxai.features import write_features
 from scatterxai.model import ConvNet, load_model, train_model
 from scatterxai.model.activations import layer_activations
@@ -50,7 +51,10 @@ def study(tmp_path_factory):
     fc1 = layer_activations(model.net, model.prepare(S[test]), layers=["fc1"])["fc1"]
     unit = int(np.argmax(fc1.std(axis=0)))
     planted = 8 + (fc1[:, unit] - fc1[:, unit].mean()) / fc1[:, unit].std()
-    values = {k: rng.standard_normal(test.size) for k in AUDIO_DESCRIPTORS}
+    values = {k: rng.standard_normal((test.size, *([AUDIO_VECTORS[k]] if k in AUDIO_VECTORS else [])))
+              for k in AUDIO_DESCRIPTORS}
+    values["mel_spectrum"][:, -5:] = np.nan                      # bands above a low sample rate's Nyquist
+    values["envelope_spectrum"][:4] = np.nan                     # notes too short for a modulation spectrum
     values["rms_db"] = values["rms_db"] - 20
     for k in ("centroid_hz", "bandwidth_hz", "rolloff_hz", "f0_hz", "am_rate_hz", "fm_rate_hz"):
         values[k] = 2 ** (8 + values[k])
@@ -108,6 +112,48 @@ def test_probe_study_end_to_end(study):
                                    ["trained"])
     md = open(os.path.join(out, "probe.md")).read()
     assert "| log2_f0 (octaves) |" in md and "technique (balanced accuracy)" in md
+    # where each CKA descriptor comes from, and the p-value floor of 20 permutations
+    assert "| s1_energy | model input |" in md and "| modulation_spectrum | model input |" in md
+    assert "| audio_descriptors | audio |" in md and "| mel_spectrum | audio |" in md
+    assert "1/21 = 0.048" in md and "(p ≤ 0.048 (floor))" in md
+    section = report_section(out, figures_rel="probe")
+    assert "CKA audio descriptors" in section and "CKA S1 energy (= input)" in section
+
+
+def test_cka_descriptors_from_the_audio(study, tmp_path):
+    """The audio matrices: scalar descriptors z-scored (unknown values at the mean), vectors with all-unknown
+    columns dropped; a descriptors file without the audio vectors (an older version) is refused."""
+    from scatterxai.analysis.describe.store import DescriptorFile
+    from scatterxai.analysis.probe.compared import cka_matrices
+    with DescriptorFile(study["descriptors"]) as df:
+        desc = {n: df.values(n) for n in df.names}
+        names = df.names
+    n = len(desc["f0_hz"])
+    desc.update(s1_energy=np.ones((n, 4)), modulation_spectrum=np.ones((n, 5)))   # the probe computes these
+    multi = cka_matrices(desc, np.zeros((n, 3)))
+    assert list(multi) == list(CKA_DESCRIPTORS)
+    a = multi["audio_descriptors"]
+    assert a.shape == (n, 9) and np.isfinite(a).all()
+    np.testing.assert_allclose(a.mean(axis=0), 0, atol=1e-12)
+    f0 = np.log2(desc["f0_hz"])
+    np.testing.assert_allclose(a[:, 0], (f0 - f0.mean()) / f0.std())
+    fm = np.log2(desc["fm_rate_hz"])
+    assert np.all(a[:3, 8] == 0) and a[3:, 8] == pytest.approx((fm[3:] - np.nanmean(fm)) / np.nanstd(fm))
+    assert multi["mel_spectrum"].shape == (n, 35) and np.isfinite(multi["mel_spectrum"]).all()
+    env = multi["envelope_spectrum"]
+    np.testing.assert_allclose(env[:4], np.tile(np.nanmean(desc["envelope_spectrum"], axis=0), (4, 1)))
+    none = dict(desc, envelope_spectrum=np.full((n, 12), np.nan))     # e.g. every note shorter than 1 s
+    assert cka_matrices(none, np.zeros((n, 3)))["envelope_spectrum"].shape == (n, 0)
+    from scatterxai.analysis.probe.study import _cka_entry
+    assert np.isnan(_cka_entry(np.ones((n, 2)), np.zeros((n, 0)), permutations=5, seed=0)["p"])
+    old = str(tmp_path / "old.h5")
+    with DescriptorFile(study["descriptors"]) as df:
+        values = {k: df.values(k) for k in names if k not in AUDIO_VECTORS}
+        examples = dict(df.examples)
+    write_descriptors(old, values, examples, failed={})
+    with pytest.raises(DataError, match="describe the notes again"):
+        probe_study(study["features"], old, study["model"], ProbeConfig(untrained_seeds=0, n_permutations=2,
+                                                                         device="cpu"), progress=False)
 
 
 def test_flat_pooling_and_pitch_groups(study):

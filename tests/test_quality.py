@@ -18,7 +18,7 @@ from scatterxai import cli
 from scatterxai.analysis.quality import (
     aopc,
     insertion_auc,
-    map_correlation,
+    map_similarity,
     perturbation_logits,
     perturbation_study,
     quality,
@@ -139,6 +139,53 @@ def test_spearman_rows_matches_scipy_and_orders_break_ties_randomly(rng):
         relevance_order(np.array([[np.nan, 1.0]]))
 
 
+def test_map_similarity_ssim_seed_summary_and_bootstrap(rng):
+    from scatterxai.analysis.quality import bootstrap_interval, seed_summary, ssim_rows, strongest_control
+    from scatterxai.analysis.quality.metrics import map_similarity as similarity
+    paths = _toy_paths(8, 7)
+    a = rng.normal(size=(6, 64))
+    sim = similarity(a, -a, paths)                              # a sign flip keeps |map|
+    np.testing.assert_allclose(sim["spearman_abs"], 1.0)
+    np.testing.assert_allclose(sim["spearman"], -1.0)
+    np.testing.assert_allclose(sim["ssim"], 1.0)
+    np.testing.assert_allclose(spearman_rows(np.ones((2, 5)), np.ones((2, 5))), 1.0)   # identical constant maps
+    other = similarity(a, rng.normal(size=(6, 64)), paths)
+    assert np.all(other["ssim"] < 0.5) and np.all(np.abs(other["spearman_abs"]) < 0.5)
+    # SSIM by hand on one note: skimage on the |map| grid, averaged over the cells that hold a path
+    from skimage.metrics import structural_similarity
+
+    from scatterxai.maps.grid import grid_layout
+    b = rng.normal(size=(1, 64))
+    ga = grid_layout(np.abs(a[:1]) / np.abs(a[:1]).max(), paths)[0][0]
+    gb = grid_layout(np.abs(b) / np.abs(b).max(), paths)[0][0]
+    _, image = structural_similarity(np.nan_to_num(ga), np.nan_to_num(gb), win_size=7, data_range=1.0, full=True)
+    assert ssim_rows(a[:1], b, paths)[0] == pytest.approx(image[3:-3, 3:-3][np.isfinite(ga[3:-3, 3:-3])].mean())
+    # seed interval: the mean of per-seed means and a t-interval over seeds
+    values = np.array([[0.1, 0.3], [0.5, 0.7], [0.2, 0.2], [0.4, np.nan], [0.3, 0.3]])
+    s = seed_summary(values)
+    per_seed = np.array([0.2, 0.6, 0.2, 0.4, 0.3])
+    half = scipy.stats.t.ppf(0.975, 4) * per_seed.std(ddof=1) / np.sqrt(5)
+    assert s["mean"] == pytest.approx(per_seed.mean()) and s["ci_high"] == pytest.approx(per_seed.mean() + half)
+    assert (s["seed_min"], s["seed_max"], s["n_seeds"], s["n"]) == (pytest.approx(0.2), pytest.approx(0.6), 5, 9)
+    assert seed_summary(np.full((5, 3), 0.99) + [[0.0], [0.2], [0.0], [0.0], [0.0]])["ci_high"] == 1.0   # clipped
+    boot = bootstrap_interval(rng.normal(1.0, 1.0, 400))
+    assert boot["ci_low"] < boot["mean"] < boot["ci_high"] and 0.7 < boot["ci_low"] and boot["ci_high"] < 1.3
+    verdict = strongest_control(np.full(50, 2.0) + rng.normal(0, 0.1, 50),
+                                {"random": np.zeros(50), "input": np.full(50, 1.9)})
+    assert verdict["control"] == "input" and verdict["margin"]["mean"] == pytest.approx(0.1, abs=0.05)
+    assert verdict["passes"] is True
+    assert strongest_control(np.zeros(50), {"random": np.zeros(50)})["passes"] is False
+
+
+def test_shuffle_baseline_keeps_each_paths_values(rng):
+    from scatterxai.analysis.quality import shuffled_input
+    x = rng.normal(size=(3, 10, 16))
+    b = shuffled_input(x, seed=1)
+    np.testing.assert_array_equal(np.sort(b, axis=2), np.sort(x, axis=2))   # same values per path and note
+    assert not np.array_equal(b, x)
+    np.testing.assert_array_equal(shuffled_input(x, seed=1), b)                # seeded
+
+
 def test_rate_band_share_and_chance():
     paths = {"order": np.array([1, 2, 2, 2, 2]), "lambda1_hz": np.full(5, 440.0),
              "lambda2_hz": np.array([np.nan, 2.0, 8.0, 16.0, 64.0]), "n1": np.zeros(5, int), "n2": np.arange(5)}
@@ -251,6 +298,15 @@ def test_deletion_of_the_read_paths_destroys_the_logit_and_faithful_methods_find
 
 # ------------------------------------------------------------------------------------------ randomisation
 
+def _toy_paths(n1: int, n2: int) -> dict:
+    """A path table of n1 first-order and n1 · n2 second-order paths (a full (λ1, λ2) grid)."""
+    a, b = np.meshgrid(np.arange(n1), np.arange(n2), indexing="ij")
+    return {"order": np.r_[np.ones(n1, int), np.full(n1 * n2, 2)], "n1": np.r_[np.arange(n1), a.ravel()],
+            "n2": np.r_[np.zeros(n1, int), b.ravel()],
+            "lambda1_hz": 2.0 ** (12 - np.r_[np.arange(n1), a.ravel()]),
+            "lambda2_hz": np.r_[np.full(n1, np.nan), 2.0 ** (1 + b.ravel())]}
+
+
 def test_model_randomisation_separates_methods():
     torch.manual_seed(0)
     net = _random_bn(ConvNet(64, 5))
@@ -260,19 +316,25 @@ def test_model_randomisation_separates_methods():
     methods = ("epsilon", "test_gradient", "test_input")
     expl = {m: get_explainer(m) for m in methods}
     ref = {m: local_map(attribute(net, x, method=m, target=explained, device="cpu").relevance) for m in methods}
-    res = randomisation_study(net, x, expl, ref, explained, seed=1)
+    res = randomisation_study(net, x, expl, ref, explained, seeds=(1, 2, 3, 4, 5), paths=_toy_paths(8, 7))
     steps = res["epsilon"]["cascading"]["steps"]
     assert steps == ["original", "fc2", "fc1", "conv2", "conv1", "conv0", "input_bn"]
     assert res["epsilon"]["independent"]["steps"] == steps[1:]
-    mean = {m: np.nanmean(res[m]["cascading"]["rho"], axis=1) for m in methods}
+    assert res["epsilon"]["cascading"]["spearman_abs"].shape == (7, 5, 48)
+    mean = {m: np.nanmean(res[m]["cascading"]["spearman"], axis=(1, 2)) for m in methods}
+    abs_mean = {m: np.nanmean(res[m]["cascading"]["spearman_abs"], axis=(1, 2)) for m in methods}
     for m in methods:
         assert mean[m][0] == pytest.approx(1.0)                 # the trained network attributed again
+        np.testing.assert_allclose(res[m]["cascading"]["ssim"][0], 1.0)
     # fully re-initialised network: LRP-ε maps unrelated to the original ones
-    assert abs(mean["epsilon"][-1]) < 0.1
-    assert np.mean(np.abs(res["epsilon"]["cascading"]["rho"][-1])) < 0.25     # |ρ| of 64 unrelated ranks ≈ 0.1
-    assert mean["test_gradient"][-1] < 0.5 and mean["epsilon"][-1] < 0.5      # pass
-    np.testing.assert_allclose(res["test_input"]["cascading"]["rho"], 1.0)     # fails at every step
-    np.testing.assert_allclose(res["test_input"]["independent"]["rho"], 1.0)
+    assert abs(mean["epsilon"][-1]) < 0.1 and abs_mean["epsilon"][-1] < 0.25
+    assert abs_mean["test_gradient"][-1] < 0.5 and abs_mean["epsilon"][-1] < 0.5      # pass
+    for kind in ("cascading", "independent"):                  # the input itself: fails at every step, every seed
+        for measure in ("spearman_abs", "spearman", "ssim"):
+            np.testing.assert_allclose(res["test_input"][kind][measure], 1.0)
+    # each seed is a different draw: the per-seed means differ at a randomised step
+    per_seed = np.nanmean(res["epsilon"]["cascading"]["spearman_abs"][1], axis=1)
+    assert np.ptp(per_seed) > 0
     # the caller's network is untouched and the fully re-initialised one is a fresh ConvNet in eval mode
     with torch.no_grad():
         assert net(torch.as_tensor(x)).argmax(1).numpy().tolist() == explained.tolist()
@@ -314,13 +376,16 @@ def test_data_randomisation_of_a_linear_model():
     w_real = real.fc.weight[1].detach().reshape(C, T).mean(1).numpy()
     w_perm = permuted.fc.weight[1].detach().reshape(C, T).mean(1).numpy()
     rho_w = scipy.stats.spearmanr(w_real, w_perm).statistic
-    rho = map_correlation(permuted, xs, get_explainer("test_gradient"), ref["test_gradient"], explained)
-    np.testing.assert_allclose(rho, rho_w, atol=1e-6)
-    assert abs(rho_w) < 0.5                                     # gradient: passes data randomisation
-    same = map_correlation(real, xs, get_explainer("test_gradient"), ref["test_gradient"], explained)
-    np.testing.assert_allclose(same, 1.0)                       # unchanged weights, unchanged maps
-    rho_x = map_correlation(permuted, xs, get_explainer("test_input"), ref["test_input"], explained)
-    np.testing.assert_allclose(rho_x, 1.0)                      # input-only: fails
+    sim = map_similarity(permuted, xs, get_explainer("test_gradient"), ref["test_gradient"], explained)
+    np.testing.assert_allclose(sim["spearman"], rho_w, atol=1e-6)
+    rho_abs = scipy.stats.spearmanr(np.abs(w_real), np.abs(w_perm)).statistic
+    np.testing.assert_allclose(sim["spearman_abs"], rho_abs, atol=1e-6)
+    assert np.isnan(sim["ssim"]).all()                          # no path table: no grid, no SSIM
+    assert abs(rho_w) < 0.5 and abs(rho_abs) < 0.5              # gradient: passes data randomisation
+    same = map_similarity(real, xs, get_explainer("test_gradient"), ref["test_gradient"], explained)
+    np.testing.assert_allclose(same["spearman"], 1.0)           # unchanged weights, unchanged maps
+    rho_x = map_similarity(permuted, xs, get_explainer("test_input"), ref["test_input"], explained)
+    np.testing.assert_allclose(rho_x["spearman_abs"], 1.0)      # input-only: fails
 
 
 # ---------------------------------------------------------------------------------- the stage and the CLI
@@ -370,6 +435,27 @@ def test_permuted_label_training(study, tmp_path):
     assert load_model(study["model"]).config["labels_permuted"] is False
 
 
+def test_permuted_network_memorises_its_labels(study, tmp_path):
+    from scatterxai.analysis.quality import PermutedConfig, train_permuted
+    from scatterxai.analysis.quality.permuted import permuted_training_data
+    model = load_model(study["model"])
+    config = PermutedConfig(max_notes=20, max_epochs=40, target_accuracy=0.9, lr=3e-3)
+    x, y, rows = permuted_training_data(study["features"], model, config)
+    with FeatureFile(study["features"]) as ff:
+        true = ff.labels[rows]
+        assert set(rows) <= set(ff.indices("training").tolist()) and rows.size == 20
+    np.testing.assert_array_equal(np.bincount(y, minlength=5), np.bincount(true, minlength=5))   # a permutation
+    assert (y != true).mean() > 0.5
+    perm = train_permuted(study["features"], model, tmp_path / "p", config=config, device="cpu")
+    cfg = perm.config
+    assert cfg["labels_permuted"] is True and cfg["n_training"] == 20 and cfg["training_rows"] == rows.tolist()
+    assert cfg["reached_target"] is True and cfg["train_accuracy"] >= 0.9 and cfg["epochs_run"] < 40
+    with torch.no_grad():                                       # it predicts its permuted labels, in eval mode
+        pred = perm.net(x).argmax(1).numpy()
+    assert (pred == y).mean() == pytest.approx(cfg["train_accuracy"])
+    assert list(perm.channels) == list(model.channels) and perm.classes == model.classes
+
+
 def test_quality_cli_writes_the_contract(study, tmp_path, capsys):
     rel = tmp_path / "R.h5"
     rel.write_bytes(study["relevance"].read_bytes())
@@ -385,34 +471,66 @@ def test_quality_cli_writes_the_contract(study, tmp_path, capsys):
     out = tmp_path / "q"
     assert cli.main(["quality", str(study["features"]), "--model", str(study["model"]), "--relevance", str(rel),
                      "--out", str(out), "--max-examples", "6", "--randomisation-examples", "4",
-                     "--permuted-epochs", "1", "--device", "cpu", "-q"]) == 0
+                     "--permuted-epochs", "3", "--permuted-notes", "20", "--device", "cpu", "-q"]) == 0
     printed = capsys.readouterr().out
-    assert "| rank | method |" in printed and "quality.md" in printed
+    assert "| rank | method |" in printed and "quality.md" in printed and "deletion ranking" in printed
     q = json.loads((out / "quality.json").read_text())
     assert list(q) == ["epsilon", "epsilon_plus", "test_gradient"]
     for m, e in q.items():
-        for key in ("deletion", "deletion_random", "insertion", "insertion_random"):
-            assert set(e[key]) >= {"fraction", "logit", "prob", "accuracy"} and len(e[key]["logit"]) == 21
-            assert e[key]["fraction"][0] == 0 and e[key]["fraction"][-1] == pytest.approx(0.5, abs=0.01)
-        assert e["deletion"]["accuracy"][0] == 1.0 and e["deletion"]["logit"] == pytest.approx(
-            q["epsilon"]["deletion"]["logit"][:1] + e["deletion"]["logit"][1:])
-        assert e["deletion_random"] == q["epsilon"]["deletion_random"]     # one random reference
-        for key in ("aopc", "aopc_random", "insertion_auc", "insertion_auc_random", "label_randomisation_spearman",
-                    "localisation", "rate_band_share"):
+        assert e["baseline"] == "training_mean" and list(e["baselines"]) == ["training_mean", "zero", "shuffle"]
+        for b, f in e["baselines"].items():
+            for key in ("deletion", "deletion_random", "insertion", "insertion_random"):
+                assert set(f[key]) >= {"fraction", "logit", "prob", "accuracy"} and len(f[key]["logit"]) == 21
+                assert f[key]["fraction"][0] == 0 and f[key]["fraction"][-1] == pytest.approx(0.5, abs=0.01)
+            assert f["deletion"]["accuracy"][0] == 1.0 and f["deletion"]["logit"] == pytest.approx(
+                q["epsilon"]["baselines"][b]["deletion"]["logit"][:1] + f["deletion"]["logit"][1:])
+            assert f["deletion_random"] == q["epsilon"]["baselines"][b]["deletion_random"]   # one random reference
+            assert set(f["controls"]) == {"constant", "class_prior", "input", "standardised_input"}
+            assert f["deletion_vs_control"]["control"] in ("random", *f["controls"])
+            margin = f["deletion_vs_control"]["margin"]
+            assert margin["ci_low"] <= margin["mean"] <= margin["ci_high"] and margin["n"] == 6
+            assert e["checks"]["deletion"][b] == (margin["ci_low"] > 0)
+        # the first baseline is repeated at the top level
+        assert e["aopc"] == e["baselines"]["training_mean"]["aopc"] and e["deletion"] == e["baselines"][
+            "training_mean"]["deletion"]
+        # a baseline changes the curves: zero and the training mean start insertion from different inputs
+        assert e["baselines"]["zero"]["insertion"]["logit"][0] != e["insertion"]["logit"][0]
+        for key in ("aopc", "aopc_random", "insertion_auc", "insertion_auc_random", "localisation", "rate_band_share"):
             assert isinstance(e[key], float), (m, key)
         r = e["randomisation"]
-        assert r["steps"][0] == "original" and r["steps"][-1] == "input_bn" and r["spearman_mean"][0] == 1.0
-        assert len(r["spearman_mean"]) == len(r["spearman_std"]) == len(r["abs_spearman_mean"]) == 7
-        assert all(a >= abs(s) - 1e-12 for a, s in zip(r["abs_spearman_mean"], r["spearman_mean"]))
+        assert r["steps"][0] == "original" and r["steps"][-1] == "input_bn" and r["check_step"] == "conv0"
+        assert r["n_seeds"] == 5 and r["spearman"]["mean"][0] == 1.0 and r["ssim"]["mean"][0] == 1.0
+        for measure in ("spearman_abs", "spearman", "ssim"):
+            assert all(len(v) == 7 for v in r[measure].values())
+            assert all(lo <= mu <= hi for lo, mu, hi in zip(r[measure]["ci_low"][1:], r[measure]["mean"][1:],
+                                                            r[measure]["ci_high"][1:]))
+        assert len(e["randomisation_independent"]["spearman_abs"]["mean"]) == 6
+        lr = e["label_randomisation"]
+        assert set(lr) == {"spearman_abs", "spearman", "ssim"} and lr["spearman_abs"]["n"] == 4
         assert e["n_examples"] == 6 and set(e["checks"]) == {"deletion", "insertion", "model_randomisation",
-                                                             "label_randomisation", "ground_truth"}
+                                                             "label_randomisation", "ground_truth",
+                                                             "localisation_vs_controls", "tracking"}
+        assert e["checks"]["label_randomisation"] == (lr["spearman_abs"]["mean"] < 0.5)
+        g = e["ground_truth"]                         # every test note the method explained, beside the controls
+        assert g["localisation"]["n"] == (28 if m == "test_gradient" else 30)
+        assert set(g["localisation"]["controls"]) == {"constant", "class_prior", "input", "standardised_input",
+                                                      "random"}
+        assert set(g["tracking"]) == {"rate_peak", "rate_centroid"}   # no f0_hz in these notes
+        assert e["checks"]["tracking"] is None                       # one rate per class: nothing to track
         assert len(e["per_class"]["aopc"]["mean"]) == 5
     assert q["test_gradient"]["n_examples"] == 6
     settings = json.loads((out / "quality_settings.json").read_text())
     assert settings["rows"] == rows.tolist() and settings["n_randomisation"] == 4
-    assert settings["permuted_model"]["labels_permuted"] is True and settings["permuted_model"]["epochs"] == 1
+    assert settings["randomisation_seeds"] == [0, 1, 2, 3, 4]
+    assert settings["controls"] == ["constant", "class_prior", "input", "standardised_input"]
+    perm = settings["permuted_model"]
+    assert perm["labels_permuted"] is True and 1 <= perm["epochs"] <= 3 and perm["n_training"] == 20
+    assert perm["reached_target"] == (perm["train_accuracy"] >= 0.9)
     md = (out / "quality.md").read_text()
     assert "| rank | method |" in md and "quality_curves.png" in md and "Cascading randomisation" in md
+    assert "Deletion per baseline" in md and "zero: AOPC − random (rank)" in md and "control: input" in md
+    assert "training accuracy on its permuted labels" in md
+    assert "Ground truth against controls" in md and "control: class prior" in md
     assert (out / "quality_curves.png").stat().st_size > 0 and (out / "quality_randomisation.png").exists()
     assert (out / "permuted_labels_model" / "model.pt").exists()
     # a relevance file of another model is refused
@@ -431,12 +549,17 @@ def test_unregistered_method_and_no_ground_truth(study, tmp_path):
         del f["examples/modulation_hz"]
     with unregistered("test_gradient"):
         res = quality(study["features"], model_dir=study["model"], relevance=rel, out=tmp_path / "q",
-                      max_examples=4, permuted_epochs=0, progress=False, device="cpu")
+                      max_examples=4, permuted_epochs=0, baselines=("zero",), independent=False, progress=False,
+                      device="cpu")
     q = res["quality"]
     assert q["test_gradient"]["randomisation"] is None and q["test_gradient"]["checks"]["model_randomisation"] is None
-    assert q["epsilon"]["randomisation"] is not None and q["epsilon"]["label_randomisation_spearman"] is None
+    assert q["epsilon"]["randomisation"] is not None and q["epsilon"]["label_randomisation"] is None
     assert q["epsilon"]["localisation"] is None and q["epsilon"]["checks"]["ground_truth"] is None
+    assert q["epsilon"]["ground_truth"] is None and q["epsilon"]["checks"]["tracking"] is None
+    assert "Ground truth against controls" not in res["markdown"]
     assert "not registered" in res["markdown"] and res["settings"]["unregistered_methods"] == ["test_gradient"]
+    assert q["epsilon"]["baseline"] == "zero" and list(q["epsilon"]["baselines"]) == ["zero"]
+    assert q["epsilon"]["randomisation_independent"] is None
     with FeatureFile(study["features"]) as ff:
         assert len(ff) == 105
 
@@ -457,11 +580,11 @@ def test_slow_method_rebuilt_with_model_context_on_fewer_notes(study, tmp_path):
         f["relevance/test_slow"].attrs["scale"] = 2.0
         f.attrs["methods"] = np.array(list(f.attrs["methods"]) + ["test_slow"], dtype=object)
     res = quality(study["features"], model_dir=study["model"], relevance=rel, out=tmp_path / "q", max_examples=6,
-                  randomisation_examples=4, randomisation_examples_slow=2, permuted_epochs=0, progress=False,
-                  device="cpu")
+                  randomisation_examples=4, randomisation_examples_slow=2, permuted_epochs=0, baselines=("zero",),
+                  independent=False, progress=False, device="cpu")
     q = res["quality"]
     assert q["test_slow"]["n_randomisation"] == 2 and q["test_gradient"]["n_randomisation"] == 4
     # the same gradient on the first 2 of the same notes: the same correlations
-    np.testing.assert_allclose(q["test_slow"]["randomisation"]["spearman_mean"][:1], [1.0])
+    np.testing.assert_allclose(q["test_slow"]["randomisation"]["spearman"]["mean"][:1], [1.0])
     assert q["test_slow"]["aopc"] == q["test_gradient"]["aopc"]
     assert "Slow methods were randomised on fewer notes: test_slow 2" in res["markdown"]

@@ -285,6 +285,12 @@ def test_sweep_command_writes_the_issue_layout(tiny):
     assert planted["slope"] == pytest.approx(1.0, abs=0.1) and planted["r2"] > 0.95
     assert planted["hit_rate"] == 1.0 and planted["window"]["slope"] == planted["slope"]
     assert result["corpus_rate_hz"] == [20.0, 35.0]
+    # the controls beside the methods (no training features file: no constant or class-prior map)
+    controls = result["tracking_controls"]
+    assert list(controls) == ["input", "standardised_input", "random"]
+    for fit in [*controls.values(), planted]:
+        assert {"slope", "r2", "peak_hz", "hit_rate", "spearman", "p", "window"} <= set(fit)
+    assert planted["spearman"] == pytest.approx(1.0) and planted["p"] == pytest.approx(1 / 24, abs=0.03)
     layers = ["input", "input_log", "conv0", "conv1", "conv2", "fc1", "relevance/planted_s2_input",
               "relevance/epsilon_plus"]
     assert list(result["invariance"]) == layers

@@ -2,7 +2,8 @@
 
 * :mod:`.grid` — local maps, the grid layout of per-path values;
 * :mod:`.summary` — top-n class aggregation (paper eq. 13), kurtosis, ground-truth localisation, S1 share,
-  per-class summaries.
+  per-class summaries;
+* :mod:`.controls` — control maps (constant, class-prior, the input, random) scored beside every method.
 """
 
 from .grid import GridIndex, grid_index, grid_layout, grid_values, local_map, path_columns

@@ -83,21 +83,25 @@ def perturbation_curves(result: Mapping, *, mode: str = "deletion", quantity: st
     return lines
 
 
-def randomisation_curves(result: Mapping, *, kind: str = "cascading", absolute: bool = True,
+_MEASURES = {"spearman_abs": "Spearman ρ of abs(map)", "spearman": "Spearman ρ (signed maps)",
+             "ssim": "SSIM of abs(map), (λ1, λ2) grid"}
+
+
+def randomisation_curves(result: Mapping, *, kind: str = "cascading", measure: str = "spearman_abs",
                          methods: Sequence[str] | None = None, labels: Mapping[str, str] | None = None,
                          threshold: float | None = 0.5, ax: Axes | None = None) -> list[ErrorbarContainer]:
-    """Spearman |ρ| (or ρ; mean ± std over notes) between each method's maps of the trained and of the
-    randomised network, per randomisation step.
+    """Similarity (mean over seeds and notes, with its 95 % interval over seeds) between each method's maps of
+    the trained and of the randomised network, per randomisation step.
 
     Parameters
     ----------
     result : dict
-        ``{method: {"randomisation": {"steps", "spearman_mean", "spearman_std"},
-        "randomisation_independent": {...}, "label_randomisation_spearman": m}}`` (quality.json); methods
-        without randomisation (null) are skipped.
+        ``{method: {"randomisation": {"steps", "spearman_abs": {"mean", "ci_low", "ci_high"}, "spearman": …,
+        "ssim": …}, "randomisation_independent": {...}}}`` (quality.json); methods without randomisation
+        (null) are skipped.
     kind : {"cascading", "independent"}
-    absolute : bool
-        Plot |ρ| per note (what the checks use), or the signed ρ.
+    measure : {"spearman_abs", "spearman", "ssim"}
+        Spearman ρ of the absolute maps (what the checks use), of the signed maps, or SSIM.
     threshold : float, optional
         Drawn as a horizontal line (the check's limit).
 
@@ -107,29 +111,33 @@ def randomisation_curves(result: Mapping, *, kind: str = "cascading", absolute: 
     """
     plt = _plt()
     key = {"cascading": "randomisation", "independent": "randomisation_independent"}.get(kind)
-    if key is None:
-        raise ParameterError(f"kind must be 'cascading' or 'independent', got {kind!r}")
+    if key is None or measure not in _MEASURES:
+        raise ParameterError(f"kind must be 'cascading' or 'independent' and measure one of {list(_MEASURES)}, "
+                             f"got {kind!r}, {measure!r}")
     methods = [m for m in _methods(result, methods) if result[m].get(key)]
     labels = labels or {}
     ax = plt.gca() if ax is None else ax
     artists = []
     steps = []
+
+    def values(r, field):
+        return np.array([np.nan if v is None else v for v in r[measure][field]], float)
+
     for i, m in enumerate(methods):
         r = result[m][key]
         steps = list(r["steps"])
         x = np.arange(len(steps)) + 0.06 * (i - (len(methods) - 1) / 2)
-        pre = "abs_" if absolute else ""
-        y = np.array([np.nan if v is None else v for v in r[pre + "spearman_mean"]], float)
-        e = np.array([np.nan if v is None else v for v in r[pre + "spearman_std"]], float)
-        artists.append(ax.errorbar(x, y, yerr=e, marker="o", capsize=2, label=labels.get(m, m),
+        y = values(r, "mean")
+        err = np.abs(np.stack([y - values(r, "ci_low"), values(r, "ci_high") - y]))
+        artists.append(ax.errorbar(x, y, yerr=np.nan_to_num(err), marker="o", capsize=2, label=labels.get(m, m),
                                    linestyle="-" if kind == "cascading" else "none"))
     if threshold is not None:
         ax.axhline(threshold, color="grey", linestyle=":", linewidth=1)
     ax.axhline(0, color="black", linewidth=0.5)
     ax.set_xticks(np.arange(len(steps)))
     ax.set_xticklabels(steps, rotation=30)
-    ax.set_ylim(-0.05 if absolute else -1.05, 1.05)
-    ax.set_ylabel(("|Spearman ρ|" if absolute else "Spearman ρ") + " with the trained network's map")
+    ax.set_ylim(-1.05 if measure == "spearman" else -0.05, 1.05)
+    ax.set_ylabel(_MEASURES[measure] + " with the trained network's map")
     ax.set_title("cascading randomisation (output → input)" if kind == "cascading"
                  else "one layer randomised at a time")
     if methods:

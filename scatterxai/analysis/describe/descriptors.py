@@ -4,7 +4,8 @@ summaries.
 Two pure functions:
 
 * :func:`audio_descriptors` — from a mono signal at any sample rate: level, spectral shape (librosa), f0
-  (librosa's pYIN) and the rate and depth of amplitude and frequency modulation;
+  (librosa's pYIN) and the rate and depth of amplitude and frequency modulation, and two vectors — the mel
+  spectrum and the envelope's modulation (AM depth) spectrum — measured on the audio, not on the model input;
 * :func:`scattering_descriptors` — from one features row (raw scattering S (C, T), not log-compressed) and
   its path table: S1 band energies, the modulation spectrum M(λ2), its peak, the S2/S1 energy ratio.
 
@@ -31,6 +32,17 @@ note's level and slow drift would leak into the band through the window's side l
 Ẽ_w(f) the Fourier transform of w·Ẽ.  Rate f_m: argmax of |Ẽ_w(f)| over :data:`MOD_BAND_HZ` = 2–40 Hz
 (zero-padded FFT, refined by maximising |Ẽ_w(f)| continuously); depth: 2 |Ẽ_w(f_m)| / E_w(0).  For
 (1 + m cos 2π f_m t) · carrier, rate f_m and depth m.
+
+``mel_spectrum`` (vector, :data:`MEL_BANDS` values on :func:`mel_axis`): librosa's mel filter bank
+(Slaney, :data:`MEL_BANDS` = 40 bands from C1 to :data:`MEL_FMAX_HZ` = 11,025 Hz, whatever the sample rate) on
+the STFT power of the active frames, averaged over them, in dB re the note's loudest band (floor −100 dB):
+the note's spectral envelope, gain-invariant; NaN for bands centred above the Nyquist frequency.
+
+``envelope_spectrum`` (vector, :data:`ENVELOPE_BANDS` values on :func:`envelope_axis`): the AM depth
+spectrum of the Hilbert envelope used for ``am_rate_hz`` — 2 |Ẽ_w(f)| / E_w(0), the depth of a sinusoidal
+AM at f — maximised over each of :data:`ENVELOPE_BANDS` = 12 log-spaced bands spanning 2–40 Hz; NaN on
+spans shorter than :data:`MIN_SPAN_S`.  A Fourier measurement of the broadband envelope, independent of the
+scattering (whose S2 measures wavelet modulation per carrier band, the model's input).
 
 ``f0_hz``, ``fm_rate_hz``, ``fm_depth_cents``: librosa's pYIN and YIN in three steps, because pYIN over
 C1–C8 at 10-cent resolution costs 4–10 s for a 6-s note (its Viterbi decoding is quadratic in the number
@@ -73,13 +85,16 @@ largest peak (possibly at a band edge) with a small depth: read rates together w
 f0 / 3).  Per-frame descriptor series sampled at the scattering's frame rate (186 ms) cannot resolve
 modulation (Nyquist ≈ 2.7 Hz): rates come from the audio or from λ2, never from such series.
 
-Scattering descriptors (one features row S [shape=(..., C, T)], raw coefficients):
+Scattering descriptors (one features row S [shape=(..., C, T)], raw coefficients).  These are functions of
+the model input (which is log1p(S / (c·μ)) of the same coefficients): a comparison of a layer with them
+measures how much of the input the layer keeps, not what it learned about the sound —
+:data:`FROM_MODEL_INPUT` names them, and the probe study says so next to every result that uses them:
 
 * ``s1_energy`` — time mean of each S1 path, in path-table order (Kymatio's, λ1 decreasing); 74 values
-  for the paper configuration;
+  for the paper configuration: exactly the time average of the S1 input before its log compression;
 * ``modulation_spectrum`` — M(λ2) = Σ_λ1 mean_t S2(λ1, λ2, t) for each distinct λ2, ascending
-  (:func:`modulation_axis`).  Kymatio computes a λ2 only for carriers with λ2 < λ1, so high λ2 sum fewer
-  carriers;
+  (:func:`modulation_axis`): an exact sum of the S2 input before compression.  Kymatio computes a λ2 only
+  for carriers with λ2 < λ1, so high λ2 sum fewer carriers;
 * ``modulation_peak_hz`` — the λ2 of the largest M(λ2); NaN for silence;
 * ``s2_s1_ratio`` — Σ S2² / Σ S1² over paths and frames ("energy" = sum of squared coefficients); gain-
   invariant, since scattering is 1-homogeneous.
@@ -104,9 +119,14 @@ if TYPE_CHECKING:
 __all__ = [
     "ACTIVE_DB",
     "AUDIO_DESCRIPTORS",
+    "AUDIO_VECTORS",
     "C1_HZ",
     "C8_HZ",
     "DESCRIPTORS",
+    "ENVELOPE_BANDS",
+    "FROM_MODEL_INPUT",
+    "MEL_BANDS",
+    "MEL_FMAX_HZ",
     "MIN_SPAN_S",
     "MOD_BAND_HZ",
     "PYIN_HOP_S",
@@ -114,6 +134,8 @@ __all__ = [
     "SCATTERING_DESCRIPTORS",
     "Descriptor",
     "audio_descriptors",
+    "envelope_axis",
+    "mel_axis",
     "modulation_axis",
     "scattering_descriptors",
 ]
@@ -144,6 +166,10 @@ _MIN_PERIOD = 32
 FRAME_S = 2048 / 44100
 #: roll-off fraction
 ROLL_PERCENT = 0.85
+#: mel bands of ``mel_spectrum`` and their upper edge (Hz), the same at every sample rate
+MEL_BANDS, MEL_FMAX_HZ = 40, 11025.0
+#: log-spaced bands of ``envelope_spectrum`` over MOD_BAND_HZ
+ENVELOPE_BANDS = 12
 #: the Hilbert envelope is decimated to at least this rate (Hz) before its spectrum is taken
 _ENV_SR = 400.0
 #: zero-padding factor of the modulation spectra before the continuous refinement of the peak
@@ -175,16 +201,39 @@ DESCRIPTORS: dict[str, Descriptor] = {
     "am_depth": Descriptor("1", "2 |E(f_m)| / E(0) of the Hilbert envelope E (m for (1 + m cos) · carrier)"),
     "fm_rate_hz": Descriptor("Hz", "peak of the spectrum of the detrended pYIN cents contour in 2–40 Hz"),
     "fm_depth_cents": Descriptor("cents", "peak deviation of the f0 contour's sinusoid at fm_rate_hz"),
+    "mel_spectrum": Descriptor("dB", "mel band power of the audio's active frames re its loudest band (vector, "
+                                     "40 bands C1–11025 Hz)"),
+    "envelope_spectrum": Descriptor("1", "AM depth spectrum of the Hilbert envelope, the largest depth in each "
+                                         "of 12 log-spaced bands over 2–40 Hz (vector)"),
     "s1_energy": Descriptor("scattering units", "time mean of each S1 path (vector, path-table order)"),
     "modulation_spectrum": Descriptor("scattering units", "M(λ2) = Σ_λ1 mean_t S2 (vector, one value per "
                                                           "distinct λ2, ascending)"),
     "modulation_peak_hz": Descriptor("Hz", "λ2 at the maximum of the modulation spectrum"),
     "s2_s1_ratio": Descriptor("1", "energy ratio Σ S2² / Σ S1² over paths and frames"),
 }
-#: names returned by :func:`audio_descriptors`
-AUDIO_DESCRIPTORS: tuple[str, ...] = tuple(DESCRIPTORS)[:10]
+#: the vector descriptors measured on the audio, and their lengths
+AUDIO_VECTORS: dict[str, int] = {"mel_spectrum": MEL_BANDS, "envelope_spectrum": ENVELOPE_BANDS}
+#: names returned by :func:`audio_descriptors` (scalars, then the vectors of AUDIO_VECTORS)
+AUDIO_DESCRIPTORS: tuple[str, ...] = tuple(DESCRIPTORS)[:12]
 #: names returned by :func:`scattering_descriptors`
-SCATTERING_DESCRIPTORS: tuple[str, ...] = tuple(DESCRIPTORS)[10:]
+SCATTERING_DESCRIPTORS: tuple[str, ...] = tuple(DESCRIPTORS)[12:]
+#: descriptors that are functions of the model input (the scattering coefficients it compresses)
+FROM_MODEL_INPUT: tuple[str, ...] = SCATTERING_DESCRIPTORS
+
+
+def mel_axis() -> np.ndarray:
+    """Centre frequencies (Hz) of the ``mel_spectrum`` bands [shape=(MEL_BANDS,)]."""
+    return librosa.mel_frequencies(MEL_BANDS + 2, fmin=C1_HZ, fmax=MEL_FMAX_HZ)[1:-1]
+
+
+def _envelope_edges() -> np.ndarray:
+    return np.geomspace(MOD_BAND_HZ[0], MOD_BAND_HZ[1], ENVELOPE_BANDS + 1)
+
+
+def envelope_axis() -> np.ndarray:
+    """Geometric centres (Hz) of the ``envelope_spectrum`` bands [shape=(ENVELOPE_BANDS,)]."""
+    e = _envelope_edges()
+    return np.sqrt(e[:-1] * e[1:])
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -247,11 +296,41 @@ def _modulation_peak(x: np.ndarray, fs: float, band=MOD_BAND_HZ) -> tuple[float,
     return float(f), float(2 * peak / w.sum()), mean
 
 
-def _spectral_shape(y, sr, n_fft, hop, active) -> dict[str, float]:
+def _band_depths(x: np.ndarray, fs: float) -> np.ndarray:
+    """Largest 2 |X_w(f)| / Σ w·x in each ``envelope_spectrum`` band (x̃ detrended, Hann window, zero-padded
+    FFT) [shape=(ENVELOPE_BANDS,)]; NaN in bands above fs / 2 or without a bin."""
+    n = len(x)
+    w = scipy.signal.windows.hann(n, sym=False)
+    n_fft = scipy.fft.next_fast_len(_PAD * n, real=True)
+    mag = np.abs(scipy.fft.rfft(w * scipy.signal.detrend(x), n_fft))
+    f = np.arange(len(mag)) * fs / n_fft
+    band = np.searchsorted(_envelope_edges(), f, side="right") - 1
+    out = np.full(ENVELOPE_BANDS, np.nan)
+    mean = float(np.dot(w, x))
+    if mean <= 0:
+        return out
+    inside = (band >= 0) & (band < ENVELOPE_BANDS)
+    np.fmax.at(out, band[inside], 2 * mag[inside] / mean)
+    return out
+
+
+def _mel_spectrum(power: np.ndarray, sr: float, n_fft: int) -> np.ndarray:
+    """dB re the loudest band of the mean mel power of the active frames [shape=(MEL_BANDS,)]."""
+    import warnings
+    with warnings.catch_warnings():   # bands above the Nyquist frequency of a low sample rate are empty
+        warnings.simplefilter("ignore", UserWarning)
+        fb = librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=MEL_BANDS, fmin=C1_HZ, fmax=MEL_FMAX_HZ)
+    m = fb @ power.mean(axis=1)
+    db = 10 * np.log10(np.maximum(m / max(m.max(), np.finfo(float).tiny), 1e-10))
+    return np.where(mel_axis() < sr / 2, db, np.nan)
+
+
+def _spectral_shape(y, sr, n_fft, hop, active) -> dict[str, object]:
     S = np.abs(librosa.stft(y, n_fft=n_fft, hop_length=hop, center=False))[:, active]
     S = S / max(S.max(), np.finfo(float).tiny)   # gain-invariant flatness floor (amin re the loudest bin)
     centroid = librosa.feature.spectral_centroid(S=S, sr=sr, n_fft=n_fft)
     return {
+        "mel_spectrum": _mel_spectrum(S ** 2, sr, n_fft),
         "centroid_hz": float(centroid.mean()),
         "bandwidth_hz": float(librosa.feature.spectral_bandwidth(S=S, sr=sr, n_fft=n_fft,
                                                                  centroid=centroid).mean()),
@@ -268,7 +347,8 @@ def _am(span, sr) -> dict[str, float]:
     if q > 1:
         env = scipy.signal.resample_poly(env, 1, q)
     rate, amplitude, mean = _modulation_peak(env, sr / q)
-    return {"am_rate_hz": rate, "am_depth": amplitude / mean if mean > 0 else np.nan}
+    return {"am_rate_hz": rate, "am_depth": amplitude / mean if mean > 0 else np.nan,
+            "envelope_spectrum": _band_depths(env, sr / q)}
 
 
 def _pyin(y, sr, fmin, fmax, *, frame_length, hop_length, resolution):
@@ -352,7 +432,7 @@ def _f0_fm(y, sr, fmin, fmax) -> dict[str, float]:
     return out
 
 
-def audio_descriptors(y: np.ndarray, sr: float, *, fmin: float = C1_HZ, fmax: float = C8_HZ) -> dict[str, float]:
+def audio_descriptors(y: np.ndarray, sr: float, *, fmin: float = C1_HZ, fmax: float = C8_HZ) -> dict[str, object]:
     """Descriptors of one note from its audio (definitions in the module docstring).
 
     Parameters
@@ -367,8 +447,9 @@ def audio_descriptors(y: np.ndarray, sr: float, *, fmin: float = C1_HZ, fmax: fl
     Returns
     -------
     dict
-        :data:`AUDIO_DESCRIPTORS` → float, units in :data:`DESCRIPTORS`.  Silence gives rms_db = −inf and
-        NaN elsewhere; an unvoiced note NaN f0 and FM; spans under :data:`MIN_SPAN_S` NaN rates and depths.
+        :data:`AUDIO_DESCRIPTORS` → float (the vectors of :data:`AUDIO_VECTORS`: np.ndarray), units in
+        :data:`DESCRIPTORS`.  Silence gives rms_db = −inf and NaN elsewhere; an unvoiced note NaN f0 and FM;
+        spans under :data:`MIN_SPAN_S` NaN rates and depths.
     """
     y, sr = _check_audio(y, sr)
     for name, value in (("fmin", fmin), ("fmax", fmax)):
@@ -383,7 +464,8 @@ def audio_descriptors(y: np.ndarray, sr: float, *, fmin: float = C1_HZ, fmax: fl
     if len(y) < n_fft:
         raise ParameterError(f"y has {len(y)} samples, fewer than one analysis frame ({n_fft} samples, "
                              f"{n_fft / sr * 1e3:.0f} ms at {sr:g} Hz)")
-    out = dict.fromkeys(AUDIO_DESCRIPTORS, np.nan)
+    out: dict = dict.fromkeys(AUDIO_DESCRIPTORS, np.nan)
+    out.update({k: np.full(n, np.nan) for k, n in AUDIO_VECTORS.items()})
     power = np.mean(librosa.util.frame(y, frame_length=n_fft, hop_length=hop) ** 2, axis=0)
     if power.max() <= 0:
         out["rms_db"] = -np.inf

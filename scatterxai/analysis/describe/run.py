@@ -41,14 +41,23 @@ from ..._util.validate import check_float, check_int, check_positive_float, chec
 from ...errors import ParameterError, ScatterXAIError, StoreError
 from ...io.partial import PENDING, PartialFile
 from ...scattering.config import PAPER_CONFIG
-from .descriptors import AUDIO_DESCRIPTORS, C1_HZ, C8_HZ, SCATTERING_DESCRIPTORS, modulation_axis
+from .descriptors import (
+    AUDIO_DESCRIPTORS,
+    AUDIO_VECTORS,
+    C1_HZ,
+    C8_HZ,
+    SCATTERING_DESCRIPTORS,
+    envelope_axis,
+    mel_axis,
+    modulation_axis,
+)
 from .store import DescriptorFile, match_notes, write_descriptors
 
 __all__ = ["DescribeConfig", "DescribeSummary", "BatchResult", "compute_batch", "select_rows", "describe_notes",
            "DESCRIBE_VERSION"]
 
-#: bumped whenever the descriptors of a given note change
-DESCRIBE_VERSION = 1
+#: bumped whenever the descriptors of a given note change (2: the audio vectors mel_spectrum, envelope_spectrum)
+DESCRIBE_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -154,7 +163,7 @@ class BatchResult:
     """Output of :func:`compute_batch`: audio descriptors of the rows that worked, reasons for the others."""
 
     ok_rows: List[int]
-    values: Dict[str, np.ndarray]     # name → (len(ok_rows),) float64
+    values: Dict[str, np.ndarray]     # name → (len(ok_rows),) or (len(ok_rows), d) float64
     failed: List[Tuple[int, str]]     # (row, reason)
 
 
@@ -196,7 +205,13 @@ def compute_batch(rows: Sequence[int], paths: Sequence[str], *, resolve: Callabl
         ok_rows.append(int(r))
         for k in AUDIO_DESCRIPTORS:
             values[k].append(d[k])
-    return BatchResult(ok_rows, {k: np.asarray(v, np.float64) for k, v in values.items()}, failed)
+    return BatchResult(ok_rows, {k: np.asarray(v, np.float64).reshape((len(ok_rows), *_row_shape(k)))
+                                 for k, v in values.items()}, failed)
+
+
+def _row_shape(name: str) -> tuple:
+    """Shape of one note's value of an audio descriptor: () or (d,)."""
+    return (AUDIO_VECTORS[name],) if name in AUDIO_VECTORS else ()
 
 
 def _settings_hash(csv_bytes: bytes, audio_root: str, rows: np.ndarray, settings: dict) -> str:
@@ -349,7 +364,7 @@ def describe_notes(meta_csv: PathLike, audio_root: PathLike, out: PathLike, *, f
     attrs = {"max_seconds": plan.max_seconds, "fmin_hz": config.fmin_hz, "fmax_hz": config.fmax_hz,
              "csv_rows": plan.rows}
     with PartialFile.open_or_create(partial, n_rows=len(plan.rows), settings=plan.settings, attrs=attrs,
-                                    datasets={k: ((), np.float64) for k in AUDIO_DESCRIPTORS},
+                                    datasets={k: (_row_shape(k), np.float64) for k in AUDIO_DESCRIPTORS},
                                     overwrite=overwrite, what="description") as store:
         n_resumed = int((store.status() != PENDING).sum())
         with progress_bar(total=len(plan.rows), initial=n_resumed, desc="describe", unit="note",
@@ -443,10 +458,11 @@ def _write_output(out: str, plan: _Plan, config: DescribeConfig, values: Dict[st
     csv_ok = plan.rows[ok]
     examples = {k: np.asarray(v)[csv_ok] for k, v in plan.columns.items()}
     examples["csv_row"] = csv_ok
-    axes = None
+    axes = {"mel_spectrum": mel_axis(), "envelope_spectrum": envelope_axis()}
     if plan.features is not None:
-        scat, axes = _scattering_part(plan.features, [plan.names[r] for r in csv_ok], csv_ok)
+        scat, scat_axes = _scattering_part(plan.features, [plan.names[r] for r in csv_ok], csv_ok)
         values = {**values, **scat}
+        axes.update(scat_axes)
     write_descriptors(out, values, examples, axes=axes,
                       failed={"file_name": np.array([sel_names[r] for r in bad], dtype=object),
                               "reason": np.array(reasons, dtype=object), "csv_row": plan.rows[bad]},

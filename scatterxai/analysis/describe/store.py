@@ -5,6 +5,8 @@ Layout (K described notes; a public contract)::
     /descriptors/<name>   (K,) or (K, d) float64   one dataset per descriptor of
                           :data:`~scatterxai.analysis.describe.descriptors.DESCRIPTORS`; attributes ``unit``,
                           ``description`` and, for vectors, ``axis`` (the path of their axis dataset)
+    /axes/mel_hz          (40,)    the centre frequency (Hz) of each mel_spectrum band
+    /axes/envelope_hz     (12,)    the centre rate (Hz) of each envelope_spectrum band
     /axes/lambda2_hz      (n_λ2,)  the λ2 (Hz) of each modulation_spectrum column, ascending
     /axes/s1_lambda1_hz   (n_s1,)  the λ1 (Hz) of each s1_energy column (path-table order)
     /examples/<column>    (K,)     every meta-CSV column of the described notes (ground truth included),
@@ -14,9 +16,10 @@ Layout (K described notes; a public contract)::
                           features_settings_sha256, max_seconds, fmin_hz, fmax_hz, subset, max_notes, seed,
                           n_selected, descriptor_version, versions of scatterxai and librosa
 
-The audio descriptors are always present; the scattering ones (``s1_energy``, ``modulation_spectrum``,
-``modulation_peak_hz``, ``s2_s1_ratio``) and ``/axes`` only when a features file was given, NaN for notes it
-lacks.  Writer: :func:`scatterxai.analysis.describe.run.describe_notes`; reader: :class:`DescriptorFile`.
+The audio descriptors (and their axes) are always present; the scattering ones (``s1_energy``,
+``modulation_spectrum``, ``modulation_peak_hz``, ``s2_s1_ratio``: functions of the model input) and their axes
+only when a features file was given, NaN for notes it lacks.  Writer:
+:func:`scatterxai.analysis.describe.run.describe_notes`; reader: :class:`DescriptorFile`.
 """
 
 from __future__ import annotations
@@ -35,7 +38,8 @@ from .descriptors import DESCRIPTORS
 __all__ = ["DescriptorFile", "write_descriptors", "match_notes", "AXES"]
 
 #: axis dataset of each vector descriptor
-AXES = {"s1_energy": "axes/s1_lambda1_hz", "modulation_spectrum": "axes/lambda2_hz"}
+AXES = {"mel_spectrum": "axes/mel_hz", "envelope_spectrum": "axes/envelope_hz", "s1_energy": "axes/s1_lambda1_hz",
+        "modulation_spectrum": "axes/lambda2_hz"}
 
 
 class DescriptorFile(H5Reader):
@@ -94,7 +98,8 @@ class DescriptorFile(H5Reader):
         return str(self._check(name).attrs["description"])
 
     def axis(self, name: str) -> np.ndarray:
-        """Axis (Hz) of a vector descriptor's columns (``s1_energy``: λ1, ``modulation_spectrum``: λ2)."""
+        """Axis (Hz) of a vector descriptor's columns (``mel_spectrum``: band centres, ``envelope_spectrum``:
+        rate-band centres, ``s1_energy``: λ1, ``modulation_spectrum``: λ2)."""
         ds = self._check(name)
         if "axis" not in ds.attrs:
             raise ParameterError(f"descriptor {name!r} is a scalar and has no axis")

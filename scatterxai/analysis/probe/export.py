@@ -49,7 +49,7 @@ from ..._util.markdown import md_table
 from ..._util.outputs import claims_output
 from ..._util.types import PathLike
 from ...io.hdf5 import atomic_h5, write_column
-from .study import CKA_DESCRIPTORS
+from .study import CKA_DESCRIPTORS, FROM_MODEL_INPUT
 
 __all__ = ["write_probe_outputs", "summary_json", "probe_markdown", "report_section", "FILES"]
 
@@ -166,6 +166,18 @@ def _fmt(v, digits=2) -> str:
     return "–" if v is None or not np.isfinite(v) else f"{v:.{digits}f}"
 
 
+def _p(p, n_permutations) -> str:
+    """A permutation p-value, or "≤ 1/(n+1)" at the floor that n permutations can show."""
+    if p is None or not np.isfinite(p):
+        return "–"
+    floor = 1 / (1 + int(n_permutations))
+    return f"≤ {floor:.3f} (floor)" if p <= floor * (1 + 1e-9) else f"{p:.3f}"
+
+
+def _source(name: str) -> str:
+    return "model input" if name in FROM_MODEL_INPUT else "audio" if name in CKA_DESCRIPTORS else "layer"
+
+
 def _pm(mean, std) -> str:
     return "–" if not np.isfinite(mean) else f"{mean:.2f} ± {std:.2f}"
 
@@ -181,7 +193,12 @@ def probe_markdown(result: dict, summary: dict) -> str:
              f"{result['model']['checksum'][:12]}…); {len(result['groups'])} notes of subset "
              f"{cfg['subset'] or 'all'} ({len(set(result['groups']))} {cfg['group_by']} groups, grouped "
              f"{cfg['n_splits']}-fold CV); convolutional layers {pooling}; {n_untrained} untrained networks "
-             f"(BatchNorm: {cfg['batchnorm']}); {cfg['n_permutations']} permutations.", "",
+             f"(BatchNorm: {cfg['batchnorm']}); {cfg['n_permutations']} permutations (the smallest p-value they "
+             f"can show is 1/{cfg['n_permutations'] + 1} = {1 / (cfg['n_permutations'] + 1):.3f}, written "
+             f"\"≤ … (floor)\").  Descriptors marked \"model input\" are functions of the model input (the "
+             f"S1 band energies are the time-averaged S1 input, the modulation spectrum an exact sum of the S2 "
+             f"input): a layer's similarity to them says how much of its input it keeps, not what it represents "
+             f"of the sound; \"audio\" descriptors are measured on the audio (pYIN, Hilbert envelope, STFT).", "",
              "## Probes: R², trained / untrained (mean ± std over seeds)", "",
              "Ridge probes of each descriptor, out-of-fold R² against the training-fold mean (≤ 0: no better "
              "than the mean).  Last row: L2 logistic probe of the technique, balanced accuracy (chance "
@@ -218,9 +235,9 @@ def probe_markdown(result: dict, summary: dict) -> str:
                 continue
             deb = _net_values(result, "cka", layer, name, "debiased")
             p = summary["cka"][layer][name]["p"]
-            cells.append(f"{_fmt(deb[0])} (p {_fmt(p, 3)}) / {_fmt(_stats(deb[1:])[0])}")
-        rows.append([name] + cells)
-    lines += [md_table(["descriptor"] + layers, rows), "",
+            cells.append(f"{_fmt(deb[0])} (p {_p(p, cfg['n_permutations'])}) / {_fmt(_stats(deb[1:])[0])}")
+        rows.append([name, _source(name)] + cells)
+    lines += [md_table(["descriptor", "from"] + layers, rows, align="ll" + "r" * len(layers)), "",
               "## What training changed: debiased CKA between each trained layer and the same layer untrained", "",
               md_table(["layer", "mean ± std over seeds"],
                        [[layer, _pm(*_stats([e["debiased"] for e in result["training_cka"][layer]]))]
@@ -231,7 +248,7 @@ def probe_markdown(result: dict, summary: dict) -> str:
         cells = []
         for layer in layers:
             u = result["units"].get(layer, {}).get(name)
-            cells.append("–" if u is None else f"#{u['unit']}: {u['r']:+.2f} (p {_fmt(u['p'], 3)})")
+            cells.append("–" if u is None else f"#{u['unit']}: {u['r']:+.2f} (p {_p(u['p'], cfg['n_permutations'])})")
         rows.append([name] + cells)
     lines += [md_table(["descriptor"] + layers, rows), "",
               f"![probe R²]({FILES['r2']})", "", f"![CKA]({FILES['cka']})", ""]
@@ -283,9 +300,14 @@ def write_probe_outputs(result: dict, out_dir: PathLike, *, overwrite: bool = Fa
     return paths
 
 
+#: the CKA descriptors of the report section
+_SECTION_CKA = ("audio_descriptors", "mel_spectrum", "s1_energy")
+
+
 def report_section(out_dir: PathLike, *, figures_rel: str, note: str = "") -> str:
     """A report.md section from the files in ``out_dir``: per layer, probe R² of log2 f0 and log2 rate, the
-    technique probe, and debiased CKA with the S1 energies and the modulation spectrum, trained / untrained.
+    technique probe, debiased CKA with the audio descriptors and the mel spectrum (measured on the audio) and
+    with the S1 energies (a function of the model input), trained / untrained.
 
     Parameters
     ----------
@@ -309,20 +331,23 @@ def report_section(out_dir: PathLike, *, figures_rel: str, note: str = "") -> st
     with h5py.File(os.path.join(out_dir, FILES["h5"]), "r") as f:
         for layer in summary["layers"]:
             p, t = summary["probe"][layer], summary["technique_probe"][layer]
-            cka = [f[f"cka/{layer}/{d}/debiased"][()] for d in ("s1_energy", "modulation_spectrum")]
+            cka = [f[f"cka/{layer}/{d}/debiased"][()] for d in _SECTION_CKA]
             rows.append([layer, pair(p["log2_f0"]["trained_r2"], p["log2_f0"]["untrained_r2_mean"]),
                          pair(p["log2_rate"]["trained_r2"], p["log2_rate"]["untrained_r2_mean"]),
                          pair(t["trained"], t["untrained_mean"])]
                         + [pair(c[0], np.mean(c[1:]) if c.size > 1 else None) for c in cka])
         ref = [f[f"probe/input/{d}/r2"][0] for d in ("log2_f0", "log2_rate")]
         ref_tech = f["technique/input/balanced_accuracy"][0]
-    rows.insert(0, ["input (reference)", _fmt(ref[0]), _fmt(ref[1]), _fmt(ref_tech), "", ""])
+    rows.insert(0, ["input (reference)", _fmt(ref[0]), _fmt(ref[1]), _fmt(ref_tech)] + [""] * len(_SECTION_CKA))
     return "\n".join(["## What do the layers represent? (probe study)", "", note, "",
                       "Trained / untrained (mean over seeds).  R²: grouped-CV ridge probe (out-of-fold, against "
                       "the training-fold mean); technique: balanced accuracy of an L2 logistic probe; CKA: "
-                      "debiased linear CKA with the S1 band energies and the modulation spectrum (dB).  Every "
-                      "descriptor, permutation p-values and the best single units: probe/probe.md.", "",
-                      md_table(["layer", "R² log2 f0", "R² log2 rate", "technique", "CKA S1 energy",
-                                "CKA modulation spectrum"], rows), "",
+                      "debiased linear CKA with the scalar audio descriptors together (pYIN f0, AM/FM rate and "
+                      "depth, spectral shape; z-scored) and the mel spectrum, both measured on the audio, and "
+                      "with the S1 band energies — which are the time-averaged S1 input itself, so that column "
+                      "says how much of its input a layer keeps, not what it learned.  Every descriptor, "
+                      "permutation p-values and the best single units: probe/probe.md.", "",
+                      md_table(["layer", "R² log2 f0", "R² log2 rate", "technique", "CKA audio descriptors",
+                                "CKA mel spectrum (audio)", "CKA S1 energy (= input)"], rows), "",
                       f"![probe R², trained and untrained]({figures_rel}/{FILES['r2']})", "",
                       f"![debiased CKA, trained and untrained]({figures_rel}/{FILES['cka']})", ""])

@@ -68,13 +68,13 @@ def _skipped(ctx, *, warn: bool = False) -> str:
 
 def describe_stage(ctx: AnalysisContext) -> str:
     """``OUT/descriptors.h5`` for the notes the probe study uses (no report section of its own)."""
-    from ..describe.run import describe_notes
+    from ..describe.run import DESCRIBE_VERSION, describe_notes
     if _skipped(ctx, warn=True):
         return ""
     config = _describe_config(ctx)
     out = os.path.join(ctx.out, "descriptors.h5")
     ctx.stage("describe", {"data": ctx.digest("data"), "extract": ctx.digest("extract"),
-                           "config": config.result_settings()}, [out],
+                           "config": config.result_settings(), "version": DESCRIBE_VERSION}, [out],
               lambda: logger.info("%s", describe_notes(ctx.meta_csv, ctx.audio_root, out, features=ctx.features,
                                                        config=config, overwrite=True, progress=True).describe()))
     return ""
@@ -101,7 +101,8 @@ def probe_stage(ctx: AnalysisContext) -> str:
                         "config": config.result_settings()}, [os.path.join(out_dir, f) for f in FILES.values()], run)
     note = (f"Notes: at most {PIPELINE_NOTES} notes of the test split spread over classes and instruments "
             f"(pYIN costs ≈ 0.35 s of CPU per note); {PIPELINE_UNTRAINED_SEEDS} untrained networks (BatchNorm "
-            f"recalibrated on the same notes), {PIPELINE_PERMUTATIONS} permutations; grouped 5-fold CV by "
+            f"recalibrated on the same notes), {PIPELINE_PERMUTATIONS} permutations (smallest p-value they can "
+            f"show: 1/{PIPELINE_PERMUTATIONS + 1} = {1 / (PIPELINE_PERMUTATIONS + 1):.3f}); grouped 5-fold CV by "
             f"{config.group_by} (held-out features clipped to the training fold's range); convolutional layers "
             f"averaged over time.  `scatterxai probe` defaults: all notes, 5 untrained networks, 200 "
             f"permutations.")

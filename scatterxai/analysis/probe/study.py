@@ -7,9 +7,13 @@ convolutional layers averaged over time, or flattened with ``pooling="flat"``) o
 :data:`UNTRAINED_SEED_BASE` + 0, 1, …; BatchNorm recalibrated on the same notes by default), then:
 
 * **similarity** — linear CKA, debiased CKA (trained network: with a permutation p-value of the debiased
-  value) between every layer and every multi-dimensional descriptor (:data:`CKA_DESCRIPTORS`: S1 band
-  energies and modulation spectrum in dB, the model input time-averaged), between layers, and between each
-  trained layer and the same layer untrained;
+  value) between every layer and every multi-dimensional descriptor (:data:`CKA_DESCRIPTORS`), between
+  layers, and between each trained layer and the same layer untrained.  The descriptors measured on the
+  audio (the scalar audio descriptors together, the mel spectrum, the envelope's modulation spectrum) say
+  what a layer represents of the sound; those that are functions of the model input
+  (:data:`FROM_MODEL_INPUT`: the S1 band energies are the time-averaged S1 input, the modulation spectrum
+  an exact sum of the S2 input, and the input itself) only say how much of its input a layer keeps, and
+  every table says so;
 * **probes** — ridge probes of the scalar descriptors of :data:`TARGETS` (in natural units: octaves for
   frequencies and rates, dB, cents) and an L2 logistic probe of the technique, grouped 5-fold CV by
   instrument (or pitch), held-out notes' z-scored features clipped to the training fold's range
@@ -37,12 +41,14 @@ from ..._util.log import logger
 from ..._util.types import PathLike
 from ..._util.validate import check_choice, check_int, check_positive_int
 from ...errors import DataError
+from .compared import CKA_DESCRIPTORS, FROM_MODEL_INPUT, _db10, _log2, cka_matrices
 
 if TYPE_CHECKING:
     from ...features.store import FeatureFile
     from ..describe.store import DescriptorFile
 
-__all__ = ["ProbeConfig", "probe_study", "TARGETS", "CKA_DESCRIPTORS", "UNTRAINED_SEED_BASE", "FM_DEPTH_CENTS",
+__all__ = ["ProbeConfig", "probe_study", "TARGETS", "CKA_DESCRIPTORS", "FROM_MODEL_INPUT", "UNTRAINED_SEED_BASE",
+           "FM_DEPTH_CENTS",
            "GROUP_BY", "select_notes"]
 
 #: untrained networks use seeds UNTRAINED_SEED_BASE + i (clear of the small seeds training uses)
@@ -51,11 +57,6 @@ UNTRAINED_SEED_BASE = 1000
 FM_DEPTH_CENTS = 20.0
 #: note families of the grouped cross-validation
 GROUP_BY = ("instrument", "pitch")
-#: multi-dimensional descriptors compared with layers by CKA: name → description
-CKA_DESCRIPTORS = {"s1_energy": "S1 band energies, 20 log10 (dB, floor 100 dB below the largest)",
-                   "modulation_spectrum": "modulation spectrum M(λ2), 20 log10 (dB, floor 100 dB below the largest)",
-                   "input": "the model input (log-compressed scattering) averaged over time"}
-_DB_FLOOR = 1e-5  # 100 dB below the largest value
 
 
 class Target(NamedTuple):
@@ -64,18 +65,6 @@ class Target(NamedTuple):
     unit: str
     description: str
     compute: Callable  # (descriptor values dict, examples dict) → (values (n,), source str)
-
-
-def _log2(x):
-    x = np.asarray(x, np.float64)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(x > 0, np.log2(np.where(x > 0, x, 1.0)), np.nan)
-
-
-def _db10(x):
-    x = np.asarray(x, np.float64)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(x > 0, 10 * np.log10(np.where(x > 0, x, 1.0)), np.nan)
 
 
 def _truth(meta: str, fallback: Callable):
@@ -99,7 +88,8 @@ def _audio_rate(d):
 def _plain(name: str, transform=None):
     def compute(d, ex):
         v = np.asarray(d[name], np.float64)
-        return (v if transform is None else transform(v)), f"audio {name}" if name in _AUDIO else f"scattering {name}"
+        source = f"audio {name}" if name in _AUDIO else f"scattering {name} (a function of the model input)"
+        return (v if transform is None else transform(v)), source
     return compute
 
 
@@ -247,15 +237,15 @@ def _groups(examples: Dict[str, np.ndarray], targets: Dict[str, np.ndarray], gro
     return np.array([str(int(v)) if np.isfinite(v) else f"note{i}" for i, v in enumerate(semis)], dtype=object)
 
 
-def _db(x: np.ndarray) -> np.ndarray:
-    floor = _DB_FLOOR * max(float(np.nanmax(x)), np.finfo(float).tiny)
-    return 20 * np.log10(np.maximum(x, floor))
-
-
 def _descriptor_values(df, desc_rows, S, table) -> Dict[str, np.ndarray]:
     """Descriptor values of the probed notes; scattering descriptors computed from S if the file lacks them."""
-    from ..describe.descriptors import SCATTERING_DESCRIPTORS, scattering_descriptors
+    from ..describe.descriptors import AUDIO_VECTORS, SCATTERING_DESCRIPTORS, scattering_descriptors
     d = {name: df.values(name)[desc_rows] for name in df.names}
+    missing = [k for k in AUDIO_VECTORS if k not in d]
+    if missing:
+        raise DataError(f"{df.path} lacks the audio descriptors {missing} (descriptor_version "
+                        f"{df.attrs.get('descriptor_version', 1)}, written by an older version): describe the notes "
+                        f"again (scatterxai describe)")
     if any(k not in d or not np.all(np.isfinite(d[k])) for k in SCATTERING_DESCRIPTORS):
         logger.info("probe: scattering descriptors computed from the features (the descriptors file lacks some)")
         d.update(scattering_descriptors(S.astype(np.float64), table.arrays()))
@@ -266,6 +256,8 @@ def _descriptor_values(df, desc_rows, S, table) -> Dict[str, np.ndarray]:
 
 def _cka_entry(X, Y, *, permutations: Optional[int], seed: int) -> Dict[str, float]:
     from .cka import cka_permutation_test, debiased_cka, linear_cka
+    if np.ndim(Y) == 2 and np.shape(Y)[1] == 0:   # a descriptor unknown for every note (e.g. notes < 1 s long)
+        return {"linear": float("nan"), "debiased": float("nan"), **({"p": float("nan")} if permutations else {})}
     out = {"linear": linear_cka(X, Y)}
     if permutations:
         out["debiased"], out["p"] = cka_permutation_test(X, Y, n_permutations=permutations, seed=seed)
@@ -382,8 +374,7 @@ def probe_study(features: PathLike, descriptors: PathLike, model_dir: PathLike, 
     groups = _groups(examples, {n: targets[n]["values"] for n in names}, config.group_by)
 
     x = model.prepare(S)
-    multi = {"s1_energy": _db(desc["s1_energy"]), "modulation_spectrum": _db(desc["modulation_spectrum"]),
-             "input": x.mean(dim=-1).cpu().numpy().astype(np.float64)}
+    multi = cka_matrices(desc, x.mean(dim=-1).cpu().numpy())
     layers = list(LAYERS)
     networks = ["trained"] + [f"untrained_{UNTRAINED_SEED_BASE + i}" for i in range(config.untrained_seeds)]
     acts_by_net = _activations(model, x, networks, layers, config, progress)

@@ -1,11 +1,15 @@
 """Is the explanation right?  Faithfulness and sanity checks for every registered attribution method.
 
-* :mod:`.metrics` (pure numpy) — path orders, deletion steps, AOPC, insertion AUC, Spearman ρ per note,
-  the share of relevance at the true modulation rate, the pass/fail rules;
-* :mod:`.perturb` — deletion and insertion of whole paths (all frames) against a baseline, for each method's
-  order and for seeded random orders (a fast path for the convnet, tested equal to perturbing the input);
-* :mod:`.randomise` — model-parameter randomisation (cascading from the output, and one layer at a time)
-  and the comparison with a network trained on permuted labels;
+* :mod:`.metrics` (pure numpy) — path orders, deletion steps, AOPC, insertion AUC, map similarity (Spearman ρ
+  of absolute and of signed maps, SSIM), seed intervals, bootstrap margins over controls, the share of
+  relevance at the true modulation rate, the pass/fail rules;
+* :mod:`.perturb` — deletion and insertion of whole paths (all frames) under named baselines (zero,
+  training mean, a per-path time shuffle), for each method's order, control maps and seeded random orders
+  (a fast path for the convnet, tested equal to perturbing the input);
+* :mod:`.randomise` — model-parameter randomisation (cascading from the output, and one layer at a time),
+  redrawn with several seeds, and the comparison with a network trained on permuted labels;
+* :mod:`.permuted` — that network, trained until it memorises its permuted labels;
+* :mod:`.notes`, :mod:`.summary` — the scored notes, and the per-method entries of quality.json;
 * :mod:`.stage` — ``scatterxai quality``: all of it on a relevance file → quality.json, quality.md,
   figures (:mod:`.report`), and the ``quality`` stages of ``scatterxai run`` (:func:`.stage.pipeline_section`).
 
@@ -33,29 +37,45 @@ True
 
 from .metrics import (
                       RANDOMISATION_THRESHOLD,
+                      SIMILARITIES,
                       aopc,
+                      bootstrap_interval,
                       insertion_auc,
                       random_orders,
                       rate_band_chance,
                       rate_band_share,
                       relevance_order,
+                      seed_summary,
                       spearman_rows,
+                      ssim_rows,
                       step_counts,
+                      strongest_control,
 )
-from .perturb import BASELINES, baseline_input, perturbation_logits, perturbation_study, training_mean_input
+from .permuted import PermutedConfig, train_permuted
+from .perturb import (
+                      BASELINES,
+                      baseline_input,
+                      perturbation_logits,
+                      perturbation_study,
+                      shuffled_input,
+                      training_mean_input,
+)
 from .randomise import (
                       CONVNET_BLOCKS,
+                      INPUT_NORMALISATION_STEP,
                       default_blocks,
                       explainer_from_attrs,
-                      map_correlation,
+                      map_similarity,
                       randomisation_study,
                       randomised_network,
                       reinitialised_state,
 )
-from .stage import QualityConfig, quality, select_examples, train_permuted
+from .stage import DEFAULT_BASELINES, QualityConfig, quality, select_examples
 
-__all__ = ["QualityConfig", "quality", "select_examples", "train_permuted", "perturbation_logits",
-           "perturbation_study", "training_mean_input", "baseline_input", "BASELINES", "randomisation_study",
-           "randomised_network", "reinitialised_state", "map_correlation", "explainer_from_attrs", "default_blocks",
-           "CONVNET_BLOCKS", "relevance_order", "random_orders", "step_counts", "aopc", "insertion_auc",
-           "spearman_rows", "rate_band_share", "rate_band_chance", "RANDOMISATION_THRESHOLD"]
+__all__ = ["QualityConfig", "quality", "select_examples", "train_permuted", "PermutedConfig", "perturbation_logits",
+           "perturbation_study", "training_mean_input", "shuffled_input", "baseline_input", "BASELINES",
+           "DEFAULT_BASELINES", "randomisation_study", "randomised_network", "reinitialised_state", "map_similarity",
+           "explainer_from_attrs", "default_blocks", "CONVNET_BLOCKS", "INPUT_NORMALISATION_STEP", "relevance_order",
+           "random_orders", "step_counts", "aopc", "insertion_auc", "spearman_rows", "ssim_rows", "seed_summary",
+           "bootstrap_interval", "strongest_control", "SIMILARITIES", "rate_band_share", "rate_band_chance",
+           "RANDOMISATION_THRESHOLD"]

@@ -18,26 +18,42 @@ insertion AUC
     inserting the top paths (a Riemann sum of the area under the insertion curve over the fraction axis,
     divided by its length, measured from the curve's start).
 rank correlation
-    Spearman ρ between two maps of the same note (average ranks for ties; NaN for a constant map).
+    Spearman ρ between two maps of the same note (average ranks for ties; NaN for a constant map, 1 for
+    two identical maps, constant ones included: an unchanged map has kept everything).
+map similarity (randomisation; Adebayo et al. 2018, "Sanity checks for saliency maps")
+    Per note, between a map of the randomised (or permuted-label) network and the trained network's map:
+    ``spearman_abs`` — Spearman ρ of the absolute local maps |R| (the published measure, the primary one:
+    a map that only changes sign keeps its structure); ``spearman`` — ρ of the signed maps; ``ssim`` —
+    structural similarity (scikit-image's ``structural_similarity``, 7 × 7 uniform window, or the largest
+    odd window that fits) of the absolute local maps laid on the (λ1, λ2) grid (rows λ1, column 0 the S1
+    paths, columns 1… λ2), each divided by its maximum (data range 1); cells without a path are 0 in both
+    images and left out of the mean of the SSIM image (as are the borders skimage crops).
+seed interval
+    Randomisation is redrawn with several seeds; a step's value is the mean over seeds and notes, its
+    interval the 95 % t-interval of the per-seed means (the spread due to the random draw, for these
+    notes); ``seed_min`` / ``seed_max`` are the extreme per-seed means.
+margin over a control
+    Per note, a method's score minus a control's (random orders: their mean for the note); the control
+    reported is the *strongest*, the one with the highest mean score; the interval is a percentile
+    bootstrap over notes (2,000 resamples, seeded).
 rate-band share
     Σ max(R, 0) over second-order paths with |log2(λ2 / f_m)| ≤ 1 octave, divided by Σ max(R, 0) over all
     second-order paths (local maps); its chance level, for a map spread evenly, is the share of
     second-order paths inside the band (:func:`rate_band_chance`), which is also the chance level of the
     localisation score (the probability that a random second-order path lies in the band).
 checks
-    A method passes *deletion* (*insertion*) when its per-note margin over the random orders has a mean
-    above twice its standard error (a one-sided test at ≈ 2.5 %), *ground truth* when the per-note margin
-    of localisation over chance does, and the *randomisation* checks when the mean |ρ| between its maps of
-    the trained network and of the fully re-initialised (or permuted-label) network stays below
-    :data:`RANDOMISATION_THRESHOLD` (|ρ| ≥ 0.5 after full randomisation: the maps explain the input, not
-    the model; after Adebayo et al., NeurIPS 2018).  |ρ|, per note, because a randomised output layer
-    often only flips the sign of the explained logit's weights: a map that comes back negated (ρ ≈ −1)
-    has kept its structure, and signed ρ of ±1 over notes would average to a reassuring 0.
+    A method passes *deletion* (*insertion*) under a baseline when the lower end of the bootstrap interval
+    of its per-note margin over the strongest control (random orders and, when given, control maps) is
+    above 0; *ground truth* when the per-note margin of localisation over chance has a mean above twice its
+    standard error (:func:`margin_passes`, a one-sided test at ≈ 2.5 %); the *randomisation* checks when
+    the mean Spearman ρ of the absolute maps of the trained and of the randomised (or permuted-label)
+    network stays below :data:`RANDOMISATION_THRESHOLD` (the maps then depend on the weights).
 """
 
 from __future__ import annotations
 
-from typing import Dict, Optional, Sequence
+import warnings
+from typing import Dict, Mapping, Optional, Sequence
 
 import numpy as np
 import scipy.stats
@@ -48,7 +64,8 @@ from ...maps.grid import PathsLike, path_columns
 
 __all__ = ["relevance_order", "random_orders", "step_counts", "aopc", "insertion_auc", "spearman_rows",
            "rate_band_share", "rate_band_chance", "margin_passes", "mean_std", "ranks", "RANDOMISATION_THRESHOLD",
-           "RATE_BAND_OCTAVES"]
+           "RATE_BAND_OCTAVES", "SIMILARITIES", "map_similarity", "ssim_rows", "seed_summary", "bootstrap_interval",
+           "strongest_control"]
 
 #: mean ρ at or above which a method fails a randomisation check
 RANDOMISATION_THRESHOLD = 0.5
@@ -124,7 +141,116 @@ def spearman_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     num = (ra * rb).sum(axis=1)
     den = np.sqrt((ra ** 2).sum(axis=1) * (rb ** 2).sum(axis=1))
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
+        rho = np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
+    return np.where((a == b).all(axis=1), 1.0, rho)
+
+
+#: per-note similarities of two maps (module docstring), the first one the primary
+SIMILARITIES = ("spearman_abs", "spearman", "ssim")
+
+
+def _ssim_window(shape) -> int:
+    """skimage's 7 × 7 window, or the largest odd size that fits both image sides (at least 3)."""
+    side = min(7, *shape)
+    return side if side % 2 else side - 1
+
+
+def ssim_rows(a: np.ndarray, b: np.ndarray, table: PathsLike) -> np.ndarray:
+    """SSIM of the absolute maps on the (λ1, λ2) grid, per note: (K, C), (K, C) → (K,).
+
+    Each map is |R| divided by its maximum (an all-zero map stays 0), laid on :func:`~scatterxai.maps.grid_layout`'s
+    grid with empty cells 0; the SSIM image (data range 1) is averaged over the cells that hold a path,
+    without the borders skimage crops.  1 for identical maps; NaN when the grid is smaller than 3 × 3.
+    """
+    from skimage.metrics import structural_similarity
+
+    from ...maps.grid import grid_layout
+    a, b = np.abs(np.asarray(a, dtype=float)), np.abs(np.asarray(b, dtype=float))
+    if a.shape != b.shape or a.ndim != 2:
+        raise ParameterError(f"maps must be two arrays of the same shape (K, C), got {a.shape} and {b.shape}")
+    ga, _, _ = grid_layout(a / np.maximum(a.max(axis=1, keepdims=True), np.finfo(float).tiny), table)
+    gb, _, _ = grid_layout(b / np.maximum(b.max(axis=1, keepdims=True), np.finfo(float).tiny), table)
+    valid = np.isfinite(ga[0])
+    win = _ssim_window(valid.shape)
+    out = np.full(a.shape[0], np.nan)
+    if win < 3:
+        return out
+    pad = (win - 1) // 2
+    inner = np.zeros_like(valid)
+    inner[pad:valid.shape[0] - pad, pad:valid.shape[1] - pad] = True
+    keep = valid & inner
+    ga, gb = np.nan_to_num(ga), np.nan_to_num(gb)
+    for k in range(a.shape[0]):
+        if np.array_equal(ga[k], gb[k]):
+            out[k] = 1.0
+            continue
+        _, image = structural_similarity(ga[k], gb[k], win_size=win, data_range=1.0, full=True)
+        out[k] = float(image[keep].mean()) if keep.any() else np.nan
+    return out
+
+
+def map_similarity(maps: np.ndarray, reference: np.ndarray, table: Optional[PathsLike] = None) -> Dict[str, np.ndarray]:
+    """Every :data:`SIMILARITIES` measure between matching rows of two (K, C) local maps → {name: (K,)}.
+
+    ``table`` (the path table) places the maps on the grid for SSIM; without it SSIM is NaN."""
+    maps, reference = np.asarray(maps, dtype=float), np.asarray(reference, dtype=float)
+    out = {"spearman_abs": spearman_rows(np.abs(maps), np.abs(reference)),
+           "spearman": spearman_rows(maps, reference)}
+    out["ssim"] = ssim_rows(maps, reference, table) if table is not None else np.full(maps.shape[0], np.nan)
+    return out
+
+
+def seed_summary(values: np.ndarray, *, bounds: tuple = (-1.0, 1.0)) -> Dict[str, float]:
+    """Summary of a statistic redrawn with several seeds: values (n_seeds, K) → ``{"mean", "ci_low",
+    "ci_high", "seed_min", "seed_max", "std", "n_seeds", "n"}`` (module docstring: *seed interval*, clipped
+    to the statistic's ``bounds``; ``std`` over notes and seeds; NaN values are left out)."""
+    v = np.asarray(values, dtype=float)
+    if v.ndim != 2:
+        raise ParameterError(f"values must have shape (n_seeds, K), got {v.shape}")
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        per_seed = np.nanmean(v, axis=1)
+    per_seed = per_seed[np.isfinite(per_seed)]
+    finite = v[np.isfinite(v)]
+    nan = float("nan")
+    if not per_seed.size:
+        return {"mean": nan, "ci_low": nan, "ci_high": nan, "seed_min": nan, "seed_max": nan, "std": nan,
+                "n_seeds": 0, "n": 0}
+    mean = float(per_seed.mean())
+    half = (float(scipy.stats.t.ppf(0.975, per_seed.size - 1) * per_seed.std(ddof=1) / np.sqrt(per_seed.size))
+            if per_seed.size > 1 else nan)
+    return {"mean": mean, "ci_low": max(mean - half, bounds[0]), "ci_high": min(mean + half, bounds[1]),
+            "seed_min": float(per_seed.min()),
+            "seed_max": float(per_seed.max()), "std": float(finite.std()), "n_seeds": int(per_seed.size),
+            "n": int(finite.size)}
+
+
+def bootstrap_interval(values: ArrayLike, *, n_boot: int = 2000, level: float = 0.95,
+                       seed: int = 0) -> Dict[str, float]:
+    """Mean of per-note values and its percentile bootstrap interval over notes
+    (:func:`scatterxai.maps.tracking.bootstrap_mean_ci`) → ``{"mean", "ci_low", "ci_high", "n"}`` (NaN values
+    left out; NaN interval with fewer than 2 values)."""
+    from ...maps.tracking import bootstrap_mean_ci
+    v = np.asarray(values, dtype=float).ravel()
+    v = v[np.isfinite(v)]
+    nan = float("nan")
+    if v.size < 2:
+        return {"mean": float(v.mean()) if v.size else nan, "ci_low": nan, "ci_high": nan, "n": int(v.size)}
+    lo, hi = bootstrap_mean_ci(v, n_boot=n_boot, level=level, seed=seed)
+    return {"mean": float(v.mean()), "ci_low": lo, "ci_high": hi, "n": int(v.size)}
+
+
+def strongest_control(scores: np.ndarray, controls: Mapping[str, np.ndarray], *, seed: int = 0) -> dict:
+    """A method's per-note scores (K,) against per-note control scores {name: (K,)}: the control with the
+    highest mean score and the margin over it → ``{"control", "margin": bootstrap_interval(...), "passes"}``
+    (``passes``: the interval's lower end is above 0; None without 2 finite margins)."""
+    if not controls:
+        raise ParameterError("strongest_control needs at least one control")
+    means = {name: float(np.nanmean(c)) for name, c in controls.items()}
+    name = max(means, key=lambda n: (np.nan_to_num(means[n], nan=-np.inf), n))
+    margin = bootstrap_interval(np.asarray(scores, float) - np.asarray(controls[name], float), seed=seed)
+    passes = None if not np.isfinite(margin["ci_low"]) else bool(margin["ci_low"] > 0)
+    return {"control": name, "control_mean": means[name], "margin": margin, "passes": passes}
 
 
 def _band(table, modulation_hz, octaves: float):

@@ -6,15 +6,25 @@ the reference), :func:`perturbation_logits` returns the network's logits after r
 paths by the baseline (deletion) or after putting the first k_j paths of the note into the all-baseline
 input (insertion).
 
-Baseline (decision).  The network input of a path replaced by "its training mean" is the **mean of the
-normalised training inputs of that path**, over the training notes and frames,
-b_p = mean_{n, t} log1p(S_n[p, t] / (c·μ_p + 1e-8)) (:func:`training_mean_input`), constant over frames.
-This is the value the network saw on average (the input BatchNorm's running mean estimates it; the
-BatchNorm maps it to its shift β_p, the network's own neutral point).  The alternative, the input of a path
-whose coefficient equals its mean energy, log1p(μ_p / (c·μ_p + 1e-8)) ≈ log1p(1/c) for every path
-(``baseline="mu"``), is far above what most notes have on most paths (their energy is concentrated on a few
-paths, so the mean of the log is well below the log of the mean): replacing a silent path by it *adds*
-energy.  ``baseline="zero"`` is the input of silence, log1p(0) = 0.
+Baselines (named; :data:`BASELINES`).  A deletion ranking is only defined together with what a deleted path
+becomes, and different baselines can rank methods differently (a method whose map is a first-order
+prediction of deletion *towards a given baseline* wins under that baseline), so :func:`~.stage.quality`
+scores every method under several:
+
+* ``"zero"`` — silence through the same scattering and normalisation: the model input log1p(0 / (c·μ)) = 0;
+* ``"training_mean"`` — the **mean of the normalised training inputs of that path**, over the training
+  notes and frames, b_p = mean_{n, t} log1p(S_n[p, t] / (c·μ_p + 1e-8)) (:func:`training_mean_input`),
+  constant over frames: the value the network saw on average (the input BatchNorm's running mean estimates
+  it and maps it to its shift β_p, the network's own neutral point — which is also the reference point of
+  LRP-ε on this network, so that LRP-ε ≈ gradient × (x − b) predicts deletion towards it to first order);
+* ``"shuffle"`` — the note's own path with its frames in a random order (seeded per note and path,
+  :func:`shuffled_input`): the path keeps every value it had, hence its mean, spread and distribution over
+  frames, and loses only its temporal order — an input the network could have seen, which tests the
+  temporal structure the map claims matters rather than the path's presence;
+* ``"mu"`` — the input of a path whose coefficient equals its mean energy, log1p(μ_p / (c·μ_p + 1e-8))
+  ≈ log1p(1/c) for every path: far above what most notes have on most paths (their energy is
+  concentrated on a few paths, so the mean of the log is well below the log of the mean), so replacing a
+  silent path by it *adds* energy; kept for comparison, not scored by default.
 
 Speed.  The convnet's first layers (input BatchNorm, conv0, BatchNorm bn0, in eval mode) are affine in the
 input and act on each path separately before summing, so a path's effect on bn0's output does not depend on
@@ -44,10 +54,11 @@ if TYPE_CHECKING:
     from ...features.store import FeatureFile
     from ...model.directory import LoadedModel
 
-__all__ = ["BASELINES", "training_mean_input", "baseline_input", "perturbation_logits", "perturbation_study"]
+__all__ = ["BASELINES", "training_mean_input", "shuffled_input", "baseline_input", "perturbation_logits",
+           "perturbation_study"]
 
-#: baseline kinds of :func:`baseline_input`
-BASELINES = ("training_mean", "mu", "zero")
+#: baseline kinds of :func:`baseline_input` (module docstring)
+BASELINES = ("zero", "training_mean", "shuffle", "mu")
 
 
 def training_mean_input(features: Union[PathLike, FeatureFile], model: LoadedModel, *,
@@ -80,12 +91,38 @@ def training_mean_input(features: Union[PathLike, FeatureFile], model: LoadedMod
         return acc / (rows.size * ff.table.n_frames)
 
 
+def shuffled_input(x: np.ndarray, *, seed: int = 0) -> np.ndarray:
+    """Every path of every note with its frames in a random order: (K, C, T) → (K, C, T).
+
+    Note k uses the stream ``(seed, k)``, one permutation per path, so a note's baseline does not depend on
+    which other notes are scored."""
+    x = np.asarray(x)
+    if x.ndim != 3:
+        raise ParameterError(f"x must have shape (K, C, T), got {x.shape}")
+    out = np.empty_like(x)
+    for k in range(x.shape[0]):
+        perm = np.random.default_rng([seed, k]).random(x.shape[1:]).argsort(axis=1)
+        out[k] = np.take_along_axis(x[k], perm, axis=1)
+    return out
+
+
 def baseline_input(kind: str, *, features: Optional[Union[PathLike, FeatureFile]] = None,
-                   model: Optional[LoadedModel] = None) -> np.ndarray:
-    """The baseline network input per path (C_in,) of ``kind`` (see the module docstring)."""
+                   model: Optional[LoadedModel] = None, x: Optional[np.ndarray] = None, seed: int = 0) -> np.ndarray:
+    """The baseline network input of ``kind`` (module docstring).
+
+    Returns
+    -------
+    np.ndarray
+        [shape=(C_in,)] per path for "zero", "training_mean" and "mu"; [shape=(K, C_in, T)] per note for
+        "shuffle" (which needs the notes' inputs ``x`` and the ``seed``).
+    """
     check_choice("baseline", kind, BASELINES)
+    if kind == "shuffle":
+        if x is None:
+            raise ParameterError("baseline 'shuffle' needs the notes' network inputs x (K, C, T)")
+        return shuffled_input(x, seed=seed)
     if model is None:
-        raise ParameterError("baseline_input needs the model (channels, μ, c)")
+        raise ParameterError(f"baseline {kind!r} needs the model (channels, μ, c)")
     if kind == "training_mean":
         if features is None:
             raise ParameterError("baseline 'training_mean' needs the features file (its training rows)")
@@ -236,7 +273,8 @@ def perturbation_study(net: torch.nn.Module, x: np.ndarray, local: dict, explain
         Finite local maps.
     explained, pred : array of int [shape=(K,)]
         The explained class (whose logit is tracked) and the original prediction (whether it holds).
-    baseline : array [shape=(C,) or (C, T)]
+    baseline : array [shape=(C,), (C, T) or (K, C, T)]
+        Network input of a replaced path: one for every note, or one per note.
     n_steps, max_fraction : int, float
         Steps k_j = round(j / n_steps · max_fraction · C), j = 0 … n_steps.
     n_random : int
@@ -253,6 +291,9 @@ def perturbation_study(net: torch.nn.Module, x: np.ndarray, local: dict, explain
     """
     x = np.asarray(x)
     K, C, _ = x.shape
+    baseline = np.asarray(baseline)
+    if baseline.ndim == 3 and baseline.shape != x.shape:
+        raise ParameterError(f"a per-note baseline must have the shape of x {x.shape}, got {baseline.shape}")
     methods = list(local)
     ks = metrics.step_counts(C, n_steps, max_fraction)
     method_orders = {m: metrics.relevance_order(local[m], seed=seed) for m in methods}
@@ -264,7 +305,8 @@ def perturbation_study(net: torch.nn.Module, x: np.ndarray, local: dict, explain
     rnd = {mode: {k: np.empty((K, n_random, ks.size)) for k in keys} for mode in ("deletion", "insertion")}
     for n in progress_bar(range(K), enabled=progress, desc="deletion/insertion", unit="note", leave=False):
         orders = np.concatenate([np.stack([method_orders[m][n] for m in methods]), rand[n]])
-        dele, ins = perturbation_logits(model, x[n], orders, ks, baseline, batch_size=batch_size)
+        dele, ins = perturbation_logits(model, x[n], orders, ks, baseline[n] if baseline.ndim == 3 else baseline,
+                                        batch_size=batch_size)
         for mode, logits in (("deletion", dele), ("insertion", ins)):
             cur = _curves(logits, int(explained[n]), int(pred[n]))
             for key in keys:

@@ -9,24 +9,32 @@ layer activations (``OUT/activations.h5``) → ``OUT/sweep.json`` and figures.
 
     {"factor", "technique", "values": [value of each note], "notes": [file names], "repeat": [repeat of each
      note], "predicted": [class of each note],
-     "tracking": {method: {"slope", "r2", "peak_hz": [...], "hit_rate",
-                           "window": {"lambda2_hz": [lo, hi], "slope", "r2", "peak_hz", "hit_rate"}}}
+     "tracking": {method: {"slope", "r2", "peak_hz": [...], "hit_rate", "spearman", "p",
+                           "window": {"lambda2_hz": [lo, hi], "slope", "r2", "peak_hz", "hit_rate", ...}}}
                                                                         (rate and f0 sweeps; window: rate)
+     "tracking_controls": {control: the same for each control map},
      "invariance": {layer: {"mean", "std", "n_pairs"}}, ...}
 
 * **tracking** — rate sweeps: log2(λ2 of the second-order path of highest local relevance) on log2(true
   modulation rate); f0 sweeps: log2(λ1 of the path of highest local relevance) on log2(f0); fitted over
   all notes (:func:`.metrics.log_fit`); ``hit_rate``: share of notes whose peak lies within ±½ octave of
-  the truth.  Rate sweeps also report ``window``: the same with the peak sought only among λ2 within one
-  octave beyond the swept rates (so that a peak at the beating of partials, λ2 ≈ f0, or at a stroke's
-  high harmonics does not count as the modulation rate);
+  the truth; ``spearman``: Spearman ρ of true and peak over the notes, ``p`` its one-sided permutation
+  p-value (999 permutations, :func:`scatterxai.maps.tracking.spearman`).  Rate sweeps also report
+  ``window``: the same with the peak sought only among λ2 within one octave beyond the swept rates (so that
+  a peak at the beating of partials, λ2 ≈ f0, or at a stroke's high harmonics does not count as the
+  modulation rate).  ``tracking_controls``: the same numbers for the
+  control maps of :mod:`scatterxai.maps.controls` — the input and the standardised input (can the input alone
+  follow the rate?), a random map, and, when the model's training features file is at hand, the constant
+  map (slope 0 by construction) and the class-prior map (the predicted class's median training rate: it
+  moves only where the prediction changes along the sweep);
 * **invariance** — Pearson r over the pairs of notes of the same repeat (they differ in the factor only)
   of each representation, every one averaged over time: ``input`` (the scattering S of the model's
   channels before the log: 1-homogeneous, so a pure gain gives r = 1), ``input_log`` (what the network
   reads: log1p(S / (c·μ))), ``conv0``, ``conv1``, ``conv2``, ``fc1`` (after their ReLU), and
   ``relevance/<method>`` (local relevance maps).
 
-Figures: ``OUT/tracking.png`` (rate and f0 sweeps: peak against truth with the identity line) and
+Figures: ``OUT/tracking.png`` (rate and f0 sweeps: peak against truth with the identity line, the input
+control in grey) and
 ``OUT/invariance.png``.
 """
 
@@ -43,7 +51,7 @@ from ..._util.jsonio import write_json
 from ..._util.outputs import claims_output, final_path
 from ..._util.types import PathLike
 from ..._util.validate import check_choice, check_int, check_positive_float, check_positive_int
-from ...errors import ParameterError
+from ...errors import ParameterError, ScatterXAIError
 from .metrics import hit_rate, invariance_profile, log_fit, peak_lambda1_hz, peak_lambda2_hz
 
 __all__ = ["SweepConfig", "run_sweep", "SWEEP_FILES", "LAYERS", "TRACKED"]
@@ -154,6 +162,10 @@ def _figures(result: dict, out_dir: str) -> dict:
             viz.tracking(result["true_hz"], fit["peak_hz"], ax=ax,
                          label=f"{method_title(method)}: slope {fit['slope']:.2f}, r² {fit['r2']:.2f}"
                                f"{window}")
+        fit = result.get("tracking_controls", {}).get("input")
+        if fit is not None:            # the control that can track: the input itself
+            viz.tracking(result["true_hz"], fit["peak_hz"], ax=ax, marker="x", color="0.5",
+                         label=f"control, the input: slope {fit['slope']:.2f}, r² {fit['r2']:.2f}")
         ax.set_xlabel(f"true {'modulation rate' if result['factor'] == 'rate' else 'f0'} (Hz)")
         ax.set_ylabel(f"{axis} of peak relevance (Hz)")
         ax.set_title(title, fontsize=9)
@@ -171,9 +183,28 @@ def _figures(result: dict, out_dir: str) -> dict:
 
 
 def _fit(true_hz, peak) -> dict:
+    from ...maps.tracking import spearman
     fit = log_fit(true_hz, peak)
+    rank = spearman(true_hz, peak, n_perm=999, seed=0)
     return {"slope": fit["slope"], "r2": fit["r2"], "peak_hz": peak.tolist(),
-            "hit_rate": hit_rate(true_hz, peak, octaves=HIT_OCTAVES)}
+            "hit_rate": hit_rate(true_hz, peak, octaves=HIT_OCTAVES), "spearman": rank["rho"], "p": rank["p"]}
+
+
+def _control_maps(model, x: np.ndarray, pred: np.ndarray) -> dict:
+    """The control maps of the sweep's notes (:mod:`scatterxai.maps.controls`): the input, the standardised
+    input and a random map; with the constant and class-prior maps when the model's training features file
+    (``config.json`` ``features_file``) is still there and has ``modulation_hz``."""
+    from ...maps.controls import control_maps
+    from ..quality.groundtruth import input_statistics, training_prior
+    prior = None
+    features = model.config.get("features_file")
+    if features and os.path.exists(features):
+        try:
+            prior = training_prior(features, model.classes, model.paths)
+        except ScatterXAIError as e:    # another file there now: the sweep goes on without those two controls
+            logger.warning("sweep: no constant or class-prior control (%s)", e)
+    mean, std = input_statistics(model.net)
+    return control_maps(x, pred, prior, model.paths, input_mean=mean, input_std=std, seed=0)
 
 
 def _tracking(factor: str, true_hz, local, paths) -> dict:
@@ -290,6 +321,8 @@ def run_sweep(model_dir: PathLike, out_dir: PathLike, config: SweepConfig, *, pr
         else:
             for m in config.methods:
                 result["tracking"][m] = _tracking(sweep.factor, true_hz, local[m], model.paths)
+            result["tracking_controls"] = {c: _tracking(sweep.factor, true_hz, v, model.paths)
+                                           for c, v in _control_maps(model, x, pred).items()}
     result["settings"] = {**{k: v for k, v in asdict(config).items() if k != "values"},
                           "model_dir": os.path.abspath(os.fspath(model_dir)), "model_checksum": model.checksum}
     write_json(files["json"], result)
