@@ -218,10 +218,6 @@ def test_public_functions_have_type_hints():
 
 #: longest function allowed in library code, counted by :func:`body_lines`
 MAX_FUNCTION_LINES = 80
-#: TEMPORARY allow-list: functions being split on other branches (issue 22b: ``quality``; issue 26:
-#: ``extract_features``).  The lead removes it when those branches land (the test below fails once they are
-#: short, as a reminder).
-BEING_SPLIT = {"scatterxai.analysis.quality.stage.quality", "scatterxai.features.extract.extract_features"}
 
 
 def body_lines(fn: ast.FunctionDef) -> int:
@@ -258,7 +254,5 @@ def test_no_library_function_over_80_lines():
     for module, (path, _) in _modules().items():
         lengths.update(_function_lengths(ast.parse(open(path, encoding="utf-8").read()), module))
     assert len(lengths) > 500 and "scatterxai.explain.base.register" in lengths
-    too_long = {name: n for name, n in lengths.items() if n > MAX_FUNCTION_LINES and name not in BEING_SPLIT}
+    too_long = {name: n for name, n in lengths.items() if n > MAX_FUNCTION_LINES}
     assert too_long == {}
-    stale = sorted(name for name in BEING_SPLIT if lengths.get(name, 0) <= MAX_FUNCTION_LINES)
-    assert stale == [], f"{stale} are short now: remove them from BEING_SPLIT"

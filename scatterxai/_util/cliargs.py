@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import argparse
 import math
-from typing import Callable, Dict, Optional, Union
+from typing import Any, Callable, Dict, Optional, Union
 
 __all__ = ["number", "input_arg", "output_arg", "check_outputs", "INPUT_LABELS", "BOUNDS"]
 
@@ -48,7 +48,7 @@ INPUT_LABELS = {"meta_csv": "meta CSV", "audio_root": "audio root", "features": 
                 "permuted_model": "permuted-label model"}
 
 
-def input_arg(p: argparse.ArgumentParser, *flags: str, kind: str, **kwargs) -> argparse.Action:
+def input_arg(p: argparse.ArgumentParser, *flags: str, kind: str, **kwargs: Any) -> argparse.Action:
     """``p.add_argument`` of an input path of kind ``kind`` (a key of :data:`INPUT_LABELS`)."""
     if kind not in INPUT_LABELS:
         raise ValueError(f"input kind {kind!r} is not one of {sorted(INPUT_LABELS)}")
@@ -58,7 +58,7 @@ def input_arg(p: argparse.ArgumentParser, *flags: str, kind: str, **kwargs) -> a
 
 
 def output_arg(p: argparse.ArgumentParser, *flags: str, kind: Union[str, Callable[[argparse.Namespace], str]],
-               **kwargs) -> argparse.Action:
+               **kwargs: Any) -> argparse.Action:
     """``p.add_argument`` of the command's output; ``kind`` is an output kind of
     :data:`scatterxai._util.outputs.KINDS` or ``args → kind`` (when the inputs decide)."""
     action = p.add_argument(*flags, **kwargs)

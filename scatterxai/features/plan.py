@@ -9,7 +9,7 @@ import hashlib
 import json
 import os
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Callable, Dict, List, Optional, Sequence, Tuple
 
 import h5py
 import numpy as np
@@ -20,6 +20,9 @@ from ..io.hdf5 import is_scatterxai_file, read_config
 from ..io.partial import PENDING, PartialFile, describe_change, settings_digest
 from ..scattering.config import ScatteringConfig
 from .store import FeatureFile, write_features
+
+if TYPE_CHECKING:
+    from ..data.labels import LabelInfo
 
 __all__ = ["extraction_settings", "settings_hash", "labels_hash", "finish", "SegmentPlan"]
 
@@ -51,7 +54,7 @@ def settings_hash(csv_bytes: bytes, audio_root: str, config: ScatteringConfig, m
                                                segments))[0]
 
 
-def labels_hash(info) -> str:
+def labels_hash(info: LabelInfo) -> str:
     """sha256 of the labels, classes and subsets a :class:`~scatterxai.data.LabelInfo` assigns."""
     h = hashlib.sha256(json.dumps({"classes": list(info.classes), "split": info.split,
                                    "seed": info.split_seed, "groups": info.split_groups}).encode())
@@ -95,7 +98,7 @@ class SegmentPlan:
     start_s: np.ndarray   # (R,) float64: start of the window in its file (s)
 
     @classmethod
-    def of(cls, names: Sequence[str], resolve, config: ScatteringConfig) -> SegmentPlan:
+    def of(cls, names: Sequence[str], resolve: Callable[[str], str], config: ScatteringConfig) -> SegmentPlan:
         """Read every file's duration from its header (unreadable files get one window, which fails later)."""
         from ..audio import audio_info, segment_starts
         csv_row, segment, start_s = [], [], []

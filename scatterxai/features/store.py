@@ -226,7 +226,7 @@ class RowView:
         return self.shape[0]
 
 
-def features_fingerprint(features) -> Optional[str]:
+def features_fingerprint(features: Union[PathLike, FeatureFile]) -> Optional[str]:
     """:attr:`FeatureFile.fingerprint` of a path or an open file; None if it cannot be read (the command that
     reads it then reports why)."""
     if isinstance(features, FeatureFile):
