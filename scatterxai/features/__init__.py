@@ -10,12 +10,13 @@ Examples
 >>> from scatterxai import ScatteringConfig
 >>> from scatterxai.features import FeatureFile, extract_features
 >>> rng = np.random.default_rng(0)
+>>> (tmp / "audio").mkdir()
 >>> for i in range(3):
-...     sf.write(tmp / f"note{i}.wav", 0.1 * rng.standard_normal(8192), 44100)
+...     sf.write(tmp / "audio" / f"note{i}.wav", 0.1 * rng.standard_normal(8192), 44100)
 >>> _ = (tmp / "meta.csv").write_text("file_name,label,subset\\n"
 ...                                   "note0.wav,trill,training\\nnote1.wav,vibrato,training\\nnote2.wav,trill,test\\n")
 >>> config = ScatteringConfig(N=2**13, J=6, Q=(8, 2), T=2**6)
->>> summary = extract_features(tmp / "meta.csv", tmp, tmp / "features.h5", config=config, device="cpu",
+>>> summary = extract_features(tmp / "meta.csv", tmp / "audio", tmp / "features.h5", config=config, device="cpu",
 ...                            progress=False)
 >>> summary.n_ok, summary.n_failed
 (3, 0)

@@ -28,7 +28,8 @@ the permuted-label network (``permuted_epochs=0``: the data-randomisation check 
 ['epsilon', 'epsilon_plus']
 >>> q = res["quality"]["epsilon_plus"]
 >>> sorted(q["checks"])
-['deletion', 'ground_truth', 'insertion', 'label_randomisation', 'model_randomisation']
+['deletion', 'ground_truth', 'insertion', 'label_randomisation', 'localisation_vs_controls',
+ 'model_randomisation', 'tracking']
 >>> q["checks"]["label_randomisation"] is None
 True
 >>> q["randomisation"]["steps"]           # cascading: the original network, then from the output down
