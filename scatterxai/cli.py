@@ -59,6 +59,8 @@ _positive_float = _number_type(float, lambda v: 0 < v < float("inf"), "a positiv
 _nonnegative_float = _number_type(float, lambda v: 0 <= v < float("inf"), "a finite number >= 0",
                                   "nonnegative_float")
 _seed = _number_type(int, lambda v: 0 <= v < 2 ** 32, "an integer seed in [0, 2**32)", "seed")
+_folds = _number_type(int, lambda v: v >= 3, "an integer >= 3 (folds)", "folds")
+_unit_float = _number_type(float, lambda v: 0 <= v < 1, "a number in [0, 1)", "unit_float")
 
 
 def _pairs(text):
@@ -126,21 +128,79 @@ def _add_extract(sub) -> None:
 
 
 def _cmd_train(args):
-    from .model import train_model
-    train_model(args.features, input=args.input, out_dir=args.out, seed=args.seed, device=args.device,
-                max_epochs=args.max_epochs, progress=True)
+    from .model import train_crossval, train_model
+    options = _training_options(args)
+    if args.folds is not None:
+        train_crossval(args.features, out_dir=args.out, folds=args.folds, group_by=args.group_by, **options)
+    else:
+        if args.group_by is not None:
+            raise ScatterXAIError("--group-by applies to cross-validation: give --folds K too")
+        train_model(args.features, out_dir=args.out, **options)
     return 0
 
 
+def _training_options(args) -> dict:
+    """Keyword arguments of train_model / train_crossval from the network and training options."""
+    import dataclasses
+
+    from .model import InitSpec, TrainConfig
+    from .model.arch import get_arch
+    changes = {k: getattr(args, k) for k in ("lr", "weight_decay") if getattr(args, k) is not None}
+    config = dataclasses.replace(TrainConfig(bn_recalibrate=args.bn_recalibrate), **changes)
+    if args.init is None and (args.freeze_conv or args.new_head):
+        raise ScatterXAIError("--freeze-conv and --new-head apply to fine-tuning: give --init MODEL_DIR too")
+    if args.init is not None and (args.arch is not None or args.dropout is not None):
+        raise ScatterXAIError("--arch and --dropout do not apply with --init (the pretrained network's "
+                              "architecture is kept)")
+    init = (None if args.init is None
+            else InitSpec(args.init, freeze=args.freeze_conv, new_head=args.new_head, mu=args.init_mu))
+    arch = None if args.arch is None and args.dropout is None else get_arch(args.arch, dropout=args.dropout)
+    return dict(input=args.input, seed=args.seed, device=args.device, max_epochs=args.max_epochs, progress=True,
+                config=config, arch=arch, init=init)
+
+
+def _add_training_options(s) -> None:
+    """Options of the network and its training (train, run)."""
+    g = s.add_argument_group("network and training (see the README, 'Small studies' and 'Fine-tuning')")
+    g.add_argument("--arch", choices=("paper", "small"), default=None,
+                   help="network preset: the paper's (2.07 M parameters on S1+S2; default) or a small one (33 K) "
+                        "for studies of tens to hundreds of notes")
+    g.add_argument("--dropout", type=_unit_float, default=None, help="dropout before the dense layers (default 0.5)")
+    g.add_argument("--weight-decay", type=_nonnegative_float, default=None, help="AdamW weight decay (default 0.1)")
+    g.add_argument("--lr", type=_positive_float, default=None, help="AdamW learning rate (default 1e-3)")
+    g.add_argument("--bn-recalibrate", choices=("auto", "on", "off"), default="auto",
+                   help="recompute BatchNorm statistics on the whole training split after each epoch; auto: on "
+                        "for small studies (fewer than 500 recordings)")
+    g.add_argument("--init", default=None, metavar="MODEL_DIR",
+                   help="fine-tune: start from this trained model (same scattering; its architecture and input "
+                        "are kept; the same classes, a subset, or new ones with a new output layer)")
+    g.add_argument("--freeze-conv", action="store_true",
+                   help="with --init: keep the convolutional layers fixed (train the dense layers only)")
+    g.add_argument("--new-head", action="store_true",
+                   help="with --init: a freshly initialised output layer even for classes the model knows")
+    g.add_argument("--init-mu", choices=("pretrained", "data"), default="pretrained",
+                   help="with --init: normalisation mean μ of the input from the pretrained model or from the "
+                        "new training rows")
+
+
 def _add_train(sub) -> None:
-    s = _sub(sub, "train", "train the convnet on S1 or S1+S2 features", _cmd_train)
+    s = _sub(sub, "train", "train the convnet on S1 or S1+S2 features (one split, or K-fold cross-validation)",
+             _cmd_train)
     s.add_argument("features", metavar="FEATURES.h5", help="features file with label and subset columns")
-    s.add_argument("--input", choices=("s1", "s1s2"), required=True,
-                   help="first-order coefficients only, or first and second order")
+    s.add_argument("--input", choices=("s1", "s1s2"), default=None,
+                   help="first-order coefficients only, or first and second order (required, except with --init)")
     s.add_argument("--out", required=True, metavar="MODEL_DIR", help="model directory to write")
     s.add_argument("--seed", type=_seed, default=0, help="seed of initialisation, dropout and batch order")
     s.add_argument("--max-epochs", type=_positive_int, default=None,
                    help="upper bound on epochs (early stopping on the validation split decides; default 60)")
+    s.add_argument("--folds", type=_folds, default=None, metavar="K",
+                   help="K-fold cross-validation (K >= 3), grouped and stratified by class: K fold models, "
+                        "out-of-fold accuracy with its spread, and a final model on every row (suggested below "
+                        "500 recordings)")
+    s.add_argument("--group-by", default=None, metavar="COLUMN",
+                   help="with --folds: column whose values never straddle folds (default: group, player, "
+                        "performer, source or instrument when the data have one, else the recording)")
+    _add_training_options(s)
     _common(s)
 
 

@@ -50,6 +50,7 @@ from ..io.hdf5 import is_scatterxai_file, read_config, scattering_attrs
 from ..io.netcdf import dataset_options
 from ..io.partial import PENDING, PartialFile, describe_change, settings_digest
 from ..scattering.config import PAPER_CONFIG, ScatteringConfig, path_table
+from .augment import PARAM_COLUMNS, AugmentConfig, sync_augmentation
 from .batch import BatchResult, compute_batch
 from .store import FeatureFile, write_features
 
@@ -76,6 +77,7 @@ class ExtractSummary:
     truncated: List[str] = field(default_factory=list)
     window_s: float = 0.0
     n_rows: int = 0
+    n_augmented: int = 0
 
     def describe(self) -> str:
         if self.already_complete:
@@ -92,6 +94,8 @@ class ExtractSummary:
         lines = [head] + [f"  failed: {name}: {reason}" for name, reason in self.failed[:20]]
         if len(self.failed) > 20:
             lines.append(f"  ... and {len(self.failed) - 20} more (see /failed in the file)")
+        if self.n_augmented:
+            lines.append(f"  {self.n_augmented} augmented copies (training only; column 'augmented')")
         if self.truncated:
             lines.append(f"  {len(self.truncated)} file(s) are longer than the {self.window_s:.2f} s window and "
                          f"only their first {self.window_s:.2f} s were used (e.g. {self.truncated[0]}); "
@@ -286,14 +290,16 @@ def _plan(out: str, partial: str, settings: Tuple[str, str], labels: str, *, ove
 def _seed_from_output(store: PartialFile, out: str, plan: Optional[SegmentPlan]) -> None:
     """Copy the rows of a complete ``out`` into a fresh partial file (its failed rows stay pending)."""
     with FeatureFile(out) as ff:
-        csv_rows = np.asarray(ff.examples["csv_row"], dtype=np.int64)
+        real = ff.indices("all")   # augmented copies are added again after the extraction
+        csv_rows = np.asarray(ff.examples["csv_row"], dtype=np.int64)[real]
         if plan is None:
             rows = csv_rows
         else:  # store rows are windows: (csv row, segment) → position in the plan
             where = {(int(c), int(g)): i for i, (c, g) in enumerate(zip(plan.csv_row, plan.segment))}
-            rows = np.array([where[(int(c), int(g))] for c, g in zip(csv_rows, ff.examples["segment"])], np.int64)
+            rows = np.array([where[(int(c), int(g))] for c, g in zip(csv_rows, ff.examples["segment"][real])],
+                            np.int64)
         for i in range(0, len(rows), 64):
-            store.commit(rows[i:i + 64], {"features": ff.load(np.arange(i, min(i + 64, len(rows))))})
+            store.commit(rows[i:i + 64], {"features": ff.load(real[i:i + 64])})
 
 
 def _relabel(out: str, columns: Dict[str, np.ndarray], names: Sequence[str], attrs: dict, classes) -> int:
@@ -303,14 +309,15 @@ def _relabel(out: str, columns: Dict[str, np.ndarray], names: Sequence[str], att
         ex = f["examples"]
         csv_ok = ex["csv_row"][()]
         examples = {k: np.asarray(v)[csv_ok] for k, v in columns.items()}
-        for k in ("segment", "start_s"):
+        for k in ("segment", "start_s", "augmented", *PARAM_COLUMNS):   # what the file adds to the CSV's columns
             if k in ex:
                 examples[k] = ex[k][()]
         examples["csv_row"] = csv_ok
         bad = f["failed/csv_row"][()] if "failed/csv_row" in f else np.zeros(0, np.int64)
         failed = {"file_name": np.array([names[r] for r in bad], dtype=object),
                   "reason": np.array(f["failed/reason"].asstr()[()], dtype=object), "csv_row": bad}
-        keep = {k: f.attrs[k] for k in ("settings_sha256", "method", "segments", "audio_root") if k in f.attrs}
+        keep = {k: f.attrs[k] for k in ("settings_sha256", "method", "segments", "audio_root", "augmentation")
+                if k in f.attrs}
         write_features(out, f["features"], examples, read_config(f.attrs, "scatterxai features"),
                        classes=classes or None, failed=failed, attrs={**keep, **attrs},
                        compression=f["features"].compression)  # as it was written
@@ -323,7 +330,7 @@ def extract_features(meta_csv: PathLike, audio_root: PathLike, out: PathLike, *,
                      seed: int = 0, segments: bool = False, retry_failed: bool = False,
                      allow_outside_root: bool = False, if_changed: str = "error",
                      compression: Optional[str] = None, progress: bool = True,
-                     dask: DaskSpec = None) -> ExtractSummary:
+                     dask: DaskSpec = None, augment: Optional[AugmentConfig] = None) -> ExtractSummary:
     """Scattering features of every file listed in a meta CSV → features HDF5 (resumable).
 
     Parameters
@@ -371,6 +378,9 @@ def extract_features(meta_csv: PathLike, audio_root: PathLike, out: PathLike, *,
         Compute the batches on a Dask cluster (:mod:`scatterxai.features.workers`): ``"local:N"`` (N worker
         processes here), a scheduler address (``"tcp://host:8786"``) or a Client; this process writes.  The
         file is the same as a serial run's with one torch thread.  Default: this process only.
+    augment : AugmentConfig, optional
+        Append augmented copies of every row, for training only (:mod:`scatterxai.features.augment`); an
+        existing output gets exactly these copies (None: its copies are removed).
 
     Returns
     -------
@@ -399,16 +409,20 @@ def extract_features(meta_csv: PathLike, audio_root: PathLike, out: PathLike, *,
     window_s = config.N / config.sr
     label_attrs = {**{k: v for k, v in info.attrs().items() if k != "classes"}, "labels_sha256": labels}
     partial = out + PARTIAL_SUFFIX
+    aug_options = dict(device=device, method=method, batch_size=batch_size, allow_outside_root=allow_outside_root,
+                       progress=progress)
     with output_lock(out, what="features file"):
         state = _plan(out, partial, digest, labels, overwrite=overwrite, retry_failed=retry_failed,
                       if_changed=if_changed, legacy=_legacy_sha(csv_bytes, audio_root, config), method=method)
         if state in ("complete", "relabel"):
             if state == "relabel":
                 _relabel(out, columns, names, label_attrs, info.classes)
+            n_aug = sync_augmentation(out, audio_root, augment, **aug_options)
             with FeatureFile(out) as ff:
-                n, failed = len(ff), ff.failed
+                n, failed = len(ff.indices("all")), ff.failed
             return ExtractSummary(out, len(names), n, len(failed), already_complete=state == "complete",
-                                  relabelled=state == "relabel", failed=failed, window_s=window_s)
+                                  relabelled=state == "relabel", failed=failed, window_s=window_s,
+                                  n_augmented=n_aug)
         resolve = AudioResolver(audio_root, allow_outside=allow_outside_root)
         plan = SegmentPlan.of(names, resolve, config) if segments else None
         row_names = names if plan is None else [names[r] for r in plan.csv_row]
@@ -450,6 +464,7 @@ def extract_features(meta_csv: PathLike, audio_root: PathLike, out: PathLike, *,
                                       compression=compression)
         # Nothing worth keeping if every file failed (e.g. a wrong audio root): the next run starts afresh.
         os.remove(partial)
+        n_aug = sync_augmentation(out, audio_root, augment, **aug_options) if ok.size else 0
     if truncated:
         logger.warning("warning: %d file(s) are longer than the transform's window (%.2f s) and only their first "
                        "%.2f s were used, e.g. %s; --segments (segments=True) cuts them into consecutive "
@@ -459,4 +474,4 @@ def extract_features(meta_csv: PathLike, audio_root: PathLike, out: PathLike, *,
     n_ok_files = int(ok.size) if plan is None else int(np.unique(plan.csv_row[ok]).size)
     return ExtractSummary(out, len(names), n_ok_files, int(bad_csv.size), n_resumed=n_resumed,
                           seconds=time.perf_counter() - t0, failed=failed, truncated=truncated,
-                          window_s=window_s, n_rows=n_rows)
+                          window_s=window_s, n_rows=n_rows, n_augmented=n_aug)
