@@ -93,9 +93,17 @@ def _cmd_extract(args):
                                batch_size=args.batch_size, method=args.method, overwrite=args.overwrite,
                                classes=args.classes, seed=args.seed, segments=args.segments,
                                retry_failed=args.retry_failed, allow_outside_root=args.allow_outside_root,
-                               compression=_compression(args.compression), progress=True, dask=args.dask)
+                               compression=_compression(args.compression), progress=True, dask=args.dask,
+                               augment=_augment(args))
     print(summary.describe())
     return 0 if summary.n_ok > 0 else 1
+
+
+def _augment(args):
+    if not args.augment:
+        return None
+    from .features.augment import AugmentConfig
+    return AugmentConfig(copies=args.augment, seed=args.augment_seed)
 
 
 def _add_extract(sub) -> None:
@@ -122,6 +130,10 @@ def _add_extract(sub) -> None:
     s.add_argument("--segments", action="store_true",
                    help="cut files longer than the transform's window into consecutive windows (one row "
                         "each, columns segment and start_s) instead of using their first window only")
+    s.add_argument("--augment", type=_nonnegative_int, default=0, metavar="K",
+                   help="add K augmented copies of every note (random excerpt, ±0.5 semitone, reverberation, "
+                        "noise; flagged in column augmented), used for training only (0: none)")
+    s.add_argument("--augment-seed", type=_seed, default=0, help="seed of the augmented copies")
     _add_compression(s)
     _dask_option(s, "the batches")
     _common(s)
@@ -551,7 +563,8 @@ def _add_compare(sub) -> None:
 def _cmd_run(args):
     from .pipeline import RunConfig, run
     config = RunConfig(scale=args.scale, seed=args.seed, sol_root=args.sol_root, meta=args.meta,
-                       audio_root=args.audio_root, device=args.device, max_epochs=args.max_epochs, jobs=args.jobs)
+                       audio_root=args.audio_root, device=args.device, max_epochs=args.max_epochs, jobs=args.jobs,
+                       folds=args.folds, arch=args.arch)
     print(run(args.out, config)["report"])
     return 0
 
@@ -574,7 +587,19 @@ def _add_run(sub) -> None:
                    help="upper bound on training epochs (early stopping decides below it; default 60)")
     s.add_argument("--jobs", type=_positive_int, default=None,
                    help="worker processes for synthesis (default: all cores)")
+    s.add_argument("--folds", type=_run_folds, default="auto", metavar="K|auto|none",
+                   help="K-fold cross-validation of both networks (out-of-fold metrics with their spread and "
+                        "out-of-fold relevance); auto: 5 folds for your own data below 500 recordings, else one "
+                        "split (the synthetic corpus and SOL keep the paper's split)")
+    s.add_argument("--arch", choices=("paper", "small"), default=None,
+                   help="network preset: the paper's (default) or a small one for small studies")
     _common(s)
+
+
+def _run_folds(text):
+    if text in ("auto", "none"):
+        return None if text == "none" else text
+    return _folds(text)
 
 
 def _split_values(values):

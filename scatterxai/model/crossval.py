@@ -67,15 +67,20 @@ FOLDS_DIR = "folds"
 
 
 def features_identity(ff, rows: np.ndarray) -> str:
-    """sha256 of what identifies ``rows`` of a features file: file name, window start and label per row.
+    """sha256 of what identifies ``rows`` of a features file: per row its file name, window start, label and
+    the mean of its coefficients (to 5 significant digits).
 
-    A cross-validated model recognises the data it was trained on by it (a re-extraction of the same CSV
-    gives the same identity)."""
+    A cross-validated model recognises the data it was trained on by it: a re-extraction of the same audio
+    gives the same identity, other audio under the same file names does not."""
     h = hashlib.sha256()
+    rows = np.asarray(rows, np.int64)
     start = ff.examples.get("start_s")
     labels = ff.labels if "label" in ff.examples else np.full(len(ff), -1)
-    for r in np.asarray(rows, np.int64):
-        h.update(f"{ff.examples['file_name'][r]}\x1f{'' if start is None else start[r]}\x1f{labels[r]}\x1e".encode())
+    means = np.concatenate([ff.load(rows[i:i + 64]).mean(axis=(1, 2), dtype=np.float64)
+                            for i in range(0, len(rows), 64)]) if len(rows) else np.zeros(0)
+    for r, m in zip(rows.tolist(), means.tolist()):
+        h.update(f"{ff.examples['file_name'][r]}\x1f{'' if start is None else start[r]}\x1f{labels[r]}\x1f"
+                 f"{m:.4e}\x1e".encode())
     return h.hexdigest()
 
 
@@ -181,7 +186,7 @@ def _train_fold(ff, plan: _Plan, k: int, tmp: str, *, channels, input, seed, dev
     t0 = time.perf_counter()
     parts = plan.parts(k)
     counts = plan.counts(ff, k)
-    for message in count_warnings(counts, ff.classes, where=f"fold {k + 1}: "):
+    for message in count_warnings(counts, ff.classes, where=f"fold {k + 1}"):
         logger.warning("warning: %s", message)
     mu, mu_source = _fold_mu(ff, parts["training"], channels, pre)
     data = load_rows(ff, channels, parts["training"], parts["validation"], mu, config.c, dev, mu_source=mu_source)

@@ -66,7 +66,8 @@ def class_counts(examples: Mapping[str, np.ndarray], labels: np.ndarray, rows: n
 
 
 def count_warnings(counts: Mapping[str, Sequence[int]], classes: Sequence[str], *, where: str = "") -> list:
-    """Messages for the classes with fewer notes than :data:`MIN_NOTES` in a part.
+    """One message naming the classes with fewer notes than :data:`MIN_NOTES` in each part (empty list when
+    every class has enough).
 
     Parameters
     ----------
@@ -74,16 +75,17 @@ def count_warnings(counts: Mapping[str, Sequence[int]], classes: Sequence[str], 
         Parts among "training", "validation", "test".
     classes : sequence of str
     where : str
-        Prefix naming the split or fold (e.g. "fold 2: ").
+        What the counts are of (e.g. "fold 2"); default the split.
     """
-    out = []
+    parts = []
     for part, n in counts.items():
-        low = [(c, int(k)) for c, k in zip(classes, n) if k < MIN_NOTES.get(part, 0)]
+        low = [f"{c} {int(k)}" for c, k in zip(classes, n) if k < MIN_NOTES.get(part, 0)]
         if low:
-            shown = ", ".join(f"{c} {k}" for c, k in low)
-            out.append(f"{where}few {part} notes: {shown} (fewer than {MIN_NOTES[part]}; with n notes one note "
-                       f"moves a class's accuracy by 100/n points)")
-    return out
+            parts.append(f"{part} ({', '.join(low)}; fewer than {MIN_NOTES[part]})")
+    if not parts:
+        return []
+    return [f"{where or 'the split'}: few notes of some classes — " + "; ".join(parts)
+            + ": with n notes, one note moves a class's accuracy by 100/n points"]
 
 
 def split_guidance(ff, parts: Dict[str, np.ndarray], *, arch=None, init=None) -> None:
