@@ -4,7 +4,8 @@
   (:data:`GROUP_COLUMNS`, or the one named), else the recording (``file_name``), so that the windows of
   one file (``--segments``) and its augmented copies never sit on both sides of a fold;
 * :func:`assign_folds` — K folds from scikit-learn's :class:`~sklearn.model_selection.StratifiedGroupKFold`
-  (each group in one fold; class proportions as equal across folds as the groups allow), seeded;
+  (each group in one fold; class proportions as equal across folds as the groups allow; its
+  :class:`~sklearn.model_selection.GroupKFold` when no class has K recordings), seeded;
 * :func:`fold_parts` — the rotation: fold k tests on part k, early-stops on part k+1 (mod K) and trains on
   the K−2 others.  With K = 5 every model sees the 6:2:2 ratio of a single split, and every row is tested
   exactly once (by the one model that neither trained nor early-stopped on it).  Augmented rows are used
@@ -102,8 +103,13 @@ def assign_folds(labels: ArrayLike, groups: ArrayLike, n_folds: int, *, seed: in
     if n_groups < n_folds:
         raise DataError(f"{n_folds} folds need at least {n_folds} groups; the data have {n_groups} "
                         f"(group each recording on its own, or use fewer folds)")
-    splitter = StratifiedGroupKFold(n_splits=n_folds, shuffle=True, random_state=seed)
     rows = np.flatnonzero(real)
+    counts = np.bincount(labels[rows])
+    if (counts[counts > 0] < n_folds).all():   # no class fills every fold: stratification is moot
+        from sklearn.model_selection import GroupKFold
+        splitter = GroupKFold(n_splits=n_folds, shuffle=True, random_state=seed)
+    else:
+        splitter = StratifiedGroupKFold(n_splits=n_folds, shuffle=True, random_state=seed)
     fold_of_group: Dict[str, int] = {}
     with warnings.catch_warnings():   # "least populated class has fewer members than n_splits": we warn per fold
         warnings.simplefilter("ignore", UserWarning)

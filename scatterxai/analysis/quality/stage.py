@@ -268,6 +268,10 @@ def quality(features: PathLike, *, model_dir: PathLike, relevance: PathLike, out
         if rf.attrs.get("model_checksum") not in (None, model.checksum):
             raise ModelError(f"{relevance} explains the model with checksum {rf.attrs['model_checksum'][:12]}…, "
                              f"not {model_dir} ({model.checksum[:12]}…); explain this model first")
+        if rf.attrs.get("out_of_fold"):
+            raise ModelError(f"{relevance} holds out-of-fold relevance (each note from its own fold model), which "
+                             f"one network cannot be checked against; explain one model (a fold model, "
+                             f"{model_dir}/folds/<k>, on its test notes) and check that")
         rows = select_examples(rf, subset=config.subset, max_examples=config.max_examples, select=config.select)
         methods, classes, paths = list(rf.methods), list(rf.classes), rf.paths
         x = rf.features(rows)
@@ -422,6 +426,13 @@ def pipeline_section(ctx: AnalysisContext) -> str:
     """``scatterxai run``'s quality stages (``pipeline.ANALYSES``): the permuted-label network, then
     :func:`quality` with :data:`RUN_CONFIG` on ``OUT/relevance.h5`` → ``OUT/quality/``; returns the section."""
     from ...model.directory import load_model
+    with RelevanceFile(ctx.relevance) as rf:
+        if rf.attrs.get("out_of_fold"):   # cross-validated run: K models, no single network to check
+            logger.warning("warning: quality checks skipped: the relevance is out-of-fold (cross-validation)")
+            return ("## Is the explanation right? (quality checks)\n\nSkipped: with cross-validation each note's "
+                    "relevance comes from its own fold model; the checks perturb and randomise one network.  Run "
+                    "`scatterxai quality` on the relevance of one fold model (`explain --model MODEL_DIR/folds/<k>`) "
+                    "to check it.\n")
     config = replace(RUN_CONFIG, device=ctx.config.device)
     out = os.path.join(ctx.out, "quality")
     perm_dir = os.path.join(out, PERMUTED_DIR)
