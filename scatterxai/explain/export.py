@@ -328,7 +328,7 @@ def _explain(features, model_dir, out: Path, config: ExplainConfig, progress: bo
         if dask is not None:
             raise ParameterError("--dask does not apply to a cross-validated model's out-of-fold explanation; "
                                  "explain without --dask")
-        done = explain_out_of_fold(features, model_dir, model, out, config, progress)
+        done = explain_out_of_fold(features, model_dir, model, out, config, progress, write_relevance)
         if done is not None:
             return done
     x, examples, attrs, rows = _load_inputs(features, model, config)

@@ -14,18 +14,21 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Dict, Optional
+from typing import TYPE_CHECKING, Any, Callable, Dict, Optional
 
 import numpy as np
 import torch
 
+from .._util.types import PathLike
 from ..errors import ParameterError
 from ..scattering.normalize import MU_EPS
 from .attribute import Attribution, attribute
 
 if TYPE_CHECKING:
     from ..model.directory import LoadedModel
-    from .export import ExplainConfig
+
+#: the explain settings (:class:`scatterxai.explain.ExplainConfig`; not imported: export imports this module)
+ExplainConfig = Any
 
 __all__ = ["explain_out_of_fold", "renormalise"]
 
@@ -88,16 +91,16 @@ def _merge(parts: dict, n: int) -> Attribution:
     return Attribution(**arrays, method=first.method, params=first.params, extras=extras)
 
 
-def explain_out_of_fold(features, model_dir, model: LoadedModel, out: Path, config: ExplainConfig,
-                        progress: bool) -> Optional[Path]:
+def explain_out_of_fold(features: PathLike, model_dir: PathLike, model: LoadedModel, out: Path, config: ExplainConfig,
+                        progress: bool, write: Callable[..., Path]) -> Optional[Path]:
     """Write the relevance file with each row explained by the model that did not see it (module
-    docstring); None when ``features`` are not the data ``model`` was cross-validated on (the caller then
-    explains with the final model as usual)."""
+    docstring) with ``write`` (:func:`~scatterxai.explain.export.write_relevance`); None when ``features``
+    are not the data ``model`` was cross-validated on (the caller then explains with the final model as
+    usual)."""
     from .._util.log import logger
     from ..features.store import FeatureFile
     from ..io.hdf5 import scattering_attrs
     from ..model.crossval import evaluation_rows, fold_of_rows, load_fold
-    from .export import write_relevance
     with FeatureFile(features) as ff:
         model.check_compatible(ff, classes="subset")
         rows, subset = evaluation_rows(model, ff, config.subset)
@@ -121,5 +124,5 @@ def explain_out_of_fold(features, model_dir, model: LoadedModel, out: Path, conf
     logger.info("explain: out of fold — %d rows, each by the fold model that did not see it (%s)", len(rows),
                 ", ".join(f"fold {k}: {int((fold == k).sum())}" for k in sorted(models) if k)
                 + (f", final model: {int((fold == 0).sum())}" if (fold == 0).any() else ""))
-    return write_relevance(out, x, examples, attrs, model, config, progress=progress, logits=logits,
-                           attribute_fn=_router(x, fold, models, model, config, progress))
+    return write(out, x, examples, attrs, model, config, progress=progress, logits=logits,
+                 attribute_fn=_router(x, fold, models, model, config, progress))

@@ -39,8 +39,10 @@ from typing import Dict, Optional, Sequence, Tuple
 
 import numpy as np
 
+from .._util.types import Device
 from .._util.validate import check_float, check_int, check_seed
 from ..errors import AudioError, ParameterError
+from ..scattering.config import ScatteringConfig
 
 __all__ = ["AugmentConfig", "draw_params", "augment_signal", "augmented_window", "PARAM_COLUMNS"]
 
@@ -163,7 +165,7 @@ def augment_signal(y: np.ndarray, sr: int, *, shift_semitones: float, rt60_s: fl
     return y + noise * np.sqrt(_power(y) / 10 ** (float(snr_db) / 10))
 
 
-def augmented_window(path: str, scattering, params: Dict[str, float], *, seed: int) -> np.ndarray:
+def augmented_window(path: str, scattering: ScatteringConfig, params: Dict[str, float], *, seed: int) -> np.ndarray:
     """The augmented window of a file ready for scattering (mono, resampled, length N, standardised).
 
     Parameters
@@ -248,7 +250,7 @@ def _scatter_copies(names, params, resolve, ff, config: AugmentConfig, *, device
     return np.concatenate(out) if out else np.zeros((0, len(ff.table), ff.table.n_frames), np.float32)
 
 
-def sync_augmentation(path: str, audio_root: str, config: Optional[AugmentConfig], *, device="auto",
+def sync_augmentation(path: str, audio_root: str, config: Optional[AugmentConfig], *, device: Device = "auto",
                       method: str = "fast", batch_size: int = 8, allow_outside_root: bool = False,
                       progress: bool = True) -> int:
     """Give the features file ``path`` exactly the augmented rows of ``config`` (None: none); returns the

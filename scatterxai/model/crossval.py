@@ -29,7 +29,7 @@ import hashlib
 import os
 import time
 from pathlib import Path
-from typing import Dict, Optional, Union
+from typing import TYPE_CHECKING, Dict, Optional, Union
 
 import numpy as np
 import torch
@@ -59,6 +59,9 @@ from .train import (
     with_epochs,
 )
 
+if TYPE_CHECKING:
+    from ..features.store import FeatureFile
+
 __all__ = ["train_crossval", "is_crossval", "fold_of_rows", "features_identity", "evaluation_rows", "load_fold",
            "oof_logits", "FOLDS_DIR"]
 
@@ -66,7 +69,7 @@ __all__ = ["train_crossval", "is_crossval", "fold_of_rows", "features_identity",
 FOLDS_DIR = "folds"
 
 
-def features_identity(ff, rows: np.ndarray) -> str:
+def features_identity(ff: FeatureFile, rows: np.ndarray) -> str:
     """sha256 of what identifies ``rows`` of a features file: per row its file name, window start, label and
     the mean of its coefficients (to 5 significant digits).
 
@@ -125,7 +128,8 @@ class _Plan:
         return {p: class_counts(ff.examples, self.labels, r, n).tolist() for p, r in self.parts(k).items()}
 
 
-def train_crossval(features, *, input: Optional[str], out_dir: PathLike, folds: int = 5, seed: int = 0,
+def train_crossval(features: Union[PathLike, FeatureFile], *, input: Optional[str], out_dir: PathLike,
+                   folds: int = 5, seed: int = 0,
                    device: Device = "auto", max_epochs: Optional[int] = None, progress: bool = True,
                    config: Optional[TrainConfig] = None, threads: Optional[int] = None,
                    arch: Union[None, str, Arch] = None, init: Union[None, PathLike, InitSpec] = None,
@@ -255,7 +259,7 @@ def is_crossval(model: LoadedModel) -> bool:
     return isinstance(model.config.get("crossval"), dict)
 
 
-def fold_of_rows(model_dir: PathLike, model: LoadedModel, ff, rows: np.ndarray) -> np.ndarray:
+def fold_of_rows(model_dir: PathLike, model: LoadedModel, ff: FeatureFile, rows: np.ndarray) -> np.ndarray:
     """Fold (1 … K) of the model that did not see each of ``rows``, 0 for rows no fold model tested.
 
     When ``ff`` is not the features file the model was cross-validated on (its rows' identity differs),
@@ -278,7 +282,7 @@ def fold_of_rows(model_dir: PathLike, model: LoadedModel, ff, rows: np.ndarray) 
     return out
 
 
-def evaluation_rows(model: LoadedModel, ff, subset: Optional[str]) -> tuple:
+def evaluation_rows(model: LoadedModel, ff: FeatureFile, subset: Optional[str]) -> tuple:
     """(rows, subset description) that ``evaluate`` and ``explain`` use for ``subset``.
 
     For a cross-validated model on the data it was cross-validated on, when the folds replaced a drawn
@@ -305,7 +309,8 @@ def load_fold(model_dir: PathLike, model: LoadedModel, k: int, device: Device = 
     return fold
 
 
-def oof_logits(model_dir: PathLike, model: LoadedModel, ff, rows: np.ndarray, *, batch_size: int = 64) -> tuple:
+def oof_logits(model_dir: PathLike, model: LoadedModel, ff: FeatureFile, rows: np.ndarray, *,
+               batch_size: int = 64) -> tuple:
     """(logits [shape=(k, n_classes)], fold of each row): each row's logits from the fold model that did not
     see it (:func:`fold_of_rows`), the final model's for the others."""
     rows = np.asarray(rows, np.int64)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import os
 from pathlib import Path
-from typing import Mapping, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Optional, Sequence
 
 import numpy as np
 
@@ -21,13 +21,17 @@ from .. import __version__
 from .._util.fs import atomic_path
 from .._util.jsonio import write_json
 from .._util.markdown import md_table
+from .._util.types import PathLike
 from .metrics import classification_metrics, metrics_markdown
 from .spread import bootstrap_interval, spread
+
+if TYPE_CHECKING:
+    from ..features.store import FeatureFile
 
 __all__ = ["crossval_metrics", "crossval_markdown", "write_metrics"]
 
 
-def crossval_metrics(ff, plan, results: Sequence[dict], *, input: str, n_params: int) -> dict:
+def crossval_metrics(ff: FeatureFile, plan: Any, results: Sequence[dict], *, input: str, n_params: int) -> dict:
     """Out-of-fold metrics of the folds' test rows (``results`` of the fold trainings)."""
     rows = np.concatenate([r["test_rows"] for r in results])
     logits = np.concatenate([r["logits"] for r in results])
@@ -40,7 +44,7 @@ def crossval_metrics(ff, plan, results: Sequence[dict], *, input: str, n_params:
     return out
 
 
-def oof_metrics(ff, rows: np.ndarray, logits: np.ndarray, fold: np.ndarray, folds: Sequence[Mapping], *,
+def oof_metrics(ff: FeatureFile, rows: np.ndarray, logits: np.ndarray, fold: np.ndarray, folds: Sequence[Mapping], *,
                 seed: int = 0, labels: Optional[np.ndarray] = None, classes: Optional[Sequence[str]] = None) -> dict:
     """Pooled, per-fold and spread metrics of out-of-fold predictions.
 
@@ -114,7 +118,7 @@ def crossval_markdown(metrics: Mapping) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_metrics(folder, metrics: dict) -> None:
+def write_metrics(folder: PathLike, metrics: dict) -> None:
     """``folder/metrics.json`` and ``folder/metrics.md``."""
     folder = Path(folder)
     write_json(folder / "metrics.json", metrics)

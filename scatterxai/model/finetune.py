@@ -26,13 +26,16 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
 
 from .._util.validate import check_choice
 from ..errors import ModelError, ParameterError
+
+if TYPE_CHECKING:
+    from ..features.store import FeatureFile
 
 __all__ = ["InitSpec", "Pretrained", "MU_CHOICES", "FROZEN_MODULES", "head_mode", "as_init"]
 
@@ -108,7 +111,7 @@ class Pretrained:
         The new data's classes.
     """
 
-    def __init__(self, spec: InitSpec, features, input: Optional[str], classes: Sequence[str]):
+    def __init__(self, spec: InitSpec, features: FeatureFile, input: Optional[str], classes: Sequence[str]):
         from .directory import load_model
         self.spec = spec
         self.model = load_model(spec.model_dir, device="cpu")
@@ -165,7 +168,7 @@ class Pretrained:
                 "train_config": self.model.config.get("train_config")}
 
 
-def as_init(init) -> Optional[InitSpec]:
+def as_init(init: Union[None, str, os.PathLike, InitSpec]) -> Optional[InitSpec]:
     """An :class:`InitSpec` from a spec, a model directory path, or None."""
     if init is None or isinstance(init, InitSpec):
         return init

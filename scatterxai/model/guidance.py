@@ -15,11 +15,16 @@ points), or fewer than 10 training notes, gets a warning naming the part and the
 
 from __future__ import annotations
 
-from typing import Dict, Mapping, Optional, Sequence
+from typing import TYPE_CHECKING, Dict, Mapping, Optional, Sequence, Union
 
 import numpy as np
 
 from .._util.log import logger
+
+if TYPE_CHECKING:
+    from ..features.store import FeatureFile
+    from .arch import Arch
+    from .finetune import Pretrained
 
 __all__ = ["SMALL_STUDY", "MIN_NOTES", "is_small", "recordings", "n_recordings", "class_counts", "count_warnings",
            "split_guidance"]
@@ -45,7 +50,7 @@ def recordings(examples: Mapping[str, np.ndarray], rows: Optional[np.ndarray] = 
     return names[rows]
 
 
-def n_recordings(ff) -> int:
+def n_recordings(ff: FeatureFile) -> int:
     """Labelled recordings of a features file (distinct files; augmented copies not counted)."""
     rows = np.arange(len(ff)) if "label" in ff.examples else np.zeros(0, np.int64)
     return len(set(recordings(ff.examples, rows).tolist()))
@@ -88,7 +93,8 @@ def count_warnings(counts: Mapping[str, Sequence[int]], classes: Sequence[str], 
             + ": with n notes, one note moves a class's accuracy by 100/n points"]
 
 
-def split_guidance(ff, parts: Dict[str, np.ndarray], *, arch=None, init=None) -> None:
+def split_guidance(ff: FeatureFile, parts: Dict[str, np.ndarray], *, arch: Union[None, str, Arch] = None,
+                   init: Optional[Pretrained] = None) -> None:
     """Log warnings for a single split: classes with too few notes per part, and, for a small study,
     the suggestion of cross-validation and of the small network."""
     labels = ff.labels

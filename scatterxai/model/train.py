@@ -19,7 +19,7 @@ import os
 import time
 import warnings
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, ContextManager, Optional, Union
+from typing import TYPE_CHECKING, Any, ContextManager, Iterator, Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -248,7 +248,7 @@ def with_epochs(config: Optional[TrainConfig], max_epochs: Optional[int]) -> Tra
 
 
 @contextlib.contextmanager
-def torch_threads(threads: Optional[int]):
+def torch_threads(threads: Optional[int]) -> Iterator[None]:
     """Torch's intra-op threads set to ``threads`` (None: unchanged) for the block, restored after."""
     prev = torch.get_num_threads()
     try:
@@ -289,7 +289,7 @@ def check_frames(ff: FeatureFile) -> None:
 
 
 def load_rows(ff: FeatureFile, channels: np.ndarray, rows_tr: Indices, rows_va: Indices, mu: np.ndarray, c: float,
-              dev, *, mu_source: Optional[str] = None) -> Data:
+              dev: torch.device, *, mu_source: Optional[str] = None) -> Data:
     """The network input and labels of given training and validation rows, normalised with ``mu``.
 
     Parameters
@@ -372,8 +372,8 @@ def _log_epoch(record: dict, config: TrainConfig, improved: bool) -> None:
                 "  *" if improved else "")
 
 
-def fit(data: Data, weights, *, seed, dev, config: TrainConfig, progress: bool, keep_last: bool = False,
-        arch: Union[None, str, Arch] = None, init: Optional[Pretrained] = None):
+def fit(data: Data, weights: np.ndarray, *, seed: int, dev: torch.device, config: TrainConfig, progress: bool,
+        keep_last: bool = False, arch: Union[None, str, Arch] = None, init: Optional[Pretrained] = None) -> tuple:
     """Epochs with early stopping (``keep_last``: all ``max_epochs`` epochs, the last one kept).
 
     Returns (network with the kept weights, history, best, stop reason, frozen module names).
@@ -419,9 +419,9 @@ def fit(data: Data, weights, *, seed, dev, config: TrainConfig, progress: bool, 
     return net, history, best, stop_reason, frozen
 
 
-def model_config(data: Data, net, *, input: str, seed: int, config: TrainConfig, weights, history, best,
-                 stop_reason: str, dev, t_start: float, init: Optional[Pretrained] = None,
-                 frozen=(), **extra) -> dict:
+def model_config(data: Data, net: ConvNet, *, input: str, seed: int, config: TrainConfig, weights: np.ndarray,
+                 history: list, best: dict, stop_reason: str, dev: torch.device, t_start: float,
+                 init: Optional[Pretrained] = None, frozen: Sequence[str] = (), **extra: Any) -> dict:
     """The config.json of a trained network (everything :func:`load_model` and a reader need)."""
     channels, n_classes = data.channels, len(data.classes)
     out = {
