@@ -55,7 +55,7 @@ def before(features: str, out: str, seeds) -> dict:
         model_dir = os.path.join(out, f"split_seed{seed}")
         train_model(features, input="s1s2", out_dir=model_dir, seed=seed, progress=False,
                     config=TrainConfig(bn_recalibrate=False), device="cpu")
-        m = evaluate_model(features, model_dir=model_dir, out_dir=os.path.join(model_dir, "eval"), device="cpu")
+        m = evaluate_model(features, model_dir=model_dir, out_dir=os.path.join(out, f"eval_seed{seed}"), device="cpu")
         macro.append(m["macro_accuracy"])
         single += len(set(m["predictions"]["predicted"])) == 1
     return {"macro": macro, "single_class_seeds": single, "n_test": m["n_examples"]}

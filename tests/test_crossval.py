@@ -297,3 +297,24 @@ def test_model_applies_to_features_naming_a_subset_of_its_classes(tmp_path):
     assert main(["-q", "evaluate", other, "--model", str(model_dir), "--out", str(tmp_path / "e3"), "--subset",
                  "all", "--device", "cpu"]) == 2
     assert not os.path.exists(tmp_path / "e3" / "metrics.json")
+
+
+# ------------------------------------------------------------------------------------------------ guidance
+
+def test_small_study_rule_and_warnings(tmp_path, caplog):
+    from scatterxai.model.guidance import SMALL_STUDY, count_warnings, is_small
+    assert is_small(SMALL_STUDY - 1) and not is_small(SMALL_STUDY)
+    # the demo (1,673 notes) trains as before; small studies recalibrate BatchNorm
+    assert TrainConfig().resolved(1673).bn_recalibrate is False and TrainConfig().resolved(72).bn_recalibrate is True
+    assert TrainConfig(bn_recalibrate="off").resolved(72).bn_recalibrate is False
+    with pytest.raises(ParameterError, match="bn_recalibrate"):
+        TrainConfig(bn_recalibrate="sometimes")
+    assert count_warnings({"training": [12, 10], "test": [5, 6]}, ["a", "b"]) == []
+    (msg,) = count_warnings({"training": [12, 3], "test": [1, 6]}, ["a", "b"], where="fold 2")
+    assert msg.startswith("fold 2:") and "training (b 3; fewer than 10)" in msg and "test (a 1; fewer than 5)" in msg
+    features = write_study_features(tmp_path / "f.h5", per_class=6)
+    with caplog.at_level("WARNING", logger="scatterxai"):
+        train_model(features, input="s1", out_dir=tmp_path / "m", device="cpu", progress=False, config=QUICK)
+    text = caplog.text
+    assert "18 recordings is a small study" in text and "--folds 5" in text and "--arch small" in text
+    assert "few notes of some classes" in text
