@@ -56,6 +56,10 @@ _seconds = number(float, 0, BOUNDS["seconds"], "a duration in seconds (0: the wh
 _seeds = number(int, 0, BOUNDS["seeds"], "a number of networks")
 _channel = number(int, 0, BOUNDS["channel"], "a channel index")
 _seed = number(int, 0, 2 ** 32 - 1, "an integer seed in [0, 2**32)")
+_folds = number(int, 3, BOUNDS["folds"], "a number of folds (>= 3)")
+_dropout = number(float, 0, 0.95, "a dropout rate")
+_lr = number(float, 0, 1, "a learning rate", lo_open=True)
+_weight_decay = number(float, 0, 10, "a weight decay")
 
 
 def _param_argument(param) -> dict:
@@ -105,9 +109,16 @@ def _cmd_extract(args):
                                classes=args.classes, seed=args.seed, segments=args.segments,
                                retry_failed=args.retry_failed, allow_outside_root=args.allow_outside_root,
                                compression=_compression(args.compression), progress=True, dask=args.dask,
-                               jobs=args.jobs)
+                               jobs=args.jobs, augment=_augment(args))
     print(summary.describe())
     return 0 if summary.n_ok > 0 else 1
+
+
+def _augment(args):
+    if not args.augment:
+        return None
+    from .features.augment import AugmentConfig
+    return AugmentConfig(copies=args.augment, seed=args.augment_seed)
 
 
 def _add_extract(sub) -> None:
@@ -137,29 +148,92 @@ def _add_extract(sub) -> None:
     s.add_argument("--segments", action="store_true",
                    help="cut files longer than the transform's window into consecutive windows (one row "
                         "each, columns segment and start_s) instead of using their first window only")
+    s.add_argument("--augment", type=_nonnegative_int, default=0, metavar="K",
+                   help="add K augmented copies of every note (random excerpt, ±0.5 semitone, reverberation, "
+                        "noise; flagged in column augmented), used for training only (0: none)")
+    s.add_argument("--augment-seed", type=_seed, default=0, help="seed of the augmented copies")
     _add_compression(s)
     _dask_option(s, "the batches")
     _common(s)
 
 
 def _cmd_train(args):
-    from .model import train_model
-    train_model(args.features, input=args.input, out_dir=args.out, seed=args.seed, device=args.device,
-                max_epochs=args.max_epochs, progress=True, overwrite=args.overwrite)
+    from .model import train_crossval, train_model
+    options = _training_options(args)
+    if args.folds is not None:
+        train_crossval(args.features, out_dir=args.out, folds=args.folds, group_by=args.group_by,
+                       overwrite=args.overwrite, **options)
+    else:
+        if args.group_by is not None:
+            raise ScatterXAIError("--group-by applies to cross-validation: give --folds K too")
+        train_model(args.features, out_dir=args.out, overwrite=args.overwrite, **options)
     return 0
 
 
+def _training_options(args) -> dict:
+    """Keyword arguments of train_model / train_crossval from the network and training options."""
+    import dataclasses
+
+    from .model import InitSpec, TrainConfig
+    from .model.arch import get_arch
+    changes = {k: getattr(args, k) for k in ("lr", "weight_decay") if getattr(args, k) is not None}
+    config = dataclasses.replace(TrainConfig(bn_recalibrate=args.bn_recalibrate), **changes)
+    if args.init is None and (args.freeze_conv or args.new_head):
+        raise ScatterXAIError("--freeze-conv and --new-head apply to fine-tuning: give --init MODEL_DIR too")
+    if args.init is not None and (args.arch is not None or args.dropout is not None):
+        raise ScatterXAIError("--arch and --dropout do not apply with --init (the pretrained network's "
+                              "architecture is kept)")
+    init = (None if args.init is None
+            else InitSpec(args.init, freeze=args.freeze_conv, new_head=args.new_head, mu=args.init_mu))
+    arch = None if args.arch is None and args.dropout is None else get_arch(args.arch, dropout=args.dropout)
+    return dict(input=args.input, seed=args.seed, device=args.device, max_epochs=args.max_epochs, progress=True,
+                config=config, arch=arch, init=init)
+
+
+def _add_training_options(s) -> None:
+    """Options of the network and its training (train, run)."""
+    g = s.add_argument_group("network and training (see the README, 'Small studies' and 'Fine-tuning')")
+    g.add_argument("--arch", choices=("paper", "small"), default=None,
+                   help="network preset: the paper's (2.07 M parameters on S1+S2; default) or a small one (33 K) "
+                        "for studies of tens to hundreds of notes")
+    g.add_argument("--dropout", type=_dropout, default=None, help="dropout before the dense layers (default 0.5)")
+    g.add_argument("--weight-decay", type=_weight_decay, default=None, help="AdamW weight decay (default 0.1)")
+    g.add_argument("--lr", type=_lr, default=None, help="AdamW learning rate (default 1e-3)")
+    g.add_argument("--bn-recalibrate", choices=("auto", "on", "off"), default="auto",
+                   help="recompute BatchNorm statistics on the whole training split after each epoch; auto: on "
+                        "for small studies (fewer than 500 recordings)")
+    input_arg(g, "--init", kind="model", default=None, metavar="MODEL_DIR",
+              help="fine-tune: start from this trained model (same scattering; its architecture and input "
+                   "are kept; the same classes, a subset, or new ones with a new output layer)")
+    g.add_argument("--freeze-conv", action="store_true",
+                   help="with --init: keep the convolutional layers fixed (train the dense layers only)")
+    g.add_argument("--new-head", action="store_true",
+                   help="with --init: a freshly initialised output layer even for classes the model knows")
+    g.add_argument("--init-mu", choices=("pretrained", "data"), default="pretrained",
+                   help="with --init: normalisation mean μ of the input from the pretrained model or from the "
+                        "new training rows")
+
+
 def _add_train(sub) -> None:
-    s = _sub(sub, "train", "train the convnet on S1 or S1+S2 features", _cmd_train)
+    s = _sub(sub, "train", "train the convnet on S1 or S1+S2 features (one split, or K-fold cross-validation)",
+             _cmd_train)
     input_arg(s, "features", kind="features", metavar="FEATURES.h5",
               help="features file with label and subset columns")
-    s.add_argument("--input", choices=("s1", "s1s2"), required=True,
-                   help="first-order coefficients only, or first and second order")
+    s.add_argument("--input", choices=("s1", "s1s2"), default=None,
+                   help="first-order coefficients only, or first and second order (required, except with --init)")
     output_arg(s, "--out", kind="model", required=True, metavar="MODEL_DIR", help="model directory to write")
     s.add_argument("--seed", type=_seed, default=0, help="seed of initialisation, dropout and batch order")
     _overwrite(s)
     s.add_argument("--max-epochs", type=_epochs, default=None,
                    help="upper bound on epochs (early stopping on the validation split decides; default 60)")
+    s.add_argument("--folds", type=_folds, default=None, metavar="K",
+                   help="K-fold cross-validation (K >= 3), grouped and stratified by class: K fold models, "
+                        "out-of-fold accuracy with its spread, and a final model on every row (suggested below "
+                        "500 recordings)")
+    s.add_argument("--group-by", default=None, metavar="COLUMN",
+                   help="with --folds: column whose values never straddle folds (default: group, player, "
+                        "performer, source or instrument when the data have one, else the recording)")
+    _add_training_options(s)
     _common(s)
 
 
@@ -537,7 +611,8 @@ def _add_compare(sub) -> None:
 def _cmd_run(args):
     from .pipeline import RunConfig, run
     config = RunConfig(scale=args.scale, seed=args.seed, sol_root=args.sol_root, meta=args.meta,
-                       audio_root=args.audio_root, device=args.device, max_epochs=args.max_epochs, jobs=args.jobs)
+                       audio_root=args.audio_root, device=args.device, max_epochs=args.max_epochs, jobs=args.jobs,
+                       folds=args.folds, arch=args.arch)
     print(run(args.out, config)["report"])
     return 0
 
@@ -561,7 +636,19 @@ def _add_run(sub) -> None:
                    help="upper bound on training epochs (early stopping decides below it; default 60)")
     s.add_argument("--jobs", type=_jobs, default=None,
                    help="worker processes for synthesis and extraction (default: all cores)")
+    s.add_argument("--folds", type=_run_folds, default="auto", metavar="K|auto|none",
+                   help="K-fold cross-validation of both networks (out-of-fold metrics with their spread and "
+                        "out-of-fold relevance); auto: 5 folds for your own data below 500 recordings, else one "
+                        "split (the synthetic corpus and SOL keep the paper's split)")
+    s.add_argument("--arch", choices=("paper", "small"), default=None,
+                   help="network preset: the paper's (default) or a small one for small studies")
     _common(s)
+
+
+def _run_folds(text):
+    if text in ("auto", "none"):
+        return None if text == "none" else text
+    return _folds(text)
 
 
 def _split_values(values):

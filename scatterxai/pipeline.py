@@ -15,7 +15,7 @@ import os
 import shutil
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 from . import __version__
 from ._util.fs import file_sha256
@@ -23,7 +23,7 @@ from ._util.jsonio import write_json
 from ._util.log import logger
 from ._util.outputs import claim_output
 from ._util.types import PathLike
-from ._util.validate import check_positive_float, check_positive_int, check_seed, with_settings
+from ._util.validate import check_int, check_positive_float, check_positive_int, check_seed, with_settings
 from .errors import DataError, ParameterError
 from .explain.base import REGISTRY, available_methods
 from .scattering.config import PAPER_CONFIG, ScatteringConfig
@@ -74,6 +74,14 @@ class RunConfig:
         :func:`scatterxai.explain.stratified_rows`.
     top_n : int
         n of the class-wise top-n aggregation.
+    folds : int, "auto" or None
+        K-fold cross-validation of both networks (:func:`scatterxai.model.train_crossval`; metrics are
+        out-of-fold with their spread, relevance is out-of-fold).  ``"auto"`` (default): 5 folds for a
+        user's small study (``meta`` without ``sol_root``, fewer than
+        :data:`scatterxai.model.guidance.SMALL_STUDY` recordings), none otherwise (the synthetic corpus and
+        SOL keep the paper's split).  None: one split.
+    arch : str, optional
+        Network preset (:mod:`scatterxai.model.arch`); default the paper's.
     """
 
     scale: float = DEMO_SCALE
@@ -88,6 +96,8 @@ class RunConfig:
     methods: Tuple[str, ...] = field(default_factory=lambda: tuple(available_methods()))
     slow_per_class: Optional[int] = SLOW_PER_CLASS
     top_n: int = 5
+    folds: Union[None, int, str] = "auto"
+    arch: Optional[str] = None
 
     def __post_init__(self):
         check_positive_float("scale", self.scale)
@@ -96,6 +106,11 @@ class RunConfig:
             if getattr(self, name) is not None:
                 check_positive_int(name, getattr(self, name))
         check_positive_int("top_n", self.top_n)
+        if self.folds not in (None, "auto"):
+            check_int("folds", self.folds, low=3)
+        if self.arch is not None:
+            from .model.arch import get_arch
+            get_arch(self.arch)
         if self.slow_per_class is not None:
             check_positive_int("slow_per_class", self.slow_per_class)
         if self.sol_root is not None and self.audio_root is not None:
@@ -262,14 +277,30 @@ class RunContext:
                        if_changed="replace", allow_outside_root=self.source != "synthetic",
                        jobs=cfg.jobs or os.cpu_count() or 1, progress=True).describe()))
 
+    def n_folds(self) -> Optional[int]:
+        """Folds of the cross-validation (None: one split), ``config.folds`` resolved (see :class:`RunConfig`)."""
+        folds = self.config.folds
+        if folds != "auto":
+            return folds
+        if self.source != "files":
+            return None
+        from .features.store import FeatureFile
+        from .model.guidance import is_small, n_recordings
+        with FeatureFile(self.features) as ff:
+            return 5 if is_small(n_recordings(ff)) else None
+
     def train_and_evaluate(self, inp: str) -> None:
-        from .model import evaluate_model, train_model
+        from .model import evaluate_model, train_crossval, train_model
         cfg, model_dir = self.config, self.model_dir(inp)
-        st = self.stage(f"train_{inp}", {"extract": self.stages["extract"].digest, "seed": cfg.seed,
-                                         "max_epochs": cfg.max_epochs},
+        folds = self.n_folds()
+        key = {"extract": self.stages["extract"].digest, "seed": cfg.seed, "max_epochs": cfg.max_epochs}
+        key.update({k: v for k, v in (("folds", folds), ("arch", cfg.arch)) if v is not None})
+        options = dict(input=inp, out_dir=model_dir, seed=cfg.seed, device=cfg.device, max_epochs=cfg.max_epochs,
+                       progress=True, arch=cfg.arch)
+        st = self.stage(f"train_{inp}", key,
                         [os.path.join(model_dir, "model.pt"), os.path.join(model_dir, "config.json")],
-                        lambda: train_model(self.features, input=inp, out_dir=model_dir, seed=cfg.seed,
-                                            device=cfg.device, max_epochs=cfg.max_epochs, progress=True))
+                        (lambda: train_crossval(self.features, folds=folds, **options)) if folds
+                        else (lambda: train_model(self.features, **options)))
 
         def evaluate():
             eval_dir = os.path.join(self.out, "evaluation", inp)   # never inside an input (the model)

@@ -44,7 +44,7 @@ def stepwise(study):
     return out
 
 
-def _check_names_everywhere(features, model_dir, metrics_json, relevance):
+def _check_names_everywhere(features, model_dir, metrics_json, relevance, n_tested=3):
     with h5py.File(features, "r") as f:
         assert list(f.attrs["classes"]) == list(CLASSES)
         assert f.attrs["split"] == "drawn" and f.attrs["split_seed"] == 0
@@ -59,7 +59,8 @@ def _check_names_everywhere(features, model_dir, metrics_json, relevance):
     with open(metrics_json) as fh:
         m = json.load(fh)
     assert m["classes"] == list(CLASSES) and np.shape(m["confusion_matrix"]) == (3, 3)
-    assert np.sum(m["confusion_matrix"]) == m["n_examples"] == 3   # 6:2:2 of 6 notes: one test note per class
+    # 6:2:2 of 6 notes: one test note per class; cross-validated: every note, out of fold
+    assert np.sum(m["confusion_matrix"]) == m["n_examples"] == n_tested
     with h5py.File(relevance, "r") as f:
         assert list(f.attrs["classes"]) == list(CLASSES)
         assert f["aggregate/epsilon_plus"].shape[0] == 3 and f["examples/logits"].shape[1] == 3
@@ -77,9 +78,16 @@ def test_step_by_step_keeps_the_class_names(stepwise):
 def test_run_with_meta_and_audio_root(study):
     root, meta, audio = study
     paths = run(str(root / "run"), meta=meta, audio_root=audio, scattering=SMALL, max_epochs=1, device="cpu")
+    # a small study of one's own is cross-validated by default: every note tested and explained out of fold
     _check_names_everywhere(paths["features"], root / "run" / "models" / "s1s2", paths["metrics_s1s2"],
-                            paths["relevance"])
+                            paths["relevance"], n_tested=18)
+    with open(paths["metrics_s1s2"]) as fh:
+        m = json.load(fh)
+    assert m["crossval"]["folds"] == 5 and len(m["spread"]["macro_accuracy"]["per_fold"]) == 5
+    with h5py.File(paths["relevance"], "r") as f:
+        assert f.attrs["out_of_fold"] and sorted(set(f["examples/cv_fold"][()])) == [1, 2, 3, 4, 5]
     report = open(paths["report"], encoding="utf-8").read()
+    assert "Cross-validation: 5 folds grouped by file_name" in report and "Test notes per class and fold" in report
     assert "| input | am | fm | plain | macro |" in report
     # no comparison with the paper's numbers on data that are not SOL-PMT
     assert "(paper, SOL-PMT)" not in report and "paper reports" not in report and "vibrato" not in report

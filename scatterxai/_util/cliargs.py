@@ -18,7 +18,8 @@ __all__ = ["number", "input_arg", "output_arg", "check_outputs", "INPUT_LABELS",
 
 #: upper bounds of the numeric options (lower bounds are given per type)
 BOUNDS = {"scale": 10.0, "batch": 1024, "jobs": 256, "epochs": 10_000, "count": 10_000_000, "steps": 10_000,
-          "epsilon": 1.0, "dpi": 1200.0, "seconds": 3600.0, "seeds": 100, "channel": 4096, "sigma": 1.0}
+          "epsilon": 1.0, "dpi": 1200.0, "seconds": 3600.0, "seeds": 100, "channel": 4096, "sigma": 1.0,
+          "folds": 100}
 
 
 def number(convert: Callable, lo: float, hi: float, what: str, *, lo_open: bool = False) -> Callable:

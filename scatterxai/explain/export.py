@@ -167,11 +167,11 @@ def _load_inputs(features, model, config: ExplainConfig):
     """(network input x, example columns, scattering attributes, rows) of the explained rows."""
     from ..features.store import FeatureFile
     with FeatureFile(features) as ff:
-        model.check_compatible(ff)
+        model.check_compatible(ff, classes="subset")   # new recordings may lack some of the model's classes
         rows = ff.indices(None if config.subset in (None, "all") else config.subset)
         examples = {k: v[rows] for k, v in ff.examples.items()}
         if "label" in examples:
-            examples["label"] = ff.labels[rows]  # class indices, checked (never text or 1.5)
+            examples["label"] = model.labels_of(ff, rows)  # indices into the model's classes, checked
         if config.target == "true" and "label" not in examples:
             raise ParameterError(f"target='true' needs labels but {ff.path} has no /examples/label column; "
                                  f"use target='pred'")
@@ -331,9 +331,18 @@ def explain(features: PathLike, *, model_dir: PathLike, out: PathLike, config: O
 
 
 def _explain(features, model_dir, out: Path, config: ExplainConfig, progress: bool, dask=None) -> Path:
+    from ..model.crossval import is_crossval
     from ..model.directory import load_model
 
     model = load_model(model_dir, device=config.device)
+    if is_crossval(model):   # each row by the fold model that did not see it (on the data it was trained on)
+        from .oof import explain_out_of_fold
+        if dask is not None:
+            raise ParameterError("--dask does not apply to a cross-validated model's out-of-fold explanation; "
+                                 "explain without --dask")
+        done = explain_out_of_fold(features, model_dir, model, out, config, progress, write_relevance)
+        if done is not None:
+            return done
     x, examples, attrs, rows = _load_inputs(features, model, config)
     if dask is None:
         return write_relevance(out, x, examples, attrs, model, config, progress=progress)
@@ -364,7 +373,7 @@ def _warn_if_absorbed(name: str, conservation: np.ndarray, epsilon: float) -> No
 def write_relevance(out: PathLike, x: torch.Tensor, examples: Dict[str, np.ndarray], attrs: dict, model: LoadedModel,
                     config: ExplainConfig, *,
                     progress: bool = True, extra: Optional[Callable[[h5py.File], None]] = None,
-                    attribute_fn: Optional[Callable] = None) -> Path:
+                    attribute_fn: Optional[Callable] = None, logits: Optional[np.ndarray] = None) -> Path:
     """Attribute the network input ``x`` with every method of ``config`` and write the relevance file.
 
     One forward pass gives every row's logits and prediction; every method then explains the same class
@@ -390,6 +399,9 @@ def write_relevance(out: PathLike, x: torch.Tensor, examples: Dict[str, np.ndarr
         increasing order) for the classes ``target`` (one per row), with the per-example inputs
         ``per_example`` (dict name → array, one per row) — e.g. on a Dask cluster; default:
         :func:`~.attribution.attribute` in this process, in batches of ``config.batch_size``.
+    logits : np.ndarray [shape=(K, n_classes)], optional
+        The rows' logits when they do not all come from ``model.net`` (out-of-fold explanation); default
+        one forward pass of ``model.net``.
 
     Returns
     -------
@@ -403,7 +415,7 @@ def write_relevance(out: PathLike, x: torch.Tensor, examples: Dict[str, np.ndarr
                   if "modulation_hz" in examples and (paths["order"] == 2).any() else None)
     attrs = _root_attrs(dict(attrs), model, config)
     explainers = {name: config.explainer(name, model) for name in config.methods}
-    logits = _forward(model.net, x, config.batch_size)
+    logits = _forward(model.net, x, config.batch_size) if logits is None else np.asarray(logits)
     pred = logits.argmax(axis=1).astype(np.int64)
     explained = labels if config.target == "true" else pred
     groups = (labels, "label") if labels is not None else (pred, "pred")

@@ -49,6 +49,7 @@ from ..io.hdf5 import scattering_attrs
 from ..io.netcdf import dataset_options
 from ..io.partial import PENDING, PartialFile, settings_digest
 from ..scattering.config import PAPER_CONFIG, ScatteringConfig, path_table
+from .augment import AugmentConfig, sync_augmentation
 from .batch import BatchResult, compute_batch
 from .plan import (  # noqa: F401
     SegmentPlan,
@@ -87,6 +88,7 @@ class ExtractSummary:
     truncated: List[str] = field(default_factory=list)
     window_s: float = 0.0
     n_rows: int = 0
+    n_augmented: int = 0
 
     def describe(self) -> str:
         if self.already_complete:
@@ -103,6 +105,8 @@ class ExtractSummary:
         lines = [head] + [f"  failed: {name}: {reason}" for name, reason in self.failed[:20]]
         if len(self.failed) > 20:
             lines.append(f"  ... and {len(self.failed) - 20} more (see /failed in the file)")
+        if self.n_augmented:
+            lines.append(f"  {self.n_augmented} augmented copies (training only; column 'augmented')")
         if self.truncated:
             lines.append(f"  {len(self.truncated)} file(s) are longer than the {self.window_s:.2f} s window and "
                          f"only their first {self.window_s:.2f} s were used (e.g. {self.truncated[0]}); "
@@ -116,7 +120,8 @@ def extract_features(meta_csv: PathLike, audio_root: PathLike, out: PathLike, *,
                      seed: int = 0, segments: bool = False, retry_failed: bool = False,
                      allow_outside_root: bool = False, if_changed: str = "error",
                      compression: Optional[str] = None, progress: bool = True,
-                     dask: DaskSpec = None, jobs: Optional[int] = None) -> ExtractSummary:
+                     dask: DaskSpec = None, jobs: Optional[int] = None,
+                     augment: Optional[AugmentConfig] = None) -> ExtractSummary:
     """Scattering features of every file listed in a meta CSV → features HDF5 (resumable).
 
     Parameters
@@ -169,6 +174,9 @@ def extract_features(meta_csv: PathLike, audio_root: PathLike, out: PathLike, *,
         default is one per core).
         Every batch is computed with one torch thread — in a worker, in this process and on Dask's workers —
         so the file is the same, bit for bit, whatever ``jobs`` and ``dask``.
+    augment : AugmentConfig, optional
+        Append augmented copies of every row, for training only (:mod:`scatterxai.features.augment`); an
+        existing output gets exactly these copies (None: its copies are removed).
 
     Returns
     -------
@@ -185,9 +193,10 @@ def extract_features(meta_csv: PathLike, audio_root: PathLike, out: PathLike, *,
                       if_changed=if_changed, legacy=_legacy_sha(job.csv_bytes, job.audio_root, config),
                       method=method)
         if state in ("complete", "relabel"):
-            return _unchanged(job, state)
+            return _unchanged(job, state, augment, progress)
         outcome = _compute_and_commit(job, state, retry_failed=retry_failed, progress=progress)
-    return _summary(job, outcome, time.perf_counter() - t0)
+        n_aug = _augment(job, augment, progress) if outcome.ok.size else 0
+    return _summary(job, outcome, time.perf_counter() - t0, n_aug)
 
 
 @dataclass
@@ -264,14 +273,22 @@ class _Job:
         return self.config.N / self.config.sr
 
 
-def _unchanged(job: _Job, state: str) -> ExtractSummary:
-    """The output holds these coefficients already: rewrite its labels if they changed; nothing else."""
+def _augment(job: _Job, augment: Optional[AugmentConfig], progress: bool) -> int:
+    """Give the output exactly the augmented copies of ``augment`` (:func:`.augment.sync_augmentation`)."""
+    return sync_augmentation(job.out, job.audio_root, augment, device=job.device, method=job.method,
+                             batch_size=job.batch_size, allow_outside_root=job.allow_outside_root, progress=progress)
+
+
+def _unchanged(job: _Job, state: str, augment: Optional[AugmentConfig], progress: bool) -> ExtractSummary:
+    """The output holds these coefficients already: rewrite its labels if they changed, and its augmented
+    copies if ``augment`` changed; nothing else."""
     if state == "relabel":
         _relabel(job.out, job.columns, job.names, job.label_attrs, job.info.classes)
+    n_aug = _augment(job, augment, progress)
     with FeatureFile(job.out) as ff:
-        n, failed = len(ff), ff.failed
+        n, failed = len(ff.indices("all")), ff.failed
     return ExtractSummary(job.out, len(job.names), n, len(failed), already_complete=state == "complete",
-                          relabelled=state == "relabel", failed=failed, window_s=job.window_s)
+                          relabelled=state == "relabel", failed=failed, window_s=job.window_s, n_augmented=n_aug)
 
 
 @dataclass
@@ -358,7 +375,7 @@ def _serial(batches, row_names, starts, job: _Job, resolve):
         torch.set_num_threads(threads)
 
 
-def _summary(job: _Job, o: _Outcome, seconds: float) -> ExtractSummary:
+def _summary(job: _Job, o: _Outcome, seconds: float, n_augmented: int = 0) -> ExtractSummary:
     truncated = [o.row_names[r] for r in sorted(o.truncated)]
     if truncated:
         logger.warning("warning: %d file(s) are longer than the transform's window (%.2f s) and only their first "
@@ -369,4 +386,4 @@ def _summary(job: _Job, o: _Outcome, seconds: float) -> ExtractSummary:
     n_ok_files = int(o.ok.size) if o.plan is None else int(np.unique(o.plan.csv_row[o.ok]).size)
     return ExtractSummary(job.out, len(job.names), n_ok_files, int(bad_csv.size), n_resumed=o.n_resumed,
                           seconds=seconds, failed=failed, truncated=truncated, window_s=job.window_s,
-                          n_rows=o.n_rows)
+                          n_rows=o.n_rows, n_augmented=n_augmented)

@@ -19,6 +19,7 @@ from ..errors import AudioError, DataError, StoreError
 from ..io.hdf5 import is_scatterxai_file, read_config
 from ..io.partial import PENDING, PartialFile, describe_change, settings_digest
 from ..scattering.config import ScatteringConfig
+from .augment import PARAM_COLUMNS
 from .store import FeatureFile, write_features
 
 if TYPE_CHECKING:
@@ -214,14 +215,16 @@ def _plan(out: str, partial: str, settings: Tuple[str, str], labels: str, *, ove
 def _seed_from_output(store: PartialFile, out: str, plan: Optional[SegmentPlan]) -> None:
     """Copy the rows of a complete ``out`` into a fresh partial file (its failed rows stay pending)."""
     with FeatureFile(out) as ff:
-        csv_rows = np.asarray(ff.examples["csv_row"], dtype=np.int64)
+        real = ff.indices("all")   # augmented copies are added again after the extraction
+        csv_rows = np.asarray(ff.examples["csv_row"], dtype=np.int64)[real]
         if plan is None:
             rows = csv_rows
         else:  # store rows are windows: (csv row, segment) → position in the plan
             where = {(int(c), int(g)): i for i, (c, g) in enumerate(zip(plan.csv_row, plan.segment))}
-            rows = np.array([where[(int(c), int(g))] for c, g in zip(csv_rows, ff.examples["segment"])], np.int64)
+            rows = np.array([where[(int(c), int(g))] for c, g in zip(csv_rows, ff.examples["segment"][real])],
+                            np.int64)
         for i in range(0, len(rows), 64):
-            store.commit(rows[i:i + 64], {"features": ff.load(np.arange(i, min(i + 64, len(rows))))})
+            store.commit(rows[i:i + 64], {"features": ff.load(real[i:i + 64])})
 
 
 def _relabel(out: str, columns: Dict[str, np.ndarray], names: Sequence[str], attrs: dict, classes) -> int:
@@ -231,14 +234,15 @@ def _relabel(out: str, columns: Dict[str, np.ndarray], names: Sequence[str], att
         ex = f["examples"]
         csv_ok = ex["csv_row"][()]
         examples = {k: np.asarray(v)[csv_ok] for k, v in columns.items()}
-        for k in ("segment", "start_s"):
+        for k in ("segment", "start_s", "augmented", *PARAM_COLUMNS):   # what the file adds to the CSV's columns
             if k in ex:
                 examples[k] = ex[k][()]
         examples["csv_row"] = csv_ok
         bad = f["failed/csv_row"][()] if "failed/csv_row" in f else np.zeros(0, np.int64)
         failed = {"file_name": np.array([names[r] for r in bad], dtype=object),
                   "reason": np.array(f["failed/reason"].asstr()[()], dtype=object), "csv_row": bad}
-        keep = {k: f.attrs[k] for k in ("settings_sha256", "method", "segments", "audio_root") if k in f.attrs}
+        keep = {k: f.attrs[k] for k in ("settings_sha256", "method", "segments", "audio_root", "augmentation")
+                if k in f.attrs}
         write_features(out, f["features"], examples, read_config(f.attrs, "scatterxai features"),
                        classes=classes or None, failed=failed, attrs={**keep, **attrs},
                        compression=f["features"].compression)  # as it was written

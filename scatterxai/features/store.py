@@ -168,7 +168,16 @@ class FeatureFile(H5Reader):
         return list(zip(read_string_array(names), read_string_array(reasons)))
 
     def indices(self, subset: Optional[str] = None) -> np.ndarray:
-        """Row indices of ``subset`` ("training", "validation", "test"); all rows if None or "all"."""
+        """Row indices of ``subset`` ("training", "validation", "test"); all rows if None or "all".
+
+        Augmented copies (``/examples/augmented`` > 0, :mod:`scatterxai.features.augment`) are training
+        data only: they are among the "training" rows and never among the others (nor "all")."""
+        if subset != "training" and "augmented" in self.examples:
+            real = np.asarray(self.examples["augmented"]) == 0
+            return np.intersect1d(self._indices(subset), np.flatnonzero(real)).astype(np.int64)
+        return self._indices(subset)
+
+    def _indices(self, subset: Optional[str]) -> np.ndarray:
         if subset is None or subset == "all":
             return np.arange(len(self), dtype=np.int64)
         if "subset" not in self.examples:
@@ -242,11 +251,12 @@ def features_fingerprint(features: Union[PathLike, FeatureFile]) -> Optional[str
 # writing
 
 def _training_rows(examples: Dict[str, np.ndarray], n: int) -> np.ndarray:
+    real = np.asarray(examples["augmented"]) == 0 if "augmented" in examples else np.ones(n, bool)
     if "subset" in examples:
-        rows = np.flatnonzero(np.asarray(examples["subset"]).astype(str) == "training")
+        rows = np.flatnonzero((np.asarray(examples["subset"]).astype(str) == "training") & real)
         if rows.size:
             return rows
-    return np.arange(n)
+    return np.flatnonzero(real)
 
 
 def _mu_from(source, rows: np.ndarray, training: np.ndarray, C: int) -> np.ndarray:
@@ -282,7 +292,7 @@ def write_features(path: PathLike, S: Union[np.ndarray, h5py.Dataset], examples:
     failed : dict with ``file_name``, ``reason`` (and optionally ``csv_row``) arrays, optional
     mu : array [shape=(C,)], optional
         Normalisation mean; default: computed from the rows whose ``subset`` is "training" (all rows if no
-        subset column).
+        subset column), augmented copies left out.
     attrs : dict, optional
         Extra root attributes.
     compression : {None, "gzip", "lzf"}

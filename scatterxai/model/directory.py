@@ -31,7 +31,7 @@ from .._util.jsonio import write_json
 from .._util.log import logger
 from .._util.memory import check_memory
 from .._util.types import Device, PathLike
-from .._util.validate import check_positive_int
+from .._util.validate import check_choice, check_positive_int
 from ..errors import ModelError, ParameterError
 from ..scattering.config import ScatteringConfig
 from ..scattering.normalize import LOG_C, check_log_params, check_raw, log_normalize
@@ -41,10 +41,13 @@ from .net import ConvNet, count_parameters
 if TYPE_CHECKING:
     from ..features.store import FeatureFile
 
-__all__ = ["prepare_input", "save_model", "load_model", "LoadedModel", "check_replaceable", "WEIGHTS_FILE",
-           "CONFIG_FILE"]
+__all__ = ["prepare_input", "save_model", "load_model", "LoadedModel", "check_replaceable", "write_model_files",
+           "WEIGHTS_FILE", "CONFIG_FILE"]
 
 WEIGHTS_FILE = "model.pt"
+#: what a class mismatch between features and a model can be fixed with
+_EXTRACT_HINT = ("extract the features again naming the model's classes (scatterxai extract --classes NAMES: "
+                 "integer labels are indices into NAMES, text labels must be among them)")
 CONFIG_FILE = "config.json"
 #: keys config.json must hold for :func:`load_model` to rebuild and apply a network
 REQUIRED_KEYS = ("input", "n_channels", "channels", "mu", "c", "classes", "scattering", "paths")
@@ -132,21 +135,30 @@ def save_model(net: ConvNet, model_dir: PathLike, config: Mapping) -> Path:
         raise ParameterError(f"model config lacks {missing}; required keys are {list(REQUIRED_KEYS)}")
     model_dir = Path(prepare_output(model_dir, is_dir=True, create=False))
     check_replaceable(model_dir)
+    with atomic_dir(model_dir) as tmp:
+        write_model_files(tmp, net, config)
+    return model_dir
+
+
+def write_model_files(folder: PathLike, net: ConvNet, config: Mapping) -> str:
+    """Write ``model.pt`` and ``config.json`` (with ``weights_sha256`` and ``arch``) into an existing
+    ``folder`` (the temporary directory of an atomic write); returns the weights' sha256."""
     state = {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
     full = dict(config)
     full.setdefault("n_params", count_parameters(net))
     full.setdefault("scatterxai_version", __version__)
-    with atomic_dir(model_dir) as tmp:
-        weights = os.path.join(tmp, WEIGHTS_FILE)
-        torch.save(state, weights)
-        full["weights_sha256"] = file_sha256(weights)
-        write_json(os.path.join(tmp, CONFIG_FILE), full)
-    return model_dir
+    full.setdefault("arch", net.arch.to_dict())
+    weights = os.path.join(os.fspath(folder), WEIGHTS_FILE)
+    torch.save(state, weights)
+    full["weights_sha256"] = file_sha256(weights)
+    write_json(os.path.join(os.fspath(folder), CONFIG_FILE), full)
+    return full["weights_sha256"]
 
 
-#: what a model directory may hold besides its two files (an evaluation of it, leftovers of writes)
-_MODEL_DIR_EXTRAS = ("evaluation", "metrics.json", "metrics.md", "metrics.json.lock", WEIGHTS_FILE + ".tmp",
-                     CONFIG_FILE + ".tmp")
+#: what a model directory may hold besides its two files (an evaluation of it, the fold models of a
+#: cross-validated model, leftovers of writes)
+_MODEL_DIR_EXTRAS = ("evaluation", "metrics.json", "metrics.md", "metrics.json.lock", "folds",
+                     WEIGHTS_FILE + ".tmp", CONFIG_FILE + ".tmp")
 
 
 def check_replaceable(model_dir: PathLike) -> None:
@@ -201,18 +213,23 @@ class LoadedModel:
         return (f"LoadedModel(input={self.config['input']!r}, n_channels={len(self.channels)}, "
                 f"classes={self.classes}, device={self.device}, sha256={self.checksum[:12]}…)")
 
-    def check_compatible(self, feature_file: Union[FeatureFile, PathLike]) -> None:
-        """Raise :class:`ModelError` unless ``feature_file`` has this model's scattering and paths.
+    def check_compatible(self, feature_file: Union[FeatureFile, PathLike], *, classes: str = "equal") -> None:
+        """Raise :class:`ModelError` unless ``feature_file`` has this model's scattering, paths and classes.
 
         Parameters
         ----------
         feature_file : scatterxai.store.FeatureFile, or a path to one
             Anything with ``.config`` (ScatteringConfig), ``.table`` (PathTable) and ``.classes``.
+        classes : {"equal", "subset", "ignore"}
+            The class lists must be equal; or the features' classes may be any subset of the model's, in
+            any order (the caller then reads their labels with :meth:`labels_of`); or they are not checked
+            (fine-tuning, which may give the network a new head).
         """
+        check_choice("classes", classes, ("equal", "subset", "ignore"))
         if isinstance(feature_file, (str, os.PathLike)):
             from ..features.store import FeatureFile
             with FeatureFile(feature_file) as ff:
-                return self.check_compatible(ff)
+                return self.check_compatible(ff, classes=classes)
         if feature_file.config != self.scattering:
             raise ModelError(f"the features were computed with scattering parameters {feature_file.config} "
                              f"but the model was trained on {self.scattering}; extract features with the "
@@ -227,10 +244,36 @@ class LoadedModel:
                 raise ModelError(f"the features' path table differs from the model's in column {k!r} "
                                  f"(first values {theirs[:4].tolist()} vs {mine[:4].tolist()}); the model "
                                  f"cannot be applied to these features")
-        classes = tuple(getattr(feature_file, "classes", self.classes))
-        if classes and classes != self.classes:  # features without labels have no classes
+        theirs = tuple(getattr(feature_file, "classes", self.classes))
+        if classes == "equal" and theirs and theirs != self.classes:  # features without labels have no classes
+            raise ModelError(f"the features name classes {list(theirs)} but the model was trained on "
+                             f"{list(self.classes)}; {_EXTRACT_HINT}")
+        if classes == "subset":
+            self.class_index(feature_file)
+
+    def class_index(self, feature_file: FeatureFile) -> np.ndarray:
+        """Index among the model's classes of each class of ``feature_file`` [shape=(n_feature_classes,)].
+
+        The features may name any subset of the model's classes, in any order (new recordings without
+        one technique, text labels sorted otherwise): their labels are then re-indexed into the model's
+        class list (:meth:`labels_of`).
+
+        Raises
+        ------
+        ModelError
+            A class of the features that the model does not know (the message lists both lists and says
+            how to relabel at extraction).
+        """
+        classes = tuple(getattr(feature_file, "classes", ()) or ())
+        unknown = [c for c in classes if c not in self.classes]
+        if unknown:
             raise ModelError(f"the features name classes {list(classes)} but the model was trained on "
-                             f"{list(self.classes)}")
+                             f"{list(self.classes)}: {unknown} are not among them; {_EXTRACT_HINT}")
+        return np.array([self.classes.index(c) for c in classes], dtype=np.int64)
+
+    def labels_of(self, feature_file: FeatureFile, rows: np.ndarray) -> np.ndarray:
+        """Labels of ``rows`` of a features file as indices into the model's classes [shape=(k,), int64]."""
+        return self.class_index(feature_file)[feature_file.labels[np.asarray(rows, dtype=np.int64)]]
 
     def prepare(self, S_raw: Union[np.ndarray, torch.Tensor]) -> torch.Tensor:
         """Network input from raw features: channel selection + log_normalize(μ, c).
@@ -349,7 +392,7 @@ def load_model(model_dir: PathLike, device: Device = "auto") -> LoadedModel:
         check_log_params(_float_array(config["mu"]), config["c"])
         # the random initialisation is overwritten at once: keep it from advancing the caller's RNG
         with torch.random.fork_rng(devices=[]):
-            net = ConvNet(n_channels, n_classes=len(config["classes"]))
+            net = ConvNet(n_channels, n_classes=len(config["classes"]), arch=config.get("arch"))
         net.load_state_dict(state, strict=True)
         model = LoadedModel(net.to(dev).eval(), config, dev, checksum)
     except (RuntimeError, ParameterError, TypeError, ValueError, KeyError, OverflowError) as e:

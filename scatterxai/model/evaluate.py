@@ -14,15 +14,28 @@ from .._util.jsonio import write_json
 from .._util.outputs import claim_output
 from .._util.types import Device, PathLike
 from .._util.validate import check_positive_int
+from .crossval import evaluation_rows, oof_logits
+from .cvreport import crossval_markdown, oof_metrics
 from .directory import load_model
 from .metrics import classification_metrics, metrics_markdown
 from .net import count_parameters
-from .train import labels_of, open_features
+from .train import open_features
 
 if TYPE_CHECKING:
     from ..features.store import FeatureFile
 
 __all__ = ["evaluate_model"]
+
+
+def _single(ff, idx, y, logits, classes) -> dict:
+    """Metrics and predictions of one model on rows ``idx``."""
+    pred = logits.argmax(axis=1)
+    out = classification_metrics(y, pred, classes)
+    out.update({"features_file": os.path.abspath(ff.path), "scatterxai_version": __version__,
+                "predictions": {"row": idx.tolist(), "file_name": [str(n) for n in ff.examples["file_name"][idx]],
+                                "label": y.tolist(), "predicted": pred.tolist(),
+                                "logits": logits.astype(np.float64).round(6).tolist()}})
+    return out
 
 
 def evaluate_model(features: Union[PathLike, FeatureFile], *, model_dir: PathLike, out_dir: PathLike,
@@ -39,7 +52,11 @@ def evaluate_model(features: Union[PathLike, FeatureFile], *, model_dir: PathLik
         Written as a whole (the output rule, :mod:`scatterxai._util.outputs`): never inside the model
         directory or another input; created with at most one missing folder above it.
     subset : str or None
-        "test" (default), "validation", "training", or "all" / None for every row.
+        "test" (default), "validation", "training", or "all" / None for every row.  With a cross-validated
+        model on the data it was cross-validated on, each row is predicted by the fold model that did not
+        see it, "test" means every row when the folds replaced a drawn split, and the metrics have their
+        spread (:mod:`scatterxai.model.crossval`).  The features may name a subset of the model's classes
+        (new recordings without one technique): their labels are re-indexed into the model's class list.
     device : str
     batch_size : int
     overwrite : bool
@@ -62,24 +79,23 @@ def _evaluate(features, model_dir, out_dir: str, subset, device, batch_size) -> 
     out_dir = Path(out_dir)
     model = load_model(model_dir, device=device)
     with open_features(features) as ff:
-        model.check_compatible(ff)
-        idx = ff.indices(subset)
-        y = labels_of(ff, idx, len(model.classes))
-        logits = np.concatenate([model.logits(ff.load(idx[i:i + batch_size]), batch_size=batch_size)
-                                 for i in range(0, len(idx), batch_size)] or [np.zeros((0, len(model.classes)))])
-        names = ff.examples["file_name"][idx]
-        features_path = os.path.abspath(ff.path)
-    pred = logits.argmax(axis=1)
-    metrics = {"input": model.config["input"], "n_params": int(model.config.get("n_params",
-                                                                                 count_parameters(model.net))),
-               "subset": subset or "all"}
-    metrics.update(classification_metrics(y, pred, model.classes))
-    metrics.update({"model_dir": os.path.abspath(model_dir), "model_sha256": model.checksum,
-                    "features_file": features_path, "scatterxai_version": __version__,
-                    "predictions": {"row": idx.tolist(), "file_name": [str(n) for n in names],
-                                    "label": y.tolist(), "predicted": pred.tolist(),
-                                    "logits": logits.astype(np.float64).round(6).tolist()}})
-    markdown = metrics_markdown(metrics)
+        model.check_compatible(ff, classes="subset")   # new recordings may lack some of the model's classes
+        idx, subset_text = evaluation_rows(model, ff, subset)
+        y = model.labels_of(ff, idx)
+        logits, fold = oof_logits(model_dir, model, ff, idx, batch_size=batch_size)
+        metrics = {"input": model.config["input"], "n_params": int(model.config.get("n_params",
+                                                                                     count_parameters(model.net))),
+                   "subset": subset_text}
+        if fold.any():   # a cross-validated model on its own data: each row by the fold model that did not see it
+            metrics.update(oof_metrics(ff, idx, logits, fold, model.config["crossval"]["fold_models"],
+                                       seed=int(model.config["crossval"]["seed"]), labels=y, classes=model.classes))
+            metrics["crossval"] = {k: model.config["crossval"][k] for k in ("folds", "seed", "group_by", "n_groups",
+                                                                            "rows_used")}
+            metrics["crossval"]["n_recordings"] = metrics.pop("n_recordings")
+        else:
+            metrics.update(_single(ff, idx, y, logits, model.classes))
+    metrics.update({"model_dir": os.path.abspath(model_dir), "model_sha256": model.checksum})
+    markdown = crossval_markdown(metrics) if "spread" in metrics else metrics_markdown(metrics)
     write_json(out_dir / "metrics.json", metrics)
     (out_dir / "metrics.md").write_text(markdown, encoding="utf-8")
     if metrics["absent_classes"]:

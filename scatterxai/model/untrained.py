@@ -21,6 +21,7 @@ import torch
 
 from .._util.types import Device
 from .._util.validate import check_choice, check_int, check_positive_int
+from .arch import Arch
 from .net import ConvNet
 
 __all__ = ["untrained_net", "recalibrate_batchnorm", "BATCHNORM_MODES"]
@@ -52,7 +53,8 @@ def recalibrate_batchnorm(net: torch.nn.Module, x: torch.Tensor, *, batch_size: 
 
 
 def untrained_net(n_channels: int, n_classes: int, *, seed: int, x: torch.Tensor | None = None,
-                  batchnorm: str = "recalibrate", device: Device = "cpu", batch_size: int = 256) -> ConvNet:
+                  batchnorm: str = "recalibrate", device: Device = "cpu", batch_size: int = 256,
+                  arch: Arch | str | None = None) -> ConvNet:
     """A randomly initialised :class:`ConvNet` in eval mode.
 
     Parameters
@@ -68,12 +70,15 @@ def untrained_net(n_channels: int, n_classes: int, *, seed: int, x: torch.Tensor
     device : str or torch.device
     batch_size : int
         Examples per forward pass of the recalibration.
+    arch : str or Arch, optional
+        Architecture preset (:mod:`scatterxai.model.arch`; that of the trained model, ``model.net.arch``);
+        default the paper's.
     """
     seed = check_int("seed", seed, low=0)
     check_choice("batchnorm", batchnorm, BATCHNORM_MODES)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        net = ConvNet(n_channels, n_classes)
+        net = ConvNet(n_channels, n_classes, arch=arch)
     net = net.to(device).eval()
     if batchnorm == "recalibrate":
         if x is None:

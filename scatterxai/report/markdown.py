@@ -63,6 +63,7 @@ def write_report(path: PathLike, *, metrics_paths: Mapping[str, str], relevance:
     for other data; it is ignored unless the classes are the paper's five.
     """
     from ..io.relevance import RelevanceFile, format_summary
+    from ..model.cvreport import crossval_markdown
     from ..model.metrics import metrics_markdown, table1
 
     metrics = {}
@@ -78,19 +79,28 @@ def write_report(path: PathLike, *, metrics_paths: Mapping[str, str], relevance:
         misses = {r: rf.localisation_misses(r) for r in rules}
         localised = any(rf.localisation(r) is not None for r in rules)
         drawn = drawn_methods(rf, None)   # the rows of Fig. 1 (make_figures' default)
+        out_of_fold = bool(rf.attrs.get("out_of_fold", False))
     paper = paper and tuple(classes) == CLASSES
     methods_text = " and ".join(method_title(r) for r in drawn)
     rel = os.path.relpath(figures_dir, os.path.dirname(os.path.abspath(path)))
     lines = ["# scatterxai report", ""]
     if settings:
         lines += ["Settings: " + ", ".join(f"{k} = {v}" for k, v in settings.items() if v is not None), ""]
-    lines += ["## Data (examples per subset and class)", "", _data_table(features), "",
-              "## Table 1 — per-class test accuracy (%), S1 only vs S1+S2", "",
+    crossval = next((m["crossval"] for m in metrics.values() if "spread" in m), None)
+    lines += ["## Data (examples per subset and class)", "", _data_table(features), ""]
+    if crossval:
+        lines += [f"Cross-validation: {crossval['folds']} folds grouped by {crossval['group_by']} "
+                  f"({crossval['n_groups']} groups, {crossval['n_recordings']} recordings), stratified by class; "
+                  f"rows used: {crossval['rows_used']}.  Accuracies below are out-of-fold: every note is "
+                  f"predicted by the fold model that neither trained nor early-stopped on it.", ""]
+    lines += ["## Table 1 — per-class " + ("out-of-fold" if crossval else "test") + " accuracy (%), S1 only vs "
+              "S1+S2", "",
               table1(metrics["s1"], metrics["s1s2"], paper=paper),
               f"![confusion matrices]({rel}/{FIGURE_FILES['confusion']})", ""]
     for name in ("s1", "s1s2"):
-        lines += [metrics_markdown(metrics[name]), ""]
-    lines += [f"## Relevance (S1+S2 model, test split, explained output: {target})", "",
+        lines += [(crossval_markdown if "spread" in metrics[name] else metrics_markdown)(metrics[name]), ""]
+    where = "out of fold: every note by the fold model that did not see it" if out_of_fold else "test split"
+    lines += [f"## Relevance (S1+S2 model, {where}, explained output: {target})", "",
               format_summary(summary, classes), "",
               "Kurtosis of the local maps, mean ± std over test examples (Fisher)"
               + ("; the paper reports on SOL-PMT: "

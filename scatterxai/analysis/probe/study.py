@@ -433,7 +433,8 @@ def _activations(model, x, networks: List[str], layers: List[str], config: Probe
                 net = model.net
             else:
                 net = untrained_net(model.net.n_channels, model.net.n_classes, seed=UNTRAINED_SEED_BASE + k - 1,
-                                    x=x, batchnorm=config.batchnorm, device=model.device)
+                                    x=x, batchnorm=config.batchnorm, device=model.device,
+                                    arch=model.net.arch)
             acts = layer_activations(net, x, layers=layers, pooling=config.pooling)
             acts_by_net[net_name] = {name: acts[name].astype(np.float64) for name in layers}
             bar.update()

@@ -84,6 +84,10 @@ def read_notes(relevance: PathLike, model: LoadedModel, model_dir: PathLike, *, 
         if rf.attrs.get("model_checksum") not in (None, model.checksum):
             raise ModelError(f"{relevance} explains the model with checksum {rf.attrs['model_checksum'][:12]}…, "
                              f"not {model_dir} ({model.checksum[:12]}…); explain this model first")
+        if rf.attrs.get("out_of_fold"):
+            raise ModelError(f"{relevance} holds out-of-fold relevance (each note from its own fold model), which "
+                             f"one network cannot be checked against; explain one model (a fold model, "
+                             f"{model_dir}/folds/<k>, on its test notes) and check that")
         rows = select_examples(rf, subset=subset, max_examples=max_examples, select=select)
         methods, paths = list(rf.methods), rf.paths
         labels = rf.labels

@@ -60,6 +60,7 @@ from ..._util.outputs import claims_output
 from ..._util.types import PathLike
 from ..._util.validate import check_choice, check_float, check_int, check_positive_int, with_settings
 from ...errors import ModelError, ParameterError
+from ...io.relevance import RelevanceFile
 from ...io.together import check_together, relevance_study
 from ...maps.summary import localisation
 from . import groundtruth, metrics
@@ -473,6 +474,13 @@ def pipeline_section(ctx: AnalysisContext) -> str:
     """``scatterxai run``'s quality stages (``pipeline.ANALYSES``): the permuted-label network, then
     :func:`quality` with :data:`RUN_CONFIG` on ``OUT/relevance.h5`` → ``OUT/quality/``; returns the section."""
     from ...model.directory import load_model
+    with RelevanceFile(ctx.relevance) as rf:
+        if rf.attrs.get("out_of_fold"):   # cross-validated run: K models, no single network to check
+            logger.warning("warning: quality checks skipped: the relevance is out-of-fold (cross-validation)")
+            return ("## Is the explanation right? (quality checks)\n\nSkipped: with cross-validation each note's "
+                    "relevance comes from its own fold model; the checks perturb and randomise one network.  Run "
+                    "`scatterxai quality` on the relevance of one fold model (`explain --model MODEL_DIR/folds/<k>`) "
+                    "to check it.\n")
     config = replace(RUN_CONFIG, device=ctx.config.device)
     out = os.path.join(ctx.out, "quality")
     perm_dir = os.path.join(ctx.out, "models", "s1s2_" + PERMUTED_DIR)   # an input of quality: not inside its output
