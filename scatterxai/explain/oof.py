@@ -22,7 +22,7 @@ import torch
 from .._util.types import PathLike
 from ..errors import ParameterError
 from ..scattering.normalize import MU_EPS
-from .attribute import Attribution, attribute
+from .attribution import Attribution, attribute
 
 if TYPE_CHECKING:
     from ..model.directory import LoadedModel
