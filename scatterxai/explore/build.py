@@ -148,13 +148,13 @@ def _note_media(out: str, note: Mapping[str, Any], local: Mapping[str, np.ndarra
     from ..audio import read_window
     k = note["row"]
     start = float(note.get("start_s") or 0.0)
+    if resolve is None:
+        return {"audio_error": "the run's audio folder was not found (scatterxai explore --audio-root DIR)"}
     try:
-        x = read_window(resolve(note["file_name"]), config, start_s=start)[0] if resolve else None
+        x = read_window(resolve(note["file_name"]), config, start_s=start)[0]
     except AudioError as e:
         logger.warning("explorer: no audio for %s (%s)", note["file_name"], e)
         return {"audio_error": str(e)}
-    if x is None:
-        return {"audio_error": "the run's audio was not found (give --audio-root)"}
     t0 = time.perf_counter()
     spec = log_spectrogram(x, config.sr)
     t1 = time.perf_counter()
@@ -174,10 +174,10 @@ def _note_media(out: str, note: Mapping[str, Any], local: Mapping[str, np.ndarra
 
 
 def _build(out: str, run_dir: str, rf, config: ExploreConfig, audio_root: Optional[str], progress: bool) -> dict:
-    from ..scattering.config import ScatteringConfig
+    from ..io.hdf5 import read_config
     t_start = time.perf_counter()
     shown, aural = _methods(rf, config)
-    scattering = ScatteringConfig.from_dict(rf.attrs)
+    scattering = read_config(rf.attrs, "relevance", rf.path)
     probs = page.probabilities(rf.logits)
     preds = np.asarray(rf.examples["pred"], dtype=np.int64)
     eligible = np.zeros(len(rf), bool)

@@ -95,6 +95,17 @@
     ctx.clearRect(0, 0, w, h);
     return {ctx: ctx, w: w, h: h};
   }
+  /** White with thin grey diagonals: where no scattering path exists (tells itself apart from any colour of
+   * the scale, in grey too). */
+  function emptyPattern(ctx) {
+    var tile = document.createElement("canvas");
+    tile.width = tile.height = 8;
+    var t = tile.getContext("2d");
+    t.fillStyle = "#fff"; t.fillRect(0, 0, 8, 8);
+    t.strokeStyle = "#b8b8b8"; t.lineWidth = 1;
+    t.beginPath(); t.moveTo(0, 8); t.lineTo(8, 0); t.stroke();
+    return ctx.createPattern(tile, "repeat");
+  }
   function dashedLine(ctx, x0, y0, x1, y1) {
     ctx.save();
     ctx.setLineDash([6, 4]);
@@ -178,7 +189,7 @@
   MapPlot.prototype.draw = function () {
     var s = setupCanvas(this.canvas), ctx = s.ctx, g = D.grid, m = this.m;
     this.layout(s.w, s.h);
-    ctx.fillStyle = "#e4e4e4";
+    ctx.fillStyle = emptyPattern(ctx);   // cells without a path: a texture, not a value of the colour scale
     ctx.fillRect(m.l, m.t, this.cw, this.ph);
     if (this.nC > 1) { ctx.fillRect(this.cellX(1), m.t, this.pw - this.cw - this.gap, this.ph); }
     if (this.values) { this.drawCells(ctx); }
@@ -199,7 +210,7 @@
       if (this.mode === "signed" && v < 0 && x1 - x0 >= 3) {   // sign shown by a hatch, not by hue
         ctx.strokeStyle = luminance(c) > 0.5 ? "#000" : "#fff";
         ctx.lineWidth = 1;
-        ctx.beginPath(); ctx.moveTo(x0 + 0.5, y1 - 0.5); ctx.lineTo(x1 - 0.5, y0 + 0.5); ctx.stroke();
+        ctx.beginPath(); ctx.moveTo(x0 + 0.5, y0 + 0.5); ctx.lineTo(x1 - 0.5, y1 - 0.5); ctx.stroke();
       }
     }
   };
@@ -467,7 +478,7 @@
       legend.push("Dashed vertical line: true modulation rate " + fmtHz(n.rate_hz) +
         (logIndex(D.grid.lambda2_hz.slice(1), n.rate_hz) === null ? " (outside the λ2 columns, not drawn)." : "."));
     }
-    legend.push("Grey: no scattering path.");
+    legend.push("White with grey diagonals: no scattering path (S2 exists only for λ2 below the bandwidth of the λ1 filter).");
     $("map-legend").textContent = legend.join(" ");
     $("map-alt").textContent = mapAlt(n, m, values);
   }
@@ -497,8 +508,12 @@
     }
     octx.putImageData(data, 0, 0);
     var m = {l: 52, r: 10, t: 8, b: 34}, pw = s.w - m.l - m.r, ph = s.h - m.t - m.b;
+    // each column is one frame, centred on its time: the image spans from half a hop before the first frame
+    // to half a hop after the last one
+    var hop = nf > 1 ? sp.times_s[1] - sp.times_s[0] : sp.duration_s, t0 = sp.times_s[0] - hop / 2;
+    ctx.fillStyle = "#fff"; ctx.fillRect(m.l, m.t, pw, ph);
     ctx.imageSmoothingEnabled = false;
-    ctx.drawImage(off, m.l, m.t, pw, ph);
+    ctx.drawImage(off, m.l + t0 / sp.duration_s * pw, m.t, nf * hop / sp.duration_s * pw, ph);
     var rpo = D.spectrogram.rows_per_octave, fmin = D.spectrogram.fmin_hz;
     function yOf(hz) { return m.t + ph - (rpo * Math.log2(hz / fmin) + 0.5) / nr * ph; }
     ctx.fillStyle = "#222"; ctx.strokeStyle = "#222"; ctx.font = "11px sans-serif";
