@@ -229,16 +229,17 @@ def test_default_output_ogg_audio_and_replacement(run, tmp_path):
     assert all("without audio" in note["audio_error"] and "spectrogram" not in note for note in notes.values())
 
 
-def test_missing_audio_is_said_on_the_page(run, tmp_path, caplog):
+def test_missing_audio_and_analyses_are_said_on_the_page(run, tmp_path, caplog):
     import shutil
     root = tmp_path / "run"
-    shutil.copytree(run["root"], root, ignore=shutil.ignore_patterns("audio"))
+    shutil.copytree(run["root"], root, ignore=shutil.ignore_patterns("audio", "compare", "quality"))
     out = tmp_path / "ex"
     explore(root, out, ExploreConfig(notes=1), audio_root=tmp_path)
     header, notes = page_data(out)
     assert header["audio_root_found"] is True and len(notes) == 5
     assert all("not found" in note["audio_error"] and note["maps"]["epsilon"] for note in notes.values())
     assert "no audio for" in caplog.text
+    assert header["methods_view"] == {"compare": None, "quality": None}   # the page says the run has none
 
 
 def test_refused_outputs_and_inputs(run, tmp_path):

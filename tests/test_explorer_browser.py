@@ -221,3 +221,19 @@ def test_class_and_methods_views(page, explorer, tmp_path):
     page.screenshot(path=str(tmp_path / "methods.png"), full_page=True)
     assert (tmp_path / "methods.png").stat().st_size > 0
     _clean(page)
+
+
+def test_a_run_without_audio_or_analyses(page, explorer, tmp_path):
+    root = tmp_path / "run"
+    shutil.copytree(explorer["run"]["root"], root, ignore=shutil.ignore_patterns("audio", "compare", "quality"))
+    explore(root, root / "explorer", ExploreConfig(notes=1, audio=False))
+    url = (root / "explorer" / "index.html").as_uri()
+    page.goto(f"{url}#note/0")
+    page.wait_for_function("SXAI.debug().loaded.indexOf(0) >= 0")
+    assert "without audio" in page.inner_text("#players") and page.locator("#players audio").count() == 0
+    assert "No spectrogram" in page.inner_text("#spec-alt")
+    page.goto(f"{url}#methods")
+    page.wait_for_selector("#methods-quality h3")
+    assert "has no comparison" in page.inner_text("#methods-compare")
+    assert "has no quality checks" in page.inner_text("#methods-quality")
+    _clean(page)
