@@ -34,6 +34,7 @@ INTERRUPTED = {
     "describe": "the notes described so far are kept in OUT.partial; re-run the same command to resume",
     **{c: "files already in the output folder may predate the interruption; re-running starts over"
        for c in ("figures", "compare", "quality", "probe", "sweep", "auralise")},
+    "explore": "the explorer folder was not changed; re-running starts over",
     "run": "finished stages are kept; re-run the same command to continue (extraction resumes, an "
            "interrupted training or explanation starts over)",
 }
@@ -762,6 +763,40 @@ def _add_auralise(sub) -> None:
     _common(s)
 
 
+def _cmd_explore(args):
+    from .explore import ExploreConfig, explore
+    auralise = {"all": "all", "none": ()}.get(args.auralise.strip(), args.auralise)
+    config = ExploreConfig(notes=args.notes, methods=args.methods, auralise=auralise, audio=not args.no_audio,
+                           audio_format=args.audio_format)
+    result = explore(args.run_dir, args.out, config, audio_root=args.audio_root, progress=True)
+    print(f"{result['index']}: {result['n_notes']} notes, {result['bytes'] / 1e6:.1f} MB, {result['seconds']:.1f} s")
+    print(f"shown: {result['selection']}")
+    print(f"open it in a browser (no server needed): file://{result['index']}")
+    return 0
+
+
+def _add_explore(sub) -> None:
+    s = _sub(sub, "explore", "an interactive explorer of a run (a folder with index.html that a browser opens from "
+             "the file system): notes, maps in Hz, spectrograms, audio of what each method keeps", _cmd_explore)
+    s.add_argument("run_dir", metavar="RUN_DIR", help="output directory of scatterxai run (relevance.h5, compare/, "
+                   "quality/, the audio)")
+    s.add_argument("--out", default=None, metavar="DIR", help="explorer directory, replaced as a whole (None: "
+                   "RUN_DIR/explorer)")
+    s.add_argument("--notes", type=_positive_int, default=3, metavar="N",
+                   help="at most N notes per class (misclassified first, then correct ones spread over the range "
+                        "of confidence)")
+    s.add_argument("--methods", default=None, help="comma-separated methods shown (None: all in relevance.h5)")
+    s.add_argument("--auralise", default="all", metavar="METHODS",
+                   help="methods whose relevant part and complement are resynthesised: 'all' (the shown methods), "
+                        "'none', or a comma-separated list (each costs about one extra resynthesis per note)")
+    s.add_argument("--audio-root", default=None, metavar="DIR",
+                   help="where the notes' audio is (None: the relevance file's audio_root, else RUN_DIR/data/audio)")
+    s.add_argument("--audio-format", choices=("ogg", "wav"), default="ogg",
+                   help="Ogg Vorbis (about a tenth of the size) or 16-bit WAV")
+    s.add_argument("--no-audio", action="store_true", help="maps only: no audio players, no spectrograms")
+    _common(s, device=False)
+
+
 # ------------------------------------------------------------------------------------------------ parser
 
 #: --compression choices (lossless HDF5 filters of the large datasets)
@@ -811,7 +846,7 @@ def _sub(sub, name, help, func):
 
 #: the sub-commands, in the order of ``scatterxai --help``: each ``_add_<cmd>`` adds its parser
 COMMANDS = (_add_run, _add_synth, _add_extract, _add_train, _add_evaluate, _add_explain, _add_figures, _add_quality,
-            _add_describe, _add_probe, _add_sweep, _add_auralise, _add_compare)
+            _add_describe, _add_probe, _add_sweep, _add_auralise, _add_compare, _add_explore)
 
 
 def build_parser() -> argparse.ArgumentParser:

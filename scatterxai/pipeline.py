@@ -180,7 +180,8 @@ class Stage:
 #: analysis stages run after the paper's stages, in order: "module:function" (relative to the package).
 #: Each function takes the :class:`RunContext` and returns a Markdown section for report.md (or "").
 ANALYSES: Tuple[str, ...] = (".analysis.compare:pipeline_section", ".analysis.quality.stage:pipeline_section",
-                             ".analysis.probe.stage:describe_stage", ".analysis.probe.stage:probe_stage")
+                             ".analysis.probe.stage:describe_stage", ".analysis.probe.stage:probe_stage",
+                             ".explore.stage:pipeline_section")
 #: the stages whose time is the reference of the demo's time budget (everything else ≤ 50 % of it)
 CORE_STAGES = ("data", "extract", "train_s1", "train_s1s2")
 
@@ -385,8 +386,9 @@ def run(out: PathLike, config: Optional[RunConfig] = None, **settings: Any) -> D
     ----------
     out : str
         Output directory (created, with at most one missing folder above it): ``features.h5``,
-        ``models/{s1,s1s2}/``, ``metrics_{s1,s1s2}.json``, ``relevance.h5``, ``figures/*.png``,
-        ``report.md``, ``timings.json``.  One run at a time writes it (``OUT.lock``).
+        ``models/{s1,s1s2}/``, ``metrics_{s1,s1s2}.json``, ``relevance.h5``, ``figures/*.png``, the analyses'
+        folders (``compare/``, ``quality/``, ``probe/``, ``explorer/index.html``…), ``report.md``,
+        ``timings.json``.  One run at a time writes it (``OUT.lock``).
     config : RunConfig, optional
         Default ``RunConfig()`` (the demo).
     **settings

@@ -10,6 +10,7 @@ from scatterxai.analysis.auralise import resynth
 from scatterxai.analysis.auralise.resynth import (
     _bank,
     auralise,
+    auralise_maps,
     band_energy_share,
     band_weights,
     energy_share,
@@ -167,6 +168,25 @@ def test_auralise_relevant_plus_complement_is_the_reference(rng):
     assert envelope_modulation(relevant, SR)[1] < 0.2
     # …and the complement holds the AM sidebands: (m²/4) / (½(1 + m²/2) + ½·0.3²) of the energy
     assert energy_share(complement, reference) == pytest.approx(0.16 / (0.66 + 0.045), abs=0.02)
+
+
+def test_auralise_maps_equals_auralise_per_map(rng):
+    """One decomposition re-weighted per map gives auralise()'s parts for each map, complement included."""
+    x = am_tone() + 0.3 * np.sin(2 * np.pi * 330 * T)
+    table = path_table(SLOW_MOD)
+    maps = np.stack([rng.standard_normal(len(table)), np.where(table.order == 1, 1.0, -1.0),
+                     -np.ones(len(table))])   # the last one keeps nothing (empty mask)
+    reference, relevant = auralise_maps(x, maps, SLOW_MOD)
+    assert relevant.shape == (3, SLOW_MOD.N)
+    for m, rel in zip(maps, relevant):
+        parts = auralise(x, m, SLOW_MOD)
+        tol = 1e-10 * np.abs(parts.reference).max()
+        np.testing.assert_allclose(rel, parts.relevant, rtol=0, atol=tol)
+        np.testing.assert_allclose(reference - rel, parts.complement, rtol=0, atol=tol)
+    np.testing.assert_allclose(reference, parts.reference, rtol=0, atol=1e-12 * np.abs(reference).max())
+    assert not relevant[2].any()
+    with pytest.raises(ParameterError, match="shape"):
+        auralise_maps(x, maps[0], SLOW_MOD)
 
 
 def test_resynthesise_rejects_bad_input():

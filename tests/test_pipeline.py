@@ -22,10 +22,10 @@ def test_run_end_to_end_and_stage_reuse(tmp_path, caplog):
                  "models/s1/model.pt", "models/s1s2/config.json", "figures/fig1_examples.png",
                  "figures/fig2_class_maps.png", "figures/confusion.png", "quality/quality.json",
                  "quality/quality_curves.png", "quality/permuted_labels_model/model.pt", "descriptors.h5",
-                 "probe/probe.json", "probe/probe_r2.png"):
+                 "probe/probe.json", "probe/probe_r2.png", "explorer/index.html", "explorer/explore.json"):
         assert os.path.exists(os.path.join(out, name)), name
     for stage in ("data", "extract", "train_s1", "train_s1s2", "explain", "figures", "compare",
-                  "quality_permuted_labels", "quality", "describe", "probe"):
+                  "quality_permuted_labels", "quality", "describe", "probe", "explore"):
         assert f"[{stage}] running" in first
     with h5py.File(paths["relevance"], "r") as f:
         assert set(f["relevance"]) == set(available_methods())
@@ -46,6 +46,17 @@ def test_run_end_to_end_and_stage_reuse(tmp_path, caplog):
     assert "| rank | method |" in report
     assert "## What do the layers represent? (probe study)" in report and "R² log2 f0" in report
     assert "## Attribution methods compared" in report and "| Integrated Gradients | `integrated_gradients` |" in report
+    # the explorer: two notes per class, the paper's rules auralised, the run's own quality verdicts
+    assert "## Explorer" in report and "(explorer/index.html)" in report
+    from ._explore_run import page_data
+    header, notes = page_data(os.path.join(out, "explorer"))
+    assert len(header["notes"]) <= 10 and [m["name"] for m in header["methods"] if m["auralised"]] == [
+        "epsilon", "epsilon_plus"]
+    quality = json.load(open(os.path.join(out, "quality", "quality.json")))
+    verdicts = header["methods_view"]["quality"]
+    assert verdicts["methods"] == list(quality) and verdicts["table"]["columns"][:2] == ["rank", "method"]
+    assert verdicts["verdicts"][0] == [quality[verdicts["methods"][0]]["checks"][c] for c in verdicts["checks"]]
+    assert all(n["audio"]["methods"].keys() == {"epsilon", "epsilon_plus"} for n in notes.values())
 
     # experiments/synthetic_study.py --figures: the repository's figures/ as palette PNGs
     import sys
@@ -62,7 +73,7 @@ def test_run_end_to_end_and_stage_reuse(tmp_path, caplog):
     run(out, **kw)  # nothing changed: every stage is reused
     second = caplog.text
     caplog.clear()
-    assert "running" not in second and second.count("reused") == 13
+    assert "running" not in second and second.count("reused") == 14
     run(out, **{**kw, "max_epochs": 1})  # a training setting changed: data and features are reused
     third = caplog.text
     assert "[data] reused" in third and "[extract] reused" in third and "[train_s1] running" in third

@@ -67,6 +67,7 @@ __all__ = [
     "MASK_MODES",
     "Auralisation",
     "auralise",
+    "auralise_maps",
     "band_energy_share",
     "band_weights",
     "energy_share",
@@ -395,6 +396,44 @@ def auralise(x: np.ndarray, local_map: np.ndarray, config: ScatteringConfig, *, 
                       _weight_grid(1.0 - weights, config, 1.0, bank.n_psi1, bank.n_parts),
                       _weight_grid(np.ones_like(weights), config, 1.0, bank.n_psi1, bank.n_parts)])
     return Auralisation(*_resynthesise_many(x, grids, bank))
+
+
+def auralise_maps(x: np.ndarray, local_maps: np.ndarray, config: ScatteringConfig, *, mode: str = "positive",
+                  top: Optional[int] = None) -> Tuple[np.ndarray, np.ndarray]:
+    """The relevant parts of one note for several maps (e.g. one per attribution method), and the reference.
+
+    The note's wavelet decomposition (its carrier bands and their envelopes) is computed once and re-weighted
+    per map, so M maps cost one decomposition plus M weightings rather than M calls of :func:`auralise`; the
+    reference (all weights 1) costs almost nothing.  The complement of map m is ``reference − relevant[m]``:
+    the resynthesis is linear in the weights, so this equals :func:`auralise`'s complement up to rounding.
+
+    Parameters
+    ----------
+    x : np.ndarray [shape=(N,)]
+        Prepared note of ``config.N`` samples.
+    local_maps : np.ndarray [shape=(M, C)]
+        Local relevance maps aligned with ``path_table(config)``.
+    config : ScatteringConfig
+    mode, top
+        Passed to :func:`relevance_mask`.
+
+    Returns
+    -------
+    reference : np.ndarray [shape=(N,), float64]
+    relevant : np.ndarray [shape=(M, N), float64]
+        On the scale of ``x``, as in :func:`auralise`.
+    """
+    config = _check_config(config)
+    x = _check_signal(x, config)
+    maps = np.asarray(local_maps)
+    if maps.ndim != 2:
+        raise ParameterError(f"local_maps must have shape (M, C), got {maps.shape}")
+    bank = _bank(config)
+    grids = [_weight_grid(np.ones(maps.shape[1]), config, 1.0, bank.n_psi1, bank.n_parts)]
+    grids += [_weight_grid(relevance_mask(m, mode=mode, top=top), config, 0.0, bank.n_psi1, bank.n_parts)
+              for m in maps]
+    y = _resynthesise_many(x, np.stack(grids), bank)
+    return y[0], y[1:]
 
 
 # --- measurements of what a resynthesised part keeps ------------------------------------------------------
