@@ -768,7 +768,8 @@ def _cmd_explore(args):
     auralise = {"all": "all", "none": ()}.get(args.auralise.strip(), args.auralise)
     config = ExploreConfig(notes=args.notes, methods=args.methods, auralise=auralise, audio=not args.no_audio,
                            audio_format=args.audio_format)
-    result = explore(args.run_dir, args.out, config, audio_root=args.audio_root, progress=True)
+    result = explore(args.run_dir, args.out, config, audio_root=args.audio_root, progress=True,
+                     overwrite=args.overwrite)
     print(f"{result['index']}: {result['n_notes']} notes, {result['bytes'] / 1e6:.1f} MB, {result['seconds']:.1f} s")
     print(f"shown: {result['selection']}")
     print(f"open it in a browser (no server needed): file://{result['index']}")
@@ -778,10 +779,11 @@ def _cmd_explore(args):
 def _add_explore(sub) -> None:
     s = _sub(sub, "explore", "an interactive explorer of a run (a folder with index.html that a browser opens from "
              "the file system): notes, maps in Hz, spectrograms, audio of what each method keeps", _cmd_explore)
-    s.add_argument("run_dir", metavar="RUN_DIR", help="output directory of scatterxai run (relevance.h5, compare/, "
-                   "quality/, the audio)")
-    s.add_argument("--out", default=None, metavar="DIR", help="explorer directory, replaced as a whole (None: "
-                   "RUN_DIR/explorer)")
+    input_arg(s, "run_dir", kind="run_dir", metavar="RUN_DIR", help="output directory of scatterxai run "
+              "(relevance.h5, compare/, quality/, the audio)")
+    output_arg(s, "--out", kind="explorer", default=None, metavar="DIR", help="explorer directory, replaced as a "
+               "whole (None: RUN_DIR/explorer)")
+    _overwrite(s)
     s.add_argument("--notes", type=_positive_int, default=3, metavar="N",
                    help="at most N notes per class (misclassified first, then correct ones spread over the range "
                         "of confidence)")
@@ -789,8 +791,8 @@ def _add_explore(sub) -> None:
     s.add_argument("--auralise", default="all", metavar="METHODS",
                    help="methods whose relevant part and complement are resynthesised: 'all' (the shown methods), "
                         "'none', or a comma-separated list (each costs about one extra resynthesis per note)")
-    s.add_argument("--audio-root", default=None, metavar="DIR",
-                   help="where the notes' audio is (None: the relevance file's audio_root, else RUN_DIR/data/audio)")
+    input_arg(s, "--audio-root", kind="audio_root", default=None, metavar="DIR",
+              help="where the notes' audio is (None: the relevance file's audio_root, else RUN_DIR/data/audio)")
     s.add_argument("--audio-format", choices=("ogg", "wav"), default="ogg",
                    help="Ogg Vorbis (about a tenth of the size) or 16-bit WAV")
     s.add_argument("--no-audio", action="store_true", help="maps only: no audio players, no spectrograms")

@@ -36,7 +36,8 @@ FAST = {"extract": ["--overwrite"], "describe": ["--max-seconds", "0.2", "--max-
         "sweep": ["--factor", "dynamics", "--values", "pp", "ff"], "compare": ["--metrics", "mean_diff,kl"],
         "figures": ["--dpi", "30"], "explain": ["--subset", "all", "--methods", "epsilon"],
         "synth": ["--scale", "0.002", "--jobs", "1"], "train": ["--input", "s1", "--max-epochs", "1"],
-        "evaluate": ["--subset", "all"], "auralise": [], "run": None}   # run: its stages have their own tests
+        "evaluate": ["--subset", "all"], "auralise": [], "run": None,
+        "explore": None}   # run, explore: the world has no run directory; their own tests cover them
 #: options of the second run of the fault-injection test, so that the command writes again (not "complete")
 AGAIN = {"describe": ["--max-notes", "2"]}
 

@@ -46,7 +46,7 @@ def number(convert: Callable, lo: float, hi: float, what: str, *, lo_open: bool 
 INPUT_LABELS = {"meta_csv": "meta CSV", "audio_root": "audio root", "features": "features input",
                 "model": "model directory", "relevance": "relevance input", "descriptors": "descriptors input",
                 "audio": "audio input", "features_or_audio": "input", "sol_root": "SOL root",
-                "permuted_model": "permuted-label model"}
+                "permuted_model": "permuted-label model", "run_dir": "run directory"}
 
 
 def input_arg(p: argparse.ArgumentParser, *flags: str, kind: str, **kwargs: Any) -> argparse.Action:

@@ -75,6 +75,8 @@ KINDS: Dict[str, OutputKind] = {k.name: k for k in (
     OutputKind("sweep", True, "sweep folder", ("sweep.json",),
                ("sweep.json", "audio", "meta.csv", "features.h5", "relevance.h5", "activations.h5", *_FIGS)),
     OutputKind("auralise", True, "auralise folder", ("auralise.json",), ("auralise.json", "*.wav", *_FIGS)),
+    OutputKind("explorer", True, "explorer folder", ("explore.json",),
+               ("index.html", "explore.json", "static", "data", "audio")),
     OutputKind("run", True, "run directory", (".stages",), ("*",), update=True),
 )}
 

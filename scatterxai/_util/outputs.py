@@ -98,6 +98,11 @@ def _flatten_inputs(inputs: Optional[Mapping[str, Any]]) -> Dict[str, str]:
     return out
 
 
+#: input labels of folders that hold their command's default output (``explore``'s run directory and
+#: ``RUN_DIR/explorer``): an output may lie inside them, though never be or contain them
+CONTAINERS = ("run directory",)
+
+
 def _check_inputs(out: str, kind: OutputKind, inputs: Dict[str, str], option: str) -> None:
     from ..errors import ParameterError
     sidecars = ("", LOCK_SUFFIX, TMP_SUFFIX, ".partial", ".partial" + TMP_SUFFIX)
@@ -105,7 +110,7 @@ def _check_inputs(out: str, kind: OutputKind, inputs: Dict[str, str], option: st
         clash = None
         if any(_real(out + s) == _real(inp) or _same_object(out + s, inp) for s in sidecars):
             clash = "is"
-        elif _within(out, inp) and os.path.isdir(inp):
+        elif _within(out, inp) and os.path.isdir(inp) and label not in CONTAINERS:
             clash = "lies inside"
         elif kind.is_dir and _within(inp, out):
             clash = "contains"

@@ -12,9 +12,9 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from .. import __version__
-from .._util.fs import atomic_dir, check_not_inputs, output_lock, prepare_output
 from .._util.jsonio import jsonable, write_json
 from .._util.log import logger
+from .._util.outputs import claim_output
 from .._util.types import PathLike
 from .._util.validate import check_positive_int
 from ..errors import AudioError, DataError, ParameterError
@@ -237,7 +237,7 @@ def _folder_size(folder: str) -> int:
 
 
 def explore(run_dir: PathLike, out: Optional[PathLike] = None, config: Optional[ExploreConfig] = None, *,
-            audio_root: Optional[PathLike] = None, progress: bool = False) -> Dict[str, Any]:
+            audio_root: Optional[PathLike] = None, progress: bool = False, overwrite: bool = False) -> Dict[str, Any]:
     """Write the explorer of a run: ``OUT/index.html`` and its data, scripts and audio (no server needed).
 
     Parameters
@@ -247,12 +247,16 @@ def explore(run_dir: PathLike, out: Optional[PathLike] = None, config: Optional[
         audio when present).
     out : str, optional
         The explorer's directory (default ``RUN_DIR/explorer``), written as a whole (replaced if it exists).
-        Refused if it is, or contains, one of the inputs.
+        Written under the output rule (:mod:`scatterxai._util.outputs`): never one of the inputs (the
+        relevance file, the comparison and quality folders, the audio), never containing one; another kind of
+        folder is replaced only with ``overwrite``.
     config : ExploreConfig, optional
     audio_root : str, optional
         Where the notes' audio files are (default: the relevance file's ``audio_root``, else
         ``RUN_DIR/data/audio``); without audio the page has maps but no spectrograms or players.
     progress : bool
+    overwrite : bool
+        Replace an output folder of another kind that scatterxai wrote.
 
     Returns
     -------
@@ -265,17 +269,15 @@ def explore(run_dir: PathLike, out: Optional[PathLike] = None, config: Optional[
     from ..io.relevance import RelevanceFile
     config = config or ExploreConfig()
     run_dir, relevance, audio_root = _inputs(run_dir, audio_root)
-    out = prepare_output(out if out is not None else os.path.join(run_dir, "explorer"), is_dir=True, create=False)
-    check_not_inputs(out, {"run directory": run_dir, "relevance file": relevance, "audio root": audio_root,
-                           "comparison": os.path.join(run_dir, "compare"),
-                           "quality checks": os.path.join(run_dir, "quality")}, is_dir=True)
+    out = os.path.abspath(out if out is not None else os.path.join(run_dir, "explorer"))
     t0 = time.perf_counter()
-    with output_lock(out, what="explorer"), RelevanceFile(relevance) as rf:
+    with RelevanceFile(relevance) as rf:
         root = _audio_root(rf, run_dir, audio_root)
-        if root is not None:
-            check_not_inputs(out, {"audio root": root}, is_dir=True)
-        with atomic_dir(out) as tmp:
-            summary = _build(tmp, run_dir, rf, config, audio_root, progress)
+    inputs = {"run directory": run_dir, "relevance input": relevance, "audio root": root,
+              "comparison": os.path.join(run_dir, "compare"), "quality checks": os.path.join(run_dir, "quality")}
+    with claim_output(out, kind="explorer", inputs=inputs, overwrite=overwrite) as claim, \
+            RelevanceFile(relevance) as rf:
+        summary = _build(claim.tmp, run_dir, rf, config, audio_root, progress)
     seconds = time.perf_counter() - t0
     logger.info("explorer: %d notes, %.1f MB, %.1f s (auralisation %.1f s) → %s", summary["n_notes"],
                 summary["bytes"] / 1e6, seconds, summary["timings"]["auralise"],

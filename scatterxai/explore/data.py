@@ -44,8 +44,8 @@ def decode_array(text: str, dtype: str = "<f4") -> np.ndarray:
 
 def method_title(method: str) -> str:
     """Display name of a method (its registered name when it has none)."""
-    from ..analysis.compare import METHOD_TITLES
-    return METHOD_TITLES.get(method, method)
+    from ..explain.base import method_title as title
+    return title(method)
 
 
 def colormap_hex(name: str, n: int = 256) -> str:
