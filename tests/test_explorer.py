@@ -13,7 +13,7 @@ from scatterxai import cli
 from scatterxai.analysis.auralise.resynth import auralise
 from scatterxai.analysis.auralise.run import full_table_map
 from scatterxai.audio import read_window
-from scatterxai.errors import DataError, ParameterError
+from scatterxai.errors import DataError, OutputError, ParameterError
 from scatterxai.explore import ExploreConfig, explore, select_notes
 from scatterxai.explore.build import STATIC_FILES
 from scatterxai.explore.data import decode_array, parse_md_tables, probabilities
@@ -193,7 +193,7 @@ def test_audio_is_the_packages_auralisation_on_one_scale(run, explorer):
 
 def test_folder_is_self_contained_and_offline(explorer):
     out = explorer["out"]
-    assert sorted(os.listdir(out)) == ["audio", "data", "explore.json", "index.html", "static"]
+    assert sorted(os.listdir(out)) == [".scatterxai.json", "audio", "data", "explore.json", "index.html", "static"]
     html = (out / "index.html").read_text(encoding="utf-8")
     for dst in STATIC_FILES.values():
         text = (out / dst).read_text(encoding="utf-8")
@@ -220,10 +220,14 @@ def test_default_output_ogg_audio_and_replacement(run, tmp_path):
     assert len(files) == 5 * 3 and all(f.endswith(".ogg") for f in files)
     info = sf.info(root / "explorer" / "audio" / files[0])
     assert info.format == "OGG" and info.frames == SMALL.N
-    # a second run replaces the folder as a whole
+    # a second run replaces the folder as a whole, but never deletes what a user put there (the output rule)
     (root / "explorer" / "stale.txt").write_text("old")
+    with pytest.raises(OutputError, match="stale.txt"):
+        explore(root, config=ExploreConfig(notes=1, audio=False, methods=("epsilon_plus",)))
+    assert (root / "explorer" / "stale.txt").read_text() == "old" and (root / "explorer" / "audio").exists()
+    (root / "explorer" / "stale.txt").unlink()
     explore(root, config=ExploreConfig(notes=1, audio=False, methods=("epsilon_plus",)))
-    assert not (root / "explorer" / "stale.txt").exists() and not (root / "explorer" / "audio").exists()
+    assert not (root / "explorer" / "audio").exists()
     header, notes = page_data(root / "explorer")
     assert [m["name"] for m in header["methods"]] == ["epsilon_plus"] and header["audio_format"] is None
     assert all("without audio" in note["audio_error"] and "spectrogram" not in note for note in notes.values())
@@ -234,7 +238,8 @@ def test_missing_audio_and_analyses_are_said_on_the_page(run, tmp_path, caplog):
     root = tmp_path / "run"
     shutil.copytree(run["root"], root, ignore=shutil.ignore_patterns("audio", "compare", "quality"))
     out = tmp_path / "ex"
-    explore(root, out, ExploreConfig(notes=1), audio_root=tmp_path)
+    (tmp_path / "empty").mkdir()
+    explore(root, out, ExploreConfig(notes=1), audio_root=tmp_path / "empty")
     header, notes = page_data(out)
     assert header["audio_root_found"] is True and len(notes) == 5
     assert all("not found" in note["audio_error"] and note["maps"]["epsilon"] for note in notes.values())
@@ -248,7 +253,7 @@ def test_refused_outputs_and_inputs(run, tmp_path):
         explore(root, root)
     with pytest.raises(ParameterError, match="audio root"):
         explore(root, root / "data")                                  # would replace the run's audio
-    with pytest.raises(ParameterError, match="is not a directory"):
+    with pytest.raises(ParameterError, match="is the relevance input"):
         explore(root, root / "relevance.h5")
     with pytest.raises(ParameterError, match="not a directory"):
         explore(tmp_path / "nowhere")
@@ -273,7 +278,7 @@ def test_cli_explore(run, tmp_path, capsys):
     assert [(m["name"], m["auralised"]) for m in header["methods"]] == [("epsilon", False),
                                                                         ("gradient_x_input", False)]
     assert cli.main(["explore", str(run["root"]), "--out", str(run["root"])]) == 2
-    assert "would overwrite the run directory" in capsys.readouterr().err
+    assert "is the run directory" in capsys.readouterr().err
 
 
 # ------------------------------------------------------------------------------------------- pieces

@@ -127,8 +127,10 @@ def test_choosing_another_method_changes_the_map(page, explorer):
     assert _map_image(page) != before and page.inner_text("#map-caption") != caption
     page.select_option("#method", "epsilon_plus")
     assert _map_image(page) == before                                    # the same values draw the same map
+    page.select_option("#method", "gradient_x_input")                   # signed: it has negative cells
+    signed = _map_image(page)
     page.check("input[name=mode][value=positive]")
-    assert _map_image(page) != before
+    assert _map_image(page) != signed
     _clean(page)
 
 
@@ -195,8 +197,9 @@ def test_keyboard_navigation(page, explorer):
     page.keyboard.press("n")
     page.wait_for_function("location.hash === '#note/3'")
     page.keyboard.press("p")
+    page.wait_for_function("location.hash === '#note/2'")
     page.keyboard.press("p")
-    page.wait_for_function("location.hash === '#note/1'")
+    page.wait_for_function("location.hash === '#note/1'", timeout=5000)
     page.wait_for_function("SXAI.debug().loaded.indexOf(1) >= 0")
     page.focus("#map")                                                  # the cursor starts on the peak cell
     first = page.get_attribute("#map-readout", "data-path")
