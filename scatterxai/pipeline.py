@@ -25,7 +25,7 @@ from ._util.types import PathLike
 from ._util.validate import check_positive_float, check_positive_int, check_seed, with_settings
 from .errors import DataError, ParameterError
 from .scattering.config import PAPER_CONFIG, ScatteringConfig
-from .task import DEFAULT_SCALE, INPUTS
+from .task import DEFAULT_REALISM, DEFAULT_SCALE, INPUTS
 
 __all__ = ["run", "RunConfig", "RunContext", "Stage", "ANALYSES", "DEMO_SCALE", "RULES_RUN", "METHODS_RUN",
            "SLOW_PER_CLASS"]
@@ -65,6 +65,9 @@ class RunConfig:
         Upper bound on training epochs (early stopping decides below it).
     jobs : int, optional
         Worker processes for synthesis (default: all cores).
+    realism : str
+        Performance and recording conditions of the synthetic corpus (:mod:`scatterxai.data.synth.realism`):
+        "all" (default), "none", factor names joined by "," or "all-<factor>"; ignored with real data.
     scattering : ScatteringConfig
     methods : tuple of str
         Attribution methods to explain with (must include :data:`RULES_RUN`, which the figures draw).
@@ -83,6 +86,7 @@ class RunConfig:
     device: str = "auto"
     max_epochs: Optional[int] = None
     jobs: Optional[int] = None
+    realism: str = DEFAULT_REALISM
     scattering: ScatteringConfig = PAPER_CONFIG
     methods: Tuple[str, ...] = METHODS_RUN
     slow_per_class: Optional[int] = SLOW_PER_CLASS
@@ -91,6 +95,8 @@ class RunConfig:
     def __post_init__(self):
         check_positive_float("scale", self.scale)
         check_seed("seed", self.seed)
+        from .data.synth.realism import parse_realism
+        object.__setattr__(self, "realism", parse_realism(self.realism).name)
         for name in ("max_epochs", "jobs"):
             if getattr(self, name) is not None:
                 check_positive_int(name, getattr(self, name))
@@ -215,9 +221,11 @@ class RunContext:
         meta_out = os.path.join(data_dir, "meta.csv")
         if cfg.sol_root is None and cfg.audio_root is None:
             from .data.synth import synthesize_corpus
-            self.stage("data", {"source": "synthetic", "scale": cfg.scale, "seed": cfg.seed}, [meta_out],
-                       lambda: synthesize_corpus(data_dir, scale=cfg.scale, seed=cfg.seed,
-                                                 jobs=cfg.jobs or os.cpu_count() or 1, progress=True))
+            from .data.synth.realism import parse_realism
+            realism = parse_realism(cfg.realism).name
+            self.stage("data", {"source": "synthetic", "scale": cfg.scale, "seed": cfg.seed, "realism": realism},
+                       [meta_out], lambda: synthesize_corpus(data_dir, scale=cfg.scale, seed=cfg.seed, realism=realism,
+                                                             jobs=cfg.jobs or os.cpu_count() or 1, progress=True))
             return meta_out, os.path.join(data_dir, "audio")
 
         from .data import META_COLUMNS, SOL_META_CSV, load_sol, prepare_labels, read_meta_csv, resolve_all
