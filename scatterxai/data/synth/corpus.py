@@ -59,10 +59,11 @@ from .realism import (
     RealismLike,
     add_background,
     cut_excerpt,
-    draw_duration,
     draw_performance,
     parse_realism,
     performance_columns,
+    performance_overrides,
+    render_span,
 )
 from .render import SR, body_and_room, finish, render_plucked, render_sustained
 from .streams import STREAM_MODES, SplitStreams, substream
@@ -267,14 +268,9 @@ def make_note_spec(instrument: str, technique_original: str, *, pitch: Optional[
     realism = parse_realism(realism)
     prng = np.random.default_rng([int(seed), int(index), 2]) if realism else None
     if prng is not None:
-        # natural vibrato: more rate drift, a wider range of depths, established after a delay
-        natural = (prng.uniform(0.04, 0.1), float(np.exp(prng.uniform(np.log(0.08), np.log(0.7)))),
-                   prng.uniform(0.1, 0.8), prng.uniform(0.2, 0.8))
-        if "vibrato" in realism and technique == "vibrato":
-            drift, fm, start, ramp = natural
-        short = draw_duration(prng, rate_hz=rate, delay_s=start)
-        if "excerpt" in realism and duration_s is None:
-            duration = short * (2.5 if variant.get("transition") else 1.0)
+        drift, fm, start, ramp, duration = performance_overrides(
+            realism, prng, technique=technique, rate_hz=rate, transition=bool(variant.get("transition")),
+            fixed_duration=duration_s is not None, values=(drift, fm, start, ramp, duration))
     end = duration
     if inst.excitation == "plucked":
         start, end = 0.0, duration - rng.uniform(0.3, 1.2)   # the strings ring out after the last pluck
@@ -336,7 +332,7 @@ def render_note(spec: NoteSpec, *, sr: int = SR, streams: str = "shared", modula
         t = np.arange(n) / sr - spec.onset_s
         prngs = [None] * 3
     else:
-        t0, t1 = _render_span(spec, tail_s)
+        t0, t1 = render_span(perf, onset_s=spec.onset_s, duration_s=spec.duration_s, tail_s=tail_s)
         t = np.arange(int(round((t1 - t0) * sr))) / sr + t0
         prngs = [np.random.default_rng([spec.seed, spec.index, 3, k]) for k in range(3)]
     render = render_plucked if inst.excitation == "plucked" else render_sustained
@@ -348,15 +344,6 @@ def render_note(spec: NoteSpec, *, sr: int = SR, streams: str = "shared", modula
         return y
     y = np.clip(add_background(y, perf, prngs[2], sr), -0.999, 0.999)
     return cut_excerpt(y, perf, -t[0], sr)
-
-
-def _render_span(spec: NoteSpec, tail_s: float) -> tuple:
-    """Times (s from the onset) rendered for a note with realism: the file's part of the note, from early
-    enough for the room's response to what came before, to the end of its reverberation tail."""
-    rt = 1.3 * spec.performance.rt60_s
-    a, b = spec.file_span
-    t0 = -spec.onset_s if not np.isfinite(a) else max(-spec.onset_s, a - rt - 0.25)
-    return t0, min(spec.duration_s + tail_s + rt, b)
 
 
 # ----------------------------------------------------------------------------------------------------

@@ -45,7 +45,7 @@ phrase (the one sounding longest in the file; the others are ``legato_steps`` se
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Iterable, Optional, Tuple, Union
+from typing import Iterable, Optional, Sequence, Tuple, Union
 
 import numpy as np
 from scipy import fft as sfft
@@ -55,7 +55,9 @@ from ...task import DEFAULT_REALISM, REALISM_FACTORS
 from .techniques import box_smooth, smooth_noise
 
 __all__ = ["REALISM_FACTORS", "Realism", "Performance", "PERFORMANCE_COLUMNS", "DEFAULT_REALISM", "parse_realism",
-           "draw_duration", "draw_performance", "performance_columns"]
+           "draw_duration", "draw_performance", "performance_overrides", "performance_columns", "render_span",
+           "performance_controls", "modes_db", "mic_db", "room_ir", "background", "add_background", "cut_excerpt",
+           "legato_pitch", "MAX_FILE_S", "INDIVIDUALS"]
 
 #: meta.csv columns written for every note (neutral values where a factor is off)
 PERFORMANCE_COLUMNS = ("realism", "excerpt_start_s", "excerpt_end_s", "legato_notes", "legato_steps",
@@ -162,6 +164,36 @@ def draw_duration(rng: np.random.Generator, *, rate_hz: float, delay_s: float) -
     return max(_log_uniform(rng, 0.35, 10.0), delay_s + 2.5 / rate_hz + 0.1)
 
 
+def performance_overrides(realism: Realism, rng: np.random.Generator, *, technique: str, rate_hz: float,
+                          transition: bool, fixed_duration: bool, values: Tuple[float, ...]) -> Tuple[float, ...]:
+    """The note parameters that realism factors redraw: (drift, fm_depth_st, mod_start_s, ramp_s, duration_s).
+
+    ``vibrato`` (vibrato notes): more rate drift (log-rate s.d. 4–10 %), depths 0.08–0.7 semitone
+    (log-uniform), established after 0.1–0.8 s over 0.2–0.8 s.  ``excerpt``: the duration
+    (:func:`draw_duration`; ×2.5 for SOL's transition variants, which modulate part of the note), unless
+    the caller fixed it.  ``values`` are the studio note's; every draw happens whatever the factors.
+    """
+    drift, fm, start, ramp, duration = values
+    natural = (rng.uniform(0.04, 0.1), float(np.exp(rng.uniform(np.log(0.08), np.log(0.7)))),
+               rng.uniform(0.1, 0.8), rng.uniform(0.2, 0.8))
+    if "vibrato" in realism and technique == "vibrato":
+        drift, fm, start, ramp = natural
+    short = draw_duration(rng, rate_hz=rate_hz, delay_s=start)
+    if "excerpt" in realism and not fixed_duration:
+        duration = short * (2.5 if transition else 1.0)
+    return drift, fm, start, ramp, duration
+
+
+def render_span(perf: Performance, *, onset_s: float, duration_s: float, tail_s: float) -> Tuple[float, float]:
+    """Times (s from the onset) rendered for a note with realism: the file's part of the note, from early
+    enough for the room's response to what came before (1.3 RT60 + 0.25 s), to the end of the note's
+    release and reverberation tail or the excerpt's end."""
+    rt = 1.3 * perf.rt60_s
+    a, b = perf.excerpt_start_s, perf.excerpt_end_s
+    t0 = -onset_s if not np.isfinite(a) else max(-onset_s, a - rt - 0.25)
+    return t0, min(duration_s + tail_s + rt, b)
+
+
 def draw_performance(realism: Realism, rng: np.random.Generator, *, technique: str, excitation: str,
                      duration_s: float, onset_s: float, rate_hz: float, mod_start_s: float,
                      mod_end_s: float, release_s: float) -> Performance:
@@ -254,7 +286,7 @@ def legato_changes(perf: Performance) -> np.ndarray:
     return np.array([c[0] for c in perf.legato[:-1]])
 
 
-def performance_columns(perfs, spans) -> dict:
+def performance_columns(perfs: Sequence[Optional[Performance]], spans: Sequence[Tuple[float, float]]) -> dict:
     """meta.csv values of :data:`PERFORMANCE_COLUMNS`.
 
     Parameters
@@ -313,7 +345,7 @@ def modes_db(name: str, individual: int, excitation: str, f: np.ndarray) -> np.n
     import zlib
     g = np.random.default_rng([zlib.crc32(name.encode()), 7919, int(individual)])
     if excitation in ("bowed", "plucked"):
-        n, q, lo, hi, gain = 60, (10.0, 60.0), 150.0, 6000.0, (-6.0, 10.0)
+        n, q, lo, hi, gain = 100, (15.0, 80.0), 150.0, 7000.0, (-8.0, 12.0)
     else:
         n, q, lo, hi, gain = 12, (5.0, 20.0), 200.0, 5000.0, (-4.0, 6.0)
     fc = np.exp(g.uniform(np.log(lo), np.log(hi), n))
