@@ -309,7 +309,8 @@ class RunContext:
         write_report(path, metrics_paths=self.metrics_paths, relevance=self.relevance, features=self.features,
                      figures_dir=self.fig_dir,
                      settings={"scale": cfg.scale if self.source == "synthetic" else None, "seed": cfg.seed,
-                               "data": {"synthetic": "synthetic corpus (SOL-PMT profile)",
+                               "data": {"synthetic": f"synthetic corpus (SOL-PMT profile; realism factors: "
+                                                     f"{cfg.realism})",
                                         "sol-pmt": f"SOL-PMT, published split ({cfg.sol_root})"}.get(
                                    self.source, f"{os.path.abspath(cfg.meta or '')} "
                                                 f"({os.path.abspath(cfg.sol_root or cfg.audio_root or '')})"),

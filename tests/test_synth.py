@@ -12,7 +12,7 @@ import soundfile as sf
 from scipy.ndimage import uniform_filter1d
 
 import scatterxai.data.synth.corpus as synth
-from scatterxai.data import META_COLUMNS, SUBSETS, read_meta_csv
+from scatterxai.data import META_COLUMNS, SOL_META_CSV, SUBSETS, read_meta_csv
 from scatterxai.data.notes import midi_hz, note_midi
 from scatterxai.data.synth.corpus import (
     GROUND_TRUTH_COLUMNS,
@@ -254,7 +254,7 @@ def test_counts_follow_the_profile():
 
 
 def test_full_scale_reproduces_sol_variants_pitches_and_dynamics():
-    sol = read_meta_csv(synth.SOL_META_CSV)
+    sol = read_meta_csv(SOL_META_CSV)
     want = collections.Counter((i, o) for i, o in zip(sol["instrument"], sol["technique original"]))
     specs = plan_corpus(scale=1.0, seed=2)
     assert collections.Counter((s.instrument, s.technique_original) for s in specs) == want

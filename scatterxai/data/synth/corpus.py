@@ -9,7 +9,10 @@ are tied to instruments, registers and dynamics as in the real data.
 
 Per note (:class:`NoteSpec`): every parameter is drawn from ``np.random.default_rng([seed, index])`` —
 modulation rate and depths, duration (2–8 s), onset offset, tuning; :func:`render_note` draws the rest
-(timbre variation, noise, room) from ``default_rng([seed, index, 1])``.  A note therefore depends only on
+(timbre variation, noise, room) from ``default_rng([seed, index, 1])``.  The performance and recording
+conditions (:mod:`.realism`: excerpts, phrases, natural vibrato, room, noise, microphone, body modes) come
+from ``default_rng([seed, index, 2])`` and, when rendering, ``([seed, index, 3, k])``; with every factor
+off (``realism="none"``) a note is the studio note of SYNTH_VERSION 3, bit for bit.  A note therefore depends only on
 (seed, index) and on its SOL profile row, never on the other notes: generation parallelises and an
 interrupted run is completed by running it again.
 
@@ -27,12 +30,11 @@ roughness (semitones; 0 for tremolo and harp).  ``am_depth``: nominal relative d
 pattern (1 for harp plucks).  ``tech_noise_db``: level of the technique's own noise (flutter turbulence,
 bow-change scratch, key clicks) relative to the tone, where the technique is active (-200: none).
 ``mod_start_s``/``mod_end_s``: modulated segment from the note onset; ``modulated_fraction`` its share
-of ``duration_s``.
+of the sounding part the file holds.  Then the conditions of :data:`.realism.PERFORMANCE_COLUMNS`.
 """
 
 from __future__ import annotations
 
-import functools
 import json
 import multiprocessing
 import os
@@ -48,11 +50,11 @@ from ..._util.types import PathLike
 from ..._util.validate import check_choice, check_positive_float, check_positive_int, check_seed
 from ...errors import DataError, ParameterError
 from ...task import CLASSES, DEFAULT_SCALE
-from ..loaders import SOL_META_CSV
-from ..meta import META_COLUMNS, read_meta_csv, write_meta_csv
-from ..notes import midi_hz, midi_name, note_midi, sol_pitch_and_dynamics
+from ..meta import META_COLUMNS, write_meta_csv
+from ..notes import midi_hz, midi_name, note_midi
 from ..split import split_622
 from .instruments import DYNAMICS, parse_instrument
+from .profile import PROFILE_CSV, _sol_rows, profile_counts
 from .realism import (
     DEFAULT_REALISM,
     Performance,
@@ -72,9 +74,6 @@ __all__ = ["NoteSpec", "VARIANTS", "GROUND_TRUTH_COLUMNS", "PROFILE_CSV", "SYNTH
            "make_note_spec", "render_note", "write_note", "plan_corpus", "corpus_columns", "synthesize_corpus",
            "profile_counts"]
 
-#: instrument × technique counts of SOL-PMT (package data)
-PROFILE_CSV = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                           "sol-pmt-instrument-by-technique.csv")
 #: bumped whenever the synthesis changes the audio of a given (seed, index)
 SYNTH_VERSION = 4
 #: meta.csv columns after the SOL-PMT ones
@@ -348,34 +347,6 @@ def render_note(spec: NoteSpec, *, sr: int = SR, streams: str = "shared", modula
 
 # ----------------------------------------------------------------------------------------------------
 # the corpus
-
-@functools.lru_cache(maxsize=1)
-def _sol_rows():
-    """SOL-PMT notes grouped by (instrument, class): lists of (technique original, pitch, dynamics,
-    file name), pitch None where the file name has none."""
-    cols = read_meta_csv(SOL_META_CSV)
-    rows = {}
-    for inst, tech, orig, name in zip(cols["instrument"], cols["modulation technique"],
-                                      cols["technique original"], cols["file_name"]):
-        pitch, dyn = sol_pitch_and_dynamics(name)
-        if pitch is None:
-            dyn = name.rsplit("-", 1)[-1].split(".")[0]
-        rows.setdefault((inst, tech), []).append((orig, pitch, dyn if dyn in DYNAMICS else "mf", name))
-    for key in rows:
-        rows[key].sort(key=lambda r: (r[0], -1 if r[1] is None else note_midi(r[1]), r[2], r[3]))
-    return rows
-
-
-def profile_counts() -> List[tuple]:
-    """The SOL-PMT instrument × technique table: [(family, instrument, technique, count), ...]."""
-    cols = read_meta_csv(PROFILE_CSV)
-    out = []
-    for i, inst in enumerate(cols["instrument"]):
-        for tech in CLASSES:
-            if int(cols[tech][i]) > 0:
-                out.append((str(cols["instrument family"][i]), str(inst), tech, int(cols[tech][i])))
-    return out
-
 
 def plan_corpus(*, scale: float = DEFAULT_SCALE, seed: int = 0,
                 realism: RealismLike = DEFAULT_REALISM) -> List[NoteSpec]:
