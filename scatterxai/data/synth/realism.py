@@ -313,7 +313,7 @@ def performance_columns(perfs: Sequence[Optional[Performance]], spans: Sequence[
 
 
 def performance_controls(perf: Performance, excitation: str, t: np.ndarray, rng: np.random.Generator,
-                         sr: float):
+                         sr: float) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(pitch offset st, amplitude multiplier, noise multiplier, vibrato depth multiplier) of the legato
     phrase, the attack transient and the natural vibrato's depth envelope."""
     n = len(t)
