@@ -32,7 +32,7 @@ Conditions
     ``length`` seconds from ``offset`` seconds (``--offsets``, ``--lengths``: every combination), written
     as 32-bit float WAVs at the file's own sample rate into a temporary folder outside the repository and
     outside ``--out`` (deleted on exit), then explained as a user's excerpt files would be.  A file too
-    short for an excerpt is left out of that condition (counted in ``n``).
+    short for an excerpt is left out of that condition (the counts x / n are over the files scored).
 
 Outputs (``--out``): ``transfer.md`` (the tables), ``transfer.json`` (every number, per file too) and, per
 condition, the ``relevance.h5`` and ``predictions.json`` that ``explain_files`` wrote (scattering
@@ -42,7 +42,12 @@ Usage::
 
     python experiments/real_transfer.py --model results/demo/models/s1s2 \\
         [--audio ../shared/real-audio] [--out results/real_transfer] [--features FEATURES.h5] \\
-        [--methods all] [--offsets 1.0] [--lengths 1.5] [--conditions whole,first,excerpt]
+        [--methods all] [--offsets 1.0] [--lengths 1.5] [--conditions whole,first,excerpt] \\
+        [--preparation continue|zeros]
+
+``--preparation zeros`` zero-pads files shorter than the window, as the package did before issue 21 (and
+the paper does), instead of continuing them (:func:`scatterxai.audio.continue_signal`): the excerpts, and
+the whole files shorter than 5.94 s, then show what the preparation changes for a given model.
 
 ``--audio`` must hold ``manifest.csv`` (columns ``file_name``, ``technique``, ``approx_modulation_hz``;
 optional ``approx_f0_hz``, ``instrument``) and the files it lists.  When the folder (or its manifest) is
@@ -51,6 +56,7 @@ in the model's ``config.json``; without one, the constant and class-prior contro
 """
 
 import argparse
+import contextlib
 import csv
 import os
 import sys
@@ -286,8 +292,25 @@ def parse_args(argv=None):
     p.add_argument("--offsets", type=float, nargs="+", default=[1.0], help="excerpt offsets (s)")
     p.add_argument("--lengths", type=float, nargs="+", default=[1.5], help="excerpt lengths (s)")
     p.add_argument("--conditions", default="whole,first,excerpt", help="any of whole, first, excerpt")
+    p.add_argument("--preparation", choices=("continue", "zeros"), default="continue",
+                   help="how a file shorter than the window is lengthened: continued with its own sound (what "
+                        "scatterxai.audio.prepare does) or zero-padded (the package before issue 21, and the "
+                        "paper), to measure what the preparation changes")
     p.add_argument("--device", default="auto")
     return p.parse_args(argv)
+
+
+@contextlib.contextmanager
+def preparation(name):
+    """Within the block, :func:`scatterxai.audio.prepare` zero-pads short signals if ``name`` is "zeros"."""
+    import scatterxai.audio as audio
+    original = audio.continue_signal
+    if name == "zeros":
+        audio.continue_signal = lambda y, n, **_: audio.fix_length(y, n)
+    try:
+        yield
+    finally:
+        audio.continue_signal = original
 
 
 def conditions(args):
@@ -342,7 +365,7 @@ def main(argv=None):
     controls, control_text = controls_for(model, features)
     out = prepare_output(args.out, is_dir=True)
     results, seconds = {}, {}
-    with tempfile.TemporaryDirectory(prefix="scatterxai-excerpts-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="scatterxai-excerpts-") as tmp, preparation(args.preparation):
         for cond in titles:
             t0 = time.perf_counter()
             if cond.startswith("excerpt"):
@@ -359,7 +382,9 @@ def main(argv=None):
             seconds[cond] = round(time.perf_counter() - t0, 1)
             print(f"[{cond}] {seconds[cond]} s", file=sys.stderr)
     header = (f"model: `{os.path.abspath(args.model)}` (input {model.config.get('input')}, sha256 "
-              f"{model.checksum[:12]}), audio: `{os.path.abspath(args.audio)}` ({len(rows)} files), methods: "
+              f"{model.checksum[:12]}), audio: `{os.path.abspath(args.audio)}` ({len(rows)} files), files "
+              f"shorter than the window: {'continued' if args.preparation == 'continue' else 'zero-padded'}, "
+              f"methods: "
               f"{', '.join(methods)}; {control_text}; seconds per condition: {seconds}.  Command: "
               f"`python experiments/real_transfer.py {' '.join(sys.argv[1:] if argv is None else argv)}`")
     print(write_outputs(out, results, titles, header, model, methods))

@@ -257,8 +257,9 @@ class RunContext:
         from .features import extract_features
         cfg = self.config
         # the seed draws the split of a CSV without subsets (in extraction; a new seed only relabels)
+        from .audio import PREPARATION
         self.stage("extract", {"data": self.stages["data"].digest, "config": cfg.scattering.to_dict(),
-                               "split_seed": cfg.seed},
+                               "split_seed": cfg.seed, "preparation": PREPARATION},
                    [self.features],
                    lambda: logger.info("%s", extract_features(
                        meta_csv, audio_root, self.features, config=cfg.scattering, device=cfg.device, seed=cfg.seed,

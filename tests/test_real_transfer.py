@@ -134,3 +134,27 @@ def test_excerpt_longer_than_a_file_leaves_it_out(tmp_path):
     paths = real_transfer.write_excerpts(rows, 0.1, 0.1, str(folder))
     y, sr = sf.read(paths[0])
     assert sr == 22050 and len(y) == 2205
+
+
+def test_preparation_switch_zero_pads_excerpts_only_within_the_run(tmp_path):
+    import h5py
+
+    import scatterxai.audio as audio
+    original = audio.continue_signal
+    features = _toy_features(tmp_path / "f.h5")
+    model = train_one_epoch(features, tmp_path / "model", input="s1s2")
+    _toy_folder(tmp_path / "audio")
+    x = {}
+    for prep in ("continue", "zeros"):
+        out = tmp_path / prep
+        assert real_transfer.main(["--model", model, "--audio", str(tmp_path / "audio"), "--out", str(out),
+                                   "--methods", "epsilon", "--conditions", "excerpt", "--offsets", "0.1",
+                                   "--lengths", "0.08", "--preparation", prep]) == 0
+        with h5py.File(out / "excerpt_0.1_0.08" / "relevance.h5", "r") as f:
+            x[prep] = f["features"][()]
+        assert ("zero-padded" if prep == "zeros" else "continued") in (out / "transfer.md").read_text()
+    assert audio.continue_signal is original
+    # 0.08 s of a 0.19-s window: the continued excerpts sound for the whole window, zero-padded ones do not
+    assert not np.allclose(x["continue"], x["zeros"])
+    frames = x["zeros"].shape[2]
+    assert x["zeros"][:, :, -frames // 4:].mean() < x["continue"][:, :, -frames // 4:].mean()

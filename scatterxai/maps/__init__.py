@@ -2,7 +2,9 @@
 
 * :mod:`.grid` — local maps, the grid layout of per-path values;
 * :mod:`.summary` — top-n class aggregation (paper eq. 13), kurtosis, ground-truth localisation, S1 share,
-  per-class summaries.
+  per-class summaries;
+* :mod:`.time_profile` — relevance over time, joined over the windows of a long recording;
+* :mod:`.rate_controls` — control maps for the localisation score (constant, class prior).
 """
 
 from .grid import GridIndex, grid_index, grid_layout, grid_values, local_map, path_columns
