@@ -243,27 +243,8 @@ def make_note_spec(instrument: str, technique_original: str, *, pitch: Optional[
     rate = rng.uniform(*(_TRILL_RATES.get(inst.excitation, _RATES["trill"]) if technique == "trill"
                          else _RATES[technique]))
     jitter, drift = rng.uniform(0.03, 0.12), rng.uniform(0.01, 0.03)
-    fm, ramp = 0.0, 0.02
     tech_noise_db = rng.uniform(*_TECH_NOISE_DB[technique])
-    start = 0.0
-    if technique == "vibrato":
-        fm = float(np.exp(rng.uniform(np.log(0.1), np.log(0.45))))
-        am = rng.uniform(0.0, 0.12) if inst.excitation == "lip" else rng.uniform(0.03, 0.3)
-        start, ramp = rng.uniform(0.05, 0.5), rng.uniform(0.15, 0.5)
-    elif technique == "trill":
-        fm, am = variant["interval"], rng.uniform(0.0, 0.15)
-        start = rng.uniform(0.08, 0.4)
-    elif technique == "tremolo":
-        am, start = rng.uniform(0.3, 0.95), rng.uniform(0.0, 0.03)
-    elif technique == "bisbigliando":
-        jitter = rng.uniform(0.05, 0.15)
-        if inst.excitation == "plucked":
-            am = 1.0
-        else:
-            am, fm = rng.uniform(0.3, 0.7), rng.uniform(0.02, 0.08)
-    else:  # flatterzunge
-        am, fm = rng.uniform(0.3, 0.95), rng.uniform(0.01, 0.08)
-        start, ramp = rng.uniform(0.0, 0.05), 0.03
+    fm, am, start, ramp, jitter = _technique_draws(rng, technique, variant, inst.excitation, jitter)
     realism = parse_realism(realism)
     prng = np.random.default_rng([int(seed), int(index), 2]) if realism else None
     if prng is not None:
@@ -289,6 +270,30 @@ def make_note_spec(instrument: str, technique_original: str, *, pitch: Optional[
                     modulation_hz=rate, fm_depth_st=float(fm), am_depth=float(am), mod_start_s=float(start),
                     mod_end_s=float(end), ramp_s=float(ramp), jitter=jitter, drift=drift,
                     tech_noise_db=float(tech_noise_db), source_file=source_file, performance=perf)
+
+
+def _technique_draws(rng, technique, variant, excitation, jitter):
+    """(fm_depth_st, am_depth, mod_start_s, ramp_s, jitter) of a technique, in the corpus' draw order."""
+    fm, ramp, start = 0.0, 0.02, 0.0
+    if technique == "vibrato":
+        fm = float(np.exp(rng.uniform(np.log(0.1), np.log(0.45))))
+        am = rng.uniform(0.0, 0.12) if excitation == "lip" else rng.uniform(0.03, 0.3)
+        start, ramp = rng.uniform(0.05, 0.5), rng.uniform(0.15, 0.5)
+    elif technique == "trill":
+        fm, am = variant["interval"], rng.uniform(0.0, 0.15)
+        start = rng.uniform(0.08, 0.4)
+    elif technique == "tremolo":
+        am, start = rng.uniform(0.3, 0.95), rng.uniform(0.0, 0.03)
+    elif technique == "bisbigliando":
+        jitter = rng.uniform(0.05, 0.15)
+        if excitation == "plucked":
+            am = 1.0
+        else:
+            am, fm = rng.uniform(0.3, 0.7), rng.uniform(0.02, 0.08)
+    else:  # flatterzunge
+        am, fm = rng.uniform(0.3, 0.95), rng.uniform(0.01, 0.08)
+        start, ramp = rng.uniform(0.0, 0.05), 0.03
+    return fm, am, start, ramp, jitter
 
 
 def render_note(spec: NoteSpec, *, sr: int = SR, streams: str = "shared", modulated: bool = True) -> np.ndarray:
