@@ -52,11 +52,12 @@ from scipy import fft as sfft
 
 from ...errors import ParameterError
 from ...task import DEFAULT_REALISM, REALISM_FACTORS
-from .techniques import box_smooth, smooth_noise
+from .techniques import Controls, box_smooth, smooth_noise
 
 __all__ = ["REALISM_FACTORS", "Realism", "Performance", "PERFORMANCE_COLUMNS", "DEFAULT_REALISM", "parse_realism",
            "draw_duration", "draw_performance", "performance_overrides", "performance_columns", "render_span",
-           "performance_controls", "modes_db", "mic_db", "room_ir", "background", "add_background", "cut_excerpt",
+           "performance_controls", "apply_performance", "modes_db", "mic_db", "room_ir", "background", "add_background",
+           "cut_excerpt",
            "legato_pitch", "MAX_FILE_S", "INDIVIDUALS"]
 
 #: meta.csv columns written for every note (neutral values where a factor is off)
@@ -337,6 +338,17 @@ def performance_controls(perf: Performance, excitation: str, t: np.ndarray, rng:
         depth *= np.exp(perf.depth_drift * smooth_noise(rng, n, sr, 0.7)) \
             * (1.0 + perf.depth_trend * np.clip(t / span, 0.0, 1.0))
     return pitch, amp, noise, depth
+
+
+def apply_performance(ctrl: Controls, perf: Performance, technique: str, excitation: str, t: np.ndarray,
+                      rng: np.random.Generator, sr: float) -> None:
+    """Apply :func:`performance_controls` to a :class:`~.techniques.Controls` in place: the vibrato's
+    depth envelope, then the phrase's and the attack's pitch, amplitude and noise."""
+    pitch, amp, noise, depth = performance_controls(perf, excitation, t, rng, sr)
+    if technique == "vibrato":
+        ctrl.pitch_st = ctrl.pitch_st * depth
+    ctrl.pitch_st = ctrl.pitch_st + pitch
+    ctrl.amp, ctrl.noise = ctrl.amp * amp, ctrl.noise * noise
 
 
 def modes_db(name: str, individual: int, excitation: str, f: np.ndarray) -> np.ndarray:

@@ -26,7 +26,7 @@ from scipy import fft as sfft
 from scipy.signal import lfilter
 
 from .instruments import DYNAMICS, Instrument, harmonic_amplitudes, response_db
-from .realism import Performance, mic_db, modes_db, performance_controls, room_ir
+from .realism import Performance, apply_performance, mic_db, modes_db, room_ir
 from .streams import Rng, substream
 from .techniques import modulator_phase, smooth_noise, technique_controls
 
@@ -120,11 +120,7 @@ def render_sustained(spec: NoteLike, inst: Instrument, t: np.ndarray, rng: Rng, 
     if not modulated:
         ctrl = ctrl.neutral()
     if perf is not None:
-        extra = performance_controls(perf, inst.excitation, t, prng, sr)
-        if spec.technique == "vibrato":
-            ctrl.pitch_st = ctrl.pitch_st * extra[3]
-        ctrl.pitch_st = ctrl.pitch_st + extra[0]
-        ctrl.amp, ctrl.noise = ctrl.amp * extra[1], ctrl.noise * extra[2]
+        apply_performance(ctrl, perf, spec.technique, inst.excitation, t, prng, sr)
     # natural pitch fluctuation of a held note: slow drift (cents) and a little broadband wobble
     wander = rng.uniform(0.02, 0.06) * smooth_noise(rng, n, sr, 0.3) \
         + rng.uniform(0.003, 0.015) * smooth_noise(rng, n, sr, 15.0)
@@ -176,10 +172,17 @@ def render_sustained(spec: NoteLike, inst: Instrument, t: np.ndarray, rng: Rng, 
     if variant.get("voice"):
         harm += _voice(spec.f0_hz, pitch, env * amp, substream(rng, "voice"), sr)
 
+    return _with_noises(harm, spec, inst, t, env, ctrl, rng, sr, noise_add_db=variant.get("noise_add_db", 0.0))
+
+
+def _with_noises(harm, spec, inst, t, env, ctrl, rng, sr, *, noise_add_db):
+    """The tone plus breath / bow noise (following the air flow or bow, with an onset burst) and the
+    technique's own noise, each at its level relative to the tone."""
+    n = len(t)
     noise = _highpass(rng.standard_normal(n), inst.noise_hp_hz, sr)
     onset_burst = 1.0 + rng.uniform(1.0, 6.0) * np.exp(-np.maximum(t, 0.0) / rng.uniform(0.01, 0.04))
     noise *= env * np.maximum(ctrl.noise, 0.0) * onset_burst
-    noise_db = rng.uniform(*inst.noise_db) + variant.get("noise_add_db", 0.0)
+    noise_db = rng.uniform(*inst.noise_db) + noise_add_db
     on = (t > 0) & (t < spec.duration_s)
     harm_rms = _rms(harm[on])
     out = harm + 10.0 ** (noise_db / 20.0) * harm_rms / max(_rms(noise[on]), 1e-12) * noise
