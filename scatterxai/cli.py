@@ -12,7 +12,7 @@ import sys
 from . import __version__
 from ._util.cliargs import BOUNDS, check_outputs, input_arg, number, output_arg
 from .errors import ScatterXAIError
-from .task import DEFAULT_SCALE
+from .task import DEFAULT_REALISM, DEFAULT_SCALE, REALISM_FACTORS
 
 DESCRIPTION = """\
 Explain audio classifiers of playing techniques in physical units.  Wavelet scattering describes each
@@ -87,7 +87,8 @@ def _pairs(text):
 
 def _cmd_synth(args):
     from .data.synth import synthesize_corpus
-    print(synthesize_corpus(args.out_dir, scale=args.scale, seed=args.seed, jobs=args.jobs, progress=True))
+    print(synthesize_corpus(args.out_dir, scale=args.scale, seed=args.seed, jobs=args.jobs, progress=True,
+                            realism=args.realism))
     return 0
 
 
@@ -100,7 +101,22 @@ def _add_synth(sub) -> None:
     s.add_argument("--seed", type=_seed, default=0, help="seed of every note's parameters")
     s.add_argument("--jobs", type=_jobs, default=min(os.cpu_count() or 1, BOUNDS["jobs"]),
                    help="worker processes (default: all cores)")
+    _add_realism(s)
     _common(s, device=False)
+
+
+def _realism(text):
+    from .data.synth.realism import parse_realism
+    try:
+        return parse_realism(text).name
+    except ScatterXAIError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def _add_realism(s) -> None:
+    s.add_argument("--realism", type=_realism, default=DEFAULT_REALISM, metavar="FACTORS",
+                   help=f"performance and recording conditions of the synthetic notes: 'all', 'none' (studio "
+                        f"notes), factors joined by ',' or 'all-FACTOR' among {', '.join(REALISM_FACTORS)}")
 
 
 def _cmd_extract(args):
@@ -613,7 +629,7 @@ def _cmd_run(args):
     from .pipeline import RunConfig, run
     config = RunConfig(scale=args.scale, seed=args.seed, sol_root=args.sol_root, meta=args.meta,
                        audio_root=args.audio_root, device=args.device, max_epochs=args.max_epochs, jobs=args.jobs,
-                       folds=args.folds, arch=args.arch)
+                       folds=args.folds, arch=args.arch, realism=args.realism)
     print(run(args.out, config)["report"])
     return 0
 
@@ -643,6 +659,7 @@ def _add_run(sub) -> None:
                         "split (the synthetic corpus and SOL keep the paper's split)")
     s.add_argument("--arch", choices=("paper", "small"), default=None,
                    help="network preset: the paper's (default) or a small one for small studies")
+    _add_realism(s)
     _common(s)
 
 

@@ -27,7 +27,7 @@ from ._util.validate import check_int, check_positive_float, check_positive_int,
 from .errors import DataError, ParameterError
 from .explain.base import REGISTRY, available_methods
 from .scattering.config import PAPER_CONFIG, ScatteringConfig
-from .task import DEFAULT_SCALE, INPUTS
+from .task import DEFAULT_REALISM, DEFAULT_SCALE, INPUTS
 
 __all__ = ["run", "RunConfig", "RunContext", "Stage", "ANALYSES", "DEMO_SCALE", "RULES_RUN", "SLOW_PER_CLASS"]
 
@@ -64,6 +64,9 @@ class RunConfig:
     jobs : int, optional
         Worker processes for synthesis and extraction (default: all cores; extraction computes every batch
         with one torch thread, so its features do not depend on it).
+    realism : str
+        Performance and recording conditions of the synthetic corpus (:mod:`scatterxai.data.synth.realism`):
+        "all" (default), "none", factor names joined by "," or "all-<factor>"; ignored with real data.
     scattering : ScatteringConfig
     methods : tuple of str
         Attribution methods to explain with (must include :data:`RULES_RUN`, which the figures draw); default:
@@ -92,6 +95,7 @@ class RunConfig:
     device: str = "auto"
     max_epochs: Optional[int] = None
     jobs: Optional[int] = None
+    realism: str = DEFAULT_REALISM
     scattering: ScatteringConfig = PAPER_CONFIG
     methods: Tuple[str, ...] = field(default_factory=lambda: tuple(available_methods()))
     slow_per_class: Optional[int] = SLOW_PER_CLASS
@@ -102,6 +106,8 @@ class RunConfig:
     def __post_init__(self):
         check_positive_float("scale", self.scale)
         check_seed("seed", self.seed)
+        from .data.synth.realism import parse_realism
+        object.__setattr__(self, "realism", parse_realism(self.realism).name)
         for name in ("max_epochs", "jobs"):
             if getattr(self, name) is not None:
                 check_positive_int(name, getattr(self, name))
@@ -235,9 +241,11 @@ class RunContext:
         meta_out = os.path.join(data_dir, "meta.csv")
         if cfg.sol_root is None and cfg.audio_root is None:
             from .data.synth import synthesize_corpus
-            self.stage("data", {"source": "synthetic", "scale": cfg.scale, "seed": cfg.seed}, [meta_out],
-                       lambda: synthesize_corpus(data_dir, scale=cfg.scale, seed=cfg.seed,
-                                                 jobs=cfg.jobs or os.cpu_count() or 1, progress=True))
+            from .data.synth.realism import parse_realism
+            realism = parse_realism(cfg.realism).name
+            self.stage("data", {"source": "synthetic", "scale": cfg.scale, "seed": cfg.seed, "realism": realism},
+                       [meta_out], lambda: synthesize_corpus(data_dir, scale=cfg.scale, seed=cfg.seed, realism=realism,
+                                                             jobs=cfg.jobs or os.cpu_count() or 1, progress=True))
             return meta_out, os.path.join(data_dir, "audio")
 
         from .data import META_COLUMNS, SOL_META_CSV, load_sol, prepare_labels, read_meta_csv, resolve_all
@@ -269,8 +277,9 @@ class RunContext:
         from .features import extract_features
         cfg = self.config
         # the seed draws the split of a CSV without subsets (in extraction; a new seed only relabels)
+        from .audio import PREPARATION
         self.stage("extract", {"data": self.stages["data"].digest, "config": cfg.scattering.to_dict(),
-                               "split_seed": cfg.seed},
+                               "split_seed": cfg.seed, "preparation": PREPARATION},
                    [self.features],
                    lambda: logger.info("%s", extract_features(
                        meta_csv, audio_root, self.features, config=cfg.scattering, device=cfg.device, seed=cfg.seed,
@@ -337,7 +346,8 @@ class RunContext:
         write_report(path, metrics_paths=self.metrics_paths, relevance=self.relevance, features=self.features,
                      figures_dir=self.fig_dir,
                      settings={"scale": cfg.scale if self.source == "synthetic" else None, "seed": cfg.seed,
-                               "data": {"synthetic": "synthetic corpus (SOL-PMT profile)",
+                               "data": {"synthetic": f"synthetic corpus (SOL-PMT profile; realism factors: "
+                                                     f"{cfg.realism})",
                                         "sol-pmt": f"SOL-PMT, published split ({cfg.sol_root})"}.get(
                                    self.source, f"{os.path.abspath(cfg.meta or '')} "
                                                 f"({os.path.abspath(cfg.sol_root or cfg.audio_root or '')})"),

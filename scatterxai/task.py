@@ -8,7 +8,8 @@ their own class names, which the files they write record.
 
 from __future__ import annotations
 
-__all__ = ["CLASSES", "INPUTS", "INPUT_LABELS", "PATH_FIELDS", "LAYERS", "DEFAULT_SCALE"]
+__all__ = ["CLASSES", "INPUTS", "INPUT_LABELS", "PATH_FIELDS", "LAYERS", "DEFAULT_SCALE", "REALISM_FACTORS",
+           "DEFAULT_REALISM"]
 
 #: technique classes of SOL-PMT and the synthetic corpus; a note's label is the index of its class here
 CLASSES = ("vibrato", "trill", "tremolo", "bisbigliando", "flatterzunge")
@@ -25,3 +26,7 @@ LAYERS = ("conv0", "conv1", "conv2", "fc1")
 #: bisbigliando training notes and its test macro accuracy varies from 78 % to 91 % with the seed; at 0.3
 #: it is 93–98 %
 DEFAULT_SCALE = 0.3
+#: performance and recording conditions of the synthetic corpus (:mod:`scatterxai.data.synth.realism`)
+REALISM_FACTORS = ("excerpt", "legato", "vibrato", "room", "noise", "mic", "timbre")
+#: the conditions the corpus (and the demo) uses unless told otherwise
+DEFAULT_REALISM = "all"

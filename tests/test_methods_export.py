@@ -217,11 +217,12 @@ def test_compare_command_end_to_end(data, exported, tmp_path):
 
 @pytest.fixture(scope="module")
 def synthetic(tmp_path_factory):
-    """Three synthetic notes (one with a drawn pitch) → WAVs, meta columns, features (SMALL), a model."""
+    """Three synthetic notes (one with a drawn pitch, one with every realism factor) → WAVs, meta columns,
+    features (SMALL), a model."""
     root = tmp_path_factory.mktemp("synthetic")
     specs = [make_note_spec("Violin", "tremolo", pitch="A4", seed=3, index=0, source_file="Vn-trem-A4-mf.wav"),
              make_note_spec("Flute", "flatterzunge", pitch=None, seed=3, index=1),
-             make_note_spec("Clarinet-Bb", "trill-minor-second-up", pitch="C5", seed=3, index=2)]
+             make_note_spec("Clarinet-Bb", "trill-minor-second-up", pitch="C5", seed=3, index=2, realism="all")]
     columns = corpus_columns(specs, seed=3)
     columns["subset"] = np.array(["test"] * 3, dtype=object)
     signals = []

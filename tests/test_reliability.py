@@ -18,7 +18,7 @@ from scatterxai._util.fs import atomic_dir, check_not_inputs, output_lock, prepa
 from scatterxai.errors import LockError, ModelError, OutputError, ParameterError, StoreError
 from scatterxai.features import FeatureFile, extract_features
 from scatterxai.features import extract as extract_mod
-from scatterxai.io.partial import FAILED
+from scatterxai.io.partial import FAILED, settings_digest
 
 from .conftest import SMALL, train_one_epoch, write_toy_features
 
@@ -400,16 +400,19 @@ def test_method_is_part_of_the_settings(corpus, tmp_path, monkeypatch):
         assert ff.attrs["method"] == "fast"
 
 
-def test_a_file_of_the_previous_version_is_still_complete(corpus, tmp_path):
+def test_a_file_of_an_earlier_preparation_is_not_reused(corpus, tmp_path):
+    """Files written before short signals were continued (zero-padded instead) were made with other
+    settings: refused with the change named, recomputed with --overwrite (or replaced by ``run``)."""
     csv, root = corpus
     out = str(tmp_path / "f.h5")
     _extract(csv, root, out)
-    with h5py.File(out, "r+") as f:   # as version 0.2.0 wrote it: no method in the hash, no settings_json
-        f.attrs["settings_sha256"] = extract_mod._legacy_sha(open(csv, "rb").read(), root, SMALL)
-        del f.attrs["settings_json"]
-    assert _extract(csv, root, out).already_complete
-    with pytest.raises(StoreError, match="other settings"):
-        _extract(csv, root, out, method="kymatio")
+    with h5py.File(out, "r+") as f:   # as the previous version wrote it: no preparation in its settings
+        old = json.loads(f.attrs["settings_json"])
+        del old["preparation"]
+        f.attrs["settings_sha256"], f.attrs["settings_json"] = settings_digest(old)
+    with pytest.raises(StoreError, match=r"preparation: None → 'continue-loop-v1'"):
+        _extract(csv, root, out)
+    assert not _extract(csv, root, out, overwrite=True).already_complete
 
 
 # ------------------------------------------------------------- 7. retry, start over, leftover partial

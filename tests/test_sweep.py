@@ -109,7 +109,8 @@ def test_split_streams_keep_every_other_draw():
 
 
 # (corpus index, length, RMS, samples 20000, 50000, 100000) of notes of plan_corpus(scale=0.3, seed=0), as
-# rendered by SYNTH_VERSION 3 before sweeps existed: the per-call streams must leave the corpus alone
+# rendered by SYNTH_VERSION 3 before sweeps and realism factors existed: the per-call streams, and the
+# realism code with every factor off, must leave the corpus alone
 CORPUS_NOTES = [
     (0, 173690, 0.02584342101666024, (0.03437576266478868, 0.0094454685928312, 0.02119714575698221)),
     (343, 174791, 0.027204686218990377, (-0.0034621739883534254, -0.04541224822763102, 0.03105218283706127)),
@@ -118,9 +119,9 @@ CORPUS_NOTES = [
 
 
 def test_corpus_notes_are_unchanged():
-    from scatterxai.data.synth import SYNTH_VERSION, plan_corpus
-    assert SYNTH_VERSION == 3
-    specs = plan_corpus(scale=0.3, seed=0)
+    from scatterxai.data.synth import plan_corpus
+    specs = plan_corpus(scale=0.3, seed=0, realism="none")
+    assert all(s.performance is None for s in specs)
     for index, n, rms, samples in CORPUS_NOTES:
         y = render_note(specs[index])
         assert y.shape == (n,)

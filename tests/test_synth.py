@@ -12,7 +12,7 @@ import soundfile as sf
 from scipy.ndimage import uniform_filter1d
 
 import scatterxai.data.synth.corpus as synth
-from scatterxai.data import META_COLUMNS, SUBSETS, read_meta_csv
+from scatterxai.data import META_COLUMNS, SOL_META_CSV, SUBSETS, read_meta_csv
 from scatterxai.data.notes import midi_hz, note_midi
 from scatterxai.data.synth.corpus import (
     GROUND_TRUTH_COLUMNS,
@@ -25,6 +25,7 @@ from scatterxai.data.synth.corpus import (
     write_note,
 )
 from scatterxai.data.synth.instruments import INSTRUMENTS, MUTES, parse_instrument
+from scatterxai.data.synth.realism import PERFORMANCE_COLUMNS
 from scatterxai.errors import DataError, ParameterError
 from scatterxai.task import CLASSES
 
@@ -253,7 +254,7 @@ def test_counts_follow_the_profile():
 
 
 def test_full_scale_reproduces_sol_variants_pitches_and_dynamics():
-    sol = read_meta_csv(synth.SOL_META_CSV)
+    sol = read_meta_csv(SOL_META_CSV)
     want = collections.Counter((i, o) for i, o in zip(sol["instrument"], sol["technique original"]))
     specs = plan_corpus(scale=1.0, seed=2)
     assert collections.Counter((s.instrument, s.technique_original) for s in specs) == want
@@ -265,9 +266,10 @@ def test_full_scale_reproduces_sol_variants_pitches_and_dynamics():
 
 
 def test_meta_columns_and_split_proportions():
-    specs = plan_corpus(scale=0.1, seed=0)
+    specs = plan_corpus(scale=0.1, seed=0, realism="none")
     cols = synth.corpus_columns(specs, seed=0)
-    assert tuple(cols)[:7] == META_COLUMNS and tuple(cols)[7:] == GROUND_TRUTH_COLUMNS
+    assert tuple(cols)[:7] == META_COLUMNS
+    assert tuple(cols)[7:] == GROUND_TRUTH_COLUMNS + PERFORMANCE_COLUMNS
     labels, subset = cols["label"], cols["subset"]
     assert [CLASSES[v] for v in labels] == list(cols["modulation technique"])
     for c in range(len(CLASSES)):
@@ -298,7 +300,7 @@ def test_meta_columns_and_split_proportions():
 
 def test_every_variant_and_instrument_renders():
     seen = set()
-    for s in plan_corpus(scale=1.0, seed=1):
+    for s in plan_corpus(scale=1.0, seed=1, realism="none"):
         if s.technique_original in seen:
             continue
         seen.add(s.technique_original)
@@ -324,24 +326,25 @@ def test_same_seed_same_bytes_and_notes_independent_of_each_other(tmp_path):
     plan = plan_corpus(scale=0.1, seed=4)
     spec = plan[100]
     alone = make_note_spec(spec.instrument, spec.technique_original, pitch=spec.pitch,
-                           dynamics=spec.dynamics, seed=4, index=100, source_file=spec.source_file)
+                           dynamics=spec.dynamics, seed=4, index=100, source_file=spec.source_file,
+                           realism="all")
     assert alone == spec
     assert plan_corpus(scale=0.1, seed=4)[100] == spec
     other = plan_corpus(scale=0.1, seed=5)[100]
     assert other.modulation_hz != spec.modulation_hz
-    short = dataclasses.replace(spec, **_short(spec))
-    a = write_note(short, tmp_path / "a.wav")
-    b = write_note(short, tmp_path / "b.wav")
+    assert spec.performance is not None   # the default corpus: every realism factor on
+    a = write_note(spec, tmp_path / "a.wav")
+    b = write_note(spec, tmp_path / "b.wav")
     with open(a, "rb") as fa, open(b, "rb") as fb:
         assert fa.read() == fb.read()
-    y = render_note(short)
-    assert not np.array_equal(y, render_note(dataclasses.replace(short, index=101))[:len(y)])
+    y = render_note(spec)
+    assert not np.array_equal(y, render_note(dataclasses.replace(spec, index=101))[:len(y)])
 
 
 def _tiny_plan(monkeypatch):
-    specs = [dataclasses.replace(s, **_short(s)) for s in plan_corpus(scale=0.1, seed=0)[::140]]
+    specs = [dataclasses.replace(s, **_short(s)) for s in plan_corpus(scale=0.1, seed=0, realism="none")[::140]]
     specs = [dataclasses.replace(s, index=i) for i, s in enumerate(specs)]
-    monkeypatch.setattr(synth, "plan_corpus", lambda *, scale, seed: specs)
+    monkeypatch.setattr(synth, "plan_corpus", lambda *, scale, seed, realism: specs)
     return specs
 
 

@@ -135,3 +135,49 @@ def test_explain_audio_segments_are_averaged(stepwise, study):
         np.testing.assert_allclose(f["files/local/epsilon"][0], f["local/epsilon"][()].mean(axis=0), rtol=1e-5)
     assert [pred["probabilities"][c] for c in CLASSES] == pytest.approx(prob.mean(axis=0).tolist(), abs=1e-6)
     assert (out / "short_plain.svg").read_text().startswith("<?xml")
+
+
+def test_long_file_windows_explain_the_files_class_and_say_where_in_time(stepwise, study):
+    """A long recording cut into windows: every window explains the class predicted for the file, and the
+    relevance over time (summed over paths, per frame) covers each instant of the file once."""
+    import soundfile as sf
+
+    from scatterxai.explain.files import _frame_times
+    from scatterxai.maps.time_profile import file_time_profile
+
+    from .user_study import SR, tone
+    root, _, audio = study
+    long = str(root / "long_am.wav")       # 0.9 s of AM then 0.5 s of a plain tone: five windows
+    rng = np.random.default_rng(3)
+    sf.write(long, np.r_[tone("am", rng, 0.9), tone("plain", rng, 0.5)], SR)
+    short = str(root / "short_fm.wav")     # shorter than one window: continued, one row
+    sf.write(short, tone("fm", rng, 0.12), SR)
+    out = root / "timed"
+    assert main(["-q", "explain", long, short, "--model", str(stepwise / "models" / "s1s2"), "--out", str(out),
+                 "--segments", "--device", "cpu", "--methods", "epsilon,gradient_x_input", "--dpi", "40"]) == 0
+    summary = json.loads((out / "predictions.json").read_text())
+    with h5py.File(out / "relevance.h5", "r") as f:
+        file_index = f["examples/file_index"][()]
+        explained, file_pred = f["examples/explained"][()], f["files/pred"][()]
+        np.testing.assert_array_equal(explained, file_pred[file_index])   # the file's class in every window
+        for m in ("epsilon", "gradient_x_input"):
+            prof = f[f"time_profile/{m}"][()]
+            np.testing.assert_allclose(prof, f[f"relevance/{m}"][()].sum(axis=1), rtol=1e-5, atol=1e-6)
+            for i, fs in enumerate(summary["files"]):
+                rows = file_index == i
+                t, v = file_time_profile(prof[rows], f["examples/start_s"][()][rows], f["time_s"][()],
+                                         fs["duration_s"])
+                assert np.all(np.diff(t) > 0) and t[0] == 0 and t[-1] < fs["duration_s"]
+                # each instant once: consecutive frames one hop apart, except at the overlapping last window
+                hop = SMALL.T / SMALL.sr
+                assert np.sum(np.abs(np.diff(t) - hop) > 1e-6) <= 1
+                assert fs["time_profile"]["time_s"] == pytest.approx(t.tolist(), abs=1e-4)
+                assert fs["time_profile"][m] == pytest.approx(v.tolist(), rel=1e-4, abs=1e-6)
+                assert f[f"files/peak_time_s/{m}"][i] == pytest.approx(t[np.argmax(v)])
+                assert fs["relevance_peak_s"][m] == pytest.approx(t[np.argmax(v)], abs=1e-4)
+                totals = [w["relevance"][m] for w in fs["segments"]]
+                assert totals == pytest.approx(prof[rows].sum(axis=1).tolist(), rel=1e-4, abs=1e-6)
+    assert [f["n_segments"] for f in summary["files"]] == [len(segment_starts(1.4, SMALL.N / SMALL.sr)), 1]
+    assert summary["files"][1]["time_profile"]["time_s"][-1] < 0.12      # nothing of the continuation
+    assert len(_frame_times(SMALL)) == SMALL.N // SMALL.T
+    assert (out / "long_am.png").stat().st_size > 0 and (out / "short_fm.png").stat().st_size > 0

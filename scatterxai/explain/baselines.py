@@ -1,7 +1,8 @@
 """Per-example baselines of Integrated Gradients: the same synthetic note rendered without its modulation.
 
 Only synthetic notes have this baseline.  The note is rebuilt from the features file's metadata columns
-(``instrument``, ``technique original``, ``pitch``, ``dynamics``, ``note_index``, ``source_file``) and the
+(``instrument``, ``technique original``, ``pitch``, ``dynamics``, ``note_index``, ``source_file``, and
+``realism`` when present: the performance conditions of :mod:`scatterxai.data.synth.realism`) and the
 corpus seed with :func:`scatterxai.data.synth.make_note_spec`, checked against the row's ground truth
 (``f0_hz``, ``modulation_hz``, ``duration_s``, ``onset_s`` must be reproduced exactly, else the seed or the
 data are not those of the corpus), rendered with ``modulated=False`` (:func:`~scatterxai.data.synth.render_note`),
@@ -62,7 +63,8 @@ def note_specs(examples: Mapping[str, np.ndarray], *, seed: int) -> List:
     for k in range(len(examples["note_index"])):
         row = {c: examples[c][k] for c in SPEC_COLUMNS + _CHECK}
         args = dict(dynamics=str(row["dynamics"]), seed=int(seed), index=int(row["note_index"]),
-                    source_file=str(row["source_file"]))
+                    source_file=str(row["source_file"]),
+                    realism=str(examples["realism"][k]) if "realism" in examples else None)
         # a SOL name without pitch made the generator draw it (one more random draw): try both
         for pitch in (str(row["pitch"]), None):
             spec = make_note_spec(str(row["instrument"]), str(row["technique original"]), pitch=pitch, **args)

@@ -373,7 +373,8 @@ def _warn_if_absorbed(name: str, conservation: np.ndarray, epsilon: float) -> No
 def write_relevance(out: PathLike, x: torch.Tensor, examples: Dict[str, np.ndarray], attrs: dict, model: LoadedModel,
                     config: ExplainConfig, *,
                     progress: bool = True, extra: Optional[Callable[[h5py.File], None]] = None,
-                    attribute_fn: Optional[Callable] = None, logits: Optional[np.ndarray] = None) -> Path:
+                    attribute_fn: Optional[Callable] = None, logits: Optional[np.ndarray] = None,
+                    explained: Optional[np.ndarray] = None) -> Path:
     """Attribute the network input ``x`` with every method of ``config`` and write the relevance file.
 
     One forward pass gives every row's logits and prediction; every method then explains the same class
@@ -402,6 +403,9 @@ def write_relevance(out: PathLike, x: torch.Tensor, examples: Dict[str, np.ndarr
     logits : np.ndarray [shape=(K, n_classes)], optional
         The rows' logits when they do not all come from ``model.net`` (out-of-fold explanation); default
         one forward pass of ``model.net``.
+    explained : array of int [shape=(K,)], optional
+        The class to explain in each row, overriding ``config.target`` (e.g. the class predicted for a
+        whole file in each of its windows: :func:`scatterxai.explain.explain_files`).
 
     Returns
     -------
@@ -417,7 +421,15 @@ def write_relevance(out: PathLike, x: torch.Tensor, examples: Dict[str, np.ndarr
     explainers = {name: config.explainer(name, model) for name in config.methods}
     logits = _forward(model.net, x, config.batch_size) if logits is None else np.asarray(logits)
     pred = logits.argmax(axis=1).astype(np.int64)
-    explained = labels if config.target == "true" else pred
+    if explained is None:
+        explained = labels if config.target == "true" else pred
+    else:
+        explained = np.asarray(explained)
+        if explained.shape != pred.shape or explained.dtype.kind not in "iu" or not np.all(
+                (explained >= 0) & (explained < n_classes)):
+            raise ParameterError(f"explained must hold one class index in [0, {n_classes}) per row "
+                                 f"({len(pred)} rows), got {explained.dtype} of shape {explained.shape}")
+        explained = explained.astype(np.int64)
     groups = (labels, "label") if labels is not None else (pred, "pred")
 
     with atomic_h5(out) as f:

@@ -53,7 +53,6 @@ from .augment import AugmentConfig, sync_augmentation
 from .batch import BatchResult, compute_batch
 from .plan import (  # noqa: F401
     SegmentPlan,
-    _legacy_sha,
     _plan,
     _read_inputs,
     _relabel,
@@ -190,8 +189,7 @@ def extract_features(meta_csv: PathLike, audio_root: PathLike, out: PathLike, *,
     with claim_output(job.out, kind="features", inputs=job.inputs, overwrite=overwrite) as claim:   # the rule
         job.out, job.partial = claim.path, claim.path + PARTIAL_SUFFIX
         state = _plan(job.out, job.partial, job.digest, job.labels, overwrite=overwrite, retry_failed=retry_failed,
-                      if_changed=if_changed, legacy=_legacy_sha(job.csv_bytes, job.audio_root, config),
-                      method=method)
+                      if_changed=if_changed)
         if state in ("complete", "relabel"):
             return _unchanged(job, state, augment, progress)
         outcome = _compute_and_commit(job, state, retry_failed=retry_failed, progress=progress)

@@ -33,16 +33,20 @@ def extraction_settings(csv_bytes: bytes, audio_root: str, config: ScatteringCon
     """Everything that determines the extracted numbers (hashed into ``settings_sha256``).
 
     The meta CSV's bytes, the audio root, the scattering configuration, the method (``"fast"`` and
-    ``"kymatio"`` differ by up to ~1e-4 relative), whether names outside the audio root are read and whether
-    long files are cut into windows.  Not included, because they change only the float32 rounding
+    ``"kymatio"`` differ by up to ~1e-4 relative), whether names outside the audio root are read, whether
+    long files are cut into windows, and how short files are lengthened
+    (:data:`scatterxai.audio.PREPARATION`: files of earlier versions, which zero-padded them, are not resumed
+    or reused).  Not included, because they change only the float32 rounding
     (measured: 2–3e-7 of the largest coefficient between batch sizes 1 and 8): the batch size, the number of
     threads, and the device (assumed, not measured); nor the package versions, which are recorded as
     attributes.  The audio files' contents are not hashed either: after changing audio files, pass
     ``overwrite=True`` (``--overwrite``).  Labels and the split do not change the coefficients: they have
     their own hash (:func:`labels_hash`).
     """
+    from ..audio import PREPARATION
     settings = {"meta_csv_sha256": hashlib.sha256(csv_bytes).hexdigest(), "audio_root": os.path.abspath(audio_root),
-                "scattering": config.to_dict(), "method": method, "allow_outside_root": bool(allow_outside_root)}
+                "scattering": config.to_dict(), "method": method, "allow_outside_root": bool(allow_outside_root),
+                "preparation": PREPARATION}
     if segments:
         settings["segments"] = True
     return settings
@@ -159,16 +163,8 @@ def _peek(path: str) -> Tuple[Optional[str], int]:
         return None, 0
 
 
-def _legacy_sha(csv_bytes: bytes, audio_root: str, config: ScatteringConfig) -> str:
-    """The settings hash of version 0.2.0 (meta CSV, audio root, scattering; the method was not in it)."""
-    h = hashlib.sha256(csv_bytes)
-    h.update(json.dumps({"audio_root": os.path.abspath(audio_root), "config": config.to_dict()},
-                        sort_keys=True).encode())
-    return h.hexdigest()
-
-
 def _plan(out: str, partial: str, settings: Tuple[str, str], labels: str, *, overwrite: bool, retry_failed: bool,
-          if_changed: str, legacy: str = "", method: str = "") -> str:
+          if_changed: str) -> str:
     """What to do with an existing output and partial file: "compute", "complete" (nothing to do),
     "relabel" (same coefficients, other labels or split) or "retry" (seed a partial file from ``out`` and
     compute its failed rows).  Removes a partial file left after the final rename."""
@@ -190,8 +186,6 @@ def _plan(out: str, partial: str, settings: Tuple[str, str], labels: str, *, ove
         out_sha, out_json = ff.attrs.get("settings_sha256"), ff.attrs.get("settings_json")
         same_labels = ff.attrs.get("labels_sha256") == labels
         n_failed = len(ff.failed)
-        if out_sha == legacy and legacy and ff.attrs.get("method") == method:
-            out_sha = sha   # a file of version 0.2.0 made with these settings (it records its method)
     if out_sha != sha:
         if if_changed == "replace":
             if p_sha not in (None, sha):

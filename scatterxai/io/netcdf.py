@@ -224,6 +224,9 @@ _PER_METHOD = {
     "localisation": (("example",), "1", "1 if the top second-order relevance lies within ±1 octave (attr "
                      "octaves) of modulation_hz, 0 if not, NaN without ground truth; method {m}"),
     "completeness": (("example",), "1", "sum of input relevance / (f_c(x) - f_c(baseline)), method {m}"),
+    "time_profile": (("example", "frame"), "1", "relevance of method {m} summed over paths, per example (a "
+                     "window of an audio file) and frame; frame t of example k is centred at start_s[k] + "
+                     "time_s[t] seconds of its file"),
 }
 
 

@@ -27,6 +27,9 @@ Layout (K explained examples, C = the model's input channels, T frames; a public
     /files/…                                 audio-in explanations only (``scatterxai explain AUDIO.wav``):
                                              per-file means over its windows, see
                                              :mod:`scatterxai.explain.files`
+    /time_profile/<method>  (K, T)   float32   audio-in explanations only: relevance summed over paths per
+                                             window and frame (frame t of row k is centred at
+                                             /examples/start_s[k] + /time_s[t] s of its file)
     root attributes       classes (the model's: labels, pred, logits columns and aggregate rows index it),
                           methods, rules (the LRP ones), epsilon, stabilizer, target, subset, top_n,
                           model_checksum (sha256 of model.pt), model_input, log_c, source ("features" or
@@ -208,6 +211,18 @@ class RelevanceFile(H5Reader):
     def local(self, rule: str) -> np.ndarray:
         return self._get("local", rule)
 
+    def time_profile(self, rule: str, rows: Optional[Indices] = None) -> Optional[np.ndarray]:
+        """Relevance summed over paths (k, T) of ``rows`` (sorted) or of all examples, from
+        ``/time_profile`` (audio-in explanations); None for a file without it."""
+        if "time_profile" not in self._f:
+            return None
+        return self._get("time_profile", rule, rows)
+
+    @property
+    def frame_times(self) -> np.ndarray:
+        """Centres (s) of the T frames in a window (``/time_s``)."""
+        return self._obj("time_s")[()]
+
     def aggregate(self, rule: str) -> np.ndarray:
         return self._get("aggregate", rule)
 
@@ -262,12 +277,16 @@ class RelevanceFile(H5Reader):
 
     def files(self) -> Optional[Dict[str, np.ndarray]]:
         """Per-file means of an audio-in explanation (``/files``: ``file_name``, ``duration_s``,
-        ``n_segments``, ``probability``, ``pred``, ``local/<method>``), or None for a features-file one."""
+        ``n_segments``, ``probability``, ``pred``, ``local/<method>``, ``peak_time_s/<method>``), or None for
+        a features-file one."""
         if not has_link(self._f, "files"):
             return None
         g = self._obj("files")
-        out = {k: read_string_array(self._obj(f"files/{k}")) for k in g if k != "local"}
-        out.update({f"local/{m}": self._obj(f"files/local/{m}")[()] for m in self._obj("files/local")})
+        groups = ("local", "peak_time_s")   # one dataset per method
+        out = {k: read_string_array(self._obj(f"files/{k}")) for k in g if k not in groups}
+        for name in groups:
+            if has_link(self._f, f"files/{name}"):
+                out.update({f"{name}/{m}": self._obj(f"files/{name}/{m}")[()] for m in self._obj(f"files/{name}")})
         n = len(out.get("file_name", ()))
         for k, v in out.items():
             if len(v) != n:

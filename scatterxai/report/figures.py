@@ -361,14 +361,30 @@ def _mark(ax, cells, grid) -> None:
                     fontsize=8, fontweight="bold")
 
 
+def _file_profile(rf: RelevanceFile, rows: np.ndarray, methods: Sequence[str], duration_s: float) -> Optional[dict]:
+    """Keyword arguments of :func:`~scatterxai.viz.plots.relevance_in_time` for one file (None for a
+    relevance file without ``/time_profile``, written before version 0.3)."""
+    from ..maps.time_profile import file_time_profile
+    if rf.time_profile(methods[0]) is None:
+        return None
+    starts = np.asarray(rf.examples["start_s"], dtype=float)[rows]
+    profiles, t = {}, None
+    for m in methods:
+        t, v = file_time_profile(rf.time_profile(m, rows), starts, rf.frame_times, duration_s)
+        profiles[method_title(m)] = v
+    return dict(time_s=t, profiles=profiles, window_starts=starts, duration_s=duration_s)
+
+
 def example_figure(rf: RelevanceFile, index: int, *, methods: Optional[Sequence[str]] = None, top: int = 3,
                    audio_root: Optional[PathLike] = None) -> Figure:
     """The single-file view of an audio-in explanation (Fig. 1 for one recording): spectrogram, model
     input and one relevance map per method on the (λ1, λ2) plane, the ``top`` cells of the last method
-    marked and named in Hz, the predicted class with its probability.
+    marked and named in Hz, the predicted class with its probability, and the relevance over time of every
+    method (summed over paths, each scaled by its largest absolute value; frames inside the file).
 
-    For a file cut into windows, the maps and the model input are means over its windows and the
-    spectrogram shows the recording (its first :data:`MAX_SPECTROGRAM_S` seconds).
+    For a file cut into windows, the maps and the model input are means over its windows (every window
+    explains the file's class), the spectrogram shows the recording (its first :data:`MAX_SPECTROGRAM_S`
+    seconds) and dotted lines mark the windows' starts in the time panel.
 
     Parameters
     ----------
@@ -407,7 +423,8 @@ def example_figure(rf: RelevanceFile, index: int, *, methods: Optional[Sequence[
     column = dict(title=f"{os.path.basename(path)}\n{mean}{rf.classes[pred]} (p = {prob[pred]:.2f}; {others})",
                   audio=audio, sr=config.sr, f0_hz=float("nan"),
                   S=rf.to_grid(rf.features(rows).mean(axis=(0, 2))), lambda1_hz=rf.grid.lambda1_hz,
-                  lambda2_hz=rf.grid.lambda2_hz, maps=[rf.to_grid(m) for m in maps])
+                  lambda2_hz=rf.grid.lambda2_hz, maps=[rf.to_grid(m) for m in maps],
+                  profile=_file_profile(rf, rows, methods, float(files["duration_s"][index])))
     titles = [method_title(m) for m in methods]
     fig = figure1([column], rule_titles=titles)
     fig.set_size_inches(5.0, fig.get_size_inches()[1] + 0.6)

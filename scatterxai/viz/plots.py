@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
     from matplotlib.image import AxesImage
 
-__all__ = ["lambda_map", "spectrogram", "confusion", "figure1", "figure2", "LAMBDA2_TICKS_HZ"]
+__all__ = ["lambda_map", "spectrogram", "confusion", "relevance_in_time", "figure1", "figure2", "LAMBDA2_TICKS_HZ"]
 
 #: λ2 ticks of the paper's figures (Hz)
 LAMBDA2_TICKS_HZ = (1, 8, 64, 512, 4096)
@@ -223,6 +223,46 @@ def confusion(cm: ArrayLike, classes: Sequence[str], *, ax: Optional[Axes] = Non
     return im
 
 
+def relevance_in_time(time_s: ArrayLike, profiles: Mapping[str, ArrayLike], *, ax: Optional[Axes] = None,
+                      window_starts: Optional[ArrayLike] = None, duration_s: Optional[float] = None) -> list:
+    """Relevance over time, one line per method, each scaled by its largest absolute value.
+
+    Parameters
+    ----------
+    time_s : array [shape=(n,)]
+        Frame centres (s).
+    profiles : mapping title → array [shape=(n,)]
+        Relevance summed over paths per frame (e.g. ``predictions.json``'s ``time_profile``).
+    window_starts : array, optional
+        Starts (s) of the windows a long file was cut into (drawn as dotted lines after the first).
+    duration_s : float, optional
+        End of the x axis (s).
+
+    Returns
+    -------
+    list of matplotlib.lines.Line2D
+    """
+    plt = _plt()
+    t = np.asarray(time_s, float)
+    ax = plt.gca() if ax is None else ax
+    lines = []
+    for title, values in profiles.items():
+        v = np.asarray(values, float)
+        if v.shape != t.shape:
+            raise ParameterError(f"profile {title!r} has shape {v.shape}, time_s {t.shape}")
+        scale = np.nanmax(np.abs(v)) if np.isfinite(v).any() else 0.0
+        lines += ax.plot(t, v / scale if scale > 0 else v, lw=1.0, label=title)
+    ax.axhline(0.0, color="0.6", lw=0.5)
+    for start in np.asarray(window_starts if window_starts is not None else [], float)[1:]:
+        ax.axvline(start, color="0.5", lw=0.6, ls=":")
+    ax.set_xlim(0.0, duration_s if duration_s else (t.max() if t.size else 1.0))
+    ax.set_xlabel("time (s)")
+    ax.set_ylabel("relevance (÷ max |·|)")
+    if lines:
+        ax.legend(fontsize=7, loc="best", frameon=False)
+    return lines
+
+
 def figure1(columns: Sequence[Mapping[str, Any]], *, rule_titles: Sequence[str] = ("LRP-ε", "LRP-[ε,z+]")) -> Figure:
     """The paper's Fig. 1: one column per class, rows (a) spectrogram, (b) S, (c), (d)… local relevance maps.
 
@@ -231,7 +271,8 @@ def figure1(columns: Sequence[Mapping[str, Any]], *, rule_titles: Sequence[str] 
     columns : list of dict
         One per class, with keys ``title`` (str), ``audio`` (1-D array), ``sr`` (Hz), ``f0_hz`` (float or
         NaN), ``S`` (grid of the time-averaged model input), ``maps`` (one relevance grid per rule),
-        ``lambda1_hz``, ``lambda2_hz`` (grid axes).
+        ``lambda1_hz``, ``lambda2_hz`` (grid axes); optionally ``profile`` (keyword arguments of
+        :func:`relevance_in_time`), drawn in a last row.
     rule_titles : sequence of str
         One per map (the paper: LRP-ε and LRP-[ε,z+]).
 
@@ -244,9 +285,12 @@ def figure1(columns: Sequence[Mapping[str, Any]], *, rule_titles: Sequence[str] 
     if n == 0:
         raise ParameterError("figure1 needs at least one column")
     n_maps = len(rule_titles)
-    fig, axes = plt.subplots(2 + n_maps, n, figsize=(3.6 * n, 3.1 * (2 + n_maps) + 0.1), squeeze=False,
-                             layout="constrained")
+    timed = any(col.get("profile") for col in columns)
+    heights = [3.1] * (2 + n_maps) + ([2.0] if timed else [])
+    fig, axes = plt.subplots(len(heights), n, figsize=(3.6 * n, sum(heights) + 0.1), squeeze=False,
+                             layout="constrained", gridspec_kw={"height_ratios": heights})
     rows = ["(a) spectrogram", "(b) scattering S1+S2"] + [f"({'cdefghij'[r]}) {t}" for r, t in enumerate(rule_titles)]
+    rows += [f"({'cdefghijk'[n_maps]}) relevance in time"] if timed else []
     for j, col in enumerate(columns):
         spectrogram(col["audio"], col["sr"], ax=axes[0, j])
         axes[0, j].set_title(col["title"], fontsize=10)
@@ -255,6 +299,11 @@ def figure1(columns: Sequence[Mapping[str, Any]], *, rule_titles: Sequence[str] 
         for r in range(n_maps):
             lambda_map(col["maps"][r], col["lambda1_hz"], col["lambda2_hz"], ax=axes[2 + r, j], cmap="RdBu_r",
                        symmetric=True, f0_hz=col.get("f0_hz"), label="relevance")
+        if timed:
+            if col.get("profile"):
+                relevance_in_time(ax=axes[-1, j], **col["profile"])
+            else:
+                axes[-1, j].set_axis_off()
     for i, name in enumerate(rows):
         axes[i, 0].annotate(name, xy=(-0.42, 0.5), xycoords="axes fraction", rotation=90, va="center",
                             ha="center", fontsize=10, fontweight="bold")

@@ -9,7 +9,10 @@ are tied to instruments, registers and dynamics as in the real data.
 
 Per note (:class:`NoteSpec`): every parameter is drawn from ``np.random.default_rng([seed, index])`` —
 modulation rate and depths, duration (2–8 s), onset offset, tuning; :func:`render_note` draws the rest
-(timbre variation, noise, room) from ``default_rng([seed, index, 1])``.  A note therefore depends only on
+(timbre variation, noise, room) from ``default_rng([seed, index, 1])``.  The performance and recording
+conditions (:mod:`.realism`: excerpts, phrases, natural vibrato, room, noise, microphone, body modes) come
+from ``default_rng([seed, index, 2])`` and, when rendering, ``([seed, index, 3, k])``; with every factor
+off (``realism="none"``) a note is the studio note of SYNTH_VERSION 3, bit for bit.  A note therefore depends only on
 (seed, index) and on its SOL profile row, never on the other notes: generation parallelises and an
 interrupted run is completed by running it again.
 
@@ -27,12 +30,11 @@ roughness (semitones; 0 for tremolo and harp).  ``am_depth``: nominal relative d
 pattern (1 for harp plucks).  ``tech_noise_db``: level of the technique's own noise (flutter turbulence,
 bow-change scratch, key clicks) relative to the tone, where the technique is active (-200: none).
 ``mod_start_s``/``mod_end_s``: modulated segment from the note onset; ``modulated_fraction`` its share
-of ``duration_s``.
+of the sounding part the file holds.  Then the conditions of :data:`.realism.PERFORMANCE_COLUMNS`.
 """
 
 from __future__ import annotations
 
-import functools
 import json
 import multiprocessing
 import os
@@ -49,11 +51,23 @@ from ..._util.validate import check_choice, check_positive_float, check_positive
 from ...audio import write_wav
 from ...errors import DataError, ParameterError
 from ...task import CLASSES, DEFAULT_SCALE
-from ..loaders import SOL_META_CSV
-from ..meta import META_COLUMNS, read_meta_csv, write_meta_csv
-from ..notes import midi_hz, midi_name, note_midi, sol_pitch_and_dynamics
+from ..meta import META_COLUMNS, write_meta_csv
+from ..notes import midi_hz, midi_name, note_midi
 from ..split import split_622
 from .instruments import DYNAMICS, parse_instrument
+from .profile import PROFILE_CSV, _sol_rows, profile_counts
+from .realism import (
+    DEFAULT_REALISM,
+    Performance,
+    RealismLike,
+    add_background,
+    cut_excerpt,
+    draw_performance,
+    parse_realism,
+    performance_columns,
+    performance_overrides,
+    render_span,
+)
 from .render import SR, body_and_room, finish, render_plucked, render_sustained
 from .streams import STREAM_MODES, SplitStreams, substream
 
@@ -61,11 +75,8 @@ __all__ = ["NoteSpec", "VARIANTS", "GROUND_TRUTH_COLUMNS", "PROFILE_CSV", "SYNTH
            "make_note_spec", "render_note", "write_note", "plan_corpus", "corpus_columns", "synthesize_corpus",
            "profile_counts"]
 
-#: instrument × technique counts of SOL-PMT (package data)
-PROFILE_CSV = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                           "sol-pmt-instrument-by-technique.csv")
 #: bumped whenever the synthesis changes the audio of a given (seed, index)
-SYNTH_VERSION = 3
+SYNTH_VERSION = 4
 #: meta.csv columns after the SOL-PMT ones
 GROUND_TRUTH_COLUMNS = ("f0_hz", "modulation_hz", "dynamics", "mute", "pitch", "duration_s", "onset_s",
                         "mod_start_s", "mod_end_s", "modulated_fraction", "fm_depth_st", "am_depth",
@@ -137,6 +148,7 @@ class NoteSpec:
     drift: float
     tech_noise_db: float
     source_file: str = ""
+    performance: Optional[Performance] = None
 
     @property
     def label(self) -> int:
@@ -148,7 +160,17 @@ class NoteSpec:
 
     @property
     def modulated_fraction(self) -> float:
-        return (self.mod_end_s - self.mod_start_s) / self.duration_s
+        """Share of the sounding part of the note, within the file, that is modulated."""
+        a, b = self.file_span
+        sounding = min(self.duration_s, b) - max(0.0, a)
+        return (min(self.mod_end_s, b) - max(self.mod_start_s, a)) / sounding
+
+    @property
+    def file_span(self) -> tuple:
+        """(start, end) of the note's part the file holds, in seconds from the note onset (−inf, inf for a
+        whole note)."""
+        p = self.performance
+        return (-np.inf, np.inf) if p is None else (p.excerpt_start_s, p.excerpt_end_s)
 
     @property
     def file_name(self) -> str:
@@ -158,14 +180,20 @@ class NoteSpec:
 
     def params(self) -> dict:
         """Parameters of :func:`scatterxai.techniques.technique_controls`."""
-        return {k: getattr(self, k) for k in ("modulation_hz", "fm_depth_st", "am_depth", "mod_start_s",
-                                               "mod_end_s", "duration_s", "ramp_s", "jitter", "drift",
-                                               "tech_noise_db")}
+        p = {k: getattr(self, k) for k in ("modulation_hz", "fm_depth_st", "am_depth", "mod_start_s",
+                                            "mod_end_s", "duration_s", "ramp_s", "jitter", "drift",
+                                            "tech_noise_db")}
+        if self.performance is not None:
+            # the mean rate is exact over the part of the modulated segment that the file holds
+            a, b = self.file_span
+            p.update(rate_start_s=max(self.mod_start_s, a), rate_end_s=min(self.mod_end_s, b),
+                     rate_trend=self.performance.rate_trend)
+        return p
 
 
 def make_note_spec(instrument: str, technique_original: str, *, pitch: Optional[str] = None,
                    dynamics: str = "mf", seed: int = 0, index: int = 0, source_file: str = "",
-                   duration_s: Optional[float] = None) -> NoteSpec:
+                   duration_s: Optional[float] = None, realism: RealismLike = None) -> NoteSpec:
     """Draw the parameters of one note.
 
     Parameters
@@ -183,6 +211,9 @@ def make_note_spec(instrument: str, technique_original: str, *, pitch: Optional[
         SOL file the note imitates (used in the file name).
     duration_s : float, optional
         Fixes the duration (s, ≥ 1.5) instead of drawing it; the other draws are unchanged.
+    realism : str or Realism, optional
+        Performance and recording conditions (:mod:`.realism`), drawn from ``default_rng([seed, index, 2])``;
+        None or "none": the note as without them (every draw above unchanged).
 
     Returns
     -------
@@ -213,12 +244,41 @@ def make_note_spec(instrument: str, technique_original: str, *, pitch: Optional[
     rate = rng.uniform(*(_TRILL_RATES.get(inst.excitation, _RATES["trill"]) if technique == "trill"
                          else _RATES[technique]))
     jitter, drift = rng.uniform(0.03, 0.12), rng.uniform(0.01, 0.03)
-    fm, ramp = 0.0, 0.02
     tech_noise_db = rng.uniform(*_TECH_NOISE_DB[technique])
-    start = 0.0
+    fm, am, start, ramp, jitter = _technique_draws(rng, technique, variant, inst.excitation, jitter)
+    realism = parse_realism(realism)
+    prng = np.random.default_rng([int(seed), int(index), 2]) if realism else None
+    if prng is not None:
+        drift, fm, start, ramp, duration = performance_overrides(
+            realism, prng, technique=technique, rate_hz=rate, transition=bool(variant.get("transition")),
+            fixed_duration=duration_s is not None, values=(drift, fm, start, ramp, duration))
+    end = duration
+    if inst.excitation == "plucked":
+        start, end = 0.0, duration - rng.uniform(0.3, 1.2)   # the strings ring out after the last pluck
+        if prng is not None:
+            end = max(end, min(duration, 3.0 / rate))
+    if variant.get("transition") == "in":
+        start, ramp = rng.uniform(0.3, 0.6) * duration, rng.uniform(0.1, 0.4)
+    elif variant.get("transition") == "out":
+        end, ramp = rng.uniform(0.4, 0.7) * duration, rng.uniform(0.1, 0.4)
+    mute = variant.get("mute", mute)
+    perf = None if prng is None else draw_performance(
+        realism, prng, technique=technique, excitation=inst.excitation, duration_s=duration, onset_s=onset,
+        rate_hz=rate, mod_start_s=start, mod_end_s=end, release_s=max(inst.release_s))
+    return NoteSpec(index=int(index), seed=int(seed), instrument=instrument,
+                    technique_original=technique_original, technique=technique, pitch=pitch,
+                    dynamics=dynamics, mute=mute or "none", f0_hz=f0, duration_s=duration, onset_s=onset,
+                    modulation_hz=rate, fm_depth_st=float(fm), am_depth=float(am), mod_start_s=float(start),
+                    mod_end_s=float(end), ramp_s=float(ramp), jitter=jitter, drift=drift,
+                    tech_noise_db=float(tech_noise_db), source_file=source_file, performance=perf)
+
+
+def _technique_draws(rng, technique, variant, excitation, jitter):
+    """(fm_depth_st, am_depth, mod_start_s, ramp_s, jitter) of a technique, in the corpus' draw order."""
+    fm, ramp, start = 0.0, 0.02, 0.0
     if technique == "vibrato":
         fm = float(np.exp(rng.uniform(np.log(0.1), np.log(0.45))))
-        am = rng.uniform(0.0, 0.12) if inst.excitation == "lip" else rng.uniform(0.03, 0.3)
+        am = rng.uniform(0.0, 0.12) if excitation == "lip" else rng.uniform(0.03, 0.3)
         start, ramp = rng.uniform(0.05, 0.5), rng.uniform(0.15, 0.5)
     elif technique == "trill":
         fm, am = variant["interval"], rng.uniform(0.0, 0.15)
@@ -227,27 +287,14 @@ def make_note_spec(instrument: str, technique_original: str, *, pitch: Optional[
         am, start = rng.uniform(0.3, 0.95), rng.uniform(0.0, 0.03)
     elif technique == "bisbigliando":
         jitter = rng.uniform(0.05, 0.15)
-        if inst.excitation == "plucked":
+        if excitation == "plucked":
             am = 1.0
         else:
             am, fm = rng.uniform(0.3, 0.7), rng.uniform(0.02, 0.08)
     else:  # flatterzunge
         am, fm = rng.uniform(0.3, 0.95), rng.uniform(0.01, 0.08)
         start, ramp = rng.uniform(0.0, 0.05), 0.03
-    end = duration
-    if inst.excitation == "plucked":
-        start, end = 0.0, duration - rng.uniform(0.3, 1.2)   # the strings ring out after the last pluck
-    if variant.get("transition") == "in":
-        start, ramp = rng.uniform(0.3, 0.6) * duration, rng.uniform(0.1, 0.4)
-    elif variant.get("transition") == "out":
-        end, ramp = rng.uniform(0.4, 0.7) * duration, rng.uniform(0.1, 0.4)
-    mute = variant.get("mute", mute)
-    return NoteSpec(index=int(index), seed=int(seed), instrument=instrument,
-                    technique_original=technique_original, technique=technique, pitch=pitch,
-                    dynamics=dynamics, mute=mute or "none", f0_hz=f0, duration_s=duration, onset_s=onset,
-                    modulation_hz=rate, fm_depth_st=float(fm), am_depth=float(am), mod_start_s=float(start),
-                    mod_end_s=float(end), ramp_s=float(ramp), jitter=jitter, drift=drift,
-                    tech_noise_db=float(tech_noise_db), source_file=source_file)
+    return fm, am, start, ramp, jitter
 
 
 def render_note(spec: NoteSpec, *, sr: int = SR, streams: str = "shared", modulated: bool = True) -> np.ndarray:
@@ -284,53 +331,36 @@ def render_note(spec: NoteSpec, *, sr: int = SR, streams: str = "shared", modula
     if "comb" in variant:
         variant["comb_beta"] = substream(rng, "comb").uniform(*variant["comb"])
     tail_s = max(inst.release_s) * 3.0 + 0.4
-    n = int(round((spec.onset_s + spec.duration_s + tail_s) * sr))
-    t = np.arange(n) / sr - spec.onset_s
-    if inst.excitation == "plucked":
-        x = render_plucked(spec, inst, t, rng, sr, variant=variant, modulated=modulated)
+    perf = spec.performance
+    if perf is None:
+        n = int(round((spec.onset_s + spec.duration_s + tail_s) * sr))
+        t = np.arange(n) / sr - spec.onset_s
+        prngs = [None] * 3
     else:
-        x = render_sustained(spec, inst, t, rng, sr, variant=variant, modulated=modulated)
-    y = body_and_room(x, inst, None if spec.mute == "none" else spec.mute, substream(rng, "room"), sr)
-    return finish(y, spec.dynamics, substream(rng, "finish"), sr)
+        t0, t1 = render_span(perf, onset_s=spec.onset_s, duration_s=spec.duration_s, tail_s=tail_s)
+        t = np.arange(int(round((t1 - t0) * sr))) / sr + t0
+        prngs = [np.random.default_rng([spec.seed, spec.index, 3, k]) for k in range(3)]
+    render = render_plucked if inst.excitation == "plucked" else render_sustained
+    x = render(spec, inst, t, rng, sr, variant=variant, modulated=modulated, perf=perf, prng=prngs[0])
+    y = body_and_room(x, inst, None if spec.mute == "none" else spec.mute, substream(rng, "room"), sr,
+                      perf=perf, prng=prngs[1])
+    y = finish(y, spec.dynamics, substream(rng, "finish"), sr)
+    if perf is None:
+        return y
+    y = np.clip(add_background(y, perf, prngs[2], sr), -0.999, 0.999)
+    return cut_excerpt(y, perf, -t[0], sr)
 
 
 # ----------------------------------------------------------------------------------------------------
 # the corpus
 
-@functools.lru_cache(maxsize=1)
-def _sol_rows():
-    """SOL-PMT notes grouped by (instrument, class): lists of (technique original, pitch, dynamics,
-    file name), pitch None where the file name has none."""
-    cols = read_meta_csv(SOL_META_CSV)
-    rows = {}
-    for inst, tech, orig, name in zip(cols["instrument"], cols["modulation technique"],
-                                      cols["technique original"], cols["file_name"]):
-        pitch, dyn = sol_pitch_and_dynamics(name)
-        if pitch is None:
-            dyn = name.rsplit("-", 1)[-1].split(".")[0]
-        rows.setdefault((inst, tech), []).append((orig, pitch, dyn if dyn in DYNAMICS else "mf", name))
-    for key in rows:
-        rows[key].sort(key=lambda r: (r[0], -1 if r[1] is None else note_midi(r[1]), r[2], r[3]))
-    return rows
-
-
-def profile_counts() -> List[tuple]:
-    """The SOL-PMT instrument × technique table: [(family, instrument, technique, count), ...]."""
-    cols = read_meta_csv(PROFILE_CSV)
-    out = []
-    for i, inst in enumerate(cols["instrument"]):
-        for tech in CLASSES:
-            if int(cols[tech][i]) > 0:
-                out.append((str(cols["instrument family"][i]), str(inst), tech, int(cols[tech][i])))
-    return out
-
-
 #: the largest corpus scale (10 × SOL-PMT's 5,564 notes); the command line has the same bound
 MAX_SCALE = 10.0
 
 
-def plan_corpus(*, scale: float = DEFAULT_SCALE, seed: int = 0) -> List[NoteSpec]:
-    """Specs of every note of the corpus, in index order.
+def plan_corpus(*, scale: float = DEFAULT_SCALE, seed: int = 0,
+                realism: RealismLike = DEFAULT_REALISM) -> List[NoteSpec]:
+    """Specs of every note of the corpus, in index order (``realism``: see :func:`make_note_spec`).
 
     Each non-zero cell of the profile gets max(1, round(count · scale)) notes, imitating SOL-PMT notes of
     that cell picked evenly through the cell's list (sorted by variant, pitch and dynamics) from a seeded
@@ -351,7 +381,7 @@ def plan_corpus(*, scale: float = DEFAULT_SCALE, seed: int = 0) -> List[NoteSpec
         for j in range(n):
             orig, pitch, dyn, name = cell[int((j + offset) * len(cell) / n) % len(cell)]
             specs.append(make_note_spec(inst, orig, pitch=pitch, dynamics=dyn, seed=seed, index=len(specs),
-                                        source_file=name))
+                                        source_file=name, realism=realism))
     return specs
 
 
@@ -373,8 +403,16 @@ def corpus_columns(specs: Sequence[NoteSpec], *, seed: int = 0) -> Dict[str, np.
         attr = "index" if name == "note_index" else name
         values = [getattr(s, attr) for s in specs]
         cols[name] = np.array(values, dtype=object if isinstance(values[0], str) else None)
+    cols.update(performance_columns([s.performance for s in specs], [_file_span(s) for s in specs]))
     assert tuple(cols)[:len(META_COLUMNS)] == META_COLUMNS
     return cols
+
+
+def _file_span(spec: NoteSpec) -> tuple:
+    """(start, end) of the note its file holds, s from the onset: −onset_s for a file that holds the
+    onset, duration_s for a file that holds the note's end."""
+    a, b = spec.file_span
+    return max(a, -spec.onset_s), min(b, spec.duration_s)
 
 
 def write_note(spec: NoteSpec, path: PathLike, *, streams: str = "shared") -> str:
@@ -392,7 +430,7 @@ def _write_note(args):
 
 
 def synthesize_corpus(out_dir: PathLike, *, scale: float = DEFAULT_SCALE, seed: int = 0, jobs: int = 1,
-                      progress: bool = True) -> str:
+                      progress: bool = True, realism: RealismLike = DEFAULT_REALISM) -> str:
     """Write the synthetic corpus: ``out_dir/audio/*.wav`` and ``out_dir/meta.csv``.
 
     Resumable: notes whose WAV exists are kept; meta.csv is written last (atomically).
@@ -408,6 +446,9 @@ def synthesize_corpus(out_dir: PathLike, *, scale: float = DEFAULT_SCALE, seed: 
         Worker processes.
     progress : bool
         Show a progress bar.
+    realism : str or Realism
+        Performance and recording conditions (:mod:`.realism`): "all" (default), "none" (studio notes
+        as in SYNTH_VERSION 3, bit for bit), factor names joined by ",", or "all-<factor>".
 
     Returns
     -------
@@ -416,16 +457,18 @@ def synthesize_corpus(out_dir: PathLike, *, scale: float = DEFAULT_SCALE, seed: 
     """
     jobs = check_positive_int("jobs", jobs)
     seed = check_seed("seed", seed)
-    specs = plan_corpus(scale=scale, seed=seed)
+    realism = parse_realism(realism)
+    specs = plan_corpus(scale=scale, seed=seed, realism=realism)
     with claim_output(out_dir, kind="corpus", option="OUT_DIR") as claim:   # the output rule (README)
-        return _synthesize(claim.path, specs, scale=scale, seed=seed, jobs=jobs, progress=progress)
+        return _synthesize(claim.path, specs, scale=scale, seed=seed, jobs=jobs, progress=progress,
+                           realism=realism.name)
 
 
-def _synthesize(out_dir: str, specs, *, scale, seed, jobs, progress) -> str:
+def _synthesize(out_dir: str, specs, *, scale, seed, jobs, progress, realism) -> str:
     audio_dir = os.path.join(out_dir, "audio")
     os.makedirs(audio_dir, exist_ok=True)
     settings = {"scale": float(scale), "seed": int(seed), "synth_version": SYNTH_VERSION,
-                "sample_rate": SR, "n_notes": len(specs)}
+                "sample_rate": SR, "n_notes": len(specs), "realism": realism}
     manifest = os.path.join(out_dir, "synth.json")
     if os.path.exists(manifest):
         try:

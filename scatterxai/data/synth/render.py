@@ -26,6 +26,7 @@ from scipy import fft as sfft
 from scipy.signal import lfilter
 
 from .instruments import DYNAMICS, Instrument, harmonic_amplitudes, response_db
+from .realism import Performance, apply_performance, mic_db, modes_db, room_ir
 from .streams import Rng, substream
 from .techniques import modulator_phase, smooth_noise, technique_controls
 
@@ -90,7 +91,8 @@ def _highpass(x, corner_hz, sr):
 
 
 def render_sustained(spec: NoteLike, inst: Instrument, t: np.ndarray, rng: Rng, sr: int = SR, *,
-                     variant: Mapping[str, Any], modulated: bool = True) -> np.ndarray:
+                     variant: Mapping[str, Any], modulated: bool = True, perf: Optional[Performance] = None,
+                     prng: Optional[np.random.Generator] = None) -> np.ndarray:
     """Source signal (before body and room) of a wind, brass or bowed-string note.
 
     Parameters
@@ -106,6 +108,8 @@ def render_sustained(spec: NoteLike, inst: Instrument, t: np.ndarray, rng: Rng, 
     modulated : bool
         False renders the note without its technique (:meth:`Controls.neutral`): every random draw is the
         same, so timbre, noise, room and level match the modulated note.
+    perf, prng : Performance and its generator, optional
+        Realism of the note (:mod:`.realism`): legato phrase, attack transient, natural vibrato depth.
 
     Returns
     -------
@@ -115,6 +119,8 @@ def render_sustained(spec: NoteLike, inst: Instrument, t: np.ndarray, rng: Rng, 
     ctrl, _, _ = technique_controls(spec.technique, t, spec.params(), substream(rng, "technique"), sr)
     if not modulated:
         ctrl = ctrl.neutral()
+    if perf is not None:
+        apply_performance(ctrl, perf, spec.technique, inst.excitation, t, prng, sr)
     # natural pitch fluctuation of a held note: slow drift (cents) and a little broadband wobble
     wander = rng.uniform(0.02, 0.06) * smooth_noise(rng, n, sr, 0.3) \
         + rng.uniform(0.003, 0.015) * smooth_noise(rng, n, sr, 15.0)
@@ -166,10 +172,17 @@ def render_sustained(spec: NoteLike, inst: Instrument, t: np.ndarray, rng: Rng, 
     if variant.get("voice"):
         harm += _voice(spec.f0_hz, pitch, env * amp, substream(rng, "voice"), sr)
 
+    return _with_noises(harm, spec, inst, t, env, ctrl, rng, sr, noise_add_db=variant.get("noise_add_db", 0.0))
+
+
+def _with_noises(harm, spec, inst, t, env, ctrl, rng, sr, *, noise_add_db):
+    """The tone plus breath / bow noise (following the air flow or bow, with an onset burst) and the
+    technique's own noise, each at its level relative to the tone."""
+    n = len(t)
     noise = _highpass(rng.standard_normal(n), inst.noise_hp_hz, sr)
     onset_burst = 1.0 + rng.uniform(1.0, 6.0) * np.exp(-np.maximum(t, 0.0) / rng.uniform(0.01, 0.04))
     noise *= env * np.maximum(ctrl.noise, 0.0) * onset_burst
-    noise_db = rng.uniform(*inst.noise_db) + variant.get("noise_add_db", 0.0)
+    noise_db = rng.uniform(*inst.noise_db) + noise_add_db
     on = (t > 0) & (t < spec.duration_s)
     harm_rms = _rms(harm[on])
     out = harm + 10.0 ** (noise_db / 20.0) * harm_rms / max(_rms(noise[on]), 1e-12) * noise
@@ -197,18 +210,21 @@ def _voice(f0, pitch, env, rng, sr):
 
 
 def render_plucked(spec: NoteLike, inst: Instrument, t: np.ndarray, rng: Rng, sr: int = SR, *,
-                   variant: Mapping[str, Any], modulated: bool = True) -> np.ndarray:
+                   variant: Mapping[str, Any], modulated: bool = True, perf: Optional[Performance] = None,
+                   prng: Optional[np.random.Generator] = None) -> np.ndarray:
     """Source signal of harp bisbigliando / fingertip tremolo: two strings plucked alternately at the
     spec's modulation rate, overlapping decays, octave-band decay times, stretched partials, clicks.
 
     ``modulated=False``: only the first pluck sounds and its string rings freely (the same random draws
-    as the modulated note, the later plucks and the finger contacts at zero weight)."""
+    as the modulated note, the later plucks and the finger contacts at zero weight).  ``perf`` (realism)
+    changes nothing here but the window of exact mean rate (an excerpt's plucks before the cut are kept)."""
     p = spec.params()
-    phi = modulator_phase(rng, t, p["modulation_hz"], p["mod_start_s"], p["mod_end_s"],
-                          jitter=p["jitter"], drift=p["drift"], sr=sr)
+    phi = modulator_phase(rng, t, p["modulation_hz"], p.get("rate_start_s", p["mod_start_s"]),
+                          p.get("rate_end_s", p["mod_end_s"]), jitter=p["jitter"], drift=p["drift"], sr=sr)
     seg = (t >= p["mod_start_s"]) & (t < p["mod_end_s"])
-    n_plucks = int(np.floor(phi[seg][-1])) + 1
-    times = np.interp(np.arange(n_plucks), phi[seg], t[seg])
+    first = int(np.ceil(phi[seg][0]))
+    n_plucks = int(np.floor(phi[seg][-1])) + 1 - first
+    times = np.interp(np.arange(first, first + n_plucks), phi[seg], t[seg])
     level = np.exp(rng.normal(0.0, 0.1, n_plucks))
     if not modulated:
         level[1:] = 0.0
@@ -314,8 +330,10 @@ def _room_ir(rng, sr):
     return h + tail
 
 
-def body_and_room(x: np.ndarray, inst: Instrument, mute: Optional[str], rng: Rng, sr: int = SR) -> np.ndarray:
-    """Filter a source through the body (+ mute) response and a small room (one FFT convolution).
+def body_and_room(x: np.ndarray, inst: Instrument, mute: Optional[str], rng: Rng, sr: int = SR, *,
+                  perf: Optional[Performance] = None, prng: Optional[np.random.Generator] = None) -> np.ndarray:
+    """Filter a source through the body (+ mute) response and a small room (one FFT convolution); with
+    realism (``perf``) also the individual instrument's body modes, the microphone and a larger room.
 
     Parameters
     ----------
@@ -334,8 +352,14 @@ def body_and_room(x: np.ndarray, inst: Instrument, mute: Optional[str], rng: Rng
                    rng.uniform(-1.5, 1.5)) for _ in range(3)]
     db = response_db(inst, mute, f, formant_shift_oct=rng.normal(0.0, 0.03), extra=coloration)
     db += rng.uniform(-0.5, 0.5) * np.log2(np.maximum(f, 20.0) / 1000.0)
+    if perf is not None:
+        if perf.individual >= 0:
+            db += modes_db(inst.name, perf.individual, inst.excitation, f)
+        db += mic_db(perf, f)
     db -= db.max()
     body, room = _min_phase_ir(db, n_small), _room_ir(rng, sr)
+    if perf is not None and perf.rt60_s > 0:
+        room = room_ir(perf, prng, sr)
     n_h = len(body) + len(room) - 1
     m = sfft.next_fast_len(n_h, real=True)
     h = sfft.irfft(sfft.rfft(body, m) * sfft.rfft(room, m), m)[:n_h]

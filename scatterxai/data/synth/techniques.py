@@ -99,7 +99,7 @@ def box_smooth(x: np.ndarray, width: int, passes: int = 2) -> np.ndarray:
 
 
 def modulator_phase(rng: Rng, t: np.ndarray, rate: float, start: float, end: float, *, jitter: float,
-                    drift: float, sr: float) -> np.ndarray:
+                    drift: float, sr: float, trend: float = 0.0) -> np.ndarray:
     """Phase Φ(t) in cycles of a pattern whose mean rate over [start, end) is exactly ``rate`` Hz.
 
     Parameters
@@ -115,6 +115,9 @@ def modulator_phase(rng: Rng, t: np.ndarray, rate: float, start: float, end: flo
         Standard deviation of the log-rate's fast part (cycle-to-cycle irregularity).
     drift : float
         Standard deviation of the log-rate's slow part (< 0.5 Hz; accelerations).
+    trend : float
+        Relative change of the rate from ``start`` to ``end`` (0.1: 10 % faster at the end), on top of the
+        random parts; the mean over the segment stays ``rate``.
 
     Returns
     -------
@@ -122,6 +125,8 @@ def modulator_phase(rng: Rng, t: np.ndarray, rate: float, start: float, end: flo
     """
     n = len(t)
     log_g = drift * smooth_noise(rng, n, sr, 0.4) + jitter * smooth_noise(rng, n, sr, max(rate / 2, 1.0))
+    if trend:
+        log_g = log_g + np.log1p(trend) * np.clip((t - start) / max(end - start, 1e-3), 0.0, 1.0)
     g = np.exp(log_g)
     seg = (t >= start) & (t < end)
     if not seg.any():
@@ -247,7 +252,9 @@ def technique_controls(technique: str, t: np.ndarray, params: Mapping[str, float
         Time since the note's onset (seconds; negative before it).
     params : dict
         ``modulation_hz``, ``fm_depth_st``, ``am_depth``, ``mod_start_s``, ``mod_end_s``, ``duration_s``,
-        ``ramp_s``, ``jitter``, ``drift``.
+        ``ramp_s``, ``jitter``, ``drift``; optionally ``rate_start_s``, ``rate_end_s`` (the part of the
+        modulated segment over which the mean rate is exactly ``modulation_hz``; default the segment) and
+        ``rate_trend`` (see :func:`modulator_phase`).
     rng : np.random.Generator
     sr : float
 
@@ -263,8 +270,9 @@ def technique_controls(technique: str, t: np.ndarray, params: Mapping[str, float
     if technique == "ordinario":
         one = np.ones(n)
         return Controls(np.zeros(n), one, np.zeros(n), one.copy()), None, np.zeros(n)
-    phi = modulator_phase(rng, t, params["modulation_hz"], params["mod_start_s"], params["mod_end_s"],
-                          jitter=params["jitter"], drift=params["drift"], sr=sr)
+    phi = modulator_phase(rng, t, params["modulation_hz"], params.get("rate_start_s", params["mod_start_s"]),
+                          params.get("rate_end_s", params["mod_end_s"]), jitter=params["jitter"],
+                          drift=params["drift"], sr=sr, trend=params.get("rate_trend", 0.0))
     mu = presence(t, params["mod_start_s"], params["mod_end_s"], params["ramp_s"], params["ramp_s"],
                   params["duration_s"])
     return _TECHNIQUES[technique](rng, t, phi, mu, params, sr), phi, mu
