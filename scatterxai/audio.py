@@ -136,8 +136,8 @@ def fix_length(y: np.ndarray, n: int) -> np.ndarray:
 
 
 def _loop_start(y: np.ndarray, w: int) -> int:
-    """Start s of the loop that continues ``y``: ``y[s - w:s]`` is the stretch of the first half (at least)
-    of the signal whose waveform best matches its last ``w`` samples (normalised cross-correlation), so
+    """Start s of the loop that continues ``y``: ``y[s - w:s]`` is the stretch of the signal's first half
+    whose waveform best matches its last ``w`` samples (normalised cross-correlation), so
     that ``y[s]`` is a natural successor of ``y[-1]``; the loop ``y[s:]`` is at least half the signal."""
     from scipy.signal import correlate
     m = y.shape[-1]
@@ -157,12 +157,14 @@ def continue_signal(y: np.ndarray, n: int, *, sr: int, crossfade_s: float = CROS
     """Lengthen a signal shorter than ``n`` samples to ``n`` by continuing it with its own sound.
 
     The continuation repeats the loop ``y[s:]`` whose start ``s`` follows the stretch that best matches
-    the signal's last ``crossfade_s`` seconds (normalised cross-correlation over the first half of the
-    signal at least); the last ``crossfade_s`` seconds are crossfaded (raised cosine) into that stretch so
-    the joins are seamless.  Repetition k is scaled by g^k, g = min(1, RMS of the last ``level_s`` s /
-    RMS of the ``level_s`` s before ``s``): a sustained sound continues at its level, a decaying one keeps
-    decaying at its own rate, a note that has died away stays (nearly) silent.  A signal with fewer than
-    8 crossfade samples, or whose last stretch is silent, is zero-padded instead (nothing to continue).
+    the signal's last ``crossfade_s`` seconds (normalised cross-correlation over the signal's first half,
+    so the loop holds at least its second half); the last ``crossfade_s`` seconds are crossfaded (raised
+    cosine) into that stretch so the joins are seamless.  Repetition k is scaled by g^k, g = the RMS of the
+    last ``level_s`` s divided by the larger of the RMS of the ``level_s`` s before ``s`` and half the
+    loop's RMS, at most 1: a sustained sound continues at its level, a decaying one keeps decaying at its
+    own rate, and a note that has died away (whose loop would replay its onset) stays nearly silent.
+    A signal with fewer than 8 crossfade samples, or whose last stretch is silent, is zero-padded instead
+    (nothing to continue).
 
     Parameters
     ----------
@@ -191,8 +193,12 @@ def continue_signal(y: np.ndarray, n: int, *, sr: int, crossfade_s: float = CROS
         return fix_length(y, n)
     s = _loop_start(y, w)
     k = max(1, min(int(round(level_s * sr)), s, m // 4))
-    before, end = np.sqrt(np.mean(y[s - k:s] ** 2)), np.sqrt(np.mean(y[m - k:] ** 2))
-    g = min(1.0, end / before) if before > 0 else 0.0
+    end = np.sqrt(np.mean(y[m - k:] ** 2))
+    before, loop_level = np.sqrt(np.mean(y[s - k:s] ** 2)), np.sqrt(np.mean(y[s:] ** 2))
+    # the end's level against the loop start's (a decay goes on decaying) and against the whole loop: a loop
+    # more than twice as loud as the end holds a note's onset, matched in the quiet before it, and is not
+    # replayed at full level (the factor 2 leaves sustained sounds, whose levels agree within a few %, alone)
+    g = min(1.0, end / before, 2.0 * end / loop_level) if before > 0 and loop_level > 0 else 0.0
     ramp = 0.5 - 0.5 * np.cos(np.pi * (np.arange(w) + 0.5) / w)
     loop = y[s:].copy()
     loop[-w:] = (1 - ramp) * y[m - w:] + ramp * g * y[s - w:s]

@@ -94,6 +94,21 @@ def test_a_decaying_note_keeps_decaying():
     assert blocks[0] <= 1.2 * end and all(b2 < b1 for b1, b2 in zip(blocks, blocks[1:]))
 
 
+def test_a_finished_note_is_not_replayed():
+    """A note between two stretches of quiet noise (as a file with silence before the onset and after the
+    release): the best match of its quiet end is the quiet start, so the loop holds the whole note — it
+    must not be replayed at full level: the continuation stays within twice the level of the end."""
+    rng = np.random.default_rng(5)
+    t = np.arange(int(1.5 * SR)) / SR
+    body = _tone(1.5) * np.minimum(t / 0.03, 1) * 10 ** (-2.0 * t)      # −30 dB over the note
+    floor = 1e-3 * body.std()
+    y = np.r_[np.zeros(int(0.3 * SR)), body, np.zeros(int(0.4 * SR))] + floor * rng.standard_normal(
+        int(2.2 * SR))
+    out = continue_signal(y, N, sr=SR)
+    rms = lambda z: np.sqrt(np.mean(z ** 2))         # noqa: E731
+    assert rms(out[len(y):]) < 2.2 * rms(y[-int(0.25 * SR):]) < 1e-2 * rms(body)
+
+
 def test_nothing_to_continue_is_zero_padded():
     np.testing.assert_array_equal(continue_signal(np.ones(20), 100, sr=SR), fix_length(np.ones(20), 100))
     y = np.r_[np.ones(3000), np.zeros(1000)]         # ends in digital silence
