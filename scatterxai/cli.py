@@ -669,6 +669,9 @@ def _run_folds(text):
     return _folds(text)
 
 
+_run_folds.bounds = _folds.bounds
+
+
 def _split_values(values):
     """--values 4 8 16 or --values 4,8,16 → a tuple of strings (None if not given)."""
     if values is None:

@@ -140,8 +140,10 @@ def test_no_command_writes_at_an_input_its_folder_or_inside_it(study, capsys, na
     assert {k: tree_digest(study[k]) for k in WORLD_KEY.values()} == before
 
 
+#: option types that parse words, not numbers (a list of names)
+WORDS = (cli._realism, cli._baseline_list)
 NUMERIC = [(name, a.dest) for name, sp in COMMANDS.items() for a in sp._actions
-           if a.type not in (None, str) and a.option_strings and not isinstance(a.type, argparse.FileType)]
+           if a.type not in (None, str, *WORDS) and a.option_strings and not isinstance(a.type, argparse.FileType)]
 
 
 @pytest.mark.parametrize("name,dest", NUMERIC)
