@@ -58,10 +58,11 @@ def meta_csvs(draw):
 def previous(tmp_path_factory):
     """A features file from an earlier, unrelated extraction (the output the user already has)."""
     d = tmp_path_factory.mktemp("prev")
+    (d / "audio").mkdir()
     t = np.arange(SMALL.N) / 22050
-    sf.write(d / "a.wav", np.sin(2 * np.pi * 330 * t), 22050)
+    sf.write(d / "audio" / "a.wav", np.sin(2 * np.pi * 330 * t), 22050)
     (d / "m.csv").write_text("file_name\na.wav\n")
-    extract_features(d / "m.csv", d, d / "prev.h5", config=SMALL, device="cpu", progress=False)
+    extract_features(d / "m.csv", d / "audio", d / "prev.h5", config=SMALL, device="cpu", progress=False)
     return _Bytes(open(d / "prev.h5", "rb").read())
 
 

@@ -65,10 +65,10 @@ def test_count_colour_bar_has_integer_ticks():
 def test_vector_formats(run, tmp_path):
     # without metrics files, the confusion matrix is the explained model's on the explained rows
     for fmt, metrics in (("pdf", run["metrics"]), ("svg", {})):
-        written = make_figures(run["relevance"], metrics, audio_root=str(tmp_path), out_dir=str(tmp_path),
-                               fmt=fmt, dpi=20)
+        written = make_figures(run["relevance"], metrics, audio_root=str(tmp_path / "no-audio"),
+                               out_dir=str(tmp_path / "f"), fmt=fmt, dpi=20)
         names = figure_files(fmt)
-        assert written == {k: str(tmp_path / v) for k, v in names.items()}
+        assert written == {k: str(tmp_path / "f" / v) for k, v in names.items()}
         for path in written.values():
             data = open(path, "rb").read()
             assert data.startswith(b"%PDF") if fmt == "pdf" else b"<svg" in data[:2000]
@@ -76,8 +76,8 @@ def test_vector_formats(run, tmp_path):
 
 
 def test_png_resolution(run, tmp_path):
-    written = make_figures(run["relevance"], run["metrics"], audio_root=str(tmp_path), out_dir=str(tmp_path),
-                           dpi=30)
+    written = make_figures(run["relevance"], run["metrics"], audio_root=str(tmp_path / "no-audio"),
+                           out_dir=str(tmp_path / "f"), dpi=30)
     assert written["fig2"].endswith(FIGURE_FILES["fig2"])
     assert plt.imread(written["fig2"]).shape[:2] == (round(6.6 * 30), round(3.6 * 5 * 30))   # figsize × dpi
     assert plt.imread(written["confusion"]).shape[:2] == (round(8.4 * 30), round(4.6 * 2 * 30))
@@ -85,6 +85,8 @@ def test_png_resolution(run, tmp_path):
 
 def test_bad_format_and_dpi(run, tmp_path):
     with pytest.raises(ParameterError, match="fmt must be one of"):
-        make_figures(run["relevance"], {}, audio_root=str(tmp_path), out_dir=str(tmp_path), fmt="jpg")
+        make_figures(run["relevance"], {}, audio_root=str(tmp_path / "no-audio"), out_dir=str(tmp_path / "f"),
+                     fmt="jpg")
     with pytest.raises(ParameterError, match="dpi must be a positive"):
-        make_figures(run["relevance"], {}, audio_root=str(tmp_path), out_dir=str(tmp_path), dpi=0)
+        make_figures(run["relevance"], {}, audio_root=str(tmp_path / "no-audio"), out_dir=str(tmp_path / "f"),
+                     dpi=0)

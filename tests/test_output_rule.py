@@ -227,7 +227,7 @@ def test_every_figure_of_an_s1_model_is_drawn(study, tmp_path, capsys):
     assert (tmp_path / "e" / "n0.png").stat().st_size > 0
     rc, err = run(["figures", s["relevance_s1"], "--out", tmp_path / "f", "--dpi", "40"], capsys)
     assert rc == 0, err
-    assert {"fig1.png", "fig2.png"} <= set(os.listdir(tmp_path / "f"))
+    assert {"fig1_examples.png", "fig2_class_maps.png"} <= set(os.listdir(tmp_path / "f"))
     rc, err = run(["auralise", s["audio"], "--model", s["model_s1"], "--out", tmp_path / "a", "--device", "cpu"],
                   capsys)
     assert rc == 0, err

@@ -537,7 +537,7 @@ def test_quality_cli_writes_the_contract(study, tmp_path, capsys):
     other = load_model(study["model"])
     torch.nn.init.zeros_(other.net.fc2.bias)
     save_model(other.net, tmp_path / "other", other.config)
-    with pytest.raises(ModelError, match="checksum"):
+    with pytest.raises(ModelError, match="explains another model"):
         quality(study["features"], model_dir=tmp_path / "other", relevance=rel, out=tmp_path / "x",
                 permuted_epochs=0, progress=False, device="cpu")
 
