@@ -21,7 +21,7 @@ def test_run_end_to_end_and_stage_reuse(tmp_path, caplog):
     for name in ("features.h5", "relevance.h5", "report.md", "metrics_s1.json", "metrics_s1s2.json",
                  "models/s1/model.pt", "models/s1s2/config.json", "figures/fig1_examples.png",
                  "figures/fig2_class_maps.png", "figures/confusion.png", "quality/quality.json",
-                 "quality/quality_curves.png", "quality/permuted_labels_model/model.pt", "descriptors.h5",
+                 "quality/quality_curves.png", "models/s1s2_permuted_labels_model/model.pt", "descriptors.h5",
                  "probe/probe.json", "probe/probe_r2.png", "explorer/index.html", "explorer/explore.json"):
         assert os.path.exists(os.path.join(out, name)), name
     for stage in ("data", "extract", "train_s1", "train_s1s2", "explain", "figures", "compare",
