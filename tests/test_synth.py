@@ -323,16 +323,17 @@ def _short(spec):
 
 
 def test_same_seed_same_bytes_and_notes_independent_of_each_other(tmp_path):
-    plan = plan_corpus(scale=0.1, seed=4)
+    plan = plan_corpus(scale=0.1, seed=4, realism="all")
     spec = plan[100]
     alone = make_note_spec(spec.instrument, spec.technique_original, pitch=spec.pitch,
                            dynamics=spec.dynamics, seed=4, index=100, source_file=spec.source_file,
                            realism="all")
     assert alone == spec
-    assert plan_corpus(scale=0.1, seed=4)[100] == spec
-    other = plan_corpus(scale=0.1, seed=5)[100]
+    assert plan_corpus(scale=0.1, seed=4, realism="all")[100] == spec
+    other = plan_corpus(scale=0.1, seed=5, realism="all")[100]
     assert other.modulation_hz != spec.modulation_hz
-    assert spec.performance is not None   # the default corpus: every realism factor on
+    assert spec.performance is not None   # every realism factor on
+    assert plan_corpus(scale=0.1, seed=4)[100].performance is None   # the default corpus: studio notes
     a = write_note(spec, tmp_path / "a.wav")
     b = write_note(spec, tmp_path / "b.wav")
     with open(a, "rb") as fa, open(b, "rb") as fb:
