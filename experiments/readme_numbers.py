@@ -10,15 +10,17 @@ Usage::
 The script is a table, :data:`NUMBERS`: for each number the README quotes from the run ``make demo``
 writes, *where* it is in the README (a :class:`Cell` of a table, or a :class:`Prose` pattern) and *how* to
 compute it from the run's files (a function of :class:`Run` returning the text the README prints).
-Numbers the README takes from other runs (seed ranges, the reference one-thread run, the 334-note probe
-study, sweeps, benchmarks) are listed in :data:`OTHER_RUNS` with the command that produces them;
-``--check`` verifies that the README names that command in the same section.  To cover a new number, add a
+Numbers the README takes from other runs (seed ranges, the full-size run, sweeps, benchmarks) are listed
+in :data:`OTHER_RUNS` with the command that produces them; ``--check`` verifies that the README names that
+command in the same section.  To cover a new number, add a
 row to one of the two tables.
 
-``--check`` prints, for each number: ``ok``, ``DIFFERS`` (README text, run text), ``not in README`` (the
-locator finds nothing: the README does not quote it, or moved it) or ``not in this run`` (the run lacks the
-file, e.g. a run without the probe stage); it exits with status 1 when a number differs or an other-run
-number's command is missing, else 0.  Texts are compared after normalising spaces and the minus sign.
+``--check`` prints, for each number: ``ok``, ``DIFFERS`` (README text, run text), ``timing differs`` (a
+wall-clock number: the README's comes from a timed run on idle cores, yours depends on your machine and its
+load, so it never fails the check), ``not in README`` (the locator finds nothing: the README does not quote
+it, or moved it) or ``not in this run`` (the run lacks the file, e.g. a run without the probe stage); it
+exits with status 1 when a number differs or an other-run number's command is missing, else 0.  Texts are
+compared after normalising spaces and the minus sign.
 """
 
 import argparse
@@ -77,6 +79,10 @@ class Run:
             raise Missing(f"quality/quality.json[{method}]")
         return q[method]
 
+    def settings(self) -> dict:
+        """``quality/quality_settings.json``: the quality study's settings, notes and permuted-label network."""
+        return self.json("quality/quality_settings.json")
+
     def ground_truth(self, method: str) -> dict:
         g = self.quality(method).get("ground_truth")
         if not g:
@@ -99,7 +105,10 @@ def pm(mean: float, std: float, digits: int = 2) -> str:
 def fmt(v: float, digits: int = 2) -> str:
     if v is None or not np.isfinite(v):
         raise Missing("value")
-    return f"{v:.{digits}f}".replace("-", "−")
+    text = f"{v:.{digits}f}"
+    if float(text) == 0:
+        text = text.lstrip("-")          # no "−0.00"
+    return text.replace("-", "−")
 
 
 def pts(v: float, digits: int = 1) -> str:
@@ -203,15 +212,19 @@ class Cell:
 
 @dataclass(frozen=True)
 class Number:
-    """One README number: its label, where the README quotes it, how to compute it from a run."""
+    """One README number: its label, where the README quotes it, how to compute it from a run.
+    ``timing``: a wall-clock number, which depends on the machine and its load — ``--check`` reports it
+    when it differs but does not fail on it."""
     label: str
     where: object
     compute: Callable[[Run], str]
+    timing: bool = False
 
 
 @dataclass(frozen=True)
 class OtherRun:
-    """README numbers from another run: the section holding ``anchor`` must name ``command``."""
+    """README numbers from another run: the section holding ``anchor`` (spaces match any white space) must
+    name ``command``."""
     label: str
     anchor: str
     command: str
@@ -221,14 +234,22 @@ class OtherRun:
 
 def _timing(r: Run, *stages) -> float:
     t = r.json("timings.json")["stages"]
-    if not all(s in t for s in stages):
+    if not all(t.get(s) is not None for s in stages):
         raise Missing(f"timings.json stages {stages}")
     return sum(t[s] for s in stages)
 
 
 def _after_training(r: Run) -> float:
     t = r.json("timings.json")
-    return sum(v for k, v in t["stages"].items() if k not in t["core_stages"])
+    return sum(v for k, v in t["stages"].items()
+               if k not in t["core_stages"] and not k.startswith("evaluate_") and v is not None)
+
+
+def _after_over_core(r: Run) -> str:
+    ratio = r.json("timings.json")["after_training_over_core"]
+    if ratio is None:
+        raise Missing("after_training_over_core (stages reused)")
+    return f"{100 * ratio:.0f}"
 
 
 def _counts(r: Run) -> dict:
@@ -240,16 +261,12 @@ def _one_note(r: Run) -> str:
     return ", ".join(vals[:-1]) + " and " + vals[-1]
 
 
-def _steps(r: Run, method: str, step: str) -> float:
-    q = r.quality(method)["randomisation"]
-    if not q or step not in q["steps"]:
-        raise Missing(f"randomisation step {step}")
-    return q["abs_spearman_mean"][q["steps"].index(step)]
-
-
-def _cascade(r: Run, method: str) -> float:
-    v = [np.nan if x is None else x for x in r.quality(method)["randomisation"]["abs_spearman_mean"][1:]]
-    return float(np.nanmean(v))
+def _accuracy(r: Run, model: str, cls: Optional[str]) -> str:
+    m = r.json(f"metrics_{model}.json")
+    v = m["macro_accuracy"] if cls is None else m["per_class_accuracy"].get(cls)
+    if v is None:
+        raise Missing(f"metrics_{model}.json accuracy of {cls}")
+    return f"{100 * v:.2f}"
 
 
 def _method_stat(r: Run, method: str, key: str) -> dict:
@@ -270,13 +287,8 @@ def _to_reference(r: Run, m: str, metric: str, digits: int) -> str:
     return pm(pair[metric]["mean"], pair[metric]["std"], digits)
 
 
-def _probe_fc1(r: Run) -> str:
-    p = r.json("probe/probe.json")
-    pr, tech = p["probe"]["fc1"], p["technique_probe"]["fc1"]
-    cells = [(pr["log2_f0"]["trained_r2"], pr["log2_f0"]["untrained_r2_mean"]),
-             (pr["log2_rate"]["trained_r2"], pr["log2_rate"]["untrained_r2_mean"]),
-             (tech["trained"], tech["untrained_mean"])]
-    return ", ".join(f"{fmt(a)} / {fmt(b)}" for a, b in cells)
+def _interval(mean: float, lo: float, hi: float, f: Callable[[float], str] = fmt) -> str:
+    return f"{f(mean)} [{f(lo)}, {f(hi)}]"
 
 
 def _gt_score(r: Run, method: str, score: str, control: Optional[str] = None) -> str:
@@ -288,129 +300,98 @@ def _gt_margin(r: Run, method: str, score: str) -> str:
     s = r.ground_truth(method)[score]
     if s["margin"] is None:
         raise Missing("margin")
-    lo, hi = s["margin_ci"]
-    return f"{pts(s['margin'])} [{pts(lo)}, {pts(hi)}]"
+    return _interval(s["margin"], *s["margin_ci"], f=pts)
 
 
-def _gt_track(r: Run, method: str, pointer: str = "rate_peak", control: Optional[str] = None) -> str:
+def _tracking(r: Run, method: str, pointer: str, control: Optional[str]) -> dict:
     t = r.ground_truth(method)["tracking"].get(pointer)
     if t is None:
         raise Missing(pointer)
-    if control is not None:
-        t = t["controls"].get(control) or {}
-    if t.get("rho") is None:
-        return "–"
-    p = t["p"]
-    return f"{fmt(t['rho'])} (p {'< 0.001' if p < 0.0015 else f'= {p:.3f}'})"
+    return t if control is None else (t["controls"].get(control) or {})
+
+
+def _gt_track(r: Run, method: str, pointer: str = "rate_peak", control: Optional[str] = None) -> str:
+    t = _tracking(r, method, pointer, control)
+    return "–" if t.get("rho") is None else f"{fmt(t['rho'])} (p {t['p']:.3f})"
+
+
+def _gt_track_class(r: Run, method: str, cls: str, control: Optional[str] = None) -> str:
+    t = _tracking(r, method, "rate_peak", control)["per_class"]
+    classes = r.settings()["classes"]
+    if cls not in classes:
+        raise Missing(f"class {cls}")
+    rho, p = t["rho"][classes.index(cls)], t["p"][classes.index(cls)]
+    return "–" if rho is None else f"{fmt(rho)} ({p:.3f})"
 
 
 def _gt_track_margin(r: Run, method: str, pointer: str = "rate_peak") -> str:
     t = r.ground_truth(method)["tracking"][pointer]
-    if t["margin"] is None:
-        return "–"
-    lo, hi = t["margin_ci"]
-    return f"{fmt(t['margin'])} [{fmt(lo)}, {fmt(hi)}]"
+    return "–" if t["margin"] is None else _interval(t["margin"], *t["margin_ci"])
 
 
 def _prior(r: Run, key: str) -> str:
-    prior = r.json("quality/quality_settings.json").get("ground_truth", {}) or {}
-    prior = prior.get("prior")
+    prior = (r.settings().get("ground_truth") or {}).get("prior")
     if not prior:
         raise Missing("ground-truth prior")
     return f"{prior[key]:.1f} Hz" if key == "constant_hz" else pct(prior[key])
 
 
-# --------------------------------------------------------------------------------------------- the tables
-
-#: README row title of each method in the methods table
-METHOD_ROWS = {"epsilon": "LRP-0 / LRP-ε", "epsilon_plus": "LRP-[ε,z+]", "epsilon_conv_zplus_dense": "LRP-[z+,ε]",
-               "gradient": "gradient", "gradient_x_input": "gradient × input",
-               "integrated_gradients": "Integrated Gradients", "smoothgrad": "SmoothGrad", "deconvnet": "DeconvNet",
-               "occlusion": "occlusion"}
-#: README column title of each method in the two-method tables
-LRP = {"epsilon": "LRP-ε", "epsilon_plus": "LRP-[ε,z+]"}
-#: README row title of each map of the ground-truth table
-GT_ROWS = {"epsilon": "LRP-ε", "epsilon_plus": "LRP-[ε,z+]", "gradient_x_input": "gradient × input",
-           "constant": "control: constant map", "class_prior": "control: class prior", "input": "control: input",
-           "standardised_input": "control: standardised input", "random": "control: random map"}
-
-INTRO = "`make demo` synthesises"
-QUALITY = "Is the explanation right?  The `quality` stage"
-METHODS = "Other attribution methods on the same model"
-GROUND_TRUTH = "Localisation against controls"
+def _baseline(r: Run, m: str, b: str) -> dict:
+    e = r.quality(m).get("baselines", {}).get(b)
+    if e is None:
+        raise Missing(f"baseline {b} of {m}")
+    return e
 
 
-def _intro() -> List[Number]:
-    return [
-        Number("notes synthesised", Prose(r"`make demo` synthesises ([\d,]+) notes"), lambda r: thousands(r.n_notes())),
-        Number("demo wall time", Prose(r"`results/demo/report.md`: (\d+ min \d+ s)"),
-               lambda r: minutes(r.json("timings.json")["total"])),
-        Number("synthesis seconds", Prose(r"\(measured: synthesis (\d+) s"), lambda r: f"{_timing(r, 'data'):.0f}"),
-        Number("extraction seconds", Prose(r"synthesis \d+ s, extraction (\d+) s"),
-               lambda r: f"{_timing(r, 'extract'):.0f}"),
-        Number("training seconds", Prose(r"extraction \d+ s, training (\d+) s"),
-               lambda r: f"{_timing(r, 'train_s1', 'train_s1s2'):.0f}"),
-        Number("seconds after training", Prose(r"training \d+ s, and (\d+) s for"),
-               lambda r: f"{_after_training(r):.0f}"),
-        Number("after training / before (%)", Prose(r"— (\d+) % of the time of the stages before them"),
-               lambda r: f"{r.json('timings.json')['after_training_over_core']:.0f}"),
-    ]
+def _deletion(r: Run, m: str, b: str) -> str:
+    e = _baseline(r, m, b)
+    return pm(e["aopc_above_random"], e["aopc_above_random_se"])
 
 
-def _aopc(r: Run, m: str, digits: int = 2) -> str:
-    return pm(r.quality(m)["aopc_above_random"], r.quality(m)["aopc_above_random_se"], digits)
+def _deletion_margin(r: Run, m: str, b: str) -> str:
+    g = _baseline(r, m, b)["deletion_vs_control"]["margin"]
+    return _interval(g["mean"], g["ci_low"], g["ci_high"])
 
 
-def _results() -> List[Number]:
-    return [
-        Number("test notes", Prose(r"The test split has (\d+) notes"), lambda r: str(sum(_counts(r).values()))),
-        Number("test notes per class", Prose(r"The test split has \d+ notes \(([^:]+):"),
-               lambda r: ", ".join(f"{n} {c}" for c, n in _counts(r).items())),
-        Number("one note in points of per-class accuracy", Prose(r"one note is ([\d., and]+) points"), _one_note),
-        Number("S1 macro accuracy of this run", Prose(r"two threads: S1 ([\d.]+ %)"),
-               lambda r: pct(r.json("metrics_s1.json")["macro_accuracy"], 2)),
-        Number("S1+S2 macro accuracy of this run", Prose(r"two threads: S1 [\d.]+ %, S1\+S2 ([\d.]+ %)"),
-               lambda r: pct(r.json("metrics_s1s2.json")["macro_accuracy"], 2)),
-        Number("AOPC above random of this run, LRP-ε", Prose(r"here: LRP-ε AOPC above random ([\d.]+ ± [\d.]+)"),
-               partial(_aopc, m="epsilon")),
-        Number("AOPC above random of this run, LRP-[ε,z+]",
-               Prose(r"here: LRP-ε AOPC above random [\d.]+ ± [\d.]+, LRP-\[ε,z\+\] ([\d.]+ ± [\d.]+)"),
-               partial(_aopc, m="epsilon_plus")),
-    ]
+def _passes_under(r: Run, m: str) -> str:
+    checks = r.quality(m)["checks"]
+    names = [[BASELINE_NAMES.get(b, b) for b, ok in checks[mode].items() if ok] for mode in ("deletion", "insertion")]
+    return " / ".join(", ".join(n) or "none" for n in names)
 
 
-def _insertion(r: Run, m: str) -> str:
-    return pm(r.quality(m)["insertion_auc_above_random"], r.quality(m)["insertion_auc_above_random_se"], 1)
+def _randomisation(r: Run, m: str) -> dict:
+    q = r.quality(m).get("randomisation")
+    if not q or "spearman_abs" not in q:
+        raise Missing(f"randomisation of {m}")
+    return q
 
 
-def _quality_value(r: Run, m: str, key: str, digits: int, as_pct: bool = False) -> str:
-    return pct(r.quality(m)[key], digits) if as_pct else fmt(r.quality(m)[key], digits)
+def _rand_step(r: Run, m: str, step: str, measure: str = "spearman_abs", ci: bool = False) -> str:
+    q = _randomisation(r, m)
+    step = q["check_step"] if step == "check" else step
+    if step not in q["steps"]:
+        raise Missing(f"randomisation step {step}")
+    s, i = q[measure], q["steps"].index(step)
+    return _interval(s["mean"][i], s["ci_low"][i], s["ci_high"][i]) if ci else fmt(s["mean"][i])
 
 
-def _quality() -> List[Number]:
-    rows = [("AOPC above random orders", partial(_aopc, digits=1), None),
-            ("insertion AUC above random orders", _insertion, None),
-            ("mean abs(ρ) over the cascading randomisation", lambda r, m: fmt(_cascade(r, m)), None),
-            ("abs(ρ), every layer re-initialised", lambda r, m: fmt(_steps(r, m, "input_bn")), None),
-            ("abs(ρ), network trained", partial(_quality_value, key="label_randomisation_abs_spearman", digits=2),
-             None),
-            ("localisation on these notes", partial(_quality_value, key="localisation", digits=0, as_pct=True), 0),
-            ("localisation on these notes", partial(_quality_value, key="rate_band_share", digits=0, as_pct=True), 1)]
-    out = []
-    for row, f, part in rows:
-        for m, title in LRP.items():
-            label = f"quality table: {row}{'' if part is None else f' [{part}]'}, {title}"
-            out.append(Number(label, Cell(QUALITY, row, title, part), partial(f, m=m)))
-    out.append(Number("quality table: chance level of localisation",
-                      Prose(r"localisation on these notes \(chance ([\d.]+ %)\)"),
-                      lambda r: pct(r.quality("epsilon")["rate_band_chance"])))
-    for method, title, patterns in (
-            ("epsilon_plus", "LRP-[ε,z+]", (r"\(abs\(ρ\) ([\d.]+) after fc2", r"after fc2, ([\d.]+) after fc1")),
-            ("epsilon", "LRP-ε", (r"after fc1; LRP-ε ([\d.]+),", r"after fc1; LRP-ε [\d.]+, ([\d.]+)\)"))):
-        for step, pattern in zip(("fc2", "fc1"), patterns):
-            out.append(Number(f"abs(ρ) of {title} after randomising {step}", Prose(pattern),
-                              partial(lambda r, m, s: fmt(_steps(r, m, s)), m=method, s=step)))
-    return out
+def _rand_cascade(r: Run, m: str) -> str:
+    v = [np.nan if x is None else x for x in _randomisation(r, m)["spearman_abs"]["mean"][1:]]
+    return fmt(float(np.nanmean(v)))
+
+
+def _permuted_maps(r: Run, m: str) -> str:
+    q = r.quality(m).get("label_randomisation")
+    if not q:
+        raise Missing(f"label randomisation of {m}")
+    return " / ".join(fmt(q[k]["mean"]) for k in ("spearman_abs", "spearman", "ssim"))
+
+
+def _permuted_model(r: Run, key: str) -> str:
+    p = r.settings().get("permuted_model")
+    if not p or p.get(key) is None:
+        raise Missing(f"permuted_model {key}")
+    return pct(p[key]) if key == "train_accuracy" else str(p[key])
 
 
 def _stat_pm(r: Run, m: str, key: str, digits: int) -> str:
@@ -424,6 +405,193 @@ def _stat_pct(r: Run, m: str, key: str) -> str:
 
 def _completeness(r: Run, m: str) -> str:
     return _stat_pm(r, m, "completeness", 3) if m == "integrated_gradients" else "–"
+
+
+def _probe_cell(r: Run, layer: str, what: str) -> str:
+    p = r.json("probe/probe.json")
+    if layer not in p["probe"]:
+        raise Missing(f"probe layer {layer}")
+    if what == "technique":
+        t = p["technique_probe"][layer]
+        return f"{fmt(t['trained'])} / {fmt(t['untrained_mean'])}"
+    d = p["probe"][layer][what]
+    return f"{fmt(d['trained_r2'])} / {fmt(d['untrained_r2_mean'])}"
+
+
+def _probe_input(r: Run, what: str) -> str:
+    import h5py
+    key = "technique/input/balanced_accuracy" if what == "technique" else f"probe/input/{what}/r2"
+    with h5py.File(r.file("probe/probe.h5"), "r") as f:
+        if key not in f:
+            raise Missing(f"probe.h5 {key}")
+        return fmt(float(f[key][0]))
+
+
+def _probe_untrained_f0(r: Run) -> str:
+    p = r.json("probe/probe.json")["probe"]
+    v = [p[layer]["log2_f0"]["untrained_r2_mean"] for layer in ("conv0", "conv1", "conv2")]
+    return f"{fmt(min(v))}–{fmt(max(v))}"
+
+
+def _probe_level(r: Run) -> str:
+    p = r.json("probe/probe.json")
+    return fmt(max(p["probe"][layer]["rms_db"]["trained_r2"] for layer in p["layers"]))
+
+
+# --------------------------------------------------------------------------------------------- the tables
+
+#: README row title of each method in the methods table
+METHOD_ROWS = {"epsilon": "LRP-0 / LRP-ε", "epsilon_plus": "LRP-[ε,z+]", "epsilon_conv_zplus_dense": "LRP-[z+,ε]",
+               "epsilon_alpha2_beta1": "LRP-[ε,α2β1]", "gradient": "gradient", "gradient_x_input": "gradient × input",
+               "integrated_gradients": "Integrated Gradients", "smoothgrad": "SmoothGrad", "deconvnet": "DeconvNet",
+               "guided_backprop": "Guided Backprop", "occlusion": "occlusion"}
+#: README column titles of LRP-ε and LRP-[ε,z+] (this run) in the relevance table
+LRP = {"epsilon": "LRP-ε, `make demo`", "epsilon_plus": "LRP-[ε,z+], `make demo`"}
+#: README row title of each map of the ground-truth table (methods, then controls)
+GT_ROWS = {"epsilon": "LRP-ε", "epsilon_plus": "LRP-[ε,z+]", "epsilon_alpha2_beta1": "LRP-[ε,α2β1]",
+           "gradient_x_input": "gradient × input", "integrated_gradients": "Integrated Gradients",
+           "constant": "control: constant map", "class_prior": "control: class prior", "input": "control: input",
+           "standardised_input": "control: standardised input", "random": "control: random map"}
+#: rows of the per-class tracking table
+TRACK_ROWS = {"epsilon": "LRP-ε", "epsilon_plus": "LRP-[ε,z+]", "gradient_x_input": "gradient × input",
+              "input": "control: input", "standardised_input": "control: standardised input"}
+#: rows of the deletion table and of the randomisation table
+DELETION_ROWS = {"epsilon": "LRP-ε", "epsilon_plus": "LRP-[ε,z+]", "gradient": "gradient",
+                 "gradient_x_input": "gradient × input", "integrated_gradients": "Integrated Gradients",
+                 "occlusion": "occlusion"}
+RANDOMISATION_ROWS = {"epsilon": "LRP-ε", "epsilon_plus": "LRP-[ε,z+]", "epsilon_conv_zplus_dense": "LRP-[z+,ε]",
+                      "gradient": "gradient", "gradient_x_input": "gradient × input"}
+#: the README's name of each deletion baseline
+BASELINE_NAMES = {"training_mean": "training mean", "zero": "zero", "shuffle": "shuffle"}
+#: the classes the README's tables name (the demo's corpus)
+CLASSES = ("vibrato", "trill", "tremolo", "bisbigliando", "flatterzunge")
+
+TABLE1 = "Table 1, per-class accuracy"
+RELEVANCE = "Relevance of the S1+S2 model"
+GROUND_TRUTH = "Localisation against controls"
+TRACKING = "(ρ, one-sided permutation p)"
+DELETION = "Deletion (40 test notes"
+RANDOMISATION = "Randomisation as published"
+METHODS = "Other attribution methods on the same model"
+PROBE = "The `probe` stage of `make demo`"
+
+
+def _intro() -> List[Number]:
+    return [
+        Number("notes synthesised", Prose(r"`make demo` synthesises ([\d,]+) (?:studio )?notes"),
+               lambda r: thousands(r.n_notes())),
+        Number("demo wall time", Prose(r"`results/demo/report.md`: (\d+ min \d+ s)"),
+               lambda r: minutes(r.json("timings.json")["total"]), timing=True),
+        Number("synthesis seconds", Prose(r"synthesis (\d+) s, extraction"), lambda r: f"{_timing(r, 'data'):.0f}",
+               timing=True),
+        Number("extraction seconds", Prose(r"synthesis \d+ s, extraction (\d+) s"),
+               lambda r: f"{_timing(r, 'extract'):.0f}", timing=True),
+        Number("training seconds", Prose(r"extraction \d+ s, training (\d+) s"),
+               lambda r: f"{_timing(r, 'train_s1', 'train_s1s2'):.0f}", timing=True),
+        Number("seconds after training", Prose(r"training \d+ s, and (\d+) s for"),
+               lambda r: f"{_after_training(r):.0f}", timing=True),
+        Number("after training / before (%)", Prose(r"— (\d+) % of the time of the stages before them"),
+               _after_over_core, timing=True),
+    ]
+
+
+def _results() -> List[Number]:
+    out = [
+        Number("test notes", Prose(r"The test split has (\d+) notes"), lambda r: str(sum(_counts(r).values()))),
+        Number("test notes per class", Prose(r"The test split has \d+ notes \(([^:]+):"),
+               lambda r: ", ".join(f"{n} {c}" for c, n in _counts(r).items())),
+        Number("one note in points of per-class accuracy", Prose(r"one note is ([\d., and]+) points"), _one_note),
+    ]
+    for model, row in (("s1", "S1, `make demo`"), ("s1s2", "S1+S2, `make demo`")):
+        for cls in (*CLASSES, None):
+            out.append(Number(f"Table 1: {row}, {cls or 'macro'}", Cell(TABLE1, row, cls or "macro"),
+                              partial(_accuracy, model=model, cls=cls)))
+    out += [Number("S1 accuracy on trill (prose)", Prose(r"S1 per-class accuracies \(trill ([\d.]+),"),
+                   partial(_accuracy, model="s1", cls="trill")),
+            Number("S1 accuracy on flatterzunge (prose)", Prose(r"S1 per-class accuracies \(trill [\d.]+, "
+                                                                r"flatterzunge ([\d.]+)\)"),
+                   partial(_accuracy, model="s1", cls="flatterzunge")),
+            Number("LRP-[ε,z+] localisation (prose)", Prose(r"its LRP-\[ε,z\+\] localisation \(([\d.]+ %), below\)"),
+                   partial(_stat_pct, m="epsilon_plus", key="localisation"))]
+    rows = (("kurtosis of local maps", lambda r, m: fmt(_method_stat(r, m, "kurtosis")["mean"], 1)),
+            ("… and its standard deviation", lambda r, m: fmt(_method_stat(r, m, "kurtosis")["std"], 1)),
+            ("relevance on S1", partial(_stat_pct, key="s1_share")),
+            ("top S2 relevance within ±1 octave", partial(_stat_pct, key="localisation")))
+    for row, f in rows:
+        for m, col in LRP.items():
+            out.append(Number(f"relevance table: {row}, {col}", Cell(RELEVANCE, row, col), partial(f, m=m)))
+    return out
+
+
+def _ground_truth() -> List[Number]:
+    out = [Number("constant map's λ2", Prose(r"constant map \(λ2 = ([\d.]+ Hz)"), partial(_prior, key="constant_hz")),
+           Number("class prior's localisation (prose)", Prose(r"true rate for ([\d.]+ %) of the notes"),
+                  partial(_gt_score, method="epsilon_plus", score="localisation", control="class_prior"))]
+    for m, row in GT_ROWS.items():
+        # methods read their own entry; controls are read from LRP-[ε,z+]'s (every test note)
+        who = {"method": m} if m in METHOD_ROWS else {"method": "epsilon_plus", "control": m}
+        for col, score in (("localisation", "localisation"), ("rate-band share", "rate_band_share")):
+            out.append(Number(f"ground truth: {col}, {row}", Cell(GROUND_TRUTH, row, col),
+                              partial(_gt_score, score=score, **who)))
+        out.append(Number(f"ground truth: within-class rate tracking, {row}", Cell(GROUND_TRUTH, row, "within-class"),
+                          partial(_gt_track, **who)))
+        if "control" not in who:
+            out.append(Number(f"ground truth: localisation margin over the strongest control, {row}",
+                              Cell(GROUND_TRUTH, row, "localisation margin"),
+                              partial(_gt_margin, method=m, score="localisation")))
+            out.append(Number(f"ground truth: tracking margin over the strongest control, {row}",
+                              Cell(GROUND_TRUTH, row, "tracking margin"), partial(_gt_track_margin, method=m)))
+    for m, row in TRACK_ROWS.items():
+        who = {"method": m} if m in METHOD_ROWS else {"method": "epsilon_plus", "control": m}
+        for cls in CLASSES:
+            out.append(Number(f"tracking per class: {row}, {cls}", Cell(TRACKING, row, cls),
+                              partial(_gt_track_class, cls=cls, **who)))
+    out += [Number("f0 tracking of LRP-ε (pooled ρ̄)", Prose(r"LRP-ε's peak follows it with ρ̄ ([\d.]+)"),
+                   lambda r: fmt(_tracking(r, "epsilon", "f0_peak", None)["rho"])),
+            Number("f0 tracking of the standardised input (pooled ρ̄)",
+                   Prose(r"standardised input's own peak \(([\d.]+)\)"),
+                   lambda r: fmt(_tracking(r, "epsilon", "f0_peak", "standardised_input")["rho"]))]
+    return out
+
+
+def _deletion_numbers() -> List[Number]:
+    out = [Number("deletion: notes scored", Prose(r"Deletion \((\d+) test notes"),
+                  lambda r: str(r.settings()["n_examples"]))]
+    for m, row in DELETION_ROWS.items():
+        for b, name in BASELINE_NAMES.items():
+            out.append(Number(f"deletion table: {name} AOPC above random, {row}",
+                              Cell(DELETION, row, f"{name}: AOPC − random"), partial(_deletion, m=m, b=b)))
+            out.append(Number(f"deletion table: {name} margin over the strongest control, {row}",
+                              Cell(DELETION, row, f"{name}: margin"), partial(_deletion_margin, m=m, b=b)))
+        out.append(Number(f"deletion table: baselines it passes under, {row}",
+                          Cell(DELETION, row, "passes deletion / insertion under"), partial(_passes_under, m=m)))
+    return out
+
+
+def _randomisation_numbers() -> List[Number]:
+    out = [Number("randomisation: notes", Prose(r"mean over (\d+) notes and \d+ seeds per step"),
+                  lambda r: str(r.settings()["n_randomisation"])),
+           Number("randomisation: seeds per step", Prose(r"mean over \d+ notes and (\d+) seeds per step"),
+                  lambda r: str(_randomisation(r, "epsilon")["n_seeds"])),
+           Number("randomisation: notes of the slow methods", Prose(r"spread likewise; (\d+) for the slow methods"),
+                  lambda r: str(r.settings()["config"]["randomisation_examples_slow"]))]
+    for key, pattern in (("n_training", r"permuted labels of (\d+) training notes"),
+                         ("epochs", r"training notes for (\d+) epochs"),
+                         ("train_accuracy", r"epochs, to ([\d.]+ %) training accuracy")):
+        out.append(Number(f"permuted-label network: {key}", Prose(pattern), partial(_permuted_model, key=key)))
+    out.append(Number("permuted-label network: target", Prose(r"training accuracy on them \(target ([\d.]+ %)\)"),
+                      lambda r: pct(r.settings()["permuted_model"]["settings"]["target_accuracy"], 0)))
+    cols = {"abs ρ, fc2 re-initialised": partial(_rand_step, step="fc2", ci=True),
+            "abs ρ, mean over the cascade": _rand_cascade,
+            "input normalisation only: abs ρ": partial(_rand_step, step="check", ci=True),
+            "… signed ρ": partial(_rand_step, step="check", measure="spearman"),
+            "… SSIM": partial(_rand_step, step="check", measure="ssim"),
+            "every layer random: abs ρ": partial(_rand_step, step="input_bn"),
+            "permuted labels": _permuted_maps}
+    for m, row in RANDOMISATION_ROWS.items():
+        for col, f in cols.items():
+            out.append(Number(f"randomisation table: {col}, {row}", Cell(RANDOMISATION, row, col), partial(f, m=m)))
+    return out
 
 
 def _methods() -> List[Number]:
@@ -441,32 +609,24 @@ def _methods() -> List[Number]:
     return out
 
 
-def _ground_truth() -> List[Number]:
-    out = [Number("constant map's λ2", Prose(r"constant map \(λ2 = ([\d.]+ Hz)"), partial(_prior, key="constant_hz"))]
-    for m, row in GT_ROWS.items():
-        # methods read their own entry; controls are read from LRP-[ε,z+]'s (every test note)
-        who = {"method": m} if m in LRP or m == "gradient_x_input" else {"method": "epsilon_plus", "control": m}
-        for col, score in (("localisation", "localisation"), ("rate-band share", "rate_band_share")):
-            out.append(Number(f"ground truth: {col}, {row}", Cell(GROUND_TRUTH, row, col),
-                              partial(_gt_score, score=score, **who)))
-        out.append(Number(f"ground truth: within-class rate tracking, {row}", Cell(GROUND_TRUTH, row, "within-class"),
-                          partial(_gt_track, **who)))
-        if "control" not in who:
-            out.append(Number(f"ground truth: localisation margin over the strongest control, {row}",
-                              Cell(GROUND_TRUTH, row, "localisation margin"),
-                              partial(_gt_margin, method=m, score="localisation")))
-            out.append(Number(f"ground truth: tracking margin over the strongest control, {row}",
-                              Cell(GROUND_TRUTH, row, "tracking margin"), partial(_gt_track_margin, method=m)))
+def _probe() -> List[Number]:
+    out = []
+    for col, what in (("R² log2 f0", "log2_f0"), ("R² log2 rate", "log2_rate"), ("technique", "technique")):
+        out.append(Number(f"probe table: {col}, model input", Cell(PROBE, "model input", col),
+                          partial(_probe_input, what=what)))
+        for layer in ("conv0", "conv1", "conv2", "fc1"):
+            out.append(Number(f"probe table: {col}, {layer}", Cell(PROBE, layer, col),
+                              partial(_probe_cell, layer=layer, what=what)))
+    out += [Number("probe: untrained networks' R² of log2 f0 up to conv2",
+                   Prose(r"Random networks pass pitch through \(R² ([\d.–]+) up to conv2\)"), _probe_untrained_f0),
+            Number("probe: largest R² of the level", Prose(r"barely decodable \(R² ≤ ([\d.]+) in every layer\)"),
+                   _probe_level)]
     return out
 
 
-def _probe() -> List[Number]:
-    return [Number("probe stage of the run: fc1 R² log2 f0, log2 rate, technique (trained / untrained)",
-                   Prose(r"there fc1 reads ([^)]+)\)"), _probe_fc1)]
-
-
 #: every README number computed from one run's files
-NUMBERS: List[Number] = [*_intro(), *_results(), *_quality(), *_ground_truth(), *_methods(), *_probe()]
+NUMBERS: List[Number] = [*_intro(), *_results(), *_ground_truth(), *_deletion_numbers(), *_randomisation_numbers(),
+                         *_methods(), *_probe()]
 
 #: README numbers from other runs, and the command whose output they are
 OTHER_RUNS: List[OtherRun] = [
@@ -474,7 +634,6 @@ OTHER_RUNS: List[OtherRun] = [
     OtherRun("relevance table (ranges over the same ten models)", "top S2 relevance within ±1 octave of the true rate",
              "experiments/seed_ranges.py"),
     OtherRun("full-size synthetic run", "5,564 notes, about 20 minutes", "scatterxai run --out results/full --scale 1"),
-    OtherRun("probe table (334 test notes)", "| layer | R² log2 f0 |", "scatterxai probe"),
     OtherRun("rate sweeps table", "| rate sweep 4–32 Hz |", "experiments/sweeps_and_auralisation.py"),
     OtherRun("benchmarks table", "| benchmark | last line |", "bench_scattering.py"),
     OtherRun("distributed extraction numbers", "speedup=0.78", "benchmarks/bench_distributed.py"),
@@ -510,11 +669,13 @@ def check(readme: str, values: Sequence[dict], numbers: Sequence[Number] = NUMBE
     Returns
     -------
     dict
-        ``ok``, ``differs`` (label, README text, run text), ``not_in_readme``, ``not_in_run`` (labels), and
+        ``ok``, ``differs`` and ``timing_differs`` (label, README text, run text), ``not_in_readme``,
+        ``not_in_run`` (labels), and
         ``commands_missing`` (other-run labels whose section does not name their command, or whose anchor
         is gone).
     """
-    res = {"ok": [], "differs": [], "not_in_readme": [], "not_in_run": [], "commands_missing": []}
+    res = {"ok": [], "differs": [], "timing_differs": [], "not_in_readme": [], "not_in_run": [],
+           "commands_missing": []}
     for n, v in zip(numbers, values):
         quoted = n.where.find(readme)
         if quoted is None:
@@ -524,10 +685,10 @@ def check(readme: str, values: Sequence[dict], numbers: Sequence[Number] = NUMBE
         elif _norm(quoted) == _norm(v["value"]):
             res["ok"].append(n.label)
         else:
-            res["differs"].append((n.label, quoted, v["value"]))
+            res["timing_differs" if n.timing else "differs"].append((n.label, quoted, v["value"]))
     for o in other_runs:
-        at = readme.find(o.anchor)
-        if at < 0 or o.command not in _section(readme, at):
+        m = re.search(r"\s+".join(map(re.escape, o.anchor.split())), readme)
+        if m is None or o.command not in _section(readme, m.start()):
             res["commands_missing"].append(f"{o.label} (anchor {o.anchor!r}, command {o.command!r})")
     return res
 
@@ -553,13 +714,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         res = check(fh.read(), values)
     for label, quoted, value in res["differs"]:
         print(f"DIFFERS  {label}: README {quoted!r}, run {value!r}")
+    for label, quoted, value in res["timing_differs"]:
+        print(f"timing differs (machine and load; not an error)  {label}: README {quoted!r}, run {value!r}")
     for label in res["not_in_run"]:
         print(f"not in this run  {label}")
     for label in res["not_in_readme"]:
         print(f"not in README  {label}")
     for label in res["commands_missing"]:
         print(f"COMMAND MISSING  {label}")
-    print(f"{len(res['ok'])} numbers as in the run, {len(res['differs'])} differ, {len(res['not_in_readme'])} not "
+    print(f"{len(res['ok'])} numbers as in the run, {len(res['differs'])} differ (and {len(res['timing_differs'])} "
+          f"timings), {len(res['not_in_readme'])} not "
           f"quoted, {len(res['not_in_run'])} not in this run; {len(OTHER_RUNS) - len(res['commands_missing'])} of "
           f"{len(OTHER_RUNS)} other-run numbers name their command")
     return 1 if res["differs"] or res["commands_missing"] else 0
