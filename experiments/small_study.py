@@ -5,8 +5,8 @@ The study of the tests (``tests/user_study.py``: harmonic tones of 3–8 s at 22
 ``am``, frequency-modulated ``fm`` (±3 %) at 4–12 Hz, or steady ``plain``; 24 per class, a meta CSV with
 ``file_name`` and ``label`` only) is extracted three ways:
 
-* ``tiny, first window`` — the tests' transform (N = 2^13, J = 6, T = 2^6: a 0.19 s window, shorter than one
-  period of a 4–12 Hz modulation), each note's first window only (with its 50 ms fade-in);
+* ``tiny, first window`` — the tests' transform (N = 2^13, J = 6, T = 2^6: a 0.19 s window, 0.75 to 2.2
+  periods of a 4–12 Hz modulation), each note's first window only (with its 50 ms fade-in);
 * ``tiny, every window`` — the same transform, ``--segments``: every 0.19 s window of every note is a row
   (~2,250 rows; the windows of one note share its fold);
 * ``paper`` — the default transform (N = 2^18: 5.9 s), first window.
@@ -25,8 +25,9 @@ Usage::
 
     python experiments/small_study.py [--out results/small_study] [--threads 1] [--skip-segments]
 
-About 30 minutes on one idle core (the every-window rows take most of it; ``--skip-segments`` leaves them
-out).  Everything goes to ``--out``; finished extractions are reused.
+About 13 minutes on one core (measured with other jobs running; the every-window rows take most of it,
+``--skip-segments`` leaves them out: about 5 minutes).  Everything goes to ``--out``; finished extractions
+are reused.
 """
 
 import argparse

@@ -211,7 +211,7 @@ def _add_training_options(s) -> None:
     """Options of the network and its training (train, run)."""
     g = s.add_argument_group("network and training (see the README, 'Small studies' and 'Fine-tuning')")
     g.add_argument("--arch", choices=("paper", "small"), default=None,
-                   help="network preset: the paper's (2.07 M parameters on S1+S2; default) or a small one (33 K) "
+                   help="network preset: the paper's (2.07 M parameters on S1+S2; default) or a small one (34 K) "
                         "for studies of tens to hundreds of notes")
     g.add_argument("--dropout", type=_dropout, default=None, help="dropout before the dense layers (default 0.5)")
     g.add_argument("--weight-decay", type=_weight_decay, default=None, help="AdamW weight decay (default 0.1)")

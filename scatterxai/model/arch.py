@@ -8,8 +8,8 @@ way; only the widths, kernel sizes, hidden units and dropout differ.
 * ``"paper"`` — c_ref = C_in // 4; C0, C1, C2 = c_ref // 2, c_ref, 2·c_ref; kernels 7, 5, 3; 64 hidden
   units; dropout 0.5 (companion code): 2.07 M parameters on S1+S2 (C_in = 1,200), sized for SOL-PMT's
   thousands of notes.
-* ``"small"`` — C0, C1, C2 = 8, 16, 32; kernels 3, 3, 3; 32 hidden units; dropout 0.5: 33 K parameters on
-  S1+S2 (29 K of them in the first convolution, which must read every scattering path), 3 K on S1.  Meant
+* ``"small"`` — C0, C1, C2 = 8, 16, 32; kernels 3, 3, 3; 32 hidden units; dropout 0.5: 34 K parameters on
+  S1+S2 (29 K of them in the first convolution, which must read every scattering path), 5 K on S1.  Meant
   for studies of tens to a few hundred notes, where the paper's network fits the training notes in one
   epoch (see the README, "Small studies").
 """
