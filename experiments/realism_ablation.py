@@ -122,6 +122,16 @@ def _cells(counts):
     return " · ".join("–" if k not in counts else f"{counts[k][0]}/{counts[k][1]}" for k in CONDITIONS)
 
 
+def label(name):
+    """A condition as the reader thinks of it: "all", "none", "all − room" (several missing: "a + b")."""
+    from scatterxai.task import REALISM_FACTORS
+    present = set(name.split("+"))
+    missing = [f for f in REALISM_FACTORS if f not in present]
+    if name in ("all", "none") or len(missing) > len(REALISM_FACTORS) // 2:
+        return name
+    return "all − " + ", ".join(missing)
+
+
 def table(rows, args):
     from scatterxai.explain.base import method_title
     method = method_title(args.methods.split(",")[0])
@@ -132,7 +142,7 @@ def table(rows, args):
              f"| corpus | synthetic test macro | classified | localised, {method} | localised, class-prior "
              f"control |", "|---|---:|---:|---:|---:|"]
     for name, macro, acc, loc, prior in rows:
-        lines.append(f"| {name} | {100 * macro:.1f} % | {_cells(acc)} | {_cells(loc)} | {_cells(prior)} |")
+        lines.append(f"| {label(name)} | {100 * macro:.1f} % | {_cells(acc)} | {_cells(loc)} | {_cells(prior)} |")
     return "\n".join(lines) + "\n"
 
 
