@@ -7,6 +7,9 @@ extracts its scattering, trains the S1+S2 network (seed 0), evaluates it on the 
 runs ``experiments/real_transfer.py`` on a folder of real recordings: accuracy on the first window of each
 file, on whole files (consecutive windows, mean probabilities) and on 1.5-s excerpts from 1.0 s, and the
 localisation of the top S2 relevance (within ±1 octave of the manifest's rate) of each attribution method.
+The table gives the first of ``--methods`` (default LRP-[ε,z+]) beside the class-prior control (the median
+training rate of the predicted class: what the prediction alone localises); each condition's
+``transfer/transfer.md`` has every method.
 
 Every condition lives in ``OUT/<condition>/`` (corpus, features, model, transfer tables) and is reused
 when the script is run again, so an interrupted ablation resumes.  ``OUT/ablation.md`` holds the table.
@@ -88,34 +91,58 @@ def transfer(d, model, args):
         return json.load(f)
 
 
-def summary(result, methods):
-    """(correct, n) per transfer condition and the best method's localisation hits per condition."""
-    acc, loc = {}, {}
-    for cond, r in result["results"].items():
-        acc[cond] = (sum(bool(f["correct"]) for f in r["files"]), len(r["files"]))
-        hits = {m: np.nansum(np.asarray(r["localisation"][m]["hits"], dtype=float))
-                for m in methods if m in r.get("localisation", {})}
-        loc[cond] = max(hits.items(), key=lambda kv: kv[1]) if hits else (None, np.nan)
-    return acc, loc
+PRIOR = "control: class-prior map"
+CONDITIONS = ("whole", "first", "excerpt")
 
 
-def _acc(acc, c):
-    return "–" if c not in acc else f"{acc[c][0]}/{acc[c][1]}"
+def _condition(result, kind):
+    """The transfer condition of ``kind`` (the first excerpt condition for "excerpt"), or None."""
+    return next((c for c in result["results"] if c == kind or (kind == "excerpt" and c.startswith("excerpt"))),
+                None)
 
 
-def _loc(loc, c):
-    return "–" if c not in loc or loc[c][0] is None else f"{loc[c][1]:.0f} ({loc[c][0]})"
+def summary(result, method):
+    """Per condition (whole, first, excerpt): (correct, n) files, and (hits, n scored) of ``method``'s top S2
+    relevance and of the class-prior control."""
+    acc, loc, prior = {}, {}, {}
+    for kind in CONDITIONS:
+        cond = _condition(result, kind)
+        if cond is None:
+            continue
+        r = result["results"][cond]
+        acc[kind] = (sum(bool(f["correct"]) for f in r["files"]), len(r["files"]))
+        for key, into in ((method, loc), (PRIOR, prior)):
+            if key in r.get("localisation", {}):
+                hits = np.asarray(r["localisation"][key]["hits"], dtype=float)
+                into[kind] = (int(np.nansum(hits)), int(np.isfinite(hits).sum()))
+    return acc, loc, prior
+
+
+def _cells(counts):
+    return " · ".join("–" if k not in counts else f"{counts[k][0]}/{counts[k][1]}" for k in CONDITIONS)
+
+
+def label(name):
+    """A condition as the reader thinks of it: "all", "none", "all − room" (several missing: "a + b")."""
+    from scatterxai.task import REALISM_FACTORS
+    present = set(name.split("+"))
+    missing = [f for f in REALISM_FACTORS if f not in present]
+    if name in ("all", "none") or len(missing) > len(REALISM_FACTORS) // 2:
+        return name
+    return "all − " + ", ".join(missing)
 
 
 def table(rows, args):
+    from scatterxai.explain.base import method_title
+    method = method_title(args.methods.split(",")[0])
     lines = [f"Corpus scale {args.scale}, seed 0; scattering: "
-             f"{'proxy 11,025 Hz, N = 2^16' if args.proxy else 'the paper configuration'}; S1+S2 model, seed 0.",
-             "", "| corpus | synthetic test macro | first window | whole file | 1.5-s excerpt | "
-             "localised (first window) | localised (whole) |", "|---|---:|---:|---:|---:|---:|---:|"]
-    for name, macro, acc, loc in rows:
-        excerpt = next((c for c in acc if c.startswith("excerpt")), None)
-        cells = [_acc(acc, c) for c in ("first", "whole", excerpt)] + [_loc(loc, c) for c in ("first", "whole")]
-        lines.append(f"| {name} | {100 * macro:.1f} % | " + " | ".join(cells) + " |")
+             f"{'proxy 11,025 Hz, N = 2^16' if args.proxy else 'the paper configuration'}; S1+S2 model, seed 0.  "
+             f"Cells: whole file · first window · 1.5-s excerpt from 1.0 s; localised: top S2 relevance within "
+             f"±1 octave of the manifest's rate.", "",
+             f"| corpus | synthetic test macro | classified | localised, {method} | localised, class-prior "
+             f"control |", "|---|---:|---:|---:|---:|"]
+    for name, macro, acc, loc, prior in rows:
+        lines.append(f"| {label(name)} | {100 * macro:.1f} % | {_cells(acc)} | {_cells(loc)} | {_cells(prior)} |")
     return "\n".join(lines) + "\n"
 
 
@@ -132,8 +159,8 @@ def main(argv=None):
     rows = []
     for name in names:
         d, model, macro = run_condition(name, args)
-        acc, loc = summary(transfer(d, model, args), methods) if have_audio else ({}, {})
-        rows.append((name, macro, acc, loc))
+        acc, loc, prior = summary(transfer(d, model, args), methods[0]) if have_audio else ({}, {}, {})
+        rows.append((name, macro, acc, loc, prior))
         print(f"{name}: synthetic macro {100 * macro:.1f} %; " + ", ".join(
             f"{c} {a[0]}/{a[1]}" for c, a in acc.items()), flush=True)
     text = table(rows, args)
