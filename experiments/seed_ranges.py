@@ -44,7 +44,7 @@ def one_seed(features: str, out: str, seed: int) -> dict:
         model_dir = os.path.join(out, f"seed{seed}", inp)
         if not os.path.exists(os.path.join(model_dir, "config.json")):
             train_model(features, input=inp, out_dir=model_dir, seed=seed, progress=False)
-        m = evaluate_model(features, model_dir=model_dir, out_dir=os.path.join(model_dir, "eval"))
+        m = evaluate_model(features, model_dir=model_dir, out_dir=os.path.join(out, f"seed{seed}", f"eval_{inp}"))
         result[inp] = {"per_class": [100 * m["per_class_accuracy"][c] for c in m["classes"]],
                        "macro": 100 * m["macro_accuracy"], "classes": list(m["classes"])}
     rel = os.path.join(out, f"seed{seed}", "relevance.h5")
