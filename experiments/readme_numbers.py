@@ -636,7 +636,7 @@ OTHER_RUNS: List[OtherRun] = [
     OtherRun("full-size synthetic run", "5,564 notes, about 20 minutes", "scatterxai run --out results/full --scale 1"),
     OtherRun("rate sweeps table", "| rate sweep 4–32 Hz |", "experiments/sweeps_and_auralisation.py"),
     OtherRun("benchmarks table", "| benchmark | last line |", "bench_scattering.py"),
-    OtherRun("distributed extraction numbers", "speedup=0.78", "benchmarks/bench_distributed.py"),
+    OtherRun("distributed extraction numbers", "speedup=0.63", "benchmarks/bench_distributed.py"),
     OtherRun("small-study table (72 tones)", "| features | training | macro accuracy (%) |",
              "experiments/small_study.py"),
     OtherRun("BatchNorm recalibration numbers (72 tones)", "out-of-fold macro accuracy 52.8 % without",
