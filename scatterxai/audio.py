@@ -335,10 +335,11 @@ MIN_WINDOW_SHARE = 1 / 16
 
 def nothing_to_explain(path: PathLike, x: np.ndarray, window_s: float) -> Optional[str]:
     """A warning when a note has nothing to explain, else None: ``x`` (its prepared window(s)) is silent, or
-    the file holds less than :data:`MIN_WINDOW_SHARE` of the window (then the window is mostly zero padding).
+    the file holds less than :data:`MIN_WINDOW_SHARE` of the window (then most of the window is what the
+    preparation of short inputs filled in — the file's own sound continued, or zeros — not the recording).
 
     A classifier still outputs a class for such input, and attribution methods still a map: both describe
-    the padding, not a note.
+    the filled-in window, not a note.
     """
     if not np.any(np.asarray(x)):
         return f"{path} is silent (every sample is 0): its prediction and relevance describe no signal"
@@ -346,7 +347,8 @@ def nothing_to_explain(path: PathLike, x: np.ndarray, window_s: float) -> Option
     if duration_s < MIN_WINDOW_SHARE * window_s:
         n = int(round(duration_s * sr))
         return (f"{path} holds {n} sample{'s' if n != 1 else ''} ({duration_s:.3g} s) of the model's "
-                f"{window_s:.2f} s window: its prediction and relevance describe mostly zero padding")
+                f"{window_s:.2f} s window: its prediction and relevance describe mostly what the preparation "
+                f"filled in, not the recording")
     return None
 
 

@@ -29,7 +29,7 @@ factor       what it adds (per note, drawn from ``default_rng([seed, index, 2])`
 ``mic``      microphone and channel colouration: low cut 30–160 Hz, high cut 7–20 kHz, a presence
              bump of ±4 dB at 2–8 kHz, a tilt of ±1 dB/octave
 ``timbre``   physically informed timbre: each instrument model exists as 3 individual instruments whose
-             dense body modes (wooden bodies: 60 modes of Q 10–60; bores and bells: 12 modes of Q 5–20)
+             dense body modes (wooden bodies: 100 modes of Q 15–80; bores and bells: 12 modes of Q 5–20)
              colour every note, so that a vibrato's partials sweep across resonances and their amplitudes
              follow the frequency modulation; attack transients (brass lip scoop, bow and tongue
              settling, a stronger noise precursor)
