@@ -506,13 +506,6 @@ def _results() -> List[Number]:
         for cls in (*CLASSES, None):
             out.append(Number(f"Table 1: {row}, {cls or 'macro'}", Cell(TABLE1, row, cls or "macro"),
                               partial(_accuracy, model=model, cls=cls)))
-    out += [Number("S1 accuracy on trill (prose)", Prose(r"S1 per-class accuracies \(trill ([\d.]+),"),
-                   partial(_accuracy, model="s1", cls="trill")),
-            Number("S1 accuracy on flatterzunge (prose)", Prose(r"S1 per-class accuracies \(trill [\d.]+, "
-                                                                r"flatterzunge ([\d.]+)\)"),
-                   partial(_accuracy, model="s1", cls="flatterzunge")),
-            Number("LRP-[ε,z+] localisation (prose)", Prose(r"its LRP-\[ε,z\+\] localisation \(([\d.]+ %), below\)"),
-                   partial(_stat_pct, m="epsilon_plus", key="localisation"))]
     rows = (("kurtosis of local maps", lambda r, m: fmt(_method_stat(r, m, "kurtosis")["mean"], 1)),
             ("… and its standard deviation", lambda r, m: fmt(_method_stat(r, m, "kurtosis")["std"], 1)),
             ("relevance on S1", partial(_stat_pct, key="s1_share")),
