@@ -57,7 +57,7 @@ _seconds = number(float, 0, BOUNDS["seconds"], "a duration in seconds (0: the wh
 _seeds = number(int, 0, BOUNDS["seeds"], "a number of networks")
 _channel = number(int, 0, BOUNDS["channel"], "a channel index")
 _seed = number(int, 0, 2 ** 32 - 1, "an integer seed in [0, 2**32)")
-_folds = number(int, 3, BOUNDS["folds"], "a number of folds (>= 3)")
+_folds = number(int, 3, BOUNDS["folds"], "a number of folds")
 _dropout = number(float, 0, 0.95, "a dropout rate")
 _lr = number(float, 0, 1, "a learning rate", lo_open=True)
 _weight_decay = number(float, 0, 10, "a weight decay")
@@ -74,7 +74,7 @@ def _param_argument(param) -> dict:
     else:
         high = BOUNDS["count"] if param.high is None else param.high
         low = -high if param.low is None else param.low
-        kind = number(float if param.kind == "float" else int, low, high, f"a valid {param.name}",
+        kind = number(float if param.kind == "float" else int, low, high, f"a value of {param.name}",
                       lo_open=param.low_open)
     return {"type": kind, **({"metavar": param.metavar} if param.metavar else {})}
 
