@@ -272,12 +272,11 @@ def explore(run_dir: PathLike, out: Optional[PathLike] = None, config: Optional[
     out = os.path.abspath(out if out is not None else os.path.join(run_dir, "explorer"))
     t0 = time.perf_counter()
     with RelevanceFile(relevance) as rf:
-        root = _audio_root(rf, run_dir, audio_root)
-    inputs = {"run directory": run_dir, "relevance input": relevance, "audio root": root,
-              "comparison": os.path.join(run_dir, "compare"), "quality checks": os.path.join(run_dir, "quality")}
-    with claim_output(out, kind="explorer", inputs=inputs, overwrite=overwrite) as claim, \
-            RelevanceFile(relevance) as rf:
-        summary = _build(claim.tmp, run_dir, rf, config, audio_root, progress)
+        inputs = {"run directory": run_dir, "relevance input": relevance,
+                  "audio root": _audio_root(rf, run_dir, audio_root), "comparison": os.path.join(run_dir, "compare"),
+                  "quality checks": os.path.join(run_dir, "quality")}
+        with claim_output(out, kind="explorer", inputs=inputs, overwrite=overwrite) as claim:
+            summary = _build(claim.tmp, run_dir, rf, config, audio_root, progress)
     seconds = time.perf_counter() - t0
     logger.info("explorer: %d notes, %.1f MB, %.1f s (auralisation %.1f s) → %s", summary["n_notes"],
                 summary["bytes"] / 1e6, seconds, summary["timings"]["auralise"],

@@ -37,7 +37,6 @@ import torch
 from .._util.device import resolve_device
 from .._util.fs import atomic_dir
 from .._util.log import logger
-from .._util.outputs import claim_output
 from .._util.types import Device, PathLike
 from .._util.validate import check_seed
 from ..errors import DataError, ModelError
@@ -49,6 +48,7 @@ from .folds import assign_folds, fold_parts, group_keys
 from .guidance import class_counts, count_warnings, n_recordings
 from .train import (
     TrainConfig,
+    claim_model_dir,
     class_weights,
     fit,
     input_channels,
@@ -163,10 +163,9 @@ def train_crossval(features: Union[PathLike, FeatureFile], *, input: Optional[st
     """
     config = with_epochs(config, max_epochs)
     seed = check_seed("seed", seed)
-    init = None if init is None else as_init(init)
-    inputs = {"features input": features, "pretrained model": None if init is None else init.model_dir}
-    with claim_output(out_dir, kind="model", inputs=inputs, swap=False, overwrite=overwrite) as claim, \
-            torch_threads(threads), open_features(features) as ff:
+    init = as_init(init)
+    with claim_model_dir(out_dir, features, init, overwrite) as claim, torch_threads(threads), \
+            open_features(features) as ff:
         out_dir = claim.path
         dev = resolve_device(device)
         config = config.resolved(n_recordings(ff))

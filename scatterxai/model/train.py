@@ -251,12 +251,18 @@ def train_model(features: Union[PathLike, FeatureFile], *, input: Optional[str],
     if threads is not None:
         threads = check_positive_int("threads", threads)
     init = as_init(init)
-    inputs = {"features input": features, "pretrained model": None if init is None else init.model_dir}
-    with claim_output(out_dir, kind="model", inputs=inputs, swap=False, overwrite=overwrite) as claim, \
-            torch_threads(threads):
+    with claim_model_dir(out_dir, features, init, overwrite) as claim, torch_threads(threads):
         # replaced as a whole by save_model (the output rule: README)
         return _train(features, input=input, out_dir=claim.path, seed=seed, device=device, progress=progress,
                       config=config, permute_labels=bool(permute_labels), arch=arch, init=init)
+
+
+def claim_model_dir(out_dir: PathLike, features: Union[PathLike, FeatureFile], init: Optional[InitSpec],
+                    overwrite: bool) -> contextlib.AbstractContextManager:
+    """The output rule for a model directory (:func:`scatterxai._util.outputs.claim_output`): the features
+    and the pretrained model of ``init`` are its inputs; :func:`save_model` replaces it as a whole."""
+    inputs = {"features input": features, "pretrained model": None if init is None else init.model_dir}
+    return claim_output(out_dir, kind="model", inputs=inputs, swap=False, overwrite=overwrite)
 
 
 def with_epochs(config: Optional[TrainConfig], max_epochs: Optional[int]) -> TrainConfig:
