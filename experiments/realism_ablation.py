@@ -123,13 +123,16 @@ def _cells(counts):
 
 
 def label(name):
-    """A condition as the reader thinks of it: "all", "none", "all − room" (several missing: "a + b")."""
+    """A condition as the reader thinks of it: "all", "none", "all − room" (several missing: "a + b"), with
+    "on 50 % of the notes" for a mixed corpus ("…@0.5")."""
     from scatterxai.task import REALISM_FACTORS
+    name, _, share = name.partition("@")
+    on = f" on {float(share):.0%} of the notes".replace("%", " %") if share else ""
     present = set(name.split("+"))
     missing = [f for f in REALISM_FACTORS if f not in present]
     if name in ("all", "none") or len(missing) > len(REALISM_FACTORS) // 2:
-        return name
-    return "all − " + ", ".join(missing)
+        return name + on
+    return "all − " + ", ".join(missing) + on
 
 
 def table(rows, args):

@@ -41,6 +41,25 @@ def test_parse_realism():
     for bad in ("reverb", "all-reverb", ["room", "echo"]):
         with pytest.raises(ParameterError, match="unknown realism factor"):
             parse_realism(bad)
+    mixed = parse_realism("all-room@0.5")
+    assert mixed.share == 0.5 and mixed.name == "excerpt+legato+vibrato+noise+mic+timbre@0.5"
+    assert parse_realism(mixed.name) == mixed and parse_realism("all@1").name == "all"
+    for bad in ("all@0", "all@1.5", "all@half", "room@"):
+        with pytest.raises(ParameterError, match=r"share after '@'.*\(0, 1\]"):
+            parse_realism(bad)
+
+
+def test_a_mixed_corpus_gives_the_factors_to_a_share_of_the_notes():
+    studio = plan_corpus(scale=0.05, seed=0, realism="none")
+    mixed = plan_corpus(scale=0.05, seed=0, realism="room,noise@0.3")
+    cols = corpus_columns(mixed, seed=0)
+    with_factors = cols["realism"] == "room+noise"
+    assert set(cols["realism"]) == {"none", "room+noise"} and 0.2 < with_factors.mean() < 0.4
+    # the other notes are the studio notes, draw for draw; the share is drawn per note, so it is the same
+    # notes whatever the factors
+    assert all(a == b for a, b, k in zip(studio, mixed, with_factors) if not k)
+    again = corpus_columns(plan_corpus(scale=0.05, seed=0, realism="all@0.3"), seed=0)["realism"] == "all"
+    assert np.array_equal(again, with_factors)
 
 
 def test_realism_off_is_the_studio_note():

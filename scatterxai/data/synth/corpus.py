@@ -213,7 +213,8 @@ def make_note_spec(instrument: str, technique_original: str, *, pitch: Optional[
         Fixes the duration (s, ≥ 1.5) instead of drawing it; the other draws are unchanged.
     realism : str or Realism, optional
         Performance and recording conditions (:mod:`.realism`), drawn from ``default_rng([seed, index, 2])``;
-        None or "none": the note as without them (every draw above unchanged).
+        None or "none": the note as without them (every draw above unchanged).  With a share
+        (``"all-room@0.5"``) the note gets the factors or none, as :meth:`.Realism.for_note` decides.
 
     Returns
     -------
@@ -246,7 +247,7 @@ def make_note_spec(instrument: str, technique_original: str, *, pitch: Optional[
     jitter, drift = rng.uniform(0.03, 0.12), rng.uniform(0.01, 0.03)
     tech_noise_db = rng.uniform(*_TECH_NOISE_DB[technique])
     fm, am, start, ramp, jitter = _technique_draws(rng, technique, variant, inst.excitation, jitter)
-    realism = parse_realism(realism)
+    realism = parse_realism(realism).for_note(seed, index)
     prng = np.random.default_rng([int(seed), int(index), 2]) if realism else None
     if prng is not None:
         drift, fm, start, ramp, duration = performance_overrides(

@@ -75,10 +75,13 @@ class Realism:
     """A set of realism factors (a subset of :data:`REALISM_FACTORS`).
 
     Build with :func:`parse_realism`: ``"all"``, ``"none"``, names joined by ``,`` or ``+``
-    (``"excerpt,room"``), or ``"all-room"`` (every factor but those after ``-``).
+    (``"excerpt,room"``), or ``"all-room"`` (every factor but those after ``-``); a suffix ``@p``
+    (``"all-room@0.5"``) gives the factors to a share ``p`` of the notes (drawn per note, seeded) and leaves
+    the others studio notes: a mixed corpus.
     """
 
     factors: Tuple[str, ...] = ()
+    share: float = 1.0
 
     def __contains__(self, name: str) -> bool:
         return name in self.factors
@@ -88,10 +91,20 @@ class Realism:
 
     @property
     def name(self) -> str:
-        """Canonical text: "none", "all" or the factors joined by "+" in :data:`REALISM_FACTORS` order."""
+        """Canonical text: "none", "all" or the factors joined by "+" in :data:`REALISM_FACTORS` order, then
+        ``@share`` when the factors go to a share of the notes only."""
         if not self.factors:
             return "none"
-        return "all" if len(self.factors) == len(REALISM_FACTORS) else "+".join(self.factors)
+        base = "all" if len(self.factors) == len(REALISM_FACTORS) else "+".join(self.factors)
+        return base if self.share >= 1.0 else f"{base}@{self.share:g}"
+
+    def for_note(self, seed: int, index: int) -> "Realism":
+        """The factors of note ``index`` of a corpus: all of them, or none for the notes outside the share
+        (decided by ``default_rng([seed, index, 5])``, a stream no other draw uses)."""
+        if self.share >= 1.0 or not self.factors:
+            return self
+        keep = np.random.default_rng([int(seed), int(index), 5]).uniform() < self.share
+        return Realism(self.factors) if keep else Realism()
 
 
 RealismLike = Union[None, str, Realism, Iterable[str]]
@@ -104,7 +117,16 @@ def parse_realism(value: RealismLike) -> Realism:
     if value is None:
         return Realism()
     if isinstance(value, str):
-        text = value.strip().lower()
+        text, share = value.strip().lower(), 1.0
+        if "@" in text:
+            text, _, tail = text.partition("@")
+            try:
+                share = float(tail)
+            except ValueError:
+                share = float("nan")
+            if not 0.0 < share <= 1.0:
+                raise ParameterError(f"the share after '@' in realism {value!r} must be a number in (0, 1], "
+                                     f"got {tail!r}")
         minus = ()
         if text.startswith("all-"):
             text, minus = "all", tuple(text[4:].replace("+", ",").split(","))
@@ -113,12 +135,12 @@ def parse_realism(value: RealismLike) -> Realism:
         names = tuple(n for n in names if n not in minus)
         bad = [n for n in names + minus if n not in REALISM_FACTORS]
     else:
-        names = tuple(str(v) for v in value)
+        names, share = tuple(str(v) for v in value), 1.0
         bad = [n for n in names if n not in REALISM_FACTORS]
     if bad:
         raise ParameterError(f"unknown realism factor(s) {bad} in {value!r}; valid: 'all', 'none', "
                              f"'all-<factor>' or names joined by ',' among {list(REALISM_FACTORS)}")
-    return Realism(tuple(f for f in REALISM_FACTORS if f in names))
+    return Realism(tuple(f for f in REALISM_FACTORS if f in names), share)
 
 
 @dataclass(frozen=True)
