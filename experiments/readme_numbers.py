@@ -6,6 +6,7 @@ Usage::
     python experiments/readme_numbers.py --run results/demo                     # each number, labelled
     python experiments/readme_numbers.py --run results/demo --check README.md   # README numbers that differ
     python experiments/readme_numbers.py --run results/demo --json numbers.json
+    python experiments/readme_numbers.py --run results/demo --check README.md --update   # write them in
 
 The script is a table, :data:`NUMBERS`: for each number the README quotes from the run ``make demo``
 writes, *where* it is in the README (a :class:`Cell` of a table, or a :class:`Prose` pattern) and *how* to
@@ -30,7 +31,7 @@ import re
 import sys
 from dataclasses import dataclass
 from functools import partial
-from typing import Callable, List, Optional, Sequence
+from typing import Callable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -141,6 +142,12 @@ class Prose:
         m = re.search(self.pattern, re.sub(r"\s*\n\s*", " ", readme))
         return None if m is None else m.group(1)
 
+    def span(self, readme: str) -> Optional[Tuple[int, int]]:
+        """(start, end) of the quoted text in ``readme`` itself (a space of the pattern matches any run of
+        white space, line breaks included)."""
+        m = re.search(self.pattern.replace(" ", r"\s+"), readme)
+        return None if m is None else m.span(1)
+
     def __str__(self):
         return f"text /{self.pattern}/"
 
@@ -204,6 +211,24 @@ class Cell:
             parts = [p.strip() for p in text.split(" / ")]
             return parts[self.part] if self.part < len(parts) else None
         return text
+
+    def span(self, readme: str) -> Optional[Tuple[int, int]]:
+        """(start, end) of the quoted text in ``readme``: found inside its cell of its row's line."""
+        text = self.find(readme)
+        at = readme.find(self.after)
+        if text is None or at < 0:
+            return None
+        start, _, rows = next(t for t in _tables(readme) if t[0] > at)
+        r = _pick([row[0] for row in rows], self.row)
+        lines = readme[start:].split("\n")
+        line_at = start + sum(len(line) + 1 for line in lines[:r + 2])     # header and rule lines first
+        line = lines[r + 2]
+        bars = [i for i, ch in enumerate(line) if ch == "|" and (i == 0 or line[i - 1] != "\\")]
+        _, header, _ = next(t for t in _tables(readme) if t[0] > at)
+        c = _pick(header, self.col)
+        lo, hi = bars[c], bars[c + 1]
+        k = line.find(text, lo, hi)
+        return None if k < 0 else (line_at + k, line_at + k + len(text))
 
     def __str__(self):
         return f"table after {self.after!r}, row {self.row!r}, column {self.col!r}" + (
@@ -693,11 +718,30 @@ def check(readme: str, values: Sequence[dict], numbers: Sequence[Number] = NUMBE
     return res
 
 
+def update(readme: str, values: Sequence[dict], numbers: Sequence[Number] = NUMBERS) -> Tuple[str, int]:
+    """The README with each number that differs from the run replaced by the run's text (one at a time, so
+    that every locator sees the text as updated so far); returns (text, how many were replaced)."""
+    done = 0
+    for n, v in zip(numbers, values):
+        quoted = n.where.find(readme)
+        if quoted is None or v["value"] is None or _norm(quoted) == _norm(v["value"]):
+            continue
+        span = n.where.span(readme)
+        if span is None:
+            print(f"cannot place {n.label}: update it by hand", file=sys.stderr)
+            continue
+        readme = readme[:span[0]] + v["value"] + readme[span[1]:]
+        done += 1
+    return readme, done
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--run", required=True, help="a finished run directory (scatterxai run --out DIR)")
     ap.add_argument("--check", metavar="README", help="list README numbers that differ from the run")
     ap.add_argument("--json", metavar="PATH", help="also write the numbers as JSON")
+    ap.add_argument("--update", action="store_true", help="with --check: write the run's numbers into the README "
+                    "where they differ (timings too); other-run numbers are left to their commands")
     args = ap.parse_args(argv)
     if not os.path.isdir(args.run):
         print(f"no run directory {args.run}", file=sys.stderr)
@@ -711,7 +755,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             print(f"{v['label']}: {v['value'] if v['value'] is not None else v['missing']}")
         return 0
     with open(args.check, encoding="utf-8") as fh:
-        res = check(fh.read(), values)
+        readme = fh.read()
+    if args.update:
+        readme, n = update(readme, values)
+        with open(args.check, "w", encoding="utf-8") as fh:
+            fh.write(readme)
+        print(f"{n} numbers written into {args.check}")
+    res = check(readme, values)
     for label, quoted, value in res["differs"]:
         print(f"DIFFERS  {label}: README {quoted!r}, run {value!r}")
     for label, quoted, value in res["timing_differs"]:
