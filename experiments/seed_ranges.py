@@ -10,12 +10,17 @@ seeds of
 
 * per-class and macro test accuracy (%), S1 and S1+S2 (Table 1);
 * the mean and the standard deviation of the kurtosis of the local maps, the S1 share of abs(R) and the
-  localisation score (top S2 relevance within ±1 octave of the true rate), per rule.
+  localisation score (top S2 relevance within ±1 octave of the true rate), per rule;
+* with a folder of real recordings (``--audio``, default ``../shared/real-audio`` when it exists): what
+  ``experiments/real_transfer.py`` measures there for each seed's S1+S2 model — files classified (whole
+  file, first window, 1.5-s excerpt from 1.0 s) and files whose top S2 relevance (LRP-[ε,z+]) lies within
+  ±1 octave of the manifest's rate.  With 24 files one file is 4 points, and the training seed alone moves
+  several: a single seed's transfer numbers say little.
 
 Usage::
 
     python experiments/seed_ranges.py --run results/demo [--seeds 0 1 2 3 4] [--out results/seeds]
-                                      [--threads N]
+                                      [--threads N] [--audio ../shared/real-audio | --audio none]
 
 Everything it writes goes to ``--out`` (models, metrics, relevance files per seed); the run is not
 changed.  Re-running reads the seeds already done.  ``--threads`` sets torch's thread count (default:
@@ -24,8 +29,10 @@ the demo's scale.
 """
 
 import argparse
+import contextlib
 import json
 import os
+import sys
 
 import numpy as np
 
@@ -34,6 +41,30 @@ from scatterxai.io.relevance import RelevanceFile
 from scatterxai.model import evaluate_model, train_model
 
 RULES = ("epsilon", "epsilon_plus")
+HERE = os.path.dirname(os.path.abspath(__file__))
+#: real-transfer conditions of experiments/real_transfer.py, in table order
+TRANSFER = (("whole", "whole file"), ("first", "first window"), ("excerpt 1+1.5", "1.5-s excerpt from 1 s"))
+
+
+def transfer(out: str, seed: int, audio: str) -> dict:
+    """Real-audio accuracy and LRP-[ε,z+] localisation (counts of files) of the seed's S1+S2 model."""
+    dest = os.path.join(out, f"seed{seed}", "transfer")
+    path = os.path.join(dest, "transfer.json")
+    if not os.path.exists(path):
+        sys.path.insert(0, HERE)
+        import real_transfer
+        with open(os.devnull, "w") as quiet, contextlib.redirect_stdout(quiet):   # its tables go to dest
+            real_transfer.main(["--model", os.path.join(out, f"seed{seed}", "s1s2"), "--audio", audio,
+                                "--out", dest, "--methods", "epsilon_plus", "--device", "cpu"])
+    with open(path, encoding="utf-8") as f:
+        results = json.load(f)["results"]
+    counts = {}
+    for cond, _ in TRANSFER:
+        files = results[cond]["files"]
+        hits = np.asarray(results[cond]["localisation"]["epsilon_plus"]["hits"], dtype=float)
+        counts[cond] = {"n": len(files), "correct": sum(bool(f["correct"]) for f in files),
+                        "localised": int(np.nansum(hits))}
+    return counts
 
 
 def one_seed(features: str, out: str, seed: int) -> dict:
@@ -87,6 +118,14 @@ def tables(results: dict) -> str:
                             ("localised", "top S2 relevance within ±1 octave of the true rate (%)", "{:.1f}")):
         lines.append(f"| {label} | " + " | ".join(_range([results[s][r][key] for s in seeds], fmt) for r in RULES)
                      + " |")
+    if all("transfer" in results[s] for s in seeds):
+        n = first["transfer"][TRANSFER[0][0]]["n"]
+        lines += ["", f"| real recordings ({n} files), {span} | " + " | ".join(t for _, t in TRANSFER) + " |",
+                  "|---|" + "---:|" * len(TRANSFER)]
+        for key, label in (("correct", "classified"), ("localised", "top S2 relevance (LRP-[ε,z+]) within ±1 octave")):
+            lines.append(f"| {label} | " + " | ".join(
+                _range([results[s]["transfer"][c][key] for s in seeds], "{:.0f}") + f" / {n}" for c, _ in TRANSFER)
+                + " |")
     return "\n".join(lines)
 
 
@@ -96,7 +135,14 @@ def main(argv=None):
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     p.add_argument("--out", default="results/seeds", help="where the models and relevance files go")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's own)")
+    p.add_argument("--audio", default=os.path.join("..", "shared", "real-audio"),
+                   help="real recordings with manifest.csv for the transfer ranges ('none': skip; skipped with a "
+                        "message when the folder is absent)")
     args = p.parse_args(argv)
+    audio = None if args.audio == "none" else args.audio
+    if audio is not None and not os.path.exists(os.path.join(audio, "manifest.csv")):
+        print(f"no real recordings at {audio} (manifest.csv absent): transfer ranges skipped", flush=True)
+        audio = None
     import torch
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -105,6 +151,8 @@ def main(argv=None):
     results = {}
     for seed in args.seeds:
         results[seed] = one_seed(features, args.out, seed)
+        if audio is not None:
+            results[seed]["transfer"] = transfer(args.out, seed, audio)
         print(f"seed {seed}: S1 {results[seed]['s1']['macro']:.2f} %, S1+S2 {results[seed]['s1s2']['macro']:.2f} %",
               flush=True)
     with open(os.path.join(args.out, "seed_ranges.json"), "w") as f:
