@@ -27,7 +27,7 @@ LAYERS = ("conv0", "conv1", "conv2", "fc1")
 #: it is 93–98 %
 DEFAULT_SCALE = 0.3
 #: performance and recording conditions of the synthetic corpus (:mod:`scatterxai.data.synth.realism`)
-REALISM_FACTORS = ("excerpt", "legato", "vibrato", "room", "noise", "mic", "timbre")
+REALISM_FACTORS = ("excerpt", "legato", "vibrato", "room", "noise", "mic", "timbre", "articulation")
 #: the conditions the corpus (and the demo) uses unless told otherwise: studio notes, as in the paper's task
 #: (README, "Studio notes or performances": with every factor on, the demo's model transfers better to
 #: 1.5-s excerpts of real recordings but worse to whole notes, and its synthetic test accuracy drops)

@@ -35,14 +35,14 @@ def test_parse_realism():
     assert parse_realism("none") == parse_realism(None) == Realism() and not Realism()
     assert parse_realism("room,excerpt").factors == ("excerpt", "room")      # canonical order
     assert parse_realism("room+excerpt").name == "excerpt+room"
-    assert parse_realism("all-room,noise").factors == ("excerpt", "legato", "vibrato", "mic", "timbre")
+    assert parse_realism("all-room,noise").factors == ("excerpt", "legato", "vibrato", "mic", "timbre", "articulation")
     assert parse_realism(["timbre"]).factors == ("timbre",)
     assert parse_realism(parse_realism("all-mic").name) == parse_realism("all-mic")
     for bad in ("reverb", "all-reverb", ["room", "echo"]):
         with pytest.raises(ParameterError, match="unknown realism factor"):
             parse_realism(bad)
     mixed = parse_realism("all-room@0.5")
-    assert mixed.share == 0.5 and mixed.name == "excerpt+legato+vibrato+noise+mic+timbre@0.5"
+    assert mixed.share == 0.5 and mixed.name == "excerpt+legato+vibrato+noise+mic+timbre+articulation@0.5"
     assert parse_realism(mixed.name) == mixed and parse_realism("all@1").name == "all"
     for bad in ("all@0", "all@1.5", "all@half", "room@"):
         with pytest.raises(ParameterError, match=r"share after '@'.*\(0, 1\]"):
@@ -235,3 +235,35 @@ def test_body_modes_turn_vibrato_into_partial_amplitude_modulation():
         plain, body = (dataclasses.replace(make_note_spec(realism=r, **base), am_depth=0.0, fm_depth_st=0.3)
                        for r in ("none", "timbre"))
         assert partial_am(body) > 2 * partial_am(plain)
+
+
+def _am_at_rate(y, t0, t1, rate):
+    """The envelope's component at ``rate`` relative to its mean (Hilbert envelope, 40-Hz low-pass,
+    Hann-windowed spectrum, peak within rate/1.25 … 1.25·rate)."""
+    from scipy.signal import butter, hilbert, sosfiltfilt
+    env = sosfiltfilt(butter(4, 40, fs=SR, output="sos"), np.abs(hilbert(y[int(t0 * SR):int(t1 * SR)])))[::SR // 200]
+    e = env / env.mean() - 1.0
+    w = np.hanning(len(e))
+    spec = np.abs(np.fft.rfft(e * w)) * 2 / w.sum()
+    f = np.fft.rfftfreq(len(e), 1 / 200)
+    return spec[(f > rate / 1.25) & (f < rate * 1.25)].max()
+
+
+@pytest.mark.parametrize("instrument, variant", [("Violin", "tremolo"), ("Flute", "trill-major-second-up"),
+                                                 ("Trumpet-C", "trill-minor-second-up")])
+def test_articulation_deepens_the_amplitude_pattern_and_keeps_every_other_draw(instrument, variant):
+    studio, deep = [], []
+    for index in range(6):
+        a = make_note_spec(instrument, variant, pitch="C4" if instrument != "Violin" else "E4", seed=2,
+                           index=index, duration_s=4.0)
+        b = make_note_spec(instrument, variant, pitch="C4" if instrument != "Violin" else "E4", seed=2,
+                           index=index, duration_s=4.0, realism="articulation")
+        # the same note but for its amplitude depth (moved to the same place of the measured range)
+        assert dataclasses.replace(b, performance=None, am_depth=a.am_depth) == a and b.performance.articulation
+        assert b.am_depth > a.am_depth
+        t0 = a.onset_s + max(a.mod_start_s, 0.0) + 0.5
+        studio.append(_am_at_rate(render_note(a), t0, t0 + 3.0, a.modulation_hz))
+        deep.append(_am_at_rate(render_note(b), t0, t0 + 3.0, a.modulation_hz))
+    assert np.median(deep) > 1.3 * np.median(studio), (studio, deep)
+    cols = corpus_columns([make_note_spec(instrument, variant, seed=2, index=0, realism="articulation")], seed=0)
+    assert cols["realism"][0] == "articulation"

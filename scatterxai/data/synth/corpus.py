@@ -61,6 +61,7 @@ from .realism import (
     Performance,
     RealismLike,
     add_background,
+    articulated_am,
     cut_excerpt,
     draw_performance,
     parse_realism,
@@ -187,7 +188,7 @@ class NoteSpec:
             # the mean rate is exact over the part of the modulated segment that the file holds
             a, b = self.file_span
             p.update(rate_start_s=max(self.mod_start_s, a), rate_end_s=min(self.mod_end_s, b),
-                     rate_trend=self.performance.rate_trend)
+                     rate_trend=self.performance.rate_trend, articulation=self.performance.articulation)
         return p
 
 
@@ -248,6 +249,7 @@ def make_note_spec(instrument: str, technique_original: str, *, pitch: Optional[
     tech_noise_db = rng.uniform(*_TECH_NOISE_DB[technique])
     fm, am, start, ramp, jitter = _technique_draws(rng, technique, variant, inst.excitation, jitter)
     realism = parse_realism(realism).for_note(seed, index)
+    am = articulated_am(realism, technique, am)
     prng = np.random.default_rng([int(seed), int(index), 2]) if realism else None
     if prng is not None:
         drift, fm, start, ramp, duration = performance_overrides(

@@ -8,32 +8,40 @@ seeded per note, recorded per note in ``meta.csv`` (:data:`PERFORMANCE_COLUMNS`)
 for an ablation (:class:`Realism`; ``scatterxai synth --realism``).  With every factor off the corpus is
 rendered exactly as without this module (tested, bit for bit).
 
-============ ===========================================================================================
-factor       what it adds (per note, drawn from ``default_rng([seed, index, 2])``)
-============ ===========================================================================================
-``excerpt``  note durations 0.35–10 s (log-uniform; at least 2.5 modulation cycles sound) instead of
-             2–8 s; about half of the notes are *excerpts* as a user's segmentation cuts them: the file
-             starts inside the note (p = 0.3: no attack) and/or stops before its end (p = 0.3: no
-             release), with a hard cut (p = 0.3) or a 3–40 ms fade, 0.6–6 s long; files stop at 6.25 s
-             (the transform's window is 5.94 s)
-``legato``   a third of the sustained notes are a slurred phrase of 2–4 notes (steps of 1–5 semitones,
-             20–90 ms glides, a small level dip, no re-attack); the technique goes on across the notes
-``vibrato``  natural vibrato: rate drifting (slow log-rate s.d. 4–10 %) with a trend over the note
-             (−10…+15 %), depth from 0.08 to 0.7 semitone drifting (s.d. 30 %) and established after a
-             delay (0.1–0.8 s), shaken after each legato change
-``room``     a room instead of the near-anechoic booth: stochastic impulse response (early reflections,
-             exponentially decaying noise whose decay is faster at high frequencies), RT60 0.2–2.2 s
-             (log-uniform), direct-to-reverberant ratio −3…+15 dB
-``noise``    background noise 12–50 dB below the note (spectrum 1/f^α, α ∈ [0, 2], slow ±2 dB level
-             drift; mains hum at 50 or 60 Hz with harmonics in 30 % of the notes)
-``mic``      microphone and channel colouration: low cut 30–160 Hz, high cut 7–20 kHz, a presence
-             bump of ±4 dB at 2–8 kHz, a tilt of ±1 dB/octave
-``timbre``   physically informed timbre: each instrument model exists as 3 individual instruments whose
-             dense body modes (wooden bodies: 100 modes of Q 15–80; bores and bells: 12 modes of Q 5–20)
-             colour every note, so that a vibrato's partials sweep across resonances and their amplitudes
-             follow the frequency modulation; attack transients (brass lip scoop, bow and tongue
-             settling, a stronger noise precursor)
-============ ===========================================================================================
+================ ===========================================================================================
+factor           what it adds (per note, drawn from ``default_rng([seed, index, 2])``)
+================ ===========================================================================================
+``excerpt``      note durations 0.35–10 s (log-uniform; at least 2.5 modulation cycles sound) instead of
+                 2–8 s; about half of the notes are *excerpts* as a user's segmentation cuts them: the file
+                 starts inside the note (p = 0.3: no attack) and/or stops before its end (p = 0.3: no
+                 release), with a hard cut (p = 0.3) or a 3–40 ms fade, 0.6–6 s long; files stop at 6.25 s
+                 (the transform's window is 5.94 s)
+``legato``       a third of the sustained notes are a slurred phrase of 2–4 notes (steps of 1–5 semitones,
+                 20–90 ms glides, a small level dip, no re-attack); the technique goes on across the notes
+``vibrato``      natural vibrato: rate drifting (slow log-rate s.d. 4–10 %) with a trend over the note
+                 (−10…+15 %), depth from 0.08 to 0.7 semitone drifting (s.d. 30 %) and established after a
+                 delay (0.1–0.8 s), shaken after each legato change
+``room``         a room instead of the near-anechoic booth: stochastic impulse response (early reflections,
+                 exponentially decaying noise whose decay is faster at high frequencies), RT60 0.2–2.2 s
+                 (log-uniform), direct-to-reverberant ratio −3…+15 dB
+``noise``        background noise 12–50 dB below the note (spectrum 1/f^α, α ∈ [0, 2], slow ±2 dB level
+                 drift; mains hum at 50 or 60 Hz with harmonics in 30 % of the notes)
+``mic``          microphone and channel colouration: low cut 30–160 Hz, high cut 7–20 kHz, a presence
+                 bump of ±4 dB at 2–8 kHz, a tilt of ±1 dB/octave
+``timbre``       physically informed timbre: each instrument model exists as 3 individual instruments whose
+                 dense body modes (wooden bodies: 100 modes of Q 15–80; bores and bells: 12 modes of Q 5–20)
+                 colour every note, so that a vibrato's partials sweep across resonances and their amplitudes
+                 follow the frequency modulation; attack transients (brass lip scoop, bow and tongue
+                 settling, a stronger noise precursor)
+``articulation`` the depth of the technique's own amplitude pattern as measured on real notes (the
+                 envelope's component at the modulation rate, relative to its mean: real trills 0.11–0.17,
+                 bowed tremolos 0.29–0.57, flatterzunge 0.02–0.09; the studio corpus has trills at 0.04–0.21,
+                 tremolos at 0.07–0.25): a trill's note changes dip 10–60 % (studio 0–15 %) and its upper note
+                 sits −6…+3 dB from the lower (studio −2…+1.5), its other fingering colours by ±5 dB (±7 for
+                 double trills; studio ±3 and ±5); tremolo strokes 70–99 % deep (studio 30–95 %) with a
+                 6–25 ms rise, a 20–60 ms decay to a sustain of 10–60 % and a 20–60 ms fade at the bow change
+                 (studio 3–12 ms, 20–80 ms, 35–85 %, 6–25 ms); flutter depths from 10 % (studio 30–95 %)
+================ ===========================================================================================
 
 Ground truth stays exact under every factor: ``modulation_hz`` is the mean rate of the pattern over the
 part of the modulated segment that the file holds; ``f0_hz`` is the fundamental of the main note of a
@@ -52,13 +60,13 @@ from scipy import fft as sfft
 
 from ...errors import ParameterError
 from ...task import DEFAULT_REALISM, REALISM_FACTORS
-from .techniques import Controls, box_smooth, smooth_noise
+from .techniques import Controls, box_smooth, remap, smooth_noise
 
 __all__ = ["REALISM_FACTORS", "Realism", "Performance", "PERFORMANCE_COLUMNS", "DEFAULT_REALISM", "parse_realism",
            "draw_duration", "draw_performance", "performance_overrides", "performance_columns", "render_span",
            "performance_controls", "apply_performance", "modes_db", "mic_db", "room_ir", "background", "add_background",
            "cut_excerpt",
-           "legato_pitch", "MAX_FILE_S", "INDIVIDUALS"]
+           "legato_pitch", "MAX_FILE_S", "INDIVIDUALS", "ARTICULATION_AM", "articulated_am"]
 
 #: meta.csv columns written for every note (neutral values where a factor is off)
 PERFORMANCE_COLUMNS = ("realism", "excerpt_start_s", "excerpt_end_s", "legato_notes", "legato_steps",
@@ -98,7 +106,7 @@ class Realism:
         base = "all" if len(self.factors) == len(REALISM_FACTORS) else "+".join(self.factors)
         return base if self.share >= 1.0 else f"{base}@{self.share:g}"
 
-    def for_note(self, seed: int, index: int) -> "Realism":
+    def for_note(self, seed: int, index: int) -> Realism:
         """The factors of note ``index`` of a corpus: all of them, or none for the notes outside the share
         (decided by ``default_rng([seed, index, 5])``, a stream no other draw uses)."""
         if self.share >= 1.0 or not self.factors:
@@ -168,6 +176,7 @@ class Performance:
     hum_db: float = -np.inf
     hum_hz: float = 50.0
     mic: Tuple[float, ...] = ()
+    articulation: bool = False
     individual: int = -1
     attack: Tuple[float, ...] = field(default=())
 
@@ -185,6 +194,18 @@ def draw_duration(rng: np.random.Generator, *, rate_hz: float, delay_s: float) -
     """Note duration (s) of the ``excerpt`` factor: log-uniform 0.35–10 s, at least 2.5 cycles after
     ``delay_s`` (the start of the modulation)."""
     return max(_log_uniform(rng, 0.35, 10.0), delay_s + 2.5 / rate_hz + 0.1)
+
+
+#: ``articulation``: (studio range, measured range) of the amplitude depth ``am_depth`` per technique
+ARTICULATION_AM = {"trill": ((0.0, 0.15), (0.1, 0.6)), "tremolo": ((0.3, 0.95), (0.7, 0.99)),
+                   "flatterzunge": ((0.3, 0.95), (0.1, 0.9))}
+
+
+def articulated_am(realism: Realism, technique: str, am: float) -> float:
+    """The note's ``am_depth`` under ``articulation`` (:data:`ARTICULATION_AM`; unchanged otherwise)."""
+    if "articulation" not in realism or technique not in ARTICULATION_AM:
+        return am
+    return float(remap(am, *ARTICULATION_AM[technique]))
 
 
 def performance_overrides(realism: Realism, rng: np.random.Generator, *, technique: str, rate_hz: float,
@@ -276,7 +297,7 @@ def draw_performance(realism: Realism, rng: np.random.Generator, *, technique: s
         snr_db=float(noise[0]) if on("noise") else np.inf, noise_slope=float(noise[1]),
         hum_db=float(noise[3]) if on("noise") and noise[2] < 0.3 else -np.inf, hum_hz=float(noise[4]),
         mic=tuple(float(m) for m in mic) if on("mic") else (), individual=individual if on("timbre") else -1,
-        attack=tuple(float(a) for a in attack) if on("timbre") else ())
+        attack=tuple(float(a) for a in attack) if on("timbre") else (), articulation=on("articulation"))
 
 
 def _draw_legato(rng, duration_s, excitation):
