@@ -3,7 +3,8 @@
 
 For each corpus condition — every factor on (``all``), every factor off (``none``: the studio corpus), and
 every factor off in turn (``all-<factor>``) — the script synthesises the corpus (``--scale``, seed 0),
-extracts its scattering, trains the S1+S2 network (seed 0), evaluates it on the synthetic test split and
+extracts its scattering, trains the S1+S2 network (seed 0, or each of ``--seeds``: the table then gives
+ranges over the seeds, which move a model by several of 24 files), evaluates it on the synthetic test split and
 runs ``experiments/real_transfer.py`` on a folder of real recordings: accuracy on the first window of each
 file, on whole files (consecutive windows, mean probabilities) and on 1.5-s excerpts from 1.0 s, and the
 localisation of the top S2 relevance (within ±1 octave of the manifest's rate) of each attribution method.
@@ -21,6 +22,7 @@ Usage::
 
     python experiments/realism_ablation.py --out results/ablation [--scale 0.3] [--audio ../shared/real-audio]
         [--conditions all,none,all-excerpt,...] [--proxy] [--methods epsilon_plus,gradient_x_input]
+        [--seeds 0 1 2 3]
 
 Without the real-audio folder the script says so and exits 0 (the synthetic numbers need no recordings:
 ``--synthetic-only`` computes them anyway).
@@ -48,6 +50,8 @@ def parse_args(argv=None):
     p.add_argument("--proxy", action="store_true", help="scatter at 11,025 Hz, N = 2^16 (cheaper)")
     p.add_argument("--synthetic-only", action="store_true", help="no real recordings needed")
     p.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
+    p.add_argument("--seeds", type=int, nargs="+", default=[0],
+                   help="training seeds per condition (same corpus and features); several give ranges")
     return p.parse_args(argv)
 
 
@@ -56,8 +60,8 @@ def config(proxy):
     return sx.ScatteringConfig(sr=11025, N=2 ** 16, J=11, Q=(8, 2), T=2 ** 11) if proxy else sx.PAPER_CONFIG
 
 
-def run_condition(name, args):
-    """Corpus → features → S1+S2 model → synthetic test metrics (reused when present)."""
+def run_condition(name, args, seed=0):
+    """Corpus → features → S1+S2 model (training ``seed``) → synthetic test metrics (reused when present)."""
     from scatterxai.data.synth import synthesize_corpus
     from scatterxai.features import extract_features
     from scatterxai.model import train_model
@@ -69,19 +73,20 @@ def run_condition(name, args):
     feats = os.path.join(d, "features.h5")
     if not os.path.exists(feats):
         extract_features(meta, os.path.join(d, "data", "audio"), feats, config=config(args.proxy), progress=False)
-    model = os.path.join(d, "models", "s1s2")
+    tag = "" if seed == 0 else f"_seed{seed}"
+    model = os.path.join(d, "models", "s1s2" + tag)
     if not os.path.exists(os.path.join(model, "config.json")):
-        train_model(feats, input="s1s2", out_dir=model, seed=0, progress=False)
-    metrics = os.path.join(d, "eval", "metrics.json")
+        train_model(feats, input="s1s2", out_dir=model, seed=seed, progress=False)
+    metrics = os.path.join(d, "eval" + tag, "metrics.json")
     if not os.path.exists(metrics):
-        evaluate_model(feats, model_dir=model, out_dir=os.path.join(d, "eval"))
+        evaluate_model(feats, model_dir=model, out_dir=os.path.dirname(metrics))
     with open(metrics, encoding="utf-8") as f:
         return d, model, json.load(f)["macro_accuracy"]
 
 
-def transfer(d, model, args):
-    """Run real_transfer.py once per condition; returns its transfer.json (reused when present)."""
-    out = os.path.join(d, "transfer")
+def transfer(d, model, args, seed=0):
+    """Run real_transfer.py once per condition and seed; returns its transfer.json (reused when present)."""
+    out = os.path.join(d, "transfer" + ("" if seed == 0 else f"_seed{seed}"))
     path = os.path.join(out, "transfer.json")
     if not os.path.exists(path):
         sys.path.insert(0, HERE)
@@ -119,7 +124,17 @@ def summary(result, method):
 
 
 def _cells(counts):
-    return " · ".join("–" if k not in counts else f"{counts[k][0]}/{counts[k][1]}" for k in CONDITIONS)
+    """"a/n · b/n · c/n"; with several seeds (lists of counts) "a1–a2 · …" over seeds, "/n" once."""
+    def one(k):
+        if k not in counts:
+            return "–"
+        if isinstance(counts[k], list):
+            lo, hi, n = min(c[0] for c in counts[k]), max(c[0] for c in counts[k]), counts[k][0][1]
+            return f"{lo}" if lo == hi else f"{lo}–{hi}"
+        return f"{counts[k][0]}/{counts[k][1]}"
+    text = " · ".join(one(k) for k in CONDITIONS)
+    n = next((c[0][1] for c in counts.values() if isinstance(c, list)), None)
+    return text if n is None else f"{text} (of {n})"
 
 
 def label(name):
@@ -138,14 +153,17 @@ def label(name):
 def table(rows, args):
     from scatterxai.explain.base import method_title
     method = method_title(args.methods.split(",")[0])
+    seeds = "seed 0" if args.seeds == [0] else "training seeds " + ", ".join(map(str, args.seeds)) + " (ranges)"
     lines = [f"Corpus scale {args.scale}, seed 0; scattering: "
-             f"{'proxy 11,025 Hz, N = 2^16' if args.proxy else 'the paper configuration'}; S1+S2 model, seed 0.  "
+             f"{'proxy 11,025 Hz, N = 2^16' if args.proxy else 'the paper configuration'}; S1+S2 model, {seeds}.  "
              f"Cells: whole file · first window · 1.5-s excerpt from 1.0 s; localised: top S2 relevance within "
              f"±1 octave of the manifest's rate.", "",
              f"| corpus | synthetic test macro | classified | localised, {method} | localised, class-prior "
              f"control |", "|---|---:|---:|---:|---:|"]
     for name, macro, acc, loc, prior in rows:
-        lines.append(f"| {label(name)} | {100 * macro:.1f} % | {_cells(acc)} | {_cells(loc)} | {_cells(prior)} |")
+        lo, hi = min(macro), max(macro)
+        m = f"{100 * lo:.1f} %" if f"{100 * lo:.1f}" == f"{100 * hi:.1f}" else f"{100 * lo:.1f}–{100 * hi:.1f} %"
+        lines.append(f"| {label(name)} | {m} | {_cells(acc)} | {_cells(loc)} | {_cells(prior)} |")
     return "\n".join(lines) + "\n"
 
 
@@ -161,11 +179,18 @@ def main(argv=None):
     methods = [m for m in args.methods.split(",") if m]
     rows = []
     for name in names:
-        d, model, macro = run_condition(name, args)
-        acc, loc, prior = summary(transfer(d, model, args), methods[0]) if have_audio else ({}, {}, {})
-        rows.append((name, macro, acc, loc, prior))
-        print(f"{name}: synthetic macro {100 * macro:.1f} %; " + ", ".join(
-            f"{c} {a[0]}/{a[1]}" for c, a in acc.items()), flush=True)
+        macros, per_seed = [], []
+        for seed in args.seeds:
+            d, model, macro = run_condition(name, args, seed)
+            macros.append(macro)
+            per_seed.append(summary(transfer(d, model, args, seed), methods[0]) if have_audio else ({}, {}, {}))
+            print(f"{name}, seed {seed}: synthetic macro {100 * macro:.1f} %; " + ", ".join(
+                f"{c} {a[0]}/{a[1]}" for c, a in per_seed[-1][0].items()), flush=True)
+        if len(args.seeds) == 1:
+            cells = per_seed[0]
+        else:   # counts per seed, as lists
+            cells = tuple({k: [s[i][k] for s in per_seed if k in s[i]] for k in per_seed[0][i]} for i in range(3))
+        rows.append((name, macros, *cells))
     text = table(rows, args)
     with open(os.path.join(args.out, "ablation.md"), "w", encoding="utf-8") as f:
         f.write(text)

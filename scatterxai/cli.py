@@ -117,7 +117,8 @@ def _add_realism(s) -> None:
     s.add_argument("--realism", type=_realism, default=DEFAULT_REALISM, metavar="FACTORS",
                    help=f"performance and recording conditions of the synthetic notes: 'all', 'none' (studio "
                         f"notes), factors joined by ',' or 'all-FACTOR' among {', '.join(REALISM_FACTORS)}; "
-                        f"a suffix '@P' gives them to a share P of the notes only (a mixed corpus)")
+                        f"a suffix '@P' gives them to a share P of the notes only (a mixed corpus); default "
+                        f"{DEFAULT_REALISM}")
 
 
 def _cmd_extract(args):
