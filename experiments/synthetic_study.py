@@ -15,17 +15,15 @@ modulation rate are known:
 
 Numbers to expect (seed 0, measured with this version on 2 CPU cores; README "Results")
 ---------------------------------------------------------------------------------------
-* ``--scale 0.3`` (the default: 1,673 notes, ~10 min with every analysis): seed 0 gives S1+S2 macro
-  accuracy 97.86 % (torch's default two threads here; 97.33 % with one thread) against 49.63 % for S1 alone
-  (the paper, on real SOL-PMT: 98.84 % vs 80.60 %); seeds 0–4 with one or two threads give 91.6–98.1 %
-  for S1+S2.  Kurtosis of the local maps LRP-ε 9.5–14.1, LRP-[ε,z+] 11.2–15.8 over those ten models
-  (sharper, as in the paper: 13.8 ± 8.8 vs 19.2 ± 13.7); S1 receives ~6 % of the relevance; the top S2
-  relevance lies within ±1 octave of the true rate for 67–84 % of the test notes (vibrato, trill,
-  bisbigliando mostly; tremolo 47–67 %, whose misses sit at λ2 ≈ F0 or at harmonics of the stroke rate).
-  ``python experiments/seed_ranges.py --run OUT`` measures such ranges.
-* ``--scale 0.1`` (556 notes, ~2 min for the paper's stages) is too small for the small classes
+* ``--scale 0.3`` (the default: 1,673 notes, ~10 min with every analysis, default ``--realism
+  articulation``): seed 0 gives S1+S2 macro accuracy 96.22 % (torch's default two threads here) against
+  53.59 % for S1 alone (the paper, on real SOL-PMT: 98.84 % vs 80.60 %); seeds 0–4 give 93.3–96.6 % for
+  S1+S2 and 47.2–53.6 % for S1.  LRP-[ε,z+] is sharper than LRP-ε, as in the paper; S1 receives ~5–6 % of
+  the relevance; the top S2 relevance lies within ±1 octave of the true rate for 72–84 % of the test notes.
+  ``python experiments/seed_ranges.py --run OUT`` measures such ranges (the README has them per class).
+* ``--scale 0.1`` (556 notes, ~2 min for the paper's stages; plain studio corpus) is too small for the small classes
   (11 vibrato and 17 bisbigliando training notes): S1+S2 reaches 78–91 % macro accuracy depending on the seed.
-* ``--scale 1`` is the full SOL-PMT size profile (5,564 notes; 19 min on 2 cores for the paper's stages,
+* ``--scale 1`` is the full SOL-PMT size profile (5,564 notes; plain studio corpus, 19 min on 2 cores for the paper's stages,
   mostly extraction, measured before the analysis stages were added): S1 60.92 %, S1+S2 99.11 %; kurtosis
   LRP-ε 10.9 ± 16.6, LRP-[ε,z+] 14.0 ± 16.4; localisation 74.9 % and 79.1 %.
 

@@ -83,7 +83,7 @@ def smooth_noise(rng: Rng, n: int, sr: float, cutoff_hz: float) -> np.ndarray:
     return np.interp(np.arange(n) / step, np.arange(m), coarse)
 
 
-def remap(value, studio: Tuple[float, float], measured: Tuple[float, float]):
+def remap(value: float, studio: Tuple[float, float], measured: Tuple[float, float]) -> float:
     """``value``, drawn uniformly from the ``studio`` range, moved to the same place in the ``measured``
     range: the realism factor ``articulation`` keeps every studio draw (so the note's later draws are
     unchanged) and moves it to the range measured on real notes."""
