@@ -129,7 +129,7 @@ def _cells(counts):
         if k not in counts:
             return "–"
         if isinstance(counts[k], list):
-            lo, hi, n = min(c[0] for c in counts[k]), max(c[0] for c in counts[k]), counts[k][0][1]
+            lo, hi = min(c[0] for c in counts[k]), max(c[0] for c in counts[k])
             return f"{lo}" if lo == hi else f"{lo}–{hi}"
         return f"{counts[k][0]}/{counts[k][1]}"
     text = " · ".join(one(k) for k in CONDITIONS)

@@ -21,11 +21,12 @@ Numbers to expect (seed 0, measured with this version on 2 CPU cores; README "Re
   S1+S2 and 47.2–53.6 % for S1.  LRP-[ε,z+] is sharper than LRP-ε, as in the paper; S1 receives ~5–6 % of
   the relevance; the top S2 relevance lies within ±1 octave of the true rate for 72–84 % of the test notes.
   ``python experiments/seed_ranges.py --run OUT`` measures such ranges (the README has them per class).
-* ``--scale 0.1`` (556 notes, ~2 min for the paper's stages; plain studio corpus) is too small for the small classes
-  (11 vibrato and 17 bisbigliando training notes): S1+S2 reaches 78–91 % macro accuracy depending on the seed.
-* ``--scale 1`` is the full SOL-PMT size profile (5,564 notes; plain studio corpus, 19 min on 2 cores for the paper's stages,
-  mostly extraction, measured before the analysis stages were added): S1 60.92 %, S1+S2 99.11 %; kurtosis
-  LRP-ε 10.9 ± 16.6, LRP-[ε,z+] 14.0 ± 16.4; localisation 74.9 % and 79.1 %.
+* ``--scale 0.1`` (556 notes, ~2 min for the paper's stages; plain studio corpus) is too small for the small
+  classes (11 vibrato and 17 bisbigliando training notes): S1+S2 reaches 78–91 % macro accuracy depending on
+  the seed.
+* ``--scale 1`` is the full SOL-PMT size profile (5,564 notes; plain studio corpus, 19 min on 2 cores for the
+  paper's stages, mostly extraction, measured before the analysis stages were added): S1 60.92 %, S1+S2
+  99.11 %; kurtosis LRP-ε 10.9 ± 16.6, LRP-[ε,z+] 14.0 ± 16.4; localisation 74.9 % and 79.1 %.
 
 Usage::
 

@@ -25,7 +25,7 @@ from scatterxai.data.synth.corpus import (
     write_note,
 )
 from scatterxai.data.synth.instruments import INSTRUMENTS, MUTES, parse_instrument
-from scatterxai.data.synth.realism import PERFORMANCE_COLUMNS
+from scatterxai.data.synth.realism import DEFAULT_REALISM, PERFORMANCE_COLUMNS
 from scatterxai.errors import DataError, ParameterError
 from scatterxai.task import CLASSES
 
@@ -333,7 +333,9 @@ def test_same_seed_same_bytes_and_notes_independent_of_each_other(tmp_path):
     other = plan_corpus(scale=0.1, seed=5, realism="all")[100]
     assert other.modulation_hz != spec.modulation_hz
     assert spec.performance is not None   # every realism factor on
-    assert plan_corpus(scale=0.1, seed=4)[100].performance is None   # the default corpus: studio notes
+    default = plan_corpus(scale=0.1, seed=4)[100]      # the default corpus: studio notes with articulation
+    assert default.performance.realism == DEFAULT_REALISM == "articulation" and default.performance.articulation
+    assert plan_corpus(scale=0.1, seed=4, realism="none")[100].performance is None
     a = write_note(spec, tmp_path / "a.wav")
     b = write_note(spec, tmp_path / "b.wav")
     with open(a, "rb") as fa, open(b, "rb") as fb:
