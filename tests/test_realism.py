@@ -267,3 +267,11 @@ def test_articulation_deepens_the_amplitude_pattern_and_keeps_every_other_draw(i
     assert np.median(deep) > 1.3 * np.median(studio), (studio, deep)
     cols = corpus_columns([make_note_spec(instrument, variant, seed=2, index=0, realism="articulation")], seed=0)
     assert cols["realism"][0] == "articulation"
+
+
+def test_articulation_leaves_the_other_techniques_alone():
+    for instrument, variant in (("Oboe", "vibrato"), ("Harp", "bisbigliando"), ("Alto-Sax", "bisbigliando")):
+        a = make_note_spec(instrument, variant, seed=4, index=1, duration_s=2.0)
+        b = make_note_spec(instrument, variant, seed=4, index=1, duration_s=2.0, realism="articulation")
+        assert dataclasses.replace(b, performance=None) == a
+        np.testing.assert_array_equal(render_note(a), render_note(b))
