@@ -127,3 +127,16 @@ def test_main_exit_status(run, tmp_path, capsys):
     assert ("DIFFERS  deletion table: training mean AOPC above random, LRP-ε: README '9.2 ± 0.6', run '9.15 ± 0.59'"
             in capsys.readouterr().out)
     assert rn.main(["--run", str(tmp_path / "nope")]) == 2
+
+
+def test_update_writes_the_run_numbers_in_place(run):
+    numbers = _numbers("deletion table", "synthesis", "extraction", "demo wall time", "seconds after")
+    values = rn.compute(run, numbers)
+    stale = (README.replace("9.15 ± 0.59", "9.2 ± 0.6").replace("−1.37 [−2.72, −0.12]", "−1.4 [−2.7, −0.1]")
+             .replace("9 min 43 s", "9 min 50 s"))
+    # a prose number whose pattern spans a line break, and table cells in two rows
+    stale = stale.replace("synthesis 108 s", "synthesis 99 s")
+    text, n = rn.update(stale, values, numbers)
+    assert n == 4 and text == README
+    assert rn.check(text, values, numbers)["differs"] == []
+    assert rn.update(README, values, numbers) == (README, 0)
