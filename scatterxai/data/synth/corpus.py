@@ -61,7 +61,6 @@ from .realism import (
     Performance,
     RealismLike,
     add_background,
-    articulated_am,
     cut_excerpt,
     draw_performance,
     parse_realism,
@@ -71,6 +70,7 @@ from .realism import (
 )
 from .render import SR, body_and_room, finish, render_plucked, render_sustained
 from .streams import STREAM_MODES, SplitStreams, substream
+from .techniques import ranged
 
 __all__ = ["NoteSpec", "VARIANTS", "GROUND_TRUTH_COLUMNS", "PROFILE_CSV", "SYNTH_VERSION", "DEFAULT_SCALE",
            "make_note_spec", "render_note", "write_note", "plan_corpus", "corpus_columns", "synthesize_corpus",
@@ -247,9 +247,9 @@ def make_note_spec(instrument: str, technique_original: str, *, pitch: Optional[
                          else _RATES[technique]))
     jitter, drift = rng.uniform(0.03, 0.12), rng.uniform(0.01, 0.03)
     tech_noise_db = rng.uniform(*_TECH_NOISE_DB[technique])
-    fm, am, start, ramp, jitter = _technique_draws(rng, technique, variant, inst.excitation, jitter)
     realism = parse_realism(realism).for_note(seed, index)
-    am = articulated_am(realism, technique, am)
+    fm, am, start, ramp, jitter = _technique_draws(rng, technique, variant, inst.excitation, jitter,
+                                                   articulated="articulation" in realism)
     prng = np.random.default_rng([int(seed), int(index), 2]) if realism else None
     if prng is not None:
         drift, fm, start, ramp, duration = performance_overrides(
@@ -276,18 +276,20 @@ def make_note_spec(instrument: str, technique_original: str, *, pitch: Optional[
                     tech_noise_db=float(tech_noise_db), source_file=source_file, performance=perf)
 
 
-def _technique_draws(rng, technique, variant, excitation, jitter):
-    """(fm_depth_st, am_depth, mod_start_s, ramp_s, jitter) of a technique, in the corpus' draw order."""
+def _technique_draws(rng, technique, variant, excitation, jitter, *, articulated=False):
+    """(fm_depth_st, am_depth, mod_start_s, ramp_s, jitter) of a technique, in the corpus' draw order.
+    ``articulated`` (realism factor ``articulation``): the amplitude depth of trill, tremolo and flutter
+    moved from the studio range to the one measured on real notes (the same draw, :func:`.techniques.ranged`)."""
     fm, ramp, start = 0.0, 0.02, 0.0
     if technique == "vibrato":
         fm = float(np.exp(rng.uniform(np.log(0.1), np.log(0.45))))
         am = rng.uniform(0.0, 0.12) if excitation == "lip" else rng.uniform(0.03, 0.3)
         start, ramp = rng.uniform(0.05, 0.5), rng.uniform(0.15, 0.5)
     elif technique == "trill":
-        fm, am = variant["interval"], rng.uniform(0.0, 0.15)
+        fm, am = variant["interval"], ranged(rng, (0.0, 0.15), (0.1, 0.6), articulated)
         start = rng.uniform(0.08, 0.4)
     elif technique == "tremolo":
-        am, start = rng.uniform(0.3, 0.95), rng.uniform(0.0, 0.03)
+        am, start = ranged(rng, (0.3, 0.95), (0.7, 0.99), articulated), rng.uniform(0.0, 0.03)
     elif technique == "bisbigliando":
         jitter = rng.uniform(0.05, 0.15)
         if excitation == "plucked":
@@ -295,7 +297,7 @@ def _technique_draws(rng, technique, variant, excitation, jitter):
         else:
             am, fm = rng.uniform(0.3, 0.7), rng.uniform(0.02, 0.08)
     else:  # flatterzunge
-        am, fm = rng.uniform(0.3, 0.95), rng.uniform(0.01, 0.08)
+        am, fm = ranged(rng, (0.3, 0.95), (0.1, 0.9), articulated), rng.uniform(0.01, 0.08)
         start, ramp = rng.uniform(0.0, 0.05), 0.03
     return fm, am, start, ramp, jitter
 

@@ -60,13 +60,13 @@ from scipy import fft as sfft
 
 from ...errors import ParameterError
 from ...task import DEFAULT_REALISM, REALISM_FACTORS
-from .techniques import Controls, box_smooth, remap, smooth_noise
+from .techniques import Controls, box_smooth, smooth_noise
 
 __all__ = ["REALISM_FACTORS", "Realism", "Performance", "PERFORMANCE_COLUMNS", "DEFAULT_REALISM", "parse_realism",
            "draw_duration", "draw_performance", "performance_overrides", "performance_columns", "render_span",
            "performance_controls", "apply_performance", "modes_db", "mic_db", "room_ir", "background", "add_background",
            "cut_excerpt",
-           "legato_pitch", "MAX_FILE_S", "INDIVIDUALS", "ARTICULATION_AM", "articulated_am"]
+           "legato_pitch", "MAX_FILE_S", "INDIVIDUALS"]
 
 #: meta.csv columns written for every note (neutral values where a factor is off)
 PERFORMANCE_COLUMNS = ("realism", "excerpt_start_s", "excerpt_end_s", "legato_notes", "legato_steps",
@@ -194,18 +194,6 @@ def draw_duration(rng: np.random.Generator, *, rate_hz: float, delay_s: float) -
     """Note duration (s) of the ``excerpt`` factor: log-uniform 0.35–10 s, at least 2.5 cycles after
     ``delay_s`` (the start of the modulation)."""
     return max(_log_uniform(rng, 0.35, 10.0), delay_s + 2.5 / rate_hz + 0.1)
-
-
-#: ``articulation``: (studio range, measured range) of the amplitude depth ``am_depth`` per technique
-ARTICULATION_AM = {"trill": ((0.0, 0.15), (0.1, 0.6)), "tremolo": ((0.3, 0.95), (0.7, 0.99)),
-                   "flatterzunge": ((0.3, 0.95), (0.1, 0.9))}
-
-
-def articulated_am(realism: Realism, technique: str, am: float) -> float:
-    """The note's ``am_depth`` under ``articulation`` (:data:`ARTICULATION_AM`; unchanged otherwise)."""
-    if "articulation" not in realism or technique not in ARTICULATION_AM:
-        return am
-    return float(remap(am, *ARTICULATION_AM[technique]))
 
 
 def performance_overrides(realism: Realism, rng: np.random.Generator, *, technique: str, rate_hz: float,

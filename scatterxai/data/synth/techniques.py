@@ -40,7 +40,8 @@ import numpy as np
 if TYPE_CHECKING:
     from .streams import Rng
 
-__all__ = ["Controls", "smooth_noise", "modulator_phase", "presence", "box_smooth", "remap", "technique_controls"]
+__all__ = ["Controls", "smooth_noise", "modulator_phase", "presence", "box_smooth", "remap", "ranged",
+           "technique_controls"]
 
 
 @dataclass
@@ -90,8 +91,8 @@ def remap(value: float, studio: Tuple[float, float], measured: Tuple[float, floa
     return measured[0] + (value - studio[0]) / (studio[1] - studio[0]) * (measured[1] - measured[0])
 
 
-def _ranged(rng, studio, measured, articulated):
-    """A uniform draw from ``studio``, moved to ``measured`` when ``articulated``."""
+def ranged(rng: Rng, studio: Tuple[float, float], measured: Tuple[float, float], articulated: bool) -> float:
+    """A uniform draw from ``studio``, moved to ``measured`` when ``articulated`` (:func:`remap`)."""
     value = rng.uniform(*studio)
     return remap(value, studio, measured) if articulated else value
 
@@ -190,7 +191,7 @@ def _trill(rng, t, phi, mu, p, sr):
     duty = _per_cycle(rng, phi, lambda k: np.clip(rng.normal(rng.uniform(0.42, 0.58), 0.04, k), 0.3, 0.7))
     s = _square(phi, duty, int(rng.uniform(0.006, 0.02) * sr), mu > 0.5)
     change = 4.0 * s * (1.0 - s)  # 1 in the middle of each glide
-    up_gain = 10.0 ** (_ranged(rng, (-2.0, 1.5), (-6.0, 3.0), p.get("articulation", False)) / 20.0)
+    up_gain = 10.0 ** (ranged(rng, (-2.0, 1.5), (-6.0, 3.0), p.get("articulation", False)) / 20.0)
     amp = (1.0 + (up_gain - 1.0) * s) * (1.0 - p["am_depth"] * change)
     return Controls(pitch_st=p["fm_depth_st"] * s, amp=amp, bright=0.3 * change, noise=np.ones(len(t)),
                     alt=s, tech_noise=change)
@@ -204,10 +205,10 @@ def _tremolo(rng, t, phi, mu, p, sr):
     stroke = (1.0 + asym * (np.arange(k) % 2 - 0.5)) * np.exp(rng.normal(0.0, 0.08, k))
     a = stroke[np.clip(np.floor(phi).astype(np.int64), 0, k - 1)]
     art = p.get("articulation", False)
-    rise = _ranged(rng, (0.003, 0.012), (0.006, 0.025), art) * rate          # in cycles
-    fall = _ranged(rng, (0.006, 0.025), (0.02, 0.06), art) * rate
-    decay = _ranged(rng, (0.02, 0.08), (0.02, 0.06), art) * rate
-    sustain = _ranged(rng, (0.35, 0.85), (0.1, 0.6), art)
+    rise = ranged(rng, (0.003, 0.012), (0.006, 0.025), art) * rate          # in cycles
+    fall = ranged(rng, (0.006, 0.025), (0.02, 0.06), art) * rate
+    decay = ranged(rng, (0.02, 0.08), (0.02, 0.06), art) * rate
+    sustain = ranged(rng, (0.35, 0.85), (0.1, 0.6), art)
     floor = 1.0 - p["am_depth"]
     e = (1.0 - np.exp(-u / rise)) * (sustain + (1.0 - sustain) * np.exp(-u / decay)) \
         * (1.0 - np.exp(-(1.0 - u) / fall))
