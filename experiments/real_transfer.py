@@ -277,6 +277,35 @@ def write_outputs(out, results, titles, header, model, methods):
 
 # -------------------------------------------------------------------------------------------------- main
 
+PRIOR = "control: class-prior map"
+#: the kinds of condition :func:`summary` counts, in table order
+CONDITIONS = ("whole", "first", "excerpt")
+
+
+def _condition(result, kind):
+    """The transfer condition of ``kind`` (the first excerpt condition for "excerpt"), or None."""
+    return next((c for c in result["results"] if c == kind or (kind == "excerpt" and c.startswith("excerpt"))),
+                None)
+
+
+def summary(result, method):
+    """Counts of a ``transfer.json`` (as loaded): per kind of condition (whole, first, excerpt — the first
+    excerpt condition), (correct, n) files, and (hits, n scored) of ``method``'s top S2
+    relevance and of the class-prior control."""
+    acc, loc, prior = {}, {}, {}
+    for kind in CONDITIONS:
+        cond = _condition(result, kind)
+        if cond is None:
+            continue
+        r = result["results"][cond]
+        acc[kind] = (sum(bool(f["correct"]) for f in r["files"]), len(r["files"]))
+        for key, into in ((method, loc), (PRIOR, prior)):
+            if key in r.get("localisation", {}):
+                hits = np.asarray(r["localisation"][key]["hits"], dtype=float)
+                into[kind] = (int(np.nansum(hits)), int(np.isfinite(hits).sum()))
+    return acc, loc, prior
+
+
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -33,8 +33,6 @@ import json
 import os
 import sys
 
-import numpy as np
-
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
@@ -84,43 +82,22 @@ def run_condition(name, args, seed=0):
         return d, model, json.load(f)["macro_accuracy"]
 
 
+def _real_transfer():
+    """experiments/real_transfer.py as a module: it runs the transfer and counts its ``transfer.json``."""
+    if HERE not in sys.path:
+        sys.path.insert(0, HERE)
+    import real_transfer
+    return real_transfer
+
+
 def transfer(d, model, args, seed=0):
     """Run real_transfer.py once per condition and seed; returns its transfer.json (reused when present)."""
     out = os.path.join(d, "transfer" + ("" if seed == 0 else f"_seed{seed}"))
     path = os.path.join(out, "transfer.json")
     if not os.path.exists(path):
-        sys.path.insert(0, HERE)
-        import real_transfer
-        real_transfer.main(["--model", model, "--audio", args.audio, "--out", out, "--methods", args.methods])
+        _real_transfer().main(["--model", model, "--audio", args.audio, "--out", out, "--methods", args.methods])
     with open(path, encoding="utf-8") as f:
         return json.load(f)
-
-
-PRIOR = "control: class-prior map"
-CONDITIONS = ("whole", "first", "excerpt")
-
-
-def _condition(result, kind):
-    """The transfer condition of ``kind`` (the first excerpt condition for "excerpt"), or None."""
-    return next((c for c in result["results"] if c == kind or (kind == "excerpt" and c.startswith("excerpt"))),
-                None)
-
-
-def summary(result, method):
-    """Per condition (whole, first, excerpt): (correct, n) files, and (hits, n scored) of ``method``'s top S2
-    relevance and of the class-prior control."""
-    acc, loc, prior = {}, {}, {}
-    for kind in CONDITIONS:
-        cond = _condition(result, kind)
-        if cond is None:
-            continue
-        r = result["results"][cond]
-        acc[kind] = (sum(bool(f["correct"]) for f in r["files"]), len(r["files"]))
-        for key, into in ((method, loc), (PRIOR, prior)):
-            if key in r.get("localisation", {}):
-                hits = np.asarray(r["localisation"][key]["hits"], dtype=float)
-                into[kind] = (int(np.nansum(hits)), int(np.isfinite(hits).sum()))
-    return acc, loc, prior
 
 
 def _cells(counts):
@@ -132,7 +109,7 @@ def _cells(counts):
             lo, hi = min(c[0] for c in counts[k]), max(c[0] for c in counts[k])
             return f"{lo}" if lo == hi else f"{lo}–{hi}"
         return f"{counts[k][0]}/{counts[k][1]}"
-    text = " · ".join(one(k) for k in CONDITIONS)
+    text = " · ".join(one(k) for k in _real_transfer().CONDITIONS)
     n = next((c[0][1] for c in counts.values() if isinstance(c, list)), None)
     return text if n is None else f"{text} (of {n})"
 
@@ -183,7 +160,8 @@ def main(argv=None):
         for seed in args.seeds:
             d, model, macro = run_condition(name, args, seed)
             macros.append(macro)
-            per_seed.append(summary(transfer(d, model, args, seed), methods[0]) if have_audio else ({}, {}, {}))
+            per_seed.append(_real_transfer().summary(transfer(d, model, args, seed), methods[0]) if have_audio
+                            else ({}, {}, {}))
             print(f"{name}, seed {seed}: synthetic macro {100 * macro:.1f} %; " + ", ".join(
                 f"{c} {a[0]}/{a[1]}" for c, a in per_seed[-1][0].items()), flush=True)
         if len(args.seeds) == 1:

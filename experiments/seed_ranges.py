@@ -43,28 +43,23 @@ from scatterxai.model import evaluate_model, train_model
 RULES = ("epsilon", "epsilon_plus")
 HERE = os.path.dirname(os.path.abspath(__file__))
 #: real-transfer conditions of experiments/real_transfer.py, in table order
-TRANSFER = (("whole", "whole file"), ("first", "first window"), ("excerpt 1+1.5", "1.5-s excerpt from 1 s"))
+TRANSFER = (("whole", "whole file"), ("first", "first window"), ("excerpt", "1.5-s excerpt from 1 s"))
 
 
 def transfer(out: str, seed: int, audio: str) -> dict:
     """Real-audio accuracy and LRP-[ε,z+] localisation (counts of files) of the seed's S1+S2 model."""
     dest = os.path.join(out, f"seed{seed}", "transfer")
     path = os.path.join(dest, "transfer.json")
-    if not os.path.exists(path):
+    if HERE not in sys.path:
         sys.path.insert(0, HERE)
-        import real_transfer
+    import real_transfer
+    if not os.path.exists(path):
         with open(os.devnull, "w") as quiet, contextlib.redirect_stdout(quiet):   # its tables go to dest
             real_transfer.main(["--model", os.path.join(out, f"seed{seed}", "s1s2"), "--audio", audio,
                                 "--out", dest, "--methods", "epsilon_plus", "--device", "cpu"])
     with open(path, encoding="utf-8") as f:
-        results = json.load(f)["results"]
-    counts = {}
-    for cond, _ in TRANSFER:
-        files = results[cond]["files"]
-        hits = np.asarray(results[cond]["localisation"]["epsilon_plus"]["hits"], dtype=float)
-        counts[cond] = {"n": len(files), "correct": sum(bool(f["correct"]) for f in files),
-                        "localised": int(np.nansum(hits))}
-    return counts
+        acc, loc, _ = real_transfer.summary(json.load(f), "epsilon_plus")
+    return {kind: {"n": acc[kind][1], "correct": acc[kind][0], "localised": loc[kind][0]} for kind, _ in TRANSFER}
 
 
 def one_seed(features: str, out: str, seed: int) -> dict:
