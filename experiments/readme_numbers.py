@@ -218,14 +218,12 @@ class Cell:
         at = readme.find(self.after)
         if text is None or at < 0:
             return None
-        start, _, rows = next(t for t in _tables(readme) if t[0] > at)
-        r = _pick([row[0] for row in rows], self.row)
+        start, header, rows = next(t for t in _tables(readme) if t[0] > at)
+        r, c = _pick([row[0] for row in rows], self.row), _pick(header, self.col)
         lines = readme[start:].split("\n")
         line_at = start + sum(len(line) + 1 for line in lines[:r + 2])     # header and rule lines first
         line = lines[r + 2]
         bars = [i for i, ch in enumerate(line) if ch == "|" and (i == 0 or line[i - 1] != "\\")]
-        _, header, _ = next(t for t in _tables(readme) if t[0] > at)
-        c = _pick(header, self.col)
         lo, hi = bars[c], bars[c + 1]
         k = line.find(text, lo, hi)
         return None if k < 0 else (line_at + k, line_at + k + len(text))
