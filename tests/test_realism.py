@@ -35,14 +35,15 @@ def test_parse_realism():
     assert parse_realism("none") == parse_realism(None) == Realism() and not Realism()
     assert parse_realism("room,excerpt").factors == ("excerpt", "room")      # canonical order
     assert parse_realism("room+excerpt").name == "excerpt+room"
-    assert parse_realism("all-room,noise").factors == ("excerpt", "legato", "vibrato", "mic", "timbre", "articulation")
+    assert parse_realism("all-room,noise").factors == ("excerpt", "legato", "vibrato", "mic", "timbre", "articulation",
+                                                        "players")
     assert parse_realism(["timbre"]).factors == ("timbre",)
     assert parse_realism(parse_realism("all-mic").name) == parse_realism("all-mic")
     for bad in ("reverb", "all-reverb", ["room", "echo"]):
         with pytest.raises(ParameterError, match="unknown realism factor"):
             parse_realism(bad)
     mixed = parse_realism("all-room@0.5")
-    assert mixed.share == 0.5 and mixed.name == "excerpt+legato+vibrato+noise+mic+timbre+articulation@0.5"
+    assert mixed.share == 0.5 and mixed.name == "excerpt+legato+vibrato+noise+mic+timbre+articulation+players@0.5"
     assert parse_realism(mixed.name) == mixed and parse_realism("all@1").name == "all"
     for bad in ("all@0", "all@1.5", "all@half", "room@"):
         with pytest.raises(ParameterError, match=r"share after '@'.*\(0, 1\]"):
@@ -275,3 +276,30 @@ def test_articulation_leaves_the_other_techniques_alone():
         b = make_note_spec(instrument, variant, seed=4, index=1, duration_s=2.0, realism="articulation")
         assert dataclasses.replace(b, performance=None) == a
         np.testing.assert_array_equal(render_note(a), render_note(b))
+
+
+def test_players_spread_vibrato_over_the_sustained_instruments_and_leave_every_other_note():
+    from scatterxai.data.synth.corpus import VIBRATO_PLAYERS
+    studio = plan_corpus(scale=0.1, seed=0, realism="articulation")
+    played = plan_corpus(scale=0.1, seed=0, realism="articulation,players")
+    assert [s.technique for s in studio] == [s.technique for s in played]       # the profile's class counts
+    assert {s.instrument for s in studio if s.technique == "vibrato"} == {"Bassoon", "Oboe", "Tenor-Trombone"}
+    vib = [s for s in played if s.technique == "vibrato"]
+    assert len({s.instrument for s in vib}) >= 9 and {s.instrument for s in vib} <= set(VIBRATO_PLAYERS)
+    assert "Harp" not in VIBRATO_PLAYERS and {"Violin", "Flute", "Alto-Sax"} <= set(VIBRATO_PLAYERS)
+    for s in vib:   # a pitch within the new instrument's range, a file name of its own
+        from scatterxai.data.notes import note_midi
+        from scatterxai.data.synth.instruments import parse_instrument
+        lo, hi = parse_instrument(s.instrument)[0].midi_range
+        assert lo <= note_midi(s.pitch) <= hi and not s.source_file
+    # every other note is the note without the factor, draw for draw and sample for sample
+    for a, b in zip(studio, played):
+        if a.technique != "vibrato":
+            assert dataclasses.replace(b, performance=None) == dataclasses.replace(a, performance=None)
+    other = [k for k, s in enumerate(studio) if s.technique != "vibrato"][::60]
+    for k in other:
+        np.testing.assert_array_equal(render_note(studio[k]), render_note(played[k]))
+    assert plan_corpus(scale=0.1, seed=0, realism="articulation,players") == played      # seeded
+    cols = corpus_columns(played, seed=0)
+    assert set(cols["realism"]) == {"articulation+players"}
+    assert set(cols["instrument"][cols["modulation technique"] == "vibrato"]) == {s.instrument for s in vib}

@@ -54,7 +54,7 @@ from ...task import CLASSES, DEFAULT_SCALE
 from ..meta import META_COLUMNS, write_meta_csv
 from ..notes import midi_hz, midi_name, note_midi
 from ..split import split_622
-from .instruments import DYNAMICS, parse_instrument
+from .instruments import DYNAMICS, INSTRUMENTS, parse_instrument
 from .profile import PROFILE_CSV, _sol_rows, profile_counts
 from .realism import (
     DEFAULT_REALISM,
@@ -385,9 +385,26 @@ def plan_corpus(*, scale: float = DEFAULT_SCALE, seed: int = 0,
         offset = np.random.default_rng([int(seed), 1_000_003, cell_number]).uniform()
         for j in range(n):
             orig, pitch, dyn, name = cell[int((j + offset) * len(cell) / n) % len(cell)]
-            specs.append(make_note_spec(inst, orig, pitch=pitch, dynamics=dyn, seed=seed, index=len(specs),
+            player, pitch, name = _player(realism, seed, len(specs), VARIANTS[orig]["technique"], inst, pitch, name)
+            specs.append(make_note_spec(player, orig, pitch=pitch, dynamics=dyn, seed=seed, index=len(specs),
                                         source_file=name, realism=realism))
     return specs
+
+
+#: instruments that play a vibrato in performance under the ``players`` factor: every sustained one
+VIBRATO_PLAYERS = tuple(sorted(name for name, i in INSTRUMENTS.items() if i.excitation != "plucked"))
+
+
+def _player(realism, seed, index, technique, instrument, pitch, source_file):
+    """(instrument, pitch, source_file) of note ``index``: the profile's, or with the ``players`` factor, for
+    a vibrato, an instrument drawn uniformly from :data:`VIBRATO_PLAYERS` and a pitch from its range
+    (``default_rng([seed, index, 6])``, a stream no other draw uses; the SOL file is then not imitated)."""
+    if technique != "vibrato" or "players" not in parse_realism(realism).for_note(seed, index):
+        return instrument, pitch, source_file
+    rng = np.random.default_rng([int(seed), int(index), 6])
+    inst = INSTRUMENTS[VIBRATO_PLAYERS[int(rng.integers(len(VIBRATO_PLAYERS)))]]
+    lo, hi = inst.midi_range
+    return inst.name, midi_name(int(rng.integers(lo + 6, hi - 5))), ""
 
 
 def corpus_columns(specs: Sequence[NoteSpec], *, seed: int = 0) -> Dict[str, np.ndarray]:

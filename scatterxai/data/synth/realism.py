@@ -41,6 +41,12 @@ factor           what it adds (per note, drawn from ``default_rng([seed, index, 
                  double trills; studio ±3 and ±5); tremolo strokes 70–99 % deep (studio 30–95 %) with a
                  6–25 ms rise, a 20–60 ms decay to a sustain of 10–60 % and a 20–60 ms fade at the bow change
                  (studio 3–12 ms, 20–80 ms, 35–85 %, 6–25 ms); flutter depths from 10 % (studio 30–95 %)
+``players``      who plays a vibrato: SOL names vibrato a technique only on the instruments whose ordinary
+                 sound has none (bassoon, oboe, tenor trombone, the only vibrato cells of SOL-PMT), while strings,
+                 flutes, saxophones and voices play vibrato as their ordinary sound; each vibrato note is played
+                 by an instrument drawn uniformly from every sustained instrument of the corpus
+                 (:data:`.corpus.VIBRATO_PLAYERS`), at a pitch drawn from its range, from
+                 ``default_rng([seed, index, 6])``; the other techniques keep SOL-PMT's instruments
 ================ ===========================================================================================
 
 Ground truth stays exact under every factor: ``modulation_hz`` is the mean rate of the pattern over the
