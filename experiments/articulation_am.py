@@ -24,6 +24,7 @@ import csv
 import os
 
 import numpy as np
+from real_transfer import DEFAULT_AUDIO  # the script's folder is on sys.path
 
 SR = 44100
 
@@ -67,7 +68,8 @@ def show(name: str, values: dict) -> None:
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--audio", default=os.path.join("..", "shared", "real-audio"))
+    p.add_argument("--audio", default=DEFAULT_AUDIO, help="real recordings with manifest.csv (default "
+                   "$SCATTERXAI_REAL_AUDIO, else ../shared/real-audio beside the repository)")
     p.add_argument("--realism", default="none,articulation", help="realism settings, separated by ','")
     p.add_argument("--scale", type=float, default=0.05, help="corpus scale of the synthetic notes")
     args = p.parse_args(argv)

@@ -39,7 +39,8 @@ import time
 import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-DEFAULT_REAL = os.environ.get("SCATTERXAI_REAL_AUDIO", os.path.join(HERE, "..", "..", "shared", "real-audio"))
+sys.path.insert(0, HERE)
+from real_transfer import DEFAULT_AUDIO as DEFAULT_REAL  # noqa: E402
 
 
 def write_meta(real: str, out: str) -> str:

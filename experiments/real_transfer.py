@@ -68,6 +68,10 @@ import numpy as np
 from scatterxai.explain.base import method_title
 
 REQUIRED_COLUMNS = ("file_name", "technique", "approx_modulation_hz")
+#: where the real recordings are unless ``--audio`` says: ``$SCATTERXAI_REAL_AUDIO``, else ``../shared/real-audio``
+#: beside the repository (found from this file, so the scripts find it from any working directory)
+DEFAULT_AUDIO = os.environ.get("SCATTERXAI_REAL_AUDIO") or os.path.normpath(
+    os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "real-audio"))
 
 
 def read_manifest(audio_dir):
@@ -310,8 +314,8 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", required=True, help="trained model directory (scatterxai train)")
-    p.add_argument("--audio", default=os.path.join("..", "shared", "real-audio"),
-                   help="folder with manifest.csv and the recordings (default ../shared/real-audio)")
+    p.add_argument("--audio", default=DEFAULT_AUDIO, help="folder with manifest.csv and the recordings (default "
+                   "$SCATTERXAI_REAL_AUDIO, else ../shared/real-audio beside the repository)")
     p.add_argument("--out", default=os.path.join("results", "real_transfer"), help="output folder")
     p.add_argument("--features", default=None, help="features file of the model's training notes (for the "
                    "constant and class-prior controls; default: the one recorded in the model's config.json)")

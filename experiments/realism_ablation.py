@@ -41,7 +41,8 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default=os.path.join("results", "ablation"))
-    p.add_argument("--audio", default=os.path.join("..", "shared", "real-audio"))
+    p.add_argument("--audio", default=None, help="real recordings with manifest.csv (default: real_transfer.py's, "
+                   "$SCATTERXAI_REAL_AUDIO or ../shared/real-audio beside the repository)")
     p.add_argument("--scale", type=float, default=0.3)
     p.add_argument("--conditions", default=",".join(["all", "none"] + [f"all-{f}" for f in REALISM_FACTORS]))
     p.add_argument("--methods", default="epsilon_plus,epsilon,gradient_x_input")
@@ -146,6 +147,7 @@ def table(rows, args):
 
 def main(argv=None):
     args = parse_args(argv)
+    args.audio = args.audio or _real_transfer().DEFAULT_AUDIO
     have_audio = os.path.isfile(os.path.join(args.audio, "manifest.csv"))
     if not have_audio and not args.synthetic_only:
         print(f"real-audio folder {os.path.abspath(args.audio)} (with manifest.csv) is absent: nothing to "

@@ -46,13 +46,19 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 TRANSFER = (("whole", "whole file"), ("first", "first window"), ("excerpt", "1.5-s excerpt from 1 s"))
 
 
+def _real_transfer():
+    """experiments/real_transfer.py as a module."""
+    if HERE not in sys.path:
+        sys.path.insert(0, HERE)
+    import real_transfer
+    return real_transfer
+
+
 def transfer(out: str, seed: int, audio: str) -> dict:
     """Real-audio accuracy and LRP-[ε,z+] localisation (counts of files) of the seed's S1+S2 model."""
     dest = os.path.join(out, f"seed{seed}", "transfer")
     path = os.path.join(dest, "transfer.json")
-    if HERE not in sys.path:
-        sys.path.insert(0, HERE)
-    import real_transfer
+    real_transfer = _real_transfer()
     if not os.path.exists(path):
         with open(os.devnull, "w") as quiet, contextlib.redirect_stdout(quiet):   # its tables go to dest
             real_transfer.main(["--model", os.path.join(out, f"seed{seed}", "s1s2"), "--audio", audio,
@@ -130,11 +136,12 @@ def main(argv=None):
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     p.add_argument("--out", default="results/seeds", help="where the models and relevance files go")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's own)")
-    p.add_argument("--audio", default=os.path.join("..", "shared", "real-audio"),
-                   help="real recordings with manifest.csv for the transfer ranges ('none': skip; skipped with a "
-                        "message when the folder is absent)")
+    p.add_argument("--audio", default=None,
+                   help="real recordings with manifest.csv for the transfer ranges (default: real_transfer.py's, "
+                        "$SCATTERXAI_REAL_AUDIO or ../shared/real-audio beside the repository; 'none': skip; "
+                        "skipped with a message when the folder is absent)")
     args = p.parse_args(argv)
-    audio = None if args.audio == "none" else args.audio
+    audio = None if args.audio == "none" else args.audio or _real_transfer().DEFAULT_AUDIO
     if audio is not None and not os.path.exists(os.path.join(audio, "manifest.csv")):
         print(f"no real recordings at {audio} (manifest.csv absent): transfer ranges skipped", flush=True)
         audio = None

@@ -22,6 +22,7 @@ import os
 import sys
 
 import numpy as np
+from real_transfer import DEFAULT_AUDIO  # the script's folder is on sys.path
 
 SR = 44100
 INSTRUMENTS = (("Violin", "D5"), ("Violoncello", "D3"), ("Oboe", "A4"), ("Bassoon", "D3"),
@@ -73,7 +74,8 @@ def synthetic_values(realism):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--audio", default=os.path.join("..", "shared", "real-audio"))
+    p.add_argument("--audio", default=DEFAULT_AUDIO, help="real recordings with manifest.csv (default "
+                   "$SCATTERXAI_REAL_AUDIO, else ../shared/real-audio beside the repository)")
     p.add_argument("--realism", default="none,timbre", help="realism settings, separated by ';' or ','")
     args = p.parse_args(argv)
     if os.path.isfile(os.path.join(args.audio, "manifest.csv")):

@@ -54,6 +54,20 @@ def test_absent_audio_folder_says_so_and_exits_0(tmp_path, capsys):
     assert "absent" in capsys.readouterr().out
 
 
+def test_the_default_folder_does_not_depend_on_the_working_directory(tmp_path):
+    import subprocess
+    here = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir)
+    code = "import real_transfer; print(real_transfer.DEFAULT_AUDIO)"
+    env = {k: v for k, v in os.environ.items() if k != "SCATTERXAI_REAL_AUDIO"}
+    env["PYTHONPATH"] = os.path.join(here, "experiments")
+    printed = [subprocess.run([sys.executable, "-c", code], cwd=cwd, env=env, capture_output=True, text=True,
+                              check=True).stdout.strip() for cwd in (str(tmp_path), here)]
+    assert printed[0] == printed[1] == os.path.normpath(os.path.join(here, os.pardir, "shared", "real-audio"))
+    env["SCATTERXAI_REAL_AUDIO"] = str(tmp_path)
+    assert subprocess.run([sys.executable, "-c", code], cwd=here, env=env, capture_output=True, text=True,
+                          check=True).stdout.strip() == str(tmp_path)
+
+
 def _toy_features(path):
     """Random coefficients scaled by the class (the paper's five names), 20 notes with random rates."""
     from scatterxai.features import write_features
