@@ -77,7 +77,7 @@ __all__ = ["NoteSpec", "VARIANTS", "GROUND_TRUTH_COLUMNS", "PROFILE_CSV", "SYNTH
            "profile_counts"]
 
 #: bumped whenever the synthesis changes the audio of a given (seed, index)
-SYNTH_VERSION = 5
+SYNTH_VERSION = 4
 #: meta.csv columns after the SOL-PMT ones
 GROUND_TRUTH_COLUMNS = ("f0_hz", "modulation_hz", "dynamics", "mute", "pitch", "duration_s", "onset_s",
                         "mod_start_s", "mod_end_s", "modulated_fraction", "fm_depth_st", "am_depth",
