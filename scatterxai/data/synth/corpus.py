@@ -286,7 +286,7 @@ def _technique_draws(rng, technique, variant, excitation, jitter, *, articulated
         am = rng.uniform(0.0, 0.12) if excitation == "lip" else rng.uniform(0.03, 0.3)
         start, ramp = rng.uniform(0.05, 0.5), rng.uniform(0.15, 0.5)
     elif technique == "trill":
-        fm, am = variant["interval"], ranged(rng, (0.0, 0.15), (0.2, 0.9), articulated)
+        fm, am = variant["interval"], ranged(rng, (0.0, 0.15), (0.1, 0.6), articulated)
         start = rng.uniform(0.08, 0.4)
     elif technique == "tremolo":
         am, start = ranged(rng, (0.3, 0.95), (0.7, 0.99), articulated), rng.uniform(0.0, 0.03)

@@ -35,10 +35,8 @@ factor           what it adds (per note, drawn from ``default_rng([seed, index, 
                  settling, a stronger noise precursor)
 ``articulation`` the depth of the technique's own amplitude pattern as measured on real notes (the
                  envelope's component at the modulation rate, relative to its mean: real trills 0.11–0.17,
-                 bowed tremolos 0.29–0.57, flatterzunge 0.02–0.09, and trills at twice their rate, one dip
-                 per note change, 0.15 and 0.49; the studio corpus has trills at 0.04–0.21 (0.02–0.07 at twice
-                 the rate), tremolos at 0.07–0.25): a trill's level dips 20–90 % for 30–90 ms at each note
-                 change (studio 0–15 % during the 6–20 ms pitch glide) and its upper note
+                 bowed tremolos 0.29–0.57, flatterzunge 0.02–0.09; the studio corpus has trills at 0.04–0.21,
+                 tremolos at 0.07–0.25): a trill's note changes dip 10–60 % (studio 0–15 %) and its upper note
                  sits −6…+3 dB from the lower (studio −2…+1.5), its other fingering colours by ±5 dB (±7 for
                  double trills; studio ±3 and ±5); tremolo strokes 70–99 % deep (studio 30–95 %) with a
                  6–25 ms rise, a 20–60 ms decay to a sustain of 10–60 % and a 20–60 ms fade at the bow change

@@ -187,23 +187,12 @@ def _square(phi, duty, glide_samples, gate):
     return np.clip(box_smooth(s, glide_samples), 0.0, 1.0)
 
 
-#: ``articulation``: how long a trill's level dips at each note change (s; the studio dip lasts the pitch glide,
-#: 6–20 ms): real trills' envelopes have as strong a component at twice the rate as at the rate
-_TRILL_DIP_S = (0.03, 0.09)
-
-
 def _trill(rng, t, phi, mu, p, sr):
     duty = _per_cycle(rng, phi, lambda k: np.clip(rng.normal(rng.uniform(0.42, 0.58), 0.04, k), 0.3, 0.7))
-    glide = rng.uniform(0.006, 0.02)
-    s = _square(phi, duty, int(glide * sr), mu > 0.5)
+    s = _square(phi, duty, int(rng.uniform(0.006, 0.02) * sr), mu > 0.5)
     change = 4.0 * s * (1.0 - s)  # 1 in the middle of each glide
-    art = p.get("articulation", False)
-    up_gain = 10.0 ** (ranged(rng, (-2.0, 1.5), (-6.0, 3.0), art) / 20.0)
-    dip = change
-    if art:   # the level dips for as long as the fingers (lips) take to change, not only the pitch glide
-        w = _square(phi, duty, int(remap(glide, (0.006, 0.02), _TRILL_DIP_S) * sr), mu > 0.5)
-        dip = 4.0 * w * (1.0 - w)
-    amp = (1.0 + (up_gain - 1.0) * s) * (1.0 - p["am_depth"] * dip)
+    up_gain = 10.0 ** (ranged(rng, (-2.0, 1.5), (-6.0, 3.0), p.get("articulation", False)) / 20.0)
+    amp = (1.0 + (up_gain - 1.0) * s) * (1.0 - p["am_depth"] * change)
     return Controls(pitch_st=p["fm_depth_st"] * s, amp=amp, bright=0.3 * change, noise=np.ones(len(t)),
                     alt=s, tech_noise=change)
 
