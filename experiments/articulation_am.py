@@ -8,7 +8,8 @@ rate / 1.25 and 1.25 × rate (the modulation rate), as an amplitude: 1 for a sin
 touches zero, 0 for a steady one.  Real recordings: every file of a folder with a ``manifest.csv``
 (``technique``, ``approx_modulation_hz``), at the listed rate.  Synthetic: the notes of
 ``plan_corpus(scale=--scale, seed=0)`` of 3.6 s or longer, at their true rate, per realism setting
-(``--realism``, default ``none,articulation``).  Printed: 10th, 50th and 90th percentile per technique.
+(``--realism``, default ``none,articulation``).  Printed: 10th, 50th and 90th percentile per technique, and
+for trills also at twice the rate ("trill at 2x rate": the level dips at each note change, up and down).
 
 Usage::
 
@@ -47,8 +48,15 @@ def real(audio: str) -> dict:
     with open(os.path.join(audio, "manifest.csv"), newline="", encoding="utf-8") as f:
         for row in csv.DictReader(f):
             y, sr = sf.read(os.path.join(audio, row["file_name"]), always_2d=True)
-            out[row["technique"]].append(am_at_rate(y.mean(axis=1), sr, float(row["approx_modulation_hz"])))
+            measure(out, row["technique"], y.mean(axis=1), sr, float(row["approx_modulation_hz"]))
     return out
+
+
+def measure(out: dict, technique: str, y: np.ndarray, sr: int, rate: float) -> None:
+    """The note's depth at its rate; a trill's also at twice its rate (one level dip per note change)."""
+    out[technique].append(am_at_rate(y, sr, rate))
+    if technique == "trill":
+        out["trill at 2x rate"].append(am_at_rate(y, sr, 2.0 * rate))
 
 
 def synthetic(realism: str, scale: float) -> dict:
@@ -56,14 +64,14 @@ def synthetic(realism: str, scale: float) -> dict:
     out = collections.defaultdict(list)
     for spec in plan_corpus(scale=scale, seed=0, realism=realism):
         if spec.duration_s >= 3.6:
-            out[spec.technique].append(am_at_rate(render_note(spec), SR, spec.modulation_hz))
+            measure(out, spec.technique, render_note(spec), SR, spec.modulation_hz)
     return out
 
 
 def show(name: str, values: dict) -> None:
     for technique, v in sorted(values.items()):
         p10, p50, p90 = np.percentile(v, [10, 50, 90])
-        print(f"{name:28s} {technique:13s} n={len(v):3d}  p10 {p10:.2f}  median {p50:.2f}  p90 {p90:.2f}")
+        print(f"{name:28s} {technique:16s} n={len(v):3d}  p10 {p10:.2f}  median {p50:.2f}  p90 {p90:.2f}")
 
 
 def main(argv=None):
