@@ -279,7 +279,9 @@ def test_articulation_leaves_the_other_techniques_alone():
 
 
 def test_players_spread_vibrato_over_the_sustained_instruments_and_leave_every_other_note():
+    from scatterxai.data.notes import note_midi
     from scatterxai.data.synth.corpus import VIBRATO_PLAYERS
+    from scatterxai.data.synth.instruments import parse_instrument
     studio = plan_corpus(scale=0.1, seed=0, realism="articulation")
     played = plan_corpus(scale=0.1, seed=0, realism="articulation,players")
     assert [s.technique for s in studio] == [s.technique for s in played]       # the profile's class counts
@@ -288,8 +290,6 @@ def test_players_spread_vibrato_over_the_sustained_instruments_and_leave_every_o
     assert len({s.instrument for s in vib}) >= 9 and {s.instrument for s in vib} <= set(VIBRATO_PLAYERS)
     assert "Harp" not in VIBRATO_PLAYERS and {"Violin", "Flute", "Alto-Sax"} <= set(VIBRATO_PLAYERS)
     for s in vib:   # a pitch within the new instrument's range, a file name of its own
-        from scatterxai.data.notes import note_midi
-        from scatterxai.data.synth.instruments import parse_instrument
         lo, hi = parse_instrument(s.instrument)[0].midi_range
         assert lo <= note_midi(s.pitch) <= hi and not s.source_file
     # every other note is the note without the factor, draw for draw and sample for sample
