@@ -33,7 +33,7 @@ import json
 import os
 import sys
 
-HERE = os.path.dirname(os.path.abspath(__file__))
+import real_transfer  # the script's folder is on sys.path
 
 
 def parse_args(argv=None):
@@ -83,20 +83,13 @@ def run_condition(name, args, seed=0):
         return d, model, json.load(f)["macro_accuracy"]
 
 
-def _real_transfer():
-    """experiments/real_transfer.py as a module: it runs the transfer and counts its ``transfer.json``."""
-    if HERE not in sys.path:
-        sys.path.insert(0, HERE)
-    import real_transfer
-    return real_transfer
-
 
 def transfer(d, model, args, seed=0):
     """Run real_transfer.py once per condition and seed; returns its transfer.json (reused when present)."""
     out = os.path.join(d, "transfer" + ("" if seed == 0 else f"_seed{seed}"))
     path = os.path.join(out, "transfer.json")
     if not os.path.exists(path):
-        _real_transfer().main(["--model", model, "--audio", args.audio, "--out", out, "--methods", args.methods])
+        real_transfer.main(["--model", model, "--audio", args.audio, "--out", out, "--methods", args.methods])
     with open(path, encoding="utf-8") as f:
         return json.load(f)
 
@@ -110,7 +103,7 @@ def _cells(counts):
             lo, hi = min(c[0] for c in counts[k]), max(c[0] for c in counts[k])
             return f"{lo}" if lo == hi else f"{lo}–{hi}"
         return f"{counts[k][0]}/{counts[k][1]}"
-    text = " · ".join(one(k) for k in _real_transfer().CONDITIONS)
+    text = " · ".join(one(k) for k in real_transfer.CONDITIONS)
     n = next((c[0][1] for c in counts.values() if isinstance(c, list)), None)
     return text if n is None else f"{text} (of {n})"
 
@@ -147,7 +140,7 @@ def table(rows, args):
 
 def main(argv=None):
     args = parse_args(argv)
-    args.audio = args.audio or _real_transfer().DEFAULT_AUDIO
+    args.audio = args.audio or real_transfer.DEFAULT_AUDIO
     have_audio = os.path.isfile(os.path.join(args.audio, "manifest.csv"))
     if not have_audio and not args.synthetic_only:
         print(f"real-audio folder {os.path.abspath(args.audio)} (with manifest.csv) is absent: nothing to "
@@ -162,7 +155,7 @@ def main(argv=None):
         for seed in args.seeds:
             d, model, macro = run_condition(name, args, seed)
             macros.append(macro)
-            per_seed.append(_real_transfer().summary(transfer(d, model, args, seed), methods[0]) if have_audio
+            per_seed.append(real_transfer.summary(transfer(d, model, args, seed), methods[0]) if have_audio
                             else ({}, {}, {}))
             print(f"{name}, seed {seed}: synthetic macro {100 * macro:.1f} %; " + ", ".join(
                 f"{c} {a[0]}/{a[1]}" for c, a in per_seed[-1][0].items()), flush=True)

@@ -32,33 +32,23 @@ import argparse
 import contextlib
 import json
 import os
-import sys
 
 import numpy as np
+import real_transfer  # the script's folder is on sys.path
 
 from scatterxai.explain import explain
 from scatterxai.io.relevance import RelevanceFile
 from scatterxai.model import evaluate_model, train_model
 
 RULES = ("epsilon", "epsilon_plus")
-HERE = os.path.dirname(os.path.abspath(__file__))
 #: real-transfer conditions of experiments/real_transfer.py, in table order
 TRANSFER = (("whole", "whole file"), ("first", "first window"), ("excerpt", "1.5-s excerpt from 1 s"))
-
-
-def _real_transfer():
-    """experiments/real_transfer.py as a module."""
-    if HERE not in sys.path:
-        sys.path.insert(0, HERE)
-    import real_transfer
-    return real_transfer
 
 
 def transfer(out: str, seed: int, audio: str) -> dict:
     """Real-audio accuracy and LRP-[ε,z+] localisation (counts of files) of the seed's S1+S2 model."""
     dest = os.path.join(out, f"seed{seed}", "transfer")
     path = os.path.join(dest, "transfer.json")
-    real_transfer = _real_transfer()
     if not os.path.exists(path):
         with open(os.devnull, "w") as quiet, contextlib.redirect_stdout(quiet):   # its tables go to dest
             real_transfer.main(["--model", os.path.join(out, f"seed{seed}", "s1s2"), "--audio", audio,
@@ -141,7 +131,7 @@ def main(argv=None):
                         "$SCATTERXAI_REAL_AUDIO or ../shared/real-audio beside the repository; 'none': skip; "
                         "skipped with a message when the folder is absent)")
     args = p.parse_args(argv)
-    audio = None if args.audio == "none" else args.audio or _real_transfer().DEFAULT_AUDIO
+    audio = None if args.audio == "none" else args.audio or real_transfer.DEFAULT_AUDIO
     if audio is not None and not os.path.exists(os.path.join(audio, "manifest.csv")):
         print(f"no real recordings at {audio} (manifest.csv absent): transfer ranges skipped", flush=True)
         audio = None

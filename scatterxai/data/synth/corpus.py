@@ -59,6 +59,7 @@ from .profile import PROFILE_CSV, _sol_rows, profile_counts
 from .realism import (
     DEFAULT_REALISM,
     Performance,
+    Realism,
     RealismLike,
     add_background,
     cut_excerpt,
@@ -375,6 +376,7 @@ def plan_corpus(*, scale: float = DEFAULT_SCALE, seed: int = 0,
     if scale > MAX_SCALE:   # the specs alone grow with the scale: 1e9 would fill any memory
         raise ParameterError(f"scale must be at most {MAX_SCALE:g} (≈ {5564 * MAX_SCALE:,.0f} notes, ~0.5 MB of "
                              f"audio each), got {scale:g}")
+    realism = parse_realism(realism)
     rows = _sol_rows()
     specs = []
     for cell_number, (_, inst, tech, count) in enumerate(profile_counts()):
@@ -395,11 +397,11 @@ def plan_corpus(*, scale: float = DEFAULT_SCALE, seed: int = 0,
 VIBRATO_PLAYERS = tuple(sorted(name for name, i in INSTRUMENTS.items() if i.excitation != "plucked"))
 
 
-def _player(realism, seed, index, technique, instrument, pitch, source_file):
+def _player(realism: Realism, seed, index, technique, instrument, pitch, source_file):
     """(instrument, pitch, source_file) of note ``index``: the profile's, or with the ``players`` factor, for
     a vibrato, an instrument drawn uniformly from :data:`VIBRATO_PLAYERS` and a pitch from its range
     (``default_rng([seed, index, 6])``, a stream no other draw uses; the SOL file is then not imitated)."""
-    if technique != "vibrato" or "players" not in parse_realism(realism).for_note(seed, index):
+    if technique != "vibrato" or "players" not in realism.for_note(seed, index):
         return instrument, pitch, source_file
     rng = np.random.default_rng([int(seed), int(index), 6])
     inst = INSTRUMENTS[VIBRATO_PLAYERS[int(rng.integers(len(VIBRATO_PLAYERS)))]]
