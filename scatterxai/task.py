@@ -27,7 +27,8 @@ LAYERS = ("conv0", "conv1", "conv2", "fc1")
 #: it is 93–98 %
 DEFAULT_SCALE = 0.3
 #: performance and recording conditions of the synthetic corpus (:mod:`scatterxai.data.synth.realism`)
-REALISM_FACTORS = ("excerpt", "legato", "vibrato", "room", "noise", "mic", "timbre", "articulation", "players")
+REALISM_FACTORS = ("excerpt", "legato", "vibrato", "room", "noise", "mic", "timbre", "articulation", "players",
+                   "common")
 #: the conditions the corpus (and the demo) uses unless told otherwise: studio notes, as in the paper's task,
 #: whose trills, tremolos and flutters have the depth of amplitude pattern measured on real notes
 #: (README, "Studio notes or performances": over five training seeds the demo-scale model classifies more

@@ -18,6 +18,7 @@ from .conftest import SMALL, train_one_epoch
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), os.pardir, "experiments"))
 import real_transfer  # noqa: E402
+import vibrato_depth  # noqa: E402
 
 
 def test_column_map_points_at_the_nearest_lambda2_column():
@@ -172,3 +173,16 @@ def test_preparation_switch_zero_pads_excerpts_only_within_the_run(tmp_path):
     assert not np.allclose(x["continue"], x["zeros"])
     frames = x["zeros"].shape[2]
     assert x["zeros"][:, :, -frames // 4:].mean() < x["continue"][:, :, -frames // 4:].mean()
+
+
+def test_vibrato_depth_measures_a_known_vibrato_and_says_when_the_folder_is_absent(tmp_path, capsys):
+    sr = vibrato_depth.SR
+    t = np.arange(int(2.0 * sr)) / sr
+    for depth in (0.3, 0.8):
+        f = 220.0 * 2.0 ** (depth * np.sin(2 * np.pi * 5.2 * t) / 12.0)
+        phase = 2 * np.pi * np.cumsum(f) / sr
+        y = sum(np.sin(k * phase) / k for k in range(1, 6))
+        rate, dev = vibrato_depth.peak_deviation(y, 220.0)
+        assert abs(rate - 5.2) < 0.1 and abs(dev - depth) < 0.05 * depth, (depth, rate, dev)
+    assert vibrato_depth.main(["--audio", str(tmp_path / "absent")]) == 0
+    assert "no manifest.csv" in capsys.readouterr().out

@@ -36,14 +36,15 @@ def test_parse_realism():
     assert parse_realism("room,excerpt").factors == ("excerpt", "room")      # canonical order
     assert parse_realism("room+excerpt").name == "excerpt+room"
     assert parse_realism("all-room,noise").factors == ("excerpt", "legato", "vibrato", "mic", "timbre", "articulation",
-                                                        "players")
+                                                        "players", "common")
     assert parse_realism(["timbre"]).factors == ("timbre",)
     assert parse_realism(parse_realism("all-mic").name) == parse_realism("all-mic")
     for bad in ("reverb", "all-reverb", ["room", "echo"]):
         with pytest.raises(ParameterError, match="unknown realism factor"):
             parse_realism(bad)
     mixed = parse_realism("all-room@0.5")
-    assert mixed.share == 0.5 and mixed.name == "excerpt+legato+vibrato+noise+mic+timbre+articulation+players@0.5"
+    assert mixed.share == 0.5
+    assert mixed.name == "excerpt+legato+vibrato+noise+mic+timbre+articulation+players+common@0.5"
     assert parse_realism(mixed.name) == mixed and parse_realism("all@1").name == "all"
     for bad in ("all@0", "all@1.5", "all@half", "room@"):
         with pytest.raises(ParameterError, match=r"share after '@'.*\(0, 1\]"):
@@ -60,7 +61,7 @@ def test_a_mixed_corpus_gives_the_factors_to_a_share_of_the_notes():
     # notes whatever the factors
     assert all(a == b for a, b, k in zip(studio, mixed, with_factors) if not k)
     again = corpus_columns(plan_corpus(scale=0.05, seed=0, realism="all@0.3"), seed=0)["realism"] == "all"
-    assert np.array_equal(again, with_factors)
+    assert np.array_equal(again[:len(with_factors)], with_factors)       # (``common`` adds vibratos after them)
 
 
 def test_realism_off_is_the_studio_note():
@@ -206,28 +207,29 @@ def test_room_noise_and_microphone():
     assert db[0] < db[2] - 6 and db[1] < db[2] - 3 and db[3] < db[2] - 6
 
 
+def _partial_am(spec):
+    """Mean over partials 2–9 of the amplitude of each partial's envelope oscillation at the vibrato rate
+    (or its double), relative to the envelope's mean."""
+    y = render_note(spec)
+    a = int((spec.onset_s + spec.mod_start_s + spec.ramp_s + 0.3) * SR)
+    b = int((spec.onset_s + spec.duration_s - 0.1) * SR)
+    X, fr = np.fft.rfft(y[a:b]), np.fft.rfftfreq(b - a, 1 / SR)
+    out = []
+    for k in range(2, 10):
+        band = np.fft.irfft(X * ((fr > (k - 0.4) * spec.f0_hz) & (fr < (k + 0.4) * spec.f0_hz)), b - a)
+        env = np.sqrt(_block_mean(band ** 2, 441))           # 100 Hz envelope
+        w = np.hanning(len(env))
+        E = 2 * np.abs(np.fft.rfft((env - env.mean()) * w)) / w.sum()
+        fe = np.fft.rfftfreq(len(env), 0.01)
+        out.append(E[(fe > 0.8 * spec.modulation_hz) & (fe < 2.2 * spec.modulation_hz)].max() / env.mean())
+    return np.mean(out)
+
+
 def test_body_modes_turn_vibrato_into_partial_amplitude_modulation():
     f = np.linspace(50.0, 8000.0, 4000)
     a, b = modes_db("Violin", 0, "bowed", f), modes_db("Violin", 1, "bowed", f)
     assert np.array_equal(a, modes_db("Violin", 0, "bowed", f)) and np.abs(a - b).max() > 6
     assert np.ptp(a) > 10 and np.ptp(modes_db("Oboe", 0, "reed", f)) < np.ptp(a)
-
-    def partial_am(spec):
-        """Mean over partials 2–9 of the amplitude of each partial's envelope oscillation at the vibrato
-        rate (or its double), relative to the envelope's mean."""
-        y = render_note(spec)
-        a = int((spec.onset_s + spec.mod_start_s + spec.ramp_s + 0.3) * SR)
-        b = int((spec.onset_s + spec.duration_s - 0.1) * SR)
-        X, fr = np.fft.rfft(y[a:b]), np.fft.rfftfreq(b - a, 1 / SR)
-        out = []
-        for k in range(2, 10):
-            band = np.fft.irfft(X * ((fr > (k - 0.4) * spec.f0_hz) & (fr < (k + 0.4) * spec.f0_hz)), b - a)
-            env = np.sqrt(_block_mean(band ** 2, 441))           # 100 Hz envelope
-            w = np.hanning(len(env))
-            E = 2 * np.abs(np.fft.rfft((env - env.mean()) * w)) / w.sum()
-            fe = np.fft.rfftfreq(len(env), 0.01)
-            out.append(E[(fe > 0.8 * spec.modulation_hz) & (fe < 2.2 * spec.modulation_hz)].max() / env.mean())
-        return np.mean(out)
 
     for instrument, pitch in (("Violin", "D5"), ("Violoncello", "D3")):
         base = dict(instrument=instrument, technique_original="vibrato", pitch=pitch, seed=2, index=0,
@@ -235,7 +237,7 @@ def test_body_modes_turn_vibrato_into_partial_amplitude_modulation():
         # the same vibrato (0.3 semitone, no amplitude vibrato of its own) with and without the body modes
         plain, body = (dataclasses.replace(make_note_spec(realism=r, **base), am_depth=0.0, fm_depth_st=0.3)
                        for r in ("none", "timbre"))
-        assert partial_am(body) > 2 * partial_am(plain)
+        assert _partial_am(body) > 2 * _partial_am(plain)
 
 
 def _am_at_rate(y, t0, t1, rate):
@@ -302,4 +304,62 @@ def test_players_spread_vibrato_over_the_sustained_instruments_and_leave_every_o
     assert plan_corpus(scale=0.1, seed=0, realism="articulation,players") == played      # seeded
     cols = corpus_columns(played, seed=0)
     assert set(cols["realism"]) == {"articulation+players"}
+
+    # common: three times the vibrato notes, after the profile's, which stay as they were
+    from scatterxai.data.synth.corpus import COMMON_VIBRATO
+    common = plan_corpus(scale=0.1, seed=0, realism="articulation,players,common")
+
+    def same(a, b):
+        return dataclasses.replace(a, performance=None) == dataclasses.replace(b, performance=None) \
+            and dataclasses.replace(a.performance, realism="") == dataclasses.replace(b.performance, realism="")
+    assert all(same(a, b) for a, b in zip(played, common))
+    assert [s.index for s in common] == list(range(len(common)))
+    assert {s.technique for s in common[len(played):]} == {"vibrato"}
+    n_vib = sum(s.technique == "vibrato" for s in played)
+    assert sum(s.technique == "vibrato" for s in common) == COMMON_VIBRATO * n_vib
+    assert {s.instrument for s in common[len(played):]} <= set(VIBRATO_PLAYERS)
+    sol = plan_corpus(scale=0.1, seed=0, realism="common")        # without players: SOL's vibrato cells
+    assert {s.instrument for s in sol if s.technique == "vibrato"} == {"Bassoon", "Oboe", "Tenor-Trombone"}
+    assert plan_corpus(scale=0.1, seed=0, realism="common") == sol
     assert set(cols["instrument"][cols["modulation technique"] == "vibrato"]) == {s.instrument for s in vib}
+
+
+def test_the_voice_sings_wide_vibratos_through_fixed_vowel_formants():
+    from scatterxai.data.synth.corpus import SUNG_SHARE, VIBRATO_PLAYERS
+    from scatterxai.data.synth.instruments import INSTRUMENTS, PLAYER_ONLY, VOWELS
+    from scatterxai.data.synth.realism import SUNG_DEPTH_ST, sung_depth
+    from scatterxai.data.synth.render import sung_vowel
+
+    assert "Voice" in VIBRATO_PLAYERS and "Voice" in PLAYER_ONLY
+    # the singer's depth is the instrumentalist's draw moved to the sung range
+    base = dict(technique_original="vibrato", pitch="A3", seed=2, index=0, duration_s=4.0, realism="none")
+    sung, bowed = make_note_spec("Voice", **base), make_note_spec("Violoncello", **base)
+    assert SUNG_DEPTH_ST[0] <= sung.fm_depth_st <= SUNG_DEPTH_ST[1] and bowed.fm_depth_st < 0.45
+    assert sung.fm_depth_st == pytest.approx(sung_depth(bowed.fm_depth_st, (0.1, 0.45)))
+    assert sung_depth(0.1, (0.1, 0.45)) == pytest.approx(0.3) and sung_depth(0.45, (0.1, 0.45)) == pytest.approx(1.0)
+    nat = make_note_spec("Voice", **{**base, "realism": "vibrato"})
+    assert SUNG_DEPTH_ST[0] <= nat.fm_depth_st <= SUNG_DEPTH_ST[1]
+
+    # one vowel per note, its formants scaled by the singer's tract
+    rng = np.random.default_rng(0)
+    vowels = set()
+    for _ in range(40):
+        fs = sung_vowel(INSTRUMENTS["Voice"], rng).formants
+        match = [v for v, ref in VOWELS.items()
+                 if np.allclose(fs, [(c * fs[0][0] / ref[0][0], w, g) for c, w, g in ref])]
+        assert len(match) == 1 and 2 ** -0.1 - 1e-9 <= fs[0][0] / VOWELS[match[0]][0][0] <= 2 ** 0.25 + 1e-9, fs
+        vowels.add(match[0])
+    assert vowels == set(VOWELS)
+
+    # the formants stay put while the vibrato sweeps the partials: their amplitudes follow it, without any
+    # amplitude vibrato of the singer's own
+    steady, voice = (dataclasses.replace(sung, am_depth=0.0, fm_depth_st=d) for d in (0.01, 0.6))
+    assert _partial_am(voice) > 0.1 and _partial_am(voice) > 2 * _partial_am(steady)
+
+    # players: about SUNG_SHARE of the vibratos are sung, at pitches a voice reaches
+    played = plan_corpus(scale=0.3, seed=0, realism="articulation,players")
+    vib = [s for s in played if s.technique == "vibrato"]
+    share = np.mean([s.instrument == "Voice" for s in vib])
+    assert abs(share - SUNG_SHARE) < 3 * np.sqrt(SUNG_SHARE * (1 - SUNG_SHARE) / len(vib))
+    y = render_note(next(s for s in vib if s.instrument == "Voice"))
+    assert np.isfinite(y).all() and 0.01 < np.abs(y).max() < 1.0

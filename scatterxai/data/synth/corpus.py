@@ -54,7 +54,7 @@ from ...task import CLASSES, DEFAULT_SCALE
 from ..meta import META_COLUMNS, write_meta_csv
 from ..notes import midi_hz, midi_name, note_midi
 from ..split import split_622
-from .instruments import DYNAMICS, INSTRUMENTS, parse_instrument
+from .instruments import DYNAMICS, INSTRUMENTS, PLAYER_ONLY, parse_instrument
 from .profile import PROFILE_CSV, _sol_rows, profile_counts
 from .realism import (
     DEFAULT_REALISM,
@@ -68,6 +68,7 @@ from .realism import (
     performance_columns,
     performance_overrides,
     render_span,
+    sung_depth,
 )
 from .render import SR, body_and_room, finish, render_plucked, render_sustained
 from .streams import STREAM_MODES, SplitStreams, substream
@@ -255,7 +256,8 @@ def make_note_spec(instrument: str, technique_original: str, *, pitch: Optional[
     if prng is not None:
         drift, fm, start, ramp, duration = performance_overrides(
             realism, prng, technique=technique, rate_hz=rate, transition=bool(variant.get("transition")),
-            fixed_duration=duration_s is not None, values=(drift, fm, start, ramp, duration))
+            fixed_duration=duration_s is not None, values=(drift, fm, start, ramp, duration),
+            sung=inst.excitation == "voice")
     end = duration
     if inst.excitation == "plucked":
         start, end = 0.0, duration - rng.uniform(0.3, 1.2)   # the strings ring out after the last pluck
@@ -284,6 +286,8 @@ def _technique_draws(rng, technique, variant, excitation, jitter, *, articulated
     fm, ramp, start = 0.0, 0.02, 0.0
     if technique == "vibrato":
         fm = float(np.exp(rng.uniform(np.log(0.1), np.log(0.45))))
+        if excitation == "voice":
+            fm = sung_depth(fm, (0.1, 0.45))
         am = rng.uniform(0.0, 0.12) if excitation == "lip" else rng.uniform(0.03, 0.3)
         start, ramp = rng.uniform(0.05, 0.5), rng.uniform(0.15, 0.5)
     elif technique == "trill":
@@ -370,7 +374,9 @@ def plan_corpus(*, scale: float = DEFAULT_SCALE, seed: int = 0,
 
     Each non-zero cell of the profile gets max(1, round(count · scale)) notes, imitating SOL-PMT notes of
     that cell picked evenly through the cell's list (sorted by variant, pitch and dynamics) from a seeded
-    random offset, so that variants, registers and dynamics keep their SOL proportions.
+    random offset, so that variants, registers and dynamics keep their SOL proportions.  The realism factor
+    ``common`` gives the vibrato cells :data:`COMMON_VIBRATO` times their notes, the extra ones after all
+    others.
     """
     scale = check_positive_float("scale", scale)
     if scale > MAX_SCALE:   # the specs alone grow with the scale: 1e9 would fill any memory
@@ -378,7 +384,7 @@ def plan_corpus(*, scale: float = DEFAULT_SCALE, seed: int = 0,
                              f"audio each), got {scale:g}")
     realism = parse_realism(realism)
     rows = _sol_rows()
-    specs = []
+    specs, extra = [], []
     for cell_number, (_, inst, tech, count) in enumerate(profile_counts()):
         cell = rows.get((inst, tech))
         if not cell:
@@ -390,21 +396,44 @@ def plan_corpus(*, scale: float = DEFAULT_SCALE, seed: int = 0,
             player, pitch, name = _player(realism, seed, len(specs), VARIANTS[orig]["technique"], inst, pitch, name)
             specs.append(make_note_spec(player, orig, pitch=pitch, dynamics=dyn, seed=seed, index=len(specs),
                                         source_file=name, realism=realism))
+        if "common" in realism and tech == "vibrato":
+            extra.append((cell_number, inst, cell, n))
+    # ``common``: (COMMON_VIBRATO - 1) × each vibrato cell's notes more, after every profile note (whose
+    # indices, and so draws, stay as they were), picked evenly through the cell from another offset
+    for cell_number, inst, cell, n in extra:
+        m = (COMMON_VIBRATO - 1) * n
+        offset = np.random.default_rng([int(seed), 1_000_033, cell_number]).uniform()
+        for j in range(m):
+            orig, pitch, dyn, name = cell[int((j + offset) * len(cell) / m) % len(cell)]
+            player, pitch, name = _player(realism, seed, len(specs), "vibrato", inst, pitch, name)
+            specs.append(make_note_spec(player, orig, pitch=pitch, dynamics=dyn, seed=seed, index=len(specs),
+                                        source_file=name, realism=realism))
     return specs
 
 
-#: instruments that play a vibrato in performance under the ``players`` factor: every sustained one
+#: the ``common`` factor's vibrato notes per SOL-PMT vibrato note
+COMMON_VIBRATO = 3
+
+
+#: instruments that play a vibrato in performance under the ``players`` factor: every sustained one, the
+#: singing voice (:data:`.instruments.PLAYER_ONLY`) included
 VIBRATO_PLAYERS = tuple(sorted(name for name, i in INSTRUMENTS.items() if i.excitation != "plucked"))
+#: share of the ``players`` vibratos that are sung (a choice: singers are common vibrato players, and a
+#: uniform draw over 14 players would give the voice about 4 of the 58 vibratos of the demo's scale)
+SUNG_SHARE = 0.25
 
 
 def _player(realism: Realism, seed, index, technique, instrument, pitch, source_file):
     """(instrument, pitch, source_file) of note ``index``: the profile's, or with the ``players`` factor, for
-    a vibrato, an instrument drawn uniformly from :data:`VIBRATO_PLAYERS` and a pitch from its range
-    (``default_rng([seed, index, 6])``, a stream no other draw uses; the SOL file is then not imitated)."""
+    a vibrato, the voice (:data:`SUNG_SHARE` of them) or an instrument drawn uniformly from the other
+    :data:`VIBRATO_PLAYERS`, and a pitch from its range (``default_rng([seed, index, 6])``, a stream no other
+    draw uses; the SOL file is then not imitated)."""
     if technique != "vibrato" or "players" not in realism.for_note(seed, index):
         return instrument, pitch, source_file
     rng = np.random.default_rng([int(seed), int(index), 6])
-    inst = INSTRUMENTS[VIBRATO_PLAYERS[int(rng.integers(len(VIBRATO_PLAYERS)))]]
+    others = [p for p in VIBRATO_PLAYERS if p not in PLAYER_ONLY]
+    sung, k = rng.uniform() < SUNG_SHARE, int(rng.integers(len(others)))
+    inst = INSTRUMENTS["Voice" if sung else others[k]]
     lo, hi = inst.midi_range
     return inst.name, midi_name(int(rng.integers(lo + 6, hi - 5))), ""
 

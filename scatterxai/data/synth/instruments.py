@@ -1,4 +1,4 @@
-"""Source-filter models of the 14 SOL-PMT instruments and of their mutes.
+"""Source-filter models of the 14 SOL-PMT instruments, of their mutes, and of a singing voice.
 
 Each instrument is a harmonic source (partial amplitudes as a function of harmonic number and frequency:
 spectral slope, clarinet's weak even harmonics, the bow- or pluck-position comb of strings) followed by a
@@ -7,6 +7,13 @@ every instrument an individual) and optionally a mute (a further spectral filter
 source slope (louder is brighter; brass most of all).  The numbers are rough textbook values (Fletcher &
 Rossing, *The Physics of Musical Instruments*; Meyer, *Acoustics and the Performance of Music*): the aim
 is plausible, distinct timbres with the right kind of dependence on pitch and dynamics, not a replica.
+
+The singing voice (``Voice``, :data:`PLAYER_ONLY`) is not in SOL-PMT: only the ``players`` realism factor
+gives it notes (vibratos, as singers sing them).  Its "body" is a vowel: a glottal source falling 10 dB per
+octave through the vowel's formants F1–F3 and the singer's formant near 2.9 kHz (Sundberg, *The Science of
+the Singing Voice*; male formant centres after Peterson & Barney 1952), one of :data:`VOWELS` per note, the
+tract length varying from singer to singer.  The formants stay put while a vibrato sweeps the partials
+across them, so each partial's amplitude follows the frequency modulation, as in sung vibrato.
 
 Pure functions: :func:`harmonic_amplitudes` and :func:`response_db` return arrays; nothing here draws
 random numbers except from a generator it is given.
@@ -23,7 +30,7 @@ import numpy as np
 from ...errors import ParameterError
 
 __all__ = ["Instrument", "INSTRUMENTS", "MUTES", "FAMILY_MUTES", "DYNAMICS", "parse_instrument", "harmonic_amplitudes",
-           "response_db"]
+           "response_db", "VOWELS", "PLAYER_ONLY"]
 
 #: dynamics markings → (source-slope step, peak level in dBFS of the written file)
 DYNAMICS: Dict[str, Tuple[float, float]] = {
@@ -39,7 +46,7 @@ class Instrument:
     ----------
     name, family, code : str
         SOL instrument name, family folder and file-name prefix (e.g. "Violin", "Strings", "Vn").
-    excitation : {"bowed", "plucked", "reed", "airjet", "lip"}
+    excitation : {"bowed", "plucked", "reed", "airjet", "lip", "voice"}
     midi_range : (int, int)
         Lowest and highest MIDI note (real range, within C#1–B7 as in SOL-PMT).
     tilt_db_oct : float
@@ -96,6 +103,16 @@ def _strings(name, code, midi_range, size, lo_cut):
                       size=size)
 
 
+#: sung vowels: (centre Hz, width octaves, gain dB) of F1, F2, F3 and the singer's formant (male centres; a
+#: singer's tract length scales them per note, see :func:`.render.body_and_room`)
+VOWELS: Dict[str, Tuple[Tuple[float, float, float], ...]] = {
+    "a": ((730.0, 0.15, 20.0), (1090.0, 0.12, 17.0), (2440.0, 0.1, 10.0), (2900.0, 0.15, 16.0)),
+    "e": ((530.0, 0.15, 20.0), (1840.0, 0.12, 14.0), (2480.0, 0.1, 10.0), (2900.0, 0.15, 16.0)),
+    "i": ((270.0, 0.15, 20.0), (2290.0, 0.12, 14.0), (3010.0, 0.1, 10.0), (2900.0, 0.15, 14.0)),
+    "o": ((570.0, 0.15, 20.0), (840.0, 0.12, 17.0), (2410.0, 0.1, 8.0), (2900.0, 0.15, 16.0)),
+    "u": ((300.0, 0.15, 20.0), (870.0, 0.12, 14.0), (2240.0, 0.1, 6.0), (2900.0, 0.15, 12.0)),
+}
+
 INSTRUMENTS: Dict[str, Instrument] = {i.name: i for i in (
     Instrument("Flute", "Flutes", "Fl", "airjet", (59, 98), 13.0, 0.0, 2.0, ((900.0, 0.8, 3.0),),
                230.0, 4000.0, (-26.0, -12.0), 800.0, (0.04, 0.12), (0.08, 0.25)),
@@ -128,7 +145,13 @@ INSTRUMENTS: Dict[str, Instrument] = {i.name: i for i in (
     Instrument("Harp", "PluckedStrings", "Hp", "plucked", (24, 103), 12.0, 0.0, 1.2,
                ((180.0, 0.6, 4.0), (600.0, 0.7, 3.0)), 50.0, 4000.0, (-60.0, -50.0), 2000.0,
                (0.001, 0.004), (0.1, 0.4)),
+    Instrument("Voice", "Voices", "Vo", "voice", (40, 84), 10.0, 0.0, 2.0, VOWELS["a"], 90.0, 5000.0,
+               (-45.0, -28.0), 1500.0, (0.05, 0.15), (0.08, 0.25)),
 )}
+
+#: instruments of the synthesiser that SOL-PMT does not hold: no profile cell plays them, only the
+#: ``players`` realism factor (:data:`.corpus.VIBRATO_PLAYERS`)
+PLAYER_ONLY = ("Voice",)
 
 # Mutes as spectral filters: (high-pass Hz, high-pass order, low-pass Hz, low-pass order,
 # formants ((Hz, width octaves, gain dB), ...), level dB).  Frequencies are for the reference size

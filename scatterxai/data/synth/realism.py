@@ -43,10 +43,17 @@ factor           what it adds (per note, drawn from ``default_rng([seed, index, 
                  (studio 3–12 ms, 20–80 ms, 35–85 %, 6–25 ms); flutter depths from 10 % (studio 30–95 %)
 ``players``      who plays a vibrato: SOL names vibrato a technique only on the instruments whose ordinary
                  sound has none (bassoon, oboe, tenor trombone, the only vibrato cells of SOL-PMT), while strings,
-                 flutes, saxophones and voices play vibrato as their ordinary sound; each vibrato note is played
-                 by an instrument drawn uniformly from every sustained instrument of the corpus
-                 (:data:`.corpus.VIBRATO_PLAYERS`), at a pitch drawn from its range, from
-                 ``default_rng([seed, index, 6])``; the other techniques keep SOL-PMT's instruments
+                 flutes, saxophones and voices play vibrato as their ordinary sound; each vibrato note is sung
+                 (:data:`.corpus.SUNG_SHARE`: a quarter; the voice of :mod:`.instruments`, one of five vowels,
+                 vibrato :data:`SUNG_DEPTH_ST` deep) or played by an instrument drawn uniformly from every
+                 other sustained instrument of the corpus (:data:`.corpus.VIBRATO_PLAYERS`), at a pitch
+                 drawn from its range, from ``default_rng([seed, index, 6])``; the other techniques keep
+                 SOL-PMT's instruments
+``common``       vibrato as common as in performance: SOL-PMT's vibrato class is its smallest (190 of 5,564
+                 notes, 3.4 %: SOL names vibrato a technique only on bassoon, oboe and trombone), so the
+                 vibrato cells get :data:`.corpus.COMMON_VIBRATO` (3) times their notes, appended after every
+                 other note (whose indices and draws stay as they were; a mixed corpus ``@P`` adds them
+                 whatever P); with ``players`` they are played and sung by anyone
 ================ ===========================================================================================
 
 Ground truth stays exact under every factor: ``modulation_hz`` is the mean rate of the pattern over the
@@ -72,7 +79,7 @@ __all__ = ["REALISM_FACTORS", "Realism", "Performance", "PERFORMANCE_COLUMNS", "
            "draw_duration", "draw_performance", "performance_overrides", "performance_columns", "render_span",
            "performance_controls", "apply_performance", "modes_db", "mic_db", "room_ir", "background", "add_background",
            "cut_excerpt",
-           "legato_pitch", "MAX_FILE_S", "INDIVIDUALS"]
+           "legato_pitch", "MAX_FILE_S", "INDIVIDUALS", "SUNG_DEPTH_ST", "sung_depth"]
 
 #: meta.csv columns written for every note (neutral values where a factor is off)
 PERFORMANCE_COLUMNS = ("realism", "excerpt_start_s", "excerpt_end_s", "legato_notes", "legato_steps",
@@ -202,18 +209,35 @@ def draw_duration(rng: np.random.Generator, *, rate_hz: float, delay_s: float) -
     return max(_log_uniform(rng, 0.35, 10.0), delay_s + 2.5 / rate_hz + 0.1)
 
 
+#: peak deviation (semitones) of a singer's vibrato: wider than an instrumentalist's (about ±0.5–1
+#: semitone in the singing-voice literature; 0.72 and 0.45 on two sung vowels of a development set, 0.06–0.22
+#: on its 11 instrumental vibratos, measured by ``experiments/vibrato_depth.py``)
+SUNG_DEPTH_ST = (0.3, 1.0)
+
+
+def sung_depth(depth: float, instrument_range: Tuple[float, float]) -> float:
+    """A vibrato depth drawn log-uniformly from ``instrument_range`` moved to the same place of
+    :data:`SUNG_DEPTH_ST` (the draw is the instrumentalist's; only its range differs)."""
+    (a, b), (c, d) = np.log(instrument_range), np.log(SUNG_DEPTH_ST)
+    return float(np.exp(c + (np.log(depth) - a) * (d - c) / (b - a)))
+
+
 def performance_overrides(realism: Realism, rng: np.random.Generator, *, technique: str, rate_hz: float,
-                          transition: bool, fixed_duration: bool, values: Tuple[float, ...]) -> Tuple[float, ...]:
+                          transition: bool, fixed_duration: bool, values: Tuple[float, ...],
+                          sung: bool = False) -> Tuple[float, ...]:
     """The note parameters that realism factors redraw: (drift, fm_depth_st, mod_start_s, ramp_s, duration_s).
 
     ``vibrato`` (vibrato notes): more rate drift (log-rate s.d. 4–10 %), depths 0.08–0.7 semitone
-    (log-uniform), established after 0.1–0.8 s over 0.2–0.8 s.  ``excerpt``: the duration
-    (:func:`draw_duration`; ×2.5 for SOL's transition variants, which modulate part of the note), unless
-    the caller fixed it.  ``values`` are the studio note's; every draw happens whatever the factors.
+    (log-uniform; sung, ``sung=True``: :data:`SUNG_DEPTH_ST`), established after 0.1–0.8 s over 0.2–0.8 s.
+    ``excerpt``: the duration (:func:`draw_duration`; ×2.5 for SOL's transition variants, which modulate
+    part of the note), unless the caller fixed it.  ``values`` are the studio note's; every draw happens
+    whatever the factors.
     """
     drift, fm, start, ramp, duration = values
     natural = (rng.uniform(0.04, 0.1), float(np.exp(rng.uniform(np.log(0.08), np.log(0.7)))),
                rng.uniform(0.1, 0.8), rng.uniform(0.2, 0.8))
+    if sung:
+        natural = (natural[0], sung_depth(natural[1], (0.08, 0.7)), *natural[2:])
     if "vibrato" in realism and technique == "vibrato":
         drift, fm, start, ramp = natural
     short = draw_duration(rng, rate_hz=rate_hz, delay_s=start)
@@ -367,7 +391,7 @@ def performance_controls(perf: Performance, excitation: str, t: np.ndarray, rng:
         after = np.maximum(t, 0.0)
         if excitation == "lip":
             pitch -= scoop * np.exp(-after / tau)
-        elif excitation in ("bowed", "reed", "airjet"):
+        elif excitation in ("bowed", "reed", "airjet", "voice"):
             pitch += settle * np.exp(-after / tau_s)
         noise *= 1.0 + burst * np.exp(-after / (2.0 * tau_s))
     if perf.depth_drift:

@@ -19,18 +19,19 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Mapping, Optional, Protocol
 
 import numpy as np
 from scipy import fft as sfft
 from scipy.signal import lfilter
 
-from .instruments import DYNAMICS, Instrument, harmonic_amplitudes, response_db
+from .instruments import DYNAMICS, VOWELS, Instrument, harmonic_amplitudes, response_db
 from .realism import Performance, apply_performance, mic_db, modes_db, room_ir
 from .streams import Rng, substream
 from .techniques import modulator_phase, smooth_noise, technique_controls
 
-__all__ = ["SR", "TABLE_SIZE", "render_sustained", "render_plucked", "body_and_room", "finish"]
+__all__ = ["SR", "TABLE_SIZE", "render_sustained", "render_plucked", "body_and_room", "sung_vowel", "finish"]
 
 #: sample rate of the synthetic corpus (Hz)
 SR = 44100
@@ -52,7 +53,7 @@ class NoteLike(Protocol):
 
 
 #: brightness coupling (dynamics steps per 6 dB of instantaneous level) by excitation
-_BRIGHT_COUPLING = {"lip": 1.0, "reed": 0.5, "airjet": 0.5, "bowed": 0.3}
+_BRIGHT_COUPLING = {"lip": 1.0, "reed": 0.5, "airjet": 0.5, "bowed": 0.3, "voice": 0.5}
 
 
 def _table(amplitudes, phases):
@@ -354,6 +355,8 @@ def body_and_room(x: np.ndarray, inst: Instrument, mute: Optional[str], rng: Rng
     """
     n_small = 16384
     f = np.fft.rfftfreq(n_small, 1.0 / sr)
+    if inst.excitation == "voice":
+        inst = sung_vowel(inst, rng)
     coloration = [(2.0 ** rng.uniform(np.log2(100.0), np.log2(10000.0)), rng.uniform(0.5, 1.5),
                    rng.uniform(-1.5, 1.5)) for _ in range(3)]
     db = response_db(inst, mute, f, formant_shift_oct=rng.normal(0.0, 0.03), extra=coloration)
@@ -372,6 +375,15 @@ def body_and_room(x: np.ndarray, inst: Instrument, mute: Optional[str], rng: Rng
     n_fft = sfft.next_fast_len(len(x) + len(h), real=True)
     y = sfft.irfft(sfft.rfft(x, n_fft) * sfft.rfft(h, n_fft), n_fft)
     return y[:len(x)]
+
+
+def sung_vowel(inst: Instrument, rng: Rng) -> Instrument:
+    """The voice with one of :data:`.instruments.VOWELS` as its body, the formants scaled by the singer's
+    tract length (−0.1…+0.25 octave: from long male tracts to short female ones).  Two draws from ``rng``,
+    made for voice notes only (every other note's draws are unchanged)."""
+    vowel = sorted(VOWELS)[int(rng.integers(len(VOWELS)))]
+    scale = 2.0 ** rng.uniform(-0.1, 0.25)
+    return dataclasses.replace(inst, formants=tuple((c * scale, w, g) for c, w, g in VOWELS[vowel]))
 
 
 def finish(y: np.ndarray, dynamics: str, rng: Rng, sr: int = SR) -> np.ndarray:
