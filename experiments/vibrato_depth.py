@@ -60,9 +60,13 @@ def main(argv=None):
     p.add_argument("--audio", default=DEFAULT_AUDIO, help="real recordings with manifest.csv (default "
                    "$SCATTERXAI_REAL_AUDIO, else ../shared/real-audio beside the repository)")
     args = p.parse_args(argv)
-    from scatterxai.data.synth.realism import SUNG_DEPTH_ST
-    print("synthetic vibrato peak deviation: instruments 0.1–0.45 semitone (0.08–0.7 with the `vibrato` factor), "
-          f"sung {SUNG_DEPTH_ST[0]:g}–{SUNG_DEPTH_ST[1]:g}")
+    from scatterxai.data.synth.corpus import VIBRATO_DEPTH_ST
+    from scatterxai.data.synth.realism import NATURAL_DEPTH_ST, SUNG_DEPTH_ST
+
+    def span(r):
+        return f"{r[0]:g}–{r[1]:g}"
+    print(f"synthetic vibrato peak deviation: instruments {span(VIBRATO_DEPTH_ST)} semitone "
+          f"({span(NATURAL_DEPTH_ST)} with the `vibrato` factor), sung {span(SUNG_DEPTH_ST)}")
     manifest = os.path.join(args.audio, "manifest.csv")
     if not os.path.isfile(manifest):
         print(f"real-audio folder {os.path.abspath(args.audio)} has no manifest.csv: nothing to measure")

@@ -279,15 +279,20 @@ def make_note_spec(instrument: str, technique_original: str, *, pitch: Optional[
                     tech_noise_db=float(tech_noise_db), source_file=source_file, performance=perf)
 
 
+#: peak deviation (semitones) of an instrumentalist's vibrato, drawn log-uniformly (a singer's:
+#: :data:`.realism.SUNG_DEPTH_ST`)
+VIBRATO_DEPTH_ST = (0.1, 0.45)
+
+
 def _technique_draws(rng, technique, variant, excitation, jitter, *, articulated=False):
     """(fm_depth_st, am_depth, mod_start_s, ramp_s, jitter) of a technique, in the corpus' draw order.
     ``articulated`` (realism factor ``articulation``): the amplitude depth of trill, tremolo and flutter
     moved from the studio range to the one measured on real notes (the same draw, :func:`.techniques.ranged`)."""
     fm, ramp, start = 0.0, 0.02, 0.0
     if technique == "vibrato":
-        fm = float(np.exp(rng.uniform(np.log(0.1), np.log(0.45))))
+        fm = float(np.exp(rng.uniform(np.log(VIBRATO_DEPTH_ST[0]), np.log(VIBRATO_DEPTH_ST[1]))))
         if excitation == "voice":
-            fm = sung_depth(fm, (0.1, 0.45))
+            fm = sung_depth(fm, VIBRATO_DEPTH_ST)
         am = rng.uniform(0.0, 0.12) if excitation == "lip" else rng.uniform(0.03, 0.3)
         start, ramp = rng.uniform(0.05, 0.5), rng.uniform(0.15, 0.5)
     elif technique == "trill":
@@ -390,25 +395,27 @@ def plan_corpus(*, scale: float = DEFAULT_SCALE, seed: int = 0,
         if not cell:
             raise DataError(f"the SOL-PMT meta CSV has no {tech} notes of {inst} but the profile has {count}")
         n = max(1, int(round(count * scale)))
-        offset = np.random.default_rng([int(seed), 1_000_003, cell_number]).uniform()
-        for j in range(n):
-            orig, pitch, dyn, name = cell[int((j + offset) * len(cell) / n) % len(cell)]
-            player, pitch, name = _player(realism, seed, len(specs), VARIANTS[orig]["technique"], inst, pitch, name)
-            specs.append(make_note_spec(player, orig, pitch=pitch, dynamics=dyn, seed=seed, index=len(specs),
-                                        source_file=name, realism=realism))
+        _add_cell_notes(specs, inst, cell, n, [int(seed), 1_000_003, cell_number], seed=seed, realism=realism)
         if "common" in realism and tech == "vibrato":
             extra.append((cell_number, inst, cell, n))
     # ``common``: (COMMON_VIBRATO - 1) × each vibrato cell's notes more, after every profile note (whose
     # indices, and so draws, stay as they were), picked evenly through the cell from another offset
     for cell_number, inst, cell, n in extra:
-        m = (COMMON_VIBRATO - 1) * n
-        offset = np.random.default_rng([int(seed), 1_000_033, cell_number]).uniform()
-        for j in range(m):
-            orig, pitch, dyn, name = cell[int((j + offset) * len(cell) / m) % len(cell)]
-            player, pitch, name = _player(realism, seed, len(specs), "vibrato", inst, pitch, name)
-            specs.append(make_note_spec(player, orig, pitch=pitch, dynamics=dyn, seed=seed, index=len(specs),
-                                        source_file=name, realism=realism))
+        _add_cell_notes(specs, inst, cell, (COMMON_VIBRATO - 1) * n, [int(seed), 1_000_033, cell_number],
+                        seed=seed, realism=realism)
     return specs
+
+
+def _add_cell_notes(specs: List[NoteSpec], inst: str, cell, n: int, offset_seed, *, seed: int,
+                    realism: Realism) -> None:
+    """Append ``n`` notes imitating the SOL-PMT notes of one profile cell, picked evenly through the cell's
+    list from a random offset (``default_rng(offset_seed)``), numbered from ``len(specs)``."""
+    offset = np.random.default_rng(offset_seed).uniform()
+    for j in range(n):
+        orig, pitch, dyn, name = cell[int((j + offset) * len(cell) / n) % len(cell)]
+        player, pitch, name = _player(realism, seed, len(specs), VARIANTS[orig]["technique"], inst, pitch, name)
+        specs.append(make_note_spec(player, orig, pitch=pitch, dynamics=dyn, seed=seed, index=len(specs),
+                                    source_file=name, realism=realism))
 
 
 #: the ``common`` factor's vibrato notes per SOL-PMT vibrato note
@@ -421,6 +428,7 @@ VIBRATO_PLAYERS = tuple(sorted(name for name, i in INSTRUMENTS.items() if i.exci
 #: share of the ``players`` vibratos that are sung (a choice: singers are common vibrato players, and a
 #: uniform draw over 14 players would give the voice about 4 of the 58 vibratos of the demo's scale)
 SUNG_SHARE = 0.25
+_INSTRUMENTAL_PLAYERS = tuple(p for p in VIBRATO_PLAYERS if p not in PLAYER_ONLY)
 
 
 def _player(realism: Realism, seed, index, technique, instrument, pitch, source_file):
@@ -431,9 +439,8 @@ def _player(realism: Realism, seed, index, technique, instrument, pitch, source_
     if technique != "vibrato" or "players" not in realism.for_note(seed, index):
         return instrument, pitch, source_file
     rng = np.random.default_rng([int(seed), int(index), 6])
-    others = [p for p in VIBRATO_PLAYERS if p not in PLAYER_ONLY]
-    sung, k = rng.uniform() < SUNG_SHARE, int(rng.integers(len(others)))
-    inst = INSTRUMENTS["Voice" if sung else others[k]]
+    sung, k = rng.uniform() < SUNG_SHARE, int(rng.integers(len(_INSTRUMENTAL_PLAYERS)))
+    inst = INSTRUMENTS["Voice" if sung else _INSTRUMENTAL_PLAYERS[k]]
     lo, hi = inst.midi_range
     return inst.name, midi_name(int(rng.integers(lo + 6, hi - 5))), ""
 

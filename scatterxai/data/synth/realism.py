@@ -79,7 +79,7 @@ __all__ = ["REALISM_FACTORS", "Realism", "Performance", "PERFORMANCE_COLUMNS", "
            "draw_duration", "draw_performance", "performance_overrides", "performance_columns", "render_span",
            "performance_controls", "apply_performance", "modes_db", "mic_db", "room_ir", "background", "add_background",
            "cut_excerpt",
-           "legato_pitch", "MAX_FILE_S", "INDIVIDUALS", "SUNG_DEPTH_ST", "sung_depth"]
+           "legato_pitch", "MAX_FILE_S", "INDIVIDUALS", "SUNG_DEPTH_ST", "NATURAL_DEPTH_ST", "sung_depth"]
 
 #: meta.csv columns written for every note (neutral values where a factor is off)
 PERFORMANCE_COLUMNS = ("realism", "excerpt_start_s", "excerpt_end_s", "legato_notes", "legato_steps",
@@ -213,6 +213,8 @@ def draw_duration(rng: np.random.Generator, *, rate_hz: float, delay_s: float) -
 #: semitone in the singing-voice literature; 0.72 and 0.45 on two sung vowels of a development set, 0.06–0.22
 #: on its 11 instrumental vibratos, measured by ``experiments/vibrato_depth.py``)
 SUNG_DEPTH_ST = (0.3, 1.0)
+#: peak deviation (semitones) of an instrumentalist's vibrato under the ``vibrato`` factor (log-uniform)
+NATURAL_DEPTH_ST = (0.08, 0.7)
 
 
 def sung_depth(depth: float, instrument_range: Tuple[float, float]) -> float:
@@ -234,10 +236,11 @@ def performance_overrides(realism: Realism, rng: np.random.Generator, *, techniq
     whatever the factors.
     """
     drift, fm, start, ramp, duration = values
-    natural = (rng.uniform(0.04, 0.1), float(np.exp(rng.uniform(np.log(0.08), np.log(0.7)))),
+    natural = (rng.uniform(0.04, 0.1), float(np.exp(rng.uniform(np.log(NATURAL_DEPTH_ST[0]),
+                                                                 np.log(NATURAL_DEPTH_ST[1])))),
                rng.uniform(0.1, 0.8), rng.uniform(0.2, 0.8))
     if sung:
-        natural = (natural[0], sung_depth(natural[1], (0.08, 0.7)), *natural[2:])
+        natural = (natural[0], sung_depth(natural[1], NATURAL_DEPTH_ST), *natural[2:])
     if "vibrato" in realism and technique == "vibrato":
         drift, fm, start, ramp = natural
     short = draw_duration(rng, rate_hz=rate_hz, delay_s=start)
