@@ -66,9 +66,9 @@ class RunConfig:
         with one torch thread, so its features do not depend on it).
     realism : str
         Performance and recording conditions of the synthetic corpus (:mod:`scatterxai.data.synth.realism`):
-        :data:`scatterxai.task.DEFAULT_REALISM` ("articulation") by default, "none" (studio notes), "all",
-        factor names joined by ",", "all-<factor>", any of them with "@P" (a share P of the notes); ignored
-        with real data.
+        :data:`scatterxai.task.DEFAULT_REALISM` ("mic+articulation+players+common") by default, "none"
+        (studio notes), "all", factor names joined by ",", "all-<factor>", any of them with "@P" (a share P of
+        the notes); ignored with real data.
     scattering : ScatteringConfig
     methods : tuple of str
         Attribution methods to explain with (must include :data:`RULES_RUN`, which the figures draw); default:

@@ -304,8 +304,8 @@ def test_model_applies_to_features_naming_a_subset_of_its_classes(tmp_path):
 def test_small_study_rule_and_warnings(tmp_path, caplog):
     from scatterxai.model.guidance import SMALL_STUDY, count_warnings, is_small
     assert is_small(SMALL_STUDY - 1) and not is_small(SMALL_STUDY)
-    # the demo (1,673 notes) trains as before; small studies recalibrate BatchNorm
-    assert TrainConfig().resolved(1673).bn_recalibrate is False and TrainConfig().resolved(72).bn_recalibrate is True
+    # the demo (1,789 notes) trains as before; small studies recalibrate BatchNorm
+    assert TrainConfig().resolved(1789).bn_recalibrate is False and TrainConfig().resolved(72).bn_recalibrate is True
     assert TrainConfig(bn_recalibrate="off").resolved(72).bn_recalibrate is False
     with pytest.raises(ParameterError, match="bn_recalibrate"):
         TrainConfig(bn_recalibrate="sometimes")

@@ -245,18 +245,18 @@ def test_mutes_are_spectral_filters():
 def test_counts_follow_the_profile():
     cells = profile_counts()
     assert len(cells) == 48 and sum(c[3] for c in cells) == 5564
-    for scale in (0.1, 0.013):
-        specs = plan_corpus(scale=scale, seed=0)
+    for scale in (0.1, 0.013):     # the profile itself: without players and common, which change it on purpose
+        specs = plan_corpus(scale=scale, seed=0, realism="articulation")
         got = collections.Counter((s.instrument, s.technique) for s in specs)
         assert got == {(i, t): max(1, int(round(n * scale))) for _, i, t, n in cells}
         assert [s.index for s in specs] == list(range(len(specs)))
-    assert len(plan_corpus(scale=0.1, seed=0)) == 556
+    assert len(plan_corpus(scale=0.1, seed=0, realism="articulation")) == 556
 
 
 def test_full_scale_reproduces_sol_variants_pitches_and_dynamics():
     sol = read_meta_csv(SOL_META_CSV)
     want = collections.Counter((i, o) for i, o in zip(sol["instrument"], sol["technique original"]))
-    specs = plan_corpus(scale=1.0, seed=2)
+    specs = plan_corpus(scale=1.0, seed=2, realism="articulation")   # SOL-PMT's own profile
     assert collections.Counter((s.instrument, s.technique_original) for s in specs) == want
     assert sorted(s.source_file for s in specs) == sorted(sol["file_name"])
     for s in specs[::97]:
@@ -333,8 +333,9 @@ def test_same_seed_same_bytes_and_notes_independent_of_each_other(tmp_path):
     other = plan_corpus(scale=0.1, seed=5, realism="all")[100]
     assert other.modulation_hz != spec.modulation_hz
     assert spec.performance is not None   # every realism factor on
-    default = plan_corpus(scale=0.1, seed=4)[100]      # the default corpus: studio notes with articulation
-    assert default.performance.realism == DEFAULT_REALISM == "articulation" and default.performance.articulation
+    default = plan_corpus(scale=0.1, seed=4)[100]      # the default corpus: studio notes, mic, articulation, players
+    assert default.performance.realism == DEFAULT_REALISM == "mic+articulation+players+common"
+    assert default.performance.articulation and default.performance.mic and default.performance.rt60_s == 0
     assert plan_corpus(scale=0.1, seed=4, realism="none")[100].performance is None
     a = write_note(spec, tmp_path / "a.wav")
     b = write_note(spec, tmp_path / "b.wav")

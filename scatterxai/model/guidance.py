@@ -6,7 +6,7 @@ split holds fewer than 100 recordings: one recording moves the accuracy by more 
 interval of an accuracy near 90 % is wider than ±6 points, and it is tested once; cross-validation
 (``--folds 5``) tests every recording once, with five models, and gives the spread.  The paper's network
 (2.07 M parameters on S1+S2) is sized for SOL-PMT's 5,564 notes; below the threshold ``train`` suggests
-the ``small`` preset.  The synthetic demo corpus (1,673 notes) and SOL-PMT are not small.
+the ``small`` preset.  The synthetic demo corpus (1,789 notes) and SOL-PMT are not small.
 
 **Too few notes** (:data:`MIN_NOTES`): with n notes of a class in a part, one note moves that class's
 accuracy by 100/n points; a class with fewer than 5 validation or test notes (a step of more than 20

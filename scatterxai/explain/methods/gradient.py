@@ -28,7 +28,7 @@ Baselines of Integrated Gradients (``baseline``):
 * ``"given"``: any per-example array, passed as ``attribute(..., per_example={"baseline": x0})``.
 
 Default: 100 steps on the midpoint grid (50 is a common choice; 100 is where completeness is within 1 % on
-every note of the demo).  On the demo's S1+S2 network (zero baseline, all 334 test notes), |1 − completeness|
+every note of the demo).  On an earlier demo's S1+S2 network (zero baseline, all 334 test notes), |1 − completeness|
 at 100 midpoint steps is ≤ 1 % for every note (median 0.07 %, max 0.5 %); at 50 midpoint steps 2 notes exceed
 1 % (max 5.3 %, median 0.16 %).  Zennit's right Riemann sum converges more slowly (20 notes: median 0.95 % at
 50 steps, 0.4 % at 128; all within 1 % only at 256).  A ReLU network is piecewise linear along the path, so the
