@@ -17,12 +17,11 @@ Without the folder it says so and exits 0.
 """
 
 import argparse
-import csv
 import os
 import sys
 
 import numpy as np
-from real_transfer import DEFAULT_AUDIO  # the script's folder is on sys.path
+from real_transfer import DEFAULT_AUDIO, read_manifest  # the script's folder is on sys.path
 
 SR = 22050
 HOP = 32
@@ -72,11 +71,14 @@ def main(argv=None):
         print(f"real-audio folder {os.path.abspath(args.audio)} has no manifest.csv: nothing to measure")
         return 0
     from scatterxai.audio import load_signal
-    with open(manifest, newline="", encoding="utf-8") as f:
-        rows = [r for r in csv.DictReader(f) if r["technique"] == "vibrato"]
-    for r in rows:
-        y = load_signal(os.path.join(args.audio, r["file_name"]), SR, start_s=0.5, max_s=2.0)
-        rate, dev = peak_deviation(y, float(r["approx_f0_hz"]))
+    for r in read_manifest(args.audio):    # columns and files checked there
+        if r["technique"] != "vibrato":
+            continue
+        if not np.isfinite(r["f0_hz"]):
+            print(f"  (no approx_f0_hz: skipped)  {r['file_name']}")
+            continue
+        y = load_signal(r["path"], SR, start_s=0.5, max_s=2.0)
+        rate, dev = peak_deviation(y, r["f0_hz"])
         print(f"{dev:5.2f} st at {rate:4.1f} Hz  {r['instrument']:35s} {r['file_name']}")
     return 0
 

@@ -61,6 +61,7 @@ from .realism import (
     Performance,
     Realism,
     RealismLike,
+    _log_uniform,
     add_background,
     cut_excerpt,
     draw_performance,
@@ -290,7 +291,7 @@ def _technique_draws(rng, technique, variant, excitation, jitter, *, articulated
     moved from the studio range to the one measured on real notes (the same draw, :func:`.techniques.ranged`)."""
     fm, ramp, start = 0.0, 0.02, 0.0
     if technique == "vibrato":
-        fm = float(np.exp(rng.uniform(np.log(VIBRATO_DEPTH_ST[0]), np.log(VIBRATO_DEPTH_ST[1]))))
+        fm = _log_uniform(rng, *VIBRATO_DEPTH_ST)
         if excitation == "voice":
             fm = sung_depth(fm, VIBRATO_DEPTH_ST)
         am = rng.uniform(0.0, 0.12) if excitation == "lip" else rng.uniform(0.03, 0.3)

@@ -236,9 +236,8 @@ def performance_overrides(realism: Realism, rng: np.random.Generator, *, techniq
     whatever the factors.
     """
     drift, fm, start, ramp, duration = values
-    natural = (rng.uniform(0.04, 0.1), float(np.exp(rng.uniform(np.log(NATURAL_DEPTH_ST[0]),
-                                                                 np.log(NATURAL_DEPTH_ST[1])))),
-               rng.uniform(0.1, 0.8), rng.uniform(0.2, 0.8))
+    natural = (rng.uniform(0.04, 0.1), _log_uniform(rng, *NATURAL_DEPTH_ST), rng.uniform(0.1, 0.8),
+               rng.uniform(0.2, 0.8))
     if sung:
         natural = (natural[0], sung_depth(natural[1], NATURAL_DEPTH_ST), *natural[2:])
     if "vibrato" in realism and technique == "vibrato":
