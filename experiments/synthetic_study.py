@@ -15,12 +15,12 @@ modulation rate are known:
 
 Numbers to expect (seed 0, measured with this version on 2 CPU cores; README "Results")
 ---------------------------------------------------------------------------------------
-* ``--scale 0.3`` (the default: 1,789 notes, ~10 min with every analysis, default ``--realism
-  mic,articulation,players,common``): seed 0 gives S1+S2 macro accuracy 97.21 % (torch's default two threads
-  here) against 46.55 % for S1 alone (the paper, on real SOL-PMT: 98.84 % vs 80.60 %); seeds 0–4 give
-  94.0–97.9 % for S1+S2 and 44.8–52.3 % for S1.  LRP-[ε,z+] is sharper than LRP-ε, as in the paper; S1
-  receives ~5 % of the relevance; the top S2 relevance lies within ±1 octave of the true rate for 73–87 % of
-  the test notes.
+* ``--scale 0.3`` (the default: 1,789 notes, ~11 min with every analysis, default ``--realism
+  noise,mic,articulation,players,common``): seed 0 gives S1+S2 macro accuracy 97.04 % (torch's default two
+  threads here) against 48.14 % for S1 alone (the paper, on real SOL-PMT: 98.84 % vs 80.60 %); seeds 0–4
+  (two threads) give 95.0–97.0 % for S1+S2 and 46.0–49.0 % for S1.  LRP-[ε,z+] is sharper than LRP-ε, as in
+  the paper; S1 receives ~5 % of the relevance; the top S2 relevance lies within ±1 octave of the true rate
+  for 73–88 % of the test notes.
   ``python experiments/seed_ranges.py --run OUT`` measures such ranges (the README has them per class).
 * ``--scale 0.1`` (556 notes, ~2 min for the paper's stages; plain studio corpus) is too small for the small
   classes (11 vibrato and 17 bisbigliando training notes): S1+S2 reaches 78–91 % macro accuracy depending on

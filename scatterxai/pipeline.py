@@ -66,7 +66,7 @@ class RunConfig:
         with one torch thread, so its features do not depend on it).
     realism : str
         Performance and recording conditions of the synthetic corpus (:mod:`scatterxai.data.synth.realism`):
-        :data:`scatterxai.task.DEFAULT_REALISM` ("mic+articulation+players+common") by default, "none"
+        :data:`scatterxai.task.DEFAULT_REALISM` ("noise+mic+articulation+players+common") by default, "none"
         (studio notes), "all", factor names joined by ",", "all-<factor>", any of them with "@P" (a share P of
         the notes); ignored with real data.
     scattering : ScatteringConfig

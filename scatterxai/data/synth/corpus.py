@@ -508,7 +508,7 @@ def synthesize_corpus(out_dir: PathLike, *, scale: float = DEFAULT_SCALE, seed: 
     progress : bool
         Show a progress bar.
     realism : str or Realism
-        Performance and recording conditions (:mod:`.realism`): "mic+articulation+players+common" (default:
+        Performance and recording conditions (:mod:`.realism`): "noise+mic+articulation+players+common" (default:
         :data:`scatterxai.task.DEFAULT_REALISM`), "none" (studio notes as in SYNTH_VERSION 3, bit for bit),
         "all", factor names joined by ",", "all-<factor>", and any of them with "@P" (a share P of the notes).
 

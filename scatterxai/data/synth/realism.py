@@ -24,7 +24,7 @@ factor           what it adds (per note, drawn from ``default_rng([seed, index, 
 ``room``         a room instead of the near-anechoic booth: stochastic impulse response (early reflections,
                  exponentially decaying noise whose decay is faster at high frequencies), RT60 0.2–2.2 s
                  (log-uniform), direct-to-reverberant ratio −3…+15 dB
-``noise``        background noise 12–50 dB below the note (spectrum 1/f^α, α ∈ [0, 2], slow ±2 dB level
+``noise``        background noise 30–60 dB below the note (spectrum 1/f^α, α ∈ [0, 2], slow ±2 dB level
                  drift; mains hum at 50 or 60 Hz with harmonics in 30 % of the notes)
 ``mic``          microphone and channel colouration: low cut 30–160 Hz, high cut 7–20 kHz, a presence
                  bump of ±4 dB at 2–8 kHz, a tilt of ±1 dB/octave
@@ -299,7 +299,7 @@ def draw_performance(realism: Realism, rng: np.random.Generator, *, technique: s
     legato = _draw_legato(rng, duration_s, excitation)
     trend = (rng.uniform(-0.1, 0.15), rng.uniform(-0.3, 0.3), rng.uniform(0.15, 0.35))
     room = (_log_uniform(rng, 0.2, 2.2), rng.uniform(-3.0, 15.0))
-    noise = (rng.uniform(12.0, 50.0), rng.uniform(0.0, 2.0), rng.uniform(), rng.uniform(-25.0, -10.0),
+    noise = (rng.uniform(30.0, 60.0), rng.uniform(0.0, 2.0), rng.uniform(), rng.uniform(-25.0, -10.0),
              rng.choice((50.0, 60.0)))
     mic = (_log_uniform(rng, 30.0, 160.0), _log_uniform(rng, 7000.0, 20000.0), _log_uniform(rng, 2000.0, 8000.0),
            rng.uniform(-4.0, 4.0), rng.uniform(-1.0, 1.0))
