@@ -333,7 +333,7 @@ def test_same_seed_same_bytes_and_notes_independent_of_each_other(tmp_path):
     other = plan_corpus(scale=0.1, seed=5, realism="all")[100]
     assert other.modulation_hz != spec.modulation_hz
     assert spec.performance is not None   # every realism factor on
-    default = plan_corpus(scale=0.1, seed=4)[100]   # the default: studio notes, noise, mic, articulation, players
+    default = plan_corpus(scale=0.1, seed=4)[100]   # the default corpus: every factor of DEFAULT_REALISM
     assert default.performance.realism == DEFAULT_REALISM == "noise+mic+articulation+players+common"
     assert default.performance.articulation and default.performance.mic and default.performance.rt60_s == 0
     assert 30 <= default.performance.snr_db <= 60
