@@ -12,9 +12,12 @@ PYTEST_ARGS ?=
 
 .PHONY: demo test lint docs clean-demo
 
+# pip byte-compiles the ~5 GB of packages in one process; compileall on every core does the same in less
+# time (a fresh install: 107 s -> 88 s on 2 cores).  Like pip, it skips files that do not compile.
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test,dask]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-compile -e '.[test,dask]'
+	$(BIN)/python -c "import compileall, sysconfig; compileall.compile_dir(sysconfig.get_path('purelib'), quiet=2, workers=0)"
 	touch $(STAMP)
 
 $(DOCS_STAMP): $(STAMP)
