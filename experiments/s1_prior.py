@@ -1,0 +1,145 @@
+#!/usr/bin/env python
+"""The control of the S1 score: how far knowing the instrument goes, and how well S1 knows it.
+
+S1 averages each carrier band over 186-ms frames: it sees a note's spectrum, not its modulation at 4–30 Hz.
+So an S1 network mostly answers "which instrument is this, and what does that instrument play?".  On
+SOL-PMT that goes far (strings play every tremolo, the harp every bisbigliando, only bassoon, oboe and
+trombone are listed with vibrato), and the paper's S1 network reaches 80.6 %.  This script measures that
+shortcut as a control for the S1 row of Table 1:
+
+* **instrument prior**: the test macro accuracy of a rule that *knows* each test note's instrument and
+  answers the technique that instrument plays most in the training split, each class weighted as the
+  networks' loss weights it (w_c = max_k n_k / n_c, so that a rare class is not always outvoted); an
+  instrument without training notes gets the class with the largest weighted count overall.  Measured on
+  the run's corpus and on SOL-PMT's published split (bundled with the package: the same rule, its
+  instrument column);
+* **what S1 tells of the instrument** (from the run's ``features.h5``): logistic-regression probes
+  (balanced class weights, fit on the training split) on each note's S1 time statistics — mean and
+  standard deviation over frames of log1p(S1 / (c·μ)), μ the training mean, c = 0.1 as the network's
+  input — scored by balanced accuracy on the test split, for the instrument family and for the technique.
+
+Usage::
+
+    python experiments/s1_prior.py --run results/demo
+
+The run is only read.  Seconds on the demo.
+"""
+
+import argparse
+import json
+import os
+import sys
+
+import h5py
+import numpy as np
+
+from scatterxai.data.loaders import SOL_META_CSV
+from scatterxai.data.meta import read_meta_csv
+
+#: the columns this script reads from a meta CSV
+INSTRUMENT, TECHNIQUE, SUBSET = "instrument", "modulation technique", "subset"
+
+
+def instrument_prior(instrument, technique, subset, classes):
+    """Per-class test accuracy (dict) and macro accuracy of the instrument-prior rule (module docstring).
+
+    ``instrument``, ``technique``, ``subset``: one entry per note; ``classes``: the techniques, in order.
+    Classes without test notes are left out of the macro.
+    """
+    instrument, technique, subset = (np.asarray(a, dtype=object) for a in (instrument, technique, subset))
+    train = subset == "training"
+    n = np.array([np.sum(technique[train] == c) for c in classes], dtype=float)
+    if not np.all(n > 0):
+        missing = [c for c, k in zip(classes, n) if k == 0]
+        raise SystemExit(f"error: no training notes of {missing}: the prior needs every class in training")
+    weight = n.max() / n
+
+    def answer(rows):
+        counts = np.array([np.sum(technique[rows] == c) for c in classes], dtype=float)
+        return classes[int(np.argmax(counts * weight))]
+
+    fallback = answer(train)
+    rule = {i: answer(train & (instrument == i)) for i in np.unique(instrument[train])}
+    test = subset == "test"
+    per_class = {}
+    for c in classes:
+        rows = test & (technique == c)
+        if rows.any():
+            per_class[c] = float(np.mean([rule.get(i, fallback) == c for i in instrument[rows]]))
+    return per_class, float(np.mean(list(per_class.values())))
+
+
+def s1_statistics(features_path, c):
+    """(notes × 2·n_S1) S1 time statistics of the network's log input (constant ``c``), and the notes'
+    columns."""
+    with h5py.File(features_path, "r") as f:
+        s1 = np.flatnonzero(f["order"][:] == 1)
+        S = f["features"][:, s1[0]:s1[-1] + 1, :]
+        if not np.array_equal(s1, np.arange(s1[0], s1[-1] + 1)):
+            S = S[:, s1 - s1[0], :]
+        cols = {k: np.array([v.decode() if isinstance(v, bytes) else v for v in f["examples"][k][:]], dtype=object)
+                for k in ("instrument family", INSTRUMENT, TECHNIQUE, SUBSET) if k in f["examples"]}
+    mu = S[cols[SUBSET] == "training"].mean(axis=(0, 2))
+    X = np.log1p(S / (c * mu[None, :, None] + 1e-8))
+    return np.concatenate([X.mean(-1), X.std(-1)], axis=1), cols
+
+
+def probe(X, y, subset, seed=0):
+    """Balanced test accuracy of a logistic-regression probe fit on the training rows (and per class)."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    train, test = subset == "training", subset == "test"
+    clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=5000, class_weight="balanced",
+                                                             random_state=seed))
+    clf.fit(X[train], y[train])
+    pred = clf.predict(X[test])
+    labels = sorted(set(y[test]))
+    recall = {c: float(np.mean(pred[y[test] == c] == c)) for c in labels}
+    return float(np.mean(list(recall.values()))), recall
+
+
+def _pct(x):
+    return f"{100 * x:.1f} %"
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--run", required=True, help="a finished `scatterxai run` directory (e.g. results/demo)")
+    args = ap.parse_args(argv)
+    meta_path = os.path.join(args.run, "data", "meta.csv")
+    features = os.path.join(args.run, "features.h5")
+    for path in (meta_path, features):
+        if not os.path.exists(path):
+            raise SystemExit(f"error: {path} does not exist: --run must be a finished run of the synthetic corpus "
+                             f"(`scatterxai run --out DIR`)")
+    meta, sol = read_meta_csv(meta_path), read_meta_csv(SOL_META_CSV)
+    with open(os.path.join(args.run, "metrics_s1.json"), encoding="utf-8") as f:
+        s1_net = json.load(f)
+    classes = list(s1_net["classes"])
+    print(f"classes: {', '.join(classes)}\n")
+    print("| corpus (test split) | S1 network | instrument prior | prior per class |")
+    print("|---|---:|---:|---|")
+    rows = [(f"{args.run} ({len(meta[TECHNIQUE])} notes)", meta, _pct(s1_net["macro_accuracy"])),
+            (f"SOL-PMT published split ({len(sol[TECHNIQUE])} notes)", sol, "80.6 % (paper)")]
+    for name, cols, net in rows:
+        per_class, macro = instrument_prior(cols[INSTRUMENT], cols[TECHNIQUE], cols[SUBSET], classes)
+        detail = ", ".join(f"{c} {100 * a:.0f}" for c, a in per_class.items())
+        print(f"| {name} | {net} | {_pct(macro)} | {detail} |")
+    with open(os.path.join(args.run, "models", "s1", "config.json"), encoding="utf-8") as f:
+        c = float(json.load(f)["c"])
+    X, cols = s1_statistics(features, c)
+    print("\nLogistic-regression probes on the S1 time statistics of the run (balanced test accuracy):\n")
+    for target in ("instrument family", TECHNIQUE):
+        if target not in cols:
+            print(f"- {target}: not in {features}")
+            continue
+        acc, recall = probe(X, cols[target], cols[SUBSET])
+        worst = sorted(recall.items(), key=lambda kv: kv[1])[:3]
+        print(f"- {target}: {_pct(acc)} over {len(recall)} classes (lowest: "
+              + ", ".join(f"{c} {100 * r:.0f} %" for c, r in worst) + ")")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

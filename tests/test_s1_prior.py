@@ -1,0 +1,46 @@
+"""experiments/s1_prior.py: the instrument-prior control of the S1 score, on hand-made notes."""
+
+import os
+import sys
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), os.pardir, "experiments"))
+import s1_prior  # noqa: E402
+
+
+def test_instrument_prior_answers_each_instruments_most_played_technique():
+    # A plays tremolo 3x and trill once in training, B trill twice; C has no training note
+    inst = ["A", "A", "A", "A", "B", "B", "A", "A", "B", "C"]
+    tech = ["tremolo"] * 3 + ["trill"] * 3 + ["tremolo", "trill", "trill", "tremolo"]
+    sub = ["training"] * 6 + ["test"] * 4
+    per_class, macro = s1_prior.instrument_prior(inst, tech, sub, ["trill", "tremolo"])
+    # A -> tremolo, B -> trill, C -> the overall weighted majority (a tie: the first class, trill)
+    assert per_class == {"trill": 0.5, "tremolo": 0.5}
+    assert macro == 0.5
+
+
+def test_instrument_prior_weights_classes_as_the_training_loss():
+    # I plays a 4x and b once; J plays a 4x: b's weight is 8/1, so I's answer is b (unweighted it would be a)
+    inst = ["I"] * 5 + ["J"] * 4 + ["I", "J"]
+    tech = ["a"] * 4 + ["b"] + ["a"] * 4 + ["b", "a"]
+    sub = ["training"] * 9 + ["test"] * 2
+    per_class, macro = s1_prior.instrument_prior(inst, tech, sub, ["a", "b"])
+    assert per_class == {"a": 1.0, "b": 1.0} and macro == 1.0
+
+
+def test_instrument_prior_needs_every_class_in_training():
+    with pytest.raises(SystemExit, match=r"no training notes of \['b'\]"):
+        s1_prior.instrument_prior(["I", "I"], ["a", "b"], ["training", "test"], ["a", "b"])
+
+
+def test_probe_scores_balanced_accuracy_on_the_test_rows():
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.array(["x", "y"], dtype=object), 40)
+    X = rng.normal(size=(80, 3)) + (y == "y")[:, None] * 4.0   # separable
+    subset = np.tile(np.array(["training", "test"], dtype=object), 40)
+    acc, recall = s1_prior.probe(X, y, subset)
+    assert acc == 1.0 and recall == {"x": 1.0, "y": 1.0}
+    acc, _ = s1_prior.probe(rng.normal(size=(80, 3)), y, subset)   # no information: near chance
+    assert acc < 0.8
