@@ -4,7 +4,7 @@ Each stage writes its outputs under ``OUT`` and a stamp ``OUT/.stages/<stage>.js
 its settings and of the stamps of the stages it depends on.  Re-running skips a stage whose stamp matches
 and whose outputs exist, so changing a setting (say ``--seed``) redoes exactly the stages downstream of it.
 Extraction is itself resumable (see :mod:`scatterxai.features.extract`), so an interrupted run loses little
-work.  ``OUT/timings.json`` records the seconds each stage took in the last run.
+work.  ``OUT/timings.json`` records the seconds each stage took (a reused stage: in the run that made it).
 """
 
 from __future__ import annotations
@@ -159,19 +159,30 @@ class Stage:
         self.stamp = os.path.join(out, ".stages", name + ".json")
         blob = json.dumps({"stage": name, "version": __version__, **key}, sort_keys=True, default=str)
         self.digest = hashlib.sha256(blob.encode()).hexdigest()
+        #: seconds the stage took: in this run, or (``reused``) in the run that wrote its outputs (from its
+        #: stamp; None if the stamp has none)
         self.seconds: Optional[float] = None
+        self.reused = False
 
-    def done(self) -> bool:
+    def _read_stamp(self) -> Optional[dict]:
         try:
             with open(self.stamp) as fh:
-                same = json.load(fh).get("digest") == self.digest
-        except (OSError, ValueError, RecursionError, AttributeError):
-            return False
+                stamp = json.load(fh)
+        except (OSError, ValueError, RecursionError):
+            return None
+        return stamp if isinstance(stamp, dict) else None
+
+    def done(self) -> bool:
+        stamp = self._read_stamp()
+        same = stamp is not None and stamp.get("digest") == self.digest
         return same and all(os.path.exists(p) for p in self.outputs)
 
     def run(self, fn: Callable[[], object]) -> None:
         if self.done():
             logger.info("[%s] reused (settings unchanged)", self.name)
+            seconds = self._read_stamp().get("seconds")
+            self.seconds = float(seconds) if isinstance(seconds, (int, float)) else None
+            self.reused = True
             return
         logger.info("[%s] running", self.name)
         t0 = time.perf_counter()
@@ -357,16 +368,29 @@ class RunContext:
         return path
 
     def write_timings(self, total: float) -> dict:
-        """``timings.json``: seconds per stage run now (null when reused), and the demo's budget ratio:
-        the stages after training against :data:`CORE_STAGES` (rule: ≤ 0.5 when all ran in this run)."""
+        """``timings.json``: seconds per stage — taken in this run, or for a stage listed in ``reused`` in the
+        run that wrote its outputs (so re-running a finished run keeps its timings) —, this run's ``total``,
+        and the demo's budget ratio: the stages after training against :data:`CORE_STAGES` (rule: ≤ 0.5),
+        given when every stage's seconds are known.  When every stage was reused, an existing
+        ``timings.json`` (the record of the run that made the outputs) is kept as it is."""
+        path = os.path.join(self.out, "timings.json")
+        if self.stages and all(st.reused for st in self.stages.values()):
+            try:
+                with open(path, encoding="utf-8") as fh:
+                    previous = json.load(fh)
+                if isinstance(previous, dict) and isinstance(previous.get("stages"), dict):
+                    return previous
+            except (OSError, ValueError, RecursionError):
+                pass
         timings = {name: st.seconds for name, st in self.stages.items()}
+        reused = [name for name, st in self.stages.items() if st.reused]
         core = [timings.get(n) for n in CORE_STAGES]
         after = [t for n, t in timings.items() if n not in CORE_STAGES and not n.startswith("evaluate_")]
-        ratio = (sum(t for t in after if t is not None) / sum(core)
-                 if all(t is not None for t in core) and sum(core) > 0 else None)
-        result = {"stages": timings, "total": total, "core_stages": list(CORE_STAGES),
+        ratio = (sum(after) / sum(core) if all(t is not None for t in core + after) and sum(core) > 0
+                 else None)
+        result = {"stages": timings, "reused": reused, "total": total, "core_stages": list(CORE_STAGES),
                   "after_training_over_core": ratio}
-        write_json(os.path.join(self.out, "timings.json"), result)
+        write_json(path, result)
         if ratio is not None:
             logger.info("stages after training took %.0f %% of data + extract + train", 100 * ratio)
         return result
@@ -374,14 +398,18 @@ class RunContext:
 
 def _timings_section(timings: dict) -> str:
     from ._util.markdown import md_table
-    rows = [(name, "reused" if sec is None else f"{sec:.1f}") for name, sec in timings["stages"].items()]
+    reused = set(timings.get("reused", ()))
+    rows = [(name, ("?" if sec is None else f"{sec:.1f}") + (" (reused: time of the run that made it)"
+                                                             if name in reused else ""))
+            for name, sec in timings["stages"].items()]
     ratio = timings["after_training_over_core"]
-    lines = ["## Timings (this run)", "", md_table(("stage", "seconds"), rows), ""]
+    lines = ["## Timings", "", md_table(("stage", "seconds"), rows), ""]
     if ratio is not None:
         lines += [f"Stages after training took {100 * ratio:.0f} % of the time of "
                   f"{' + '.join(timings['core_stages'])} (the demo's budget: at most 50 %).", ""]
     else:
-        lines += ["Some stages were reused from an earlier run, so no time ratio is given.", ""]
+        lines += ["Some stages were reused from a run that did not record their time, so no time ratio is "
+                  "given.", ""]
     return "\n".join(lines)
 
 

@@ -70,14 +70,25 @@ def test_run_end_to_end_and_stage_reuse(tmp_path, caplog):
         assert small.mode == "P" and small.size == Image.open(os.path.join(paths["figures"], name)).size
 
     mtime = os.path.getmtime(paths["features"])
+    timings = json.load(open(os.path.join(out, "timings.json")))
+    assert timings["reused"] == [] and all(v > 0 for v in timings["stages"].values())
+    assert timings["after_training_over_core"] > 0
     run(out, **kw)  # nothing changed: every stage is reused
     second = caplog.text
     caplog.clear()
     assert "running" not in second and second.count("reused") == 14
+    # the record of the run that made the outputs is kept, not overwritten by this run's
+    assert json.load(open(os.path.join(out, "timings.json"))) == timings
     run(out, **{**kw, "max_epochs": 1})  # a training setting changed: data and features are reused
     third = caplog.text
     assert "[data] reused" in third and "[extract] reused" in third and "[train_s1] running" in third
     assert os.path.getmtime(paths["features"]) == mtime
+    # reused stages keep the seconds of the run that made them; the ratio is still given
+    after = json.load(open(os.path.join(out, "timings.json")))
+    assert {"data", "extract"} <= set(after["reused"]) and "train_s1" not in after["reused"]
+    assert after["stages"]["extract"] == timings["stages"]["extract"]
+    assert after["after_training_over_core"] is not None
+    assert "(reused: time of the run that made it)" in open(paths["report"]).read()
 
 
 def test_run_on_a_sol_like_tree(tmp_path, capsys):
