@@ -109,7 +109,8 @@ def main(argv=None):
     args = ap.parse_args(argv)
     meta_path = os.path.join(args.run, "data", "meta.csv")
     features = os.path.join(args.run, "features.h5")
-    for path in (meta_path, features):
+    for path in (meta_path, features, os.path.join(args.run, "metrics_s1.json"),
+                 os.path.join(args.run, "models", "s1", "config.json")):
         if not os.path.exists(path):
             raise SystemExit(f"error: {path} does not exist: --run must be a finished run of the synthetic corpus "
                              f"(`scatterxai run --out DIR`)")

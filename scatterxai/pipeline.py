@@ -172,15 +172,18 @@ class Stage:
             return None
         return stamp if isinstance(stamp, dict) else None
 
-    def done(self) -> bool:
+    def done(self) -> Optional[dict]:
+        """The stamp, if it matches this stage's settings and every output exists; else None."""
         stamp = self._read_stamp()
-        same = stamp is not None and stamp.get("digest") == self.digest
-        return same and all(os.path.exists(p) for p in self.outputs)
+        if stamp is None or stamp.get("digest") != self.digest:
+            return None
+        return stamp if all(os.path.exists(p) for p in self.outputs) else None
 
     def run(self, fn: Callable[[], object]) -> None:
-        if self.done():
+        stamp = self.done()
+        if stamp is not None:
             logger.info("[%s] reused (settings unchanged)", self.name)
-            seconds = self._read_stamp().get("seconds")
+            seconds = stamp.get("seconds")
             self.seconds = float(seconds) if isinstance(seconds, (int, float)) else None
             self.reused = True
             return
@@ -371,18 +374,19 @@ class RunContext:
         """``timings.json``: seconds per stage — taken in this run, or for a stage listed in ``reused`` in the
         run that wrote its outputs (so re-running a finished run keeps its timings) —, this run's ``total``,
         and the demo's budget ratio: the stages after training against :data:`CORE_STAGES` (rule: ≤ 0.5),
-        given when every stage's seconds are known.  When every stage was reused, an existing
-        ``timings.json`` (the record of the run that made the outputs) is kept as it is."""
+        given when every stage's seconds are known.  When every stage was reused and the existing
+        ``timings.json`` is the record of the run that made them (the same seconds per stage), it is kept
+        as it is, with that run's ``total``."""
         path = os.path.join(self.out, "timings.json")
+        timings = {name: st.seconds for name, st in self.stages.items()}
         if self.stages and all(st.reused for st in self.stages.values()):
             try:
                 with open(path, encoding="utf-8") as fh:
                     previous = json.load(fh)
-                if isinstance(previous, dict) and isinstance(previous.get("stages"), dict):
+                if isinstance(previous, dict) and previous.get("stages") == timings:
                     return previous
             except (OSError, ValueError, RecursionError):
                 pass
-        timings = {name: st.seconds for name, st in self.stages.items()}
         reused = [name for name, st in self.stages.items() if st.reused]
         core = [timings.get(n) for n in CORE_STAGES]
         after = [t for n, t in timings.items() if n not in CORE_STAGES and not n.startswith("evaluate_")]
