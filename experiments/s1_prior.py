@@ -21,6 +21,7 @@ script measures that shortcut as a control for the S1 row of Table 1:
 Usage::
 
     python experiments/s1_prior.py --run results/demo
+    python experiments/s1_prior.py --features DIR/features.h5     # the probes only, on any corpus' features
 
 The run is only read.  Seconds on the demo.
 """
@@ -35,6 +36,7 @@ import numpy as np
 
 from scatterxai.data.loaders import SOL_META_CSV
 from scatterxai.data.meta import read_meta_csv
+from scatterxai.scattering.normalize import LOG_C
 
 #: the columns this script reads from a meta CSV
 INSTRUMENT, TECHNIQUE, SUBSET = "instrument", "modulation technique", "subset"
@@ -103,10 +105,32 @@ def _pct(x):
     return f"{100 * x:.1f} %"
 
 
+def print_probes(features, c):
+    """The probes of the module docstring on ``features`` (log constant ``c``), printed."""
+    X, cols = s1_statistics(features, c)
+    print(f"Logistic-regression probes on the S1 time statistics of {features} (balanced test accuracy):\n")
+    for target in ("instrument family", TECHNIQUE):
+        if target not in cols:
+            print(f"- {target}: not in {features}")
+            continue
+        acc, recall = probe(X, cols[target], cols[SUBSET])
+        worst = sorted(recall.items(), key=lambda kv: kv[1])[:3]
+        print(f"- {target}: {_pct(acc)} over {len(recall)} classes (lowest: "
+              + ", ".join(f"{c} {100 * r:.0f} %" for c, r in worst) + ")")
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--run", required=True, help="a finished `scatterxai run` directory (e.g. results/demo)")
+    given = ap.add_mutually_exclusive_group(required=True)
+    given.add_argument("--run", help="a finished `scatterxai run` directory (e.g. results/demo): prior and probes")
+    given.add_argument("--features", help="any features file of the synthetic corpus: the probes only (log "
+                                          f"constant c = {LOG_C:g}, the networks' default)")
     args = ap.parse_args(argv)
+    if args.features is not None:
+        if not os.path.exists(args.features):
+            raise SystemExit(f"error: {args.features} does not exist")
+        print_probes(args.features, LOG_C)
+        return 0
     meta_path = os.path.join(args.run, "data", "meta.csv")
     features = os.path.join(args.run, "features.h5")
     for path in (meta_path, features, os.path.join(args.run, "metrics_s1.json"),
@@ -129,16 +153,8 @@ def main(argv=None):
         print(f"| {name} | {net} | {_pct(macro)} | {detail} |")
     with open(os.path.join(args.run, "models", "s1", "config.json"), encoding="utf-8") as f:
         c = float(json.load(f)["c"])
-    X, cols = s1_statistics(features, c)
-    print("\nLogistic-regression probes on the S1 time statistics of the run (balanced test accuracy):\n")
-    for target in ("instrument family", TECHNIQUE):
-        if target not in cols:
-            print(f"- {target}: not in {features}")
-            continue
-        acc, recall = probe(X, cols[target], cols[SUBSET])
-        worst = sorted(recall.items(), key=lambda kv: kv[1])[:3]
-        print(f"- {target}: {_pct(acc)} over {len(recall)} classes (lowest: "
-              + ", ".join(f"{c} {100 * r:.0f} %" for c, r in worst) + ")")
+    print()
+    print_probes(features, c)
     return 0
 
 

@@ -44,3 +44,29 @@ def test_probe_scores_balanced_accuracy_on_the_test_rows():
     assert acc == 1.0 and recall == {"x": 1.0, "y": 1.0}
     acc, _ = s1_prior.probe(rng.normal(size=(80, 3)), y, subset)   # no information: near chance
     assert acc < 0.8
+
+
+def test_features_mode_probes_a_features_file(tmp_path, capsys):
+    """``--features F.h5``: the probes alone; an S1 level that follows the family is found by its probe."""
+    from scatterxai.features import write_features
+    from scatterxai.scattering import path_table
+
+    from .conftest import SMALL
+    table = path_table(SMALL)
+    rng = np.random.default_rng(1)
+    K = 120
+    family = np.array(["Strings", "Flutes", "Horns"] * (K // 3), dtype=object)
+    level = np.select([family == "Strings", family == "Flutes"], [1.0, 4.0], 16.0)
+    S = rng.random((K, len(table), table.n_frames)).astype(np.float32) * level[:, None, None].astype(np.float32)
+    columns = {"file_name": np.array([f"n{i}" for i in range(K)], object), "label": np.arange(K) % 5,
+               "subset": np.array(["training", "test"] * (K // 2), object), "instrument family": family,
+               "modulation technique": np.array(["a", "b", "c", "d", "e"] * (K // 5), object)}
+    path = tmp_path / "f.h5"
+    write_features(str(path), S, columns, SMALL)
+    assert s1_prior.main(["--features", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "- instrument family: 100.0 % over 3 classes" in out
+    technique = float(out.split("- modulation technique: ")[1].split(" %")[0])
+    assert technique < 60   # the technique does not follow the level: near chance (20 %)
+    with pytest.raises(SystemExit, match="does not exist"):
+        s1_prior.main(["--features", str(tmp_path / "missing.h5")])
