@@ -31,11 +31,13 @@ import json
 import os
 import sys
 
-import h5py
 import numpy as np
 
 from scatterxai.data.loaders import SOL_META_CSV
 from scatterxai.data.meta import read_meta_csv
+from scatterxai.features import FeatureFile
+from scatterxai.model.directory import prepare_input
+from scatterxai.model.train import class_weights
 from scatterxai.scattering.normalize import LOG_C
 
 #: the columns this script reads from a meta CSV
@@ -49,16 +51,16 @@ def instrument_prior(instrument, technique, subset, classes):
     Classes without test notes are left out of the macro.
     """
     instrument, technique, subset = (np.asarray(a, dtype=object) for a in (instrument, technique, subset))
-    train = subset == "training"
-    n = np.array([np.sum(technique[train] == c) for c in classes], dtype=float)
-    if not np.all(n > 0):
-        missing = [c for c, k in zip(classes, n) if k == 0]
+    train = (subset == "training") & np.isin(technique, classes)
+    index = {c: i for i, c in enumerate(classes)}
+    label = np.array([index.get(t, -1) for t in technique], dtype=np.int64)
+    weight = class_weights(label[train], len(classes))   # the networks' loss weights
+    if not np.all(weight > 0):
+        missing = [c for c, w in zip(classes, weight) if w == 0]
         raise SystemExit(f"error: no training notes of {missing}: the prior needs every class in training")
-    weight = n.max() / n
 
     def answer(rows):
-        counts = np.array([np.sum(technique[rows] == c) for c in classes], dtype=float)
-        return classes[int(np.argmax(counts * weight))]
+        return classes[int(np.argmax(np.bincount(label[rows], minlength=len(classes)) * weight))]
 
     fallback = answer(train)
     rule = {i: answer(train & (instrument == i)) for i in np.unique(instrument[train])}
@@ -72,17 +74,14 @@ def instrument_prior(instrument, technique, subset, classes):
 
 
 def s1_statistics(features_path, c):
-    """(notes × 2·n_S1) S1 time statistics of the network's log input (constant ``c``), and the notes'
+    """(notes × 2·n_S1) S1 time statistics of the network's input (log constant ``c``, the file's training
+    mean μ, as :func:`scatterxai.model.directory.prepare_input` makes it for the S1 network), and the notes'
     columns."""
-    with h5py.File(features_path, "r") as f:
-        s1 = np.flatnonzero(f["order"][:] == 1)
-        S = f["features"][:, s1[0]:s1[-1] + 1, :]
-        if not np.array_equal(s1, np.arange(s1[0], s1[-1] + 1)):
-            S = S[:, s1 - s1[0], :]
-        cols = {k: np.array([v.decode() if isinstance(v, bytes) else v for v in f["examples"][k][:]], dtype=object)
-                for k in ("instrument family", INSTRUMENT, TECHNIQUE, SUBSET) if k in f["examples"]}
-    mu = S[cols[SUBSET] == "training"].mean(axis=(0, 2))
-    X = np.log1p(S / (c * mu[None, :, None] + 1e-8))
+    with FeatureFile(features_path) as ff:
+        s1 = ff.table.s1
+        X = prepare_input(ff.rows(), s1, ff.mu[s1], c).numpy()
+        cols = {k: np.asarray(ff.examples[k], dtype=object)
+                for k in ("instrument family", INSTRUMENT, TECHNIQUE, SUBSET) if k in ff.examples}
     return np.concatenate([X.mean(-1), X.std(-1)], axis=1), cols
 
 
