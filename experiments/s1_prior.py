@@ -7,7 +7,8 @@ SOL-PMT that goes far (strings play 2,529 of its 2,530 tremolos, the harp 221 of
 only bassoon, oboe and trombone are listed with vibrato), and the paper's S1 network reaches 80.6 %.  This
 script measures that shortcut as a control for the S1 row of Table 1:
 
-* **instrument prior**: the test macro accuracy of a rule that *knows* each test note's instrument and
+* **instrument prior** (:func:`scatterxai.model.metrics.instrument_prior`; ``scatterxai run`` prints it under
+  Table 1 of its report): the test macro accuracy of a rule that *knows* each test note's instrument and
   answers the technique that instrument plays most in the training split, each class weighted as the
   networks' loss weights it (w_c = max_k n_k / n_c, so that a rare class is not always outvoted); an
   instrument without training notes gets the class with the largest weighted count overall.  Measured on
@@ -35,42 +36,14 @@ import numpy as np
 
 from scatterxai.data.loaders import SOL_META_CSV
 from scatterxai.data.meta import read_meta_csv
+from scatterxai.errors import ParameterError
 from scatterxai.features import FeatureFile
 from scatterxai.model.directory import prepare_input
-from scatterxai.model.train import class_weights
+from scatterxai.model.metrics import instrument_prior
 from scatterxai.scattering.normalize import LOG_C
 
 #: the columns this script reads from a meta CSV
 INSTRUMENT, TECHNIQUE, SUBSET = "instrument", "modulation technique", "subset"
-
-
-def instrument_prior(instrument, technique, subset, classes):
-    """Per-class test accuracy (dict) and macro accuracy of the instrument-prior rule (module docstring).
-
-    ``instrument``, ``technique``, ``subset``: one entry per note; ``classes``: the techniques, in order.
-    Classes without test notes are left out of the macro.
-    """
-    instrument, technique, subset = (np.asarray(a, dtype=object) for a in (instrument, technique, subset))
-    train = (subset == "training") & np.isin(technique, classes)
-    index = {c: i for i, c in enumerate(classes)}
-    label = np.array([index.get(t, -1) for t in technique], dtype=np.int64)
-    weight = class_weights(label[train], len(classes))   # the networks' loss weights
-    if not np.all(weight > 0):
-        missing = [c for c, w in zip(classes, weight) if w == 0]
-        raise SystemExit(f"error: no training notes of {missing}: the prior needs every class in training")
-
-    def answer(rows):
-        return classes[int(np.argmax(np.bincount(label[rows], minlength=len(classes)) * weight))]
-
-    fallback = answer(train)
-    rule = {i: answer(train & (instrument == i)) for i in np.unique(instrument[train])}
-    test = subset == "test"
-    per_class = {}
-    for c in classes:
-        rows = test & (technique == c)
-        if rows.any():
-            per_class[c] = float(np.mean([rule.get(i, fallback) == c for i in instrument[rows]]))
-    return per_class, float(np.mean(list(per_class.values())))
 
 
 def s1_statistics(features_path, c):
@@ -147,7 +120,10 @@ def main(argv=None):
     rows = [(f"{args.run} ({len(meta[TECHNIQUE])} notes)", meta, _pct(s1_net["macro_accuracy"])),
             (f"SOL-PMT published split ({len(sol[TECHNIQUE])} notes)", sol, "80.6 % (paper)")]
     for name, cols, net in rows:
-        per_class, macro = instrument_prior(cols[INSTRUMENT], cols[TECHNIQUE], cols[SUBSET], classes)
+        try:
+            per_class, macro = instrument_prior(cols[INSTRUMENT], cols[TECHNIQUE], cols[SUBSET], classes)
+        except ParameterError as e:
+            raise SystemExit(f"error: {name}: {e}") from None
         detail = ", ".join(f"{c} {100 * a:.0f}" for c, a in per_class.items())
         print(f"| {name} | {net} | {_pct(macro)} | {detail} |")
     with open(os.path.join(args.run, "models", "s1", "config.json"), encoding="utf-8") as f:

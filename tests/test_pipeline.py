@@ -41,6 +41,8 @@ def test_run_end_to_end_and_stage_reuse(tmp_path, caplog):
     report = open(paths["report"]).read()
     assert "Table 1" in report and "figures/fig1_examples.png" in report and "kurtosis" in report
     assert "| S1+S2 (paper, SOL-PMT) |" in report   # the synthetic corpus imitates SOL-PMT: compared
+    # S1 beside its control, the instrument prior (its value on SOL-PMT's split: 73.2 %, measured)
+    assert "S1's control, the instrument prior" in report and "published split: 73.2 %" in report
     assert "not localised" in report
     assert "## Is the explanation right? Quality checks" in report and "(quality/quality_curves.png)" in report
     assert "| rank | method |" in report

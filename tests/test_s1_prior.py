@@ -31,7 +31,8 @@ def test_instrument_prior_weights_classes_as_the_training_loss():
 
 
 def test_instrument_prior_needs_every_class_in_training():
-    with pytest.raises(SystemExit, match=r"no training notes of \['b'\]"):
+    from scatterxai.errors import ParameterError
+    with pytest.raises(ParameterError, match=r"no training notes of \['b'\]"):
         s1_prior.instrument_prior(["I", "I"], ["a", "b"], ["training", "test"], ["a", "b"])
 
 

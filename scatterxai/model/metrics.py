@@ -2,7 +2,8 @@
 
 * :func:`classification_metrics` — per-class, macro and overall accuracy, confusion matrix;
 * :func:`metrics_markdown` — one evaluation as Markdown;
-* :func:`table1` — two evaluations (S1, S1+S2) in the layout of the paper's Table 1.
+* :func:`table1` — two evaluations (S1, S1+S2) in the layout of the paper's Table 1;
+* :func:`instrument_prior` — the control of the S1 score: what knowing each note's instrument gives.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from .._util.types import PathLike
 from ..errors import ParameterError
 from ..task import INPUT_LABELS
 
-__all__ = ["confusion_matrix", "classification_metrics", "metrics_markdown", "table1", "PAPER_TABLE1"]
+__all__ = ["confusion_matrix", "classification_metrics", "metrics_markdown", "table1", "PAPER_TABLE1",
+           "instrument_prior"]
 
 #: the paper's Table 1 (SOL-PMT test split), per-class accuracy in %
 PAPER_TABLE1 = {
@@ -166,3 +168,50 @@ def table1(metrics_s1: Union[Mapping[str, Any], PathLike], metrics_s1s2: Union[M
         lines += ["", f"— : class absent from the evaluated subset ({', '.join(absent)}); macro averages the "
                       f"present classes."]
     return "\n".join(lines) + "\n"
+
+
+def instrument_prior(instrument: ArrayLike, technique: ArrayLike, subset: ArrayLike,
+                     classes: Sequence[str]) -> tuple:
+    """The control of the S1 score: per-class test accuracy (dict) and macro accuracy of a rule that knows
+    each test note's instrument and answers the technique that instrument plays most in the training split.
+
+    Each class is weighted as the networks' loss weights it (w_c = max_k n_k / n_c,
+    :func:`scatterxai.model.train.class_weights`), so that a rare class is not always outvoted; an instrument
+    without training notes gets the class with the largest weighted count overall.  An S1 network below this
+    score does not even tell the instruments apart; above it, S1 uses more than the instrument.
+
+    Parameters
+    ----------
+    instrument, technique, subset : array-like [shape=(K,)]
+        One entry per note: instrument name, class name, "training" / "validation" / "test".
+    classes : sequence of str
+        The classes, in order; classes without test notes are left out of the macro.
+
+    Raises
+    ------
+    ParameterError
+        A class has no training note.
+    """
+    from .train import class_weights
+    classes = list(classes)
+    instrument, technique, subset = (np.asarray(a, dtype=object) for a in (instrument, technique, subset))
+    train = (subset == "training") & np.isin(technique, classes)
+    index = {c: i for i, c in enumerate(classes)}
+    label = np.array([index.get(t, -1) for t in technique], dtype=np.int64)
+    weight = class_weights(label[train], len(classes))
+    if not np.all(weight > 0):
+        missing = [c for c, w in zip(classes, weight) if w == 0]
+        raise ParameterError(f"no training notes of {missing}: the instrument prior needs every class in training")
+
+    def answer(rows):
+        return classes[int(np.argmax(np.bincount(label[rows], minlength=len(classes)) * weight))]
+
+    fallback = answer(train)
+    rule = {i: answer(train & (instrument == i)) for i in np.unique(instrument[train])}
+    test = subset == "test"
+    per_class = {}
+    for c in classes:
+        rows = test & (technique == c)
+        if rows.any():
+            per_class[c] = float(np.mean([rule.get(i, fallback) == c for i in instrument[rows]]))
+    return per_class, float(np.mean(list(per_class.values())))

@@ -36,6 +36,39 @@ def _data_table(features) -> str:
     return "\n".join(lines)
 
 
+def _s1_control(features, metrics_s1: Mapping, paper: bool) -> list:
+    """The line under Table 1 that puts S1 beside its control, the instrument prior
+    (:func:`scatterxai.model.metrics.instrument_prior`): only for data with an ``instrument`` column and a
+    training split whose every class has notes."""
+    from ..errors import ParameterError
+    from ..features.store import FeatureFile
+    from ..model.metrics import PAPER_TABLE1, instrument_prior
+    with FeatureFile(features) as ff:
+        if not {"instrument", "subset", "label"} <= set(ff.examples):
+            return []
+        classes = list(ff.classes)
+        real = np.zeros(len(ff), dtype=bool)
+        real[ff.indices("all")] = True   # augmented copies are not notes
+        technique = np.array(classes, dtype=object)[ff.labels][real]
+        instrument, subset = ff.examples["instrument"][real], ff.examples["subset"][real]
+    try:
+        _, macro = instrument_prior(instrument, technique, subset, classes)
+    except ParameterError:
+        return []
+    text = (f"S1's control, the instrument prior: a rule that knows each test note's instrument and answers the "
+            f"technique that instrument plays most in training (classes weighted as in the loss) scores "
+            f"{100 * macro:.1f} % macro here, against {100 * metrics_s1['macro_accuracy']:.1f} % for S1")
+    if paper:
+        from ..data.loaders import SOL_META_CSV
+        from ..data.meta import read_meta_csv
+        sol = read_meta_csv(SOL_META_CSV)
+        _, sol_macro = instrument_prior(sol["instrument"], sol["modulation technique"], sol["subset"], classes)
+        paper_s1 = np.mean(list(PAPER_TABLE1["s1"].values()))
+        text += f" (on SOL-PMT's published split: {100 * sol_macro:.1f} %, against {paper_s1:.1f} % for the paper's S1)"
+    return [text + ".  Below the prior, S1 gets less than knowing the instrument would give; above it, S1 uses "
+            "more than the instrument (`python experiments/s1_prior.py --run RUN_DIR` adds probes of S1).", ""]
+
+
 def _misses_table(misses: Mapping[str, Optional[dict]]) -> list:
     """Markdown lines: where the top S2 relevance lies for the examples that are not localised."""
     rows = [(r, m) for r, m in misses.items() if m is not None and m["n"]]
@@ -95,8 +128,10 @@ def write_report(path: PathLike, *, metrics_paths: Mapping[str, str], relevance:
                   f"predicted by the fold model that neither trained nor early-stopped on it.", ""]
     lines += ["## Table 1 — per-class " + ("out-of-fold" if crossval else "test") + " accuracy (%), S1 only vs "
               "S1+S2", "",
-              table1(metrics["s1"], metrics["s1s2"], paper=paper),
-              f"![confusion matrices]({rel}/{FIGURE_FILES['confusion']})", ""]
+              table1(metrics["s1"], metrics["s1s2"], paper=paper), ""]
+    if not crossval:
+        lines += _s1_control(features, metrics["s1"], paper)
+    lines += [f"![confusion matrices]({rel}/{FIGURE_FILES['confusion']})", ""]
     for name in ("s1", "s1s2"):
         lines += [(crossval_markdown if "spread" in metrics[name] else metrics_markdown)(metrics[name]), ""]
     where = "out of fold: every note by the fold model that did not see it" if out_of_fold else "test split"
