@@ -21,7 +21,7 @@ from ..errors import ParameterError
 from ..task import INPUT_LABELS
 
 __all__ = ["confusion_matrix", "classification_metrics", "metrics_markdown", "table1", "PAPER_TABLE1",
-           "instrument_prior"]
+           "class_weights", "instrument_prior"]
 
 #: the paper's Table 1 (SOL-PMT test split), per-class accuracy in %
 PAPER_TABLE1 = {
@@ -170,13 +170,21 @@ def table1(metrics_s1: Union[Mapping[str, Any], PathLike], metrics_s1s2: Union[M
     return "\n".join(lines) + "\n"
 
 
+def class_weights(labels: np.ndarray, n_classes: int) -> np.ndarray:
+    """Loss weights w_c = max_k n_k / n_c [shape=(n_classes,)]; 0 for classes with no example."""
+    counts = np.bincount(np.asarray(labels, dtype=np.int64), minlength=n_classes).astype(np.float64)
+    with np.errstate(divide="ignore"):
+        w = np.where(counts > 0, counts.max() / counts, 0.0)
+    return w
+
+
 def instrument_prior(instrument: ArrayLike, technique: ArrayLike, subset: ArrayLike,
                      classes: Sequence[str]) -> tuple:
     """The control of the S1 score: per-class test accuracy (dict) and macro accuracy of a rule that knows
     each test note's instrument and answers the technique that instrument plays most in the training split.
 
     Each class is weighted as the networks' loss weights it (w_c = max_k n_k / n_c,
-    :func:`scatterxai.model.train.class_weights`), so that a rare class is not always outvoted; an instrument
+    :func:`class_weights`), so that a rare class is not always outvoted; an instrument
     without training notes gets the class with the largest weighted count overall.  An S1 network below this
     score does not even tell the instruments apart; above it, S1 uses more than the instrument.
 
@@ -192,7 +200,6 @@ def instrument_prior(instrument: ArrayLike, technique: ArrayLike, subset: ArrayL
     ParameterError
         A class has no training note.
     """
-    from .train import class_weights
     classes = list(classes)
     instrument, technique, subset = (np.asarray(a, dtype=object) for a in (instrument, technique, subset))
     train = (subset == "training") & np.isin(technique, classes)

@@ -39,7 +39,7 @@ from .batchnorm import recalibrate
 from .directory import LoadedModel, load_model, prepare_input, save_model
 from .finetune import InitSpec, Pretrained, as_init
 from .guidance import n_recordings, split_guidance
-from .metrics import classification_metrics
+from .metrics import class_weights, classification_metrics
 from .net import MIN_FRAMES, ConvNet, count_parameters
 
 if TYPE_CHECKING:
@@ -129,14 +129,6 @@ def input_channels(table: PathTable, input: str) -> np.ndarray:
     if input == "s1s2":
         return np.arange(len(table), dtype=np.int64)
     raise ParameterError(f"input must be one of {sorted(INPUTS)}, got {input!r}")
-
-
-def class_weights(labels: np.ndarray, n_classes: int) -> np.ndarray:
-    """Loss weights w_c = max_k n_k / n_c [shape=(n_classes,)]; 0 for classes with no example."""
-    counts = np.bincount(np.asarray(labels, dtype=np.int64), minlength=n_classes).astype(np.float64)
-    with np.errstate(divide="ignore"):
-        w = np.where(counts > 0, counts.max() / counts, 0.0)
-    return w
 
 
 # ------------------------------------------------------------------------------------------- training
