@@ -667,6 +667,8 @@ OTHER_RUNS: List[OtherRun] = [
     OtherRun("real-recordings cross-validation table", "| model | macro (%) | 95 % interval |",
              "experiments/real_cv.py"),
     OtherRun("--init-mu measurement", "`data` 58.8 % out-of-fold macro accuracy", "experiments/real_cv.py"),
+    OtherRun("S1 family probe on the studio corpus", "55.7 % over its 11 families",
+             "experiments/s1_prior.py --features"),
 ]
 
 
