@@ -55,16 +55,16 @@ from ..meta import META_COLUMNS, write_meta_csv
 from ..notes import midi_hz, midi_name, note_midi
 from ..split import split_622
 from .instruments import DYNAMICS, INSTRUMENTS, PLAYER_ONLY, parse_instrument
-from .profile import PROFILE_CSV, _sol_rows, profile_counts
+from .profile import PROFILE_CSV, profile_counts, sol_rows
 from .realism import (
     DEFAULT_REALISM,
     Performance,
     Realism,
     RealismLike,
-    _log_uniform,
     add_background,
     cut_excerpt,
     draw_performance,
+    log_uniform,
     parse_realism,
     performance_columns,
     performance_overrides,
@@ -291,7 +291,7 @@ def _technique_draws(rng, technique, variant, excitation, jitter, *, articulated
     moved from the studio range to the one measured on real notes (the same draw, :func:`.techniques.ranged`)."""
     fm, ramp, start = 0.0, 0.02, 0.0
     if technique == "vibrato":
-        fm = _log_uniform(rng, *VIBRATO_DEPTH_ST)
+        fm = log_uniform(rng, *VIBRATO_DEPTH_ST)
         if excitation == "voice":
             fm = sung_depth(fm, VIBRATO_DEPTH_ST)
         am = rng.uniform(0.0, 0.12) if excitation == "lip" else rng.uniform(0.03, 0.3)
@@ -389,7 +389,7 @@ def plan_corpus(*, scale: float = DEFAULT_SCALE, seed: int = 0,
         raise ParameterError(f"scale must be at most {MAX_SCALE:g} (≈ {5564 * MAX_SCALE:,.0f} notes, ~0.5 MB of "
                              f"audio each), got {scale:g}")
     realism = parse_realism(realism)
-    rows = _sol_rows()
+    rows = sol_rows()
     specs, extra = [], []
     for cell_number, (_, inst, tech, count) in enumerate(profile_counts()):
         cell = rows.get((inst, tech))

@@ -13,7 +13,7 @@ from ..meta import read_meta_csv
 from ..notes import note_midi, sol_pitch_and_dynamics
 from .instruments import DYNAMICS
 
-__all__ = ["PROFILE_CSV", "profile_counts"]
+__all__ = ["PROFILE_CSV", "profile_counts", "sol_rows"]
 
 #: instrument × technique counts of SOL-PMT (package data)
 PROFILE_CSV = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
@@ -21,7 +21,7 @@ PROFILE_CSV = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__fil
 
 
 @functools.lru_cache(maxsize=1)
-def _sol_rows():
+def sol_rows():
     """SOL-PMT notes grouped by (instrument, class): lists of (technique original, pitch, dynamics,
     file name), pitch None where the file name has none."""
     cols = read_meta_csv(SOL_META_CSV)

@@ -78,7 +78,7 @@ from .techniques import Controls, box_smooth, smooth_noise
 __all__ = ["REALISM_FACTORS", "Realism", "Performance", "PERFORMANCE_COLUMNS", "DEFAULT_REALISM", "parse_realism",
            "draw_duration", "draw_performance", "performance_overrides", "performance_columns", "render_span",
            "performance_controls", "apply_performance", "modes_db", "mic_db", "room_ir", "background", "add_background",
-           "cut_excerpt",
+           "cut_excerpt", "log_uniform",
            "legato_pitch", "MAX_FILE_S", "INDIVIDUALS", "SUNG_DEPTH_ST", "NATURAL_DEPTH_ST", "sung_depth"]
 
 #: meta.csv columns written for every note (neutral values where a factor is off)
@@ -199,14 +199,15 @@ class Performance:
         return np.isfinite(self.excerpt_start_s) or np.isfinite(self.excerpt_end_s)
 
 
-def _log_uniform(rng, lo, hi):
+def log_uniform(rng: np.random.Generator, lo: float, hi: float) -> float:
+    """One draw, uniform in log between ``lo`` and ``hi`` (one ``rng.uniform`` call)."""
     return float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
 
 
 def draw_duration(rng: np.random.Generator, *, rate_hz: float, delay_s: float) -> float:
     """Note duration (s) of the ``excerpt`` factor: log-uniform 0.35–10 s, at least 2.5 cycles after
     ``delay_s`` (the start of the modulation)."""
-    return max(_log_uniform(rng, 0.35, 10.0), delay_s + 2.5 / rate_hz + 0.1)
+    return max(log_uniform(rng, 0.35, 10.0), delay_s + 2.5 / rate_hz + 0.1)
 
 
 #: peak deviation (semitones) of a singer's vibrato: wider than an instrumentalist's (about ±0.5–1
@@ -236,7 +237,7 @@ def performance_overrides(realism: Realism, rng: np.random.Generator, *, techniq
     whatever the factors.
     """
     drift, fm, start, ramp, duration = values
-    natural = (rng.uniform(0.04, 0.1), _log_uniform(rng, *NATURAL_DEPTH_ST), rng.uniform(0.1, 0.8),
+    natural = (rng.uniform(0.04, 0.1), log_uniform(rng, *NATURAL_DEPTH_ST), rng.uniform(0.1, 0.8),
                rng.uniform(0.2, 0.8))
     if sung:
         natural = (natural[0], sung_depth(natural[1], NATURAL_DEPTH_ST), *natural[2:])
@@ -280,8 +281,8 @@ def draw_performance(realism: Realism, rng: np.random.Generator, *, technique: s
     Performance
     """
     cut_in, cut_out, hard = rng.uniform(size=3) < (0.3, 0.3, 0.3)
-    length, where = _log_uniform(rng, 0.6, 6.0), rng.uniform()
-    fade = 0.0 if hard else _log_uniform(rng, 0.003, 0.04)
+    length, where = log_uniform(rng, 0.6, 6.0), rng.uniform()
+    fade = 0.0 if hard else log_uniform(rng, 0.003, 0.04)
     start, end = -np.inf, np.inf
     if "excerpt" in realism and (cut_in or cut_out):
         # a window of `length` s inside the note, placed at random
@@ -298,10 +299,10 @@ def draw_performance(realism: Realism, rng: np.random.Generator, *, technique: s
         end = min(end, (start if np.isfinite(start) else -onset_s) + MAX_FILE_S)
     legato = _draw_legato(rng, duration_s, excitation)
     trend = (rng.uniform(-0.1, 0.15), rng.uniform(-0.3, 0.3), rng.uniform(0.15, 0.35))
-    room = (_log_uniform(rng, 0.2, 2.2), rng.uniform(-3.0, 15.0))
+    room = (log_uniform(rng, 0.2, 2.2), rng.uniform(-3.0, 15.0))
     noise = (rng.uniform(30.0, 60.0), rng.uniform(0.0, 2.0), rng.uniform(), rng.uniform(-25.0, -10.0),
              rng.choice((50.0, 60.0)))
-    mic = (_log_uniform(rng, 30.0, 160.0), _log_uniform(rng, 7000.0, 20000.0), _log_uniform(rng, 2000.0, 8000.0),
+    mic = (log_uniform(rng, 30.0, 160.0), log_uniform(rng, 7000.0, 20000.0), log_uniform(rng, 2000.0, 8000.0),
            rng.uniform(-4.0, 4.0), rng.uniform(-1.0, 1.0))
     individual = int(rng.integers(INDIVIDUALS))
     attack = (rng.uniform(0.2, 0.8), rng.uniform(0.015, 0.045), rng.uniform(-0.25, 0.25), rng.uniform(0.02, 0.07),
