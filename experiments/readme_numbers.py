@@ -742,6 +742,17 @@ def update(readme: str, values: Sequence[dict], numbers: Sequence[Number] = NUMB
     return readme, done
 
 
+def run_cpu(r: Run) -> str:
+    """The processor the run's S1+S2 model was trained on, as its ``config.json`` records it."""
+    try:
+        cpu = r.json("models/s1s2/config.json").get("cpu")
+    except Missing:
+        cpu = None
+    if not cpu:
+        return "not recorded (a run of an earlier version)"
+    return f"{cpu['model']}, {cpu['machine']}, torch {cpu['torch_capability']} kernels, ISA {cpu['isa']}"
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--run", required=True, help="a finished run directory (scatterxai run --out DIR)")
@@ -769,6 +780,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             fh.write(readme)
         print(f"{n} numbers written into {args.check}")
     res = check(readme, values)
+    print(f"the run's CPU: {run_cpu(Run(args.run))} (single-run digits differ from CPU to CPU: MKL's FFT and "
+          f"torch's kernels choose their code by processor; the README's ranges over seeds are what carries over)")
     for label, quoted, value in res["differs"]:
         print(f"DIFFERS  {label}: README {quoted!r}, run {value!r}")
     for label, quoted, value in res["timing_differs"]:

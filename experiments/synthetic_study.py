@@ -18,7 +18,9 @@ Numbers to expect (seed 0, measured with this version on 2 CPU cores; README "Re
 * ``--scale 0.3`` (the default: 1,789 notes, ~11 min with every analysis, default ``--realism
   noise,mic,articulation,players,common``): seed 0 gives S1+S2 macro accuracy 97.04 % (torch's default two
   threads here) against 48.14 % for S1 alone (the paper, on real SOL-PMT: 98.84 % vs 80.60 %); seeds 0–4
-  (two threads) give 95.0–97.0 % for S1+S2 and 46.0–49.0 % for S1.  LRP-[ε,z+] is sharper than LRP-ε, as in
+  (two threads) give 95.0–97.0 % for S1+S2 and 46.0–49.0 % for S1; on another CPU (AVX-512 and AMX) seed 0
+  gives 95.86 % and 45.04 %, seeds 0–4 94.0–97.5 % and 45.0–53.1 % (the last bits of features and weights
+  depend on the processor).  LRP-[ε,z+] is sharper than LRP-ε, as in
   the paper; S1 receives ~5 % of the relevance; the top S2 relevance lies within ±1 octave of the true rate
   for 73–88 % of the test notes.
   ``python experiments/seed_ranges.py --run OUT`` measures such ranges (the README has them per class).

@@ -122,11 +122,19 @@ def test_main_exit_status(run, tmp_path, capsys):
     out = capsys.readouterr().out
     assert "timing differs (machine and load; not an error)  demo wall time" in out
     assert "DIFFERS" not in out and "COMMAND MISSING" in out
+    assert "the run's CPU: not recorded" in out             # the toy run's model config has no "cpu"
     readme.write_text(README.replace("9.15 ± 0.59", "9.2 ± 0.6"))
     assert rn.main(["--run", run.path, "--check", str(readme)]) == 1
     assert ("DIFFERS  deletion table: training mean AOPC above random, LRP-ε: README '9.2 ± 0.6', run '9.15 ± 0.59'"
             in capsys.readouterr().out)
     assert rn.main(["--run", str(tmp_path / "nope")]) == 2
+
+
+def test_run_cpu_names_the_processor_the_model_was_trained_on(run):
+    os.makedirs(os.path.join(run.path, "models", "s1s2"))
+    with open(os.path.join(run.path, "models", "s1s2", "config.json"), "w") as fh:
+        json.dump({"cpu": {"model": "Xeon", "machine": "x86_64", "isa": "avx2 fma", "torch_capability": "AVX2"}}, fh)
+    assert rn.run_cpu(rn.Run(run.path)) == "Xeon, x86_64, torch AVX2 kernels, ISA avx2 fma"
 
 
 def test_update_writes_the_run_numbers_in_place(run):

@@ -201,6 +201,9 @@ def test_determinism_and_rng_hygiene(toy, trained, tmp_path):
                         config=dataclasses.replace(FAST, max_epochs=1), threads=1)
     assert not torch.equal(other.net.state_dict()["conv0.weight"], a["conv0.weight"])
     assert other.config["torch_threads"] == 1 and torch.get_num_threads() == threads
+    # the processor is recorded: another CPU's kernels change the last bits, so a reader can tell runs apart
+    assert set(other.config["cpu"]) == {"model", "machine", "isa", "torch_capability"}
+    assert other.config["cpu"]["torch_capability"] == torch.backends.cpu.get_cpu_capability()
 
 
 def test_incompatible_features_raise_model_error(trained, tmp_path):

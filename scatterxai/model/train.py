@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from .. import __version__
-from .._util.device import resolve_device
+from .._util.device import cpu_description, resolve_device
 from .._util.log import logger
 from .._util.outputs import claim_output
 from .._util.types import Device, Indices, PathLike
@@ -454,7 +454,7 @@ def model_config(data: Data, net: ConvNet, *, input: str, seed: int, config: Tra
         "history": history, "n_params": count_parameters(net), "features_file": data.features_path,
         "init": None if init is None else init.record(frozen),
         "device": str(dev), "torch_version": torch.__version__, "torch_threads": torch.get_num_threads(),
-        "train_seconds": time.perf_counter() - t_start, "scatterxai_version": __version__,
+        "cpu": cpu_description(), "train_seconds": time.perf_counter() - t_start, "scatterxai_version": __version__,
     }
     out.update(extra)
     return out
