@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import functools
 import os
-from typing import List
+from typing import Dict, List, Optional, Tuple
 
 from ...task import CLASSES
 from ..loaders import SOL_META_CSV
@@ -21,7 +21,7 @@ PROFILE_CSV = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__fil
 
 
 @functools.lru_cache(maxsize=1)
-def sol_rows():
+def sol_rows() -> Dict[Tuple[str, str], List[Tuple[str, Optional[str], str, str]]]:
     """SOL-PMT notes grouped by (instrument, class): lists of (technique original, pitch, dynamics,
     file name), pitch None where the file name has none."""
     cols = read_meta_csv(SOL_META_CSV)
