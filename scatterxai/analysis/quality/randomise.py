@@ -164,8 +164,8 @@ def randomisation_study(net: torch.nn.Module, x: np.ndarray, explainers: Mapping
     dict method → {"cascading": {"steps": [...], "spearman_abs", "spearman", "ssim": (n_steps, n_seeds, K)},
     "independent": {...}}
         Cascading steps start with ``"original"`` (the trained network attributed again, once, repeated over
-        the seeds: 1 for a deterministic method — up to rounding, since torch's CPU kernels may round a batch of
-        another size differently — its reproducibility otherwise).
+        the seeds: 1 for a deterministic method, up to rounding — on some CPUs a repeated attribution differs
+        in the last bits —, its reproducibility otherwise).
     """
     blocks = tuple(default_blocks(net) if blocks is None else blocks)
     seeds = [int(s) for s in seeds]
