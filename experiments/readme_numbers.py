@@ -766,7 +766,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if not os.path.isdir(args.run):
         print(f"no run directory {args.run}", file=sys.stderr)
         return 2
-    values = compute(Run(args.run))
+    run = Run(args.run)
+    values = compute(run)
     if args.json:
         with open(args.json, "w", encoding="utf-8") as fh:
             json.dump(values, fh, indent=1, ensure_ascii=False)
@@ -782,7 +783,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             fh.write(readme)
         print(f"{n} numbers written into {args.check}")
     res = check(readme, values)
-    print(f"the run's CPU: {run_cpu(Run(args.run))} (single-run digits differ from CPU to CPU: MKL's FFT and "
+    print(f"the run's CPU: {run_cpu(run)} (single-run digits differ from CPU to CPU: MKL's FFT and "
           f"torch's kernels choose their code by processor; the README's ranges over seeds are what carries over)")
     for label, quoted, value in res["differs"]:
         print(f"DIFFERS  {label}: README {quoted!r}, run {value!r}")

@@ -39,7 +39,7 @@ from scatterxai.data.meta import read_meta_csv
 from scatterxai.errors import ParameterError
 from scatterxai.features import FeatureFile
 from scatterxai.model.directory import prepare_input
-from scatterxai.model.metrics import PAPER_TABLE1, instrument_prior
+from scatterxai.model.metrics import instrument_prior, paper_macro
 from scatterxai.scattering.normalize import LOG_C
 
 #: the columns this script reads from a meta CSV
@@ -119,7 +119,7 @@ def main(argv=None):
     print("|---|---:|---:|---|")
     rows = [(f"{args.run} ({len(meta[TECHNIQUE])} notes)", meta, _pct(s1_net["macro_accuracy"])),
             (f"SOL-PMT published split ({len(sol[TECHNIQUE])} notes)", sol,
-             _pct(np.mean(list(PAPER_TABLE1["s1"].values())) / 100) + " (paper)")]
+             _pct(paper_macro("s1") / 100) + " (paper)")]
     for name, cols, net in rows:
         try:
             per_class, macro = instrument_prior(cols[INSTRUMENT], cols[TECHNIQUE], cols[SUBSET], classes)

@@ -71,3 +71,9 @@ def test_features_mode_probes_a_features_file(tmp_path, capsys):
     assert technique < 60   # the technique does not follow the level: near chance (20 %)
     with pytest.raises(SystemExit, match="does not exist"):
         s1_prior.main(["--features", str(tmp_path / "missing.h5")])
+
+
+def test_paper_macro_is_the_mean_of_the_papers_five_classes():
+    from scatterxai.model.metrics import paper_macro
+    # SPEC.md: S1 72.50, 70.33, 92.23, 88.33, 79.61 → 80.60; S1+S2 97.50, 98.56, 99.80, 98.33, 100.0 → 98.838
+    assert paper_macro("s1") == pytest.approx(80.60) and paper_macro("s1s2") == pytest.approx(98.838)

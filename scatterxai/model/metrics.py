@@ -21,13 +21,19 @@ from ..errors import ParameterError
 from ..task import INPUT_LABELS
 
 __all__ = ["confusion_matrix", "classification_metrics", "metrics_markdown", "table1", "PAPER_TABLE1",
-           "class_weights", "instrument_prior"]
+           "class_weights", "instrument_prior", "paper_macro"]
 
 #: the paper's Table 1 (SOL-PMT test split), per-class accuracy in %
 PAPER_TABLE1 = {
     "s1": {"vibrato": 72.50, "trill": 70.33, "tremolo": 92.23, "bisbigliando": 88.33, "flatterzunge": 79.61},
     "s1s2": {"vibrato": 97.50, "trill": 98.56, "tremolo": 99.80, "bisbigliando": 98.33, "flatterzunge": 100.0},
 }
+
+
+def paper_macro(input: str) -> float:
+    """The paper's macro accuracy (%) on SOL-PMT for ``input`` ("s1" or "s1s2"): the mean of its five classes
+    in :data:`PAPER_TABLE1`."""
+    return float(np.mean(list(PAPER_TABLE1[input].values())))
 
 
 

@@ -42,7 +42,7 @@ def _s1_control(features, metrics_s1: Mapping, paper: bool) -> list:
     training split whose every class has notes."""
     from ..errors import ParameterError
     from ..features.store import FeatureFile
-    from ..model.metrics import PAPER_TABLE1, instrument_prior
+    from ..model.metrics import instrument_prior, paper_macro
     with FeatureFile(features) as ff:
         if not {"instrument", "subset", "label"} <= set(ff.examples):
             return []
@@ -63,8 +63,8 @@ def _s1_control(features, metrics_s1: Mapping, paper: bool) -> list:
         from ..data.meta import read_meta_csv
         sol = read_meta_csv(SOL_META_CSV)
         _, sol_macro = instrument_prior(sol["instrument"], sol["modulation technique"], sol["subset"], classes)
-        paper_s1 = np.mean(list(PAPER_TABLE1["s1"].values()))
-        text += f" (on SOL-PMT's published split: {100 * sol_macro:.1f} %, against {paper_s1:.1f} % for the paper's S1)"
+        text += (f" (on SOL-PMT's published split: {100 * sol_macro:.1f} %, against {paper_macro('s1'):.1f} % for "
+                 f"the paper's S1)")
     return [text + ".  Below the prior, S1 gets less than knowing the instrument would give; above it, S1 uses "
             "more than the instrument (`python experiments/s1_prior.py --run RUN_DIR` adds probes of S1).", ""]
 
