@@ -88,7 +88,8 @@ def install_with_uv(python: str, requirement: str) -> Optional[str]:
     """Install ``requirement`` with uv; None when done, else why not."""
     try:
         config = pip_config(python)
-        subprocess.run([python, "-m", "pip", "install", *PIP_QUIET, "uv>=0.5"], check=True)
+        # -qq: errors only (a mirror without uv makes pip warn about each index it skips)
+        subprocess.run([python, "-m", "pip", "install", *PIP_QUIET, "--quiet", "uv>=0.5"], check=True)
     except (subprocess.CalledProcessError, OSError) as exc:
         return f"could not install uv with pip ({exc})"
     uv = Path(python).parent / "uv"
