@@ -506,19 +506,24 @@ METHODS = "Other attribution methods on the same model"
 PROBE = "The `probe` stage of `make demo`"
 
 
+#: the sentence of the intro that gives the quoted run's stage times (other runs' times are quoted nearby)
+QUOTED_RUN = r"The quoted run: "
+
+
 def _intro() -> List[Number]:
     return [
         Number("notes synthesised", Prose(r"`make demo` synthesises ([\d,]+) (?:studio )?notes"),
                lambda r: thousands(r.n_notes())),
         Number("demo wall time", Prose(r"`results/demo/report.md`: (\d+ min \d+ s)"),
                lambda r: minutes(_wall_time(r)), timing=True),
-        Number("synthesis seconds", Prose(r"synthesis (\d+) s, extraction"), lambda r: f"{_timing(r, 'data'):.0f}",
-               timing=True),
-        Number("extraction seconds", Prose(r"synthesis \d+ s, extraction (\d+) s"),
+        Number("synthesis seconds", Prose(QUOTED_RUN + r"synthesis (\d+) s, extraction"),
+               lambda r: f"{_timing(r, 'data'):.0f}", timing=True),
+        Number("extraction seconds", Prose(QUOTED_RUN + r"synthesis \d+ s, extraction (\d+) s"),
                lambda r: f"{_timing(r, 'extract'):.0f}", timing=True),
-        Number("training seconds", Prose(r"extraction \d+ s, training (\d+) s"),
+        Number("training seconds", Prose(QUOTED_RUN + r"synthesis \d+ s, extraction \d+ s, training (\d+) s"),
                lambda r: f"{_timing(r, 'train_s1', 'train_s1s2'):.0f}", timing=True),
-        Number("seconds after training", Prose(r"training \d+ s, and (\d+) s for"),
+        Number("seconds after training",
+               Prose(QUOTED_RUN + r"synthesis \d+ s, extraction \d+ s, training \d+ s, and (\d+) s for"),
                lambda r: f"{_after_training(r):.0f}", timing=True),
         Number("after training / before (%)", Prose(r"— (\d+) % of the time of the stages before them"),
                _after_over_core, timing=True),
