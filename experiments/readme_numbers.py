@@ -508,6 +508,12 @@ PROBE = "The `probe` stage of `make demo`"
 
 #: the sentence of the intro that gives the quoted run's stage times (other runs' times are quoted nearby)
 QUOTED_RUN = r"The quoted run: "
+_QUOTED_TIMES = QUOTED_RUN + r"synthesis {} s, extraction {} s, training {} s, and {} s for"
+
+
+def _quoted_time(i: int) -> Prose:
+    """The i-th time (synthesis, extraction, training, after training) of the quoted run's sentence."""
+    return Prose(_QUOTED_TIMES.format(*(r"(\d+)" if j == i else r"\d+" for j in range(4))))
 
 
 def _intro() -> List[Number]:
@@ -516,15 +522,11 @@ def _intro() -> List[Number]:
                lambda r: thousands(r.n_notes())),
         Number("demo wall time", Prose(r"`results/demo/report.md`: (\d+ min \d+ s)"),
                lambda r: minutes(_wall_time(r)), timing=True),
-        Number("synthesis seconds", Prose(QUOTED_RUN + r"synthesis (\d+) s, extraction"),
-               lambda r: f"{_timing(r, 'data'):.0f}", timing=True),
-        Number("extraction seconds", Prose(QUOTED_RUN + r"synthesis \d+ s, extraction (\d+) s"),
-               lambda r: f"{_timing(r, 'extract'):.0f}", timing=True),
-        Number("training seconds", Prose(QUOTED_RUN + r"synthesis \d+ s, extraction \d+ s, training (\d+) s"),
-               lambda r: f"{_timing(r, 'train_s1', 'train_s1s2'):.0f}", timing=True),
-        Number("seconds after training",
-               Prose(QUOTED_RUN + r"synthesis \d+ s, extraction \d+ s, training \d+ s, and (\d+) s for"),
-               lambda r: f"{_after_training(r):.0f}", timing=True),
+        Number("synthesis seconds", _quoted_time(0), lambda r: f"{_timing(r, 'data'):.0f}", timing=True),
+        Number("extraction seconds", _quoted_time(1), lambda r: f"{_timing(r, 'extract'):.0f}", timing=True),
+        Number("training seconds", _quoted_time(2), lambda r: f"{_timing(r, 'train_s1', 'train_s1s2'):.0f}",
+               timing=True),
+        Number("seconds after training", _quoted_time(3), lambda r: f"{_after_training(r):.0f}", timing=True),
         Number("after training / before (%)", Prose(r"— (\d+) % of the time of the stages before them"),
                _after_over_core, timing=True),
     ]

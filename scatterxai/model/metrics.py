@@ -36,7 +36,6 @@ def paper_macro(input: str) -> float:
     return float(np.mean(list(PAPER_TABLE1[input].values())))
 
 
-
 def confusion_matrix(y_true: ArrayLike, y_pred: ArrayLike, n_classes: int) -> np.ndarray:
     """Counts [shape=(n_classes, n_classes), int64]: rows true class, columns predicted class."""
     y_true, y_pred = np.asarray(y_true, dtype=np.int64), np.asarray(y_pred, dtype=np.int64)
