@@ -81,6 +81,39 @@ def test_integrated_gradients_completeness_on_the_convnet():
     assert np.median(coarse) > 0.05
 
 
+@pytest.mark.parametrize("n_examples", [1, 3, 40])
+def test_batched_steps_equal_zennits_one_pass_per_step(n_examples, monkeypatch):
+    """Integrated Gradients (both grids) and SmoothGrad batch their steps (``zennit_ext.step_gradients``): the
+    result is Zennit's one-pass-per-step loop — the same noise too — with 1, several or one step per pass
+    (40 examples ≥ STEP_ROWS // 2), and with the steps of the last pass fewer than the others."""
+    from zennit.attribution import IntegratedGradients, SmoothGrad
+
+    from scatterxai.explain import zennit_ext as ze
+    monkeypatch.setattr(ze, "STEP_ROWS", 16)   # 7 steps: passes of 7 (1 note), 5 + 2 (3 notes), 1 (40 notes)
+    net = conv_net()
+    x = torch.as_tensor(np.abs(np.random.default_rng(3).normal(1.0, 1.0, size=(n_examples, C, T))))
+    logits, index = ze.explained_logits(net, x, None)
+    attr = ze.unit_output(logits.shape[1], index, logits)
+    pairs = [(ze.RightIntegratedGradients(model=net, n_iter=7), IntegratedGradients(model=net, n_iter=7)),
+             (ze.BatchedSmoothGrad(model=net, n_iter=7, noise_level=0.2),
+              SmoothGrad(model=net, n_iter=7, noise_level=0.2))]
+    for batched, zennit in pairs:
+        torch.manual_seed(0)
+        out_b, rel_b = batched(x, attr_output=attr)
+        torch.manual_seed(0)
+        out_z, rel_z = zennit(x, attr_output=attr)
+        np.testing.assert_allclose(rel_b.numpy(), rel_z.detach().numpy(), rtol=1e-10, atol=1e-14)
+        np.testing.assert_allclose(out_b.numpy(), out_z.detach().numpy(), rtol=1e-12)
+    # the midpoint grid: Zennit's loop with α_k = (k − ½)/n, written out
+    ig = ze.MidpointIntegratedGradients(model=net, n_iter=7)
+    _, rel = ig(x, attr_output=attr)
+    expected = torch.zeros_like(x)
+    for k in range(7):
+        _, g = ig.grad(((k + 0.5) / 7 * x).detach(), lambda _: attr)
+        expected += g / 7
+    np.testing.assert_allclose(rel.numpy(), (expected * x).detach().numpy(), rtol=1e-10, atol=1e-14)
+
+
 def test_smoothgrad_without_noise_is_its_base_method():
     net, x = conv_net(), inputs()
     grad = attribute(net, x, method="gradient").relevance

@@ -1,5 +1,6 @@
 """What the attribution methods add to Zennit (torch): an exact BatchNorm merge, Integrated Gradients on the
-midpoint grid, and the output selections every method starts its backward pass from.
+midpoint grid, Integrated Gradients and SmoothGrad with their steps batched, and the output selections every
+method starts its backward pass from.
 
 The method modules of :mod:`scatterxai.explain.methods` import this module inside their sessions only, so
 that their metadata stay importable without torch.
@@ -7,14 +8,21 @@ that their metadata stay importable without torch.
 
 from __future__ import annotations
 
-from typing import Callable, Optional, Sequence, Tuple
+from typing import Callable, Iterator, Optional, Sequence, Tuple
 
 import torch
-from zennit.attribution import IntegratedGradients
+from zennit.attribution import IntegratedGradients, SmoothGrad
 from zennit.canonizers import SequentialMergeBatchNorm
 
-__all__ = ["MergeBatchNormExact", "MidpointIntegratedGradients", "IG_GRIDS", "unit_output", "explained_logits",
-           "one_hot_logit", "explained_index", "zero_params"]
+__all__ = ["MergeBatchNormExact", "MidpointIntegratedGradients", "RightIntegratedGradients", "BatchedSmoothGrad",
+           "IG_GRIDS", "STEP_ROWS", "step_gradients", "unit_output", "explained_logits", "one_hot_logit",
+           "explained_index", "zero_params"]
+
+#: rows per network pass when the steps of Integrated Gradients or SmoothGrad are batched: a batch of K
+#: examples takes max(1, STEP_ROWS // K) steps per pass.  Measured on 2 cores (the demo's network, 100 IG
+#: steps): one note 0.35 s one step at a time, 0.14 s batched; 8 notes 1.33 → 0.94 s; 64 notes 7.35 → 6.92 s
+#: with 128 rows, but slower with 512.  From 33 examples on a pass holds one step, as in Zennit.
+STEP_ROWS = 64
 
 
 class MergeBatchNormExact(SequentialMergeBatchNorm):
@@ -34,24 +42,88 @@ class MergeBatchNormExact(SequentialMergeBatchNorm):
         self.batch_norm.eps = self._eps
 
 
+def step_gradients(model: torch.nn.Module, step_input: Callable[[int], torch.Tensor], n_steps: int,
+                   attr_output_fn: Callable) -> Iterator[Tuple[torch.Tensor, torch.Tensor]]:
+    """(output, gradient) of the steps k = 0 … n_steps − 1, in order, several steps per network pass.
+
+    ``step_input(k)`` is the input of step k (K examples), called in the order k = 0, 1, … (so inputs that
+    draw random numbers draw them as a one-step-at-a-time loop would).  The steps of a pass are stacked into
+    one batch (:data:`STEP_ROWS`); each step's output gradient is ``attr_output_fn`` of its own rows of the
+    output.  The network must treat examples independently (eval mode: no batch statistics), as every
+    attribution here does; the gradients are then those of one pass per step, up to float rounding (a
+    kernel may sum in another order for another batch size).
+    """
+    k = 0
+    while k < n_steps:
+        inputs = [step_input(k)]
+        per = max(1, STEP_ROWS // max(1, inputs[0].shape[0]))
+        inputs += [step_input(j) for j in range(k + 1, min(n_steps, k + per))]
+        sizes = [len(x) for x in inputs]
+        batch = (torch.cat(inputs) if len(inputs) > 1 else inputs[0]).detach().requires_grad_(True)
+        output = model(batch)
+        outputs = output.split(sizes)
+        gradient, = torch.autograd.grad((output,), (batch,),
+                                        grad_outputs=(torch.cat([attr_output_fn(o) for o in outputs]),))
+        yield from zip(outputs, gradient.split(sizes))
+        k += len(inputs)
+
+
 class MidpointIntegratedGradients(IntegratedGradients):
     """Zennit's ``IntegratedGradients`` with the midpoint rule α_k = (k − ½)/n instead of its right Riemann
-    sum α_k = k/n (same number of gradient passes, one more forward pass for the output at x)."""
+    sum α_k = k/n (same number of gradient passes, one more forward pass for the output at x), its steps
+    batched (:func:`step_gradients`)."""
 
     def forward(self, input: torch.Tensor, attr_output_fn: Callable) -> Tuple[torch.Tensor, torch.Tensor]:
         baseline = self.baseline_fn(input)
         result = torch.zeros_like(input)
-        for k in range(self.n_iter):
-            alpha = (k + 0.5) / self.n_iter
-            _, gradient = self.grad(baseline + alpha * (input - baseline), attr_output_fn)
+
+        def step(k):
+            return baseline + (k + 0.5) / self.n_iter * (input - baseline)
+
+        for _, gradient in step_gradients(self.model, step, self.n_iter, attr_output_fn):
             result += gradient / self.n_iter
         with torch.no_grad():
             output = self.model(input)
         return output, result * (input - baseline)
 
 
+class RightIntegratedGradients(IntegratedGradients):
+    """Zennit's ``IntegratedGradients`` (right Riemann sum: α_k from ``torch.linspace(1/n, 1, n)``, the output
+    that of the last step, at x), its steps batched (:func:`step_gradients`)."""
+
+    def forward(self, input: torch.Tensor, attr_output_fn: Callable) -> Tuple[torch.Tensor, torch.Tensor]:
+        baseline = self.baseline_fn(input)
+        alphas = torch.linspace(1. / self.n_iter, 1., self.n_iter)
+        result = torch.zeros_like(input)
+        outputs = []
+        for out, gradient in step_gradients(self.model, lambda k: baseline + alphas[k] * (input - baseline),
+                                               self.n_iter, attr_output_fn):
+            result += gradient / self.n_iter
+            outputs[:] = [out]
+        return outputs[0].detach(), result * (input - baseline)
+
+
+class BatchedSmoothGrad(SmoothGrad):
+    """Zennit's ``SmoothGrad`` with its passes batched (:func:`step_gradients`): the same noise, drawn with
+    ``torch.randn_like`` pass after pass in the same order, the last pass noise-free."""
+
+    def forward(self, input: torch.Tensor, attr_output_fn: Callable) -> Tuple[torch.Tensor, torch.Tensor]:
+        dims = tuple(range(1, input.ndim))
+        std = self.noise_level * (input.amax(dims, keepdim=True) - input.amin(dims, keepdim=True))
+
+        def noisy(k):
+            return input if k == self.n_iter - 1 else input + torch.randn_like(input) * std
+
+        result = torch.zeros_like(input)
+        outputs = []
+        for out, gradient in step_gradients(self.model, noisy, self.n_iter, attr_output_fn):
+            result += gradient / self.n_iter
+            outputs[:] = [out]
+        return outputs[0].detach(), result
+
+
 #: Riemann grids of Integrated Gradients: attributor class by name
-IG_GRIDS = {"midpoint": MidpointIntegratedGradients, "right": IntegratedGradients}
+IG_GRIDS = {"midpoint": MidpointIntegratedGradients, "right": RightIntegratedGradients}
 
 
 def zero_params(zero_bias: bool) -> Optional[list]:
