@@ -13,6 +13,8 @@ import hashlib
 import json
 import os
 import shutil
+import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
@@ -204,6 +206,10 @@ class Stage:
 ANALYSES: Tuple[str, ...] = (".analysis.compare:pipeline_section", ".analysis.quality.stage:pipeline_section",
                              ".analysis.probe.stage:describe_stage", ".analysis.probe.stage:probe_stage",
                              ".explore.stage:pipeline_section")
+#: run after the explain stage, before the figures: each may start a background preparation
+#: (:meth:`RunContext.start_background`) for a later analysis stage, on the core that the single-threaded
+#: figure and comparison stages leave idle
+PREPARATIONS: Tuple[str, ...] = (".analysis.probe.stage:prepare_describe",)
 #: the stages whose time is the reference of the demo's time budget (everything else ≤ 50 % of it)
 CORE_STAGES = ("data", "extract", "train_s1", "train_s1s2")
 
@@ -228,6 +234,36 @@ class RunContext:
         #: where the data come from: "synthetic", "sol-pmt" (the published split), "sol" (another SOL-format
         #: split) or "files" (a user's meta CSV)
         self.source = "synthetic"
+        self._background: Dict[str, subprocess.Popen] = {}
+
+    def start_background(self, name: str, target: str) -> None:
+        """Run ``target`` ("module:function", called without arguments) in a background Python process named
+        ``name``: a preparation (e.g. filling a compile cache) that a later stage awaits with
+        :meth:`wait_background`.  A preparation never decides a result: the stage works without it."""
+        module, func = target.split(":")
+        logger.info("[%s] preparing in the background: %s", name, target)
+        self._background[name] = subprocess.Popen(
+            [sys.executable, "-c", f"import {module} as m; m.{func}()"],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+    def wait_background(self, name: str) -> None:
+        """Wait for the background process ``name`` if one was started; a failure is logged and ignored."""
+        proc = self._background.pop(name, None)
+        if proc is None:
+            return
+        _, err = proc.communicate()
+        if proc.returncode:
+            tail = err.decode(errors="replace").strip().splitlines()[-1:] if err else []
+            logger.info("background preparation %s failed (exit %s%s); its stage does without it", name,
+                        proc.returncode, f": {tail[0]}" if tail else "")
+
+    def stop_background(self) -> None:
+        """Stop the background processes still running (the end of a run, or an error)."""
+        for proc in self._background.values():
+            if proc.poll() is None:
+                proc.terminate()
+            proc.communicate()
+        self._background.clear()
 
     @property
     def paper_reference(self) -> bool:
@@ -242,6 +278,10 @@ class RunContext:
         st.run(fn)
         self.stages[name] = st
         return st
+
+    def is_current(self, name: str, key: dict, outputs: List[str]) -> bool:
+        """Whether :meth:`stage` with these arguments would reuse the stage's outputs (without running it)."""
+        return Stage(self.out, name, key, outputs).done() is not None
 
     def digest(self, name: str) -> str:
         """Digest of an earlier stage of this run (put it in a later stage's key)."""
@@ -454,8 +494,13 @@ def _run(out: str, config: RunConfig) -> Dict[str, str]:
     for inp in INPUTS:
         r.train_and_evaluate(inp)
     r.explain()
-    r.figures(audio_root)
-    sections = [section for section in (_analysis(name)(r) for name in ANALYSES) if section]
+    try:
+        for name in PREPARATIONS:
+            _analysis(name)(r)
+        r.figures(audio_root)
+        sections = [section for section in (_analysis(name)(r) for name in ANALYSES) if section]
+    finally:
+        r.stop_background()
     total = time.perf_counter() - t_start
     timings = r.write_timings(total)
     report = r.report(sections + [_timings_section(timings)])

@@ -27,6 +27,8 @@ def test_run_end_to_end_and_stage_reuse(tmp_path, caplog):
     for stage in ("data", "extract", "train_s1", "train_s1s2", "explain", "figures", "compare",
                   "quality_permuted_labels", "quality", "describe", "probe", "explore"):
         assert f"[{stage}] running" in first
+    # numba's compilation for the describe stage went to a background process, which succeeded
+    assert "[describe] preparing in the background" in first and "preparation describe failed" not in first
     with h5py.File(paths["relevance"], "r") as f:
         assert set(f["relevance"]) == set(available_methods())
         assert f["features"].shape[1:] == (249, 128)
@@ -79,6 +81,7 @@ def test_run_end_to_end_and_stage_reuse(tmp_path, caplog):
     second = caplog.text
     caplog.clear()
     assert "running" not in second and second.count("reused") == 14
+    assert "preparing" not in second   # the describe stage is reused: nothing to prepare
     # the record of the run that made the outputs is kept, not overwritten by this run's
     assert json.load(open(os.path.join(out, "timings.json"))) == timings
     run(out, **{**kw, "max_epochs": 1})  # a training setting changed: data and features are reused
@@ -119,3 +122,23 @@ def test_run_on_a_sol_like_tree(tmp_path, capsys):
     report = open(paths["report"]).read()
     # not the published split: no comparison with the paper's numbers
     assert "Table 1" in report and "(paper, SOL-PMT)" not in report and "paper reports" not in report
+
+
+def test_background_preparations_never_decide_a_result(tmp_path, caplog, monkeypatch):
+    """A failing preparation is logged and the run goes on; one still running at the end is stopped."""
+    import time
+
+    from scatterxai.pipeline import RunConfig, RunContext
+    caplog.set_level(logging.INFO, logger="scatterxai")
+    (tmp_path / "slow_prep.py").write_text("import time\ndef wait():\n    time.sleep(60)\n")
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
+    r = RunContext(str(tmp_path), RunConfig())
+    r.start_background("broken", "no_such_module_here:f")
+    r.wait_background("broken")
+    assert "background preparation broken failed (exit 1: ModuleNotFoundError" in caplog.text
+    r.wait_background("never started")   # nothing to wait for
+    t0 = time.perf_counter()
+    r.start_background("slow", "slow_prep:wait")
+    proc = r._background["slow"]
+    r.stop_background()
+    assert proc.returncode is not None and time.perf_counter() - t0 < 30 and not r._background

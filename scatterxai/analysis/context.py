@@ -41,6 +41,18 @@ class AnalysisContext(Protocol):
         """Digest of an earlier stage of this run."""
         ...
 
+    def is_current(self, name: str, key: dict, outputs: List[str]) -> bool:
+        """Whether :meth:`stage` with these arguments would reuse the stage's outputs."""
+        ...
+
     def model_dir(self, inp: str) -> str:
         """Model directory of input ``inp`` ("s1" or "s1s2")."""
+        ...
+
+    def start_background(self, name: str, target: str) -> None:
+        """Run ``target`` ("module:function") in a background process named ``name`` (a preparation)."""
+        ...
+
+    def wait_background(self, name: str) -> None:
+        """Wait for the background process ``name``, if one was started (its failure is only logged)."""
         ...

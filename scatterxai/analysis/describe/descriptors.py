@@ -75,7 +75,9 @@ f0_hz) over the voiced span, unvoiced gaps interpolated linearly, detrended, Han
 f_m.  For f0(t) = f0 · 2^(d/1200 · sin 2π f_m t), rate f_m and depth d.
 
 Cost (2 shared cores): ≈ 0.5 s for a 6-s note at mid pitch, up to ≈ 2 s for long notes below 60 Hz
-(long frames), plus ≈ 1.5 s once per process (numba compiles librosa's Viterbi).
+(long frames), plus ≈ 1 s once per process (numba loads librosa's compiled functions from its cache next to
+librosa), and ≈ 17 s of one core once per environment, the first time numba compiles them
+(:func:`warm_up`).
 
 Limits.  Rates need two cycles at 2 Hz: spans shorter than :data:`MIN_SPAN_S` = 1 s give NaN rates and
 depths.  The envelope of a harmonic note is periodic at f0, and below 86 Hz the YIN wobble recurs at f0:
@@ -117,6 +119,7 @@ if TYPE_CHECKING:
     from ...maps.grid import PathsLike
 
 __all__ = [
+    "warm_up",
     "ACTIVE_DB",
     "AUDIO_DESCRIPTORS",
     "AUDIO_VECTORS",
@@ -430,6 +433,16 @@ def _f0_fm(y, sr, fmin, fmax) -> dict[str, float]:
     rate, amplitude, _ = _modulation_peak(cents, frame_rate)
     out["fm_rate_hz"], out["fm_depth_cents"] = rate, amplitude
     return out
+
+
+def warm_up() -> None:
+    """Describe a 1-s vibrato tone, so that numba compiles the librosa functions :func:`audio_descriptors`
+    uses and caches them on disk (next to librosa): ≈ 17 s of one core the first time in an environment,
+    ≈ 1 s afterwards.  ``scatterxai run`` calls it in a background process while its single-threaded figure
+    and comparison stages leave a core idle, so that the describe stage's workers find the cache filled."""
+    sr = 22050
+    t = np.arange(sr) / sr
+    audio_descriptors(0.3 * np.sin(2 * np.pi * 440 * t + 2 * np.sin(2 * np.pi * 6 * t)), sr)
 
 
 def audio_descriptors(y: np.ndarray, sr: float, *, fmin: float = C1_HZ, fmax: float = C8_HZ) -> dict[str, object]:

@@ -21,7 +21,8 @@ from ..._util.log import logger
 if TYPE_CHECKING:
     from ..context import AnalysisContext
 
-__all__ = ["describe_stage", "probe_stage", "PIPELINE_NOTES", "PIPELINE_UNTRAINED_SEEDS", "PIPELINE_PERMUTATIONS"]
+__all__ = ["describe_stage", "prepare_describe", "probe_stage", "PIPELINE_NOTES", "PIPELINE_UNTRAINED_SEEDS",
+           "PIPELINE_PERMUTATIONS"]
 
 #: notes of the test split described and probed by ``scatterxai run``
 PIPELINE_NOTES = 80
@@ -66,15 +67,36 @@ def _skipped(ctx, *, warn: bool = False) -> str:
             f"--subset all on a larger study).\n")
 
 
+def _describe_key(ctx) -> dict:
+    from ..describe.run import DESCRIBE_VERSION
+    return {"data": ctx.digest("data"), "extract": ctx.digest("extract"),
+            "config": _describe_config(ctx).result_settings(), "version": DESCRIBE_VERSION}
+
+
+def prepare_describe(ctx: AnalysisContext) -> None:
+    """A preparation (:data:`scatterxai.pipeline.PREPARATIONS`): when the describe stage will run, start
+    :func:`scatterxai.analysis.describe.descriptors.warm_up` in the background.  numba's first compilation
+    of librosa's functions takes ≈ 17 s of one core in a fresh environment; done while the single-threaded
+    figure and comparison stages run, it no longer holds up both describe workers, each of which would
+    compile them for itself."""
+    if _skipped(ctx) or ctx.is_current("describe", _describe_key(ctx), [_descriptors_path(ctx)]):
+        return
+    ctx.start_background("describe", "scatterxai.analysis.describe.descriptors:warm_up")
+
+
+def _descriptors_path(ctx) -> str:
+    return os.path.join(ctx.out, "descriptors.h5")
+
+
 def describe_stage(ctx: AnalysisContext) -> str:
     """``OUT/descriptors.h5`` for the notes the probe study uses (no report section of its own)."""
-    from ..describe.run import DESCRIBE_VERSION, describe_notes
+    from ..describe.run import describe_notes
     if _skipped(ctx, warn=True):
         return ""
     config = _describe_config(ctx)
-    out = os.path.join(ctx.out, "descriptors.h5")
-    ctx.stage("describe", {"data": ctx.digest("data"), "extract": ctx.digest("extract"),
-                           "config": config.result_settings(), "version": DESCRIBE_VERSION}, [out],
+    out = _descriptors_path(ctx)
+    ctx.wait_background("describe")
+    ctx.stage("describe", _describe_key(ctx), [out],
               lambda: logger.info("%s", describe_notes(ctx.meta_csv, ctx.audio_root, out, features=ctx.features,
                                                        config=config, overwrite=True, progress=True).describe()))
     return ""
@@ -91,7 +113,7 @@ def probe_stage(ctx: AnalysisContext) -> str:
                          n_permutations=PIPELINE_PERMUTATIONS, seed=ctx.config.seed, device=ctx.config.device,
                          jobs=ctx.config.jobs or os.cpu_count() or 1)
     out_dir = os.path.join(ctx.out, "probe")
-    descriptors = os.path.join(ctx.out, "descriptors.h5")
+    descriptors = _descriptors_path(ctx)
 
     def run():
         result = probe_study(ctx.features, descriptors, ctx.model_dir("s1s2"), config, progress=True)
