@@ -284,6 +284,11 @@ def write_outputs(out, results, titles, header, model, methods):
 PRIOR = "control: class-prior map"
 #: the kinds of condition :func:`summary` counts, in table order
 CONDITIONS = ("whole", "first", "excerpt")
+#: the default excerpt: its offset and length (s)
+DEFAULT_OFFSET, DEFAULT_LENGTH = 1.0, 1.5
+#: short column titles of the kinds (the excerpt kind: the default excerpt), for tables over several runs
+CONDITION_LABELS = {"whole": "whole file", "first": "first window",
+                    "excerpt": f"{DEFAULT_LENGTH:g}-s excerpt from {DEFAULT_OFFSET:g} s"}
 
 
 def _condition(result, kind):
@@ -320,9 +325,9 @@ def parse_args(argv=None):
     p.add_argument("--features", default=None, help="features file of the model's training notes (for the "
                    "constant and class-prior controls; default: the one recorded in the model's config.json)")
     p.add_argument("--methods", default="all", help="attribution methods, comma-separated, or 'all'")
-    p.add_argument("--offsets", type=float, nargs="+", default=[1.0], help="excerpt offsets (s)")
-    p.add_argument("--lengths", type=float, nargs="+", default=[1.5], help="excerpt lengths (s)")
-    p.add_argument("--conditions", default="whole,first,excerpt", help="any of whole, first, excerpt")
+    p.add_argument("--offsets", type=float, nargs="+", default=[DEFAULT_OFFSET], help="excerpt offsets (s)")
+    p.add_argument("--lengths", type=float, nargs="+", default=[DEFAULT_LENGTH], help="excerpt lengths (s)")
+    p.add_argument("--conditions", default=",".join(CONDITIONS), help=f"any of {', '.join(CONDITIONS)}")
     p.add_argument("--preparation", choices=("continue", "zeros"), default="continue",
                    help="how a file shorter than the window is lengthened: continued with its own sound (what "
                         "scatterxai.audio.prepare does) or zero-padded (the package before issue 21, and the "
@@ -346,9 +351,9 @@ def preparation(name):
 
 def conditions(args):
     wanted = [c.strip() for c in args.conditions.split(",") if c.strip()]
-    bad = sorted(set(wanted) - {"whole", "first", "excerpt"})
+    bad = sorted(set(wanted) - set(CONDITIONS))
     if bad:
-        raise SystemExit(f"error: unknown conditions {bad}; choose among whole, first, excerpt")
+        raise SystemExit(f"error: unknown conditions {bad}; choose among {', '.join(CONDITIONS)}")
     titles = {}
     if "whole" in wanted:
         titles["whole"] = "whole file (windows, mean)"

@@ -42,7 +42,7 @@ from scatterxai.model import evaluate_model, train_model
 
 RULES = ("epsilon", "epsilon_plus")
 #: real-transfer conditions of experiments/real_transfer.py, in table order
-TRANSFER = (("whole", "whole file"), ("first", "first window"), ("excerpt", "1.5-s excerpt from 1 s"))
+TRANSFER = tuple((kind, real_transfer.CONDITION_LABELS[kind]) for kind in real_transfer.CONDITIONS)
 
 
 def transfer(out: str, seed: int, audio: str) -> dict:

@@ -21,10 +21,9 @@ INPUT_LABELS = {"s1": "S1", "s1s2": "S1+S2"}
 PATH_FIELDS = ("order", "lambda1_hz", "lambda2_hz", "n1", "n2")
 #: the network's layers whose activations the analyses read (and DeconvNet can start from), input to output
 LAYERS = ("conv0", "conv1", "conv2", "fc1")
-#: size of the default (demo) synthetic corpus as a fraction of SOL-PMT's counts (≈ 1,670 notes), the
-#: demo profile of ``scatterxai run``: at 0.1 (556 notes) the S1+S2 network sees 11 vibrato and 17
-#: bisbigliando training notes and its test macro accuracy varies from 78 % to 91 % with the seed; at 0.3
-#: it is 93–98 %
+#: size of the default (demo) synthetic corpus as a fraction of SOL-PMT's counts, the demo profile of
+#: ``scatterxai run``: large enough for the S1+S2 network to see enough vibrato and bisbigliando notes
+#: (README, "Two commands" and Table 1, measures the accuracy at this scale and below it, with commands)
 DEFAULT_SCALE = 0.3
 #: performance and recording conditions of the synthetic corpus (:mod:`scatterxai.data.synth.realism`)
 REALISM_FACTORS = ("excerpt", "legato", "vibrato", "room", "noise", "mic", "timbre", "articulation", "players",
@@ -33,9 +32,7 @@ REALISM_FACTORS = ("excerpt", "legato", "vibrato", "room", "noise", "mic", "timb
 #: whose trills, tremolos and flutters have the depth of amplitude pattern measured on real notes
 #: (``articulation``), whose vibratos are played by every sustained instrument and a singer (``players``),
 #: with three times SOL-PMT's few vibrato notes (``common``), each heard through its own microphone and
-#: channel (``mic``) with background noise 30-60 dB below it (``noise``).  README, "Studio notes or
-#: performances": over training seeds 0-4 the demo-scale model classifies more real recordings with these
-#: (median 23 of 24 whole files) than without the noise (21) or with ``articulation`` alone (19), at a
-#: synthetic test accuracy as high (95.0-97.0 %); the louder noise of earlier versions (12-50 dB below the
-#: note) cost synthetic accuracy
+#: channel (``mic``) with background noise 30-60 dB below it (``noise``).  The README's "Studio notes or
+#: performances" section measures this choice against the other conditions (synthetic accuracy and real
+#: transfer over training seeds, with the commands that produce them)
 DEFAULT_REALISM = "noise+mic+articulation+players+common"
