@@ -173,3 +173,24 @@ def test_match_notes():
     idx = match_notes(["a", "b", "a", "c"], [0, 1, 2, 3], ["a", "c", "x", "a"], [2, 3, 9, 5])
     np.testing.assert_array_equal(idx, [2, 3, -1, -1])   # repeated name: csv_row decides; no match: -1
     np.testing.assert_array_equal(match_notes(["a", "b"], None, ["b", "a"]), [1, 0])
+
+
+def test_only_the_described_part_is_decoded(corpus, monkeypatch):
+    """With max_seconds, compute_batch decodes only that part of a file (a long recording is not read whole)
+    and describes what it decoded: the same values as the file cut to max_seconds beforehand."""
+    import scatterxai.audio as audio
+    from scatterxai.analysis.describe.run import compute_batch
+    csv, root, tmp = corpus
+    long_dir = tmp / "long"
+    long_dir.mkdir(exist_ok=True)
+    sf.write(long_dir / "long.wav", am_tone(220.0, 6.0, dur=12.0), SR)
+    sf.write(long_dir / "cut.wav", am_tone(220.0, 6.0, dur=12.0)[:int(1.5 * SR)], SR)
+    read = []
+    original = audio.read_audio
+    monkeypatch.setattr(audio, "read_audio",
+                        lambda path, **kw: read.append(kw.get("frames", -1)) or original(path, **kw))
+    res = compute_batch([0, 1], [str(long_dir / "long.wav"), str(long_dir / "cut.wav")], resolve=lambda p: p,
+                        max_seconds=1.5, fmin_hz=32.0, fmax_hz=4000.0)
+    assert read == [int(1.5 * SR)] * 2 and res.ok_rows == [0, 1] and not res.failed
+    for k, v in res.values.items():
+        np.testing.assert_array_equal(v[0], v[1], err_msg=k)

@@ -17,7 +17,7 @@ file lacks get NaN.  ``OUT`` is written to a temporary name and renamed, so it i
 
 Which part of a note is described: the first ``max_seconds`` of the file as read (mono, at its own sample
 rate, not standardised) — by default the scattering window N / sr (5.94 s for the paper configuration),
-i.e. what the network sees; 0 describes the whole file.
+i.e. what the network sees; only that part is decoded.  0 describes the whole file.
 """
 
 from __future__ import annotations
@@ -188,17 +188,17 @@ def compute_batch(rows: Sequence[int], paths: Sequence[str], *, resolve: Callabl
         Unreadable or indescribable notes (:class:`AudioError`, a :class:`ParameterError` for a note
         shorter than one analysis frame, a numerical failure) are failures with their reason, not errors.
     """
-    from ...audio import read_audio, to_mono
+    from ...audio import audio_info, read_audio, to_mono
     from .descriptors import audio_descriptors
 
     ok_rows, values, failed = [], {k: [] for k in AUDIO_DESCRIPTORS}, []
     for r in rows:
         try:
-            y, sr = read_audio(resolve(paths[r]))
-            y = to_mono(y)
-            if max_seconds > 0:
-                y = y[:int(round(max_seconds * sr))]
-            d = audio_descriptors(y, sr, fmin=fmin_hz, fmax=fmax_hz)
+            path = resolve(paths[r])
+            # only the described part is decoded (a long recording is not read whole)
+            frames = int(round(max_seconds * audio_info(path)[1])) if max_seconds > 0 else -1
+            y, sr = read_audio(path, frames=frames)
+            d = audio_descriptors(to_mono(y), sr, fmin=fmin_hz, fmax=fmax_hz)
         except (ScatterXAIError, ValueError, ArithmeticError, np.linalg.LinAlgError) as e:
             failed.append((int(r), f"{type(e).__name__}: {e}"))
             continue
