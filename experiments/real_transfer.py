@@ -11,9 +11,10 @@ Each condition below classifies and explains every recording through the package
 * **localisation** per attribution method: is the top second-order (S2) relevance of the file's local map
   within ±1 octave of the manifest's ``approx_modulation_hz`` (:func:`scatterxai.maps.localisation`), and
   the share of positive S2 relevance inside that band (``rate_band_share`` of the quality checks);
-* **controls** scored the same way (:mod:`scatterxai.maps.rate_controls`): a *constant map* (the single λ2
-  column that localises the most training notes of the model's features file), the *class-prior map*
-  (the λ2 column nearest the predicted class's median training rate), *the input itself* (the time-averaged
+* **controls** scored the same way (:mod:`scatterxai.maps.controls`, as in the quality checks): a *constant
+  map* (the single λ2 column that localises the most training notes of the model's features file), the
+  *class-prior map* (the λ2 column nearest the predicted class's median training rate; the constant map's
+  column for a class without one), *the input itself* (the time-averaged
   model input) and *chance* (a map spread evenly over the S2 paths).  An explanation that does no better
   than the class-prior map says nothing the predicted class does not.
 
@@ -65,6 +66,7 @@ import time
 
 import numpy as np
 
+from scatterxai.errors import ParameterError
 from scatterxai.explain.base import method_title
 
 REQUIRED_COLUMNS = ("file_name", "technique", "approx_modulation_hz")
@@ -154,7 +156,7 @@ def run_condition(name, inputs, args, out_dir):
 def score_condition(rows, keep, files, x_files, model, controls, methods):
     """Per-file results and per-method localisation of one condition (``keep``: the manifest rows scored)."""
     from scatterxai.analysis.quality.metrics import rate_band_chance
-    from scatterxai.maps.rate_controls import column_map
+    from scatterxai.maps.controls import class_prior_map, constant_map
     classes = list(model.classes)
     sub = [rows[i] for i in keep]
     rate = np.array([r["rate_hz"] for r in sub], dtype=float)
@@ -169,10 +171,10 @@ def score_condition(rows, keep, files, x_files, model, controls, methods):
         return out   # an S1 model: no modulation rate to locate
     maps_ = {m: np.asarray(files[f"local/{m}"], dtype=float) for m in methods}
     maps_["control: the input itself"] = x_files
-    if controls.get("constant_hz") is not None:
-        maps_["control: constant map"] = column_map(paths, np.full(len(sub), controls["constant_hz"]))
-    if controls.get("class_rates") is not None:
-        maps_["control: class-prior map"] = column_map(paths, controls["class_rates"][pred])
+    prior = controls.get("prior")
+    if prior is not None:
+        maps_["control: constant map"] = constant_map(len(sub), paths, prior.constant_hz)
+        maps_["control: class-prior map"] = class_prior_map(pred, prior, paths)
     for key, local in maps_.items():
         out["localisation"][key] = _score_map(local, paths, rate)
     chance = rate_band_chance(paths, rate)
@@ -369,17 +371,22 @@ def conditions(args):
 
 
 def controls_for(model, features):
-    from scatterxai.maps.rate_controls import best_constant_lambda2, class_median_rates
+    """The constant and class-prior controls chosen on the model's training notes
+    (:func:`scatterxai.maps.controls.fit_prior`): ({"prior": ControlPrior} or {}, a sentence saying so)."""
+    from scatterxai.maps.controls import fit_prior
     ref = training_reference(features, model)
     if ref is None or not (np.asarray(model.paths["order"]) == 2).any():
         return {}, "no training notes with modulation_hz: constant and class-prior controls left out"
     rates, labels = ref
-    lam2, score = best_constant_lambda2(model.paths, rates)
-    class_rates = class_median_rates(labels, rates, len(model.classes))
-    text = (f"constant map: λ2 = {lam2:.1f} Hz (localises {100 * score:.1f} % of {np.isfinite(rates).sum()} "
-            f"training notes); class-prior map: median training rate per class " +
-            ", ".join(f"{c} {r:.1f} Hz" for c, r in zip(model.classes, class_rates)))
-    return {"constant_hz": lam2, "constant_score": score, "class_rates": class_rates}, text
+    try:
+        prior = fit_prior(rates, labels, len(model.classes), model.paths)
+    except ParameterError as e:   # e.g. no training note with a rate
+        return {}, f"constant and class-prior controls left out: {e}"
+    text = (f"constant map: λ2 = {prior.constant_hz:.1f} Hz (localises "
+            f"{100 * prior.constant_training_localisation:.1f} % of {prior.n_training} training notes); "
+            f"class-prior map: median training rate per class " +
+            ", ".join(f"{c} {r:.1f} Hz" for c, r in zip(model.classes, prior.class_rate_hz)))
+    return {"prior": prior}, text
 
 
 def main(argv=None):

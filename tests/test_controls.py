@@ -24,6 +24,16 @@ def test_fit_prior_picks_the_column_that_localises_most_training_notes():
     assert prior.as_dict()["class_rate_hz"][2] is None
 
 
+def test_fit_prior_breaks_ties_towards_the_median_rate():
+    """Columns that localise as many training notes: the one nearest (in octaves) the median rate."""
+    rates = np.r_[np.full(8, LAM2[3]), np.full(3, LAM2[-1]), np.nan]
+    prior = controls.fit_prior(rates, np.zeros(rates.size, np.int64), 1, TABLE)
+    hits = [np.mean(np.abs(np.log2(c / rates[:11])) <= 1 + 1e-12) for c in LAM2]
+    tied = [c for c, h in zip(LAM2, hits) if h == max(hits)]
+    assert len(tied) > 1 and prior.constant_hz == LAM2[3]
+    assert prior.constant_training_localisation == pytest.approx(max(hits)) and prior.n_training == 11
+
+
 def test_fit_prior_leaves_out_notes_without_rate_and_needs_some():
     prior = controls.fit_prior(np.array([np.nan, 0.0, 8.0]), np.array([0, 1, 1]), 2, TABLE)
     assert prior.n_training == 1 and np.isnan(prior.class_rate_hz[0])

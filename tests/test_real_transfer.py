@@ -1,5 +1,4 @@
-"""experiments/real_transfer.py on a toy model and a folder of synthetic "recordings" (never the real set),
-and the localisation controls of :mod:`scatterxai.maps.rate_controls`."""
+"""experiments/real_transfer.py on a toy model and a folder of synthetic "recordings" (never the real set)."""
 
 import csv
 import json
@@ -7,11 +6,8 @@ import os
 import sys
 
 import numpy as np
-import pytest
 import soundfile as sf
 
-from scatterxai.maps import localisation
-from scatterxai.maps.rate_controls import best_constant_lambda2, class_median_rates, column_map, lambda2_columns
 from scatterxai.scattering import path_table
 
 from .conftest import SMALL, train_one_epoch
@@ -19,35 +15,6 @@ from .conftest import SMALL, train_one_epoch
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), os.pardir, "experiments"))
 import real_transfer  # noqa: E402
 import vibrato_depth  # noqa: E402
-
-
-def test_column_map_points_at_the_nearest_lambda2_column():
-    table = path_table(SMALL)
-    cols = lambda2_columns(table)
-    maps = column_map(table, np.array([cols[2] * 1.1, np.nan, cols[-1] * 10]))
-    s2 = table.order == 2
-    assert set(table.lambda2_hz[maps[0] == 1]) == {cols[2]} and maps[0][~s2].sum() == 0
-    assert np.isnan(maps[1]).all()
-    assert set(table.lambda2_hz[maps[2] == 1]) == {cols[-1]}
-    # scored by the ordinary localisation: the column itself is within ±1 octave, 2.5 octaves off is not
-    hit = localisation(maps[[0, 0]], table, np.array([cols[2], cols[2] * 2 ** 2.5]))
-    assert hit.tolist() == [1.0, 0.0]
-
-
-def test_best_constant_column_localises_most_reference_notes():
-    table = path_table(SMALL)
-    cols = lambda2_columns(table)
-    rates = np.r_[np.full(8, cols[3]), np.full(3, cols[-1]), np.nan]
-    lam2, score = best_constant_lambda2(table, rates)
-    assert lam2 == cols[3] and score == pytest.approx(8 / 11)   # of the tied columns, the median rate's
-    # brute force over every column agrees on the score
-    hits = [np.mean(np.abs(np.log2(c / rates[:11])) <= 1 + 1e-12) for c in cols]
-    assert score == max(hits) and hits[3] == max(hits)
-
-
-def test_class_median_rates():
-    rates = class_median_rates(np.array([0, 0, 0, 2, 2]), np.array([4.0, 5.0, 9.0, np.nan, 12.0]), 4)
-    np.testing.assert_array_equal(rates, [5.0, np.nan, 12.0, np.nan])
 
 
 def test_absent_audio_folder_says_so_and_exits_0(tmp_path, capsys):

@@ -5,7 +5,6 @@
   per-class summaries;
 * :mod:`.controls` — control maps (constant, class-prior, the input, random) scored beside every method.
 * :mod:`.time_profile` — relevance over time, joined over the windows of a long recording;
-* :mod:`.rate_controls` — control maps for the localisation score (constant, class prior).
 """
 
 from .grid import GridIndex, grid_index, grid_layout, grid_values, local_map, path_columns
