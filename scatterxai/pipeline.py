@@ -242,8 +242,10 @@ class RunContext:
         :meth:`wait_background`.  A preparation never decides a result: the stage works without it."""
         module, func = target.split(":")
         logger.info("[%s] preparing in the background: %s", name, target)
+        # run from the folder holding this package, so that "import scatterxai" there finds this one
         self._background[name] = subprocess.Popen(
             [sys.executable, "-c", f"import {module} as m; m.{func}()"],
+            cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
     def wait_background(self, name: str) -> None:
