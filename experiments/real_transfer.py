@@ -185,7 +185,7 @@ def score_condition(rows, keep, files, x_files, model, controls, methods):
 
 def _score_map(local, paths, rate):
     """Localisation (1/0), rate-band share and λ2 of the top S2 path of each map; NaN for rows without a
-    map (a slow method that skipped the file, a class without a training rate)."""
+    map (a slow method that skipped the file)."""
     from scatterxai.analysis.quality.metrics import rate_band_share
     from scatterxai.maps import localisation, peak_modulation_hz
     ok = np.isfinite(local).all(axis=1)
