@@ -109,6 +109,33 @@ def test_a_finished_note_is_not_replayed():
     assert rms(out[len(y):]) < 2.2 * rms(y[-int(0.25 * SR):]) < 1e-2 * rms(body)
 
 
+def test_loop_start_energies_match_the_direct_window_sums():
+    """The stretches' energies come from running sums: the loop start is the one the direct sums
+    (np.convolve with a box) give, on 16-bit audio and on float signals with silence, a fade and noise."""
+    from scipy.signal import correlate
+
+    from scatterxai.audio import _loop_start
+
+    def direct(y, w):
+        m = y.shape[-1]
+        head, tail = y[:m - max(m // 2, w)], y[m - w:]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            ncc = correlate(head, tail, mode="valid") / np.sqrt(np.convolve(head * head, np.ones(w), "valid")
+                                                                * float(tail @ tail))
+        ncc[~np.isfinite(ncc)] = -np.inf
+        return int(np.argmax(ncc)) + w
+
+    rng = np.random.default_rng(7)
+    t = np.arange(int(1.2 * SR)) / SR
+    tone = _tone(1.2) * np.minimum(t / 0.2, 1) * (1 + 0.3 * np.sin(2 * np.pi * 5.5 * t))
+    signals = [np.round(tone * 2 ** 15) / 2 ** 15,                                    # 16-bit
+               np.r_[np.zeros(3000), 1e-6 * rng.standard_normal(2000), tone],         # silence, quiet noise
+               tone + 1e-4 * rng.standard_normal(t.size), rng.standard_normal(5000)]
+    for y in signals:
+        for w in (16, 200, len(y) // 4):
+            assert _loop_start(y, w) == direct(y, w)
+
+
 def test_nothing_to_continue_is_zero_padded():
     np.testing.assert_array_equal(continue_signal(np.ones(20), 100, sr=SR), fix_length(np.ones(20), 100))
     y = np.r_[np.ones(3000), np.zeros(1000)]         # ends in digital silence
