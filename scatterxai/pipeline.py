@@ -5,6 +5,11 @@ its settings and of the stamps of the stages it depends on.  Re-running skips a 
 and whose outputs exist, so changing a setting (say ``--seed``) redoes exactly the stages downstream of it.
 Extraction is itself resumable (see :mod:`scatterxai.features.extract`), so an interrupted run loses little
 work.  ``OUT/timings.json`` records the seconds each stage took (a reused stage: in the run that made it).
+
+Two caches are filled by background processes while earlier stages run (:meth:`RunContext.start_background`;
+they never change a result): the fast path's plan while the corpus is synthesised (on an empty cache every
+extraction worker would build Kymatio's filter bank itself), and numba's compilation of librosa's functions
+while the single-threaded figure and comparison stages leave a core idle (:data:`PREPARATIONS`).
 """
 
 from __future__ import annotations
@@ -236,15 +241,17 @@ class RunContext:
         self.source = "synthetic"
         self._background: Dict[str, subprocess.Popen] = {}
 
-    def start_background(self, name: str, target: str) -> None:
-        """Run ``target`` ("module:function", called without arguments) in a background Python process named
-        ``name``: a preparation (e.g. filling a compile cache) that a later stage awaits with
+    def start_background(self, name: str, target: str, **kwargs: Any) -> None:
+        """Run ``target`` ("module:function", called with the JSON-serialisable ``kwargs``) in a background
+        Python process named ``name``: a preparation (e.g. filling a cache) that a later stage awaits with
         :meth:`wait_background`.  A preparation never decides a result: the stage works without it."""
         module, func = target.split(":")
         logger.info("[%s] preparing in the background: %s", name, target)
+        code = ("import importlib, json, sys; "
+                "getattr(importlib.import_module(sys.argv[1]), sys.argv[2])(**json.loads(sys.argv[3]))")
         # run from the folder holding this package, so that "import scatterxai" there finds this one
         self._background[name] = subprocess.Popen(
-            [sys.executable, "-c", f"import {module} as m; m.{func}()"],
+            [sys.executable, "-c", code, module, func, json.dumps(kwargs)],
             cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
@@ -301,9 +308,19 @@ class RunContext:
             from .data.synth import synthesize_corpus
             from .data.synth.realism import parse_realism
             realism = parse_realism(cfg.realism).name
+
+            def synthesize():
+                # Kymatio's filter bank and the fast path's plan, built once in the background while the corpus
+                # is synthesised (on an empty cache every extraction worker would build them, ≈ 11 s each)
+                from .scattering.fast import plan_missing
+                if plan_missing(cfg.scattering):
+                    self.start_background("extract", "scatterxai.scattering.fast:prepare_plan",
+                                          config=cfg.scattering.to_dict())
+                synthesize_corpus(data_dir, scale=cfg.scale, seed=cfg.seed, realism=realism,
+                                  jobs=cfg.jobs or os.cpu_count() or 1, progress=True)
+
             self.stage("data", {"source": "synthetic", "scale": cfg.scale, "seed": cfg.seed, "realism": realism},
-                       [meta_out], lambda: synthesize_corpus(data_dir, scale=cfg.scale, seed=cfg.seed, realism=realism,
-                                                             jobs=cfg.jobs or os.cpu_count() or 1, progress=True))
+                       [meta_out], synthesize)
             return meta_out, os.path.join(data_dir, "audio")
 
         from .data import META_COLUMNS, SOL_META_CSV, load_sol, prepare_labels, read_meta_csv, resolve_all
@@ -334,6 +351,7 @@ class RunContext:
     def extract(self, meta_csv: str, audio_root: str) -> None:
         from .features import extract_features
         cfg = self.config
+        self.wait_background("extract")
         # the seed draws the split of a CSV without subsets (in extraction; a new seed only relabels)
         from .audio import PREPARATION
         self.stage("extract", {"data": self.stages["data"].digest, "config": cfg.scattering.to_dict(),
@@ -490,13 +508,13 @@ def _run(out: str, config: RunConfig) -> Dict[str, str]:
     os.makedirs(os.path.join(out, "models"), exist_ok=True)
     t_start = time.perf_counter()
     r = RunContext(out, config)
-    meta_csv, audio_root = r.data()
-    r.meta_csv, r.audio_root = meta_csv, audio_root
-    r.extract(meta_csv, audio_root)
-    for inp in INPUTS:
-        r.train_and_evaluate(inp)
-    r.explain()
-    try:
+    try:   # background preparations (RunContext.start_background) never outlive the run
+        meta_csv, audio_root = r.data()
+        r.meta_csv, r.audio_root = meta_csv, audio_root
+        r.extract(meta_csv, audio_root)
+        for inp in INPUTS:
+            r.train_and_evaluate(inp)
+        r.explain()
         for name in PREPARATIONS:
             _analysis(name)(r)
         r.figures(audio_root)

@@ -119,6 +119,26 @@ def test_second_process_reads_the_cache_and_gives_identical_coefficients(fresh, 
         assert torch.equal(first[m], second[m]) and torch.equal(first[m], no_cache[m]), m
 
 
+def test_a_prepared_plan_is_what_extraction_reads(fresh, tmp_path, monkeypatch):
+    """``prepare_plan`` (scatterxai run's background preparation) stores the float32 plan that ``scatter``
+    reads; ``plan_missing`` says when it is absent, and is False without a cache (nothing to prepare)."""
+    from scatterxai.scattering.fast import plan_missing, prepare_plan
+    monkeypatch.setenv(cache.CACHE_ENV, str(tmp_path))
+    assert plan_missing(SMALL)
+    prepare_plan(SMALL.to_dict())
+    assert not plan_missing(SMALL)
+    names = _files(tmp_path)
+    assert len([n for n in names if n.startswith("fast-plan-")]) == 1
+    fresh()
+    stamps = {n: os.stat(tmp_path / n).st_mtime_ns for n in names}
+    x = _signal(SMALL)
+    from_prepared = scatter(x, SMALL, method="fast", device="cpu")
+    assert _files(tmp_path) == names and {n: os.stat(tmp_path / n).st_mtime_ns for n in names} == stamps
+    assert torch.equal(from_prepared, scatter(x, SMALL, method="fast", device="cpu", cache_dir=False))
+    monkeypatch.setenv(cache.CACHE_ENV, "off")
+    assert not plan_missing(SMALL)
+
+
 def test_disabled_cache_writes_nothing(fresh, tmp_path, monkeypatch):
     scatter(_signal(SMALL), SMALL, method="fast", device="cpu", cache_dir=False)
     monkeypatch.setenv(cache.CACHE_ENV, "off")

@@ -11,8 +11,9 @@ from scatterxai.pipeline import run
 from .conftest import SMALL
 
 
-def test_run_end_to_end_and_stage_reuse(tmp_path, caplog):
+def test_run_end_to_end_and_stage_reuse(tmp_path, caplog, monkeypatch):
     caplog.set_level(logging.INFO, logger="scatterxai")
+    monkeypatch.setenv("SCATTERXAI_CACHE_DIR", str(tmp_path / "cache"))   # empty: the plan is prepared
     out = str(tmp_path / "run")
     kw = dict(scale=0.01, seed=3, device="cpu", max_epochs=2, jobs=2, scattering=SMALL)
     paths = run(out, **kw)
@@ -27,8 +28,10 @@ def test_run_end_to_end_and_stage_reuse(tmp_path, caplog):
     for stage in ("data", "extract", "train_s1", "train_s1s2", "explain", "figures", "compare",
                   "quality_permuted_labels", "quality", "describe", "probe", "explore"):
         assert f"[{stage}] running" in first
-    # numba's compilation for the describe stage went to a background process, which succeeded
-    assert "[describe] preparing in the background" in first and "preparation describe failed" not in first
+    # the plan (during synthesis) and numba's compilation (for describe) went to background processes
+    for name in ("extract", "describe"):
+        assert f"[{name}] preparing in the background" in first and f"preparation {name} failed" not in first
+    assert [p.name for p in (tmp_path / "cache").iterdir() if p.name.startswith("fast-plan-")]
     with h5py.File(paths["relevance"], "r") as f:
         assert set(f["relevance"]) == set(available_methods())
         assert f["features"].shape[1:] == (249, 128)

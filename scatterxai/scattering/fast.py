@@ -62,7 +62,7 @@ from .._util.validate import check_positive_int
 from ..errors import ParameterError
 from . import config as _config_module
 from . import plan as _plan_module
-from .cache import CacheDir, cache_key, cached
+from .cache import CacheDir, cache_file, cache_key, cached, resolve_cache_dir
 from .config import ScatteringConfig, path_table
 from .kymatio import kymatio_module
 from .plan import (
@@ -77,8 +77,8 @@ from .plan import (
     support_runs,
 )
 
-__all__ = ["FastScattering", "FastPlan", "plan_fast", "cached_plan", "support_runs", "lowpass_frames",
-           "lowpass_freq", "DEFAULT_RTOL", "LOWPASS_RTOL"]
+__all__ = ["FastScattering", "FastPlan", "plan_fast", "cached_plan", "plan_missing", "prepare_plan", "support_runs",
+           "lowpass_frames", "lowpass_freq", "DEFAULT_RTOL", "LOWPASS_RTOL"]
 
 #: relative magnitude below which filter bins are dropped, per dtype: the dropped tails are far below the
 #: rounding of a float32 FFT (~1e-7 of the spectrum's norm) resp. of float64 arithmetic
@@ -106,16 +106,39 @@ def _plan_code_digest() -> str:
     return h.hexdigest()
 
 
+def _plan_key(config: ScatteringConfig, rtol: float, lowpass_rtol: float) -> dict:
+    return cache_key("fast-plan", config=config.to_dict(), rtol=float(rtol), lowpass_rtol=float(lowpass_rtol),
+                     weights_dtype="float64", plan_code=_plan_code_digest())
+
+
 def cached_plan(config: ScatteringConfig, *, rtol: float, lowpass_rtol: float, cache_dir: CacheDir = None) -> FastPlan:
     """:func:`plan_fast` of ``config`` 's filter bank and path table, read from the on-disk cache when a
     file of the same key exists (:mod:`scatterxai.scattering.cache`; the plan of the paper configuration is
     ~50 MB), else planned and stored."""
-    key = cache_key("fast-plan", config=config.to_dict(), rtol=float(rtol), lowpass_rtol=float(lowpass_rtol),
-                    weights_dtype="float64", plan_code=_plan_code_digest())
+    key = _plan_key(config, rtol, lowpass_rtol)
     return cached(key, lambda: plan_fast(kymatio_module(config, cache_dir=cache_dir), path_table(config),
                                          rtol=rtol, lowpass_rtol=lowpass_rtol),
                   to_arrays=plan_to_arrays, from_arrays=lambda arrays: _check_plan(plan_from_arrays(arrays), config),
                   cache_dir=cache_dir)
+
+
+def plan_missing(config: ScatteringConfig, cache_dir: CacheDir = None) -> bool:
+    """Whether the on-disk cache could hold, but does not yet hold, the float32 plan of ``config`` that
+    ``FastScattering.build`` reads (False without a cache: there is nothing to prepare)."""
+    directory = resolve_cache_dir(cache_dir)
+    if directory is None:
+        return False
+    key = _plan_key(config, DEFAULT_RTOL[torch.float32], LOWPASS_RTOL[torch.float32])
+    return not cache_file(directory, key).is_file()
+
+
+def prepare_plan(config: dict) -> None:
+    """Plan ``config`` (a :meth:`ScatteringConfig.to_dict`) in float32 into the on-disk cache, building
+    Kymatio's filter bank on the way (≈ 11 s of one core for the paper configuration).  ``scatterxai run``
+    calls it in a background process while it synthesises the corpus, so that the extraction workers read
+    the plan instead of each building it."""
+    cached_plan(ScatteringConfig(**config), rtol=DEFAULT_RTOL[torch.float32],
+                lowpass_rtol=LOWPASS_RTOL[torch.float32])
 
 
 def _check_plan(plan: FastPlan, config) -> FastPlan:
