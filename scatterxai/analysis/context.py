@@ -4,7 +4,7 @@ modules never import the pipeline, which imports them by name)."""
 
 from __future__ import annotations
 
-from typing import Callable, List, Optional, Protocol
+from typing import Any, Callable, List, Optional, Protocol
 
 __all__ = ["AnalysisContext", "RunSettings", "StageRecord"]
 
@@ -49,8 +49,9 @@ class AnalysisContext(Protocol):
         """Model directory of input ``inp`` ("s1" or "s1s2")."""
         ...
 
-    def start_background(self, name: str, target: str) -> None:
-        """Run ``target`` ("module:function") in a background process named ``name`` (a preparation)."""
+    def start_background(self, name: str, target: str, **kwargs: Any) -> None:
+        """Run ``target`` ("module:function", with JSON-serialisable ``kwargs``) in a background process named
+        ``name`` (a preparation)."""
         ...
 
     def wait_background(self, name: str) -> None:
