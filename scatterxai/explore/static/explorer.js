@@ -407,9 +407,17 @@
 
   // ---------------------------------------------------------------------------------------- note view
   function openNote(id) { location.hash = "#note/" + id; }
+  // the note the address names: a key pressed right after another one's hash change must start from the
+  // new note, and the hashchange event that updates state.note arrives later (asynchronously)
+  function currentNote() {
+    var parts = location.hash.replace(/^#/, "").split("/");
+    var id = parts[0] === "note" && parts[1] !== undefined ? Number(parts[1]) : NaN;
+    return D.notes[id] ? id : state.note;
+  }
   function neighbour(step) {
-    var order = state.visible.indexOf(state.note) >= 0 ? state.visible : D.notes.map(function (n) { return n.id; });
-    var i = order.indexOf(state.note);
+    var cur = currentNote();
+    var order = state.visible.indexOf(cur) >= 0 ? state.visible : D.notes.map(function (n) { return n.id; });
+    var i = order.indexOf(cur);
     if (i < 0 || order.length === 0) { return null; }
     return order[(i + step + order.length) % order.length];
   }
