@@ -83,7 +83,7 @@ def test_integrated_gradients_completeness_on_the_convnet():
 
 @pytest.mark.parametrize("n_examples", [1, 3, 40])
 def test_batched_steps_equal_zennits_one_pass_per_step(n_examples, monkeypatch):
-    """Integrated Gradients (both grids) and SmoothGrad batch their steps (``zennit_ext.step_gradients``): the
+    """Integrated Gradients (both grids) and SmoothGrad batch their steps (``zennit_ext.mean_gradient``): the
     result is Zennit's one-pass-per-step loop — the same noise too — with 1, several or one step per pass
     (40 examples ≥ STEP_ROWS // 2), and with the steps of the last pass fewer than the others."""
     from zennit.attribution import IntegratedGradients, SmoothGrad

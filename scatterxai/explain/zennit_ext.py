@@ -8,14 +8,14 @@ that their metadata stay importable without torch.
 
 from __future__ import annotations
 
-from typing import Callable, Iterator, Optional, Sequence, Tuple
+from typing import Callable, Optional, Sequence, Tuple
 
 import torch
 from zennit.attribution import IntegratedGradients, SmoothGrad
 from zennit.canonizers import SequentialMergeBatchNorm
 
 __all__ = ["MergeBatchNormExact", "MidpointIntegratedGradients", "RightIntegratedGradients", "BatchedSmoothGrad",
-           "IG_GRIDS", "STEP_ROWS", "step_gradients", "unit_output", "explained_logits", "one_hot_logit",
+           "IG_GRIDS", "STEP_ROWS", "mean_gradient", "unit_output", "explained_logits", "one_hot_logit",
            "explained_index", "zero_params"]
 
 #: rows per network pass when the steps of Integrated Gradients or SmoothGrad are batched: a batch of K
@@ -42,9 +42,10 @@ class MergeBatchNormExact(SequentialMergeBatchNorm):
         self.batch_norm.eps = self._eps
 
 
-def step_gradients(model: torch.nn.Module, step_input: Callable[[int], torch.Tensor], n_steps: int,
-                   attr_output_fn: Callable) -> Iterator[Tuple[torch.Tensor, torch.Tensor]]:
-    """(output, gradient) of the steps k = 0 … n_steps − 1, in order, several steps per network pass.
+def mean_gradient(model: torch.nn.Module, step_input: Callable[[int], torch.Tensor], n_steps: int,
+                  attr_output_fn: Callable) -> Tuple[torch.Tensor, torch.Tensor]:
+    """(1/n) Σ_k of the gradients of the steps k = 0 … n − 1, summed in step order, and the output of the
+    last step; several steps per network pass.
 
     ``step_input(k)`` is the input of step k (K examples), called in the order k = 0, 1, … (so inputs that
     draw random numbers draw them as a one-step-at-a-time loop would).  The steps of a pass are stacked into
@@ -53,7 +54,7 @@ def step_gradients(model: torch.nn.Module, step_input: Callable[[int], torch.Ten
     attribution here does; the gradients are then those of one pass per step, up to float rounding (a
     kernel may sum in another order for another batch size).
     """
-    k = 0
+    result, last, k = None, None, 0
     while k < n_steps:
         inputs = [step_input(k)]
         per = max(1, STEP_ROWS // max(1, inputs[0].shape[0]))
@@ -64,24 +65,23 @@ def step_gradients(model: torch.nn.Module, step_input: Callable[[int], torch.Ten
         outputs = output.split(sizes)
         gradient, = torch.autograd.grad((output,), (batch,),
                                         grad_outputs=(torch.cat([attr_output_fn(o) for o in outputs]),))
-        yield from zip(outputs, gradient.split(sizes))
-        k += len(inputs)
+        if result is None:
+            result = torch.zeros_like(inputs[0])
+        for g in gradient.split(sizes):
+            result += g / n_steps
+        last, k = outputs[-1].detach(), k + len(inputs)
+    return result, last
 
 
 class MidpointIntegratedGradients(IntegratedGradients):
     """Zennit's ``IntegratedGradients`` with the midpoint rule α_k = (k − ½)/n instead of its right Riemann
     sum α_k = k/n (same number of gradient passes, one more forward pass for the output at x), its steps
-    batched (:func:`step_gradients`)."""
+    batched (:func:`mean_gradient`)."""
 
     def forward(self, input: torch.Tensor, attr_output_fn: Callable) -> Tuple[torch.Tensor, torch.Tensor]:
         baseline = self.baseline_fn(input)
-        result = torch.zeros_like(input)
-
-        def step(k):
-            return baseline + (k + 0.5) / self.n_iter * (input - baseline)
-
-        for _, gradient in step_gradients(self.model, step, self.n_iter, attr_output_fn):
-            result += gradient / self.n_iter
+        result, _ = mean_gradient(self.model, lambda k: baseline + (k + 0.5) / self.n_iter * (input - baseline),
+                                  self.n_iter, attr_output_fn)
         with torch.no_grad():
             output = self.model(input)
         return output, result * (input - baseline)
@@ -89,22 +89,18 @@ class MidpointIntegratedGradients(IntegratedGradients):
 
 class RightIntegratedGradients(IntegratedGradients):
     """Zennit's ``IntegratedGradients`` (right Riemann sum: α_k from ``torch.linspace(1/n, 1, n)``, the output
-    that of the last step, at x), its steps batched (:func:`step_gradients`)."""
+    that of the last step, at x), its steps batched (:func:`mean_gradient`)."""
 
     def forward(self, input: torch.Tensor, attr_output_fn: Callable) -> Tuple[torch.Tensor, torch.Tensor]:
         baseline = self.baseline_fn(input)
         alphas = torch.linspace(1. / self.n_iter, 1., self.n_iter)
-        result = torch.zeros_like(input)
-        outputs = []
-        for out, gradient in step_gradients(self.model, lambda k: baseline + alphas[k] * (input - baseline),
-                                               self.n_iter, attr_output_fn):
-            result += gradient / self.n_iter
-            outputs[:] = [out]
-        return outputs[0].detach(), result * (input - baseline)
+        result, output = mean_gradient(self.model, lambda k: baseline + alphas[k] * (input - baseline),
+                                       self.n_iter, attr_output_fn)
+        return output, result * (input - baseline)
 
 
 class BatchedSmoothGrad(SmoothGrad):
-    """Zennit's ``SmoothGrad`` with its passes batched (:func:`step_gradients`): the same noise, drawn with
+    """Zennit's ``SmoothGrad`` with its passes batched (:func:`mean_gradient`): the same noise, drawn with
     ``torch.randn_like`` pass after pass in the same order, the last pass noise-free."""
 
     def forward(self, input: torch.Tensor, attr_output_fn: Callable) -> Tuple[torch.Tensor, torch.Tensor]:
@@ -114,12 +110,8 @@ class BatchedSmoothGrad(SmoothGrad):
         def noisy(k):
             return input if k == self.n_iter - 1 else input + torch.randn_like(input) * std
 
-        result = torch.zeros_like(input)
-        outputs = []
-        for out, gradient in step_gradients(self.model, noisy, self.n_iter, attr_output_fn):
-            result += gradient / self.n_iter
-            outputs[:] = [out]
-        return outputs[0].detach(), result
+        result, output = mean_gradient(self.model, noisy, self.n_iter, attr_output_fn)
+        return output, result
 
 
 #: Riemann grids of Integrated Gradients: attributor class by name

@@ -35,7 +35,7 @@ at 100 midpoint steps is ≤ 1 % for every note (median 0.07 %, max 0.5 %); at 5
 gradient jumps: the right sum's error has a systematic part ~ (g(x) − g(x′)) / 2n that the midpoint rule
 cancels.
 
-Integrated Gradients and SmoothGrad batch their steps (:func:`scatterxai.explain.zennit_ext.step_gradients`:
+Integrated Gradients and SmoothGrad batch their steps (:func:`scatterxai.explain.zennit_ext.mean_gradient`:
 max(1, 64 // K) steps per network pass for K examples), which gives Zennit's one-pass-per-step result up to
 float rounding, the same noise included.
 
