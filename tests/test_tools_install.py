@@ -40,3 +40,13 @@ def test_uv_arguments_choose_the_same_releases_as_pip():
                      ("--extra-index-url", "file:///opt/a/simple"), ("--extra-index-url", "file:///opt/b/simple"),
                      ("--find-links", "/w"), ("--constraint", "/etc/c.txt")]
     assert install.uv_arguments({"no-index": "true"})[2:] == ["--no-index"]
+
+
+def test_native_checks_pass_in_this_environment_and_report_a_failure():
+    import sys
+    # the environment the tests run in was installed by tools/install.py: soundfile must load libsndfile
+    assert install.check_native(sys.executable) == {}
+    failed = install.check_native(sys.executable, {"fake": "raise OSError(\"cannot load library 'libfake.so'\")",
+                                                   "fine": "import json"})
+    assert list(failed) == ["fake"]
+    assert failed["fake"] == "OSError: cannot load library 'libfake.so'"

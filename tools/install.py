@@ -18,6 +18,13 @@ environment, so uv hard-links files rather than copying them, and no 6-GB cache 
 
 Fallback: if uv cannot be installed or its install fails, pip installs the same requirement (``--no-compile``;
 the Makefile byte-compiles afterwards), and the reason is printed.  ``SCATTERXAI_INSTALLER=pip`` forces pip.
+
+One place where uv and pip differ: when a release is on several indexes, uv looks only at the first index's files
+of it, while pip takes the most specific wheel over all of them.  A mirror that holds only soundfile's
+``py3-none-any`` wheel (which expects the system's libsndfile) beside one with the ``manylinux`` wheel (which
+bundles it) therefore gave uv a soundfile that could not load (seen on a fresh machine: ``cannot load library
+'libsndfile.so'``).  After uv's install, :data:`NATIVE_CHECKS` imports each such package; one that fails is
+reinstalled with pip at the same release, and if it still fails the install stops with the reason.
 """
 
 from __future__ import annotations
@@ -41,6 +48,11 @@ OPTIONS: Dict[str, tuple] = {
 }
 
 PIP_QUIET = ["--quiet", "--disable-pip-version-check"]
+
+#: distribution → code that fails when its wheel lacks the native library it needs
+NATIVE_CHECKS: Dict[str, str] = {
+    "soundfile": "import soundfile; soundfile.__libsndfile_version__",
+}
 
 
 def pip_config(python: str) -> Dict[str, str]:
@@ -110,6 +122,34 @@ def install_with_uv(python: str, requirement: str) -> Optional[str]:
     return None
 
 
+def check_native(python: str, checks: Dict[str, str] = NATIVE_CHECKS) -> Dict[str, str]:
+    """The packages of ``checks`` whose check fails in ``python``, each with the last line of its error."""
+    failed = {}
+    for dist, code in checks.items():
+        run = subprocess.run([python, "-c", code], capture_output=True, text=True)
+        if run.returncode != 0:
+            lines = (run.stderr or run.stdout).strip().splitlines()
+            failed[dist] = lines[-1] if lines else f"exit code {run.returncode}"
+    return failed
+
+
+def repair_native(python: str, checks: Dict[str, str] = NATIVE_CHECKS) -> Optional[str]:
+    """Reinstall with pip, at the installed release, each package whose native check fails; None when all pass
+    afterwards, else why not."""
+    failed = check_native(python, checks)
+    for dist, why in failed.items():
+        print(f"tools/install.py: {dist} does not load after uv's install ({why}); "
+              f"reinstalling it with pip", file=sys.stderr)
+        version = subprocess.run([python, "-c", f"import importlib.metadata as m; print(m.version({dist!r}))"],
+                                 capture_output=True, text=True)
+        pinned = f"{dist}=={version.stdout.strip()}" if version.returncode == 0 else dist
+        subprocess.run([python, "-m", "pip", "install", *PIP_QUIET, "--force-reinstall", "--no-deps", pinned])
+    still = check_native(python, {dist: checks[dist] for dist in failed})
+    if still:
+        return "; ".join(f"{dist} still does not load ({why})" for dist, why in still.items())
+    return None
+
+
 def main(argv: List[str]) -> int:
     if len(argv) != 1:
         print("usage: VENV/bin/python tools/install.py REQUIREMENT   (e.g. '.[test,dask]')", file=sys.stderr)
@@ -118,7 +158,11 @@ def main(argv: List[str]) -> int:
     if os.environ.get("SCATTERXAI_INSTALLER", "uv") != "pip":
         why = install_with_uv(python, requirement)
         if why is None:
-            return 0
+            why = repair_native(python)
+            if why is None:
+                return 0
+            print(f"tools/install.py: {why}", file=sys.stderr)
+            return 1
         print(f"tools/install.py: {why}; installing with pip instead", file=sys.stderr)
     return subprocess.run([python, "-m", "pip", "install", *PIP_QUIET, "--no-compile", "-e", requirement]).returncode
 
