@@ -6,6 +6,7 @@ import torch
 
 from scatterxai.errors import ParameterError
 from scatterxai.scattering import PAPER_CONFIG, ScatteringConfig, get_scattering, path_table, scatter
+from scatterxai.scattering import fast as fast_module
 from scatterxai.scattering.fast import FastScattering, lowpass_frames, lowpass_freq, support_runs
 from scatterxai.scattering.kymatio import kymatio_module
 
@@ -150,6 +151,39 @@ def test_batched_equals_per_item_and_blocks_do_not_matter():
         np.testing.assert_allclose(fast(x[i:i + 1])[0], S[i], rtol=1e-12, atol=1e-15)
     tiny = FastScattering.build(SMALL, CPU, torch.float64, block_bytes=2 ** 14, group_bytes=2 ** 14)
     np.testing.assert_allclose(tiny(x[:2]), S[:2], rtol=1e-12, atol=1e-15)
+
+
+def test_long_ffts_either_way_give_the_same_bits_and_the_faster_way_is_kept(monkeypatch):
+    M = fast_module._ROWWISE_FFT_MIN
+    g = torch.Generator().manual_seed(0)
+    spectrum = torch.complex(torch.randn(2, 3, M, generator=g), torch.randn(2, 3, M, generator=g))
+    frames = slice(1, 3)
+    rowwise = fast_module._rowwise_modulus_ifft(spectrum, 4, frames)
+    batched = fast_module._batched_modulus_ifft(spectrum, 4, frames)
+    assert rowwise.shape == batched.shape == (2, 3, 2, M // 4)
+    assert torch.equal(rowwise, batched)
+    ref = torch.fft.ifft(spectrum.to(torch.complex128)).abs().view(2, 3, 4, M // 4)[..., frames, :]
+    torch.testing.assert_close(batched.double(), ref, rtol=1e-4, atol=1e-6)
+
+    # the first 2 * trials calls of a length alternate (batched first), then the smaller median wins: batched
+    # 5, 6, 100 (median 6) against one row per call 7, 7, 1 (median 7; a mean would pick it)
+    choice = fast_module._LongFFTChoice(trials=3)
+    costs = {False: [5.0, 6.0, 100.0], True: [7.0, 7.0, 1.0]}
+    ways = []
+    for _ in range(6):
+        way = choice.rowwise(M)
+        ways.append(way)
+        choice.record(M, way, costs[way][sum(w == way for w in ways) - 1])
+    assert ways == [False, True] * 3 and choice.chosen == {M: False}
+    choice.record(M, True, 0.0)                      # after the decision nothing more is recorded
+    assert choice.times[M] == (costs[False], costs[True]) and choice.rowwise(M) is False
+    assert choice.rowwise(2 * M) is False            # another length starts its own trials
+
+    # _modulus_ifft records its calls in the module's chooser and returns the same values whichever it runs
+    monkeypatch.setattr(fast_module, "_LONG_FFT", fast_module._LongFFTChoice(trials=1))
+    outs = [fast_module._modulus_ifft(spectrum, 4, frames) for _ in range(3)]
+    assert M in fast_module._LONG_FFT.chosen and all(torch.equal(o, batched) for o in outs)
+    assert fast_module._modulus_ifft(spectrum[:1, :1], 4, frames).shape == (1, 1, 2, M // 4)
 
 
 def test_public_scatter_fast_method():

@@ -21,7 +21,8 @@ of :func:`scatterxai.scattering.path_table`; only the arithmetic is reorganised:
   ``rfft(|U1|)`` is needed anyway for second order, it is a (K+1, n_frames) complex matrix on the K+1
   lowest bins (:func:`lowpass_freq`).
 * **Batches and blocks.**  The examples of a chunk and the first-order wavelets sharing a resolution go
-  through one FFT call (long CPU transforms, which MKL runs faster one row at a time, excepted); the
+  through one FFT call (for long CPU transforms, one call per row or one for all, whichever this process
+  measured faster: :class:`_LongFFTChoice`); the
   second-order wavelet n2 multiplies every row at once (its filter does not depend on n1).  Chunks and
   blocks have bounded sizes (``group_bytes``, ``block_bytes``), so memory does not grow with the batch.
   The spectra to invert live in one zeroed scratch buffer: each filter writes its runs and clears them
@@ -53,7 +54,9 @@ All operations are plain torch operations on the module's device (no numpy, no h
 from __future__ import annotations
 
 import hashlib
-from typing import Optional
+import statistics
+import time
+from typing import Dict, List, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -310,9 +313,46 @@ class FastScattering(torch.nn.Module):
                 out.index_copy_(1, self._channels[so.channels + r0:so.channels + r1], s2.transpose(0, 1))
 
 
-#: on CPU, complex FFTs at least this long run faster one row per call than batched (measured with
-#: torch 2.14's MKL: 5-8 ns per point instead of 7-12); shorter ones are faster batched
+#: on CPU, complex FFTs at least this long are timed both ways (:class:`_LongFFTChoice`); shorter ones always
+#: run batched, which was faster on every CPU measured
 _ROWWISE_FFT_MIN = 2 ** 17
+
+
+class _LongFFTChoice:
+    """For each length M ≥ :data:`_ROWWISE_FFT_MIN` on CPU: one ``ifft`` call per row, or one for all rows?
+
+    Which is faster depends on the CPU and on MKL.  Measured with torch 2.14's MKL, one thread per process,
+    two processes at once: on a Xeon with AVX-512 one row per call took 5–8 ns per point instead of 7–12
+    batched; on an AMD EPYC batching 8 rows was faster (M = 2**17: 5.5 instead of 7.1 ns per point, and the
+    whole extraction 0.257 instead of 0.307 s per note).  Both ways give bit-identical results (MKL
+    transforms each row alike), so the choice changes only the time.  The first ``2 * trials`` calls of a
+    length alternate between the two ways (batched first); the call's time per element is recorded, and from
+    then on the way with the smaller median is used.  Per process, per length; no state on disk.
+    """
+
+    def __init__(self, trials: int = 3):
+        self.trials = trials
+        self.times: Dict[int, Tuple[List[float], List[float]]] = {}   # M → (batched, rowwise) s per element
+        self.chosen: Dict[int, bool] = {}                              # M → rowwise?
+
+    def rowwise(self, M: int) -> bool:
+        """The way to run the next call of length ``M`` (True: one call per row)."""
+        if M in self.chosen:
+            return self.chosen[M]
+        batched, rowwise = self.times.setdefault(M, ([], []))
+        return len(rowwise) < len(batched)
+
+    def record(self, M: int, rowwise: bool, seconds_per_element: float) -> None:
+        """Record a timed call; decide once both ways have ``trials`` calls."""
+        if M in self.chosen:
+            return
+        times = self.times.setdefault(M, ([], []))
+        times[int(rowwise)].append(seconds_per_element)
+        if min(len(times[0]), len(times[1])) >= self.trials:
+            self.chosen[M] = statistics.median(times[1]) < statistics.median(times[0])
+
+
+_LONG_FFT = _LongFFTChoice()
 
 
 def _modulus_ifft(spectrum: torch.Tensor, m_out: int = 1, frames: slice = slice(None)) -> torch.Tensor:
@@ -324,15 +364,31 @@ def _modulus_ifft(spectrum: torch.Tensor, m_out: int = 1, frames: slice = slice(
     ``m_out=1``: all of ``|ifft(spectrum)|``, shape (*spectrum.shape[:-1], 1, M)).
     """
     M = spectrum.shape[-1]
-    lead = spectrum.shape[:-1]
     if spectrum.device.type != "cpu" or M < _ROWWISE_FFT_MIN or spectrum.numel() == M:
-        return _modulus(torch.fft.ifft(spectrum).view(*lead, m_out, M // m_out)[..., frames, :])
+        return _batched_modulus_ifft(spectrum, m_out, frames)
+    rowwise = _LONG_FFT.rowwise(M)
+    timed = M not in _LONG_FFT.chosen
+    start = time.perf_counter() if timed else 0.0
+    out = (_rowwise_modulus_ifft(spectrum, m_out, frames) if rowwise
+           else _batched_modulus_ifft(spectrum, m_out, frames))
+    if timed:
+        _LONG_FFT.record(M, rowwise, (time.perf_counter() - start) / spectrum.numel())
+    return out
+
+
+def _batched_modulus_ifft(spectrum: torch.Tensor, m_out: int, frames: slice) -> torch.Tensor:
+    M = spectrum.shape[-1]
+    return _modulus(torch.fft.ifft(spectrum).view(*spectrum.shape[:-1], m_out, M // m_out)[..., frames, :])
+
+
+def _rowwise_modulus_ifft(spectrum: torch.Tensor, m_out: int, frames: slice) -> torch.Tensor:
+    M = spectrum.shape[-1]
     rows = spectrum.reshape(-1, M)
     kept = range(m_out)[frames]
     out = spectrum.real.new_empty(rows.shape[0], len(kept), M // m_out)
     for row, out_row in zip(rows, out):
         _modulus(torch.fft.ifft(row).view(m_out, M // m_out)[frames], out=out_row)
-    return out.view(*lead, len(kept), M // m_out)
+    return out.view(*spectrum.shape[:-1], len(kept), M // m_out)
 
 
 def _modulus(u: torch.Tensor, out=None) -> torch.Tensor:
