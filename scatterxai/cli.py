@@ -435,7 +435,8 @@ def _cmd_quality(args):
     from .analysis.quality.report import dependence_sentence, failure_sentence, ranking_table
     config = QualityConfig(subset=args.subset, max_examples=args.max_examples, select=args.select,
                            n_steps=args.steps, max_fraction=args.max_fraction, n_random=args.random_orders,
-                           baselines=args.baselines, randomisation_examples=args.randomisation_examples,
+                           **({"baselines": args.baselines} if args.baselines else {}),
+                           randomisation_examples=args.randomisation_examples,
                            randomisation_examples_slow=args.randomisation_examples_slow,
                            randomisation_seeds=args.randomisation_seeds, independent=not args.no_independent,
                            permuted_epochs=args.permuted_epochs, permuted_notes=args.permuted_notes or None,
@@ -473,12 +474,12 @@ def _add_quality(sub) -> None:
                    help="largest fraction of the paths deleted or inserted")
     s.add_argument("--random-orders", type=_steps, default=5,
                    help="seeded random path orders per note, the reference (at least 5)")
-    s.add_argument("--baselines", type=_baseline_list, default=("training_mean", "zero", "shuffle"),
+    s.add_argument("--baselines", type=_baseline_list, default=None,
                    metavar="B1,B2,...",
                    help="network inputs of a replaced path, each scored (the first also at the top level of "
                         "quality.json): training_mean (its mean over the training notes and frames), zero "
                         "(silence), shuffle (the note's own path, frames in a random order), mu (the input of a "
-                        "coefficient equal to its mean energy); default training_mean,zero,shuffle")
+                        "coefficient equal to its mean energy); default: QualityConfig's, training_mean,zero,shuffle")
     s.add_argument("--randomisation-examples", type=_positive_int, default=None, metavar="N",
                    help="notes used by the randomisation checks (the first of the scored notes, or spread over "
                         "them with --select spread; default all)")

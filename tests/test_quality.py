@@ -545,6 +545,13 @@ def test_quality_cli_writes_the_contract(study, tmp_path, capsys):
                 permuted_epochs=0, progress=False, device="cpu")
 
 
+def test_cli_help_names_the_default_baselines(capsys):
+    from scatterxai.analysis.quality import DEFAULT_BASELINES
+    with pytest.raises(SystemExit):
+        cli.main(["quality", "--help"])
+    assert "default: QualityConfig's, " + ",".join(DEFAULT_BASELINES) in " ".join(capsys.readouterr().out.split())
+
+
 def test_unregistered_method_and_no_ground_truth(study, tmp_path):
     rel = tmp_path / "R.h5"
     rel.write_bytes(study["relevance"].read_bytes())
