@@ -6,10 +6,11 @@ and whose outputs exist, so changing a setting (say ``--seed``) redoes exactly t
 Extraction is itself resumable (see :mod:`scatterxai.features.extract`), so an interrupted run loses little
 work.  ``OUT/timings.json`` records the seconds each stage took (a reused stage: in the run that made it).
 
-Two caches are filled by background processes while earlier stages run (:meth:`RunContext.start_background`;
+Three caches are filled by background processes while earlier stages run (:meth:`RunContext.start_background`;
 they never change a result): the fast path's plan while the corpus is synthesised (on an empty cache every
 extraction worker would build Kymatio's filter bank itself), and numba's compilation of librosa's functions
-while the single-threaded figure and comparison stages leave a core idle (:data:`PREPARATIONS`).
+and the explorer's float64 auralisation bank while the single-threaded figure and comparison stages leave a
+core idle (:data:`PREPARATIONS`).
 """
 
 from __future__ import annotations
@@ -214,7 +215,7 @@ ANALYSES: Tuple[str, ...] = (".analysis.compare:pipeline_section", ".analysis.qu
 #: run after the explain stage, before the figures: each may start a background preparation
 #: (:meth:`RunContext.start_background`) for a later analysis stage, on the core that the single-threaded
 #: figure and comparison stages leave idle
-PREPARATIONS: Tuple[str, ...] = (".analysis.probe.stage:prepare_describe",)
+PREPARATIONS: Tuple[str, ...] = (".analysis.probe.stage:prepare_describe", ".explore.stage:prepare_explore")
 #: the stages whose time is the reference of the demo's time budget (everything else ≤ 50 % of it)
 CORE_STAGES = ("data", "extract", "train_s1", "train_s1s2")
 

@@ -63,6 +63,49 @@ def test_bank_is_kymatios_filter_bank():
         assert np.abs(rest).max(initial=0) < 1e-12 * np.abs(full).max()
 
 
+def _same_bank(a, b):
+    assert (a.n_padded, a.pad_left, a.pad_right, a.decimation, a.partition_exact) == \
+        (b.n_padded, b.pad_left, b.pad_right, b.decimation, b.partition_exact)
+    for field in ("psi1_idx", "psi1_val", "dual1_val"):
+        x, y = getattr(a, field), getattr(b, field)
+        assert len(x) == len(y) and all(np.array_equal(u, v) for u, v in zip(x, y)), field
+    assert sorted(a.parts) == sorted(b.parts)
+    for D in a.parts:
+        assert len(a.parts[D]) == len(b.parts[D])
+        assert all(np.array_equal(i, k) and np.array_equal(v, w) for (i, v), (k, w) in zip(a.parts[D], b.parts[D]))
+
+
+def test_bank_is_read_back_from_the_disk_cache_unchanged(tmp_path, monkeypatch, caplog):
+    monkeypatch.setenv("SCATTERXAI_CACHE_DIR", str(tmp_path))
+    _bank.cache_clear()
+    assert resynth.bank_missing(SLOW_MOD)
+    resynth.prepare_bank(SLOW_MOD.to_dict())                       # what the run's background process does
+    assert not resynth.bank_missing(SLOW_MOD)
+    (stored,) = tmp_path.glob("auralise-bank-*.npz")
+    _bank.cache_clear()
+    built = resynth._build_bank(SLOW_MOD)
+    _same_bank(_bank(SLOW_MOD), built)                              # read from the file
+    x = am_tone()
+    _bank.cache_clear()
+    np.testing.assert_array_equal(resynthesise(x, s1_weights(path_table(SLOW_MOD)), SLOW_MOD),
+                                  resynth._resynthesise_many(x, _grid_s1(built)[None], built)[0])
+    # a file whose arrays do not fit the configuration is rebuilt, with a warning
+    arrays = dict(np.load(stored))
+    arrays["padding"] = arrays["padding"] + 1
+    np.savez(stored, **arrays)
+    _bank.cache_clear()
+    with caplog.at_level(logging.WARNING, logger="scatterxai"):
+        _same_bank(_bank(SLOW_MOD), built)
+    assert "inconsistent" in caplog.text and "padding" in caplog.text
+    _bank.cache_clear()
+    monkeypatch.setenv("SCATTERXAI_CACHE_DIR", "off")
+    assert not resynth.bank_missing(SLOW_MOD)                      # no cache: nothing to prepare
+
+
+def _grid_s1(bank):
+    return resynth._weight_grid(s1_weights(path_table(SLOW_MOD)), SLOW_MOD, 0.0, bank.n_psi1, bank.n_parts)
+
+
 def test_envelope_split_is_a_partition_of_unity():
     # Σ_b h_b = 1 where the second-order Littlewood–Paley sum (φ included) is above the floor
     bank = _bank(SLOW_MOD)

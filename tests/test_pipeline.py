@@ -28,10 +28,12 @@ def test_run_end_to_end_and_stage_reuse(tmp_path, caplog, monkeypatch):
     for stage in ("data", "extract", "train_s1", "train_s1s2", "explain", "figures", "compare",
                   "quality_permuted_labels", "quality", "describe", "probe", "explore"):
         assert f"[{stage}] running" in first
-    # the plan (during synthesis) and numba's compilation (for describe) went to background processes
-    for name in ("extract", "describe"):
+    # the plan (during synthesis), numba's compilation (for describe) and the auralisation bank (for the
+    # explorer) went to background processes
+    for name in ("extract", "describe", "explore"):
         assert f"[{name}] preparing in the background" in first and f"preparation {name} failed" not in first
-    assert [p.name for p in (tmp_path / "cache").iterdir() if p.name.startswith("fast-plan-")]
+    for kind in ("fast-plan-", "auralise-bank-"):
+        assert [p.name for p in (tmp_path / "cache").iterdir() if p.name.startswith(kind)], kind
     with h5py.File(paths["relevance"], "r") as f:
         assert set(f["relevance"]) == set(available_methods())
         assert f["features"].shape[1:] == (249, 128)

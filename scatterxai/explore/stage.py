@@ -18,12 +18,30 @@ from .data import method_title
 if TYPE_CHECKING:
     from ..analysis.context import AnalysisContext
 
-__all__ = ["RUN_CONFIG", "RUN_AURALISED", "pipeline_section"]
+__all__ = ["RUN_CONFIG", "RUN_AURALISED", "pipeline_section", "prepare_explore"]
 
 #: methods auralised by the pipeline's explorer (when the run has them)
 RUN_AURALISED = ("epsilon", "epsilon_plus")
 #: the pipeline's explorer: two notes per class, the paper's rules auralised
 RUN_CONFIG = ExploreConfig(notes=2, auralise=RUN_AURALISED)
+
+
+def prepare_explore(ctx: AnalysisContext) -> None:
+    """A preparation (:data:`scatterxai.pipeline.PREPARATIONS`): when the explorer will auralise notes and the
+    on-disk cache lacks the float64 filter bank of the run's scattering configuration, build it in the
+    background (:func:`scatterxai.analysis.auralise.resynth.prepare_bank`, ≈ 6 s of one core for the paper's
+    configuration), while the single-threaded figure and comparison stages leave a core idle; the explorer
+    stage then reads it from the cache instead of building it first."""
+    from ..analysis.auralise.resynth import bank_missing
+    from ..io.hdf5 import read_config
+    from ..io.relevance import RelevanceFile
+
+    with RelevanceFile(ctx.relevance) as rf:
+        auralised = RUN_CONFIG.audio and any(m in rf.methods for m in RUN_AURALISED)
+        scattering = read_config(rf.attrs, "relevance", rf.path)
+    if auralised and bank_missing(scattering):
+        ctx.start_background("explore", "scatterxai.analysis.auralise.resynth:prepare_bank",
+                             config=scattering.to_dict())
 
 
 def pipeline_section(ctx: AnalysisContext) -> str:
@@ -36,8 +54,11 @@ def pipeline_section(ctx: AnalysisContext) -> str:
     config = replace(RUN_CONFIG, auralise=tuple(m for m in RUN_AURALISED if m in methods))
     out = os.path.join(ctx.out, "explorer")
     upstream = {name: ctx.digest(name) for name in ("explain", "compare", "quality") if _has(ctx, name)}
-    st = ctx.stage("explore", {**upstream, "config": asdict(config)},
-                   [os.path.join(out, EXPLORER_FILES["index"]), os.path.join(out, EXPLORER_FILES["summary"])],
+    key = {**upstream, "config": asdict(config)}
+    outputs = [os.path.join(out, EXPLORER_FILES["index"]), os.path.join(out, EXPLORER_FILES["summary"])]
+    if not ctx.is_current("explore", key, outputs):   # else the preparation is stopped at the run's end
+        ctx.wait_background("explore")
+    st = ctx.stage("explore", key, outputs,
                    lambda: explore(ctx.out, out, config, audio_root=ctx.audio_root, progress=True))
     with open(os.path.join(out, EXPLORER_FILES["summary"]), encoding="utf-8") as fh:
         summary = json.load(fh)

@@ -1,5 +1,5 @@
-"""On-disk cache of what is slow to build and never changes for a configuration: Kymatio's filter bank and
-the fast path's plan (no torch here).
+"""On-disk cache of what is slow to build and never changes for a configuration: Kymatio's filter bank,
+the fast path's plan and auralisation's float64 bank (no torch here).
 
 Building the filter bank of the paper configuration takes ~10 s, most of the first call of
 :func:`scatterxai.scatter` in a fresh process; read back from the cache it takes a fraction of a second.

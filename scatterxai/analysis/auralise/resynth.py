@@ -19,7 +19,10 @@ Design choices
 --------------
 * **Filters**: Kymatio's ``scattering_filter_factory`` called with the padded length and constants of
   ``ScatteringBase1D.build`` for the configuration (level 0, the full-rate filters).  Filter indices are
-  Kymatio's ``n1``, ``n2`` of :func:`path_table`.
+  Kymatio's ``n1``, ``n2`` of :func:`path_table`.  Built in float64 (≈ 6 s for the paper's configuration),
+  the filters on their supports are kept in the on-disk cache (:mod:`scatterxai.scattering.cache`, kind
+  ``auralise-bank``, ~75 MB for the paper's configuration), so that a later process reads them in a
+  fraction of a second; :func:`prepare_bank` fills it (``scatterxai run`` does so in the background).
 * **Rate**: like Kymatio, each carrier band is processed subsampled, by the largest power of two D at which
   the spectrum of U1 (ψ̂1's support down to 1e-13 of its peak) folds without overlap into at most a quarter
   of the decimated band; U1 is then exact on its samples, and only the far tail of |U1|'s spectrum (above
@@ -50,6 +53,7 @@ Design choices
 from __future__ import annotations
 
 import functools
+import hashlib
 import logging
 import numbers
 from dataclasses import dataclass
@@ -61,6 +65,7 @@ from kymatio.scattering1d.frontend.base_frontend import ScatteringBase1D
 
 from ...errors import ParameterError
 from ...scattering import ScatteringConfig, path_table
+from ...scattering.cache import cache_file, cache_key, cached, resolve_cache_dir
 
 __all__ = [
     "LP_FLOOR",
@@ -138,9 +143,39 @@ def _decimation(idx: np.ndarray, n: int) -> int:
 
 @functools.lru_cache(maxsize=2)
 def _bank(config: ScatteringConfig) -> _Bank:
-    # Kymatio's own bank for this configuration (~15 s for the paper's, once per process).
+    """The bank of ``config``: from this process's memory, else the on-disk cache, else built (and stored)."""
+    return cached(_bank_key(config), lambda: _build_bank(config), to_arrays=_bank_to_arrays,
+                  from_arrays=lambda arrays: _bank_from_arrays(arrays, config))
+
+
+def bank_missing(config: ScatteringConfig) -> bool:
+    """Whether the on-disk cache could hold, but does not yet hold, the bank of ``config`` (False without a
+    cache: there is nothing to prepare)."""
+    directory = resolve_cache_dir()
+    return directory is not None and not cache_file(directory, _bank_key(config)).is_file()
+
+
+def prepare_bank(config: dict) -> None:
+    """Build the bank of ``config`` (a :meth:`ScatteringConfig.to_dict`) into the on-disk cache.  ``scatterxai
+    run`` calls it in a background process before its explorer stage, which auralises notes."""
+    _bank(ScatteringConfig(**config))
+
+
+def _bank_key(config: ScatteringConfig) -> dict:
+    with open(__file__, "rb") as fh:     # the bank's code: a cached bank is not reused once it changes
+        code = hashlib.sha256(fh.read()).hexdigest()[:16]
+    return cache_key("auralise-bank", config=config.to_dict(), code=code)
+
+
+def _base(config: ScatteringConfig) -> ScatteringBase1D:
     base = ScatteringBase1D(**config.kymatio_kwargs())
     base.build()
+    return base
+
+
+def _build_bank(config: ScatteringConfig) -> _Bank:
+    # Kymatio's own bank for this configuration (~6 s for the paper's)
+    base = _base(config)
     n_pad = base._N_padded
     phi_f, psi1_f, psi2_f = scattering_filter_factory(n_pad, base.J, base.Q, base.T, r_psi=base.r_psi,
                                                       sigma0=base.sigma0, alpha=base.alpha, max_subsampling=0)
@@ -162,12 +197,56 @@ def _bank(config: ScatteringConfig) -> _Bank:
     for idx, val in full:
         total[idx] += val
     decimation = [_decimation(idx, n_pad) for idx in psi1_idx]
-    # at rate 1/D the envelope's rfft has bins 0 … n_pad / (2D): the same partition, restricted to them
-    parts = {D: [(idx[idx <= n_pad // (2 * D)], val[idx <= n_pad // (2 * D)]) for idx, val in full]
-             for D in sorted(set(decimation) | {1})}
     return _Bank(n_padded=n_pad, pad_left=base.pad_left, pad_right=base.pad_right, psi1_idx=psi1_idx,
-                 psi1_val=psi1_val, dual1_val=dual1_val, decimation=decimation, parts=parts,
+                 psi1_val=psi1_val, dual1_val=dual1_val, decimation=decimation,
+                 parts=_parts_by_rate(full, decimation, n_pad),
                  partition_exact=bool(np.abs(total - 1).max() < 1e-9))
+
+
+def _parts_by_rate(full, decimation, n_pad):
+    # at rate 1/D the envelope's rfft has bins 0 … n_pad / (2D): the same partition, restricted to them
+    return {D: [(idx[idx <= n_pad // (2 * D)], val[idx <= n_pad // (2 * D)]) for idx, val in full]
+            for D in sorted(set(decimation) | {1})}
+
+
+def _bank_to_arrays(bank: _Bank) -> dict:
+    """The bank as flat arrays (each list concatenated, with its offsets); the parts at rate 1 give the
+    others."""
+    full = bank.parts[1]
+    return {"psi1_idx": np.concatenate(bank.psi1_idx), "psi1_val": np.concatenate(bank.psi1_val),
+            "dual1_val": np.concatenate(bank.dual1_val),
+            "psi1_offsets": np.cumsum([0] + [len(a) for a in bank.psi1_idx]),
+            "parts_idx": np.concatenate([i for i, _ in full]), "parts_val": np.concatenate([v for _, v in full]),
+            "parts_offsets": np.cumsum([0] + [len(i) for i, _ in full]),
+            "decimation": np.asarray(bank.decimation, dtype=np.int64),
+            "padding": np.asarray([bank.n_padded, bank.pad_left, bank.pad_right], dtype=np.int64),
+            "partition_exact": np.asarray(bank.partition_exact)}
+
+
+def _bank_from_arrays(arrays: dict, config: ScatteringConfig) -> _Bank:
+    """The inverse of :func:`_bank_to_arrays`, checked against ``config`` (raises on any inconsistency: the
+    cache then rebuilds the bank)."""
+    base = _base(config)
+    padding = [int(v) for v in arrays["padding"]]
+    if padding != [base._N_padded, base.pad_left, base.pad_right]:
+        raise ValueError(f"padding {padding} is not the configuration's")
+
+    def split(kind, *names):
+        offsets = arrays[f"{kind}_offsets"]
+        if offsets[0] != 0 or np.any(np.diff(offsets) < 0) or any(len(arrays[n]) != offsets[-1] for n in names):
+            raise ValueError(f"inconsistent {kind} offsets")
+        return [np.split(arrays[n], offsets[1:-1]) for n in names]
+
+    psi1_idx, psi1_val, dual1_val = split("psi1", "psi1_idx", "psi1_val", "dual1_val")
+    parts_idx, parts_val = split("parts", "parts_idx", "parts_val")
+    decimation = [int(d) for d in arrays["decimation"]]
+    if len(decimation) != len(psi1_idx):
+        raise ValueError(f"{len(decimation)} decimations for {len(psi1_idx)} first-order filters")
+    n_pad = padding[0]
+    return _Bank(n_padded=n_pad, pad_left=padding[1], pad_right=padding[2], psi1_idx=psi1_idx, psi1_val=psi1_val,
+                 dual1_val=dual1_val, decimation=decimation,
+                 parts=_parts_by_rate(list(zip(parts_idx, parts_val)), decimation, n_pad),
+                 partition_exact=bool(arrays["partition_exact"]))
 
 
 def _check_config(config) -> ScatteringConfig:
@@ -271,7 +350,8 @@ def resynthesise(x: np.ndarray, weights: np.ndarray, config: ScatteringConfig, *
 
     Notes
     -----
-    Builds Kymatio's filter bank once per configuration and process (~15 s for the paper's).
+    Builds Kymatio's filter bank once per configuration (~6 s for the paper's), then reads it from the
+    on-disk cache (module docstring, "Filters").
     """
     config = _check_config(config)
     x = _check_signal(x, config)
