@@ -321,10 +321,10 @@ _ROWWISE_FFT_MIN = 2 ** 17
 class _LongFFTChoice:
     """For each length M ≥ :data:`_ROWWISE_FFT_MIN` on CPU: one ``ifft`` call per row, or one for all rows?
 
-    Which is faster depends on the CPU and on MKL.  Measured with torch 2.14's MKL, one thread per process,
-    two processes at once: on a Xeon with AVX-512 one row per call took 5–8 ns per point instead of 7–12
-    batched; on an AMD EPYC batching 8 rows was faster (M = 2**17: 5.5 instead of 7.1 ns per point, and the
-    whole extraction 0.257 instead of 0.307 s per note).  Both ways give bit-identical results (MKL
+    Which is faster depends on the CPU and on MKL.  Measured with torch 2.14's MKL, one thread per process:
+    on a Xeon with AVX-512 one row per call took 5–8 ns per point instead of 7–12 batched; on an AMD EPYC
+    batching 8 rows was faster (M = 2**17: 5.5 instead of 7.1 ns per point in one process; the whole
+    extraction, two processes at once: 0.257 instead of 0.307 s per note).  Both ways give bit-identical results (MKL
     transforms each row alike), so the choice changes only the time.  The first ``2 * trials`` calls of a
     length alternate between the two ways (batched first); the call's time per element is recorded, and from
     then on the way with the smaller median is used.  Per process, per length; no state on disk.
