@@ -19,12 +19,20 @@ script measures that shortcut as a control for the S1 row of Table 1:
   standard deviation over frames of log1p(S1 / (c·μ)), μ the training mean, c = 0.1 as the network's
   input — scored by balanced accuracy on the test split, for the instrument family and for the technique.
 
+* **S1 told the instrument** (``--given-instrument SEED...``): S1 networks trained as ``scatterxai train
+  --input s1`` trains them (the package's own :func:`scatterxai.model.train.fit`, the same settings and seeds),
+  once on S1 alone and once with the note's instrument added as one-hot input channels (constant over frames);
+  their test macro accuracy per seed.  An S1 network that identified every instrument perfectly could do no
+  better than the second: the ceiling that better synthetic timbres could lift S1 to.
+
 Usage::
 
     python experiments/s1_prior.py --run results/demo
+    python experiments/s1_prior.py --run results/demo --given-instrument 0 1 2 3 4   # + 10 networks, ~45 s
     python experiments/s1_prior.py --features DIR/features.h5     # the probes only, on any corpus' features
 
-The run is only read.  Seconds on the demo.
+The run is only read; the networks are trained in memory and not written.  Seconds on the demo without
+``--given-instrument``.
 """
 
 import argparse
@@ -91,17 +99,75 @@ def print_probes(features, c):
               + ", ".join(f"{c} {100 * r:.0f} %" for c, r in worst) + ")")
 
 
+def given_instrument(features, c, seeds):
+    """Test macro accuracy (%) of S1 networks without and with the instrument's one-hot channels, per seed:
+    {"S1": [...], "S1 + instrument": [...]} (module docstring)."""
+    import dataclasses
+
+    import torch
+
+    from scatterxai.model import train as T
+    from scatterxai.model.directory import prepare_input
+    from scatterxai.model.metrics import class_weights, classification_metrics
+
+    dev = torch.device("cpu")
+    with FeatureFile(features) as ff:
+        if INSTRUMENT not in ff.examples:
+            raise SystemExit(f"error: {features} has no {INSTRUMENT!r} column")
+        channels = T.input_channels(ff.table, "s1")
+        mu = np.asarray(ff.mu, np.float64)[channels]
+        rows = {s: ff.indices(s) for s in ("training", "validation", "test")}
+        config = dataclasses.replace(T.TrainConfig(), c=c).resolved(T.n_recordings(ff))
+        data = T.load_rows(ff, channels, rows["training"], rows["validation"], mu, config.c, dev)
+        x_test = prepare_input(ff.rows(rows["test"]), channels, mu, config.c, device=dev)
+        y_test = T.labels_of(ff, rows["test"], len(ff.classes))
+        instrument = np.asarray(ff.examples[INSTRUMENT], dtype=object)
+    names = sorted(set(instrument))
+
+    def with_instrument(x, subset):
+        onehot = torch.zeros(x.shape[0], len(names), x.shape[-1], dtype=x.dtype)
+        onehot[torch.arange(x.shape[0]), [names.index(i) for i in instrument[rows[subset]]]] = 1.0
+        return torch.cat([x, onehot], 1)
+
+    told = dataclasses.replace(data, channels=np.arange(len(channels) + len(names)),
+                               x_tr=with_instrument(data.x_tr, "training"),
+                               x_va=with_instrument(data.x_va, "validation"))
+    weights = class_weights(data.y_tr, len(data.classes))
+    out = {"S1": [], "S1 + instrument": []}
+    for seed in seeds:
+        for name, d, x in (("S1", data, x_test), ("S1 + instrument", told, with_instrument(x_test, "test"))):
+            net = T.fit(d, weights, seed=seed, dev=dev, config=config, progress=False)[0].eval()
+            with torch.no_grad():
+                pred = torch.cat([net(x[i:i + 64]) for i in range(0, x.shape[0], 64)]).argmax(1).numpy()
+            out[name].append(100 * classification_metrics(y_test, pred, data.classes)["macro_accuracy"])
+    return out
+
+
+def print_given_instrument(features, c, seeds):
+    results = given_instrument(features, c, seeds)
+    print(f"\nS1 networks told the instrument (one-hot input channels), test macro accuracy, seeds "
+          f"{', '.join(map(str, seeds))}:\n")
+    print("| input | range | per seed |")
+    print("|---|---:|---|")
+    for name, values in results.items():
+        print(f"| {name} | {min(values):.1f}–{max(values):.1f} % | {', '.join(f'{v:.2f}' for v in values)} |")
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     given = ap.add_mutually_exclusive_group(required=True)
     given.add_argument("--run", help="a finished `scatterxai run` directory (e.g. results/demo): prior and probes")
     given.add_argument("--features", help="any features file of the synthetic corpus: the probes only (log "
                                           f"constant c = {LOG_C:g}, the networks' default)")
+    ap.add_argument("--given-instrument", type=int, nargs="+", metavar="SEED",
+                    help="also train S1 networks with and without the instrument as input, these seeds")
     args = ap.parse_args(argv)
     if args.features is not None:
         if not os.path.exists(args.features):
             raise SystemExit(f"error: {args.features} does not exist")
         print_probes(args.features, LOG_C)
+        if args.given_instrument:
+            print_given_instrument(args.features, LOG_C, args.given_instrument)
         return 0
     meta_path = os.path.join(args.run, "data", "meta.csv")
     features = os.path.join(args.run, "features.h5")
@@ -131,6 +197,8 @@ def main(argv=None):
         c = float(json.load(f)["c"])
     print()
     print_probes(features, c)
+    if args.given_instrument:
+        print_given_instrument(features, c, args.given_instrument)
     return 0
 
 

@@ -77,3 +77,32 @@ def test_paper_macro_is_the_mean_of_the_papers_five_classes():
     from scatterxai.model.metrics import paper_macro
     # SPEC.md: S1 72.50, 70.33, 92.23, 88.33, 79.61 → 80.60; S1+S2 97.50, 98.56, 99.80, 98.33, 100.0 → 98.838
     assert paper_macro("s1") == pytest.approx(80.60) and paper_macro("s1s2") == pytest.approx(98.838)
+
+
+def test_given_instrument_networks_use_the_instrument_channels(tmp_path, capsys):
+    """``--given-instrument``: where the instrument decides the technique and S1 holds noise, the network told
+    the instrument is right and the S1 network is not."""
+    from scatterxai.features import write_features
+    from scatterxai.scattering import path_table
+
+    from .conftest import SMALL
+    table = path_table(SMALL)
+    rng = np.random.default_rng(2)
+    K = 150
+    label = np.arange(K) % 5
+    S = rng.random((K, len(table), table.n_frames)).astype(np.float32)
+    columns = {"file_name": np.array([f"n{i}" for i in range(K)], object), "label": label,
+               "subset": np.array(["training", "training", "validation", "test", "training", "test"] * (K // 6),
+                                  object),
+               "instrument": np.array(["A", "B", "C", "D", "E"], object)[label],
+               "modulation technique": np.array(["a", "b", "c", "d", "e"], object)[label]}
+    path = tmp_path / "f.h5"
+    write_features(str(path), S, columns, SMALL)
+    results = s1_prior.given_instrument(str(path), 0.1, [0])
+    assert results["S1 + instrument"] == [100.0] and results["S1"][0] < 60
+    assert s1_prior.main(["--features", str(path), "--given-instrument", "0"]) == 0
+    assert "| S1 + instrument | 100.0–100.0 % | 100.00 |" in capsys.readouterr().out
+    del columns["instrument"]
+    write_features(str(tmp_path / "g.h5"), S, columns, SMALL)
+    with pytest.raises(SystemExit, match="no 'instrument' column"):
+        s1_prior.given_instrument(str(tmp_path / "g.h5"), 0.1, [0])
