@@ -13,7 +13,7 @@ script measures that shortcut as a control for the S1 row of Table 1:
   networks' loss weights it (w_c = max_k n_k / n_c, so that a rare class is not always outvoted); an
   instrument without training notes gets the class with the largest weighted count overall.  Measured on
   the run's corpus and on SOL-PMT's published split (bundled with the package: the same rule, its
-  instrument column);
+  instrument column), or with ``--features`` on that file's own notes;
 * **what S1 tells of the instrument** (from the run's ``features.h5``): logistic-regression probes
   (balanced class weights, fit on the training split) on each note's S1 time statistics — mean and
   standard deviation over frames of log1p(S1 / (c·μ)), μ the training mean, c = 0.1 as the network's
@@ -29,7 +29,7 @@ Usage::
 
     python experiments/s1_prior.py --run results/demo
     python experiments/s1_prior.py --run results/demo --given-instrument 0 1 2 3 4   # + 10 networks, ~45 s
-    python experiments/s1_prior.py --features DIR/features.h5     # the probes only, on any corpus' features
+    python experiments/s1_prior.py --features DIR/features.h5     # prior and probes of any corpus' features
 
 The run is only read; the networks are trained in memory and not written.  Seconds on the demo without
 ``--given-instrument``.
@@ -83,6 +83,23 @@ def probe(X, y, subset, seed=0):
 
 def _pct(x):
     return f"{100 * x:.1f} %"
+
+
+def print_features_prior(features):
+    """The instrument prior of a features file's own notes (its instrument, technique and subset columns)."""
+    with FeatureFile(features) as ff:
+        classes = list(ff.classes)
+        cols = {k: np.asarray(ff.examples[k], dtype=object) for k in (INSTRUMENT, TECHNIQUE, SUBSET)
+                if k in ff.examples}
+    if len(cols) < 3:
+        print(f"instrument prior: {features} lacks the {INSTRUMENT!r}, {TECHNIQUE!r} or {SUBSET!r} column\n")
+        return
+    try:
+        per_class, macro = instrument_prior(cols[INSTRUMENT], cols[TECHNIQUE], cols[SUBSET], classes)
+    except ParameterError as e:
+        raise SystemExit(f"error: {features}: {e}") from None
+    detail = ", ".join(f"{c} {100 * a:.0f}" for c, a in per_class.items())
+    print(f"instrument prior of {features} ({len(cols[SUBSET])} notes, test split): {_pct(macro)} ({detail})\n")
 
 
 def print_probes(features, c):
@@ -157,14 +174,15 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     given = ap.add_mutually_exclusive_group(required=True)
     given.add_argument("--run", help="a finished `scatterxai run` directory (e.g. results/demo): prior and probes")
-    given.add_argument("--features", help="any features file of the synthetic corpus: the probes only (log "
-                                          f"constant c = {LOG_C:g}, the networks' default)")
+    given.add_argument("--features", help="any features file of the synthetic corpus: its instrument prior and the "
+                                          f"probes (log constant c = {LOG_C:g}, the networks' default)")
     ap.add_argument("--given-instrument", type=int, nargs="+", metavar="SEED",
                     help="also train S1 networks with and without the instrument as input, these seeds")
     args = ap.parse_args(argv)
     if args.features is not None:
         if not os.path.exists(args.features):
             raise SystemExit(f"error: {args.features} does not exist")
+        print_features_prior(args.features)
         print_probes(args.features, LOG_C)
         if args.given_instrument:
             print_given_instrument(args.features, LOG_C, args.given_instrument)

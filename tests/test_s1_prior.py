@@ -97,12 +97,14 @@ def test_given_instrument_networks_use_the_instrument_channels(tmp_path, capsys)
                "instrument": np.array(["A", "B", "C", "D", "E"], object)[label],
                "modulation technique": np.array(["a", "b", "c", "d", "e"], object)[label]}
     path = tmp_path / "f.h5"
-    write_features(str(path), S, columns, SMALL)
+    write_features(str(path), S, columns, SMALL, classes=["a", "b", "c", "d", "e"])
     results = s1_prior.given_instrument(str(path), 0.1, [0])
     assert results["S1 + instrument"] == [100.0] and results["S1"][0] < 60
     assert s1_prior.main(["--features", str(path), "--given-instrument", "0"]) == 0
-    assert "| S1 + instrument | 100.0–100.0 % | 100.00 |" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "| S1 + instrument | 100.0–100.0 % | 100.00 |" in out
+    assert f"instrument prior of {path} ({K} notes, test split): 100.0 % (a 100, b 100, c 100" in out
     del columns["instrument"]
-    write_features(str(tmp_path / "g.h5"), S, columns, SMALL)
+    write_features(str(tmp_path / "g.h5"), S, columns, SMALL, classes=["a", "b", "c", "d", "e"])
     with pytest.raises(SystemExit, match="no 'instrument' column"):
         s1_prior.given_instrument(str(tmp_path / "g.h5"), 0.1, [0])
