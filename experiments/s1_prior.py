@@ -17,8 +17,7 @@ script measures that shortcut as a control for the S1 row of Table 1:
 * **what S1 tells of the instrument** (from the run's ``features.h5``): logistic-regression probes
   (balanced class weights, fit on the training split) on each note's S1 time statistics — mean and
   standard deviation over frames of log1p(S1 / (c·μ)), μ the training mean, c = 0.1 as the network's
-  input — scored by balanced accuracy on the test split, for the instrument family and for the technique.
-
+  input — scored by balanced accuracy on the test split, for the instrument family and for the technique;
 * **S1 told the instrument** (``--given-instrument SEED...``): S1 networks trained as ``scatterxai train
   --input s1`` trains them (the package's own :func:`scatterxai.model.train.fit`, the same settings and seeds),
   once on S1 alone and once with the note's instrument added as one-hot input channels (constant over frames);
@@ -170,13 +169,19 @@ def print_given_instrument(features, c, seeds):
         print(f"| {name} | {min(values):.1f}–{max(values):.1f} % | {', '.join(f'{v:.2f}' for v in values)} |")
 
 
+def _seed(text):
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"a seed is an integer >= 0, got {text!r}")
+    return int(text)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     given = ap.add_mutually_exclusive_group(required=True)
     given.add_argument("--run", help="a finished `scatterxai run` directory (e.g. results/demo): prior and probes")
     given.add_argument("--features", help="any features file of the synthetic corpus: its instrument prior and the "
                                           f"probes (log constant c = {LOG_C:g}, the networks' default)")
-    ap.add_argument("--given-instrument", type=int, nargs="+", metavar="SEED",
+    ap.add_argument("--given-instrument", type=_seed, nargs="+", metavar="SEED",
                     help="also train S1 networks with and without the instrument as input, these seeds")
     args = ap.parse_args(argv)
     if args.features is not None:
