@@ -93,12 +93,17 @@ def print_features_prior(features):
     if len(cols) < 3:
         print(f"instrument prior: {features} lacks the {INSTRUMENT!r}, {TECHNIQUE!r} or {SUBSET!r} column\n")
         return
+    macro, detail = _prior(cols, classes, features)
+    print(f"instrument prior of {features} ({len(cols[SUBSET])} notes, test split): {macro} ({detail})\n")
+
+
+def _prior(cols, classes, name):
+    """The instrument prior of ``cols`` (instrument, technique, subset) as printed: (macro, per class)."""
     try:
         per_class, macro = instrument_prior(cols[INSTRUMENT], cols[TECHNIQUE], cols[SUBSET], classes)
     except ParameterError as e:
-        raise SystemExit(f"error: {features}: {e}") from None
-    detail = ", ".join(f"{c} {100 * a:.0f}" for c, a in per_class.items())
-    print(f"instrument prior of {features} ({len(cols[SUBSET])} notes, test split): {_pct(macro)} ({detail})\n")
+        raise SystemExit(f"error: {name}: {e}") from None
+    return _pct(macro), ", ".join(f"{c} {100 * a:.0f}" for c, a in per_class.items())
 
 
 def print_probes(features, c):
@@ -210,12 +215,8 @@ def main(argv=None):
             (f"SOL-PMT published split ({len(sol[TECHNIQUE])} notes)", sol,
              _pct(paper_macro("s1") / 100) + " (paper)")]
     for name, cols, net in rows:
-        try:
-            per_class, macro = instrument_prior(cols[INSTRUMENT], cols[TECHNIQUE], cols[SUBSET], classes)
-        except ParameterError as e:
-            raise SystemExit(f"error: {name}: {e}") from None
-        detail = ", ".join(f"{c} {100 * a:.0f}" for c, a in per_class.items())
-        print(f"| {name} | {net} | {_pct(macro)} | {detail} |")
+        macro, detail = _prior(cols, classes, name)
+        print(f"| {name} | {net} | {macro} | {detail} |")
     with open(os.path.join(args.run, "models", "s1", "config.json"), encoding="utf-8") as f:
         c = float(json.load(f)["c"])
     print()
