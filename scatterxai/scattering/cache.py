@@ -38,8 +38,8 @@ from .._util.log import logger
 from .._util.versions import package_version
 from ..errors import ParameterError
 
-__all__ = ["CACHE_ENV", "FORMAT_VERSION", "resolve_cache_dir", "cache_key", "cache_file", "load_arrays",
-           "save_arrays", "cached"]
+__all__ = ["CACHE_ENV", "FORMAT_VERSION", "resolve_cache_dir", "cache_key", "cache_file", "cache_missing",
+           "load_arrays", "save_arrays", "cached"]
 
 #: environment variable naming the cache directory (``off`` disables the cache)
 CACHE_ENV = "SCATTERXAI_CACHE_DIR"
@@ -96,6 +96,13 @@ def cache_file(directory: Path, key: Mapping) -> Path:
     """``directory / "<kind>-<digest>.npz"``, the digest being a sha256 of the key."""
     digest = hashlib.sha256(_key_text(key).encode()).hexdigest()[:24]
     return Path(directory) / f"{key['kind']}-{digest}.npz"
+
+
+def cache_missing(key: Mapping, cache_dir: CacheDir = None) -> bool:
+    """Whether the cache could hold, but does not yet hold, a file of ``key`` (False when caching is
+    disabled: there is nothing to prepare).  What a background preparation checks before building."""
+    directory = resolve_cache_dir(cache_dir)
+    return directory is not None and not cache_file(directory, key).is_file()
 
 
 def load_arrays(path: Union[str, os.PathLike], key: Mapping) -> Optional[Dict[str, np.ndarray]]:

@@ -65,7 +65,7 @@ from .._util.validate import check_positive_int
 from ..errors import ParameterError
 from . import config as _config_module
 from . import plan as _plan_module
-from .cache import CacheDir, cache_file, cache_key, cached, resolve_cache_dir
+from .cache import CacheDir, cache_key, cache_missing, cached
 from .config import ScatteringConfig, path_table
 from .kymatio import kymatio_module
 from .plan import (
@@ -128,11 +128,7 @@ def cached_plan(config: ScatteringConfig, *, rtol: float, lowpass_rtol: float, c
 def plan_missing(config: ScatteringConfig, cache_dir: CacheDir = None) -> bool:
     """Whether the on-disk cache could hold, but does not yet hold, the float32 plan of ``config`` that
     ``FastScattering.build`` reads (False without a cache: there is nothing to prepare)."""
-    directory = resolve_cache_dir(cache_dir)
-    if directory is None:
-        return False
-    key = _plan_key(config, DEFAULT_RTOL[torch.float32], LOWPASS_RTOL[torch.float32])
-    return not cache_file(directory, key).is_file()
+    return cache_missing(_plan_key(config, DEFAULT_RTOL[torch.float32], LOWPASS_RTOL[torch.float32]), cache_dir)
 
 
 def prepare_plan(config: dict) -> None:

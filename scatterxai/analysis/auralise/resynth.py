@@ -65,7 +65,7 @@ from kymatio.scattering1d.frontend.base_frontend import ScatteringBase1D
 
 from ...errors import ParameterError
 from ...scattering import ScatteringConfig, path_table
-from ...scattering.cache import cache_file, cache_key, cached, resolve_cache_dir
+from ...scattering.cache import cache_key, cache_missing, cached
 
 __all__ = [
     "LP_FLOOR",
@@ -151,8 +151,7 @@ def _bank(config: ScatteringConfig) -> _Bank:
 def bank_missing(config: ScatteringConfig) -> bool:
     """Whether the on-disk cache could hold, but does not yet hold, the bank of ``config`` (False without a
     cache: there is nothing to prepare)."""
-    directory = resolve_cache_dir()
-    return directory is not None and not cache_file(directory, _bank_key(config)).is_file()
+    return cache_missing(_bank_key(config))
 
 
 def prepare_bank(config: dict) -> None:
