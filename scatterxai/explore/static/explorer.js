@@ -410,7 +410,7 @@
   // the note the address names: a key pressed right after another one's hash change must start from the
   // new note, and the hashchange event that updates state.note arrives later (asynchronously)
   function currentNote() {
-    var parts = location.hash.replace(/^#/, "").split("/");
+    var parts = hashParts();
     var id = parts[0] === "note" && parts[1] !== undefined ? Number(parts[1]) : NaN;
     return D.notes[id] ? id : state.note;
   }
@@ -682,8 +682,10 @@
   }
 
   // ---------------------------------------------------------------------------------------- routing
+  // the address after "#", split at "/": ["note", "3"], ["classes"]...
+  function hashParts() { return location.hash.replace(/^#/, "").split("/"); }
   function route() {
-    var h = location.hash.replace(/^#/, ""), parts = h.split("/"), view = parts[0] || "notes";
+    var parts = hashParts(), view = parts[0] || "notes";
     if (["notes", "note", "classes", "methods"].indexOf(view) < 0) { view = "notes"; }
     if (view === "note" && parts[1] !== undefined) { state.note = Number(parts[1]); }
     if (view === "note" && (state.note === null || !D.notes[state.note])) { state.note = D.notes.length ? 0 : null; }
