@@ -41,6 +41,7 @@ import sys
 
 import numpy as np
 
+from scatterxai._util.cliargs import SEED
 from scatterxai.data.loaders import SOL_META_CSV
 from scatterxai.data.meta import read_meta_csv
 from scatterxai.errors import ParameterError
@@ -174,19 +175,13 @@ def print_given_instrument(features, c, seeds):
         print(f"| {name} | {min(values):.1f}–{max(values):.1f} % | {', '.join(f'{v:.2f}' for v in values)} |")
 
 
-def _seed(text):
-    if not text.isdigit():
-        raise argparse.ArgumentTypeError(f"a seed is an integer >= 0, got {text!r}")
-    return int(text)
-
-
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     given = ap.add_mutually_exclusive_group(required=True)
     given.add_argument("--run", help="a finished `scatterxai run` directory (e.g. results/demo): prior and probes")
     given.add_argument("--features", help="any features file of the synthetic corpus: its instrument prior and the "
                                           f"probes (log constant c = {LOG_C:g}, the networks' default)")
-    ap.add_argument("--given-instrument", type=_seed, nargs="+", metavar="SEED",
+    ap.add_argument("--given-instrument", type=SEED, nargs="+", metavar="SEED",
                     help="also train S1 networks with and without the instrument as input, these seeds")
     args = ap.parse_args(argv)
     if args.features is not None:

@@ -10,7 +10,7 @@ import os
 import sys
 
 from . import __version__
-from ._util.cliargs import BOUNDS, check_outputs, input_arg, number, output_arg
+from ._util.cliargs import BOUNDS, SEED, check_outputs, input_arg, number, output_arg
 from .errors import ScatterXAIError
 from .task import DEFAULT_REALISM, DEFAULT_SCALE, REALISM_FACTORS
 
@@ -56,7 +56,7 @@ _sigma = number(float, 0, BOUNDS["sigma"], "a noise level (fraction of the input
 _seconds = number(float, 0, BOUNDS["seconds"], "a duration in seconds (0: the whole file)")
 _seeds = number(int, 0, BOUNDS["seeds"], "a number of networks")
 _channel = number(int, 0, BOUNDS["channel"], "a channel index")
-_seed = number(int, 0, 2 ** 32 - 1, "an integer seed in [0, 2**32)")
+_seed = SEED
 _folds = number(int, 3, BOUNDS["folds"], "a number of folds")
 _dropout = number(float, 0, 0.95, "a dropout rate")
 _lr = number(float, 0, 1, "a learning rate", lo_open=True)

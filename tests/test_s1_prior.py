@@ -108,3 +108,11 @@ def test_given_instrument_networks_use_the_instrument_channels(tmp_path, capsys)
     write_features(str(tmp_path / "g.h5"), S, columns, SMALL, classes=["a", "b", "c", "d", "e"])
     with pytest.raises(SystemExit, match="no 'instrument' column"):
         s1_prior.given_instrument(str(tmp_path / "g.h5"), 0.1, [0])
+
+
+@pytest.mark.parametrize("seed", ["-1", "1.5", str(2 ** 32)])
+def test_given_instrument_refuses_a_bad_seed(seed, capsys):
+    with pytest.raises(SystemExit) as e:
+        s1_prior.main(["--features", "f.h5", "--given-instrument", seed])
+    assert e.value.code == 2 and "an integer seed in [0, 2**32)" in capsys.readouterr().err
+

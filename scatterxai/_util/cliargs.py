@@ -14,7 +14,9 @@ import argparse
 import math
 from typing import Any, Callable, Dict, Optional, Union
 
-__all__ = ["number", "input_arg", "output_arg", "check_outputs", "INPUT_LABELS", "BOUNDS"]
+from .validate import SEED_LIMIT
+
+__all__ = ["number", "input_arg", "output_arg", "check_outputs", "INPUT_LABELS", "BOUNDS", "SEED"]
 
 #: upper bounds of the numeric options (lower bounds are given per type)
 BOUNDS = {"scale": 10.0, "batch": 1024, "jobs": 256, "epochs": 10_000, "count": 10_000_000, "steps": 10_000,
@@ -40,6 +42,10 @@ def number(convert: Callable, lo: float, hi: float, what: str, *, lo_open: bool 
     parse.__name__ = what.replace(" ", "_")
     parse.bounds = (lo, hi, lo_open)
     return parse
+
+
+#: argparse type of a seed: what :func:`scatterxai._util.validate.check_seed` accepts
+SEED = number(int, 0, SEED_LIMIT - 1, "an integer seed in [0, 2**32)")
 
 
 #: labels of the input kinds, for messages
