@@ -673,7 +673,7 @@ OTHER_RUNS: List[OtherRun] = [
              "experiments/small_study.py"),
     OtherRun("real-recordings cross-validation table", "| model | macro (%) | 95 % interval |",
              "experiments/real_cv.py"),
-    OtherRun("--init-mu measurement", "`data` 58.8 % out-of-fold macro accuracy", "experiments/real_cv.py"),
+    OtherRun("--init-mu measurement", "Measured on real recordings (the table below", "experiments/real_cv.py"),
     OtherRun("S1 family probe on the studio corpus", "55.7 % over its 11 families",
              "experiments/s1_prior.py --features"),
     OtherRun("S1 with other dropout, weight decay and learning rate", "43.4–51.6 %", "--dropout 0.1"),
