@@ -122,6 +122,24 @@ def cv_study(tmp_path_factory):
     return root, features, model_dir
 
 
+def test_a_crossval_model_directory_is_recognised_and_replaced_by_a_rerun(cv_study, tmp_path):
+    """A cross-validated model directory holds metrics.json and folds/ beside model.pt and has no marker: it is
+    a model directory (not an evaluation folder, whose files it also holds), so training again into it works,
+    and another kind needs --overwrite, named with the right article."""
+    from scatterxai._util.outputs import check_output, identify
+    root, features, model_dir = cv_study
+    again = tmp_path / "cv"
+    shutil.copytree(model_dir, again)
+    assert {"metrics.json", "folds", "model.pt"} <= set(os.listdir(again))
+    have = identify(again, is_dir=True)
+    assert (have.kind, have.stray) == ("model", None)
+    with pytest.raises(Exception, match="is a model directory, not an evaluation folder; pass --overwrite"):
+        check_output(again, kind="evaluation")
+    train_crossval(features, input="s1s2", out_dir=again, folds=4, seed=0, device="cpu", progress=False,
+                   config=QUICK, arch="small")
+    assert load_model(again, device="cpu").config["crossval"]["folds"] == 4
+
+
 def test_crossval_directory_folds_metrics_and_final_model(cv_study):
     root, features, model_dir = cv_study
     final = load_model(model_dir, device="cpu")

@@ -61,8 +61,10 @@ KINDS: Dict[str, OutputKind] = {k.name: k for k in (
     OutputKind("descriptors", False, "descriptors file"),
     OutputKind("corpus", True, "corpus folder", ("meta.csv", "synth.json"), ("meta.csv", "synth.json", "audio"),
                update=True),
+    # a model directory has no marker (save_model replaces it as a whole); a cross-validated one (train --folds)
+    # also holds its out-of-fold metrics and its fold models
     OutputKind("model", True, "model directory", ("model.pt", "config.json"),
-               ("model.pt", "config.json", "evaluation", "metrics.json", "metrics.md")),
+               ("model.pt", "config.json", "evaluation", "metrics.json", "metrics.md", "folds")),
     OutputKind("evaluation", True, "evaluation folder", ("metrics.json",), ("metrics.json", "metrics.md")),
     OutputKind("explanation", True, "explanation folder", ("predictions.json",),
                ("relevance.h5", "predictions.json", *_FIGS)),
@@ -81,8 +83,9 @@ KINDS: Dict[str, OutputKind] = {k.name: k for k in (
 )}
 
 
-#: the order in which folders without a marker are recognised (most specific first)
-_LEGACY_ORDER = ("run", "sweep", "quality", "compare", "probe", "auralise", "explanation", "evaluation", "model",
+#: the order in which folders without a marker are recognised (most specific first: a model directory, which
+#: never has a marker, before an evaluation folder, since a cross-validated model holds metrics.json too)
+_LEGACY_ORDER = ("run", "sweep", "quality", "compare", "probe", "auralise", "explanation", "model", "evaluation",
                  "corpus", "figures")
 
 

@@ -131,7 +131,8 @@ def _what(kind: Optional[str]) -> str:
     if kind is None:
         return "something scatterxai did not write"
     k = KINDS.get(kind)
-    return f"a {k.what if k else kind + ' output'}"
+    what = k.what if k else kind + " output"
+    return f"{'an' if what[:1].lower() in 'aeiou' else 'a'} {what}"
 
 
 def check_output(path: PathLike, *, kind: str, inputs: Optional[Mapping[str, Any]] = None, overwrite: bool = False,
