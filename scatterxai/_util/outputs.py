@@ -132,7 +132,7 @@ def _what(kind: Optional[str]) -> str:
         return "something scatterxai did not write"
     k = KINDS.get(kind)
     what = k.what if k else kind + " output"
-    return f"{'an' if what[:1].lower() in 'aeiou' else 'a'} {what}"
+    return f"{'an' if what[:1].lower() in 'aeio' else 'a'} {what}"   # 'a unit', 'an evaluation'
 
 
 def check_output(path: PathLike, *, kind: str, inputs: Optional[Mapping[str, Any]] = None, overwrite: bool = False,
