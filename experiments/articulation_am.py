@@ -90,4 +90,5 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    from scatterxai.cli import run_script
+    run_script(main)

@@ -13,7 +13,6 @@ strongest cell of its map so that the tooltip shows its λ1 and λ2 in Hz, and s
 import argparse
 import os
 import shutil
-import sys
 
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--no-first-run", "--disable-sync"]
@@ -92,4 +91,5 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from scatterxai.cli import run_script
+    run_script(main)

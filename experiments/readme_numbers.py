@@ -813,4 +813,5 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from scatterxai.cli import run_script
+    run_script(main)

@@ -31,7 +31,6 @@ Without the real-audio folder the script says so and exits 0 (the synthetic numb
 import argparse
 import json
 import os
-import sys
 
 import real_transfer  # the script's folder is on sys.path
 
@@ -172,4 +171,5 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from scatterxai.cli import run_script
+    run_script(main)

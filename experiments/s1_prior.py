@@ -37,7 +37,6 @@ The run is only read; the networks are trained in memory and not written.  Secon
 import argparse
 import json
 import os
-import sys
 
 import numpy as np
 
@@ -222,4 +221,5 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from scatterxai.cli import run_script
+    run_script(main)

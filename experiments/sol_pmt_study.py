@@ -36,7 +36,6 @@ Usage::
 """
 
 import argparse
-import sys
 
 from scatterxai.data import SOL_META_CSV
 from scatterxai.pipeline import run
@@ -56,4 +55,5 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from scatterxai.cli import run_script
+    run_script(main)

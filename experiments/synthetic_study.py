@@ -42,7 +42,6 @@ Usage::
 
 import argparse
 import os
-import sys
 
 from scatterxai.pipeline import DEMO_SCALE, run
 
@@ -76,4 +75,5 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from scatterxai.cli import run_script
+    run_script(main)

@@ -18,7 +18,6 @@ Without the folder it says so and exits 0.
 
 import argparse
 import os
-import sys
 
 import numpy as np
 from real_transfer import DEFAULT_AUDIO, read_manifest  # the script's folder is on sys.path
@@ -84,4 +83,5 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from scatterxai.cli import run_script
+    run_script(main)

@@ -19,7 +19,6 @@ Without the folder only the synthetic notes are measured.
 import argparse
 import csv
 import os
-import sys
 
 import numpy as np
 from real_transfer import DEFAULT_AUDIO  # the script's folder is on sys.path
@@ -95,4 +94,5 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from scatterxai.cli import run_script
+    run_script(main)

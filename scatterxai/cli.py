@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from typing import Callable, Optional
 
 from . import __version__
 from ._util.cliargs import BOUNDS, SEED, check_outputs, input_arg, number, output_arg
@@ -888,6 +889,31 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def error_status(e: BaseException, label: str, interrupted: str = "nothing was written") -> int:
+    """Report an error that ends a command in one line on stderr (``LABEL: error: ...``) and return its exit
+    status: 2 for the package's errors (:class:`~scatterxai.errors.ScatterXAIError`), I/O errors and lack of
+    memory, 130 for Ctrl-C (``LABEL: interrupted; INTERRUPTED``).  Other exceptions are the caller's."""
+    if isinstance(e, KeyboardInterrupt):
+        print(f"{label}: interrupted; {interrupted}", file=sys.stderr)
+        return 130
+    if isinstance(e, MemoryError):
+        message = "out of memory; use smaller inputs or settings (fewer notes, a smaller --batch-size)"
+    elif isinstance(e, ScatterXAIError):
+        message = str(e)
+    elif isinstance(e, OSError):   # an I/O error no stage turned into a message (the file system, not the data)
+        from ._util.outputs import describe_os_error
+        where = f"{e.filename}: " if getattr(e, "filename", None) else ""
+        message = f"{where}{describe_os_error(e)}"
+    else:
+        raise TypeError(f"error_status does not report {type(e).__name__}") from e
+    print(f"{label}: error: {message}", file=sys.stderr)
+    return 2
+
+
+#: what :func:`error_status` reports
+REPORTED = (ScatterXAIError, OSError, MemoryError, KeyboardInterrupt)
+
+
 def main(argv=None) -> int:
     """Run the command line; returns the exit status (0, 1 when nothing succeeded, 2 on errors, 130 on
     Ctrl-C).  Everything, including parsing and the lazy imports of the commands, runs inside the handlers,
@@ -901,22 +927,21 @@ def main(argv=None) -> int:
         configure(-1 if args.quiet else args.verbose)
         check_outputs(parser, args)   # the output rule, before any work (each command claims its output again)
         return args.func(args)
-    except ScatterXAIError as e:
-        print(f"scatterxai {command}: error: {e}", file=sys.stderr)
-        return 2
-    except OSError as e:   # an I/O error no stage turned into a message (the file system, not the data)
-        from ._util.outputs import describe_os_error
-        where = f"{e.filename}: " if getattr(e, "filename", None) else ""
-        print(f"scatterxai {command}: error: {where}{describe_os_error(e)}", file=sys.stderr)
-        return 2
-    except MemoryError:
-        print(f"scatterxai {command}: error: out of memory; use smaller inputs or settings (fewer notes, a "
-              f"smaller --batch-size)", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        what = INTERRUPTED.get(command, "nothing was written")
-        print(f"scatterxai{' ' + command if command else ''}: interrupted; {what}", file=sys.stderr)
-        return 130
+    except REPORTED as e:
+        return error_status(e, "scatterxai" + (f" {command}" if command else ""),
+                            INTERRUPTED.get(command, "nothing was written"))
+
+
+def run_script(func: Callable[[], int], name: Optional[str] = None) -> None:
+    """``sys.exit(func())`` with the command line's error handling (:func:`error_status`): for the scripts of
+    ``experiments/``, so that a bad argument or input ends them with one line naming it and status 2, not
+    a traceback.  ``name`` defaults to the script's file name."""
+    try:
+        status = func()
+    except REPORTED as e:
+        status = error_status(e, name or os.path.basename(sys.argv[0]),
+                              "what it had finished is in its output folder")
+    sys.exit(status)
 
 
 if __name__ == "__main__":
