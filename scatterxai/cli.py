@@ -932,7 +932,7 @@ def main(argv=None) -> int:
                             INTERRUPTED.get(command, "nothing was written"))
 
 
-def run_script(func: Callable[[], int], name: Optional[str] = None) -> None:
+def run_script(func: Callable[[], Optional[int]], name: Optional[str] = None) -> None:
     """``sys.exit(func())`` with the command line's error handling (:func:`error_status`): for the scripts of
     ``experiments/``, so that a bad argument or input ends them with one line naming it and status 2, not
     a traceback.  ``name`` defaults to the script's file name."""
