@@ -93,7 +93,8 @@ def as_is(features_path: str, pretrained: str, folds_of: dict, out: str) -> dict
 
 def run(args) -> dict:
     from scatterxai.errors import ModelError
-    from scatterxai.model import InitSpec, TrainConfig, train_crossval
+    from scatterxai.model import InitSpec, TrainConfig, load_model, train_crossval
+    load_model(args.pretrained, device="cpu")   # a wrong --pretrained is an error before anything is written
     os.makedirs(args.out, exist_ok=True)
     f = features(args.real, args.out, args.pretrained)
     common = dict(input="s1s2", folds=args.folds, seed=args.seed, group_by="source", device="cpu", progress=False,

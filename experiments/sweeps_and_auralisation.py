@@ -328,6 +328,8 @@ def main(argv=None):
     args.relevance = args.relevance or os.path.join(run_dir, "relevance.h5")
     args.audio_root = args.audio_root or os.path.join(run_dir, "data", "audio")
     args.methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())
+    from scatterxai.model import load_model
+    load_model(args.model, device="cpu")   # a wrong --model is an error before anything is written
     os.makedirs(args.out, exist_ok=True)
 
     from scatterxai._util.jsonio import write_json

@@ -62,3 +62,19 @@ def test_a_script_given_a_missing_run_says_so_in_one_line(tmp_path):
     assert "Traceback" not in done.stderr
     assert done.stderr.strip().splitlines()[-1].startswith("seed_ranges.py: error: ")
     assert str(tmp_path / "missing") in done.stderr
+
+
+@pytest.mark.parametrize("script, args", [
+    ("real_cv", ["--pretrained", "{missing}", "--real", "{real}", "--out", "{out}"]),
+    ("sweeps_and_auralisation", ["--model", "{missing}", "--out", "{out}"]),
+])
+def test_a_wrong_model_is_refused_before_the_output_folder_is_made(script, args, tmp_path, monkeypatch):
+    import importlib
+    monkeypatch.syspath_prepend(os.path.join(HERE, os.pardir, "experiments"))
+    real = tmp_path / "real"
+    real.mkdir()
+    (real / "manifest.csv").write_text("file_name,technique,source_repo\n")   # no audio is read
+    values = {"missing": str(tmp_path / "no_model"), "real": str(real), "out": str(tmp_path / "out")}
+    with pytest.raises(ModelError, match="model.pt not found"):
+        importlib.import_module(script).main([a.format(**values) for a in args])
+    assert not (tmp_path / "out").exists()
