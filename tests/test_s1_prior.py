@@ -115,4 +115,3 @@ def test_given_instrument_refuses_a_bad_seed(seed, capsys):
     with pytest.raises(SystemExit) as e:
         s1_prior.main(["--features", "f.h5", "--given-instrument", seed])
     assert e.value.code == 2 and "an integer seed in [0, 2**32)" in capsys.readouterr().err
-
